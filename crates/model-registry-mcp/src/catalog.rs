@@ -1,0 +1,243 @@
+//! The static catalog of every tool of the MCP surface (shared/spec/mcp-surface.md), implemented
+//! or not. Selection (`--toolsets`, `--tools`, read-only, production gate) and name validation
+//! work on this table, so they cover all 42 tools even before every group is written.
+
+use std::fmt;
+
+use rmcp::model::ToolAnnotations;
+use serde::Serialize;
+
+/// A group of tools that `--toolsets` switches on as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Toolset {
+    Models,
+    Versions,
+    Deployments,
+    Docker,
+    Benchmarks,
+    ReleaseConfigs,
+    Artifacts,
+    System,
+    Search,
+}
+
+impl Toolset {
+    pub const ALL: [Toolset; 9] = [
+        Toolset::Models,
+        Toolset::Versions,
+        Toolset::Deployments,
+        Toolset::Docker,
+        Toolset::Benchmarks,
+        Toolset::ReleaseConfigs,
+        Toolset::Artifacts,
+        Toolset::System,
+        Toolset::Search,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Toolset::Models => "models",
+            Toolset::Versions => "versions",
+            Toolset::Deployments => "deployments",
+            Toolset::Docker => "docker",
+            Toolset::Benchmarks => "benchmarks",
+            Toolset::ReleaseConfigs => "release_configs",
+            Toolset::Artifacts => "artifacts",
+            Toolset::System => "system",
+            Toolset::Search => "search",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Toolset> {
+        Toolset::ALL.into_iter().find(|toolset| toolset.as_str() == name)
+    }
+}
+
+impl fmt::Display for Toolset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The annotation class of a tool (spec: R, W, D).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum ToolClass {
+    /// Reads only.
+    #[serde(rename = "R")]
+    Read,
+    /// Writes, additively.
+    #[serde(rename = "W")]
+    Write,
+    /// Writes, and may destroy something.
+    #[serde(rename = "D")]
+    Destructive,
+}
+
+impl ToolClass {
+    pub fn letter(self) -> &'static str {
+        match self {
+            ToolClass::Read => "R",
+            ToolClass::Write => "W",
+            ToolClass::Destructive => "D",
+        }
+    }
+
+    pub fn is_write(self) -> bool {
+        !matches!(self, ToolClass::Read)
+    }
+}
+
+/// One row of the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CatalogEntry {
+    pub name: &'static str,
+    pub toolset: Toolset,
+    pub class: ToolClass,
+    pub idempotent: bool,
+    pub open_world: bool,
+}
+
+impl CatalogEntry {
+    /// The annotations the spec prescribes for this entry, every hint explicit.
+    pub fn annotations(&self, title: &str) -> ToolAnnotations {
+        ToolAnnotations::with_title(title)
+            .read_only(self.class == ToolClass::Read)
+            .destructive(self.class == ToolClass::Destructive)
+            .idempotent(self.idempotent)
+            .open_world(self.open_world)
+    }
+}
+
+const fn entry(name: &'static str, toolset: Toolset, class: ToolClass) -> CatalogEntry {
+    // Spec: idempotent for every R tool and for four named writes; open world for three tools.
+    let idempotent = matches!(class, ToolClass::Read)
+        || str_eq(name, "update_model")
+        || str_eq(name, "promote_version")
+        || str_eq(name, "stop_deployment")
+        || str_eq(name, "start_deployment");
+    let open_world = str_eq(name, "discover_api_spec")
+        || str_eq(name, "get_deployment_health")
+        || str_eq(name, "propose_release_config");
+    CatalogEntry { name, toolset, class, idempotent, open_world }
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+use ToolClass::{Destructive as D, Read as R, Write as W};
+use Toolset::*;
+
+/// Every tool of the v1 surface, in the spec's order.
+pub const CATALOG: [CatalogEntry; 42] = [
+    entry("list_models", Models, R),
+    entry("get_model", Models, R),
+    entry("create_model", Models, W),
+    entry("update_model", Models, W),
+    entry("delete_model", Models, D),
+    entry("list_versions", Versions, R),
+    entry("get_version", Versions, R),
+    entry("get_latest_version", Versions, R),
+    entry("create_version", Versions, W),
+    entry("promote_version", Versions, W),
+    entry("list_deployments", Deployments, R),
+    entry("get_deployment", Deployments, R),
+    entry("get_deployment_status", Deployments, R),
+    entry("get_deployment_logs", Deployments, R),
+    entry("get_deployment_health", Deployments, R),
+    entry("discover_api_spec", Deployments, R),
+    entry("execute_deployment", Deployments, W),
+    entry("stop_deployment", Deployments, D),
+    entry("start_deployment", Deployments, W),
+    entry("restart_deployment", Deployments, D),
+    entry("list_docker_builds", Docker, R),
+    entry("get_docker_build", Docker, R),
+    entry("get_docker_build_logs", Docker, R),
+    entry("trigger_docker_build", Docker, W),
+    entry("get_docker_disk_usage", Docker, R),
+    entry("list_benchmarks", Benchmarks, R),
+    entry("get_benchmark", Benchmarks, R),
+    entry("run_benchmark", Benchmarks, W),
+    entry("get_benchmark_summary", Benchmarks, R),
+    entry("list_release_configs", ReleaseConfigs, R),
+    entry("get_release_config", ReleaseConfigs, R),
+    entry("get_machine_topology", ReleaseConfigs, R),
+    entry("get_models_by_deployment", ReleaseConfigs, R),
+    entry("list_docker_templates", ReleaseConfigs, R),
+    entry("propose_release_config", ReleaseConfigs, W),
+    entry("list_artifacts", Artifacts, R),
+    entry("get_artifact", Artifacts, R),
+    entry("health_check", System, R),
+    entry("get_audit_logs", System, R),
+    entry("get_storage_usage", System, R),
+    entry("browse_model_storage", System, R),
+    entry("search", Search, R),
+];
+
+/// The tool that writes to production; `REGISTRY_ALLOW_PRODUCTION_CHANGES=false` turns it off.
+pub const PRODUCTION_TOOL: &str = "propose_release_config";
+
+pub fn lookup(name: &str) -> Option<&'static CatalogEntry> {
+    CATALOG.iter().find(|entry| entry.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_matches_the_spec_counts() {
+        assert_eq!(CATALOG.len(), 42);
+        let reads = CATALOG.iter().filter(|e| e.class == ToolClass::Read).count();
+        assert_eq!((reads, CATALOG.len() - reads), (30, 12));
+        let per_toolset: Vec<(Toolset, usize)> = Toolset::ALL
+            .iter()
+            .map(|t| (*t, CATALOG.iter().filter(|e| e.toolset == *t).count()))
+            .collect();
+        assert_eq!(
+            per_toolset,
+            vec![
+                (Models, 5),
+                (Versions, 5),
+                (Deployments, 10),
+                (Docker, 5),
+                (Benchmarks, 4),
+                (ReleaseConfigs, 6),
+                (Artifacts, 2),
+                (System, 4),
+                (Search, 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn names_are_unique_and_hints_follow_the_spec() {
+        let mut names: Vec<&str> = CATALOG.iter().map(|e| e.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), 42);
+        let idempotent_writes: Vec<&str> = CATALOG
+            .iter()
+            .filter(|e| e.class.is_write() && e.idempotent)
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(
+            idempotent_writes,
+            ["update_model", "promote_version", "stop_deployment", "start_deployment"]
+        );
+        let open: Vec<&str> = CATALOG.iter().filter(|e| e.open_world).map(|e| e.name).collect();
+        assert_eq!(open, ["get_deployment_health", "discover_api_spec", "propose_release_config"]);
+    }
+}

@@ -1,0 +1,163 @@
+//! GitHub Actions workflow commands (`::error file=..::message`), errors
+//! first, and the Markdown report for `$GITHUB_STEP_SUMMARY` (GitHub shows
+//! only 10 annotations of a kind per step; the summary holds them all).
+
+use std::fmt::Write as _;
+
+use topology::Severity;
+
+use crate::report::{Report, ReportedFinding, describe_revision, scope_line, summary_line};
+
+/// The annotations, one line each, errors first, then a plain summary line.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    for reported in ordered(report) {
+        let finding = &reported.finding;
+        let command = match finding.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "notice",
+        };
+        let mut properties = vec![format!("file={}", escape_property(&finding.location.path))];
+        if finding.location.line > 0 {
+            properties.push(format!("line={}", finding.location.line));
+            if finding.location.column > 0 {
+                properties.push(format!("col={}", finding.location.column));
+            }
+        }
+        let mut title = finding.rule.code().to_owned();
+        if reported.new == Some(false) {
+            title.push_str(" (pre-existing)");
+        }
+        properties.push(format!("title={}", escape_property(&title)));
+        let _ = writeln!(out, "::{command} {}::{}", properties.join(","), escape_data(&message(reported, report)));
+    }
+    let _ = writeln!(out, "release-config: {}; {}", summary_line(&report.counts()), scope_line(report));
+    out
+}
+
+/// Errors, then warnings, then infos; new before pre-existing; otherwise the
+/// report's (file) order.
+fn ordered(report: &Report) -> Vec<&ReportedFinding> {
+    let mut findings: Vec<&ReportedFinding> = report.findings.iter().collect();
+    findings.sort_by_key(|f| (f.finding.severity, !f.counts()));
+    findings
+}
+
+/// The finding's message with its related locations and, in diff-aware mode,
+/// the pre-existing note, one per line.
+fn message(reported: &ReportedFinding, report: &Report) -> String {
+    let finding = &reported.finding;
+    let mut text = finding.message.clone();
+    for related in &finding.related {
+        text.push('\n');
+        if related.message.is_empty() {
+            let _ = write!(text, "also here: {}", related.location);
+        } else {
+            let _ = write!(text, "{}: {}", related.message, related.location);
+        }
+    }
+    if reported.new == Some(false) {
+        let base = report.base.as_ref().map(describe_revision).unwrap_or_else(|| "the base".to_owned());
+        let _ = write!(text, "\npre-existing: also reported at {base}; does not fail this run");
+    }
+    text
+}
+
+/// Escaping of a command's message, as in `@actions/core`.
+pub fn escape_data(text: &str) -> String {
+    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+/// Escaping of a command property value, as in `@actions/core`.
+pub fn escape_property(text: &str) -> String {
+    escape_data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// The Markdown report appended to `$GITHUB_STEP_SUMMARY`.
+pub fn step_summary(report: &Report) -> String {
+    let counts = report.counts();
+    let mut out = String::new();
+    let verdict = if report.failed() { "failed" } else { "passed" };
+    let _ = writeln!(out, "## Release-config validation {verdict}\n");
+    let _ = writeln!(out, "**{}** ({})\n", summary_line(&counts), markdown_text(&scope_line(report)));
+    if report.findings.is_empty() {
+        let _ = writeln!(out, "No findings.");
+        return out;
+    }
+    let diff_aware = report.base.is_some();
+    if diff_aware {
+        let _ = writeln!(out, "| Severity | Rule | Location | Message | New |\n|---|---|---|---|---|");
+    } else {
+        let _ = writeln!(out, "| Severity | Rule | Location | Message |\n|---|---|---|---|");
+    }
+    for reported in ordered(report) {
+        let finding = &reported.finding;
+        let icon = match finding.severity {
+            Severity::Error => ":x:",
+            Severity::Warning => ":warning:",
+            Severity::Info => ":information_source:",
+        };
+        let mut message = markdown_text(&finding.message);
+        for related in &finding.related {
+            let label = if related.message.is_empty() { "also here" } else { related.message.as_str() };
+            let _ = write!(message, "<br>{}: {}", markdown_text(label), code_span(&related.location.to_string()));
+        }
+        let _ = write!(
+            out,
+            "| {icon} {} | {} | {} | {message} |",
+            finding.severity,
+            code_span(finding.rule.code()),
+            code_span(&finding.location.to_string())
+        );
+        if diff_aware {
+            let _ = write!(out, " {} |", if reported.counts() { "yes" } else { "no" });
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Text safe inside a Markdown table cell: no raw HTML, no cell breaks.
+fn markdown_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '|' => out.push_str("\\|"),
+            '\n' => out.push_str("<br>"),
+            '\r' => {}
+            '*' | '_' | '`' | '[' | ']' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A code span, or escaped text when the content holds a backtick or a pipe.
+fn code_span(text: &str) -> String {
+    if text.contains(['`', '|', '\n', '\r']) { markdown_text(text) } else { format!("`{text}`") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_follows_actions_core() {
+        assert_eq!(escape_data("50% of a\r\nb: c, d"), "50%25 of a%0D%0Ab: c, d");
+        assert_eq!(escape_property("a:b,c%\n"), "a%3Ab%2Cc%25%0A");
+    }
+
+    #[test]
+    fn markdown_cells_cannot_break_the_table() {
+        assert_eq!(markdown_text("a | b\n<c>"), "a \\| b<br>&lt;c&gt;");
+        assert_eq!(code_span("x`y"), "x\\`y");
+        assert_eq!(code_span("m:1:2"), "`m:1:2`");
+    }
+}

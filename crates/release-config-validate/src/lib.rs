@@ -1,0 +1,174 @@
+//! The release-config validator (`cargo xtask validate`, the CI check, and the
+//! installable `release-config-validate` binary): reads a release-config
+//! repository from a directory or a Git revision, runs the topology engine,
+//! and reports findings as a compiler-style text, JSON, GitHub workflow
+//! commands or SARIF. Contract: `shared/spec/release-config-repo.md`, section 5.
+
+pub mod github;
+pub mod human;
+pub mod json;
+mod pipeline;
+pub mod report;
+pub mod sarif;
+mod source;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+pub use pipeline::{Validated, ValidateError, validate};
+pub use report::{Counts, Report, ReportedFinding, RevisionInfo, mark_new};
+
+/// Command-line arguments of the validator (also `cargo xtask validate`).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Parser)]
+#[command(
+    name = "release-config-validate",
+    version,
+    about = "Validate a release-config repository (GPU, port and parallelism conflicts).",
+    after_help = "Exit status: 0 no error-severity finding (no new one with --base), 1 at least one, \
+                  2 the validator could not run."
+)]
+pub struct Args {
+    /// The release-config repository (any directory; a Git work tree for --rev, --base, --pending).
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub path: PathBuf,
+    /// Read this revision from Git objects instead of the work tree.
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
+    /// Diff-aware mode: findings that also exist at REV are pre-existing and do not fail the run.
+    #[arg(long, value_name = "REV")]
+    pub base: Option<String>,
+    /// Also report GPUs or ports claimed by refs matching GLOB, e.g. 'refs/pull/*/head' (repeatable).
+    #[arg(long = "pending", value_name = "GLOB")]
+    pub pending: Vec<String>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Only report findings (and topology) of this machine.
+    #[arg(long, value_name = "NAME")]
+    pub machine: Option<String>,
+    /// Colour the human report.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+impl Args {
+    /// Arguments for validating `path` in the human format.
+    pub fn for_path(path: impl Into<PathBuf>) -> Args {
+        Args {
+            path: path.into(),
+            rev: None,
+            base: None,
+            pending: Vec::new(),
+            format: Format::Human,
+            machine: None,
+            color: ColorChoice::Auto,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Compiler-style text with source lines and carets.
+    Human,
+    /// One JSON object: findings, summary, topology, revision.
+    Json,
+    /// GitHub Actions workflow commands (plus $GITHUB_STEP_SUMMARY).
+    Github,
+    /// SARIF 2.1.0 for code scanning.
+    Sarif,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// What the validator takes from its surroundings, made explicit so tests do
+/// not depend on the process (a test run inside GitHub Actions must not
+/// write into the real step summary).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Environment {
+    /// Whether stdout is a terminal (`--color auto`).
+    pub stdout_is_tty: bool,
+    /// `$GITHUB_STEP_SUMMARY`: where the github format appends its Markdown report.
+    pub step_summary: Option<PathBuf>,
+    /// `$NO_COLOR` is set (honoured by `--color auto`).
+    pub no_color: bool,
+}
+
+impl Environment {
+    /// The real process environment.
+    pub fn from_process() -> Environment {
+        Environment {
+            stdout_is_tty: std::io::stdout().is_terminal(),
+            step_summary: std::env::var_os("GITHUB_STEP_SUMMARY").filter(|v| !v.is_empty()).map(PathBuf::from),
+            no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        }
+    }
+}
+
+/// The process exit status of section 5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// No error-severity finding (no new one with `--base`).
+    Clean = 0,
+    /// At least one error-severity finding that counts.
+    Findings = 1,
+    /// The validator could not run: usage, unreadable repository, unknown revision.
+    Failure = 2,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(exit: Exit) -> std::process::ExitCode {
+        std::process::ExitCode::from(exit as u8)
+    }
+}
+
+/// Validates as `args` say, writes the report to `stdout` and problems to
+/// `stderr` (one line naming what went wrong), and returns the exit status.
+pub fn run(args: &Args, env: &Environment, stdout: &mut dyn Write, stderr: &mut dyn Write) -> Exit {
+    match run_inner(args, env, stdout) {
+        Ok(exit) => exit,
+        Err(error) => {
+            let _ = writeln!(stderr, "error: {error}");
+            Exit::Failure
+        }
+    }
+}
+
+fn run_inner(args: &Args, env: &Environment, stdout: &mut dyn Write) -> Result<Exit, ValidateError> {
+    let validated = validate(args)?;
+    let report = &validated.report;
+    let text = match args.format {
+        Format::Human => {
+            let color = match args.color {
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+                ColorChoice::Auto => env.stdout_is_tty && !env.no_color,
+            };
+            human::render(report, &|path| validated.source(path), color)
+        }
+        Format::Json => json::render(report),
+        Format::Github => {
+            if let Some(path) = &env.step_summary {
+                append(path, &github::step_summary(report))?;
+            }
+            github::render(report)
+        }
+        Format::Sarif => sarif::render(report, env!("CARGO_PKG_VERSION")),
+    };
+    stdout.write_all(text.as_bytes()).map_err(|source| ValidateError::Output { source })?;
+    stdout.flush().map_err(|source| ValidateError::Output { source })?;
+    Ok(if report.failed() { Exit::Findings } else { Exit::Clean })
+}
+
+fn append(path: &std::path::Path, text: &str) -> Result<(), ValidateError> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| ValidateError::StepSummary { path: path.to_owned(), source })?;
+    file.write_all(text.as_bytes()).map_err(|source| ValidateError::StepSummary { path: path.to_owned(), source })
+}

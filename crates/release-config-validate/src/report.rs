@@ -1,0 +1,199 @@
+//! The report every format renders: findings (with their "new" flag in
+//! diff-aware mode), what was validated, and the topology.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+use topology::{Finding, Severity, Summary};
+
+/// One finding as reported. `new` is `None` without `--base`; with `--base` it
+/// says whether the finding's fingerprint is absent at the base revision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportedFinding {
+    pub finding: Finding,
+    pub new: Option<bool>,
+}
+
+impl ReportedFinding {
+    /// Whether this finding counts against the run: pre-existing findings
+    /// (`new == Some(false)`) never do.
+    pub fn counts(&self) -> bool {
+        self.new != Some(false)
+    }
+}
+
+/// The Git revision a report is about (absent for a plain directory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RevisionInfo {
+    /// The name the user gave (`main`, `origin/pr/12`, a commit id), if any.
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub refname: Option<String>,
+    pub commit: String,
+    pub short: String,
+    pub summary: String,
+}
+
+/// Everything a renderer needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// Sorted the way the engine sorts: path, line, column, rule.
+    pub findings: Vec<ReportedFinding>,
+    /// The head: `None` when read from a directory.
+    pub revision: Option<RevisionInfo>,
+    /// The base of a diff-aware run (`--base`).
+    pub base: Option<RevisionInfo>,
+    /// How many machines and deployments were checked (after `--machine`).
+    pub machines: usize,
+    pub deployments: usize,
+    /// The engine's topology (all machines, or the one of `--machine`).
+    pub topology: serde_json::Value,
+}
+
+/// Counts by severity, plus how many of them are new in diff-aware mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub all: Summary,
+    /// `Some` with `--base`: counts of the new findings only.
+    pub new: Option<Summary>,
+}
+
+impl Counts {
+    /// Error-severity findings that fail the run (new ones with `--base`).
+    pub fn failing_errors(&self) -> usize {
+        self.new.unwrap_or(self.all).errors
+    }
+}
+
+impl Report {
+    /// A report without diff-aware information.
+    pub fn new(findings: Vec<Finding>) -> Report {
+        Report {
+            findings: findings.into_iter().map(|finding| ReportedFinding { finding, new: None }).collect(),
+            revision: None,
+            base: None,
+            machines: 0,
+            deployments: 0,
+            topology: serde_json::Value::Null,
+        }
+    }
+
+    pub fn counts(&self) -> Counts {
+        let all = Summary::of(self.findings.iter().map(|f| &f.finding));
+        let new = self
+            .base
+            .is_some()
+            .then(|| Summary::of(self.findings.iter().filter(|f| f.new == Some(true)).map(|f| &f.finding)));
+        Counts { all, new }
+    }
+
+    /// True when the run fails: at least one error-severity finding that counts.
+    pub fn failed(&self) -> bool {
+        self.findings.iter().any(|f| f.counts() && f.finding.severity == Severity::Error)
+    }
+}
+
+/// Marks each head finding new unless a finding with the same fingerprint
+/// exists at the base.
+pub fn mark_new(head: Vec<Finding>, base: &[Finding]) -> Vec<ReportedFinding> {
+    let known: HashSet<&str> = base.iter().map(|f| f.fingerprint.as_str()).collect();
+    head.into_iter()
+        .map(|finding| {
+            let new = !known.contains(finding.fingerprint.as_str());
+            ReportedFinding { finding, new: Some(new) }
+        })
+        .collect()
+}
+
+/// `3 errors, 1 warning (2 new)`; `no findings` when there are none.
+pub fn summary_line(counts: &Counts) -> String {
+    let all = counts.all;
+    let mut parts = Vec::new();
+    for (n, one, many) in
+        [(all.errors, "error", "errors"), (all.warnings, "warning", "warnings"), (all.infos, "info", "infos")]
+    {
+        if n > 0 {
+            parts.push(format!("{n} {}", if n == 1 { one } else { many }));
+        }
+    }
+    let mut line = if parts.is_empty() { "no findings".to_owned() } else { parts.join(", ") };
+    if let Some(new) = counts.new {
+        let total = all.errors + all.warnings + all.infos;
+        let fresh = new.errors + new.warnings + new.infos;
+        if total > 0 {
+            line.push_str(&format!(" ({fresh} new)"));
+        }
+    }
+    line
+}
+
+/// `8 machines, 23 deployments`, with the revision when there is one.
+pub fn scope_line(report: &Report) -> String {
+    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut line = format!(
+        "checked {}, {}",
+        plural(report.machines, "machine", "machines"),
+        plural(report.deployments, "deployment", "deployments")
+    );
+    if let Some(revision) = &report.revision {
+        line.push_str(" at ");
+        line.push_str(&describe_revision(revision));
+    }
+    if let Some(base) = &report.base {
+        line.push_str(" against base ");
+        line.push_str(&describe_revision(base));
+    }
+    line
+}
+
+/// `main (1a2b3c4)` or just `1a2b3c4`.
+pub fn describe_revision(revision: &RevisionInfo) -> String {
+    match &revision.refname {
+        Some(name) if name != &revision.commit && name != &revision.short => format!("{name} ({})", revision.short),
+        _ => revision.short.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use topology::{Location, Rule};
+
+    use super::*;
+
+    fn finding(rule: Rule, subject: &str) -> Finding {
+        Finding::new(rule, Some("m1"), ["m1:8000".to_owned()], [subject.to_owned()], Location::new("a", 1, 1), "x")
+    }
+
+    #[test]
+    fn summary_lines() {
+        let check = |all: Summary, new: Option<Summary>, expected: &str| {
+            assert_eq!(summary_line(&Counts { all, new }), expected);
+        };
+        let s = |errors, warnings, infos| Summary { errors, warnings, infos };
+        check(s(0, 0, 0), None, "no findings");
+        check(s(0, 0, 0), Some(s(0, 0, 0)), "no findings");
+        check(s(1, 0, 0), None, "1 error");
+        check(s(3, 1, 0), Some(s(1, 1, 0)), "3 errors, 1 warning (2 new)");
+        check(s(0, 2, 2), None, "2 warnings, 2 infos");
+        check(s(2, 0, 1), Some(s(0, 0, 0)), "2 errors, 1 info (0 new)");
+    }
+
+    #[test]
+    fn new_is_decided_by_fingerprint() {
+        let base = vec![finding(Rule::Gpu001, "3")];
+        let head = vec![finding(Rule::Gpu001, "3"), finding(Rule::Gpu001, "4")];
+        let marked = mark_new(head, &base);
+        assert_eq!(marked.iter().map(|f| f.new).collect::<Vec<_>>(), [Some(false), Some(true)]);
+        let mut report = Report::new(Vec::new());
+        report.findings = marked;
+        report.base = Some(RevisionInfo {
+            refname: Some("main".into()),
+            commit: "c".into(),
+            short: "c".into(),
+            summary: String::new(),
+        });
+        assert!(report.failed());
+        assert_eq!(report.counts().failing_errors(), 1);
+        report.findings.truncate(1);
+        assert!(!report.failed());
+    }
+}

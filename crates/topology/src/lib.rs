@@ -1,0 +1,19 @@
+//! The release-config engine: reads a release-config repository (a directory or
+//! a Git revision), models machines, GPUs, ports and deployments, and checks
+//! them against the contract in `shared/spec/release-config-repo.md`.
+//!
+//! Nothing in this crate knows about MCP, JSON-RPC or HTTP.
+
+pub mod compose;
+pub mod config;
+pub mod engine;
+pub mod finding;
+pub mod graph;
+pub mod interpolate;
+pub mod inventory;
+pub mod layout;
+pub mod repo;
+pub mod rules;
+pub mod yaml;
+
+pub use finding::{Finding, Location, Related, Rule, Severity, Summary};

@@ -1,0 +1,9 @@
+//! Integration tests of the topology engine (one test binary for the crate).
+
+mod compose;
+mod engine;
+mod interpolate;
+mod layout;
+mod repo;
+mod rules;
+mod yaml;
