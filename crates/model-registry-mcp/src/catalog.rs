@@ -50,7 +50,9 @@ impl Toolset {
     }
 
     pub fn from_name(name: &str) -> Option<Toolset> {
-        Toolset::ALL.into_iter().find(|toolset| toolset.as_str() == name)
+        Toolset::ALL
+            .into_iter()
+            .find(|toolset| toolset.as_str() == name)
     }
 }
 
@@ -119,7 +121,13 @@ const fn entry(name: &'static str, toolset: Toolset, class: ToolClass) -> Catalo
     let open_world = str_eq(name, "discover_api_spec")
         || str_eq(name, "get_deployment_health")
         || str_eq(name, "propose_release_config");
-    CatalogEntry { name, toolset, class, idempotent, open_world }
+    CatalogEntry {
+        name,
+        toolset,
+        class,
+        idempotent,
+        open_world,
+    }
 }
 
 const fn str_eq(a: &str, b: &str) -> bool {
@@ -137,54 +145,60 @@ const fn str_eq(a: &str, b: &str) -> bool {
     true
 }
 
-use ToolClass::{Destructive as D, Read as R, Write as W};
-use Toolset::*;
+pub use table::CATALOG;
 
-/// Every tool of the v1 surface, in the spec's order.
-pub const CATALOG: [CatalogEntry; 42] = [
-    entry("list_models", Models, R),
-    entry("get_model", Models, R),
-    entry("create_model", Models, W),
-    entry("update_model", Models, W),
-    entry("delete_model", Models, D),
-    entry("list_versions", Versions, R),
-    entry("get_version", Versions, R),
-    entry("get_latest_version", Versions, R),
-    entry("create_version", Versions, W),
-    entry("promote_version", Versions, W),
-    entry("list_deployments", Deployments, R),
-    entry("get_deployment", Deployments, R),
-    entry("get_deployment_status", Deployments, R),
-    entry("get_deployment_logs", Deployments, R),
-    entry("get_deployment_health", Deployments, R),
-    entry("discover_api_spec", Deployments, R),
-    entry("execute_deployment", Deployments, W),
-    entry("stop_deployment", Deployments, D),
-    entry("start_deployment", Deployments, W),
-    entry("restart_deployment", Deployments, D),
-    entry("list_docker_builds", Docker, R),
-    entry("get_docker_build", Docker, R),
-    entry("get_docker_build_logs", Docker, R),
-    entry("trigger_docker_build", Docker, W),
-    entry("get_docker_disk_usage", Docker, R),
-    entry("list_benchmarks", Benchmarks, R),
-    entry("get_benchmark", Benchmarks, R),
-    entry("run_benchmark", Benchmarks, W),
-    entry("get_benchmark_summary", Benchmarks, R),
-    entry("list_release_configs", ReleaseConfigs, R),
-    entry("get_release_config", ReleaseConfigs, R),
-    entry("get_machine_topology", ReleaseConfigs, R),
-    entry("get_models_by_deployment", ReleaseConfigs, R),
-    entry("list_docker_templates", ReleaseConfigs, R),
-    entry("propose_release_config", ReleaseConfigs, W),
-    entry("list_artifacts", Artifacts, R),
-    entry("get_artifact", Artifacts, R),
-    entry("health_check", System, R),
-    entry("get_audit_logs", System, R),
-    entry("get_storage_usage", System, R),
-    entry("browse_model_storage", System, R),
-    entry("search", Search, R),
-];
+/// The table, with short names for classes and toolsets in scope.
+mod table {
+    use super::ToolClass::{Destructive as D, Read as R, Write as W};
+    use super::Toolset::*;
+    use super::{CatalogEntry, entry};
+
+    /// Every tool of the v1 surface, in the spec's order.
+    pub const CATALOG: [CatalogEntry; 42] = [
+        entry("list_models", Models, R),
+        entry("get_model", Models, R),
+        entry("create_model", Models, W),
+        entry("update_model", Models, W),
+        entry("delete_model", Models, D),
+        entry("list_versions", Versions, R),
+        entry("get_version", Versions, R),
+        entry("get_latest_version", Versions, R),
+        entry("create_version", Versions, W),
+        entry("promote_version", Versions, W),
+        entry("list_deployments", Deployments, R),
+        entry("get_deployment", Deployments, R),
+        entry("get_deployment_status", Deployments, R),
+        entry("get_deployment_logs", Deployments, R),
+        entry("get_deployment_health", Deployments, R),
+        entry("discover_api_spec", Deployments, R),
+        entry("execute_deployment", Deployments, W),
+        entry("stop_deployment", Deployments, D),
+        entry("start_deployment", Deployments, W),
+        entry("restart_deployment", Deployments, D),
+        entry("list_docker_builds", Docker, R),
+        entry("get_docker_build", Docker, R),
+        entry("get_docker_build_logs", Docker, R),
+        entry("trigger_docker_build", Docker, W),
+        entry("get_docker_disk_usage", Docker, R),
+        entry("list_benchmarks", Benchmarks, R),
+        entry("get_benchmark", Benchmarks, R),
+        entry("run_benchmark", Benchmarks, W),
+        entry("get_benchmark_summary", Benchmarks, R),
+        entry("list_release_configs", ReleaseConfigs, R),
+        entry("get_release_config", ReleaseConfigs, R),
+        entry("get_machine_topology", ReleaseConfigs, R),
+        entry("get_models_by_deployment", ReleaseConfigs, R),
+        entry("list_docker_templates", ReleaseConfigs, R),
+        entry("propose_release_config", ReleaseConfigs, W),
+        entry("list_artifacts", Artifacts, R),
+        entry("get_artifact", Artifacts, R),
+        entry("health_check", System, R),
+        entry("get_audit_logs", System, R),
+        entry("get_storage_usage", System, R),
+        entry("browse_model_storage", System, R),
+        entry("search", Search, R),
+    ];
+}
 
 /// The tool that writes to production; `REGISTRY_ALLOW_PRODUCTION_CHANGES=false` turns it off.
 pub const PRODUCTION_TOOL: &str = "propose_release_config";
@@ -195,12 +209,16 @@ pub fn lookup(name: &str) -> Option<&'static CatalogEntry> {
 
 #[cfg(test)]
 mod tests {
+    use super::Toolset::*;
     use super::*;
 
     #[test]
     fn catalog_matches_the_spec_counts() {
         assert_eq!(CATALOG.len(), 42);
-        let reads = CATALOG.iter().filter(|e| e.class == ToolClass::Read).count();
+        let reads = CATALOG
+            .iter()
+            .filter(|e| e.class == ToolClass::Read)
+            .count();
         assert_eq!((reads, CATALOG.len() - reads), (30, 12));
         let per_toolset: Vec<(Toolset, usize)> = Toolset::ALL
             .iter()
@@ -235,9 +253,25 @@ mod tests {
             .collect();
         assert_eq!(
             idempotent_writes,
-            ["update_model", "promote_version", "stop_deployment", "start_deployment"]
+            [
+                "update_model",
+                "promote_version",
+                "stop_deployment",
+                "start_deployment"
+            ]
         );
-        let open: Vec<&str> = CATALOG.iter().filter(|e| e.open_world).map(|e| e.name).collect();
-        assert_eq!(open, ["get_deployment_health", "discover_api_spec", "propose_release_config"]);
+        let open: Vec<&str> = CATALOG
+            .iter()
+            .filter(|e| e.open_world)
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(
+            open,
+            [
+                "get_deployment_health",
+                "discover_api_spec",
+                "propose_release_config"
+            ]
+        );
     }
 }

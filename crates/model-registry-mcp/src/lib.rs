@@ -1,1 +1,234 @@
-//! MCP server.
+//! `model-registry-mcp`: an MCP server for the model registry and its production GPU fleet.
+//!
+//! - [`config`]: settings from the environment and flags, checked with one-line errors.
+//! - [`catalog`] and [`selection`]: all 42 tools of the surface and which are switched on.
+//! - [`tools`]: the implemented tool groups, one module each.
+//! - [`release_configs`]: the production topology, read from the release-config repository by the
+//!   topology engine, cached and refreshed.
+//! - [`server`]: the rmcp handler; [`stdio`] and [`http`]: the transports.
+//! - [`bench`]: start-up, `tools/list` size and call latency, measured against the real binary.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::ServiceExt;
+use serde::Serialize;
+
+pub mod bench;
+pub mod catalog;
+pub mod config;
+pub mod context;
+pub mod http;
+pub mod prompts;
+pub mod release_configs;
+pub mod selection;
+pub mod server;
+pub mod stdio;
+pub mod templates;
+pub mod tools;
+
+use config::{Cli, Command, RepoLocation, Settings, TransportKind};
+use context::{Ctx, Shared};
+use release_configs::loader::GitLoader;
+use release_configs::state::{FleetLoader, ReleaseConfigState};
+use server::{McpServer, Surface};
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot serve MCP over HTTP at {bind}: {source}")]
+    Http {
+        bind: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the MCP session failed: {0}")]
+    Session(String),
+    #[error("cannot encode the tool list: {0}")]
+    Encode(serde_json::Error),
+}
+
+/// Does what the command line asks: print the configuration, print the tool surface, or serve.
+pub fn run(cli: &Cli, settings: Settings) -> Result<(), RunError> {
+    if cli.print_config {
+        print!("{}", settings.render());
+        return Ok(());
+    }
+    match cli.command {
+        Some(Command::Tools { json }) => {
+            let surface = Surface::new(build_context(settings));
+            let text = if json {
+                tools_json(&surface).map_err(RunError::Encode)?
+            } else {
+                tools_table(&surface)
+            };
+            print!("{text}");
+            Ok(())
+        }
+        Some(Command::Serve) | None => serve(settings),
+    }
+}
+
+/// Builds the shared context: settings plus the release-config state (not loaded yet).
+pub fn build_context(settings: Settings) -> Ctx {
+    let loader: Option<Arc<dyn FleetLoader>> =
+        settings.release_config_repo.clone().map(|location| {
+            Arc::new(GitLoader::new(
+                location,
+                settings.release_config_branch.clone(),
+                settings.release_config_cache_dir.clone(),
+                settings.github_token.as_ref(),
+            )) as Arc<dyn FleetLoader>
+        });
+    let release_configs = Arc::new(ReleaseConfigState::new(
+        settings
+            .release_config_repo
+            .as_ref()
+            .map(RepoLocation::display),
+        settings.release_config_branch.clone(),
+        settings.cache_ttl,
+        settings.request_timeout,
+        loader,
+    ));
+    Arc::new(Shared {
+        settings,
+        release_configs,
+    })
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,model_registry_mcp=info"));
+    // stdout carries the protocol: logs go to stderr only.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+fn serve(settings: Settings) -> Result<(), RunError> {
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
+    let result = runtime.block_on(async move {
+        let transport = settings.transport;
+        let bind = settings.bind;
+        let allowed_hosts = settings.allowed_hosts.clone();
+        let ctx = build_context(settings);
+        // Load the repository in the background: initialize must not wait for a fetch.
+        ctx.release_configs.prefetch();
+        let surface = Arc::new(Surface::new(ctx));
+        match transport {
+            TransportKind::Stdio => serve_stdio(surface).await,
+            TransportKind::Http => {
+                let cancel = tokio_util::sync::CancellationToken::new();
+                let on_signal = cancel.clone();
+                tokio::spawn(async move {
+                    let _ = tokio::signal::ctrl_c().await;
+                    on_signal.cancel();
+                });
+                http::serve(surface, bind, &allowed_hosts, cancel, |_| {})
+                    .await
+                    .map_err(|source| RunError::Http { bind, source })
+            }
+        }
+    });
+    // A blocked stdin read must not keep the process alive.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    result
+}
+
+async fn serve_stdio(surface: Arc<Surface>) -> Result<(), RunError> {
+    let (transport, written) = stdio::LineTransport::new(
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+        stdio::MAX_LINE_BYTES,
+    );
+    match McpServer::new(surface).serve(transport).await {
+        Ok(running) => {
+            let reason = running
+                .waiting()
+                .await
+                .map_err(|e| RunError::Session(e.to_string()))?;
+            tracing::debug!(?reason, "session ended");
+        }
+        // The client went away before initializing: nothing to serve, not an error.
+        Err(error) => tracing::info!(%error, "no MCP session"),
+    }
+    written.wait().await;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ToolRow {
+    name: &'static str,
+    toolset: catalog::Toolset,
+    class: catalog::ToolClass,
+    idempotent: bool,
+    open_world: bool,
+    enabled: bool,
+    /// Why it is off (None when enabled).
+    disabled: Option<selection::Disabled>,
+    reason: Option<String>,
+    /// The MCP definition, for implemented tools.
+    definition: Option<rmcp::model::Tool>,
+}
+
+fn tool_rows(surface: &Surface) -> Vec<ToolRow> {
+    let all = tools::all();
+    selection::table(&surface.ctx().settings, |name| surface.is_implemented(name))
+        .into_iter()
+        .map(|(entry, decision)| ToolRow {
+            name: entry.name,
+            toolset: entry.toolset,
+            class: entry.class,
+            idempotent: entry.idempotent,
+            open_world: entry.open_world,
+            enabled: decision.is_ok(),
+            disabled: decision.err(),
+            reason: decision.err().map(|d| d.explain(entry)),
+            definition: all
+                .iter()
+                .find(|spec| spec.name() == entry.name)
+                .map(|spec| spec.tool.clone()),
+        })
+        .collect()
+}
+
+/// `model-registry-mcp tools --json`.
+pub fn tools_json(surface: &Surface) -> Result<String, serde_json::Error> {
+    serde_json::to_string_pretty(&tool_rows(surface)).map(|text| text + "\n")
+}
+
+/// `model-registry-mcp tools`.
+pub fn tools_table(surface: &Surface) -> String {
+    let rows = tool_rows(surface);
+    let mut out = format!(
+        "{:<26} {:<16} {:<5} {:<10} {:<10} {}\n",
+        "TOOL", "TOOLSET", "CLASS", "IDEMPOTENT", "OPEN_WORLD", "STATUS"
+    );
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    for row in &rows {
+        let status = match row.disabled {
+            None => "enabled".to_owned(),
+            Some(reason) => format!("off ({reason})"),
+        };
+        out.push_str(&format!(
+            "{:<26} {:<16} {:<5} {:<10} {:<10} {}\n",
+            row.name,
+            row.toolset.as_str(),
+            row.class.letter(),
+            yes(row.idempotent),
+            yes(row.open_world),
+            status
+        ));
+    }
+    let enabled = rows.iter().filter(|r| r.enabled).count();
+    out.push_str(&format!("{enabled} of {} tools enabled\n", rows.len()));
+    out
+}

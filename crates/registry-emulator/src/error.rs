@@ -1,10 +1,10 @@
 //! FastAPI-shaped error answers: `{"detail": "..."}` and 422 `{"detail": [{loc, msg, type}]}`.
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// One entry of a 422 `detail` list, as pydantic reports it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -56,10 +56,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
-            ApiError::Status(status, detail) => (status, Json(json!({ "detail": detail }))).into_response(),
-            ApiError::Validation(errors) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "detail": errors }))).into_response()
+            ApiError::Status(status, detail) => {
+                (status, Json(json!({ "detail": detail }))).into_response()
             }
+            ApiError::Validation(errors) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({ "detail": errors })),
+            )
+                .into_response(),
         }
     }
 }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    ApiKey, Artifact, AuditLog, Benchmark, Build, Deployment, Model, StorageSeed, SystemSeed,
-    Version, BUILD_STATUSES, DEPLOYMENT_STATUSES, ENVIRONMENTS, SERVER_TYPES, SOURCES,
+    ApiKey, Artifact, AuditLog, BUILD_STATUSES, Benchmark, Build, DEPLOYMENT_STATUSES, Deployment,
+    ENVIRONMENTS, Model, SERVER_TYPES, SOURCES, StorageSeed, SystemSeed, Version,
 };
 
 /// Everything the emulator's in-memory state starts from.
@@ -58,16 +58,46 @@ const SEED_FILES: [&str; 10] = [
 
 /// The demo seed compiled in from `fixtures/registry/`, so tests in any crate can use it.
 const DEMO: [(&str, &str); 10] = [
-    ("models", include_str!("../../../fixtures/registry/models.json")),
-    ("versions", include_str!("../../../fixtures/registry/versions.json")),
-    ("deployments", include_str!("../../../fixtures/registry/deployments.json")),
-    ("builds", include_str!("../../../fixtures/registry/builds.json")),
-    ("benchmarks", include_str!("../../../fixtures/registry/benchmarks.json")),
-    ("artifacts", include_str!("../../../fixtures/registry/artifacts.json")),
-    ("audit_logs", include_str!("../../../fixtures/registry/audit_logs.json")),
-    ("api_keys", include_str!("../../../fixtures/registry/api_keys.json")),
-    ("storage", include_str!("../../../fixtures/registry/storage.json")),
-    ("system", include_str!("../../../fixtures/registry/system.json")),
+    (
+        "models",
+        include_str!("../../../fixtures/registry/models.json"),
+    ),
+    (
+        "versions",
+        include_str!("../../../fixtures/registry/versions.json"),
+    ),
+    (
+        "deployments",
+        include_str!("../../../fixtures/registry/deployments.json"),
+    ),
+    (
+        "builds",
+        include_str!("../../../fixtures/registry/builds.json"),
+    ),
+    (
+        "benchmarks",
+        include_str!("../../../fixtures/registry/benchmarks.json"),
+    ),
+    (
+        "artifacts",
+        include_str!("../../../fixtures/registry/artifacts.json"),
+    ),
+    (
+        "audit_logs",
+        include_str!("../../../fixtures/registry/audit_logs.json"),
+    ),
+    (
+        "api_keys",
+        include_str!("../../../fixtures/registry/api_keys.json"),
+    ),
+    (
+        "storage",
+        include_str!("../../../fixtures/registry/storage.json"),
+    ),
+    (
+        "system",
+        include_str!("../../../fixtures/registry/system.json"),
+    ),
 ];
 
 fn parse<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, SeedError> {
@@ -101,7 +131,9 @@ impl Seed {
         })
     }
 
-    fn from_texts(mut read: impl FnMut(&str) -> Result<String, SeedError>) -> Result<Seed, SeedError> {
+    fn from_texts(
+        mut read: impl FnMut(&str) -> Result<String, SeedError>,
+    ) -> Result<Seed, SeedError> {
         let mut texts = Vec::with_capacity(SEED_FILES.len());
         for name in SEED_FILES {
             texts.push((format!("{name}.json"), read(name)?));
@@ -148,7 +180,10 @@ impl Seed {
                 problems.push(format!("model '{}': duplicate name '{}'", m.id, m.name));
             }
             if !SERVER_TYPES.contains(&m.server_type.as_str()) {
-                problems.push(format!("model '{}': unknown server_type '{}'", m.id, m.server_type));
+                problems.push(format!(
+                    "model '{}': unknown server_type '{}'",
+                    m.id, m.server_type
+                ));
             }
             if !SOURCES.contains(&m.source.as_str()) {
                 problems.push(format!("model '{}': unknown source '{}'", m.id, m.source));
@@ -157,7 +192,10 @@ impl Seed {
         for v in &self.versions {
             dup("version", &v.id, &mut problems);
             match self.models.iter().find(|m| m.id == v.model_id) {
-                None => problems.push(format!("version '{}': unknown model_id '{}'", v.id, v.model_id)),
+                None => problems.push(format!(
+                    "version '{}': unknown model_id '{}'",
+                    v.id, v.model_id
+                )),
                 Some(m) if m.name != v.model_name => problems.push(format!(
                     "version '{}': model_name '{}' does not match model '{}'",
                     v.id, v.model_name, m.name
@@ -169,19 +207,31 @@ impl Seed {
         for d in &self.deployments {
             dup("deployment", &d.id, &mut problems);
             if !version_ids.contains(d.version_id.as_str()) {
-                problems.push(format!("deployment '{}': unknown version_id '{}'", d.id, d.version_id));
+                problems.push(format!(
+                    "deployment '{}': unknown version_id '{}'",
+                    d.id, d.version_id
+                ));
             }
             if !ENVIRONMENTS.contains(&d.environment.as_str()) {
-                problems.push(format!("deployment '{}': unknown environment '{}'", d.id, d.environment));
+                problems.push(format!(
+                    "deployment '{}': unknown environment '{}'",
+                    d.id, d.environment
+                ));
             }
             if !DEPLOYMENT_STATUSES.contains(&d.status.as_str()) {
-                problems.push(format!("deployment '{}': unknown status '{}'", d.id, d.status));
+                problems.push(format!(
+                    "deployment '{}': unknown status '{}'",
+                    d.id, d.status
+                ));
             }
         }
         for b in &self.builds {
             dup("build", &b.id, &mut problems);
             if !version_ids.contains(b.version_id.as_str()) {
-                problems.push(format!("build '{}': unknown version_id '{}'", b.id, b.version_id));
+                problems.push(format!(
+                    "build '{}': unknown version_id '{}'",
+                    b.id, b.version_id
+                ));
             }
             if !BUILD_STATUSES.contains(&b.status.as_str()) {
                 problems.push(format!("build '{}': unknown status '{}'", b.id, b.status));
@@ -190,13 +240,19 @@ impl Seed {
         for b in &self.benchmarks {
             dup("benchmark", &b.id, &mut problems);
             if !self.deployments.iter().any(|d| d.id == b.deployment_id) {
-                problems.push(format!("benchmark '{}': unknown deployment_id '{}'", b.id, b.deployment_id));
+                problems.push(format!(
+                    "benchmark '{}': unknown deployment_id '{}'",
+                    b.id, b.deployment_id
+                ));
             }
         }
         for a in &self.artifacts {
             dup("artifact", &a.id, &mut problems);
             if !version_ids.contains(a.version_id.as_str()) {
-                problems.push(format!("artifact '{}': unknown version_id '{}'", a.id, a.version_id));
+                problems.push(format!(
+                    "artifact '{}': unknown version_id '{}'",
+                    a.id, a.version_id
+                ));
             }
         }
         for a in &self.audit_logs {
@@ -211,9 +267,13 @@ impl Seed {
         for f in &self.storage.tree {
             let p = Path::new(&f.path);
             if p.is_absolute()
-                || p.components().any(|c| !matches!(c, std::path::Component::Normal(_)))
+                || p.components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
             {
-                problems.push(format!("storage tree: path '{}' must be relative without '..'", f.path));
+                problems.push(format!(
+                    "storage tree: path '{}' must be relative without '..'",
+                    f.path
+                ));
             }
         }
         problems
@@ -221,7 +281,10 @@ impl Seed {
 
     /// The key of the first seeded API key with this role (the demo keys).
     pub fn key_for(&self, role: crate::model::Role) -> Option<&str> {
-        self.api_keys.iter().find(|k| k.role == role).map(|k| k.key.as_str())
+        self.api_keys
+            .iter()
+            .find(|k| k.role == role)
+            .map(|k| k.key.as_str())
     }
 }
 
@@ -248,8 +311,16 @@ mod tests {
         }
         let problems = seed.check();
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems.iter().any(|p| p.contains("unknown model_id 'nope'")));
-        assert!(problems.iter().any(|p| p.contains("unknown environment 'production'")));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("unknown model_id 'nope'"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("unknown environment 'production'"))
+        );
     }
 
     #[test]

@@ -43,7 +43,8 @@ impl BodyCheck {
     }
 
     fn push(&mut self, name: &str, msg: impl Into<String>, kind: &str) {
-        self.errors.push(FieldError::new(Self::loc(name), msg, kind));
+        self.errors
+            .push(FieldError::new(Self::loc(name), msg, kind));
     }
 
     /// The raw field, treating JSON null like absence (pydantic Optional fields).
@@ -70,7 +71,11 @@ impl BodyCheck {
         }
         let value = self.opt_str(name).unwrap_or_default();
         if value.is_empty() && self.obj.get(name).is_some_and(Value::is_string) {
-            self.push(name, "String should have at least 1 character", "string_too_short");
+            self.push(
+                name,
+                "String should have at least 1 character",
+                "string_too_short",
+            );
         }
         value
     }
@@ -174,7 +179,11 @@ impl BodyCheck {
                 min
             }
             Some(n) if n > max => {
-                self.push(name, format!("Input should be less than or equal to {max}"), "less_than_equal");
+                self.push(
+                    name,
+                    format!("Input should be less than or equal to {max}"),
+                    "less_than_equal",
+                );
                 min
             }
             Some(n) => n,
@@ -220,8 +229,11 @@ impl QueryCheck {
     }
 
     fn push(&mut self, name: &str, msg: impl Into<String>, kind: &str) {
-        self.errors
-            .push(FieldError::new(vec!["query".into(), name.into()], msg, kind));
+        self.errors.push(FieldError::new(
+            vec!["query".into(), name.into()],
+            msg,
+            kind,
+        ));
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -243,7 +255,11 @@ impl QueryCheck {
                 String::new()
             }
             Some(v) if v.is_empty() => {
-                self.push(name, "String should have at least 1 character", "string_too_short");
+                self.push(
+                    name,
+                    "String should have at least 1 character",
+                    "string_too_short",
+                );
                 v
             }
             Some(v) => v,
@@ -267,7 +283,11 @@ impl QueryCheck {
             "true" | "1" | "yes" | "on" | "t" | "y" => Some(true),
             "false" | "0" | "no" | "off" | "f" | "n" => Some(false),
             _ => {
-                self.push(name, "Input should be a valid boolean, unable to interpret input", "bool_parsing");
+                self.push(
+                    name,
+                    "Input should be a valid boolean, unable to interpret input",
+                    "bool_parsing",
+                );
                 None
             }
         }
@@ -295,7 +315,11 @@ impl QueryCheck {
                 default
             }
             Ok(n) if n > max => {
-                self.push(name, format!("Input should be less than or equal to {max}"), "less_than_equal");
+                self.push(
+                    name,
+                    format!("Input should be less than or equal to {max}"),
+                    "less_than_equal",
+                );
                 default
             }
             Ok(n) => n,
@@ -330,16 +354,20 @@ mod tests {
         let mut check = match BodyCheck::new(body) {
             Ok(c) => c,
             Err(ApiError::Validation(errs)) => {
-                return errs.into_iter().map(|e| (json!(e.loc).to_string(), e.kind)).collect();
+                return errs
+                    .into_iter()
+                    .map(|e| (json!(e.loc).to_string(), e.kind))
+                    .collect();
             }
             Err(other) => panic!("unexpected {other:?}"),
         };
         f(&mut check);
         match check.finish() {
             Ok(()) => Vec::new(),
-            Err(ApiError::Validation(errs)) => {
-                errs.into_iter().map(|e| (json!(e.loc).to_string(), e.kind)).collect()
-            }
+            Err(ApiError::Validation(errs)) => errs
+                .into_iter()
+                .map(|e| (json!(e.loc).to_string(), e.kind))
+                .collect(),
             Err(other) => panic!("unexpected {other:?}"),
         }
     }
@@ -347,16 +375,31 @@ mod tests {
     #[test]
     fn body_checks_report_every_field() {
         let cases: Vec<(Value, Vec<(&str, &str)>)> = vec![
-            (json!({}), vec![(r#"["body","name"]"#, "missing"), (r#"["body","server_type"]"#, "missing")]),
-            (json!({"name": "", "server_type": "x"}), vec![
-                (r#"["body","name"]"#, "string_too_short"),
-                (r#"["body","server_type"]"#, "enum"),
-            ]),
-            (json!({"name": 3, "server_type": "vllm", "tags": [1, "a"]}), vec![
-                (r#"["body","name"]"#, "string_type"),
-                (r#"["body","tags",0]"#, "string_type"),
-            ]),
-            (json!({"name": "ok", "server_type": "vllm", "n": 0}), vec![(r#"["body","n"]"#, "greater_than_equal")]),
+            (
+                json!({}),
+                vec![
+                    (r#"["body","name"]"#, "missing"),
+                    (r#"["body","server_type"]"#, "missing"),
+                ],
+            ),
+            (
+                json!({"name": "", "server_type": "x"}),
+                vec![
+                    (r#"["body","name"]"#, "string_too_short"),
+                    (r#"["body","server_type"]"#, "enum"),
+                ],
+            ),
+            (
+                json!({"name": 3, "server_type": "vllm", "tags": [1, "a"]}),
+                vec![
+                    (r#"["body","name"]"#, "string_type"),
+                    (r#"["body","tags",0]"#, "string_type"),
+                ],
+            ),
+            (
+                json!({"name": "ok", "server_type": "vllm", "n": 0}),
+                vec![(r#"["body","n"]"#, "greater_than_equal")],
+            ),
             (json!([1]), vec![(r#"["body"]"#, "model_attributes_type")]),
         ];
         for (body, expected) in cases {
@@ -368,27 +411,54 @@ mod tests {
                     c.req_int("n", 1, 10);
                 }
             });
-            let expected: Vec<(String, String)> =
-                expected.into_iter().map(|(a, b)| (a.to_owned(), b.to_owned())).collect();
+            let expected: Vec<(String, String)> = expected
+                .into_iter()
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                .collect();
             assert_eq!(got, expected, "body {body}");
         }
     }
 
     #[test]
     fn enum_message_matches_pydantic() {
-        assert_eq!(enum_message(&["dev", "staging", "testing"]), "Input should be 'dev', 'staging' or 'testing'");
+        assert_eq!(
+            enum_message(&["dev", "staging", "testing"]),
+            "Input should be 'dev', 'staging' or 'testing'"
+        );
         assert_eq!(enum_message(&["a"]), "Input should be 'a'");
     }
 
     #[test]
     fn query_page_bounds() {
         let check = |q: &[(&str, &str)]| {
-            let mut c = QueryCheck::new(q.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect());
+            let mut c = QueryCheck::new(
+                q.iter()
+                    .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                    .collect(),
+            );
             let page = c.page();
             (page, c.finish().is_ok())
         };
-        assert_eq!(check(&[]), (PageParams { limit: 50, offset: 0 }, true));
-        assert_eq!(check(&[("limit", "500"), ("offset", "7")]), (PageParams { limit: 500, offset: 7 }, true));
+        assert_eq!(
+            check(&[]),
+            (
+                PageParams {
+                    limit: 50,
+                    offset: 0
+                },
+                true
+            )
+        );
+        assert_eq!(
+            check(&[("limit", "500"), ("offset", "7")]),
+            (
+                PageParams {
+                    limit: 500,
+                    offset: 7
+                },
+                true
+            )
+        );
         assert!(!check(&[("limit", "501")]).1);
         assert!(!check(&[("limit", "0")]).1);
         assert!(!check(&[("limit", "ten")]).1);

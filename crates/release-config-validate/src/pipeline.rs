@@ -1,30 +1,201 @@
-//! Reading the repository and running the engine. (Wired once the engine lands.)
+//! Reading the repository (a directory or Git revisions), running the engine
+//! on the head, the base and pending refs, and building the [`Report`].
 
 use std::path::PathBuf;
 
-use crate::Args;
-use crate::report::Report;
+use topology::engine::{Engine, EngineError, Fleet, pending_conflicts};
+use topology::repo::{RepoError, Repository, Revision, Snapshot};
+use topology::Finding;
 
+use crate::Args;
+use crate::report::{Report, ReportedFinding, RevisionInfo, mark_new};
+
+/// Source files larger than this are not shown in the human report.
+const MAX_SOURCE_BYTES: u64 = 4 << 20;
+
+/// Why the validator could not run (exit status 2). Each message is one line
+/// naming the path, revision or machine concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum ValidateError {
-    #[error("engine not available yet")]
-    Engine,
+    #[error("cannot read {}: {reason}", path.display())]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("{option} needs a Git repository, but {}: {message}", path.display())]
+    NotGit { option: &'static str, path: PathBuf, message: String },
+    #[error("unknown revision `{rev}` ({option}): {message}")]
+    UnknownRev { option: &'static str, rev: String, message: String },
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error("cannot analyse {what}: {source}")]
+    Engine { what: String, source: EngineError },
+    #[error("no machine named `{machine}` in {what} (machines: {known})")]
+    UnknownMachine { machine: String, what: String, known: String },
     #[error("cannot write the report: {source}")]
     Output { source: std::io::Error },
     #[error("cannot append to the step summary {}: {source}", path.display())]
     StepSummary { path: PathBuf, source: std::io::Error },
 }
 
+/// A finished validation: the report, and the head snapshot to show source
+/// lines from (the files exactly as validated, also for `--rev`).
 pub struct Validated {
     pub report: Report,
+    snapshot: Snapshot,
 }
 
 impl Validated {
-    pub fn source(&self, _path: &str) -> Option<String> {
-        None
+    /// The text of a repository file of the validated head.
+    pub fn source(&self, path: &str) -> Option<String> {
+        let bytes = self.snapshot.read(path, MAX_SOURCE_BYTES).ok()?;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
     }
 }
 
-pub fn validate(_args: &Args) -> Result<Validated, ValidateError> {
-    Err(ValidateError::Engine)
+/// Runs the validation `args` describe and builds the report.
+pub fn validate(args: &Args) -> Result<Validated, ValidateError> {
+    let path = &args.path;
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Err(ValidateError::Unreadable { path: path.clone(), reason: "not a directory".into() }),
+        Err(e) => return Err(ValidateError::Unreadable { path: path.clone(), reason: e.to_string() }),
+    }
+    let git_option = if args.rev.is_some() {
+        Some("--rev")
+    } else if args.base.is_some() {
+        Some("--base")
+    } else if !args.pending.is_empty() {
+        Some("--pending")
+    } else {
+        None
+    };
+    let repo = match git_option {
+        Some(option) => Some(Repository::open(path).map_err(|e| ValidateError::NotGit {
+            option,
+            path: path.clone(),
+            message: match e {
+                RepoError::Open { message, .. } => message,
+                other => other.to_string(),
+            },
+        })?),
+        None => None,
+    };
+    let snapshot_at = |option: &'static str, rev: &str| -> Result<Snapshot, ValidateError> {
+        let Some(repo) = &repo else {
+            return Err(ValidateError::NotGit { option, path: path.clone(), message: "not opened".into() });
+        };
+        repo.snapshot(rev).map_err(|e| match e {
+            RepoError::UnknownRev { message, .. } => ValidateError::UnknownRev { option, rev: rev.to_owned(), message },
+            other => ValidateError::Repo(other),
+        })
+    };
+
+    let snapshot = match &args.rev {
+        Some(rev) => snapshot_at("--rev", rev)?,
+        None => Snapshot::from_dir(path)
+            .map_err(|e| ValidateError::Unreadable { path: path.clone(), reason: e.to_string() })?,
+    };
+    let mut engine = Engine::new();
+    let t = std::time::Instant::now();
+    let head = analyze(&mut engine, &snapshot)?;
+    eprintln!("analyze {:?}", t.elapsed());
+    if let Some(machine) = &args.machine {
+        if !head.machines.contains_key(machine) {
+            let mut known: Vec<&str> = head.machines.keys().map(String::as_str).collect();
+            if known.len() > 12 {
+                known.truncate(12);
+                known.push("...");
+            }
+            return Err(ValidateError::UnknownMachine {
+                machine: machine.clone(),
+                what: snapshot.describe(),
+                known: if known.is_empty() { "none".to_owned() } else { known.join(", ") },
+            });
+        }
+    }
+
+    let mut findings = head.findings.clone();
+    if let Some(repo) = &repo {
+        for glob in &args.pending {
+            for target in repo.refs_matching(glob)? {
+                let pending_snapshot = repo.snapshot(&target.name)?;
+                let pending = analyze(&mut engine, &pending_snapshot)?;
+                findings.extend(pending_conflicts(&head, &pending, &target.name));
+            }
+        }
+    }
+    sort(&mut findings);
+    let findings = only_machine(findings, args.machine.as_deref());
+
+    let (findings, base) = match &args.base {
+        Some(rev) => {
+            let base_snapshot = snapshot_at("--base", rev)?;
+            let base_fleet = analyze(&mut engine, &base_snapshot)?;
+            let base_findings = only_machine(base_fleet.findings.clone(), args.machine.as_deref());
+            (mark_new(findings, &base_findings), base_snapshot.revision().map(revision_info))
+        }
+        None => (findings.into_iter().map(|finding| ReportedFinding { finding, new: None }).collect(), None),
+    };
+
+    let t0 = std::time::Instant::now();
+    let topo = head.topology();
+    let t1 = t0.elapsed();
+    let v = serde_json::to_value(&topo).unwrap_or_default();
+    eprintln!("topology() {:?}, to_value {:?}", t1, t0.elapsed() - t1);
+    drop(v);
+    let (topology, machines, deployments) = match &args.machine {
+        Some(machine) => (
+            serde_json::to_value(head.machine_topology(machine)).unwrap_or_default(),
+            1,
+            head.deployments.keys().filter(|id| &id.machine == machine).count(),
+        ),
+        None => (serde_json::to_value(head.topology()).unwrap_or_default(), head.machines.len(), head.deployments.len()),
+    };
+    let report = Report {
+        findings,
+        revision: snapshot.revision().map(revision_info),
+        base,
+        machines,
+        deployments,
+        topology,
+    };
+    Ok(Validated { report, snapshot })
+}
+
+fn analyze(engine: &mut Engine, snapshot: &Snapshot) -> Result<Fleet, ValidateError> {
+    engine.analyze(snapshot).map_err(|source| ValidateError::Engine { what: snapshot.describe(), source })
+}
+
+/// The engine's order (path, line, column, rule), re-established after
+/// pending findings were added.
+fn sort(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        (&a.location.path, a.location.line, a.location.column, a.rule, &a.fingerprint).cmp(&(
+            &b.location.path,
+            b.location.line,
+            b.location.column,
+            b.rule,
+            &b.fingerprint,
+        ))
+    });
+}
+
+/// `--machine`: the findings about that machine (by `machine`, or by a
+/// deployment on it).
+fn only_machine(findings: Vec<Finding>, machine: Option<&str>) -> Vec<Finding> {
+    let Some(machine) = machine else { return findings };
+    findings
+        .into_iter()
+        .filter(|f| {
+            f.machine.as_deref() == Some(machine)
+                || f.deployments.iter().any(|d| d.rsplit_once(':').is_some_and(|(m, _)| m == machine))
+        })
+        .collect()
+}
+
+fn revision_info(revision: &Revision) -> RevisionInfo {
+    RevisionInfo {
+        refname: Some(revision.rev.clone()),
+        commit: revision.id.to_string(),
+        short: revision.short_id.clone(),
+        summary: revision.summary.clone(),
+    }
 }

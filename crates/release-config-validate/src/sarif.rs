@@ -95,11 +95,9 @@ pub fn to_value(report: &Report, version: &str) -> Value {
     );
     run.insert("columnKind".to_owned(), json!("unicodeCodePoints"));
     if let Some(revision) = &report.revision {
-        let mut details = json!({ "revisionId": revision.commit });
-        if let (Some(name), Value::Object(map)) = (&revision.refname, &mut details) {
-            map.insert("branch".to_owned(), json!(name));
-        }
-        run.insert("versionControlProvenance".to_owned(), json!([details]));
+        // `versionControlProvenance` would need the repository's URI, which a
+        // local validation does not know; the commit goes in the property bag.
+        run.insert("properties".to_owned(), json!({ "revision": revision }));
     }
     run.insert("results".to_owned(), Value::Array(results));
     json!({

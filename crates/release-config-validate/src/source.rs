@@ -40,9 +40,30 @@ pub fn caret_span(line: &str, column: u32) -> (usize, usize) {
     let chars: Vec<char> = line.chars().collect();
     let start = usize::try_from(column).unwrap_or(usize::MAX).saturating_sub(1).min(chars.len());
     let offset: usize = chars.iter().take(start).map(|&c| if c == '\t' { TAB.len() } else { 1 }).sum();
-    let in_flow = flow_depth(chars.get(..start).unwrap_or(&[])) > 0;
-    let width = token_width(chars.get(start..).unwrap_or(&[]), in_flow);
+    let before = chars.get(..start).unwrap_or(&[]);
+    let rest = chars.get(start..).unwrap_or(&[]);
+    let width = if starts_node(before) {
+        token_width(rest, flow_depth(before) > 0)
+    } else {
+        // Inside a scalar (a flag in a command string, a value after `=`):
+        // underline the word, not the rest of the scalar.
+        rest.iter().position(|c| c.is_whitespace()).unwrap_or(rest.len())
+    };
     (offset, width.max(1))
+}
+
+/// Whether a YAML node can start after `before`: at the start of the line, or
+/// after `key:`, a list dash, `[`, `{`, `,` or `?` and whitespace.
+fn starts_node(before: &[char]) -> bool {
+    match before.last() {
+        None => true,
+        Some('[' | '{' | ',') => true,
+        Some(c) if c.is_whitespace() => {
+            let previous = before.iter().rev().find(|c| !c.is_whitespace());
+            matches!(previous, None | Some(':' | '-' | '[' | '{' | ',' | '?' | '|' | '>'))
+        }
+        _ => false,
+    }
 }
 
 /// How many `[`/`{` are open before the node (quotes skipped), i.e. whether a
@@ -157,6 +178,10 @@ mod tests {
             ("short", 40, 5, 1),
             ("", 1, 0, 1),
             ("      command: --model m --tensor-parallel-size 4", 16, 15, 34),
+            ("      command: --model m --tensor-parallel-size 4", 26, 25, 22),
+            ("      command: --model m --tensor-parallel-size=4", 49, 48, 1),
+            ("      - --tensor-parallel-size", 9, 8, 22),
+            ("      - NVIDIA_VISIBLE_DEVICES=2,3", 32, 31, 3),
         ];
         for &(line, column, offset, width) in cases {
             assert_eq!(caret_span(line, column), (offset, width), "{line:?} at column {column}");

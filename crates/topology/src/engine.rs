@@ -1,1 +1,1029 @@
-//! TODO(owner): see ARCHITECTURE.md
+//! The engine: reads a snapshot (layout, compose files, inventories,
+//! `release-config.toml`), runs every rule and builds the allocation graph.
+//!
+//! Parsed files are cached by content id, so analysing a new snapshot after a
+//! one-file change parses only that file; machine-level rule results are
+//! cached by the content ids of everything on the machine, so only machines
+//! whose files changed are checked again.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+use crate::compose::{self, Deployment, DeploymentId, GpuClaim, ServerKind};
+use crate::config::Config;
+use crate::finding::{Finding, Location, Related, Rule, Summary};
+use crate::graph::AllocationGraph;
+use crate::inventory::{self, Interconnect, Inventory, Machine};
+use crate::layout::{DeploymentDir, Layout};
+use crate::repo::{ContentId, Entry, RepoError, Revision, Snapshot};
+use crate::rules;
+use crate::yaml::Limits;
+
+/// Only for things that make analysis impossible; everything wrong with the
+/// repository's content is a finding instead.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("a worker thread parsing compose files panicked")]
+    Worker,
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+/// Counters of one `analyze` call (see [`Engine::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AnalyzeStats {
+    /// Compose files (with their `.env`) parsed in this call.
+    pub compose_parsed: usize,
+    /// Compose files whose parse came from the cache.
+    pub compose_reused: usize,
+    pub inventories_parsed: usize,
+    pub inventories_reused: usize,
+    /// Machines whose machine-level rules ran.
+    pub machines_checked: usize,
+    /// Machines whose rule results came from the cache.
+    pub machines_reused: usize,
+    /// Where the time went, in microseconds.
+    pub timings: Timings,
+}
+
+/// Wall-clock microseconds per phase of one `analyze`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Timings {
+    pub layout_us: u64,
+    pub parse_us: u64,
+    pub inventories_us: u64,
+    pub rules_us: u64,
+    pub assemble_us: u64,
+    pub graph_us: u64,
+    pub total_us: u64,
+}
+
+fn micros(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EngineStats {
+    pub analyses: u64,
+    pub last: AnalyzeStats,
+}
+
+/// A deployment to analyse in addition to (or instead of) the snapshot's
+/// deployment with the same id: a proposal being validated before it exists
+/// anywhere. Its compose file is `machines/<machine>/<port>/docker-compose.yml`.
+#[derive(Debug, Clone)]
+pub struct ExtraDeployment {
+    pub id: DeploymentId,
+    pub compose: String,
+    pub env: Option<String>,
+}
+
+impl ExtraDeployment {
+    pub fn compose_path(&self) -> String {
+        format!(
+            "machines/{}/{}/docker-compose.yml",
+            self.id.machine, self.id.port
+        )
+    }
+
+    pub fn env_path(&self) -> String {
+        format!("machines/{}/{}/.env", self.id.machine, self.id.port)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct DeploymentKey {
+    compose_path: String,
+    compose: ContentId,
+    env: Option<ContentId>,
+}
+
+#[derive(Debug)]
+struct ParsedDeployment {
+    deployment: Arc<Deployment>,
+    findings: Arc<Vec<Finding>>,
+}
+
+/// An inventory (`None` when unusable) and the findings of reading it.
+type ParsedInventory = (Option<Inventory>, Vec<Finding>);
+
+/// A deployment of the snapshot with its cache key and parse.
+type MachineDeployment<'a> = (
+    &'a DeploymentId,
+    &'a Option<DeploymentKey>,
+    &'a Arc<ParsedDeployment>,
+);
+
+/// GPU ids and host ports a deployment claims, where each is written.
+type Claims = (Vec<(String, Location)>, Vec<(u16, Location)>);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct InventoryKey {
+    machine: String,
+    path: String,
+    id: ContentId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct MachineKey {
+    machine: String,
+    inventory: Option<InventoryKey>,
+    inventory_path: Option<String>,
+    deployments: Vec<(u16, Option<DeploymentKey>)>,
+}
+
+struct Cached<T> {
+    value: T,
+    last_used: u64,
+}
+
+/// Generations an unused cache entry survives (head + proposals are analysed
+/// in turns, and share most files).
+const KEEP_GENERATIONS: u64 = 16;
+
+/// Reads and validates snapshots, caching what it parsed.
+pub struct Engine {
+    limits: Limits,
+    generation: u64,
+    deployments: FxHashMap<DeploymentKey, Cached<Arc<ParsedDeployment>>>,
+    inventories: FxHashMap<InventoryKey, Cached<Arc<ParsedInventory>>>,
+    machine_rules: FxHashMap<MachineKey, Cached<Arc<Vec<Finding>>>>,
+    stats: EngineStats,
+}
+
+impl Default for Engine {
+    fn default() -> Engine {
+        Engine::new()
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("cached_deployments", &self.deployments.len())
+            .field("cached_inventories", &self.inventories.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one deployment is read from.
+enum Source<'a> {
+    Dir(&'a DeploymentDir),
+    Extra(&'a ExtraDeployment, ContentId, Option<ContentId>),
+}
+
+impl Source<'_> {
+    fn key(&self) -> Option<DeploymentKey> {
+        match self {
+            Source::Dir(dir) => Some(DeploymentKey {
+                compose_path: dir.compose.path.clone(),
+                compose: dir.compose.id?,
+                env: match &dir.env {
+                    // An `.env` whose content cannot be identified makes the
+                    // deployment uncacheable rather than wrongly cached.
+                    Some(env) => Some(env.id?),
+                    None => None,
+                },
+            }),
+            Source::Extra(extra, compose, env) => Some(DeploymentKey {
+                compose_path: extra.compose_path(),
+                compose: *compose,
+                env: *env,
+            }),
+        }
+    }
+}
+
+impl Engine {
+    pub fn new() -> Engine {
+        Engine::with_limits(Limits::default())
+    }
+
+    /// An engine reading YAML under these bounds (a larger file is RC001).
+    pub fn with_limits(limits: Limits) -> Engine {
+        Engine {
+            limits,
+            generation: 0,
+            deployments: FxHashMap::default(),
+            inventories: FxHashMap::default(),
+            machine_rules: FxHashMap::default(),
+            stats: EngineStats::default(),
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Counters; `last` describes the most recent `analyze`.
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    /// Reads and validates one snapshot: layout, compose files, inventories,
+    /// release-config.toml, all rules. Unchanged files (same content ids) are
+    /// not parsed again.
+    pub fn analyze(&mut self, snapshot: &Snapshot) -> Result<Fleet, EngineError> {
+        self.analyze_with(snapshot, &[])
+    }
+
+    /// [`Engine::analyze`] with extra deployments that replace or add to the
+    /// snapshot's (a proposal validated as part of the whole tree). A
+    /// replacement keeps nothing of the snapshot's deployment.
+    pub fn analyze_with(
+        &mut self,
+        snapshot: &Snapshot,
+        extra: &[ExtraDeployment],
+    ) -> Result<Fleet, EngineError> {
+        self.generation += 1;
+        let generation = self.generation;
+        let mut stats = AnalyzeStats::default();
+        let started = Instant::now();
+        let mut phase = Instant::now();
+        let layout = Layout::read(snapshot);
+        stats.timings.layout_us = micros(phase);
+        phase = Instant::now();
+        let mut findings: Vec<Finding> = layout.findings.clone();
+
+        // release-config.toml
+        let config = match &layout.config {
+            Some(entry) => match self.read_text(snapshot, entry) {
+                Ok(text) => {
+                    let (config, config_findings) = Config::read(&entry.path, &text);
+                    findings.extend(config_findings);
+                    config
+                }
+                Err(finding) => {
+                    findings.push(*finding);
+                    Config::default()
+                }
+            },
+            None => Config::default(),
+        };
+
+        // Deployments: the snapshot's, with extras replacing or adding.
+        let mut sources: BTreeMap<DeploymentId, Source<'_>> = BTreeMap::new();
+        for dir in layout.deployments() {
+            sources.insert(
+                DeploymentId::new(dir.machine.clone(), dir.port),
+                Source::Dir(dir),
+            );
+        }
+        for item in extra {
+            let compose = ContentId::of_bytes(item.compose.as_bytes())?;
+            let env = item
+                .env
+                .as_ref()
+                .map(|e| ContentId::of_bytes(e.as_bytes()))
+                .transpose()?;
+            sources.insert(item.id.clone(), Source::Extra(item, compose, env));
+        }
+        let mut parsed: BTreeMap<DeploymentId, (Option<DeploymentKey>, Arc<ParsedDeployment>)> =
+            BTreeMap::new();
+        let mut misses: Vec<(DeploymentId, Option<DeploymentKey>, &Source<'_>)> = Vec::new();
+        for (id, source) in &sources {
+            let key = source.key();
+            match key.as_ref().and_then(|k| self.deployments.get_mut(k)) {
+                Some(hit) => {
+                    hit.last_used = generation;
+                    stats.compose_reused += 1;
+                    parsed.insert(id.clone(), (key, hit.value.clone()));
+                }
+                None => misses.push((id.clone(), key, source)),
+            }
+        }
+        stats.compose_parsed = misses.len();
+        let fresh = self.parse_all(snapshot, &misses)?;
+        for ((id, key, _), result) in misses.into_iter().zip(fresh) {
+            let result = Arc::new(result);
+            if let Some(key) = &key {
+                self.deployments.insert(
+                    key.clone(),
+                    Cached {
+                        value: result.clone(),
+                        last_used: generation,
+                    },
+                );
+            }
+            parsed.insert(id, (key, result));
+        }
+
+        stats.timings.parse_us = micros(phase);
+        phase = Instant::now();
+
+        // Machines and inventories. Extras may name a machine directory that
+        // does not exist yet: it is a machine without inventory.
+        let mut machines: BTreeMap<String, Machine> = BTreeMap::new();
+        let mut inventory_keys: FxHashMap<String, Option<InventoryKey>> = FxHashMap::default();
+        for dir in &layout.machines {
+            let mut machine = Machine {
+                name: dir.name.clone(),
+                inventory: None,
+                inventory_path: None,
+            };
+            let mut key = None;
+            if let Some(entry) = &dir.inventory {
+                machine.inventory_path = Some(entry.path.clone());
+                let inventory_key = entry.id.map(|id| InventoryKey {
+                    machine: dir.name.clone(),
+                    path: entry.path.clone(),
+                    id,
+                });
+                let cached = inventory_key
+                    .as_ref()
+                    .and_then(|k| self.inventories.get_mut(k))
+                    .map(|hit| {
+                        hit.last_used = generation;
+                        hit.value.clone()
+                    });
+                let result = match cached {
+                    Some(result) => {
+                        stats.inventories_reused += 1;
+                        result
+                    }
+                    None => {
+                        stats.inventories_parsed += 1;
+                        let result = Arc::new(match self.read_text(snapshot, entry) {
+                            Ok(text) => inventory::read_inventory(
+                                &dir.name,
+                                &entry.path,
+                                &text,
+                                &self.limits,
+                            ),
+                            Err(finding) => (None, vec![*finding]),
+                        });
+                        if let Some(k) = &inventory_key {
+                            self.inventories.insert(
+                                k.clone(),
+                                Cached {
+                                    value: result.clone(),
+                                    last_used: generation,
+                                },
+                            );
+                        }
+                        result
+                    }
+                };
+                machine.inventory = result.0.clone();
+                findings.extend(result.1.iter().cloned());
+                key = inventory_key;
+            }
+            inventory_keys.insert(dir.name.clone(), key);
+            machines.insert(dir.name.clone(), machine);
+        }
+        for id in parsed.keys() {
+            machines
+                .entry(id.machine.clone())
+                .or_insert_with(|| Machine {
+                    name: id.machine.clone(),
+                    inventory: None,
+                    inventory_path: None,
+                });
+        }
+
+        stats.timings.inventories_us = micros(phase);
+        phase = Instant::now();
+
+        // Per-deployment findings, and the deployments by machine.
+        let mut by_machine: BTreeMap<&str, Vec<MachineDeployment<'_>>> = BTreeMap::new();
+        for (id, (key, result)) in &parsed {
+            findings.extend(result.findings.iter().cloned());
+            by_machine
+                .entry(id.machine.as_str())
+                .or_default()
+                .push((id, key, result));
+        }
+
+        // Machine-level rules, cached per machine.
+        for machine in machines.values() {
+            let on_machine = by_machine
+                .get(machine.name.as_str())
+                .map_or(&[][..], Vec::as_slice);
+            let key = MachineKey {
+                machine: machine.name.clone(),
+                inventory: inventory_keys.get(&machine.name).cloned().flatten(),
+                inventory_path: machine.inventory_path.clone(),
+                deployments: on_machine
+                    .iter()
+                    .map(|(id, key, _)| (id.port, (*key).clone()))
+                    .collect(),
+            };
+            // Uncacheable content (no id) is checked every time.
+            let cacheable = key.deployments.iter().all(|(_, k)| k.is_some())
+                && (key.inventory.is_some() || key.inventory_path.is_none());
+            let cached = if cacheable {
+                self.machine_rules.get_mut(&key).map(|hit| {
+                    hit.last_used = generation;
+                    hit.value.clone()
+                })
+            } else {
+                None
+            };
+            let result = match cached {
+                Some(result) => {
+                    stats.machines_reused += 1;
+                    result
+                }
+                None => {
+                    stats.machines_checked += 1;
+                    let deployments: Vec<&Deployment> =
+                        on_machine.iter().map(|(_, _, p)| &*p.deployment).collect();
+                    let result = Arc::new(rules::check_machine(machine, &deployments));
+                    if cacheable {
+                        self.machine_rules.insert(
+                            key,
+                            Cached {
+                                value: result.clone(),
+                                last_used: generation,
+                            },
+                        );
+                    }
+                    result
+                }
+            };
+            findings.extend(result.iter().cloned());
+        }
+
+        stats.timings.rules_us = micros(phase);
+        phase = Instant::now();
+        let deployments: BTreeMap<DeploymentId, Arc<Deployment>> = parsed
+            .into_iter()
+            .map(|(id, (_, result))| (id, result.deployment.clone()))
+            .collect();
+
+        config.apply(&mut findings);
+        findings.sort_by(|a, b| {
+            a.location
+                .cmp(&b.location)
+                .then_with(|| a.rule.cmp(&b.rule))
+                .then_with(|| a.message.cmp(&b.message))
+        });
+        stats.timings.assemble_us = micros(phase);
+        phase = Instant::now();
+        let graph = AllocationGraph::build(&machines, &deployments);
+        stats.timings.graph_us = micros(phase);
+        self.evict(generation);
+        stats.timings.total_us = micros(started);
+        self.stats.analyses += 1;
+        self.stats.last = stats;
+        Ok(Fleet::new(
+            snapshot.revision().cloned(),
+            findings,
+            machines,
+            deployments,
+            graph,
+            config,
+            layout.templates,
+        ))
+    }
+
+    /// Drops cache entries no analysis used for a while.
+    fn evict(&mut self, generation: u64) {
+        let keep = |last_used: u64| last_used + KEEP_GENERATIONS >= generation;
+        self.deployments.retain(|_, v| keep(v.last_used));
+        self.inventories.retain(|_, v| keep(v.last_used));
+        self.machine_rules.retain(|_, v| keep(v.last_used));
+    }
+
+    /// Parses the deployments the cache does not know, on up to two threads
+    /// (the machine has two cores; more would only contend).
+    fn parse_all(
+        &self,
+        snapshot: &Snapshot,
+        misses: &[(DeploymentId, Option<DeploymentKey>, &Source<'_>)],
+    ) -> Result<Vec<ParsedDeployment>, EngineError> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 4);
+        if misses.len() < 32 || threads == 1 {
+            return Ok(misses
+                .iter()
+                .map(|(id, _, source)| self.parse_one(snapshot, id, source))
+                .collect());
+        }
+        let chunk = misses.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = misses
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(id, _, source)| self.parse_one(snapshot, id, source))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let mut out = Vec::with_capacity(misses.len());
+            for handle in handles {
+                out.extend(handle.join().map_err(|_| EngineError::Worker)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn parse_one(
+        &self,
+        snapshot: &Snapshot,
+        id: &DeploymentId,
+        source: &Source<'_>,
+    ) -> ParsedDeployment {
+        let (deployment, findings) = match source {
+            Source::Dir(dir) => {
+                let compose = self.read_text(snapshot, &dir.compose);
+                let env = dir
+                    .env
+                    .as_ref()
+                    .map(|entry| (entry, self.read_text(snapshot, entry)));
+                let mut findings = Vec::new();
+                let env_text = match env {
+                    Some((entry, Ok(text))) => Some((entry.path.as_str(), text)),
+                    Some((_, Err(finding))) => {
+                        findings.push(*finding);
+                        None
+                    }
+                    None => None,
+                };
+                match compose {
+                    Ok(text) => {
+                        let (deployment, more) = compose::read_deployment(
+                            id.clone(),
+                            &dir.compose.path,
+                            &text,
+                            env_text.as_ref().map(|(p, t)| (*p, t.as_str())),
+                            &self.limits,
+                        );
+                        findings.extend(more);
+                        (deployment, findings)
+                    }
+                    Err(finding) => {
+                        findings.push(*finding);
+                        let deployment = Deployment {
+                            id: id.clone(),
+                            compose_path: dir.compose.path.clone(),
+                            env_path: dir.env.as_ref().map(|e| e.path.clone()),
+                            services: Vec::new(),
+                            content: None,
+                        };
+                        (deployment, findings)
+                    }
+                }
+            }
+            Source::Extra(extra, _, _) => {
+                let compose_path = extra.compose_path();
+                let env_path = extra.env_path();
+                compose::read_deployment(
+                    id.clone(),
+                    &compose_path,
+                    &extra.compose,
+                    extra.env.as_deref().map(|env| (env_path.as_str(), env)),
+                    &self.limits,
+                )
+            }
+        };
+        let mut deployment = deployment;
+        deployment.content = source
+            .key()
+            .map(|k| (k.compose.to_string(), k.env.map(|e| e.to_string())));
+        ParsedDeployment {
+            deployment: Arc::new(deployment),
+            findings: Arc::new(findings),
+        }
+    }
+
+    /// Reads a file as UTF-8 under the size limit; RC001 otherwise.
+    fn read_text(&self, snapshot: &Snapshot, entry: &Entry) -> Result<String, Box<Finding>> {
+        let machine = machine_of(&entry.path);
+        let rc001 = |message: String, location: Location| {
+            Box::new(Finding::new(
+                Rule::Rc001,
+                machine,
+                Vec::new(),
+                Vec::new(),
+                location,
+                message,
+            ))
+        };
+        let max = u64::try_from(self.limits.max_bytes).unwrap_or(u64::MAX);
+        let bytes = match snapshot.read_entry(entry, max) {
+            Ok(bytes) => bytes,
+            Err(RepoError::TooLarge { size, limit, .. }) => {
+                return Err(rc001(
+                    format!(
+                        "{} is {size} bytes, more than the limit of {limit} bytes; it is not read",
+                        entry.path
+                    ),
+                    Location::file(&entry.path),
+                ));
+            }
+            Err(e) => {
+                return Err(rc001(
+                    format!("cannot read {}: {e}", entry.path),
+                    Location::file(&entry.path),
+                ));
+            }
+        };
+        match String::from_utf8(bytes) {
+            Ok(text) => Ok(text),
+            Err(e) => {
+                let offset = e.utf8_error().valid_up_to();
+                let valid = e.as_bytes().get(..offset).unwrap_or_default();
+                let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+                let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+                let column = String::from_utf8_lossy(valid.get(line_start..).unwrap_or_default())
+                    .chars()
+                    .count()
+                    + 1;
+                Err(rc001(
+                    format!(
+                        "{} is not valid UTF-8: invalid byte at offset {offset}",
+                        entry.path
+                    ),
+                    Location::new(
+                        &entry.path,
+                        u32::try_from(line).unwrap_or(u32::MAX),
+                        u32::try_from(column).unwrap_or(u32::MAX),
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// `machines/<machine>/...` -> the machine.
+fn machine_of(path: &str) -> Option<&str> {
+    let mut parts = path.split('/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("machines"), Some(machine), Some(_)) => Some(machine),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Fleet
+
+/// The analysed state of one revision. Cheap to query; `Send + Sync`; share
+/// it in an `Arc`.
+#[derive(Debug)]
+pub struct Fleet {
+    pub revision: Option<Revision>,
+    /// Overrides from release-config.toml applied, "off" rules removed,
+    /// sorted by (path, line, column, rule).
+    pub findings: Vec<Finding>,
+    /// Every machine directory, with or without inventory.
+    pub machines: BTreeMap<String, Machine>,
+    pub deployments: BTreeMap<DeploymentId, Arc<Deployment>>,
+    pub graph: AllocationGraph,
+    /// The release-config.toml in force (default when absent).
+    pub config: Config,
+    /// `templates/<name>.yml.j2` entries of the snapshot.
+    pub templates: Vec<Entry>,
+    /// Indices into `findings` by machine.
+    findings_by_machine: FxHashMap<String, Vec<usize>>,
+}
+
+/// One deployment in a machine's topology.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeploymentSummary {
+    /// `machine:port`.
+    pub id: String,
+    pub port: u16,
+    pub services: Vec<String>,
+    pub server: Option<ServerKind>,
+    pub model_name: Option<String>,
+    pub model_path: Option<String>,
+    pub tp: u32,
+    pub pp: u32,
+    pub dp: u32,
+    /// Host GPU ids the deployment holds (all of the machine's for `all`).
+    pub gpus: Vec<String>,
+    /// `GPUs 0,1` / `count: 2` / `all GPUs` / `no GPUs`, per GPU-holding service.
+    pub gpu_claim: String,
+    pub ports: Vec<u16>,
+}
+
+/// One machine's allocation, as tools show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MachineTopology {
+    pub machine: String,
+    pub gpu_count: Option<u32>,
+    pub gpu_model: Option<String>,
+    pub gpu_memory_gb: Option<f64>,
+    pub interconnect: Option<Interconnect>,
+    /// Held GPU ids, numeric order.
+    pub gpus_used: Vec<String>,
+    /// `None` without inventory.
+    pub free_gpus: Option<Vec<u32>>,
+    pub free_by_numa: Option<Vec<Vec<u32>>>,
+    /// GPUs held through `count: N` (which ones is unknown).
+    pub unpinned_gpus: u32,
+    /// GPU id -> `machine:port/service` holders.
+    pub gpu_holders: BTreeMap<String, Vec<String>>,
+    pub deployments: Vec<DeploymentSummary>,
+    pub findings: Summary,
+}
+
+impl Fleet {
+    fn new(
+        revision: Option<Revision>,
+        findings: Vec<Finding>,
+        machines: BTreeMap<String, Machine>,
+        deployments: BTreeMap<DeploymentId, Arc<Deployment>>,
+        graph: AllocationGraph,
+        config: Config,
+        templates: Vec<Entry>,
+    ) -> Fleet {
+        let mut findings_by_machine: FxHashMap<String, Vec<usize>> = FxHashMap::default();
+        for (index, finding) in findings.iter().enumerate() {
+            if let Some(machine) = &finding.machine {
+                findings_by_machine
+                    .entry(machine.clone())
+                    .or_default()
+                    .push(index);
+            }
+        }
+        Fleet {
+            revision,
+            findings,
+            machines,
+            deployments,
+            graph,
+            config,
+            templates,
+            findings_by_machine,
+        }
+    }
+
+    pub fn summary(&self) -> Summary {
+        Summary::of(&self.findings)
+    }
+
+    /// True when some finding has error severity.
+    pub fn has_errors(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| f.severity == crate::Severity::Error)
+    }
+
+    pub fn findings_for_machine<'a>(
+        &'a self,
+        machine: &str,
+    ) -> impl Iterator<Item = &'a Finding> + 'a {
+        let machine = machine.to_owned();
+        self.findings_by_machine
+            .get(&machine)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .filter_map(|index| self.findings.get(*index))
+            .filter(move |f| f.machine.as_deref() == Some(machine.as_str()))
+    }
+
+    pub fn machine_topology(&self, machine: &str) -> Option<MachineTopology> {
+        let info = self.machines.get(machine)?;
+        let inventory = info.inventory.as_ref();
+        let gpu_holders: BTreeMap<String, Vec<String>> = self
+            .graph
+            .gpu_holders(machine)
+            .into_iter()
+            .map(|(gpu, holders)| (gpu, holders.iter().map(|h| h.display_name()).collect()))
+            .collect();
+        let deployments = self
+            .graph
+            .deployments_on(machine)
+            .iter()
+            .filter_map(|id| self.deployments.get(id))
+            .map(|d| self.summarise(d, inventory))
+            .collect();
+        Some(MachineTopology {
+            machine: machine.to_owned(),
+            gpu_count: inventory.map(|i| i.gpus),
+            gpu_model: inventory.and_then(|i| i.gpu_model.clone()),
+            gpu_memory_gb: inventory.and_then(|i| i.gpu_memory_gb),
+            interconnect: inventory.and_then(|i| i.interconnect),
+            gpus_used: self.graph.gpus_used(machine),
+            free_gpus: self.graph.free_gpus(machine),
+            free_by_numa: self.graph.free_by_numa(machine),
+            unpinned_gpus: self.graph.unpinned_gpus(machine),
+            gpu_holders,
+            deployments,
+            findings: Summary::of(self.findings_for_machine(machine)),
+        })
+    }
+
+    fn summarise(
+        &self,
+        deployment: &Deployment,
+        inventory: Option<&Inventory>,
+    ) -> DeploymentSummary {
+        let main = deployment.main_service();
+        let mut gpus: Vec<String> = Vec::new();
+        let mut claims: Vec<String> = Vec::new();
+        for service in &deployment.services {
+            match &service.gpus {
+                GpuClaim::None => continue,
+                GpuClaim::Pinned(_) => gpus.extend(service.host_gpus.iter().cloned()),
+                GpuClaim::All => {
+                    if let Some(inventory) = inventory {
+                        gpus.extend((0..inventory.gpus).map(|g| g.to_string()));
+                    }
+                }
+                GpuClaim::Count(_) => {}
+            }
+            claims.push(service.gpus.describe());
+        }
+        gpus.sort_by(|a, b| rules::gpu_sort_key(a).cmp(&rules::gpu_sort_key(b)));
+        gpus.dedup();
+        let mut ports: Vec<u16> = deployment
+            .services
+            .iter()
+            .flat_map(|s| s.ports.iter().map(|p| p.host))
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        DeploymentSummary {
+            id: deployment.id.to_string(),
+            port: deployment.id.port,
+            services: deployment.services.iter().map(|s| s.name.clone()).collect(),
+            server: main.and_then(|s| s.server),
+            model_name: main.and_then(|s| s.model_name.clone()),
+            model_path: main.and_then(|s| s.model_path.clone()),
+            tp: main.map_or(1, |s| s.tensor_parallel),
+            pp: main.map_or(1, |s| s.pipeline_parallel),
+            dp: main.map_or(1, |s| s.data_parallel),
+            gpus,
+            gpu_claim: if claims.is_empty() {
+                GpuClaim::None.describe()
+            } else {
+                claims.join("; ")
+            },
+            ports,
+        }
+    }
+
+    /// Every machine's topology, sorted by machine name.
+    pub fn topology(&self) -> Vec<MachineTopology> {
+        self.machines
+            .keys()
+            .filter_map(|m| self.machine_topology(m))
+            .collect()
+    }
+
+    /// `None` for an unknown machine or one without inventory.
+    pub fn free_gpus(&self, machine: &str) -> Option<Vec<u32>> {
+        self.graph.free_gpus(machine)
+    }
+
+    pub fn deployments_by_model_path(&self) -> BTreeMap<String, Vec<DeploymentId>> {
+        self.graph.deployments_by_model_path().clone()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Pending proposals
+
+/// What one deployment claims on its machine: GPU ids (pinned, or all of an
+/// inventoried machine) and host ports (published, plus its port directory).
+fn claims(fleet: &Fleet, deployment: &Deployment) -> Claims {
+    let gpu_count = fleet
+        .machines
+        .get(&deployment.id.machine)
+        .and_then(Machine::gpu_count);
+    let mut gpus: Vec<(String, Location)> = Vec::new();
+    let mut ports: Vec<(u16, Location)> = Vec::new();
+    for service in &deployment.services {
+        let at = service
+            .gpus_at
+            .clone()
+            .unwrap_or_else(|| service.location.clone());
+        match &service.gpus {
+            GpuClaim::Pinned(refs) => {
+                gpus.extend(refs.iter().map(|r| (r.id.clone(), r.pos.clone())))
+            }
+            GpuClaim::All => {
+                if let Some(n) = gpu_count {
+                    gpus.extend((0..n).map(|g| (g.to_string(), at.clone())));
+                }
+            }
+            GpuClaim::None | GpuClaim::Count(_) => {}
+        }
+        ports.extend(service.ports.iter().map(|p| (p.host, p.pos.clone())));
+    }
+    (gpus, ports)
+}
+
+/// PENDING001: where `head` claims a GPU or port that an open proposal
+/// (`pending`, the fleet at ref `refname`) claims too. The proposal's own
+/// claims are its deployments whose compose/env content differs from (or is
+/// absent in) `head`; identical content gives nothing. A proposal changing a
+/// deployment does not conflict with that same deployment in `head`.
+///
+/// One finding per (head deployment, proposal deployment) pair, at the head's
+/// claim, naming the ref like a lock names its holder.
+pub fn pending_conflicts(head: &Fleet, pending: &Fleet, refname: &str) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (id, proposed) in &pending.deployments {
+        let unchanged = head.deployments.get(id).is_some_and(|current| {
+            match (&current.content, &proposed.content) {
+                (Some(a), Some(b)) => a == b,
+                _ => **current == **proposed,
+            }
+        });
+        if unchanged {
+            continue;
+        }
+        let (pending_gpus, mut pending_ports) = claims(pending, proposed);
+        // The port directory is the port it will serve on.
+        let dir_at = proposed.main_service().map_or_else(
+            || Location::file(proposed.compose_path.clone()),
+            |s| s.location.clone(),
+        );
+        if !pending_ports.iter().any(|(p, _)| *p == id.port) {
+            pending_ports.push((id.port, dir_at));
+        }
+        for current_id in head.graph.deployments_on(&id.machine) {
+            if current_id == id {
+                continue;
+            }
+            let Some(current) = head.deployments.get(current_id) else {
+                continue;
+            };
+            let (head_gpus, head_ports) = claims(head, current);
+            let mut subjects: Vec<String> = Vec::new();
+            let mut primary: Option<Location> = None;
+            let mut related: Vec<Related> = Vec::new();
+            let mut gpu_ids: Vec<&str> = Vec::new();
+            for (gpu, at) in &head_gpus {
+                if let Some((_, there)) = pending_gpus.iter().find(|(g, _)| g == gpu)
+                    && !gpu_ids.contains(&gpu.as_str())
+                {
+                    gpu_ids.push(gpu);
+                    subjects.push(format!("gpu:{gpu}"));
+                    primary.get_or_insert_with(|| at.clone());
+                    related.push(Related {
+                        location: there.clone(),
+                        message: format!(
+                            "GPU {gpu} is claimed by {refname} ({}) here",
+                            proposed.id
+                        ),
+                    });
+                }
+            }
+            let mut port_numbers: Vec<String> = Vec::new();
+            for (port, at) in &head_ports {
+                if let Some((_, there)) = pending_ports.iter().find(|(p, _)| p == port)
+                    && !port_numbers.contains(&port.to_string())
+                {
+                    port_numbers.push(port.to_string());
+                    subjects.push(format!("port:{port}"));
+                    primary.get_or_insert_with(|| at.clone());
+                    related.push(Related {
+                        location: there.clone(),
+                        message: format!(
+                            "port {port} is claimed by {refname} ({}) here",
+                            proposed.id
+                        ),
+                    });
+                }
+            }
+            let Some(primary) = primary else { continue };
+            let mut what = Vec::new();
+            if !gpu_ids.is_empty() {
+                what.push(format!("GPU {}", gpu_ids.join(", ")));
+            }
+            if !port_numbers.is_empty() {
+                what.push(format!("port {}", port_numbers.join(", ")));
+            }
+            subjects.push(format!("ref:{refname}"));
+            let mut finding = Finding::new(
+                Rule::Pending001,
+                Some(&id.machine),
+                [current_id.to_string(), proposed.id.to_string()],
+                subjects,
+                primary,
+                format!(
+                    "{} on {} is held by {} here and claimed by the open proposal {refname} ({})",
+                    what.join(" and "),
+                    id.machine,
+                    current_id,
+                    proposed.id
+                ),
+            );
+            finding.related = related;
+            // release-config.toml of the head decides PENDING001's severity too.
+            if let Some(severity) = head.config.severity(Rule::Pending001) {
+                finding.severity = severity;
+                out.push(finding);
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        a.location
+            .cmp(&b.location)
+            .then_with(|| a.message.cmp(&b.message))
+    });
+    out
+}

@@ -104,12 +104,20 @@ pub struct Location {
 
 impl Location {
     pub fn new(path: impl Into<String>, line: u32, column: u32) -> Location {
-        Location { path: path.into(), line, column }
+        Location {
+            path: path.into(),
+            line,
+            column,
+        }
     }
 
     /// A location naming a whole file or directory.
     pub fn file(path: impl Into<String>) -> Location {
-        Location { path: path.into(), line: 0, column: 0 }
+        Location {
+            path: path.into(),
+            line: 0,
+            column: 0,
+        }
     }
 }
 
@@ -183,7 +191,10 @@ impl Finding {
     }
 
     pub fn with_related(mut self, location: Location, message: impl Into<String>) -> Finding {
-        self.related.push(Related { location, message: message.into() });
+        self.related.push(Related {
+            location,
+            message: message.into(),
+        });
         self
     }
 }

@@ -1,1 +1,301 @@
-//! TODO(owner): see ARCHITECTURE.md
+//! Machine inventory: `machines/<machine>/machine.yaml` (contract section 3).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::finding::{Finding, Location, Rule};
+use crate::yaml::{self, Limits, Node, Pos, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Interconnect {
+    /// All GPUs peer-to-peer.
+    Nvlink,
+    Pcie,
+}
+
+impl Interconnect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interconnect::Nvlink => "nvlink",
+            Interconnect::Pcie => "pcie",
+        }
+    }
+}
+
+/// What `machine.yaml` says about a machine.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Inventory {
+    /// Number of GPUs; their ids are `0..gpus`.
+    pub gpus: u32,
+    pub gpu_model: Option<String>,
+    pub gpu_memory_gb: Option<f64>,
+    pub interconnect: Option<Interconnect>,
+    /// GPUs that share a socket / PCIe switch.
+    pub numa_domains: Vec<Vec<u32>>,
+    pub labels: BTreeMap<String, String>,
+    /// Where `numa_domains` is written, for TP004's related location.
+    #[serde(skip)]
+    pub numa_domains_at: Option<Location>,
+}
+
+impl Inventory {
+    /// The NUMA domain (index) of a GPU, if the inventory lists one.
+    pub fn numa_domain_of(&self, gpu: u32) -> Option<usize> {
+        self.numa_domains.iter().position(|d| d.contains(&gpu))
+    }
+}
+
+/// A machine directory, with or without inventory.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Machine {
+    pub name: String,
+    /// `None` when there is no `machine.yaml`, or it could not be read
+    /// (then `inventory_path` is set and RC001/RC002 say why).
+    pub inventory: Option<Inventory>,
+    pub inventory_path: Option<String>,
+}
+
+impl Machine {
+    pub fn gpu_count(&self) -> Option<u32> {
+        self.inventory.as_ref().map(|i| i.gpus)
+    }
+
+    /// `machines/<name>`: where machine-level findings point.
+    pub fn dir_path(&self) -> String {
+        format!("machines/{}", self.name)
+    }
+}
+
+/// Reads `machine.yaml`. `None` (with findings) when the file is unusable:
+/// not YAML, not a mapping, or without a valid `gpus`. Other wrong fields are
+/// RC002 and left out. Unknown keys are RC002 too (a typo such as `gpu: 8`
+/// must not silently drop the GPU count); `x-*` keys are allowed.
+pub fn read_inventory(
+    machine: &str,
+    path: &str,
+    src: &str,
+    limits: &Limits,
+) -> (Option<Inventory>, Vec<Finding>) {
+    let mut findings = Vec::new();
+    let mut rc002 = |pos: Pos, field: &str, message: String| {
+        findings.push(Finding::new(
+            Rule::Rc002,
+            Some(machine),
+            Vec::new(),
+            [format!("{path}:{field}")],
+            Location::new(path, pos.line, pos.column),
+            format!("{path}: {message}"),
+        ));
+    };
+    let root = match yaml::parse(src, limits) {
+        Ok(root) => root,
+        Err(e) => {
+            let finding = Finding::new(
+                Rule::Rc001,
+                Some(machine),
+                Vec::new(),
+                Vec::new(),
+                Location::new(path, e.pos.line, e.pos.column),
+                format!("{path} cannot be read as YAML: {}", e.message),
+            );
+            return (None, vec![finding]);
+        }
+    };
+    let Some(entries) = root.as_map() else {
+        rc002(
+            root.pos,
+            "",
+            format!(
+                "machine.yaml must be a mapping, found a {}",
+                root.kind_name()
+            ),
+        );
+        return (None, findings);
+    };
+
+    let mut gpus: Option<u32> = None;
+    let mut inventory = Inventory {
+        gpus: 0,
+        gpu_model: None,
+        gpu_memory_gb: None,
+        interconnect: None,
+        numa_domains: Vec::new(),
+        labels: BTreeMap::new(),
+        numa_domains_at: None,
+    };
+    let mut gpus_seen = false;
+    let mut numa_node: Option<&Node> = None;
+    for (key, value) in entries {
+        let Some(key_text) = key.as_str() else {
+            rc002(key.pos, "", "keys must be strings".into());
+            continue;
+        };
+        match key_text {
+            "gpus" => {
+                gpus_seen = true;
+                match value
+                    .as_str()
+                    .map(str::trim)
+                    .and_then(|t| t.parse::<u32>().ok())
+                {
+                    Some(n) if value.as_scalar().is_some_and(|s| s.plain) => gpus = Some(n),
+                    _ => rc002(
+                        value.pos,
+                        "gpus",
+                        format!(
+                            "`gpus` must be a non-negative integer, found {}",
+                            shown(value)
+                        ),
+                    ),
+                }
+            }
+            "gpu_model" => match value.as_str() {
+                Some(text) if !value.is_null() => inventory.gpu_model = Some(text.to_owned()),
+                _ if value.is_null() => {}
+                _ => rc002(
+                    value.pos,
+                    "gpu_model",
+                    format!("`gpu_model` must be text, found {}", shown(value)),
+                ),
+            },
+            "gpu_memory_gb" => match value
+                .as_str()
+                .map(str::trim)
+                .and_then(|t| t.parse::<f64>().ok())
+            {
+                Some(v) if v.is_finite() && v > 0.0 => inventory.gpu_memory_gb = Some(v),
+                _ if value.is_null() => {}
+                _ => rc002(
+                    value.pos,
+                    "gpu_memory_gb",
+                    format!(
+                        "`gpu_memory_gb` must be a positive number, found {}",
+                        shown(value)
+                    ),
+                ),
+            },
+            "interconnect" => match value.as_str().map(str::trim) {
+                Some("nvlink") => inventory.interconnect = Some(Interconnect::Nvlink),
+                Some("pcie") => inventory.interconnect = Some(Interconnect::Pcie),
+                _ if value.is_null() => {}
+                _ => rc002(
+                    value.pos,
+                    "interconnect",
+                    format!(
+                        "`interconnect` must be `nvlink` or `pcie`, found {}",
+                        shown(value)
+                    ),
+                ),
+            },
+            "numa_domains" => numa_node = Some(value),
+            "labels" => match &value.value {
+                Value::Map(labels) => {
+                    for (k, v) in labels {
+                        match (k.as_str(), v.as_str()) {
+                            (Some(k), Some(v)) => {
+                                inventory.labels.insert(k.to_owned(), v.to_owned());
+                            }
+                            _ => rc002(v.pos, "labels", "labels must map text to text".into()),
+                        }
+                    }
+                }
+                _ if value.is_null() => {}
+                _ => rc002(
+                    value.pos,
+                    "labels",
+                    format!("`labels` must be a mapping, found {}", shown(value)),
+                ),
+            },
+            other if other.starts_with("x-") => {}
+            other => rc002(
+                key.pos,
+                other,
+                format!(
+                    "unknown key `{other}` (known: gpus, gpu_model, gpu_memory_gb, interconnect, numa_domains, labels)"
+                ),
+            ),
+        }
+    }
+    let Some(gpus) = gpus else {
+        if !gpus_seen {
+            rc002(
+                root.pos,
+                "gpus",
+                "machine.yaml has no `gpus` (the number of GPUs)".into(),
+            );
+        }
+        return (None, findings);
+    };
+    inventory.gpus = gpus;
+
+    if let Some(node) = numa_node.filter(|n| !n.is_null()) {
+        inventory.numa_domains_at = Some(Location::new(path, node.pos.line, node.pos.column));
+        match node.as_seq() {
+            None => rc002(
+                node.pos,
+                "numa_domains",
+                format!(
+                    "`numa_domains` must be a list of lists of GPU ids, found {}",
+                    shown(node)
+                ),
+            ),
+            Some(domains) => {
+                let mut seen: BTreeMap<u32, usize> = BTreeMap::new();
+                for (index, domain) in domains.iter().enumerate() {
+                    let Some(ids) = domain.as_seq() else {
+                        rc002(
+                            domain.pos,
+                            "numa_domains",
+                            format!(
+                                "each NUMA domain must be a list of GPU ids, found {}",
+                                shown(domain)
+                            ),
+                        );
+                        continue;
+                    };
+                    let mut members = Vec::with_capacity(ids.len());
+                    for id in ids {
+                        match id
+                            .as_str()
+                            .map(str::trim)
+                            .and_then(|t| t.parse::<u32>().ok())
+                        {
+                            Some(gpu) if gpu >= gpus => rc002(
+                                id.pos,
+                                "numa_domains",
+                                format!(
+                                    "NUMA domain {index} names GPU {gpu}, but the machine has {gpus} GPU(s)"
+                                ),
+                            ),
+                            Some(gpu) => match seen.insert(gpu, index) {
+                                Some(other) if other != index => rc002(
+                                    id.pos,
+                                    "numa_domains",
+                                    format!("GPU {gpu} is in NUMA domains {other} and {index}"),
+                                ),
+                                _ => members.push(gpu),
+                            },
+                            None => rc002(
+                                id.pos,
+                                "numa_domains",
+                                format!("GPU ids must be integers, found {}", shown(id)),
+                            ),
+                        }
+                    }
+                    members.dedup();
+                    inventory.numa_domains.push(members);
+                }
+            }
+        }
+    }
+    (Some(inventory), findings)
+}
+
+fn shown(node: &Node) -> String {
+    match node.as_str() {
+        Some(text) if !node.is_null() => format!("`{text}`"),
+        _ => format!("a {}", node.kind_name()),
+    }
+}

@@ -1,1 +1,1780 @@
-//! TODO(owner): see ARCHITECTURE.md
+//! The Git seam and the read-only view of a release-config repository.
+//!
+//! This is the only module of the workspace that touches `git2`; everything else
+//! reads a repository through [`Repository`] and [`Snapshot`].
+//!
+//! - [`Repository`] opens a local repository, or keeps a bare mirror of a remote
+//!   in a cache directory and fetches it incrementally; it resolves revisions,
+//!   lists refs by glob, and (for proposals) builds a commit from a tree plus one
+//!   changed file and pushes it on a new branch, never touching a work tree and
+//!   never writing `main`.
+//! - [`Snapshot`] is the repository's relevant files (`machines/`, `templates/`,
+//!   `release-config.toml`) at one point, read either from a directory
+//!   ([`DirReader`]) or from a commit straight out of the object database. File
+//!   contents are read lazily; every file carries its Git blob id ([`ContentId`]),
+//!   computed identically for both sources so caches keyed by it are shared.
+//!
+//! Credentials: an HTTPS token is handed to libgit2 through the credentials
+//! callback only. It never goes into a URL, the mirror's config, `FETCH_HEAD`,
+//! `Debug` output or an error; URLs are shown through [`redact_url`].
+
+use std::cell::RefCell;
+use std::fmt;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use git2::{ObjectType, Oid};
+use rustc_hash::FxHashMap;
+use serde::{Serialize, Serializer};
+
+/// The three places of a release-config repository that a [`Snapshot`] lists.
+pub const MACHINES_DIR: &str = "machines";
+/// Directory of proposal templates.
+pub const TEMPLATES_DIR: &str = "templates";
+/// Repository-level configuration file.
+pub const CONFIG_FILE: &str = "release-config.toml";
+
+/// In name order (directory listings rely on it to come out sorted).
+const TOP_LEVEL: [&str; 3] = [MACHINES_DIR, CONFIG_FILE, TEMPLATES_DIR];
+
+/// Refspec of a mirror: every ref of the remote, force-updated (upstream may
+/// rewrite pull-request branches), pruned when deleted upstream.
+const MIRROR_REFSPEC: &str = "+refs/*:refs/*";
+
+/// File in a mirror's Git directory recording when the last fetch succeeded.
+const LAST_FETCH_FILE: &str = "catapult-last-fetch";
+
+/// Branches a proposal may never create or push.
+const PROTECTED_BRANCHES: [&str; 3] = ["main", "master", "HEAD"];
+
+/// Symbolic links are followed at most this many times when resolving one path.
+const MAX_LINK_HOPS: usize = 16;
+
+/// A file whose modification time is this recent is not put in the stat cache:
+/// a second write within the file system's timestamp granularity would keep
+/// size and mtime and make the cached id stale (Git's "racy clean" problem).
+const RACY_WINDOW: Duration = Duration::from_secs(2);
+
+/// Why credentials ran out, for the fetch or push error.
+const AUTH_FAILED: &str = "authentication failed (HTTPS needs a token with read access; \
+     SSH uses the keys of the running ssh agent)";
+
+/// Length of [`Revision::short_id`].
+const SHORT_ID_LEN: usize = 12;
+
+// ---------------------------------------------------------------------------
+// Errors
+
+/// Everything that can go wrong reading or writing a repository. Each variant
+/// names the path, (redacted) URL, revision or ref concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("cannot open Git repository at {path}: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("cannot read directory {path}: {source}")]
+    Dir { path: PathBuf, source: io::Error },
+    #[error("cannot create mirror of {url} in {path}: {message}")]
+    Mirror {
+        url: String,
+        path: PathBuf,
+        message: String,
+    },
+    #[error("cannot fetch {url}: {message}")]
+    Fetch { url: String, message: String },
+    #[error(
+        "repository {path} has no remote to fetch from (it was opened from a path, not mirrored)"
+    )]
+    NoRemote { path: PathBuf },
+    #[error("unknown revision `{rev}` in {repo}: {message}")]
+    UnknownRev {
+        rev: String,
+        repo: PathBuf,
+        message: String,
+    },
+    #[error("invalid ref glob `{glob}`: {message}")]
+    BadGlob { glob: String, message: String },
+    #[error("`{path}` is not in the snapshot ({snapshot})")]
+    NotFound { path: String, snapshot: String },
+    #[error("`{path}` is not a readable file (it is a {kind})")]
+    NotAFile { path: String, kind: &'static str },
+    #[error(
+        "`{path}` is a symbolic link to `{target}`, which leaves the repository; it is not followed"
+    )]
+    LinkEscapes { path: String, target: String },
+    #[error("`{path}` is {size} bytes, more than the limit of {limit} bytes")]
+    TooLarge { path: String, size: u64, limit: u64 },
+    #[error("cannot read `{path}`: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("cannot read `{path}` (object {id}) from {repo}: {message}")]
+    Object {
+        path: String,
+        id: String,
+        repo: PathBuf,
+        message: String,
+    },
+    #[error("Git error in {repo} while {action}: {message}")]
+    Git {
+        repo: PathBuf,
+        action: String,
+        message: String,
+    },
+    #[error("invalid branch name `{branch}`: {reason}")]
+    BadBranch { branch: String, reason: String },
+    #[error(
+        "branch `{branch}` already exists in {repo}; a proposal never moves an existing branch"
+    )]
+    BranchExists { branch: String, repo: PathBuf },
+    #[error("invalid repository path `{path}`: {reason}")]
+    BadPath { path: String, reason: String },
+    #[error("cannot push branch `{branch}` to {url}: {message}")]
+    Push {
+        branch: String,
+        url: String,
+        message: String,
+    },
+}
+
+fn git_message(error: &git2::Error) -> String {
+    error.message().to_owned()
+}
+
+// ---------------------------------------------------------------------------
+// Object ids
+
+/// Identity of a file's content: its Git blob id (SHA-1 of `blob <len>\0<data>`).
+/// The same bytes have the same id whether read from a directory or from Git.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContentId(Oid);
+
+impl ContentId {
+    /// The Git blob id of `data`.
+    pub fn of_bytes(data: &[u8]) -> Result<ContentId, RepoError> {
+        Oid::hash_object(ObjectType::Blob, data)
+            .map(ContentId)
+            .map_err(|e| RepoError::Git {
+                repo: PathBuf::new(),
+                action: "hashing a blob".to_owned(),
+                message: git_message(&e),
+            })
+    }
+
+    /// Parses a 40-digit hexadecimal id.
+    pub fn from_hex(hex: &str) -> Option<ContentId> {
+        if hex.len() != 40 {
+            return None;
+        }
+        Oid::from_str(hex).ok().map(ContentId)
+    }
+}
+
+impl fmt::Display for ContentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for ContentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ContentId({})", self.0)
+    }
+}
+
+impl Serialize for ContentId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// A commit id.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CommitId(Oid);
+
+impl CommitId {
+    /// Parses a 40-digit hexadecimal id.
+    pub fn from_hex(hex: &str) -> Option<CommitId> {
+        if hex.len() != 40 {
+            return None;
+        }
+        Oid::from_str(hex).ok().map(CommitId)
+    }
+
+    /// The first 12 hexadecimal digits.
+    pub fn short(&self) -> String {
+        let mut hex = self.0.to_string();
+        hex.truncate(SHORT_ID_LEN);
+        hex
+    }
+}
+
+impl fmt::Display for CommitId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for CommitId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CommitId({})", self.0)
+    }
+}
+
+impl Serialize for CommitId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// The commit a [`Snapshot`] was read from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Revision {
+    /// The revision as the caller gave it (`main`, `origin/pr/12`, an id).
+    pub rev: String,
+    /// The full ref name when `rev` named a ref (`refs/heads/main`).
+    pub ref_name: Option<String>,
+    pub id: CommitId,
+    /// First 12 hexadecimal digits of `id`.
+    pub short_id: String,
+    /// First line of the commit message.
+    pub summary: String,
+    /// Committer time, seconds since the Unix epoch.
+    pub time: i64,
+    /// Committer's UTC offset in minutes.
+    pub time_offset_minutes: i32,
+}
+
+/// A ref and the commit it points to (see [`Repository::refs_matching`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefTarget {
+    /// Full ref name, e.g. `refs/pull/12/head`.
+    pub name: String,
+    pub commit: CommitId,
+}
+
+// ---------------------------------------------------------------------------
+// Credentials and URLs
+
+/// How to authenticate to a remote. HTTPS uses the token (as the password of
+/// user `x-access-token`, or of the URL's user); SSH uses the ssh agent; local
+/// paths and `file://` need nothing. `Debug` never shows the token.
+#[derive(Clone, Default)]
+pub struct GitAuth {
+    token: Option<String>,
+}
+
+impl GitAuth {
+    /// No credentials: public HTTPS remotes, SSH through the agent, local paths.
+    pub fn anonymous() -> GitAuth {
+        GitAuth { token: None }
+    }
+
+    /// An HTTPS token (e.g. a GitHub installation or personal access token).
+    pub fn with_token(token: impl Into<String>) -> GitAuth {
+        let token = token.into();
+        GitAuth {
+            token: (!token.is_empty()).then_some(token),
+        }
+    }
+
+    /// Removes the URL's credentials and the token from a message libgit2 wrote.
+    fn scrub(&self, message: &str, url: &str) -> String {
+        let mut clean = message.replace(url, &redact_url(url));
+        if let Some(userinfo) = url_userinfo(url)
+            && !userinfo.is_empty()
+        {
+            clean = clean.replace(userinfo, "***");
+        }
+        if let Some(token) = &self.token {
+            clean = clean.replace(token.as_str(), "***");
+        }
+        clean
+    }
+
+    fn callbacks<'a>(&'a self) -> git2::RemoteCallbacks<'a> {
+        use git2::CredentialType;
+        let mut tried = CredentialType::empty();
+        let mut callbacks = git2::RemoteCallbacks::new();
+        // libgit2 calls this again after every failed attempt: try each kind once,
+        // then fail instead of looping.
+        callbacks.credentials(move |_url, username, allowed| {
+            if allowed.contains(CredentialType::USER_PASS_PLAINTEXT)
+                && !tried.contains(CredentialType::USER_PASS_PLAINTEXT)
+                && let Some(token) = &self.token
+            {
+                tried |= CredentialType::USER_PASS_PLAINTEXT;
+                let user = username.unwrap_or("x-access-token");
+                return git2::Cred::userpass_plaintext(user, token);
+            }
+            if allowed.contains(CredentialType::SSH_KEY) && !tried.contains(CredentialType::SSH_KEY)
+            {
+                tried |= CredentialType::SSH_KEY;
+                return git2::Cred::ssh_key_from_agent(username.unwrap_or("git"));
+            }
+            if allowed.contains(CredentialType::USERNAME)
+                && !tried.contains(CredentialType::USERNAME)
+            {
+                tried |= CredentialType::USERNAME;
+                return git2::Cred::username(username.unwrap_or("git"));
+            }
+            Err(git2::Error::from_str(AUTH_FAILED))
+        });
+        callbacks
+    }
+}
+
+impl fmt::Debug for GitAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GitAuth")
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// The user-info part of a `scheme://user:secret@host/...` URL, if any.
+fn url_userinfo(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = rest.get(..authority_end)?;
+    let at = authority.rfind('@')?;
+    authority.get(..at)
+}
+
+/// A URL safe to print: credentials in the user-info part and the query string
+/// are replaced by `***`. SSH user names (`ssh://git@host`, `git@host:org/repo`)
+/// are kept since they carry no secret; local paths are returned unchanged.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let mut out = String::with_capacity(url.len());
+    out.push_str(scheme);
+    out.push_str("://");
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let is_ssh =
+                scheme.eq_ignore_ascii_case("ssh") || scheme.eq_ignore_ascii_case("git+ssh");
+            if is_ssh && !userinfo.contains(':') {
+                out.push_str(userinfo);
+            } else {
+                out.push_str("***");
+            }
+            out.push('@');
+            out.push_str(host);
+        }
+        None => out.push_str(authority),
+    }
+    match tail.split_once('?') {
+        Some((path, _query)) => {
+            out.push_str(path);
+            out.push_str("?***");
+        }
+        None => out.push_str(tail),
+    }
+    out
+}
+
+/// Directory name of the mirror of `url` inside a cache directory: a readable
+/// slug of the credential-free URL plus a hash, so different remotes never share
+/// a mirror and no secret ends up in a file name.
+fn mirror_dir_name(url: &str) -> String {
+    let redacted = redact_url(url);
+    let without_scheme = redacted
+        .split_once("://")
+        .map_or(redacted.as_str(), |(_, rest)| rest);
+    let mut slug: String = without_scheme
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let trimmed = slug.trim_matches(|c| c == '_' || c == '.').to_owned();
+    slug = trimmed.chars().take(60).collect();
+    // FNV-1a over the URL without credentials: stable across runs and platforms.
+    let key = url_without_secrets(url);
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{slug}-{hash:016x}.git")
+}
+
+/// The URL with user-info and query removed (same remote, whoever's token).
+fn url_without_secrets(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let path = tail.split_once('?').map_or(tail, |(path, _)| path);
+    format!("{scheme}://{host}{path}")
+}
+
+// ---------------------------------------------------------------------------
+// Repository
+
+/// Author and committer of a commit built by [`Repository::commit_file_on_new_branch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    pub name: String,
+    pub email: String,
+}
+
+/// One Git repository: a local one opened from a path, or a bare mirror of a
+/// remote kept in a cache directory. `Send + Sync`: the libgit2 handle sits
+/// behind a mutex, shared with the [`Snapshot`]s read from it.
+pub struct Repository {
+    git: Arc<Mutex<git2::Repository>>,
+    git_dir: PathBuf,
+    work_tree: Option<PathBuf>,
+    /// The remote as given (it may carry credentials: never printed raw).
+    remote_url: Option<String>,
+}
+
+impl fmt::Debug for Repository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Repository")
+            .field("git_dir", &self.git_dir)
+            .field("work_tree", &self.work_tree)
+            .field("remote", &self.remote_url.as_deref().map(redact_url))
+            .finish()
+    }
+}
+
+fn lock(git: &Mutex<git2::Repository>) -> MutexGuard<'_, git2::Repository> {
+    // A panic while holding the lock cannot leave libgit2's handle inconsistent
+    // from our side (we never hold half-updated state in it).
+    git.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Repository {
+    /// Opens the repository at `path` (a work tree or a bare repository); parent
+    /// directories are not searched.
+    pub fn open(path: impl AsRef<Path>) -> Result<Repository, RepoError> {
+        let path = path.as_ref();
+        let git = git2::Repository::open(path).map_err(|e| RepoError::Open {
+            path: path.to_owned(),
+            message: git_message(&e),
+        })?;
+        Ok(Repository::wrap(git, None))
+    }
+
+    fn wrap(git: git2::Repository, remote_url: Option<String>) -> Repository {
+        let git_dir = git.path().to_owned();
+        let work_tree = git.workdir().map(Path::to_owned);
+        Repository {
+            git: Arc::new(Mutex::new(git)),
+            git_dir,
+            work_tree,
+            remote_url,
+        }
+    }
+
+    /// Opens (creating it the first time) the bare mirror of `url` inside
+    /// `cache_dir`, without fetching. `url` may be `https://`, `ssh://`,
+    /// `git@host:path`, `file://` or a plain local path.
+    pub fn open_mirror(url: &str, cache_dir: impl AsRef<Path>) -> Result<Repository, RepoError> {
+        let path = cache_dir.as_ref().join(mirror_dir_name(url));
+        let mirror_error = |message: String| RepoError::Mirror {
+            url: redact_url(url),
+            path: path.clone(),
+            message,
+        };
+        let git = if path.join("HEAD").is_file() {
+            git2::Repository::open_bare(&path).map_err(|e| mirror_error(git_message(&e)))?
+        } else {
+            fs::create_dir_all(&path).map_err(|e| mirror_error(e.to_string()))?;
+            git2::Repository::init_bare(&path).map_err(|e| mirror_error(git_message(&e)))?
+        };
+        Ok(Repository::wrap(git, Some(url.to_owned())))
+    }
+
+    /// [`Repository::open_mirror`], then [`Repository::fetch`].
+    pub fn mirror(
+        url: &str,
+        cache_dir: impl AsRef<Path>,
+        auth: &GitAuth,
+    ) -> Result<Repository, RepoError> {
+        let repo = Repository::open_mirror(url, cache_dir)?;
+        repo.fetch(auth)?;
+        Ok(repo)
+    }
+
+    /// Fetches every ref of the mirrored remote (incrementally: only missing
+    /// objects are transferred), prunes refs deleted upstream, and records the
+    /// time. The URL is used anonymously: it is never stored in the mirror.
+    pub fn fetch(&self, auth: &GitAuth) -> Result<(), RepoError> {
+        let url = self
+            .remote_url
+            .as_deref()
+            .ok_or_else(|| RepoError::NoRemote {
+                path: self.git_dir.clone(),
+            })?;
+        let fetch_error = |message: String| RepoError::Fetch {
+            url: redact_url(url),
+            message: auth.scrub(&message, url),
+        };
+        {
+            // A handle of its own: snapshots keep reading through the shared one
+            // while the network is slow (libgit2 updates refs and packs atomically).
+            let git = self
+                .fresh_handle()
+                .map_err(|e| fetch_error(git_message(&e)))?;
+            let mut remote = git
+                .remote_anonymous(url)
+                .map_err(|e| fetch_error(git_message(&e)))?;
+            let mut options = git2::FetchOptions::new();
+            options
+                .remote_callbacks(auth.callbacks())
+                .prune(git2::FetchPrune::On)
+                .update_fetchhead(false)
+                .download_tags(git2::AutotagOption::None);
+            remote
+                .fetch(&[MIRROR_REFSPEC], Some(&mut options), None)
+                .map_err(|e| fetch_error(git_message(&e)))?;
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        fs::write(self.git_dir.join(LAST_FETCH_FILE), format!("{now}\n"))
+            .map_err(|e| fetch_error(e.to_string()))?;
+        tracing::debug!(remote = %redact_url(url), "fetched mirror");
+        Ok(())
+    }
+
+    fn fresh_handle(&self) -> Result<git2::Repository, git2::Error> {
+        git2::Repository::open(&self.git_dir)
+    }
+
+    /// When the last successful [`Repository::fetch`] finished; `None` if never
+    /// (or for a repository opened from a path).
+    pub fn last_fetch_time(&self) -> Option<SystemTime> {
+        let text = fs::read_to_string(self.git_dir.join(LAST_FETCH_FILE)).ok()?;
+        let secs: u64 = text.trim().parse().ok()?;
+        UNIX_EPOCH.checked_add(Duration::from_secs(secs))
+    }
+
+    /// The Git directory (`.git` of a work tree, or the bare repository).
+    pub fn git_dir(&self) -> &Path {
+        &self.git_dir
+    }
+
+    /// The work tree, `None` for a bare repository or a mirror.
+    pub fn work_tree(&self) -> Option<&Path> {
+        self.work_tree.as_deref()
+    }
+
+    /// The mirrored remote, credentials redacted.
+    pub fn remote_display(&self) -> Option<String> {
+        self.remote_url.as_deref().map(redact_url)
+    }
+
+    /// Resolves `rev` (a branch, tag, any ref, `origin/pr/12`, a full or
+    /// abbreviated commit id, `main~2`, ...) to a commit. In a mirror, where
+    /// upstream branches are local ones, `origin/<name>` falls back to `<name>`.
+    pub fn resolve(&self, rev: &str) -> Result<Revision, RepoError> {
+        let git = lock(&self.git);
+        let (commit, ref_name) = resolve_commit(&git, &self.git_dir, rev)?;
+        Ok(revision_of(&commit, rev, ref_name))
+    }
+
+    /// Refs whose full name matches `glob` (`refs/pull/*/head`; `*` does not
+    /// cross `/`, `**` does), with the commit each points to, sorted by name.
+    /// Refs that do not lead to a commit are left out.
+    pub fn refs_matching(&self, glob: &str) -> Result<Vec<RefTarget>, RepoError> {
+        let matcher = globset::GlobBuilder::new(glob)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| RepoError::BadGlob {
+                glob: glob.to_owned(),
+                message: e.kind().to_string(),
+            })?
+            .compile_matcher();
+        let git = lock(&self.git);
+        let git_error = |e: git2::Error| RepoError::Git {
+            repo: self.git_dir.clone(),
+            action: "listing refs".to_owned(),
+            message: git_message(&e),
+        };
+        let mut found = Vec::new();
+        for reference in git.references().map_err(git_error)? {
+            let reference = reference.map_err(git_error)?;
+            let Ok(name) = reference.name() else { continue };
+            if !matcher.is_match(name) {
+                continue;
+            }
+            if let Ok(commit) = reference.peel_to_commit() {
+                found.push(RefTarget {
+                    name: name.to_owned(),
+                    commit: CommitId(commit.id()),
+                });
+            }
+        }
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(found)
+    }
+
+    /// The repository's relevant files at `rev`, read from the object database
+    /// (no checkout). Listing reads tree objects only, plus the (tiny) blobs of
+    /// symbolic links.
+    pub fn snapshot(&self, rev: &str) -> Result<Snapshot, RepoError> {
+        let git = lock(&self.git);
+        let (commit, ref_name) = resolve_commit(&git, &self.git_dir, rev)?;
+        let revision = revision_of(&commit, rev, ref_name);
+        let git_error = |action: &str, e: git2::Error| RepoError::Git {
+            repo: self.git_dir.clone(),
+            action: format!("{action} of {rev}"),
+            message: git_message(&e),
+        };
+        let root = commit
+            .tree()
+            .map_err(|e| git_error("reading the tree", e))?;
+        let entries = list_git_tree(&git, &root).map_err(|e| git_error("listing the tree", e))?;
+        drop(root);
+        drop(commit);
+        drop(git);
+        Ok(Snapshot::new(
+            SnapshotSource::Git {
+                git: Arc::clone(&self.git),
+                git_dir: self.git_dir.clone(),
+            },
+            entries,
+            Some(revision),
+        ))
+    }
+
+    /// Builds a commit whose tree is `base_rev`'s with `path` set to `contents`,
+    /// and creates branch `branch` on it. No work tree or index is touched;
+    /// `branch` must be new and not a protected name (`main`, `master`).
+    pub fn commit_file_on_new_branch(
+        &self,
+        base_rev: &str,
+        branch: &str,
+        path: &str,
+        contents: &[u8],
+        message: &str,
+        author: &Author,
+    ) -> Result<CommitId, RepoError> {
+        check_branch_name(branch)?;
+        check_repo_path(path)?;
+        let git = lock(&self.git);
+        let ref_name = format!("refs/heads/{branch}");
+        let git_error = |action: &str, e: git2::Error| RepoError::Git {
+            repo: self.git_dir.clone(),
+            action: action.to_owned(),
+            message: git_message(&e),
+        };
+        if git.find_reference(&ref_name).is_ok() {
+            return Err(RepoError::BranchExists {
+                branch: branch.to_owned(),
+                repo: self.git_dir.clone(),
+            });
+        }
+        let (base, _) = resolve_commit(&git, &self.git_dir, base_rev)?;
+        let base_tree = base
+            .tree()
+            .map_err(|e| git_error("reading the base tree", e))?;
+        let blob = git
+            .blob(contents)
+            .map_err(|e| git_error("writing the blob", e))?;
+        let tree_id = git2::build::TreeUpdateBuilder::new()
+            .upsert(path, blob, git2::FileMode::Blob)
+            .create_updated(&git, &base_tree)
+            .map_err(|e| git_error(&format!("writing `{path}` into the tree"), e))?;
+        let tree = git
+            .find_tree(tree_id)
+            .map_err(|e| git_error("reading the new tree", e))?;
+        let signature = git2::Signature::now(&author.name, &author.email)
+            .map_err(|e| git_error("building the signature", e))?;
+        let commit_id = git
+            .commit(None, &signature, &signature, message, &tree, &[&base])
+            .map_err(|e| git_error("writing the commit", e))?;
+        // force = false: creating fails rather than moving an existing branch.
+        git.reference(&ref_name, commit_id, false, "catapult: proposal branch")
+            .map_err(|e| {
+                if e.code() == git2::ErrorCode::Exists {
+                    RepoError::BranchExists {
+                        branch: branch.to_owned(),
+                        repo: self.git_dir.clone(),
+                    }
+                } else {
+                    git_error(&format!("creating branch `{branch}`"), e)
+                }
+            })?;
+        Ok(CommitId(commit_id))
+    }
+
+    /// Pushes local branch `branch` to the same name on `remote_url`, without
+    /// force: the remote refuses (and this returns an error) unless it is a new
+    /// branch or a fast-forward. Protected branches are refused before any
+    /// network access.
+    pub fn push_branch(
+        &self,
+        remote_url: &str,
+        branch: &str,
+        auth: &GitAuth,
+    ) -> Result<(), RepoError> {
+        check_branch_name(branch)?;
+        let push_error = |message: String| RepoError::Push {
+            branch: branch.to_owned(),
+            url: redact_url(remote_url),
+            message: auth.scrub(&message, remote_url),
+        };
+        // Own handle, as in `fetch`: the network must not block snapshot reads.
+        let git = self
+            .fresh_handle()
+            .map_err(|e| push_error(git_message(&e)))?;
+        let ref_name = format!("refs/heads/{branch}");
+        git.find_reference(&ref_name)
+            .map_err(|_| push_error(format!("no local branch `{branch}` (create it first)")))?;
+        let mut remote = git
+            .remote_anonymous(remote_url)
+            .map_err(|e| push_error(git_message(&e)))?;
+        let rejection: RefCell<Option<String>> = RefCell::new(None);
+        {
+            let mut callbacks = auth.callbacks();
+            callbacks.push_update_reference(|name, status| {
+                if let Some(status) = status {
+                    *rejection.borrow_mut() = Some(format!("remote rejected {name}: {status}"));
+                }
+                Ok(())
+            });
+            let mut options = git2::PushOptions::new();
+            options.remote_callbacks(callbacks);
+            // No leading `+`: never a forced update.
+            let refspec = format!("{ref_name}:{ref_name}");
+            remote
+                .push(&[refspec.as_str()], Some(&mut options))
+                .map_err(|e| push_error(git_message(&e)))?;
+        }
+        match rejection.into_inner() {
+            Some(message) => Err(push_error(message)),
+            None => Ok(()),
+        }
+    }
+}
+
+fn check_branch_name(branch: &str) -> Result<(), RepoError> {
+    let bad = |reason: &str| {
+        Err(RepoError::BadBranch {
+            branch: branch.to_owned(),
+            reason: reason.to_owned(),
+        })
+    };
+    if PROTECTED_BRANCHES
+        .iter()
+        .any(|p| p.eq_ignore_ascii_case(branch))
+    {
+        return bad("protected branch: proposals never write it");
+    }
+    if branch.starts_with("refs/") || branch.starts_with('-') || branch.starts_with('+') {
+        return bad("give a plain branch name (no `refs/`, `+` or `-` prefix)");
+    }
+    if !git2::Reference::is_valid_name(&format!("refs/heads/{branch}")) {
+        return bad("not a valid Git branch name");
+    }
+    Ok(())
+}
+
+fn check_repo_path(path: &str) -> Result<(), RepoError> {
+    let bad = |reason: &str| {
+        Err(RepoError::BadPath {
+            path: path.to_owned(),
+            reason: reason.to_owned(),
+        })
+    };
+    if path.is_empty() || path.starts_with('/') || path.ends_with('/') {
+        return bad(
+            "expected a relative file path such as machines/gpu-01/8000/docker-compose.yml",
+        );
+    }
+    if path.contains('\0') || path.contains('\\') {
+        return bad("contains a NUL byte or a backslash");
+    }
+    for component in path.split('/') {
+        if component.is_empty() || component == "." || component == ".." {
+            return bad("empty, `.` or `..` component");
+        }
+        if component.eq_ignore_ascii_case(".git") {
+            return bad("`.git` is not part of the repository's content");
+        }
+    }
+    Ok(())
+}
+
+fn resolve_commit<'r>(
+    git: &'r git2::Repository,
+    git_dir: &Path,
+    rev: &str,
+) -> Result<(git2::Commit<'r>, Option<String>), RepoError> {
+    let unknown = |message: String| RepoError::UnknownRev {
+        rev: rev.to_owned(),
+        repo: git_dir.to_owned(),
+        message,
+    };
+    if rev.trim().is_empty() {
+        return Err(unknown("empty revision".to_owned()));
+    }
+    let parsed = match git.revparse_ext(rev) {
+        Ok(found) => Ok(found),
+        Err(first) => match rev.strip_prefix("origin/") {
+            Some(local) if first.code() == git2::ErrorCode::NotFound => {
+                git.revparse_ext(local).map_err(|_| first)
+            }
+            _ => Err(first),
+        },
+    };
+    let (object, reference) = parsed.map_err(|e| {
+        if e.code() == git2::ErrorCode::NotFound {
+            unknown("no branch, tag, ref or commit of that name".to_owned())
+        } else {
+            unknown(git_message(&e))
+        }
+    })?;
+    let ref_name = reference.and_then(|r| r.name().ok().map(str::to_owned));
+    let kind = object.kind().map_or("object", |k| k.str());
+    let commit = object
+        .peel_to_commit()
+        .map_err(|_| unknown(format!("it names a {kind}, not a commit")))?;
+    Ok((commit, ref_name))
+}
+
+fn revision_of(commit: &git2::Commit<'_>, rev: &str, ref_name: Option<String>) -> Revision {
+    let id = CommitId(commit.id());
+    let time = commit.time();
+    Revision {
+        rev: rev.to_owned(),
+        ref_name,
+        short_id: id.short(),
+        id,
+        summary: String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default()).into_owned(),
+        time: time.seconds(),
+        time_offset_minutes: time.offset_minutes(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Entries
+
+/// What a symbolic link finally designates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "path", rename_all = "snake_case")]
+pub enum LinkTarget {
+    /// A regular file inside the repository (repository-relative path).
+    File(String),
+    /// A directory inside the repository. Linked directories are not listed.
+    Dir(String),
+    /// Nothing (dangling link, a loop, or something that is not a file or directory).
+    Missing,
+    /// Outside the repository (or into `.git`): never followed.
+    Outside,
+}
+
+/// The kind of a [`Entry`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EntryKind {
+    File,
+    Dir,
+    /// A symbolic link; `target` is the link text. `escapes` is true when it
+    /// resolves outside the repository; it is then never followed.
+    Symlink {
+        target: String,
+        escapes: bool,
+        resolves_to: LinkTarget,
+    },
+    /// Anything else: a Git submodule, a FIFO, a socket, a device.
+    Other {
+        what: String,
+    },
+}
+
+impl EntryKind {
+    /// A short word for messages: `file`, `directory`, `symbolic link`, ...
+    pub fn describe(&self) -> &'static str {
+        match self {
+            EntryKind::File => "file",
+            EntryKind::Dir => "directory",
+            EntryKind::Symlink { .. } => "symbolic link",
+            EntryKind::Other { .. } => "special file",
+        }
+    }
+}
+
+/// One file, directory or link of a [`Snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// Repository-relative, `/`-separated (`machines/gpu-01/8000/docker-compose.yml`).
+    pub path: String,
+    pub kind: EntryKind,
+    /// Size in bytes of the file (or of the file a link resolves to). Known for
+    /// directory snapshots; `None` for Git snapshots, where trees do not record
+    /// sizes (see [`Snapshot::size`]) and for non-files.
+    pub size: Option<u64>,
+    /// Blob id of the file's content (or of the file a link resolves to inside
+    /// the repository); `None` for directories and unreadable links.
+    pub id: Option<ContentId>,
+}
+
+impl Entry {
+    /// The last path component.
+    pub fn name(&self) -> &str {
+        self.path
+            .rsplit_once('/')
+            .map_or(self.path.as_str(), |(_, name)| name)
+    }
+
+    /// A regular file, or a link to a regular file inside the repository.
+    pub fn is_file(&self) -> bool {
+        match &self.kind {
+            EntryKind::File => true,
+            EntryKind::Symlink { resolves_to, .. } => matches!(resolves_to, LinkTarget::File(_)),
+            _ => false,
+        }
+    }
+
+    /// A real directory (linked directories are not followed).
+    pub fn is_dir(&self) -> bool {
+        matches!(self.kind, EntryKind::Dir)
+    }
+}
+
+/// Orders paths component by component, so a directory's descendants directly
+/// follow it (`a/b` < `a/b/c` < `a-c`, unlike plain string order).
+fn path_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.split('/').cmp(b.split('/'))
+}
+
+/// Resolves link text `target` of the link at `link_path` without touching any
+/// file system: `None` when it is absolute, climbs above the root, or enters `.git`.
+fn resolve_lexically(link_path: &str, target: &str) -> Option<String> {
+    if target.starts_with('/') || target.starts_with('\\') {
+        return None;
+    }
+    let mut parts: Vec<&str> = link_path.split('/').collect();
+    parts.pop();
+    for component in target.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            other => parts.push(other),
+        }
+    }
+    if parts
+        .first()
+        .is_some_and(|first| first.eq_ignore_ascii_case(".git"))
+    {
+        return None;
+    }
+    Some(parts.join("/"))
+}
+
+// ---------------------------------------------------------------------------
+// Listing a Git tree
+
+fn list_git_tree(git: &git2::Repository, root: &git2::Tree<'_>) -> Result<Vec<Entry>, git2::Error> {
+    let mut entries = Vec::new();
+    for name in TOP_LEVEL {
+        let Some(top) = root.get_name(name) else {
+            continue;
+        };
+        entries.push(git_entry(name.to_owned(), &top));
+        if top.kind() == Some(ObjectType::Tree) {
+            let subtree = git.find_tree(top.id())?;
+            subtree.walk(git2::TreeWalkMode::PreOrder, |prefix, entry| {
+                let entry_name = String::from_utf8_lossy(entry.name_bytes());
+                entries.push(git_entry(format!("{name}/{prefix}{entry_name}"), entry));
+                git2::TreeWalkResult::Ok
+            })?;
+        }
+    }
+    // Links are rare: read their text and resolve them now.
+    for entry in &mut entries {
+        let EntryKind::Symlink {
+            target,
+            escapes,
+            resolves_to,
+        } = &mut entry.kind
+        else {
+            continue;
+        };
+        let Some(link_blob) = entry.id.take() else {
+            continue;
+        };
+        let blob = git.find_blob(link_blob.0)?;
+        *target = String::from_utf8_lossy(blob.content()).into_owned();
+        let (resolved, id) = match resolve_lexically(&entry.path, target) {
+            Some(path) => resolve_in_tree(git, root, &path, 0),
+            None => (LinkTarget::Outside, None),
+        };
+        *escapes = resolved == LinkTarget::Outside;
+        *resolves_to = resolved;
+        entry.id = id;
+    }
+    entries.sort_by(|a, b| path_order(&a.path, &b.path));
+    Ok(entries)
+}
+
+fn git_entry(path: String, entry: &git2::TreeEntry<'_>) -> Entry {
+    let mode = entry.filemode();
+    let id = Some(ContentId(entry.id()));
+    let (kind, id) = match mode & 0o170000 {
+        0o040000 => (EntryKind::Dir, None),
+        // The link text is read after the walk; `id` carries the link blob until then.
+        0o120000 => (
+            EntryKind::Symlink {
+                target: String::new(),
+                escapes: false,
+                resolves_to: LinkTarget::Missing,
+            },
+            id,
+        ),
+        0o100000 => (EntryKind::File, id),
+        0o160000 => (
+            EntryKind::Other {
+                what: "Git submodule".to_owned(),
+            },
+            None,
+        ),
+        _ => (
+            EntryKind::Other {
+                what: format!("tree entry of mode {mode:o}"),
+            },
+            None,
+        ),
+    };
+    Entry {
+        path,
+        kind,
+        size: None,
+        id,
+    }
+}
+
+/// Looks `path` up in the commit's tree, following links met on the way.
+fn resolve_in_tree(
+    git: &git2::Repository,
+    root: &git2::Tree<'_>,
+    path: &str,
+    hops: usize,
+) -> (LinkTarget, Option<ContentId>) {
+    if hops > MAX_LINK_HOPS {
+        return (LinkTarget::Missing, None);
+    }
+    if path.is_empty() {
+        return (LinkTarget::Dir(String::new()), None);
+    }
+    let components: Vec<&str> = path.split('/').collect();
+    let mut current = root.clone();
+    for (index, component) in components.iter().enumerate() {
+        let Some(entry) = current.get_name(component).map(|e| e.to_owned()) else {
+            return (LinkTarget::Missing, None);
+        };
+        let here = components
+            .get(..=index)
+            .map(|c| c.join("/"))
+            .unwrap_or_default();
+        let rest = components
+            .get(index + 1..)
+            .map(|c| c.join("/"))
+            .unwrap_or_default();
+        let mode = entry.filemode() & 0o170000;
+        if mode == 0o120000 {
+            let Ok(blob) = git.find_blob(entry.id()) else {
+                return (LinkTarget::Missing, None);
+            };
+            let text = String::from_utf8_lossy(blob.content()).into_owned();
+            let Some(base) = resolve_lexically(&here, &text) else {
+                return (LinkTarget::Outside, None);
+            };
+            let next = if rest.is_empty() {
+                base
+            } else if base.is_empty() {
+                rest
+            } else {
+                format!("{base}/{rest}")
+            };
+            return resolve_in_tree(git, root, &next, hops + 1);
+        }
+        let is_last = rest.is_empty();
+        match (mode, is_last) {
+            (0o100000, true) => return (LinkTarget::File(here), Some(ContentId(entry.id()))),
+            (0o040000, true) => return (LinkTarget::Dir(here), None),
+            (0o040000, false) => match git.find_tree(entry.id()) {
+                Ok(tree) => current = tree,
+                Err(_) => return (LinkTarget::Missing, None),
+            },
+            _ => return (LinkTarget::Missing, None),
+        }
+    }
+    (LinkTarget::Missing, None)
+}
+
+// ---------------------------------------------------------------------------
+// Listing a directory
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    inode: u64,
+    changed_ns: i64,
+}
+
+impl FileStamp {
+    fn of(meta: &fs::Metadata) -> FileStamp {
+        #[cfg(unix)]
+        let (inode, changed_ns) = {
+            use std::os::unix::fs::MetadataExt;
+            (
+                meta.ino(),
+                meta.ctime()
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(meta.ctime_nsec()),
+            )
+        };
+        #[cfg(not(unix))]
+        let (inode, changed_ns) = (0, 0);
+        FileStamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            inode,
+            changed_ns,
+        }
+    }
+
+    /// Safe to cache: old enough that a later write must change the mtime.
+    fn is_settled(&self, now: SystemTime) -> bool {
+        self.modified
+            .is_some_and(|m| now.duration_since(m).is_ok_and(|age| age >= RACY_WINDOW))
+    }
+}
+
+/// Reads [`Snapshot`]s of one directory (any work tree, Git or not), keeping a
+/// stat cache `(path, size, mtime, inode, ctime) -> ContentId` so that listing
+/// again after a one-file change re-hashes only that file.
+pub struct DirReader {
+    root: PathBuf,
+    canonical_root: PathBuf,
+    cache: Arc<Mutex<FxHashMap<PathBuf, (FileStamp, ContentId)>>>,
+}
+
+impl fmt::Debug for DirReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DirReader")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DirReader {
+    /// A reader of the directory `root`, which must exist.
+    pub fn new(root: impl AsRef<Path>) -> Result<DirReader, RepoError> {
+        let root = root.as_ref().to_owned();
+        let canonical_root = fs::canonicalize(&root).map_err(|source| RepoError::Dir {
+            path: root.clone(),
+            source,
+        })?;
+        if !canonical_root.is_dir() {
+            return Err(RepoError::Dir {
+                path: root,
+                source: io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+            });
+        }
+        Ok(DirReader {
+            root,
+            canonical_root,
+            cache: Arc::default(),
+        })
+    }
+
+    /// The directory as given.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Lists the directory now. Files are hashed unless the stat cache knows them.
+    pub fn snapshot(&self) -> Result<Snapshot, RepoError> {
+        let mut walk = DirWalk {
+            reader: self,
+            now: SystemTime::now(),
+            entries: Vec::new(),
+        };
+        for name in TOP_LEVEL {
+            let absolute = self.canonical_root.join(name);
+            match fs::symlink_metadata(&absolute) {
+                Ok(meta) => walk.visit(name.to_owned(), &absolute, meta.file_type())?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(RepoError::Io {
+                        path: name.to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
+        let entries = walk.entries;
+        debug_assert!(entries.is_sorted_by(|a, b| path_order(&a.path, &b.path).is_le()));
+        Ok(Snapshot::new(
+            SnapshotSource::Dir {
+                root: self.canonical_root.clone(),
+            },
+            entries,
+            None,
+        ))
+    }
+
+    fn content_id(
+        &self,
+        relative: &str,
+        absolute: &Path,
+        meta: &fs::Metadata,
+        now: SystemTime,
+    ) -> Result<ContentId, RepoError> {
+        let stamp = FileStamp::of(meta);
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((cached_stamp, id)) = cache.get(absolute)
+            && *cached_stamp == stamp
+        {
+            return Ok(*id);
+        }
+        drop(cache);
+        let data = fs::read(absolute).map_err(|source| RepoError::Io {
+            path: relative.to_owned(),
+            source,
+        })?;
+        let id = ContentId::of_bytes(&data)?;
+        // Racy files are re-hashed next time; the stamp must also still match the
+        // bytes we hashed (a write during the read changes the length or mtime).
+        if stamp.is_settled(now) && data.len() as u64 == stamp.len {
+            let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            cache.insert(absolute.to_owned(), (stamp, id));
+        }
+        Ok(id)
+    }
+}
+
+struct DirWalk<'a> {
+    reader: &'a DirReader,
+    now: SystemTime,
+    entries: Vec<Entry>,
+}
+
+impl DirWalk<'_> {
+    /// Visits `absolute` and, for a directory, its children in name order, so
+    /// entries come out sorted component-wise without a final sort. Directory
+    /// entries' types come from `readdir`: only files and links cost a `stat`.
+    fn visit(
+        &mut self,
+        relative: String,
+        absolute: &Path,
+        file_type: fs::FileType,
+    ) -> Result<(), RepoError> {
+        if file_type.is_dir() {
+            let io_error = |source| RepoError::Io {
+                path: relative.clone(),
+                source,
+            };
+            let mut children = Vec::new();
+            for child in fs::read_dir(absolute).map_err(io_error)? {
+                let child = child.map_err(io_error)?;
+                let child_type = child.file_type().map_err(io_error)?;
+                let name = child.file_name().to_string_lossy().into_owned();
+                children.push((name, child.path(), child_type));
+            }
+            children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            self.entries.push(Entry {
+                path: relative.clone(),
+                kind: EntryKind::Dir,
+                size: None,
+                id: None,
+            });
+            for (name, child_path, child_type) in children {
+                self.visit(format!("{relative}/{name}"), &child_path, child_type)?;
+            }
+        } else if file_type.is_file() {
+            let meta = fs::symlink_metadata(absolute).map_err(|source| RepoError::Io {
+                path: relative.clone(),
+                source,
+            })?;
+            let id = self
+                .reader
+                .content_id(&relative, absolute, &meta, self.now)?;
+            self.entries.push(Entry {
+                path: relative,
+                kind: EntryKind::File,
+                size: Some(meta.len()),
+                id: Some(id),
+            });
+        } else if file_type.is_symlink() {
+            let entry = self.link_entry(relative, absolute)?;
+            self.entries.push(entry);
+        } else {
+            self.entries.push(Entry {
+                path: relative,
+                kind: EntryKind::Other {
+                    what: "special file (FIFO, socket or device)".to_owned(),
+                },
+                size: None,
+                id: None,
+            });
+        }
+        Ok(())
+    }
+
+    fn link_entry(&self, relative: String, absolute: &Path) -> Result<Entry, RepoError> {
+        let target = fs::read_link(absolute)
+            .map_err(|source| RepoError::Io {
+                path: relative.clone(),
+                source,
+            })?
+            .to_string_lossy()
+            .into_owned();
+        let root = &self.reader.canonical_root;
+        let (resolves_to, size, id) = match fs::canonicalize(absolute) {
+            Ok(real) => match real.strip_prefix(root) {
+                Ok(inside) if !inside.starts_with(".git") => {
+                    let inside_path = inside
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy())
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    match fs::metadata(&real) {
+                        Ok(meta) if meta.is_file() => {
+                            let id = self.reader.content_id(&relative, &real, &meta, self.now)?;
+                            (LinkTarget::File(inside_path), Some(meta.len()), Some(id))
+                        }
+                        Ok(meta) if meta.is_dir() => (LinkTarget::Dir(inside_path), None, None),
+                        _ => (LinkTarget::Missing, None, None),
+                    }
+                }
+                _ => (LinkTarget::Outside, None, None),
+            },
+            // Dangling: judge the text alone.
+            Err(_) => match resolve_lexically(&relative, &target) {
+                Some(_) => (LinkTarget::Missing, None, None),
+                None => (LinkTarget::Outside, None, None),
+            },
+        };
+        let escapes = resolves_to == LinkTarget::Outside;
+        Ok(Entry {
+            path: relative,
+            kind: EntryKind::Symlink {
+                target,
+                escapes,
+                resolves_to,
+            },
+            size,
+            id,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Snapshot
+
+enum SnapshotSource {
+    Dir {
+        root: PathBuf,
+    },
+    Git {
+        git: Arc<Mutex<git2::Repository>>,
+        git_dir: PathBuf,
+    },
+}
+
+/// A read-only view of a repository's relevant files at one point: every entry
+/// under `machines/` and `templates/`, and `release-config.toml`. Contents are
+/// read lazily with [`Snapshot::read`]. `Send + Sync`: share it in an `Arc`.
+pub struct Snapshot {
+    source: SnapshotSource,
+    /// Sorted with [`path_order`]: a directory's descendants follow it.
+    entries: Vec<Entry>,
+    by_path: FxHashMap<String, usize>,
+    revision: Option<Revision>,
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("source", &self.describe())
+            .field("entries", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Snapshot {
+    fn new(source: SnapshotSource, entries: Vec<Entry>, revision: Option<Revision>) -> Snapshot {
+        let by_path = entries
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| (entry.path.clone(), index))
+            .collect();
+        Snapshot {
+            source,
+            entries,
+            by_path,
+            revision,
+        }
+    }
+
+    /// A one-off snapshot of a directory, without a stat cache (use a
+    /// [`DirReader`] to list the same directory repeatedly).
+    pub fn from_dir(root: impl AsRef<Path>) -> Result<Snapshot, RepoError> {
+        DirReader::new(root)?.snapshot()
+    }
+
+    /// The commit this snapshot was read from; `None` for a directory.
+    pub fn revision(&self) -> Option<&Revision> {
+        self.revision.as_ref()
+    }
+
+    /// The directory this snapshot was read from; `None` for a Git revision.
+    pub fn dir_root(&self) -> Option<&Path> {
+        match &self.source {
+            SnapshotSource::Dir { root } => Some(root),
+            SnapshotSource::Git { .. } => None,
+        }
+    }
+
+    /// For messages: `directory /srv/release-config` or `revision main (0123abcd4567)`.
+    pub fn describe(&self) -> String {
+        match (&self.source, &self.revision) {
+            (SnapshotSource::Dir { root }, _) => format!("directory {}", root.display()),
+            (SnapshotSource::Git { .. }, Some(revision)) => {
+                format!("revision {} ({})", revision.rev, revision.short_id)
+            }
+            (SnapshotSource::Git { git_dir, .. }, None) => {
+                format!("repository {}", git_dir.display())
+            }
+        }
+    }
+
+    /// Every entry, a directory's descendants directly after it.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The entry at a repository-relative path.
+    pub fn entry(&self, path: &str) -> Option<&Entry> {
+        self.by_path
+            .get(path)
+            .and_then(|&index| self.entries.get(index))
+    }
+
+    /// The direct children of directory `dir` (`""` for the top level), in order.
+    pub fn children<'s>(&'s self, dir: &str) -> impl Iterator<Item = &'s Entry> + 's {
+        let (start, prefix) = if dir.is_empty() {
+            (0, String::new())
+        } else {
+            match self.by_path.get(dir) {
+                Some(&index) => (index + 1, format!("{dir}/")),
+                None => (self.entries.len(), String::new()),
+            }
+        };
+        let prefix_len = prefix.len();
+        self.entries
+            .get(start..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(move |entry| entry.path.starts_with(prefix.as_str()))
+            .filter(move |entry| {
+                entry
+                    .path
+                    .get(prefix_len..)
+                    .is_some_and(|rest| !rest.contains('/'))
+            })
+    }
+
+    /// The size of a file entry: from the listing for directories, from the
+    /// object header (no content read) for Git.
+    pub fn size(&self, entry: &Entry) -> Result<u64, RepoError> {
+        if let Some(size) = entry.size {
+            return Ok(size);
+        }
+        let id = self.readable_id(entry)?;
+        match &self.source {
+            SnapshotSource::Git { git, git_dir } => {
+                let git = lock(git);
+                let (size, _) = git
+                    .odb()
+                    .and_then(|odb| odb.read_header(id.0))
+                    .map_err(|e| RepoError::Object {
+                        path: entry.path.clone(),
+                        id: id.to_string(),
+                        repo: git_dir.clone(),
+                        message: git_message(&e),
+                    })?;
+                Ok(size as u64)
+            }
+            SnapshotSource::Dir { root } => {
+                let meta =
+                    fs::metadata(root.join(self.readable_path(entry)?)).map_err(|source| {
+                        RepoError::Io {
+                            path: entry.path.clone(),
+                            source,
+                        }
+                    })?;
+                Ok(meta.len())
+            }
+        }
+    }
+
+    /// Reads the file at `path` (following a link inside the repository),
+    /// refusing files larger than `max_bytes`.
+    pub fn read(&self, path: &str, max_bytes: u64) -> Result<Vec<u8>, RepoError> {
+        let entry = self.entry(path).ok_or_else(|| RepoError::NotFound {
+            path: path.to_owned(),
+            snapshot: self.describe(),
+        })?;
+        self.read_entry(entry, max_bytes)
+    }
+
+    /// [`Snapshot::read`] for an entry of this snapshot.
+    pub fn read_entry(&self, entry: &Entry, max_bytes: u64) -> Result<Vec<u8>, RepoError> {
+        let too_large = |size: u64| RepoError::TooLarge {
+            path: entry.path.clone(),
+            size,
+            limit: max_bytes,
+        };
+        match &self.source {
+            SnapshotSource::Git { git, git_dir } => {
+                let id = self.readable_id(entry)?;
+                let object_error = |e: git2::Error| RepoError::Object {
+                    path: entry.path.clone(),
+                    id: id.to_string(),
+                    repo: git_dir.clone(),
+                    message: git_message(&e),
+                };
+                let git = lock(git);
+                let odb = git.odb().map_err(object_error)?;
+                let (size, _) = odb.read_header(id.0).map_err(object_error)?;
+                if size as u64 > max_bytes {
+                    return Err(too_large(size as u64));
+                }
+                let object = odb.read(id.0).map_err(object_error)?;
+                Ok(object.data().to_vec())
+            }
+            SnapshotSource::Dir { root } => {
+                let relative = self.readable_path(entry)?;
+                let io_error = |source: io::Error| RepoError::Io {
+                    path: entry.path.clone(),
+                    source,
+                };
+                let file = fs::File::open(root.join(relative)).map_err(io_error)?;
+                let size = file.metadata().map_err(io_error)?.len();
+                if size > max_bytes {
+                    return Err(too_large(size));
+                }
+                // The file may grow between stat and read: never read past the limit.
+                let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                file.take(max_bytes.saturating_add(1))
+                    .read_to_end(&mut data)
+                    .map_err(io_error)?;
+                if data.len() as u64 > max_bytes {
+                    return Err(too_large(data.len() as u64));
+                }
+                Ok(data)
+            }
+        }
+    }
+
+    fn readable_id(&self, entry: &Entry) -> Result<ContentId, RepoError> {
+        self.check_readable(entry)?;
+        entry.id.ok_or_else(|| RepoError::NotAFile {
+            path: entry.path.clone(),
+            kind: entry.kind.describe(),
+        })
+    }
+
+    /// The repository-relative path whose bytes `entry` stands for.
+    fn readable_path<'e>(&self, entry: &'e Entry) -> Result<&'e str, RepoError> {
+        self.check_readable(entry)?;
+        match &entry.kind {
+            EntryKind::File => Ok(&entry.path),
+            EntryKind::Symlink {
+                resolves_to: LinkTarget::File(path),
+                ..
+            } => Ok(path),
+            other => Err(RepoError::NotAFile {
+                path: entry.path.clone(),
+                kind: other.describe(),
+            }),
+        }
+    }
+
+    fn check_readable(&self, entry: &Entry) -> Result<(), RepoError> {
+        match &entry.kind {
+            EntryKind::File
+            | EntryKind::Symlink {
+                resolves_to: LinkTarget::File(_),
+                ..
+            } => Ok(()),
+            EntryKind::Symlink {
+                escapes: true,
+                target,
+                ..
+            } => Err(RepoError::LinkEscapes {
+                path: entry.path.clone(),
+                target: target.clone(),
+            }),
+            other => Err(RepoError::NotAFile {
+                path: entry.path.clone(),
+                kind: other.describe(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_credentials_and_queries() {
+        let cases = [
+            (
+                "https://x-access-token:ghp_secret@github.com/org/repo.git",
+                "https://***@github.com/org/repo.git",
+            ),
+            (
+                "https://ghp_secret@github.com/org/repo",
+                "https://***@github.com/org/repo",
+            ),
+            (
+                "https://github.com/org/repo?token=abc",
+                "https://github.com/org/repo?***",
+            ),
+            (
+                "https://github.com/org/repo.git",
+                "https://github.com/org/repo.git",
+            ),
+            (
+                "ssh://git@github.com/org/repo.git",
+                "ssh://git@github.com/org/repo.git",
+            ),
+            (
+                "ssh://git:pw@github.com/org/repo.git",
+                "ssh://***@github.com/org/repo.git",
+            ),
+            ("git@github.com:org/repo.git", "git@github.com:org/repo.git"),
+            ("file:///srv/git/repo.git", "file:///srv/git/repo.git"),
+            ("/srv/git/repo.git", "/srv/git/repo.git"),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(redact_url(url), expected, "{url}");
+        }
+    }
+
+    #[test]
+    fn mirror_names_ignore_credentials_and_hold_no_secret() {
+        let plain = mirror_dir_name("https://github.com/org/repo.git");
+        let with_token = mirror_dir_name("https://x:ghp_secret@github.com/org/repo.git");
+        assert_eq!(plain, with_token);
+        assert!(!with_token.contains("ghp_secret"));
+        assert!(plain.starts_with("github.com_org_repo.git-"), "{plain}");
+        assert_ne!(plain, mirror_dir_name("https://github.com/org/other.git"));
+    }
+
+    #[test]
+    fn scrub_removes_token_and_userinfo() {
+        let auth = GitAuth::with_token("ghp_secret");
+        let url = "https://user:pw@host/r.git";
+        let message = "failed https://user:pw@host/r.git with ghp_secret and user:pw";
+        let clean = auth.scrub(message, url);
+        assert!(
+            !clean.contains("ghp_secret") && !clean.contains("user:pw"),
+            "{clean}"
+        );
+        assert!(format!("{auth:?}").contains("***") && !format!("{auth:?}").contains("ghp_secret"));
+    }
+
+    #[test]
+    fn lexical_resolution() {
+        let cases = [
+            (
+                "machines/a/8000/docker-compose.yml",
+                "../8001/docker-compose.yml",
+                Some("machines/a/8001/docker-compose.yml"),
+            ),
+            ("machines/a/8000/x", "./y", Some("machines/a/8000/y")),
+            ("machines/a", "../../../etc/passwd", None),
+            ("machines/a", "/etc/passwd", None),
+            ("machines/a", "../.git/config", None),
+            ("machines/a", "..", Some("")),
+        ];
+        for (link, target, expected) in cases {
+            assert_eq!(
+                resolve_lexically(link, target).as_deref(),
+                expected,
+                "{link} -> {target}"
+            );
+        }
+    }
+
+    #[test]
+    fn path_order_keeps_descendants_together() {
+        let mut paths = vec![
+            "machines/a-b",
+            "machines/a/8000",
+            "machines/a",
+            "machines",
+            "machines/a/8000/x",
+        ];
+        paths.sort_by(|a, b| path_order(a, b));
+        assert_eq!(
+            paths,
+            [
+                "machines",
+                "machines/a",
+                "machines/a/8000",
+                "machines/a/8000/x",
+                "machines/a-b"
+            ]
+        );
+    }
+
+    #[test]
+    fn branch_and_path_checks() {
+        for bad in [
+            "main",
+            "master",
+            "MAIN",
+            "refs/heads/x",
+            "+x",
+            "-x",
+            "a..b",
+            "a b",
+            "",
+        ] {
+            assert!(check_branch_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_branch_name("catapult/propose-gpu-01-8000").is_ok());
+        for bad in ["", "/abs", "a/../b", "a//b", ".git/config", "a/", "a\\b"] {
+            assert!(check_repo_path(bad).is_err(), "{bad}");
+        }
+        assert!(check_repo_path("machines/a/8000/docker-compose.yml").is_ok());
+    }
+
+    #[test]
+    fn shared_types_are_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Repository>();
+        assert_send_sync::<Snapshot>();
+        assert_send_sync::<DirReader>();
+    }
+}

@@ -1,3 +1,8 @@
 //! Integration tests of the validator.
 
+mod cli;
+mod fixtures;
+mod git;
 mod renderers;
+mod sarif_shape;
+mod support;

@@ -43,10 +43,10 @@ fn findings() -> Vec<Finding> {
         Some("m1"),
         ["m1:8000".to_owned(), "m1:8001".to_owned()],
         ["3".to_owned()],
-        Location::new("machines/m1/8001/docker-compose.yml", 10, 27),
+        Location::new("machines/m1/8001/docker-compose.yml", 10, 28),
         "GPU 3 on m1 is held by m1:8000/vllm and m1:8001/sglang",
     )
-    .with_related(Location::new("machines/m1/8000/docker-compose.yml", 9, 32), "also held here");
+    .with_related(Location::new("machines/m1/8000/docker-compose.yml", 9, 33), "also held here");
     let mut tp = Finding::new(
         Rule::Tp004,
         Some("m1"),
@@ -109,8 +109,8 @@ fn human() {
 #[test]
 fn human_without_sources_still_names_locations() {
     let text = human::render(&report(), &|_| None, false);
-    assert!(text.contains("  --> machines/m1/8001/docker-compose.yml:10:27\n"), "{text}");
-    assert!(text.contains("= note: also held here: machines/m1/8000/docker-compose.yml:9:32"), "{text}");
+    assert!(text.contains(" --> machines/m1/8001/docker-compose.yml:10:28\n"), "{text}");
+    assert!(text.contains("= note: also held here: machines/m1/8000/docker-compose.yml:9:33"), "{text}");
 }
 
 #[test]

@@ -1,1 +1,536 @@
-// TODO(owner)
+//! The engine end to end: a repository in a temporary directory (and as Git
+//! commits), cache reuse after a one-file change, the fleet queries,
+//! PENDING001, and properties of generated fleets.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use tempfile::TempDir;
+use topology::compose::{self, Deployment, DeploymentId};
+use topology::engine::{Engine, ExtraDeployment, Fleet, pending_conflicts};
+use topology::graph::AllocationGraph;
+use topology::inventory::{Inventory, Machine};
+use topology::repo::{DirReader, Repository, Snapshot};
+use topology::yaml::Limits;
+use topology::{Rule, Severity, rules};
+
+use crate::support::{FixtureRepo, write_files};
+
+fn vllm(port: u16, ids: &str, tp: u32, model: &str) -> String {
+    format!(
+        "services:
+  llm:
+    image: vllm/vllm-openai
+    command: --model {model} --tensor-parallel-size {tp}
+    ports: ['{port}:8000']
+    deploy:
+      resources:
+        reservations:
+          devices: [{{capabilities: [gpu], device_ids: [{ids}]}}]
+"
+    )
+}
+
+fn repo_files() -> Vec<(String, String)> {
+    vec![
+        (
+            "machines/gpu-01/machine.yaml".into(),
+            "gpus: 4\ngpu_memory_gb: 80\ninterconnect: pcie\nnuma_domains: [[0, 1], [2, 3]]\n"
+                .into(),
+        ),
+        (
+            "machines/gpu-01/8000/docker-compose.yml".into(),
+            vllm(8000, "'0', '1'", 2, "/models/llama"),
+        ),
+        (
+            "machines/gpu-01/8001/compose.yaml".into(),
+            vllm(8001, "'${GPU}'", 1, "/models/qwen"),
+        ),
+        ("machines/gpu-01/8001/.env".into(), "GPU=1\n".into()),
+        (
+            "machines/gpu-02/9000/docker-compose.yml".into(),
+            vllm(9000, "'0'", 1, "/models/llama"),
+        ),
+        (
+            "release-config.toml".into(),
+            "[rules]\nINV001 = \"warning\"\nTP004 = \"off\"\n".into(),
+        ),
+    ]
+}
+
+fn write(root: &std::path::Path, files: &[(String, String)]) {
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    write_files(root, &refs);
+}
+
+fn lines(fleet: &Fleet) -> Vec<String> {
+    fleet
+        .findings
+        .iter()
+        .map(|f| format!("{} {} {}", f.rule, f.severity, f.location))
+        .collect()
+}
+
+#[test]
+fn analyze_a_directory() {
+    let dir = TempDir::new().expect("temp dir");
+    write(dir.path(), &repo_files());
+    let snapshot = Snapshot::from_dir(dir.path()).expect("snapshot");
+    let fleet = Engine::new().analyze(&snapshot).expect("analyze");
+
+    assert_eq!(
+        lines(&fleet),
+        [
+            "GPU001 error machines/gpu-01/8001/compose.yaml:9:56",
+            "INV001 warning machines/gpu-02",
+        ]
+    );
+    let gpu001 = &fleet.findings[0];
+    assert_eq!(gpu001.deployments, ["gpu-01:8000", "gpu-01:8001"]);
+    assert_eq!(
+        gpu001.related[0].location.to_string(),
+        "machines/gpu-01/8000/docker-compose.yml:9:61"
+    );
+    assert_eq!(fleet.summary().errors, 1);
+    assert_eq!(fleet.summary().warnings, 1);
+
+    let topology = fleet.machine_topology("gpu-01").expect("gpu-01");
+    assert_eq!(topology.gpu_count, Some(4));
+    assert_eq!(topology.gpus_used, ["0", "1"]);
+    assert_eq!(topology.free_gpus, Some(vec![2, 3]));
+    assert_eq!(topology.free_by_numa, Some(vec![vec![], vec![2, 3]]));
+    assert_eq!(
+        topology.gpu_holders["1"],
+        ["gpu-01:8000/llm", "gpu-01:8001/llm"]
+    );
+    assert_eq!(topology.deployments.len(), 2);
+    assert_eq!(topology.deployments[0].tp, 2);
+    assert_eq!(
+        topology.deployments[0].model_path.as_deref(),
+        Some("/models/llama")
+    );
+    assert_eq!(topology.findings.errors, 1);
+
+    assert_eq!(fleet.free_gpus("gpu-02"), None);
+    assert_eq!(fleet.free_gpus("nope"), None);
+    assert!(fleet.machine_topology("nope").is_none());
+    assert_eq!(fleet.topology().len(), 2);
+    let by_path = fleet.deployments_by_model_path();
+    assert_eq!(
+        by_path["/models/llama"],
+        [
+            DeploymentId::new("gpu-01", 8000),
+            DeploymentId::new("gpu-02", 9000)
+        ]
+    );
+    assert_eq!(fleet.findings_for_machine("gpu-02").count(), 1);
+    assert!(fleet.revision.is_none());
+    let json = serde_json::to_value(fleet.topology()).expect("serialize topology");
+    assert_eq!(json[0]["machine"], "gpu-01");
+}
+
+#[test]
+fn git_revision_gives_the_same_answer_as_the_directory() {
+    let files = repo_files();
+    let dir = TempDir::new().expect("temp dir");
+    write(dir.path(), &files);
+    let from_dir = Engine::new()
+        .analyze(&Snapshot::from_dir(dir.path()).expect("snapshot"))
+        .expect("analyze");
+
+    let fixture = FixtureRepo::init();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    fixture.commit_files("main", &refs, "initial");
+    let repo = Repository::open(fixture.path()).expect("open");
+    let snapshot = repo.snapshot("main").expect("snapshot of main");
+    let from_git = Engine::new().analyze(&snapshot).expect("analyze");
+    assert_eq!(lines(&from_git), lines(&from_dir));
+    let prints = |f: &Fleet| {
+        f.findings
+            .iter()
+            .map(|f| f.fingerprint.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(prints(&from_git), prints(&from_dir));
+    assert!(from_git.revision.is_some());
+}
+
+#[test]
+fn second_analysis_reparses_only_the_changed_file() {
+    let dir = TempDir::new().expect("temp dir");
+    write(dir.path(), &repo_files());
+    let reader = DirReader::new(dir.path()).expect("reader");
+    let mut engine = Engine::new();
+    let first = engine
+        .analyze(&reader.snapshot().expect("snapshot"))
+        .expect("analyze");
+    let stats = engine.stats().last;
+    assert_eq!((stats.compose_parsed, stats.compose_reused), (3, 0));
+    assert_eq!(stats.machines_checked, 2);
+
+    // Fix the conflict: only gpu-01:8001's .env changes.
+    write(
+        dir.path(),
+        &[("machines/gpu-01/8001/.env".into(), "GPU=2\n".into())],
+    );
+    let second = engine
+        .analyze(&reader.snapshot().expect("snapshot"))
+        .expect("analyze");
+    let stats = engine.stats().last;
+    assert_eq!((stats.compose_parsed, stats.compose_reused), (1, 2));
+    assert_eq!((stats.inventories_parsed, stats.inventories_reused), (0, 1));
+    assert_eq!((stats.machines_checked, stats.machines_reused), (1, 1));
+    assert_eq!(lines(&second), ["INV001 warning machines/gpu-02"]);
+    assert!(lines(&first).len() > lines(&second).len());
+    // The unchanged deployment is the very same parse.
+    let id = DeploymentId::new("gpu-02", 9000);
+    assert!(Arc::ptr_eq(
+        &first.deployments[&id],
+        &second.deployments[&id]
+    ));
+
+    // Nothing changed: nothing parsed, nothing checked.
+    engine
+        .analyze(&reader.snapshot().expect("snapshot"))
+        .expect("analyze");
+    let stats = engine.stats().last;
+    assert_eq!((stats.compose_parsed, stats.machines_checked), (0, 0));
+    assert_eq!(engine.stats().analyses, 3);
+}
+
+#[test]
+fn oversized_and_non_utf8_files_are_rc001() {
+    let dir = TempDir::new().expect("temp dir");
+    write_files(
+        dir.path(),
+        &[
+            ("machines/m1/machine.yaml", "gpus: 2\n"),
+            (
+                "machines/m1/8000/docker-compose.yml",
+                &format!("# {}\nservices: {{}}\n", "x".repeat(300)),
+            ),
+        ],
+    );
+    std::fs::create_dir_all(dir.path().join("machines/m1/8001")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("machines/m1/8001/docker-compose.yml"),
+        b"services:\n  s: \xff\n",
+    )
+    .expect("write");
+    let limits = Limits {
+        max_bytes: 200,
+        ..Limits::default()
+    };
+    let fleet = Engine::with_limits(limits)
+        .analyze(&Snapshot::from_dir(dir.path()).expect("snapshot"))
+        .expect("analyze");
+    assert_eq!(
+        lines(&fleet),
+        [
+            "RC001 error machines/m1/8000/docker-compose.yml",
+            "RC001 error machines/m1/8001/docker-compose.yml:2:6"
+        ]
+    );
+    assert!(
+        fleet.findings[0]
+            .message
+            .contains("more than the limit of 200 bytes"),
+        "{}",
+        fleet.findings[0].message
+    );
+    assert!(
+        fleet.findings[1].message.contains("offset 15"),
+        "{}",
+        fleet.findings[1].message
+    );
+    // Unreadable deployments still exist (their port is taken).
+    assert_eq!(fleet.deployments.len(), 2);
+}
+
+#[test]
+fn release_config_problems_do_not_stop_the_run() {
+    let dir = TempDir::new().expect("temp dir");
+    write_files(
+        dir.path(),
+        &[
+            (
+                "machines/m1/8000/docker-compose.yml",
+                "services:\n  s:\n    ports: ['8000:80']\n",
+            ),
+            (
+                "release-config.toml",
+                "[rules]\nINV001 = \"off\"\nXYZ001 = \"off\"\n",
+            ),
+        ],
+    );
+    let fleet = Engine::new()
+        .analyze(&Snapshot::from_dir(dir.path()).expect("snapshot"))
+        .expect("analyze");
+    assert_eq!(lines(&fleet), ["RC002 error release-config.toml:3:1"]);
+}
+
+#[test]
+fn extra_deployments_are_validated_with_the_tree() {
+    let dir = TempDir::new().expect("temp dir");
+    write(dir.path(), &repo_files());
+    let snapshot = Snapshot::from_dir(dir.path()).expect("snapshot");
+    let mut engine = Engine::new();
+    let proposal = ExtraDeployment {
+        id: DeploymentId::new("gpu-01", 8002),
+        compose: vllm(8002, "'3'", 1, "/models/new"),
+        env: None,
+    };
+    let fleet = engine
+        .analyze_with(&snapshot, &[proposal])
+        .expect("analyze");
+    assert_eq!(fleet.deployments.len(), 4);
+    assert_eq!(fleet.free_gpus("gpu-01"), Some(vec![2]));
+    // The proposal itself adds no finding.
+    assert!(
+        !fleet
+            .findings
+            .iter()
+            .any(|f| f.deployments.contains(&"gpu-01:8002".to_owned()))
+    );
+}
+
+#[test]
+fn pending_proposals_conflict_with_the_head() {
+    let fixture = FixtureRepo::init();
+    let base: Vec<(String, String)> = vec![
+        ("machines/m1/machine.yaml".into(), "gpus: 4\n".into()),
+        (
+            "machines/m1/8000/docker-compose.yml".into(),
+            vllm(8000, "'0'", 1, "/a"),
+        ),
+    ];
+    let refs: Vec<(&str, &str)> = base.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    let main = fixture.commit_files("main", &refs, "base");
+    // The proposal adds m1:8001 on GPU 0 (held by main's m1:8000).
+    let proposal = vllm(8001, "'0'", 1, "/b");
+    let pr = fixture.commit_files(
+        "pr",
+        &[("machines/m1/8001/docker-compose.yml", &proposal)],
+        "propose",
+    );
+    fixture.set_ref("refs/pull/7/head", pr);
+    let repo = Repository::open(fixture.path()).expect("open");
+    let mut engine = Engine::new();
+    let head = engine
+        .analyze(&repo.snapshot("main").expect("main"))
+        .expect("analyze");
+    let pending = engine
+        .analyze(&repo.snapshot("refs/pull/7/head").expect("pr"))
+        .expect("analyze");
+
+    let found = pending_conflicts(&head, &pending, "refs/pull/7/head");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let finding = &found[0];
+    assert_eq!(finding.rule, Rule::Pending001);
+    assert_eq!(finding.severity, Severity::Warning);
+    assert_eq!(
+        finding.location.to_string(),
+        "machines/m1/8000/docker-compose.yml:9:56"
+    );
+    assert!(
+        finding.message.contains("refs/pull/7/head"),
+        "{}",
+        finding.message
+    );
+    assert!(finding.message.contains("GPU 0"), "{}", finding.message);
+    assert_eq!(
+        finding.related[0].location.to_string(),
+        "machines/m1/8001/docker-compose.yml:9:56"
+    );
+
+    // Identical content claims nothing.
+    fixture.set_ref("refs/pull/8/head", main);
+    let same = engine
+        .analyze(&repo.snapshot("refs/pull/8/head").expect("pr 8"))
+        .expect("analyze");
+    assert!(pending_conflicts(&head, &same, "refs/pull/8/head").is_empty());
+    // A head that already contains the proposal does not conflict with itself.
+    assert!(pending_conflicts(&pending, &pending, "refs/pull/7/head").is_empty());
+}
+
+// --- properties ------------------------------------------------------------------
+
+/// Deployments (GPU sets, on a 4-GPU machine) generated per machine.
+fn fleet_strategy() -> impl Strategy<Value = Vec<Vec<Vec<u8>>>> {
+    let gpus = proptest::collection::btree_set(0u8..6, 0..4)
+        .prop_map(|s| s.into_iter().collect::<Vec<_>>());
+    let machine = proptest::collection::vec(gpus, 0..5);
+    proptest::collection::vec(machine, 1..4)
+}
+
+fn build(
+    fleet: &[Vec<Vec<u8>>],
+) -> (
+    BTreeMap<String, Machine>,
+    BTreeMap<DeploymentId, Arc<Deployment>>,
+) {
+    let mut machines = BTreeMap::new();
+    let mut deployments = BTreeMap::new();
+    for (m, deps) in fleet.iter().enumerate() {
+        let name = format!("m{m}");
+        let inventory = Inventory {
+            gpus: 4,
+            gpu_model: None,
+            gpu_memory_gb: None,
+            interconnect: None,
+            numa_domains: vec![vec![0, 1], vec![2, 3]],
+            labels: BTreeMap::new(),
+            numa_domains_at: None,
+        };
+        machines.insert(
+            name.clone(),
+            Machine {
+                name: name.clone(),
+                inventory: Some(inventory),
+                inventory_path: None,
+            },
+        );
+        for (d, gpus) in deps.iter().enumerate() {
+            let port = 8000 + u16::try_from(d).expect("small");
+            let ids: Vec<String> = gpus.iter().map(|g| format!("'{g}'")).collect();
+            let yaml = vllm(port, &ids.join(", "), 1, "/m");
+            let id = DeploymentId::new(name.clone(), port);
+            let (deployment, _) =
+                compose::read_deployment(id.clone(), "c.yml", &yaml, None, &Limits::default());
+            deployments.insert(id, Arc::new(deployment));
+        }
+    }
+    (machines, deployments)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn gpu001_exactly_when_a_gpu_is_held_twice(fleet in fleet_strategy()) {
+        let (machines, deployments) = build(&fleet);
+        for (m, deps) in fleet.iter().enumerate() {
+            let machine = &machines[&format!("m{m}")];
+            let on: Vec<&Deployment> = deployments.values().filter(|d| d.id.machine == machine.name).map(|d| &**d).collect();
+            let found = rules::check_machine(machine, &on);
+            let mut count = BTreeMap::<u8, usize>::new();
+            for gpus in deps {
+                for g in gpus {
+                    *count.entry(*g).or_default() += 1;
+                }
+            }
+            let doubly: Vec<String> = count.iter().filter(|(_, n)| **n > 1).map(|(g, _)| g.to_string()).collect();
+            let mut reported: Vec<String> = found
+                .iter()
+                .filter(|f| f.rule == Rule::Gpu001)
+                .flat_map(|f| f.subjects.clone())
+                .collect();
+            reported.sort_by_key(|g| g.parse::<u32>().unwrap_or(u32::MAX));
+            reported.dedup();
+            prop_assert_eq!(reported, doubly);
+        }
+    }
+
+    #[test]
+    fn free_gpus_are_never_held(fleet in fleet_strategy()) {
+        let (machines, deployments) = build(&fleet);
+        let graph = AllocationGraph::build(&machines, &deployments);
+        for name in machines.keys() {
+            let free = graph.free_gpus(name).expect("inventory");
+            for gpu in &free {
+                prop_assert!(graph.holders(name, &gpu.to_string()).is_empty());
+                prop_assert!(*gpu < 4);
+            }
+            let used = graph.gpus_used(name);
+            for gpu in 0..4u32 {
+                prop_assert!(free.contains(&gpu) != used.contains(&gpu.to_string()));
+            }
+            let by_numa: Vec<u32> = graph.free_by_numa(name).expect("inventory").concat();
+            prop_assert_eq!(by_numa, free);
+        }
+    }
+}
+
+// --- speed ---------------------------------------------------------------------
+
+/// 2,000 machines, 5,000 deployments. Run with
+/// `cargo test -p topology --release --test it engine::speed -- --ignored --nocapture`;
+/// in a debug build the timings are only indicative, so they are printed, and
+/// asserted with a generous margin.
+#[test]
+#[ignore = "timing; run in release"]
+fn speed_of_a_large_fleet() {
+    use std::time::Instant;
+    let dir = TempDir::new().expect("temp dir");
+    let mut files: Vec<(String, String)> = Vec::new();
+    let mut deployments = 0;
+    for m in 0..2000 {
+        files.push((
+            format!("machines/node-{m:04}/machine.yaml"),
+            "gpus: 8\ngpu_memory_gb: 80\ninterconnect: nvlink\nlabels: {pool: prod}\n".into(),
+        ));
+        let count = if m % 2 == 0 { 3 } else { 2 };
+        for d in 0..count {
+            let port = 8000 + d;
+            let ids = format!("'{}', '{}'", d * 2, d * 2 + 1);
+            let mut yaml = vllm(port, &ids, 2, &format!("/models/m{}", m % 50));
+            yaml.push_str("    environment:\n      HF_HOME: /cache\n      VLLM_LOGGING_LEVEL: INFO\n    labels:\n      catapult.params_b: '8'\n      catapult.num_attention_heads: '32'\n    volumes: ['/models:/models:ro']\n");
+            files.push((
+                format!("machines/node-{m:04}/{port}/docker-compose.yml"),
+                yaml,
+            ));
+            deployments += 1;
+        }
+    }
+    assert_eq!(deployments, 5000);
+    write(dir.path(), &files);
+    let reader = DirReader::new(dir.path()).expect("reader");
+
+    let started = Instant::now();
+    let snapshot = reader.snapshot().expect("snapshot");
+    let listing = started.elapsed();
+    let mut engine = Engine::new();
+    let started = Instant::now();
+    let fleet = engine.analyze(&snapshot).expect("analyze");
+    let full = started.elapsed();
+    println!("full: {:?}", engine.stats().last.timings);
+    assert_eq!(fleet.deployments.len(), 5000);
+    assert!(fleet.findings.is_empty(), "{:?}", fleet.findings.first());
+
+    write(
+        dir.path(),
+        &[(
+            "machines/node-0007/8001/docker-compose.yml".into(),
+            vllm(8001, "'0', '1'", 2, "/x"),
+        )],
+    );
+    let started = Instant::now();
+    let snapshot = reader.snapshot().expect("snapshot");
+    let relisting = started.elapsed();
+    let started = Instant::now();
+    let fleet = engine.analyze(&snapshot).expect("analyze");
+    let again = started.elapsed();
+    println!("again: {:?}", engine.stats().last.timings);
+    assert_eq!(engine.stats().last.compose_parsed, 1);
+    assert_eq!(fleet.findings.len(), 1);
+    let started = Instant::now();
+    let topology = fleet.topology();
+    let topo = started.elapsed();
+    assert_eq!(topology.len(), 2000);
+    println!(
+        "listing {listing:?}, full analysis {full:?}, relisting {relisting:?}, re-analysis {again:?}, topology {topo:?}"
+    );
+    let slack = if cfg!(debug_assertions) { 20 } else { 1 };
+    assert!(
+        full.as_millis() < 300 * slack,
+        "full analysis took {full:?}"
+    );
+    assert!(again.as_millis() < 30 * slack, "re-analysis took {again:?}");
+}

@@ -6,4 +6,5 @@ mod interpolate;
 mod layout;
 mod repo;
 mod rules;
+mod support;
 mod yaml;

@@ -1,1 +1,836 @@
-// TODO(owner)
+//! The Git seam: reading revisions without checkout, mirrors and incremental
+//! fetches, ref globs, lazy bounded reads, symbolic links, proposal branches.
+
+use std::collections::BTreeMap;
+
+use tempfile::TempDir;
+use topology::repo::{
+    Author, ContentId, DirReader, EntryKind, GitAuth, LinkTarget, RepoError, Repository, Snapshot,
+};
+
+use crate::support::{Change, FixtureRepo, write_files};
+
+const COMPOSE: &str = "services:\n  vllm:\n    image: vllm/vllm-openai\n";
+
+fn sample_files() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("machines/gpu-01/machine.yaml", "gpus: 8\n"),
+        ("machines/gpu-01/8000/docker-compose.yml", COMPOSE),
+        ("machines/gpu-01/8000/.env", "MODEL=llama\n"),
+        ("machines/gpu-02/9000/compose.yaml", "services: {}\n"),
+        ("templates/vllm.yml.j2", "services: {{ name }}\n"),
+        ("release-config.toml", "[rules]\nTP004 = \"off\"\n"),
+        ("README.md", "not part of the snapshot\n"),
+        ("docs/notes.md", "neither\n"),
+    ]
+}
+
+/// path -> (kind word, content id) of every entry.
+fn listing(snapshot: &Snapshot) -> BTreeMap<String, (&'static str, Option<String>)> {
+    snapshot
+        .entries()
+        .iter()
+        .map(|e| {
+            (
+                e.path.clone(),
+                (e.kind.describe(), e.id.map(|id| id.to_string())),
+            )
+        })
+        .collect()
+}
+
+fn author() -> Author {
+    Author {
+        name: "catapult".to_owned(),
+        email: "catapult@example.invalid".to_owned(),
+    }
+}
+
+#[test]
+fn blob_id_is_the_git_blob_hash() {
+    // `printf 'hello\n' | git hash-object --stdin`
+    let id = ContentId::of_bytes(b"hello\n").unwrap();
+    assert_eq!(id.to_string(), "ce013625030ba8dba906f756967f9e9ca394464a");
+    assert_eq!(
+        ContentId::from_hex("ce013625030ba8dba906f756967f9e9ca394464a"),
+        Some(id)
+    );
+    assert_eq!(ContentId::from_hex("ce0136"), None);
+}
+
+#[test]
+fn reads_a_revision_from_objects_without_checkout() {
+    let fixture = FixtureRepo::init();
+    let first = fixture.commit_files("main", &sample_files(), "first\n\nbody");
+    // The work tree stays empty: everything comes from the object database.
+    assert!(!fixture.path().join("machines").exists());
+
+    let repo = Repository::open(fixture.path()).unwrap();
+    let snapshot = repo.snapshot("main").unwrap();
+    let paths: Vec<&str> = snapshot.entries().iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "machines",
+            "machines/gpu-01",
+            "machines/gpu-01/8000",
+            "machines/gpu-01/8000/.env",
+            "machines/gpu-01/8000/docker-compose.yml",
+            "machines/gpu-01/machine.yaml",
+            "machines/gpu-02",
+            "machines/gpu-02/9000",
+            "machines/gpu-02/9000/compose.yaml",
+            "release-config.toml",
+            "templates",
+            "templates/vllm.yml.j2",
+        ]
+    );
+    let revision = snapshot.revision().unwrap();
+    assert_eq!(revision.id.to_string(), first.to_string());
+    assert_eq!(revision.short_id, first.to_string()[..12]);
+    assert_eq!(revision.summary, "first");
+    assert_eq!(revision.ref_name.as_deref(), Some("refs/heads/main"));
+    assert_eq!(revision.time, 1_700_000_000);
+
+    let compose = snapshot
+        .entry("machines/gpu-01/8000/docker-compose.yml")
+        .unwrap();
+    assert_eq!(compose.kind, EntryKind::File);
+    assert_eq!(compose.size, None, "git listing does not read blobs");
+    assert_eq!(snapshot.size(compose).unwrap(), COMPOSE.len() as u64);
+    assert_eq!(
+        snapshot.read(&compose.path, 1 << 20).unwrap(),
+        COMPOSE.as_bytes()
+    );
+    assert_eq!(
+        compose.id,
+        Some(ContentId::of_bytes(COMPOSE.as_bytes()).unwrap())
+    );
+    assert!(snapshot.entry("README.md").is_none());
+
+    let children: Vec<&str> = snapshot
+        .children("machines/gpu-01")
+        .map(|e| e.name())
+        .collect();
+    assert_eq!(children, ["8000", "machine.yaml"]);
+    let top: Vec<&str> = snapshot.children("").map(|e| e.path.as_str()).collect();
+    assert_eq!(top, ["machines", "release-config.toml", "templates"]);
+}
+
+#[test]
+fn listing_is_sorted_component_wise() {
+    let fixture = FixtureRepo::init();
+    fixture.commit_files(
+        "main",
+        &[
+            ("machines/a-b/1/compose.yml", "x"),
+            ("machines/a/2/compose.yml", "y"),
+            ("machines/a.c/3/compose.yml", "z"),
+        ],
+        "m",
+    );
+    let snapshot = Repository::open(fixture.path())
+        .unwrap()
+        .snapshot("main")
+        .unwrap();
+    let machines: Vec<&str> = snapshot.children("machines").map(|e| e.name()).collect();
+    assert_eq!(machines, ["a", "a-b", "a.c"]);
+    let under_a: Vec<&str> = snapshot
+        .children("machines/a")
+        .map(|e| e.path.as_str())
+        .collect();
+    assert_eq!(under_a, ["machines/a/2"]);
+}
+
+#[test]
+fn older_revisions_by_id_and_expression() {
+    let fixture = FixtureRepo::init();
+    let first = fixture.commit_files(
+        "main",
+        &[("machines/a/8000/docker-compose.yml", "v1\n")],
+        "one",
+    );
+    let second = fixture.commit_files(
+        "main",
+        &[("machines/a/8000/docker-compose.yml", "v2\n")],
+        "two",
+    );
+    let repo = Repository::open(fixture.path()).unwrap();
+    let path = "machines/a/8000/docker-compose.yml";
+    for (rev, expected, id) in [
+        ("main", "v2\n", second),
+        ("main~1", "v1\n", first),
+        (&first.to_string()[..], "v1\n", first),
+        (&first.to_string()[..10], "v1\n", first),
+    ] {
+        let snapshot = repo.snapshot(rev).unwrap();
+        assert_eq!(
+            snapshot.read(path, 100).unwrap(),
+            expected.as_bytes(),
+            "{rev}"
+        );
+        assert_eq!(
+            snapshot.revision().unwrap().id.to_string(),
+            id.to_string(),
+            "{rev}"
+        );
+        assert_eq!(
+            repo.resolve(rev).unwrap().id.to_string(),
+            id.to_string(),
+            "{rev}"
+        );
+    }
+    assert_eq!(repo.resolve(&first.to_string()).unwrap().ref_name, None);
+}
+
+#[test]
+fn unknown_or_non_commit_revisions_name_the_rev() {
+    let fixture = FixtureRepo::init();
+    fixture.commit_files("main", &[("release-config.toml", "")], "init");
+    let repo = Repository::open(fixture.path()).unwrap();
+    let cases = [
+        (
+            "no-such-branch",
+            "no branch, tag, ref or commit of that name",
+        ),
+        ("origin/pr/12", "no branch, tag, ref or commit of that name"),
+        ("main:release-config.toml", "names a blob, not a commit"),
+        ("", "empty revision"),
+    ];
+    for (rev, reason) in cases {
+        let error = repo.snapshot(rev).unwrap_err();
+        assert!(
+            matches!(error, RepoError::UnknownRev { .. }),
+            "{rev}: {error:?}"
+        );
+        let message = error.to_string();
+        assert!(message.contains(&format!("`{rev}`")), "{message}");
+        assert!(message.contains(reason), "{message}");
+        assert!(
+            message.contains(&fixture.path().display().to_string()),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn open_names_the_path() {
+    let dir = TempDir::new().unwrap();
+    let error = Repository::open(dir.path()).unwrap_err();
+    assert!(matches!(error, RepoError::Open { .. }));
+    assert!(
+        error
+            .to_string()
+            .contains(&dir.path().display().to_string())
+    );
+}
+
+#[test]
+fn ref_glob_listing() {
+    let fixture = FixtureRepo::init();
+    let base = fixture.commit_files("main", &[("release-config.toml", "")], "init");
+    let pr1 = fixture.commit_files("pr-1", &[("machines/a/8000/compose.yml", "a")], "pr1");
+    let pr12 = fixture.commit_files("pr-12", &[("machines/a/8001/compose.yml", "b")], "pr12");
+    fixture.set_ref("refs/pull/1/head", pr1);
+    fixture.set_ref("refs/pull/12/head", pr12);
+    fixture.set_ref("refs/pull/12/merge", base);
+    fixture.set_ref("refs/pull/nested/x/head", base);
+    let repo = Repository::open(fixture.path()).unwrap();
+
+    let names = |glob: &str| -> Vec<String> {
+        repo.refs_matching(glob)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect()
+    };
+    assert_eq!(
+        names("refs/pull/*/head"),
+        ["refs/pull/1/head", "refs/pull/12/head"]
+    );
+    assert_eq!(
+        names("refs/pull/**/head"),
+        [
+            "refs/pull/1/head",
+            "refs/pull/12/head",
+            "refs/pull/nested/x/head"
+        ]
+    );
+    assert_eq!(
+        names("refs/heads/pr-*"),
+        ["refs/heads/pr-1", "refs/heads/pr-12"]
+    );
+    assert!(names("refs/tags/*").is_empty());
+    let targets = repo.refs_matching("refs/pull/1/head").unwrap();
+    assert_eq!(targets[0].commit.to_string(), pr1.to_string());
+
+    let error = repo.refs_matching("refs/pull/[").unwrap_err();
+    assert!(matches!(error, RepoError::BadGlob { .. }));
+    assert!(error.to_string().contains("refs/pull/["), "{error}");
+}
+
+#[test]
+fn mirror_fetches_incrementally_from_path_and_file_url() {
+    let upstream = FixtureRepo::init_bare();
+    let first = upstream.commit_files(
+        "main",
+        &[("machines/a/8000/docker-compose.yml", "v1\n")],
+        "one",
+    );
+    upstream.set_ref("refs/pull/7/head", first);
+    let cache = TempDir::new().unwrap();
+
+    let by_path = upstream.path().display().to_string();
+    for url in [by_path.clone(), upstream.file_url()] {
+        let mirror = Repository::mirror(&url, cache.path(), &GitAuth::anonymous()).unwrap();
+        assert!(
+            mirror.git_dir().starts_with(cache.path()),
+            "{:?}",
+            mirror.git_dir()
+        );
+        assert!(mirror.work_tree().is_none());
+        assert!(mirror.last_fetch_time().is_some());
+        assert_eq!(
+            mirror.resolve("main").unwrap().id.to_string(),
+            first.to_string()
+        );
+        // A mirror has no remote-tracking refs: `origin/<name>` falls back to `<name>`.
+        assert_eq!(
+            mirror.resolve("origin/main").unwrap().id.to_string(),
+            first.to_string()
+        );
+        assert_eq!(mirror.refs_matching("refs/pull/*/head").unwrap().len(), 1);
+    }
+    // Path and file:// URL are different remotes as far as the cache knows.
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 2);
+
+    let mirror = Repository::open_mirror(&by_path, cache.path()).unwrap();
+    let second = upstream.commit_files(
+        "main",
+        &[("machines/a/8001/docker-compose.yml", "new\n")],
+        "two",
+    );
+    // Removed upstream: pruned from the mirror on the next fetch.
+    upstream
+        .git
+        .find_reference("refs/pull/7/head")
+        .unwrap()
+        .delete()
+        .unwrap();
+    assert_eq!(
+        mirror.resolve("main").unwrap().id.to_string(),
+        first.to_string(),
+        "not fetched yet"
+    );
+
+    mirror.fetch(&GitAuth::anonymous()).unwrap();
+    assert_eq!(
+        mirror.resolve("main").unwrap().id.to_string(),
+        second.to_string()
+    );
+    assert!(mirror.refs_matching("refs/pull/*/head").unwrap().is_empty());
+    let snapshot = mirror.snapshot("main").unwrap();
+    assert_eq!(
+        snapshot
+            .read("machines/a/8001/docker-compose.yml", 100)
+            .unwrap(),
+        b"new\n"
+    );
+    assert_eq!(
+        snapshot
+            .read("machines/a/8000/docker-compose.yml", 100)
+            .unwrap(),
+        b"v1\n"
+    );
+}
+
+#[test]
+fn opened_from_a_path_there_is_nothing_to_fetch() {
+    let fixture = FixtureRepo::init();
+    fixture.commit_files("main", &[("release-config.toml", "")], "init");
+    let repo = Repository::open(fixture.path()).unwrap();
+    assert!(repo.last_fetch_time().is_none());
+    assert!(matches!(
+        repo.fetch(&GitAuth::anonymous()),
+        Err(RepoError::NoRemote { .. })
+    ));
+}
+
+#[test]
+fn credentials_never_appear_in_errors_or_debug() {
+    let cache = TempDir::new().unwrap();
+    // Port 1 on loopback: the connection is refused at once, no network involved.
+    let url = "https://x-access-token:ghp_urlsecret@127.0.0.1:1/org/repo.git";
+    let auth = GitAuth::with_token("ghp_tokensecret");
+    let repo = Repository::open_mirror(url, cache.path()).unwrap();
+    let error = repo.fetch(&auth).unwrap_err();
+    let shown = format!("{error} {error:?} {repo:?} {auth:?}");
+    for secret in ["ghp_urlsecret", "ghp_tokensecret"] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    assert!(
+        shown.contains("https://***@127.0.0.1:1/org/repo.git"),
+        "{shown}"
+    );
+    // Nor in the mirror's files.
+    let name = repo.git_dir().display().to_string();
+    assert!(!name.contains("secret"), "{name}");
+    let config = std::fs::read_to_string(repo.git_dir().join("config")).unwrap();
+    assert!(!config.contains("secret"), "{config}");
+}
+
+#[test]
+fn blob_ids_are_identical_for_directory_and_git_reads() {
+    let files = sample_files();
+    let fixture = FixtureRepo::init();
+    fixture.commit_files("main", &files, "init");
+    let from_git = Repository::open(fixture.path())
+        .unwrap()
+        .snapshot("main")
+        .unwrap();
+
+    let dir = TempDir::new().unwrap();
+    write_files(dir.path(), &files);
+    let from_dir = Snapshot::from_dir(dir.path()).unwrap();
+    assert!(from_dir.revision().is_none());
+    assert_eq!(listing(&from_dir), listing(&from_git));
+    let compose = from_dir
+        .entry("machines/gpu-01/8000/docker-compose.yml")
+        .unwrap();
+    assert_eq!(compose.size, Some(COMPOSE.len() as u64));
+}
+
+#[test]
+fn reads_are_lazy_bounded_and_typed() {
+    let big = "x".repeat(5000);
+    let files = [
+        ("machines/a/8000/docker-compose.yml", big.as_str()),
+        ("release-config.toml", ""),
+    ];
+    let fixture = FixtureRepo::init();
+    fixture.commit_files("main", &files, "init");
+    let dir = TempDir::new().unwrap();
+    write_files(dir.path(), &files);
+    let snapshots = [
+        Repository::open(fixture.path())
+            .unwrap()
+            .snapshot("main")
+            .unwrap(),
+        Snapshot::from_dir(dir.path()).unwrap(),
+    ];
+    for snapshot in &snapshots {
+        let source = snapshot.describe();
+        let path = "machines/a/8000/docker-compose.yml";
+        assert_eq!(snapshot.read(path, 5000).unwrap().len(), 5000, "{source}");
+        match snapshot.read(path, 4999) {
+            Err(RepoError::TooLarge {
+                path: p,
+                size: 5000,
+                limit: 4999,
+            }) => assert_eq!(p, path),
+            other => panic!("{source}: {other:?}"),
+        }
+        assert_eq!(
+            snapshot.read("release-config.toml", 0).unwrap(),
+            b"",
+            "{source}"
+        );
+        match snapshot.read("machines/a", 100) {
+            Err(error @ RepoError::NotAFile { .. }) => {
+                assert!(error.to_string().contains("machines/a"))
+            }
+            other => panic!("{source}: {other:?}"),
+        }
+        match snapshot.read("machines/zzz/compose.yml", 100) {
+            Err(error @ RepoError::NotFound { .. }) => {
+                assert!(error.to_string().contains("machines/zzz/compose.yml"))
+            }
+            other => panic!("{source}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn directory_reader_sees_changes() {
+    let dir = TempDir::new().unwrap();
+    write_files(
+        dir.path(),
+        &[
+            ("machines/a/8000/docker-compose.yml", "one\n"),
+            ("machines/a/8001/compose.yml", "x\n"),
+        ],
+    );
+    let path = dir.path().join("machines/a/8000/docker-compose.yml");
+    // Old enough to be cached (see RACY_WINDOW).
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+
+    let reader = DirReader::new(dir.path()).unwrap();
+    let id = |snapshot: &Snapshot| {
+        snapshot
+            .entry("machines/a/8000/docker-compose.yml")
+            .unwrap()
+            .id
+            .unwrap()
+    };
+    let before = reader.snapshot().unwrap();
+    assert_eq!(id(&before), ContentId::of_bytes(b"one\n").unwrap());
+    assert_eq!(id(&reader.snapshot().unwrap()), id(&before));
+
+    // Same size, same mtime: the inode change time still tells.
+    std::fs::write(&path, "two\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    assert_eq!(
+        id(&reader.snapshot().unwrap()),
+        ContentId::of_bytes(b"two\n").unwrap()
+    );
+
+    std::fs::write(&path, "three, longer\n").unwrap();
+    let after = reader.snapshot().unwrap();
+    assert_eq!(id(&after), ContentId::of_bytes(b"three, longer\n").unwrap());
+    assert_eq!(
+        after
+            .read("machines/a/8000/docker-compose.yml", 100)
+            .unwrap(),
+        b"three, longer\n"
+    );
+    // The snapshot taken before still lists the old id (reads are live for directories).
+    assert_eq!(id(&before), ContentId::of_bytes(b"one\n").unwrap());
+}
+
+#[test]
+fn git_symlinks_inside_are_followed_and_outside_are_not() {
+    let fixture = FixtureRepo::init();
+    fixture.commit(
+        "main",
+        &[
+            ("machines/a/8000/docker-compose.yml", Change::File(COMPOSE)),
+            (
+                "machines/a/8001/docker-compose.yml",
+                Change::Link("../8000/docker-compose.yml"),
+            ),
+            (
+                "machines/a/8002/docker-compose.yml",
+                Change::Link("../../../../etc/passwd"),
+            ),
+            (
+                "machines/a/8003/docker-compose.yml",
+                Change::Link("/etc/passwd"),
+            ),
+            (
+                "machines/a/8004/docker-compose.yml",
+                Change::Link("../nothing.yml"),
+            ),
+            ("machines/b", Change::Link("a")),
+            (
+                "machines/c/8000/docker-compose.yml",
+                Change::Link("../../b/8000/docker-compose.yml"),
+            ),
+        ],
+        "links",
+    );
+    let snapshot = Repository::open(fixture.path())
+        .unwrap()
+        .snapshot("main")
+        .unwrap();
+    let compose_id = ContentId::of_bytes(COMPOSE.as_bytes()).unwrap();
+    check_links(&snapshot, compose_id);
+}
+
+#[cfg(unix)]
+#[test]
+fn directory_symlinks_inside_are_followed_and_outside_are_not() {
+    use std::os::unix::fs::symlink;
+    let dir = TempDir::new().unwrap();
+    write_files(
+        dir.path(),
+        &[
+            ("machines/a/8000/docker-compose.yml", COMPOSE),
+            (".git/config", "[secret]\n"),
+        ],
+    );
+    let root = dir.path();
+    for (port, target) in [
+        ("8001", "../8000/docker-compose.yml"),
+        ("8002", "../../../../etc/passwd"),
+        ("8003", "/etc/passwd"),
+        ("8004", "../nothing.yml"),
+        ("8005", "../../../.git/config"),
+    ] {
+        std::fs::create_dir_all(root.join("machines/a").join(port)).unwrap();
+        symlink(
+            target,
+            root.join("machines/a")
+                .join(port)
+                .join("docker-compose.yml"),
+        )
+        .unwrap();
+    }
+    symlink("a", root.join("machines/b")).unwrap();
+    std::fs::create_dir_all(root.join("machines/c/8000")).unwrap();
+    symlink(
+        "../../b/8000/docker-compose.yml",
+        root.join("machines/c/8000/docker-compose.yml"),
+    )
+    .unwrap();
+
+    let snapshot = Snapshot::from_dir(root).unwrap();
+    let compose_id = ContentId::of_bytes(COMPOSE.as_bytes()).unwrap();
+    check_links(&snapshot, compose_id);
+    let git_dir_link = snapshot
+        .entry("machines/a/8005/docker-compose.yml")
+        .unwrap();
+    assert!(
+        matches!(git_dir_link.kind, EntryKind::Symlink { escapes: true, .. }),
+        "{git_dir_link:?}"
+    );
+    assert!(matches!(
+        snapshot.read(&git_dir_link.path, 100),
+        Err(RepoError::LinkEscapes { .. })
+    ));
+}
+
+/// The same links give the same answers from Git and from a directory.
+fn check_links(snapshot: &Snapshot, compose_id: ContentId) {
+    let source = snapshot.describe();
+    let link = |path: &str| {
+        snapshot
+            .entry(path)
+            .unwrap_or_else(|| panic!("{source}: no {path}"))
+    };
+
+    let inside = link("machines/a/8001/docker-compose.yml");
+    assert!(inside.is_file(), "{source}: {inside:?}");
+    assert_eq!(inside.id, Some(compose_id), "{source}");
+    let EntryKind::Symlink {
+        target,
+        escapes,
+        resolves_to,
+    } = &inside.kind
+    else {
+        panic!("{source}: {inside:?}")
+    };
+    assert_eq!(
+        (target.as_str(), *escapes),
+        ("../8000/docker-compose.yml", false)
+    );
+    assert_eq!(
+        *resolves_to,
+        LinkTarget::File("machines/a/8000/docker-compose.yml".to_owned())
+    );
+    assert_eq!(
+        snapshot.read(&inside.path, 1000).unwrap(),
+        COMPOSE.as_bytes(),
+        "{source}"
+    );
+
+    for path in [
+        "machines/a/8002/docker-compose.yml",
+        "machines/a/8003/docker-compose.yml",
+    ] {
+        let entry = link(path);
+        assert!(
+            matches!(
+                &entry.kind,
+                EntryKind::Symlink {
+                    escapes: true,
+                    resolves_to: LinkTarget::Outside,
+                    ..
+                }
+            ),
+            "{source}: {entry:?}"
+        );
+        assert!(
+            !entry.is_file() && entry.id.is_none(),
+            "{source}: {entry:?}"
+        );
+        let error = snapshot.read(path, 1 << 20).unwrap_err();
+        assert!(
+            matches!(error, RepoError::LinkEscapes { .. }),
+            "{source}: {error:?}"
+        );
+        assert!(error.to_string().contains(path), "{error}");
+    }
+
+    let dangling = link("machines/a/8004/docker-compose.yml");
+    assert!(
+        matches!(
+            &dangling.kind,
+            EntryKind::Symlink {
+                escapes: false,
+                resolves_to: LinkTarget::Missing,
+                ..
+            }
+        ),
+        "{source}: {dangling:?}"
+    );
+    assert!(matches!(
+        snapshot.read(&dangling.path, 100),
+        Err(RepoError::NotAFile { .. })
+    ));
+
+    // A linked directory is an entry, not descended into.
+    let linked_dir = link("machines/b");
+    assert_eq!(
+        linked_dir.kind,
+        EntryKind::Symlink {
+            target: "a".to_owned(),
+            escapes: false,
+            resolves_to: LinkTarget::Dir("machines/a".to_owned())
+        },
+        "{source}"
+    );
+    assert_eq!(snapshot.children("machines/b").count(), 0, "{source}");
+    // A link through a linked directory still lands on the file inside.
+    let through = link("machines/c/8000/docker-compose.yml");
+    assert_eq!(through.id, Some(compose_id), "{source}: {through:?}");
+}
+
+#[test]
+fn proposal_branch_is_committed_without_work_tree_and_pushed_without_force() {
+    let upstream = FixtureRepo::init_bare();
+    let base = upstream.commit_files("main", &sample_files(), "base");
+    let cache = TempDir::new().unwrap();
+    let upstream_url = upstream.path().display().to_string();
+    let mirror = Repository::mirror(&upstream_url, cache.path(), &GitAuth::anonymous()).unwrap();
+
+    let path = "machines/gpu-02/9001/docker-compose.yml";
+    let commit = mirror
+        .commit_file_on_new_branch(
+            "main",
+            "catapult/gpu-02-9001",
+            path,
+            b"services: {}\n",
+            "Add gpu-02:9001",
+            &author(),
+        )
+        .unwrap();
+    // main untouched; the branch holds the base tree plus the file.
+    assert_eq!(
+        mirror.resolve("main").unwrap().id.to_string(),
+        base.to_string()
+    );
+    let proposed = mirror.snapshot("catapult/gpu-02-9001").unwrap();
+    assert_eq!(proposed.revision().unwrap().id, commit);
+    assert_eq!(proposed.read(path, 100).unwrap(), b"services: {}\n");
+    assert_eq!(
+        proposed.entries().len(),
+        mirror.snapshot("main").unwrap().entries().len() + 2
+    );
+
+    mirror
+        .push_branch(&upstream_url, "catapult/gpu-02-9001", &GitAuth::anonymous())
+        .unwrap();
+    assert_eq!(
+        upstream
+            .ref_target("refs/heads/catapult/gpu-02-9001")
+            .unwrap()
+            .to_string(),
+        commit.to_string()
+    );
+    assert_eq!(upstream.ref_target("refs/heads/main"), Some(base));
+
+    // Existing branches are never moved, protected ones never written.
+    let again = mirror.commit_file_on_new_branch(
+        "main",
+        "catapult/gpu-02-9001",
+        path,
+        b"x",
+        "again",
+        &author(),
+    );
+    assert!(
+        matches!(again, Err(RepoError::BranchExists { .. })),
+        "{again:?}"
+    );
+    for protected in ["main", "master"] {
+        let commit =
+            mirror.commit_file_on_new_branch("main", protected, path, b"x", "m", &author());
+        assert!(
+            matches!(commit, Err(RepoError::BadBranch { .. })),
+            "{commit:?}"
+        );
+        let push = mirror.push_branch(&upstream_url, protected, &GitAuth::anonymous());
+        assert!(matches!(push, Err(RepoError::BadBranch { .. })), "{push:?}");
+    }
+    for bad_path in ["../escape.yml", "/abs.yml", ".git/config"] {
+        let commit = mirror.commit_file_on_new_branch(
+            "main",
+            "catapult/bad",
+            bad_path,
+            b"x",
+            "m",
+            &author(),
+        );
+        assert!(
+            matches!(commit, Err(RepoError::BadPath { .. })),
+            "{bad_path}: {commit:?}"
+        );
+    }
+
+    // Upstream moved the branch meanwhile: a non-forced push of a diverging
+    // commit is refused.
+    upstream.commit_files(
+        "catapult/other",
+        &[("release-config.toml", "upstream\n")],
+        "upstream",
+    );
+    mirror
+        .commit_file_on_new_branch("main", "catapult/other", path, b"mine\n", "mine", &author())
+        .unwrap();
+    let push = mirror.push_branch(&upstream_url, "catapult/other", &GitAuth::anonymous());
+    assert!(matches!(push, Err(RepoError::Push { .. })), "{push:?}");
+    let error = push.unwrap_err().to_string();
+    assert!(error.contains("catapult/other"), "{error}");
+    assert!(error.contains("not present locally"), "{error}");
+    let missing = mirror.push_branch(
+        &upstream_url,
+        "catapult/never-created",
+        &GitAuth::anonymous(),
+    );
+    assert!(
+        matches!(missing, Err(RepoError::Push { .. })),
+        "{missing:?}"
+    );
+}
+
+#[test]
+fn a_git_snapshot_outlives_its_repository_and_is_read_from_threads() {
+    let fixture = FixtureRepo::init();
+    let files: Vec<(String, String)> = (0..40)
+        .map(|i| {
+            (
+                format!("machines/m{i}/8000/docker-compose.yml"),
+                format!("services: {{s{i}: {{}}}}\n"),
+            )
+        })
+        .collect();
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    fixture.commit_files("main", &borrowed, "many");
+    let snapshot = {
+        let repo = Repository::open(fixture.path()).unwrap();
+        repo.snapshot("main").unwrap()
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for (path, content) in &files {
+                    assert_eq!(snapshot.read(path, 1000).unwrap(), content.as_bytes());
+                }
+            });
+        }
+    });
+}

@@ -1,1 +1,545 @@
-// TODO(owner)
+//! Every rule of contract section 4, data-driven: a machine (optional
+//! `machine.yaml`) with deployments `(port, compose yaml)`, and the exact
+//! findings expected as `RULE severity deployments location`. Each rule has a
+//! case that triggers exactly it and near-misses that must not.
+
+use topology::compose::{self, DeploymentId};
+use topology::inventory::{self, Machine};
+use topology::rules;
+use topology::yaml::Limits;
+
+const NVLINK8: &str = "gpus: 8\ngpu_model: H100\ngpu_memory_gb: 80\ninterconnect: nvlink\n";
+
+/// A deployment with one vLLM service on `ids` (e.g. `'0', '1'`), publishing
+/// its port; `extra` lines follow (line 6 on). `device_ids` entries start at
+/// column 26 of line 5, each `'N', ` 5 columns wide.
+fn dep(port: u16, ids: &str, extra: &str) -> String {
+    format!(
+        "services:\n  llm:\n    image: vllm/vllm-openai\n    ports: ['{port}:8000']\n    gpus: [{{device_ids: [{ids}]}}]\n{extra}"
+    )
+}
+
+fn findings(inventory: Option<&str>, deployments: &[(u16, &str)]) -> Vec<topology::Finding> {
+    let limits = Limits::default();
+    let has_inventory = inventory.is_some();
+    let mut all = Vec::new();
+    let (inventory, inventory_findings) = match inventory {
+        Some(src) => inventory::read_inventory("m1", "machine.yaml", src, &limits),
+        None => (None, Vec::new()),
+    };
+    all.extend(inventory_findings);
+    let machine = Machine {
+        name: "m1".into(),
+        inventory,
+        inventory_path: has_inventory.then(|| "machine.yaml".to_owned()),
+    };
+    let mut parsed = Vec::new();
+    for (port, yaml) in deployments {
+        let (deployment, read) = compose::read_deployment(
+            DeploymentId::new("m1", *port),
+            &format!("{port}.yml"),
+            yaml,
+            None,
+            &limits,
+        );
+        all.extend(read);
+        parsed.push(deployment);
+    }
+    let refs: Vec<&compose::Deployment> = parsed.iter().collect();
+    all.extend(rules::check_machine(&machine, &refs));
+    all
+}
+
+fn check(inventory: Option<&str>, deployments: &[(u16, &str)], expected: &[&str]) {
+    let got = findings(inventory, deployments);
+    let lines: Vec<String> = got
+        .iter()
+        .map(|f| {
+            let deployments = if f.deployments.is_empty() {
+                "-".to_owned()
+            } else {
+                f.deployments.join(",")
+            };
+            format!("{} {} {} {}", f.rule, f.severity, deployments, f.location)
+        })
+        .collect();
+    assert_eq!(
+        lines, expected,
+        "\ndeployments: {deployments:#?}\nfindings: {got:#?}"
+    );
+}
+
+// --- GPU001 ----------------------------------------------------------------------
+
+#[test]
+fn gpu001_two_deployments_one_gpu() {
+    check(
+        Some(NVLINK8),
+        &[(8000, &dep(8000, "'0'", "")), (8001, &dep(8001, "'0'", ""))],
+        &["GPU001 error m1:8000,m1:8001 8001.yml:5:26"],
+    );
+}
+
+#[test]
+fn gpu001_names_every_shared_gpu_once_per_pair() {
+    let tp2 = "    command: vllm serve m -tp 2\n";
+    let got = findings(
+        Some(NVLINK8),
+        &[
+            (8000, &dep(8000, "'0', '1'", tp2)),
+            (8001, &dep(8001, "'1', '0'", tp2)),
+        ],
+    );
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let finding = &got[0];
+    assert_eq!(finding.subjects, ["0", "1"]);
+    assert_eq!(finding.location.to_string(), "8001.yml:5:31");
+    assert_eq!(finding.related.len(), 2);
+    assert_eq!(finding.related[0].location.to_string(), "8000.yml:5:26");
+    assert!(
+        finding
+            .message
+            .contains("GPUs 0, 1 on m1 are held by both m1:8001/llm and m1:8000/llm"),
+        "{}",
+        finding.message
+    );
+}
+
+#[test]
+fn gpu001_inside_one_deployment() {
+    let yaml = "services:
+  a:
+    ports: ['8000:8000']
+    gpus: [{device_ids: ['3']}]
+  b:
+    runtime: nvidia
+    environment: [NVIDIA_VISIBLE_DEVICES=03]
+";
+    check(
+        Some(NVLINK8),
+        &[(8000, yaml)],
+        &["GPU001 error m1:8000 8000.yml:7:19"],
+    );
+}
+
+#[test]
+fn gpu001_near_misses() {
+    // Disjoint GPUs.
+    check(
+        Some(NVLINK8),
+        &[(8000, &dep(8000, "'0'", "")), (8001, &dep(8001, "'1'", ""))],
+        &[],
+    );
+    // Sharing on purpose, within memory.
+    let share = "    labels: {catapult.gpu_sharing: 'true'}\n    command: vllm serve m --gpu-memory-utilization 0.45\n";
+    check(
+        Some(NVLINK8),
+        &[
+            (8000, &dep(8000, "'0'", share)),
+            (8001, &dep(8001, "'0'", share)),
+        ],
+        &[],
+    );
+    // UUID vs decimal ids never collide.
+    check(
+        Some(NVLINK8),
+        &[
+            (8000, &dep(8000, "'GPU-0'", "")),
+            (8001, &dep(8001, "'0'", "")),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn gpu001_when_only_one_side_shares() {
+    let share = "    labels: {catapult.gpu_sharing: 'true'}\n";
+    check(
+        Some(NVLINK8),
+        &[
+            (8000, &dep(8000, "'0'", share)),
+            (8001, &dep(8001, "'0'", "")),
+        ],
+        &["GPU001 error m1:8000,m1:8001 8001.yml:5:26"],
+    );
+}
+
+// --- GPU002 ------------------------------------------------------------------------
+
+#[test]
+fn gpu002_id_beyond_inventory() {
+    check(
+        Some("gpus: 4\n"),
+        &[(8000, &dep(8000, "'4'", ""))],
+        &["GPU002 error m1:8000 8000.yml:5:26"],
+    );
+    // Near-misses: in range; no inventory (INV001 instead); a UUID.
+    check(Some("gpus: 4\n"), &[(8000, &dep(8000, "'3'", ""))], &[]);
+    check(
+        None,
+        &[(8000, &dep(8000, "'9'", ""))],
+        &["INV001 info - machines/m1"],
+    );
+    check(Some("gpus: 4\n"), &[(8000, &dep(8000, "'GPU-9'", ""))], &[]);
+}
+
+// --- GPU003 ------------------------------------------------------------------------
+
+#[test]
+fn gpu003_unpinned_next_to_another_holder() {
+    let counted = "services:\n  llm:\n    ports: ['8001:8000']\n    gpus: [{count: 1}]\n";
+    check(
+        Some(NVLINK8),
+        &[(8000, &dep(8000, "'0'", "")), (8001, counted)],
+        &["GPU003 error m1:8000,m1:8001 8001.yml:4:20"],
+    );
+    let all = "services:\n  llm:\n    ports: ['8001:8000']\n    gpus: all\n    command: vllm serve m -tp 8\n";
+    check(
+        Some(NVLINK8),
+        &[(8000, &dep(8000, "'0'", "")), (8001, all)],
+        &["GPU003 error m1:8000,m1:8001 8001.yml:4:11"],
+    );
+    // Near-misses: alone on the machine; next to a service without GPUs.
+    check(Some(NVLINK8), &[(8001, counted)], &[]);
+    let no_gpu = "services:\n  proxy:\n    ports: ['8000:80']\n";
+    check(Some(NVLINK8), &[(8000, no_gpu), (8001, counted)], &[]);
+}
+
+// --- GPU004 / GPU005 / GPU006 (found while reading) ------------------------------------
+
+#[test]
+fn gpu004_gpu005_gpu006() {
+    let cvd = "    environment: [CUDA_VISIBLE_DEVICES=1]\n";
+    check(
+        Some(NVLINK8),
+        &[(8000, &dep(8000, "'5'", cvd))],
+        &["GPU004 error m1:8000 8000.yml:6:19"],
+    );
+    check(
+        Some(NVLINK8),
+        &[(
+            8000,
+            &dep(8000, "'5'", "    environment: [CUDA_VISIBLE_DEVICES=0]\n"),
+        )],
+        &[],
+    );
+    check(
+        Some(NVLINK8),
+        &[(
+            8000,
+            &dep(8000, "'0,1'", "    command: vllm serve m -tp 2\n"),
+        )],
+        &["GPU005 error m1:8000 8000.yml:5:26"],
+    );
+    let host_ids = "services:\n  llm:\n    ports: ['8000:8000']\n    runtime: nvidia\n    environment: [CUDA_VISIBLE_DEVICES=2]\n";
+    check(
+        Some(NVLINK8),
+        &[(8000, host_ids)],
+        &["GPU006 warning m1:8000 8000.yml:5:19"],
+    );
+    let ordered = "services:\n  llm:\n    ports: ['8000:8000']\n    runtime: nvidia\n    environment: [CUDA_VISIBLE_DEVICES=2, CUDA_DEVICE_ORDER=PCI_BUS_ID]\n";
+    check(Some(NVLINK8), &[(8000, ordered)], &[]);
+}
+
+// --- TP001 - TP004 -----------------------------------------------------------------------
+
+#[test]
+fn tp001_parallelism_differs_from_gpus_held() {
+    check(
+        Some(NVLINK8),
+        &[(
+            8000,
+            &dep(
+                8000,
+                "'0'",
+                "    command: vllm serve m --tensor-parallel-size 2\n",
+            ),
+        )],
+        &["TP001 error m1:8000 8000.yml:6:50"],
+    );
+    // More GPUs than used is a mismatch too.
+    check(
+        Some(NVLINK8),
+        &[(8000, &dep(8000, "'0', '1'", ""))],
+        &["TP001 error m1:8000 8000.yml:5:25"],
+    );
+    // Needs GPUs but holds none.
+    check(
+        Some(NVLINK8),
+        &[(
+            8000,
+            "services:\n  llm:\n    ports: ['8000:8000']\n    command: vllm serve m -tp 2\n",
+        )],
+        &["TP001 error m1:8000 8000.yml:4:31"],
+    );
+    // Near-misses: matches; `all` on an 8-GPU machine with TP 8; `all` without inventory.
+    check(
+        Some(NVLINK8),
+        &[(
+            8000,
+            &dep(8000, "'0', '1'", "    command: vllm serve m -tp 2\n"),
+        )],
+        &[],
+    );
+    let all = "services:\n  llm:\n    ports: ['8000:8000']\n    gpus: all\n    command: vllm serve m -tp 4 -pp 2\n";
+    check(Some(NVLINK8), &[(8000, all)], &[]);
+    check(None, &[(8000, all)], &["INV001 info - machines/m1"]);
+    // A sidecar without GPUs and without parallelism.
+    check(
+        Some(NVLINK8),
+        &[(8000, "services:\n  proxy:\n    ports: ['8000:80']\n")],
+        &[],
+    );
+}
+
+#[test]
+fn tp002_more_gpus_than_the_machine() {
+    let yaml = "services:\n  llm:\n    ports: ['8000:8000']\n    gpus: [{count: 8}]\n    command: vllm serve m -tp 8\n";
+    check(
+        Some("gpus: 4\n"),
+        &[(8000, yaml)],
+        &["TP002 error m1:8000 8000.yml:5:31"],
+    );
+    check(Some("gpus: 8\n"), &[(8000, yaml)], &[]);
+}
+
+#[test]
+fn tp003_heads_not_divisible() {
+    let extra = |heads: u32| {
+        format!(
+            "    command: vllm serve m -tp 4\n    labels: {{catapult.num_attention_heads: '{heads}'}}\n"
+        )
+    };
+    check(
+        Some(NVLINK8),
+        &[(8000, &dep(8000, "'0', '1', '2', '3'", &extra(30)))],
+        &["TP003 error m1:8000 8000.yml:7:44"],
+    );
+    check(
+        Some(NVLINK8),
+        &[(8000, &dep(8000, "'0', '1', '2', '3'", &extra(32)))],
+        &[],
+    );
+}
+
+#[test]
+fn tp004_group_across_numa_domains_on_pcie() {
+    let pcie = "gpus: 4\ninterconnect: pcie\nnuma_domains: [[0, 1], [2, 3]]\n";
+    let tp2 = "    command: vllm serve m -tp 2\n";
+    check(
+        Some(pcie),
+        &[(8000, &dep(8000, "'1', '2'", tp2))],
+        &["TP004 warning m1:8000 8000.yml:6:31"],
+    );
+    // Near-misses: within a domain; nvlink; two TP-1 replicas (DP) across domains.
+    check(Some(pcie), &[(8000, &dep(8000, "'2', '3'", tp2))], &[]);
+    let nvlink = "gpus: 4\ninterconnect: nvlink\nnuma_domains: [[0, 1], [2, 3]]\n";
+    check(Some(nvlink), &[(8000, &dep(8000, "'1', '2'", tp2))], &[]);
+    check(
+        Some(pcie),
+        &[(
+            8000,
+            &dep(8000, "'1', '2'", "    command: vllm serve m -dp 2\n"),
+        )],
+        &[],
+    );
+}
+
+// --- MEM001 / MEM002 --------------------------------------------------------------------------
+
+#[test]
+fn mem001_weights_do_not_fit() {
+    let big = "    labels: {catapult.params_b: '70'}\n";
+    check(
+        Some(NVLINK8),
+        &[(8000, &dep(8000, "'0'", big))],
+        &["MEM001 warning m1:8000 8000.yml:6:33"],
+    );
+    // Near-misses: split over TP 2 in int4; no params_b; no gpu_memory_gb.
+    let fits = "    labels: {catapult.params_b: '70', catapult.dtype: awq}\n    command: vllm serve m -tp 2\n";
+    check(Some(NVLINK8), &[(8000, &dep(8000, "'0', '1'", fits))], &[]);
+    check(Some(NVLINK8), &[(8000, &dep(8000, "'0'", ""))], &[]);
+    check(Some("gpus: 8\n"), &[(8000, &dep(8000, "'0'", big))], &[]);
+}
+
+#[test]
+fn mem002_shared_gpu_over_budget() {
+    let share = |fraction: &str| {
+        format!(
+            "    labels: {{catapult.gpu_sharing: 'true'}}\n    command: vllm serve m --gpu-memory-utilization {fraction}\n"
+        )
+    };
+    check(
+        Some(NVLINK8),
+        &[
+            (8000, &dep(8000, "'0'", &share("0.5"))),
+            (8001, &dep(8001, "'0'", &share("0.5"))),
+        ],
+        &["MEM002 error m1:8000,m1:8001 8001.yml:7:52"],
+    );
+    check(
+        Some(NVLINK8),
+        &[
+            (8000, &dep(8000, "'0'", &share("0.5"))),
+            (8001, &dep(8001, "'0'", &share("0.45"))),
+        ],
+        &[],
+    );
+}
+
+// --- PORT001 / PORT002 ---------------------------------------------------------------------------
+
+#[test]
+fn port001_same_host_port_twice() {
+    let with_port = |port: u16, extra_port: &str| {
+        format!("services:\n  llm:\n    ports: ['{port}:8000', '{extra_port}']\n")
+    };
+    check(
+        Some(NVLINK8),
+        &[
+            (8000, &with_port(8000, "9000:9000")),
+            (8001, &with_port(8001, "9000:9001")),
+        ],
+        &["PORT001 error m1:8000,m1:8001 8001.yml:3:26"],
+    );
+    // Near-misses: different specific addresses; different protocols.
+    check(
+        Some(NVLINK8),
+        &[
+            (8000, &with_port(8000, "10.0.0.1:9000:9000")),
+            (8001, &with_port(8001, "10.0.0.2:9000:9000")),
+        ],
+        &[],
+    );
+    check(
+        Some(NVLINK8),
+        &[
+            (8000, &with_port(8000, "9000:9000/udp")),
+            (8001, &with_port(8001, "9000:9000")),
+        ],
+        &[],
+    );
+    // 0.0.0.0 clashes with a specific address.
+    check(
+        Some(NVLINK8),
+        &[
+            (8000, &with_port(8000, "0.0.0.0:9000:9000")),
+            (8001, &with_port(8001, "127.0.0.1:9000:9000")),
+        ],
+        &["PORT001 error m1:8000,m1:8001 8001.yml:3:26"],
+    );
+}
+
+#[test]
+fn port002_directory_port_not_published() {
+    check(
+        Some(NVLINK8),
+        &[(8000, "services:\n  llm:\n    ports: ['8001:8000']\n")],
+        &["PORT002 warning m1:8000 8000.yml:3:13"],
+    );
+    check(
+        Some(NVLINK8),
+        &[(8000, "services:\n  llm:\n    image: x\n")],
+        &["PORT002 warning m1:8000 8000.yml:2:3"],
+    );
+    // Near-misses: host networking with --port; a sidecar publishing it.
+    check(
+        Some(NVLINK8),
+        &[(
+            8000,
+            "services:\n  llm:\n    network_mode: host\n    command: vllm serve m --port 8000\n",
+        )],
+        &[],
+    );
+    check(
+        Some(NVLINK8),
+        &[(
+            8000,
+            "services:\n  llm:\n    image: x\n  proxy:\n    ports: ['8000:80']\n",
+        )],
+        &[],
+    );
+}
+
+// --- INV001 and inventory problems -----------------------------------------------------------------
+
+#[test]
+fn inv001_once_per_machine() {
+    check(
+        None,
+        &[(8000, &dep(8000, "'0'", "")), (8001, &dep(8001, "'1'", ""))],
+        &["INV001 info - machines/m1"],
+    );
+    check(None, &[], &["INV001 info - machines/m1"]);
+}
+
+#[test]
+fn inventory_wrong_types_are_rc002() {
+    check(
+        Some("gpus: eight\n"),
+        &[(8000, &dep(8000, "'0'", ""))],
+        &["RC002 error - machine.yaml:1:7"],
+    );
+    check(
+        Some("gpus: 4\ninterconnect: infiniband\nnuma_domains: [[0, 1], [5]]\ngpu: 3\n"),
+        &[],
+        &[
+            "RC002 error - machine.yaml:2:15",
+            "RC002 error - machine.yaml:4:1",
+            "RC002 error - machine.yaml:3:25",
+        ],
+    );
+    check(Some("gpus: [\n"), &[], &["RC001 error - machine.yaml:2:1"]);
+}
+
+// --- RC001 - RC005 through the same path --------------------------------------------------------------
+
+#[test]
+fn reading_rules() {
+    check(
+        Some(NVLINK8),
+        &[(8000, "services: [\n")],
+        &["RC001 error m1:8000 8000.yml:2:1"],
+    );
+    check(
+        Some(NVLINK8),
+        &[(
+            8000,
+            "services:\n  llm:\n    ports: ['8000:8000']\n    gpus: [{device_ids: 0}]\n",
+        )],
+        &["RC002 error m1:8000 8000.yml:4:25"],
+    );
+    check(
+        Some(NVLINK8),
+        &[(
+            8000,
+            "services:\n  llm:\n    ports: ['8000:8000']\n    image: ${IMAGE:?required}\n",
+        )],
+        &["RC003 error m1:8000 8000.yml:4:12"],
+    );
+    check(
+        Some(NVLINK8),
+        &[(
+            8000,
+            "services:\n  llm:\n    ports: ['8000:8000']\n    image: vllm:${TAG}\n",
+        )],
+        &["RC005 warning m1:8000 8000.yml:4:12"],
+    );
+}
+
+#[test]
+fn fingerprints_ignore_line_moves() {
+    let a = findings(
+        Some(NVLINK8),
+        &[(8000, &dep(8000, "'0'", "")), (8001, &dep(8001, "'0'", ""))],
+    );
+    let moved = format!("# a comment\n{}", dep(8001, "'0'", ""));
+    let b = findings(
+        Some(NVLINK8),
+        &[(8000, &dep(8000, "'0'", "")), (8001, &moved)],
+    );
+    assert_eq!(a.len(), 1);
+    assert_eq!(b.len(), 1);
+    assert_ne!(a[0].location, b[0].location);
+    assert_eq!(a[0].fingerprint, b[0].fingerprint);
+}

@@ -1,1 +1,524 @@
-// TODO(owner)
+//! The positioned YAML reader: tree shape, positions, anchors and merge keys,
+//! tags, errors, and hostile input (bombs, deep nesting, huge files).
+
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use topology::yaml::{Limits, Node, Pos, Value, parse};
+
+/// Compact rendering: `text@line:col` for plain scalars, `"text"@..` for
+/// quoted/block ones, `[..]@..` and `{k: v, ..}@..` for collections.
+fn render(node: &Node) -> String {
+    let at = format!("@{}:{}", node.pos.line, node.pos.column);
+    match &node.value {
+        Value::Scalar(s) if s.plain => format!("{}{at}", s.text),
+        Value::Scalar(s) => format!("{:?}{at}", s.text),
+        Value::Seq(items) => {
+            let items: Vec<String> = items.iter().map(render).collect();
+            format!("[{}]{at}", items.join(", "))
+        }
+        Value::Map(entries) => {
+            let entries: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("{}: {}", render(k), render(v)))
+                .collect();
+            format!("{{{}}}{at}", entries.join(", "))
+        }
+    }
+}
+
+/// Same without positions, for cases about values only.
+fn shape(node: &Node) -> String {
+    match &node.value {
+        Value::Scalar(s) if s.plain => s.text.clone(),
+        Value::Scalar(s) => format!("{:?}", s.text),
+        Value::Seq(items) => format!(
+            "[{}]",
+            items.iter().map(shape).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Map(entries) => format!(
+            "{{{}}}",
+            entries
+                .iter()
+                .map(|(k, v)| format!("{}: {}", shape(k), shape(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn parsed(input: &str) -> Node {
+    match parse(input, &Limits::default()) {
+        Ok(node) => node,
+        Err(e) => panic!("{input:?} should parse, got {} at {:?}", e.message, e.pos),
+    }
+}
+
+/// `expected` is the positioned rendering of the tree.
+#[track_caller]
+fn check(input: &str, expected: &str) {
+    assert_eq!(render(&parsed(input)), expected, "input: {input:?}");
+}
+
+/// `expected` is the rendering without positions.
+#[track_caller]
+fn check_shape(input: &str, expected: &str) {
+    assert_eq!(shape(&parsed(input)), expected, "input: {input:?}");
+}
+
+/// `expected` is `message@line:col`; the message is matched by prefix.
+#[track_caller]
+fn check_error(input: &str, limits: &Limits, expected: &str) {
+    let err = match parse(input, limits) {
+        Ok(node) => panic!("{input:?} should fail, parsed as {}", render(&node)),
+        Err(e) => e,
+    };
+    let (message, at) = expected.rsplit_once('@').unwrap_or((expected, ""));
+    assert!(
+        err.message.starts_with(message),
+        "input {input:?}: message {:?}, expected {message:?}",
+        err.message
+    );
+    assert_eq!(
+        format!("{}:{}", err.pos.line, err.pos.column),
+        at,
+        "input {input:?}: position of {:?}",
+        err.message
+    );
+}
+
+#[test]
+fn positions_of_nested_nodes() {
+    let compose = "\
+services:
+  web:
+    image: nginx
+    ports:
+      - \"80:80\"
+      - 443
+    labels: {a: b, c: [d]}
+";
+    check(
+        compose,
+        "{services@1:1: {web@2:3: {image@3:5: nginx@3:12, \
+         ports@4:5: [\"80:80\"@5:9, 443@6:9]@5:7, \
+         labels@7:5: {a@7:14: b@7:17, c@7:20: [d@7:24]@7:23}@7:13}@3:5}@2:3}@1:1",
+    );
+    let cases = [
+        ("a: b", "{a@1:1: b@1:4}@1:1"),
+        ("- a\n- b", "[a@1:3, b@2:3]@1:1"),
+        ("[a, [b]]", "[a@1:2, [b@1:6]@1:5]@1:1"),
+        ("{a: {b: c}}", "{a@1:2: {b@1:6: c@1:9}@1:5}@1:1"),
+        ("a:\n- x\n- y", "{a@1:1: [x@2:3, y@3:3]@2:1}@1:1"),
+        ("a:\n  - x", "{a@1:1: [x@2:5]@2:3}@1:1"),
+        // Columns count characters, not bytes.
+        ("é: ü", "{é@1:1: ü@1:4}@1:1"),
+        // An empty value sits at its `:`.
+        ("a:\nb: 1", "{a@1:1: @1:2, b@2:1: 1@2:4}@1:1"),
+        ("# comment\n\na: 1 # trailing", "{a@3:1: 1@3:4}@3:1"),
+        ("---\na: 1\n...\n", "{a@2:1: 1@2:4}@2:1"),
+        // A node with properties starts at its first property.
+        ("a: !override [1]", "{a@1:1: [1@1:15]@1:4}@1:1"),
+        ("a: &x\n  b: 1", "{a@1:1: {b@2:3: 1@2:6}@1:4}@1:1"),
+        // Complex keys are kept as nodes.
+        ("[a, b]: c", "{[a@1:2, b@1:5]@1:1: c@1:9}@1:1"),
+        ("? - a\n: b", "{[a@1:5]@1:3: b@2:3}@1:1"),
+    ];
+    for (input, expected) in cases {
+        check(input, expected);
+    }
+}
+
+#[test]
+fn scalar_styles_and_tags() {
+    let cases = [
+        // Quoted and block scalars are not plain, whatever their text.
+        ("a: 3", "{a: 3}"),
+        ("a: '3'", "{a: \"3\"}"),
+        ("a: \"3\"", "{a: \"3\"}"),
+        ("a: ''", "{a: \"\"}"),
+        ("a: |\n  x\n  y\n", "{a: \"x\\ny\\n\"}"),
+        ("a: >-\n  x\n  y\n", "{a: \"x y\"}"),
+        ("a: 'it''s'", "{a: \"it's\"}"),
+        ("a: \"tab\\there\"", "{a: \"tab\\there\"}"),
+        ("a: multi\n  line plain", "{a: multi line plain}"),
+        // Custom tags read as their plain value.
+        ("a: !reset null", "{a: null}"),
+        ("a: !override\n  - 1", "{a: [1]}"),
+        ("a: !whatever {b: c}", "{a: {b: c}}"),
+        ("a: !custom 'q'", "{a: \"q\"}"),
+        // `!!str` makes a string as quotes do.
+        ("a: !!str 3", "{a: \"3\"}"),
+        ("a: !!int 3", "{a: 3}"),
+        // Flow and block styles give the same tree.
+        ("a: [1, 2]\nb: {c: d}", "{a: [1, 2], b: {c: d}}"),
+        ("a:\n  - 1\n  - 2\nb:\n  c: d", "{a: [1, 2], b: {c: d}}"),
+        ("- a: 1\n  b: 2\n- c", "[{a: 1, b: 2}, c]"),
+        ("[a: 1, b]", "[{a: 1}, b]"),
+    ];
+    for (input, expected) in cases {
+        check_shape(input, expected);
+    }
+    let node = parsed("a: ~\nb:\nc: Null\nd: ''\ne: x");
+    let nulls: Vec<bool> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|k| node.get(k).is_some_and(Node::is_null))
+        .collect();
+    assert_eq!(nulls, [true, true, true, false, false]);
+}
+
+#[test]
+fn documents_and_duplicates() {
+    let cases = [
+        ("", "{}"),
+        ("\n\n", "{}"),
+        ("# only a comment\n", "{}"),
+        ("---\n", "{}"),
+        ("---\n...\n", "{}"),
+        ("plain", "plain"),
+        ("~", "~"),
+        // Duplicate keys: the last one wins, in its own place.
+        ("a: 1\nb: 2\na: 3", "{b: 2, a: 3}"),
+        ("{a: 1, a: 2}", "{a: 2}"),
+    ];
+    for (input, expected) in cases {
+        check_shape(input, expected);
+    }
+    // Past the small-map path, duplicates are found with a hash map.
+    let mut big: String = (0..40).map(|i| format!("k{i}: {i}\n")).collect();
+    big.push_str("k7: last\n");
+    let node = parsed(&big);
+    assert_eq!(node.as_map().map(<[_]>::len), Some(40));
+    assert_eq!(node.get("k7").and_then(Node::as_str), Some("last"));
+    assert_eq!(node.get("k8").and_then(Node::as_str), Some("8"));
+}
+
+#[test]
+fn anchors_aliases_and_merge_keys() {
+    let cases = [
+        ("a: &x 1\nb: *x", "{a: 1, b: 1}"),
+        (
+            "a: &x [1, 2]\nb: *x\nc: [*x, *x]",
+            "{a: [1, 2], b: [1, 2], c: [[1, 2], [1, 2]]}",
+        ),
+        // A redefined anchor: aliases see the latest definition.
+        ("a: &x 1\nb: &x 2\nc: *x", "{a: 1, b: 2, c: 2}"),
+        ("&k key: *k", "{key: key}"),
+        // Merge: explicit keys win wherever they stand.
+        (
+            "base: &b {x: 1, y: 2}\nd:\n  <<: *b\n  x: 9",
+            "{base: {x: 1, y: 2}, d: {y: 2, x: 9}}",
+        ),
+        (
+            "base: &b {x: 1, y: 2}\nd:\n  x: 9\n  <<: *b",
+            "{base: {x: 1, y: 2}, d: {x: 9, y: 2}}",
+        ),
+        // Earlier sources win over later ones.
+        (
+            "b: &b {x: 1, y: 2}\nc: &c {y: 3, z: 4}\nd:\n  <<: [*b, *c]\n  w: 0",
+            "{b: {x: 1, y: 2}, c: {y: 3, z: 4}, d: {x: 1, y: 2, z: 4, w: 0}}",
+        ),
+        (
+            "b: &b {x: 1, y: 2}\nc: &c {y: 3, z: 4}\nd:\n  <<: [*c, *b]",
+            "{b: {x: 1, y: 2}, c: {y: 3, z: 4}, d: {y: 3, z: 4, x: 1}}",
+        ),
+        // An inline mapping merges too; a quoted `<<` is an ordinary key.
+        ("d: {<<: {a: 1}, b: 2}", "{d: {a: 1, b: 2}}"),
+        ("d: {\"<<\": {a: 1}}", "{d: {\"<<\": {a: 1}}}"),
+        // Merged nodes were merged already in their own anchor.
+        (
+            "a: &a {x: 1}\nb: &b {<<: *a, y: 2}\nc: {<<: *b}",
+            "{a: {x: 1}, b: {x: 1, y: 2}, c: {x: 1, y: 2}}",
+        ),
+        // The usual compose idiom.
+        (
+            "x-common: &common\n  restart: always\n  environment:\n    A: 1\nservices:\n  web:\n    <<: *common\n    image: nginx",
+            "{x-common: {restart: always, environment: {A: 1}}, services: {web: {restart: always, environment: {A: 1}, image: nginx}}}",
+        ),
+    ];
+    for (input, expected) in cases {
+        check_shape(input, expected);
+    }
+    // Aliased and merged nodes keep the positions where they were written.
+    check(
+        "b: &b {x: 1}\nd:\n  <<: *b\n  y: 2\ne: *b",
+        "{b@1:1: {x@1:8: 1@1:11}@1:4, d@2:1: {x@1:8: 1@1:11, y@4:3: 2@4:6}@3:3, e@5:1: {x@1:8: 1@1:11}@1:4}@1:1",
+    );
+}
+
+#[test]
+fn errors_name_the_problem_and_its_position() {
+    let limits = Limits::default();
+    let cases = [
+        (
+            "a: b\n  c: d",
+            "mapping values are not allowed in this context@2:4",
+        ),
+        (
+            "key: value: other",
+            "mapping values are not allowed in this context@1:11",
+        ),
+        (
+            "a: [b, c",
+            "while parsing a flow sequence, expected ',' or ']'@1:9",
+        ),
+        (
+            "a: {b: c",
+            "while parsing a flow mapping, did not find expected ',' or '}'@1:9",
+        ),
+        (
+            "a:\n  b: 1\n c: 2",
+            "while parsing a block mapping, did not find expected key@3:2",
+        ),
+        ("a: \"open", "unterminated quoted string@1:4"),
+        ("a: 'x\n", "unterminated quoted string@1:4"),
+        ("a: b\nc", "could not find expected ':' after a key@2:2"),
+        (
+            "a: *nope",
+            "unknown anchor: *nope is used before any &nope@1:4",
+        ),
+        ("a: &x [1, *x]", "alias refers to its own anchor@1:11"),
+        (
+            "---\na: 1\n---\nb: 2",
+            "a second YAML document starts here@3:1",
+        ),
+        ("a: 1\n---\nb: 2", "a second YAML document starts here@2:1"),
+        (
+            "d: {<<: 3}",
+            "merge key `<<` needs a mapping or a list of mappings, found a scalar@1:9",
+        ),
+        (
+            "d:\n  <<: [{a: 1}, x]",
+            "merge key `<<` needs a mapping or a list of mappings, found a scalar inside the list@2:7",
+        ),
+    ];
+    for (input, expected) in cases {
+        check_error(input, &limits, expected);
+    }
+}
+
+#[test]
+fn limits_are_enforced() {
+    check_error(
+        "a: 0123456789",
+        &Limits {
+            max_bytes: 10,
+            ..Limits::default()
+        },
+        "file is 13 bytes, over the limit of 10 bytes@1:1",
+    );
+    let shallow = Limits {
+        max_depth: 3,
+        ..Limits::default()
+    };
+    let few = Limits {
+        max_nodes: 5,
+        ..Limits::default()
+    };
+    let cases = [
+        ("[[[[1]]]]", &shallow, "nesting deeper than 3 levels@1:4"),
+        (
+            "a:\n b:\n  c:\n   d: 1",
+            &shallow,
+            "nesting deeper than 3 levels@4:4",
+        ),
+        ("[1, 2, 3, 4, 5]", &few, "document exceeds 5 nodes@1:14"),
+        (
+            "a: &a [1]\nb: *a",
+            &few,
+            "alias expansion exceeds 5 nodes@2:4",
+        ),
+    ];
+    for (input, limits, expected) in cases {
+        check_error(input, limits, expected);
+    }
+    // An alias adds the depth of what it copies.
+    let depth = Limits {
+        max_depth: 3,
+        ..Limits::default()
+    };
+    check_error(
+        "a: &a [[1]]\nb: [*a]",
+        &depth,
+        "nesting deeper than 3 levels@2:5",
+    );
+    assert!(parse("a: &a [[1]]\nb: *a", &depth).is_ok());
+    // Exactly at the limits is fine.
+    assert!(
+        parse(
+            "[[[1]]]",
+            &Limits {
+                max_depth: 3,
+                ..Limits::default()
+            }
+        )
+        .is_ok()
+    );
+    assert!(
+        parse(
+            "[1, 2, 3, 4]",
+            &Limits {
+                max_nodes: 5,
+                ..Limits::default()
+            }
+        )
+        .is_ok()
+    );
+}
+
+#[track_caller]
+fn assert_fails_fast(input: &str, message_start: &str, budget: Duration) {
+    let start = Instant::now();
+    let result = parse(input, &Limits::default());
+    let took = start.elapsed();
+    match result {
+        Ok(node) => panic!(
+            "hostile input parsed: {}",
+            shape(&node).chars().take(200).collect::<String>()
+        ),
+        Err(e) => assert!(
+            e.message.starts_with(message_start),
+            "message {:?}, expected {message_start:?}",
+            e.message
+        ),
+    }
+    assert!(took < budget, "took {took:?}, budget {budget:?}");
+}
+
+#[test]
+fn billion_laughs_fails_fast() {
+    let mut bomb = String::from(
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    for level in 1..9u8 {
+        let prev = char::from(b'a' + level - 1);
+        let name = char::from(b'a' + level);
+        let refs = vec![format!("*{prev}"); 9].join(",");
+        bomb.push_str(&format!("{name}: &{name} [{refs}]\n"));
+    }
+    assert_fails_fast(
+        &bomb,
+        "alias expansion exceeds 200000 nodes",
+        Duration::from_secs(2),
+    );
+    // Anchors nested inside one another cannot multiply the work unseen either.
+    let mut nested = String::new();
+    for i in 0..60 {
+        nested.push_str(&format!("&n{i} ["));
+    }
+    nested.push_str(&vec!["x"; 5000].join(","));
+    nested.push_str(&"]".repeat(60));
+    nested.insert_str(0, "a: ");
+    nested.push_str("\nb: *n59\n");
+    assert_fails_fast(
+        &nested,
+        "anchored nodes exceed 200000 nodes",
+        Duration::from_secs(2),
+    );
+}
+
+#[test]
+fn deep_nesting_fails_fast_without_overflow() {
+    let flow = "[".repeat(10_000);
+    assert_fails_fast(
+        &flow,
+        "nesting deeper than 64 levels",
+        Duration::from_secs(2),
+    );
+    let flow_map = "{a: ".repeat(10_000);
+    assert_fails_fast(
+        &flow_map,
+        "nesting deeper than 64 levels",
+        Duration::from_secs(2),
+    );
+    let block_seq = "- ".repeat(10_000) + "x";
+    assert_fails_fast(
+        &block_seq,
+        "nesting deeper than 64 levels",
+        Duration::from_secs(2),
+    );
+    // Indentation grows with depth, so 2,000 levels already take 2 MB.
+    let block_map: String = (0..2_000)
+        .map(|i| format!("{}k:\n", " ".repeat(i)))
+        .collect();
+    assert_fails_fast(
+        &block_map,
+        "nesting deeper than 64 levels",
+        Duration::from_secs(2),
+    );
+}
+
+#[test]
+fn huge_input_is_rejected_by_size() {
+    let huge = "a: b\n".repeat(10 << 20);
+    assert!(huge.len() >= 50 << 20);
+    assert_fails_fast(
+        &huge,
+        "file is 52428800 bytes, over the limit of 4194304 bytes",
+        Duration::from_millis(50),
+    );
+}
+
+#[test]
+fn a_typical_compose_file_parses_quickly() {
+    let service = |i: usize| {
+        format!(
+            "  svc{i}:\n    image: \"registry.local/vllm:{i}\"\n    command: [\"--model\", \"m{i}\", \"--port\", \"80{i:02}\"]\n    ports:\n      - \"80{i:02}:8000\"\n    environment:\n      - CUDA_VISIBLE_DEVICES={i}\n    deploy:\n      resources:\n        reservations:\n          devices:\n            - driver: nvidia\n              device_ids: [\"{i}\"]\n"
+        )
+    };
+    let compose = format!("services:\n{}", (0..6).map(service).collect::<String>());
+    assert!(compose.len() > 1500, "{}", compose.len());
+    let node = parsed(&compose);
+    assert_eq!(
+        node.get("services").and_then(Node::as_map).map(<[_]>::len),
+        Some(6)
+    );
+    // Loose bound (debug build, shared machine): guards against a blow-up,
+    // not a benchmark.
+    let start = Instant::now();
+    for _ in 0..200 {
+        assert!(parse(&compose, &Limits::default()).is_ok());
+    }
+    let each = start.elapsed() / 200;
+    assert!(each < Duration::from_millis(20), "{each:?} per parse");
+}
+
+#[test]
+fn node_helpers() {
+    let node = parsed("a: [1, 2]\nb: {c: d}\nc: x\nd:");
+    let kinds: Vec<&str> = ["a", "b", "c", "d"]
+        .iter()
+        .filter_map(|k| node.get(k))
+        .map(Node::kind_name)
+        .collect();
+    assert_eq!(kinds, ["list", "mapping", "scalar", "null"]);
+    assert_eq!(
+        node.get("a").and_then(Node::as_seq).map(<[_]>::len),
+        Some(2)
+    );
+    assert_eq!(
+        node.get("b")
+            .and_then(|b| b.get("c"))
+            .and_then(Node::as_str),
+        Some("d")
+    );
+    assert_eq!(
+        node.get("b").map(|b| b.pos),
+        Some(Pos { line: 2, column: 4 })
+    );
+    assert!(node.get("zz").is_none());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_text_never_panics(input in any::<String>()) {
+        let _ = parse(&input, &Limits::default());
+    }
+
+    #[test]
+    fn yamlish_text_never_panics(input in "[-:?\\[\\]{},&*!|>'\"#%@` \\n\\ta-c0-9<]{0,80}") {
+        let _ = parse(&input, &Limits::default());
+    }
+}

@@ -1,0 +1,292 @@
+//! The release-config state service: one analysed revision of the production branch, refreshed
+//! at most every `REGISTRY_CACHE_TTL_SECONDS`, the last known state served (marked stale, with the
+//! reason) when the remote cannot be reached.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::Mutex;
+
+use super::view::{FleetView, SourceInfo};
+
+/// Produces analysed revisions. The real one reads Git through the topology engine
+/// ([`super::loader::GitLoader`]); tests can substitute their own.
+pub trait FleetLoader: Send + Sync + 'static {
+    /// Brings the source up to date and analyses it. `previous` is the state being served, so an
+    /// unchanged commit can be answered without analysis. Blocking: runs on a blocking thread.
+    fn load(&self, previous: Option<&Arc<FleetView>>) -> LoadOutcome;
+}
+
+/// What one load produced.
+#[derive(Debug)]
+pub struct LoadOutcome {
+    /// The state to serve, or why there is none.
+    pub view: Result<Arc<FleetView>, String>,
+    /// When the source was last brought up to date (the last successful fetch of a remote).
+    pub fetched_at: Option<SystemTime>,
+    /// The fetch failed, but an older copy could be analysed: serve it marked stale.
+    pub fetch_error: Option<String>,
+}
+
+/// A state and where it comes from; what every release-config answer is built on.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub view: Arc<FleetView>,
+    pub source: SourceInfo,
+}
+
+struct Current {
+    view: Arc<FleetView>,
+    fetched_at: SystemTime,
+    stale_reason: Option<String>,
+}
+
+#[derive(Default)]
+struct Cache {
+    current: Option<Current>,
+    /// When the source was last asked; refreshes wait `ttl` after it.
+    checked_at: Option<Instant>,
+    /// Why the last load gave nothing, while there is no state at all.
+    last_error: Option<String>,
+}
+
+pub struct ReleaseConfigState {
+    repository: Option<String>,
+    branch: String,
+    ttl: Duration,
+    timeout: Duration,
+    loader: Option<Arc<dyn FleetLoader>>,
+    cache: Mutex<Cache>,
+}
+
+impl ReleaseConfigState {
+    /// `repository` is what answers show as the source (a path or a redacted URL); `None` with
+    /// `loader` `None` means no repository is configured.
+    pub fn new(
+        repository: Option<String>,
+        branch: String,
+        ttl: Duration,
+        timeout: Duration,
+        loader: Option<Arc<dyn FleetLoader>>,
+    ) -> ReleaseConfigState {
+        ReleaseConfigState {
+            repository,
+            branch,
+            ttl,
+            timeout,
+            loader,
+            cache: Mutex::new(Cache::default()),
+        }
+    }
+
+    /// Starts the first load in the background, so that start-up does not wait for a fetch; the
+    /// first call then waits for it (it holds the cache lock).
+    pub fn prefetch(self: &Arc<Self>) {
+        if self.loader.is_none() {
+            return;
+        }
+        let state = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(error) = state.get().await {
+                tracing::warn!(%error, "release-config repository not loaded");
+            }
+        });
+    }
+
+    /// The current state, refreshed when older than the TTL. Err: no state can be served, with
+    /// the reason (not configured, unreadable, branch missing).
+    pub async fn get(&self) -> Result<Answer, String> {
+        let Some(loader) = &self.loader else {
+            return Err(
+                "no release-config repository is configured: set REGISTRY_RELEASE_CONFIG_REPO \
+                        (a Git URL or a local path) to see production deployments"
+                    .to_owned(),
+            );
+        };
+        let mut cache = self.cache.lock().await;
+        let fresh = cache.checked_at.is_some_and(|at| at.elapsed() < self.ttl);
+        if !fresh {
+            self.refresh(&mut cache, loader).await;
+        }
+        match &cache.current {
+            Some(current) => Ok(self.answer(current)),
+            None => Err(cache.last_error.clone().unwrap_or_else(|| {
+                "the release-config repository has not been read yet".to_owned()
+            })),
+        }
+    }
+
+    async fn refresh(&self, cache: &mut Cache, loader: &Arc<dyn FleetLoader>) {
+        let previous = cache
+            .current
+            .as_ref()
+            .map(|current| Arc::clone(&current.view));
+        let loader = Arc::clone(loader);
+        let task = tokio::task::spawn_blocking(move || loader.load(previous.as_ref()));
+        let outcome = match tokio::time::timeout(self.timeout, task).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(join_error)) => LoadOutcome {
+                view: Err(format!(
+                    "reading the release-config repository failed: {join_error}"
+                )),
+                fetched_at: None,
+                fetch_error: None,
+            },
+            // The blocking task keeps running; its result is dropped. The loader serialises loads,
+            // so the next refresh waits for it rather than racing it.
+            Err(_) => LoadOutcome {
+                view: Err(format!(
+                    "reading the release-config repository timed out after {} s \
+                     (REGISTRY_REQUEST_TIMEOUT_SECONDS)",
+                    self.timeout.as_secs()
+                )),
+                fetched_at: None,
+                fetch_error: None,
+            },
+        };
+        cache.checked_at = Some(Instant::now());
+        match outcome.view {
+            Ok(view) => {
+                let fetched_at = outcome.fetched_at.unwrap_or_else(SystemTime::now);
+                if let Some(error) = &outcome.fetch_error {
+                    tracing::warn!(%error, "release-config fetch failed; serving the last fetched state");
+                }
+                cache.current = Some(Current {
+                    view,
+                    fetched_at,
+                    stale_reason: outcome.fetch_error,
+                });
+                cache.last_error = None;
+            }
+            Err(error) => match &mut cache.current {
+                Some(current) => {
+                    tracing::warn!(%error, "release-config refresh failed; serving the last known state");
+                    current.stale_reason = Some(error);
+                }
+                None => {
+                    tracing::warn!(%error, "release-config repository could not be read");
+                    cache.last_error = Some(error);
+                }
+            },
+        }
+    }
+
+    fn answer(&self, current: &Current) -> Answer {
+        let view = Arc::clone(&current.view);
+        let source = SourceInfo {
+            repository: self.repository.clone().unwrap_or_default(),
+            branch: self.branch.clone(),
+            commit: view.revision.clone(),
+            fetched_at: rfc3339(current.fetched_at),
+            stale: current.stale_reason.is_some(),
+            stale_reason: current.stale_reason.clone(),
+            findings: view.counts,
+        };
+        Answer { view, source }
+    }
+}
+
+pub fn rfc3339(at: SystemTime) -> String {
+    let secs = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    rfc3339_secs(i64::try_from(secs).unwrap_or(i64::MAX))
+}
+
+pub fn rfc3339_secs(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Succeeds on the first load, then fails every fetch.
+    struct FlakyRemote {
+        loads: AtomicUsize,
+    }
+
+    impl FleetLoader for FlakyRemote {
+        fn load(&self, previous: Option<&Arc<FleetView>>) -> LoadOutcome {
+            let n = self.loads.fetch_add(1, Ordering::SeqCst);
+            if n == 0 {
+                LoadOutcome {
+                    view: Ok(Arc::new(FleetView::default())),
+                    fetched_at: None,
+                    fetch_error: None,
+                }
+            } else {
+                LoadOutcome {
+                    view: previous.cloned().ok_or_else(|| "nothing".to_owned()),
+                    fetched_at: None,
+                    fetch_error: Some(
+                        "cannot fetch https://example.invalid/repo.git: unreachable".to_owned(),
+                    ),
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn serves_the_last_known_state_marked_stale_and_respects_the_ttl() {
+        let loader = Arc::new(FlakyRemote {
+            loads: AtomicUsize::new(0),
+        });
+        let state = ReleaseConfigState::new(
+            Some("https://example.invalid/repo.git".to_owned()),
+            "main".to_owned(),
+            Duration::ZERO,
+            Duration::from_secs(5),
+            Some(loader.clone()),
+        );
+        let first = state.get().await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(!first.source.stale);
+        let second = state.get().await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(second.source.stale);
+        assert!(
+            second
+                .source
+                .stale_reason
+                .as_deref()
+                .is_some_and(|r| r.contains("unreachable"))
+        );
+
+        let cached = ReleaseConfigState::new(
+            None,
+            "main".to_owned(),
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+            Some(loader.clone()),
+        );
+        let before = loader.loads.load(Ordering::SeqCst);
+        for _ in 0..5 {
+            let _ = cached.get().await;
+        }
+        assert_eq!(
+            loader.loads.load(Ordering::SeqCst),
+            before + 1,
+            "one load per TTL"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_repository_the_answer_says_what_to_set() {
+        let state = ReleaseConfigState::new(
+            None,
+            "main".to_owned(),
+            Duration::ZERO,
+            Duration::from_secs(1),
+            None,
+        );
+        let error = state.get().await.err().unwrap_or_default();
+        assert!(error.contains("REGISTRY_RELEASE_CONFIG_REPO"), "{error}");
+    }
+}

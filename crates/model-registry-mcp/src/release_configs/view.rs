@@ -1,0 +1,268 @@
+//! What the release-config tools and resources answer: plain serialisable views of one analysed
+//! revision, computed once per revision so that every call is a lookup.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+/// One analysed revision of the release-config repository.
+#[derive(Debug, Clone, Default)]
+pub struct FleetView {
+    /// The commit analysed; `None` when the repository is a plain directory.
+    pub revision: Option<RevisionView>,
+    pub counts: FindingCounts,
+    pub machines: BTreeMap<String, MachineTopology>,
+    /// Every deployment, keyed by (machine, port).
+    pub deployments: BTreeMap<(String, u16), ReleaseConfigDetail>,
+    /// Deployments grouped by model path (or model name when no path is known).
+    pub models: Vec<ModelDeployments>,
+    /// Templates in the repository's `templates/` directory.
+    pub repository_templates: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct RevisionView {
+    /// Full commit id.
+    pub commit: String,
+    pub short_commit: String,
+    /// First line of the commit message.
+    pub summary: String,
+    /// Commit time, RFC 3339.
+    pub committed_at: String,
+}
+
+/// Findings by severity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct FindingCounts {
+    pub errors: usize,
+    pub warnings: usize,
+    pub infos: usize,
+}
+
+/// Where an answer comes from. Every release-config answer carries one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct SourceInfo {
+    /// The repository (a path, or a URL without credentials).
+    pub repository: String,
+    /// The production branch analysed.
+    pub branch: String,
+    /// The commit this answer describes; null for a plain directory.
+    pub commit: Option<RevisionView>,
+    /// When the repository was last fetched (or read, for a local path), RFC 3339.
+    pub fetched_at: String,
+    /// True when the latest fetch failed and this is the last known state.
+    pub stale: bool,
+    /// Why the state is stale (the fetch error), when it is.
+    pub stale_reason: Option<String>,
+    /// Validation findings of the whole revision.
+    pub findings: FindingCounts,
+}
+
+/// A validation finding, flattened for agents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct FindingView {
+    /// Rule code, e.g. GPU001.
+    pub code: String,
+    /// error, warning or info.
+    pub severity: String,
+    pub message: String,
+    /// `path:line:column` in the repository.
+    pub location: String,
+    /// Deployments involved, as `machine:port`.
+    pub deployments: Vec<String>,
+    /// The other side(s) of a conflict, as `path:line:column: message`.
+    pub related: Vec<String>,
+}
+
+/// A GPU of a machine and who holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct GpuHolders {
+    /// Canonical GPU id (`3`, or a UUID / MIG id as written).
+    pub gpu: String,
+    /// Holders as `machine:port/service`. More than one is a conflict unless shared on purpose.
+    pub holders: Vec<String>,
+}
+
+/// Free GPUs of one NUMA domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct NumaFree {
+    /// Index of the domain in the inventory's `numa_domains`.
+    pub domain: usize,
+    pub gpus: Vec<u32>,
+    pub free: Vec<u32>,
+}
+
+/// One deployment in a line: what serves where, on which GPUs.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct DeploymentBrief {
+    /// `machine:port`.
+    pub id: String,
+    pub machine: String,
+    /// Host port (the port directory).
+    pub port: u16,
+    pub model_name: Option<String>,
+    pub model_path: Option<String>,
+    pub tensor_parallel: u32,
+    pub pipeline_parallel: u32,
+    pub data_parallel: u32,
+    /// Host GPUs held, canonical ids (empty for `count: N` claims, whose GPUs Docker picks).
+    pub gpus: Vec<String>,
+    /// How the GPUs are claimed: `GPUs 0,1`, `count: 2`, `all GPUs`, `no GPUs`.
+    pub gpu_claim: String,
+    /// Host ports published.
+    pub published_ports: Vec<u16>,
+    pub services: Vec<String>,
+    pub image: Option<String>,
+    /// vllm, sglang, tgi or trtllm, when recognised.
+    pub server: Option<String>,
+}
+
+/// A machine's GPU map, deployments and findings.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct MachineTopology {
+    pub machine: String,
+    /// False when the machine has no `machine.yaml`: GPU count and free GPUs are then unknown.
+    pub has_inventory: bool,
+    pub gpu_count: Option<u32>,
+    pub gpu_model: Option<String>,
+    pub gpu_memory_gb: Option<f64>,
+    /// nvlink or pcie.
+    pub interconnect: Option<String>,
+    /// GPUs held by some deployment.
+    pub gpus_used: Vec<String>,
+    /// GPUs nobody holds; null without inventory.
+    pub free_gpus: Option<Vec<u32>>,
+    /// Free GPUs per NUMA domain; null without NUMA information.
+    pub free_gpus_by_numa: Option<Vec<NumaFree>>,
+    /// GPUs taken by `count: N` claims: Docker picks which, so they are not in `gpus_used`.
+    pub unpinned_gpus: u32,
+    pub gpu_holders: Vec<GpuHolders>,
+    pub deployments: Vec<DeploymentBrief>,
+    /// Findings that touch this machine.
+    pub findings: Vec<FindingView>,
+    pub finding_counts: FindingCounts,
+}
+
+/// A published port of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct PortView {
+    pub host: u16,
+    pub container: Option<u16>,
+    pub host_ip: Option<String>,
+}
+
+/// One service of a compose file, as the engine read it.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ServiceView {
+    pub name: String,
+    pub image: Option<String>,
+    /// How GPUs are requested: `none`, `device_ids 0,1`, `count 2` or `all`.
+    pub gpu_request: String,
+    /// Host GPUs the service ends up with (after CUDA_VISIBLE_DEVICES etc.).
+    pub host_gpus: Vec<String>,
+    pub tensor_parallel: u32,
+    pub pipeline_parallel: u32,
+    pub data_parallel: u32,
+    pub model_name: Option<String>,
+    pub model_path: Option<String>,
+    /// Billions of parameters, when labelled.
+    pub params_b: Option<f64>,
+    pub dtype: Option<String>,
+    pub memory_utilization: f64,
+    pub gpu_sharing: bool,
+    pub ports: Vec<PortView>,
+    pub server: Option<String>,
+}
+
+/// Everything about one production deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ReleaseConfigDetail {
+    pub deployment: DeploymentBrief,
+    /// Repository path of the compose file.
+    pub compose_path: String,
+    /// Repository path of the `.env` file, if any (its content is not returned: it may hold secrets).
+    pub env_path: Option<String>,
+    pub services: Vec<ServiceView>,
+    /// Findings that name this deployment.
+    pub findings: Vec<FindingView>,
+    /// The compose file as committed (cut at 64 KiB).
+    pub compose_file: Option<String>,
+    pub compose_file_truncated: bool,
+}
+
+/// Production deployments of one model.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ModelDeployments {
+    /// The model path (or the model name when no path is declared; `(unknown)` when neither).
+    pub model: String,
+    pub model_names: Vec<String>,
+    pub deployment_count: usize,
+    pub total_gpus: usize,
+    pub deployments: Vec<DeploymentBrief>,
+}
+
+/// Closest names to `wanted` among `names` (Levenshtein distance), best first.
+pub fn closest<'a>(
+    wanted: &str,
+    names: impl IntoIterator<Item = &'a str>,
+    max: usize,
+) -> Vec<&'a str> {
+    // Compare on a bounded prefix: a hostile 1 MB name must not cost a 1 MB x N matrix.
+    let wanted: Vec<char> = wanted.chars().take(128).collect();
+    let mut scored: Vec<(usize, &str)> = names
+        .into_iter()
+        .map(|name| {
+            let candidate: Vec<char> = name.chars().take(128).collect();
+            (levenshtein(&wanted, &candidate), name)
+        })
+        .collect();
+    scored.sort();
+    let threshold = (wanted.len() / 2).max(3);
+    let near: Vec<&str> = scored
+        .iter()
+        .filter(|(d, _)| *d <= threshold)
+        .take(max)
+        .map(|(_, n)| *n)
+        .collect();
+    if near.is_empty() {
+        scored.iter().take(max).map(|(_, n)| *n).collect()
+    } else {
+        near
+    }
+}
+
+fn levenshtein(a: &[char], b: &[char]) -> usize {
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        current[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_names() {
+        let names = ["gpu-a100-01", "gpu-a100-02", "gpu-h100-01", "cpu-01"];
+        let check = |wanted: &str, expected: &[&str]| {
+            assert_eq!(
+                closest(wanted, names.iter().copied(), 2),
+                expected,
+                "{wanted}"
+            );
+        };
+        check("gpu-a100-1", &["gpu-a100-01", "gpu-a100-02"]);
+        check("gpu-h100-01x", &["gpu-h100-01", "gpu-a100-01"]);
+        check("../../etc", &["cpu-01", "gpu-a100-01"]);
+        assert_eq!(closest("x", std::iter::empty(), 3), Vec::<&str>::new());
+    }
+}

@@ -1,0 +1,383 @@
+//! The MCP server: tools (filtered by the selection), resources, completion and prompts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, CompletionInfo,
+    ContentBlock, ErrorCode, GetPromptRequestParams, GetPromptResponse, Implementation,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    Reference, Resource, ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig,
+    Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde::Serialize;
+
+use crate::catalog;
+use crate::context::Ctx;
+use crate::prompts;
+use crate::release_configs::view::{MachineTopology, SourceInfo};
+use crate::selection;
+use crate::tools::{self, ToolSpec, release_configs::unknown_machine};
+
+pub const MACHINES_URI: &str = "topology://machines";
+pub const MACHINE_TEMPLATE: &str = "topology://machine/{machine}";
+const MACHINE_PREFIX: &str = "topology://machine/";
+
+const INSTRUCTIONS: &str = "Model registry and its GPU fleet. Two deployment domains must not be confused: \
+LOCAL deployments are containers on the registry host for dev/staging/testing (list_deployments, \
+execute_deployment, stop_deployment); PRODUCTION deployments live in the release-config Git repository and are \
+only read here (list_release_configs, get_machine_topology) or changed through a pull request for human review \
+(propose_release_config). Every production answer names the commit it describes.";
+
+/// Everything the server serves; built once, shared by every session.
+pub struct Surface {
+    ctx: Ctx,
+    enabled: Vec<ToolSpec>,
+    by_name: HashMap<&'static str, usize>,
+    listed: Vec<Tool>,
+    implemented: HashMap<&'static str, ()>,
+}
+
+impl Surface {
+    pub fn new(ctx: Ctx) -> Surface {
+        Surface::with_tools(ctx, tools::all())
+    }
+
+    /// `implemented`: every tool this build has; the settings decide which are enabled.
+    pub fn with_tools(ctx: Ctx, implemented: Vec<ToolSpec>) -> Surface {
+        let implemented_names: HashMap<&'static str, ()> =
+            implemented.iter().map(|t| (t.name(), ())).collect();
+        let mut enabled: Vec<ToolSpec> = implemented
+            .into_iter()
+            .filter(|spec| selection::decide(&ctx.settings, spec.entry, true).is_ok())
+            .collect();
+        // Catalog order, so listings are stable whatever order groups register in.
+        let position = |name: &str| {
+            catalog::CATALOG
+                .iter()
+                .position(|e| e.name == name)
+                .unwrap_or(usize::MAX)
+        };
+        enabled.sort_by_key(|spec| position(spec.name()));
+        let by_name = enabled
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| (spec.name(), i))
+            .collect();
+        let listed = enabled.iter().map(|spec| spec.tool.clone()).collect();
+        Surface {
+            ctx,
+            enabled,
+            by_name,
+            listed,
+            implemented: implemented_names,
+        }
+    }
+
+    pub fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    /// The tools as `tools/list` shows them.
+    pub fn listed_tools(&self) -> &[Tool] {
+        &self.listed
+    }
+
+    pub fn is_implemented(&self, name: &str) -> bool {
+        self.implemented.contains_key(name)
+    }
+
+    /// Calls a tool by name. Unknown names are JSON-RPC errors; known but disabled tools answer an
+    /// error result naming the setting that disables them.
+    pub async fn call(
+        &self,
+        name: &str,
+        arguments: Option<rmcp::model::JsonObject>,
+    ) -> Result<rmcp::model::CallToolResult, ErrorData> {
+        if let Some(index) = self.by_name.get(name)
+            && let Some(spec) = self.enabled.get(*index)
+        {
+            return spec.call(Arc::clone(&self.ctx), arguments).await;
+        }
+        match catalog::lookup(name) {
+            Some(entry) => {
+                let reason =
+                    selection::decide(&self.ctx.settings, entry, self.is_implemented(name))
+                        .err()
+                        .unwrap_or(selection::Disabled::NotImplemented);
+                Ok(rmcp::model::CallToolResult::error(vec![
+                    ContentBlock::text(reason.explain(entry)),
+                ]))
+            }
+            None => {
+                let shown: String = name.chars().take(64).collect();
+                Err(ErrorData::invalid_params(
+                    format!(
+                        "unknown tool {shown:?}; tools/list shows the tools this server offers"
+                    ),
+                    None,
+                ))
+            }
+        }
+    }
+
+    pub async fn read(&self, uri: &str) -> Result<ReadResourceResult, ErrorData> {
+        #[derive(Serialize)]
+        struct Machines<'a> {
+            source: &'a SourceInfo,
+            machines: Vec<&'a MachineTopology>,
+        }
+        #[derive(Serialize)]
+        struct OneMachine<'a> {
+            source: &'a SourceInfo,
+            machine: &'a MachineTopology,
+        }
+        let json = |value: &dyn erased::Json| -> Result<ReadResourceResult, ErrorData> {
+            let text = value
+                .to_json()
+                .map_err(|e| ErrorData::internal_error(format!("encoding {uri}: {e}"), None))?;
+            Ok(ReadResourceResult::new(vec![
+                ResourceContents::text(text, uri).with_mime_type("application/json"),
+            ]))
+        };
+        if uri == MACHINES_URI {
+            let answer = self.ctx.release_configs.get().await.map_err(unavailable)?;
+            return json(&Machines {
+                source: &answer.source,
+                machines: answer.view.machines.values().collect(),
+            });
+        }
+        if let Some(encoded) = uri.strip_prefix(MACHINE_PREFIX) {
+            let machine = percent_decode(encoded);
+            let answer = self.ctx.release_configs.get().await.map_err(unavailable)?;
+            return match answer.view.machines.get(&machine) {
+                Some(topology) => json(&OneMachine {
+                    source: &answer.source,
+                    machine: topology,
+                }),
+                None => Err(ErrorData::resource_not_found(
+                    unknown_machine(&answer.view, &machine),
+                    None,
+                )),
+            };
+        }
+        let shown: String = uri.chars().take(128).collect();
+        Err(ErrorData::resource_not_found(
+            format!("unknown resource {shown:?}; resources: {MACHINES_URI}, {MACHINE_TEMPLATE}"),
+            None,
+        ))
+    }
+
+    pub async fn complete(&self, request: &CompleteRequestParams) -> CompletionInfo {
+        let wants_machine = match &request.r#ref {
+            Reference::Resource(reference) => {
+                reference.uri == MACHINE_TEMPLATE && request.argument.name == "machine"
+            }
+            Reference::Prompt(prompt) => {
+                prompt.name == "production_deployment_workflow"
+                    && request.argument.name == "machine"
+            }
+            _ => false,
+        };
+        if !wants_machine {
+            return CompletionInfo::default();
+        }
+        let Ok(answer) = self.ctx.release_configs.get().await else {
+            return CompletionInfo::default();
+        };
+        let prefix = request.argument.value.to_lowercase();
+        let matching: Vec<String> = answer
+            .view
+            .machines
+            .keys()
+            .filter(|name| name.to_lowercase().starts_with(&prefix))
+            .cloned()
+            .collect();
+        let total = matching.len();
+        let values: Vec<String> = matching
+            .into_iter()
+            .take(CompletionInfo::MAX_VALUES)
+            .collect();
+        let has_more = total > values.len();
+        CompletionInfo::with_pagination(
+            values,
+            Some(u32::try_from(total).unwrap_or(u32::MAX)),
+            has_more,
+        )
+        .unwrap_or_default()
+    }
+}
+
+/// `Serialize` is not object-safe; this small shim lets `read` encode different shapes.
+mod erased {
+    pub trait Json {
+        fn to_json(&self) -> Result<String, serde_json::Error>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> Result<String, serde_json::Error> {
+            serde_json::to_string(self)
+        }
+    }
+}
+
+fn unavailable(reason: String) -> ErrorData {
+    ErrorData::new(
+        ErrorCode::INTERNAL_ERROR,
+        format!("release-config state unavailable: {reason}"),
+        None,
+    )
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&byte) = bytes.get(i) {
+        if byte == b'%'
+            && let Some(hex) = bytes.get(i + 1..i + 3)
+            && let Some(value) = std::str::from_utf8(hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(value);
+            i += 3;
+            continue;
+        }
+        out.push(byte);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The rmcp handler: a cheap handle on the shared [`Surface`].
+#[derive(Clone)]
+pub struct McpServer {
+    surface: Arc<Surface>,
+}
+
+impl McpServer {
+    pub fn new(surface: Arc<Surface>) -> McpServer {
+        McpServer { surface }
+    }
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_completions()
+                .enable_prompts()
+                .enable_resources()
+                .enable_tools()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new("model-registry-mcp", env!("CARGO_PKG_VERSION"))
+                .with_title("Model Registry"),
+        )
+        .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(
+            self.surface.listed_tools().to_vec(),
+        ))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.surface
+            .listed_tools()
+            .iter()
+            .find(|tool| tool.name == name)
+            .cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.surface
+            .call(&request.name, request.arguments)
+            .await
+            .map(CallToolResponse::from)
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(vec![
+            Resource::new(MACHINES_URI, "machines")
+                .with_title("Production GPU map")
+                .with_description(
+                    "Every production machine's GPU map (GPUs, holders, free GPUs per NUMA domain), deployments \
+                     and findings, from the release-config repository's production branch.",
+                )
+                .with_mime_type("application/json"),
+        ]))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(vec![
+            ResourceTemplate::new(MACHINES_URI, "machines")
+                .with_title("Production GPU map")
+                .with_description("Every production machine's GPU map, deployments and findings.")
+                .with_mime_type("application/json"),
+            ResourceTemplate::new(MACHINE_TEMPLATE, "machine")
+                .with_title("One production machine")
+                .with_description(
+                    "One production machine's GPU map, deployments and findings. `machine` completes to the \
+                     machine names of the release-config repository.",
+                )
+                .with_mime_type("application/json"),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        self.surface
+            .read(&request.uri)
+            .await
+            .map(ReadResourceResponse::from)
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        Ok(CompleteResult::new(self.surface.complete(&request).await))
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(prompts::list()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        prompts::get(&request.name, request.arguments.as_ref()).map(GetPromptResponse::from)
+    }
+}

@@ -1,0 +1,610 @@
+//! Release-config tools: the production GPU fleet as committed to the release-config repository.
+//! Read-only views; production changes go through `propose_release_config` (a pull request).
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Render, ToolError, ToolSpec, effective_limit, tool};
+use crate::context::Ctx;
+use crate::release_configs::state::Answer;
+use crate::release_configs::view::{
+    DeploymentBrief, FleetView, MachineTopology, ModelDeployments, ReleaseConfigDetail, SourceInfo,
+    closest,
+};
+use crate::templates;
+
+pub fn tools() -> Vec<ToolSpec> {
+    vec![
+        tool(
+            "list_release_configs",
+            "List production deployments",
+            "List PRODUCTION deployments: what runs on the remote GPU machines, as committed to the \
+             release-config Git repository (main branch; merging a pull request there is what deploys). \
+             One row per deployment `machine:port` with model, tensor/pipeline/data parallelism, GPUs and \
+             published ports. Filter by `machine` (exact name) and/or `model_name` (case-insensitive \
+             substring of the model name or path). Use this to answer 'where does model X run in \
+             production?'. Not to be confused with list_deployments, which lists LOCAL test containers \
+             on the registry host. Read-only: production is changed only through propose_release_config.",
+            list_release_configs,
+        ),
+        tool(
+            "get_release_config",
+            "Get one production deployment",
+            "Get one PRODUCTION deployment, identified by machine name and host port (`port` is the \
+             port directory, e.g. 8000): every service with its image, GPU request and the host GPUs it \
+             ends up with, parallelism, model, memory utilisation, ports, the validation findings that \
+             name it, and the committed docker-compose file. Use after list_release_configs or \
+             get_machine_topology. For LOCAL test containers use get_deployment instead.",
+            get_release_config,
+        ),
+        tool(
+            "get_machine_topology",
+            "Production GPU map",
+            "GPU allocation of the PRODUCTION machines: per machine the GPU count and model, GPUs in use, \
+             free GPUs (also per NUMA domain), which deployment holds each GPU, the deployments, and the \
+             validation findings touching the machine (e.g. a GPU held twice). Give `machine` for one \
+             machine; leave it out for the whole fleet. Use for capacity planning and before proposing \
+             a production deployment (propose_release_config needs free GPUs). Says nothing about LOCAL \
+             registry containers.",
+            get_machine_topology,
+        ),
+        tool(
+            "get_models_by_deployment",
+            "Production deployments by model",
+            "PRODUCTION deployments grouped by model path (or model name when no path is declared): for \
+             each model, where it runs (`machine:port`), with how many GPUs. Use to see how widely a \
+             model is deployed or to find duplicate deployments. Local registry containers are not \
+             included (see list_deployments).",
+            get_models_by_deployment,
+        ),
+        tool(
+            "list_docker_templates",
+            "List proposal templates",
+            "List the docker-compose templates that propose_release_config can render (its \
+             `template_name`). Templates in the release-config repository's templates/ directory come \
+             first; the ones shipped with this server fill in names the repository does not define. \
+             Each entry says where it comes from and whether it is the one in effect.",
+            list_docker_templates,
+        ),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameters
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListReleaseConfigsParams {
+    /// Only this machine (exact name, e.g. `gpu-a100-01`).
+    #[serde(default)]
+    pub machine: Option<String>,
+    /// Only deployments whose model name or path contains this text (case-insensitive).
+    #[serde(default)]
+    pub model_name: Option<String>,
+    /// Most rows to return (default and cap: REGISTRY_MAX_RESULTS).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetReleaseConfigParams {
+    /// Machine name, e.g. `gpu-a100-01`.
+    pub machine: String,
+    /// Host port of the deployment (its port directory), e.g. 8000.
+    pub port: u16,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetMachineTopologyParams {
+    /// One machine; leave out for every machine.
+    #[serde(default)]
+    pub machine: Option<String>,
+    /// Most machines to return when `machine` is not given (default and cap: REGISTRY_MAX_RESULTS).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetModelsByDeploymentParams {
+    /// Most models to return (default and cap: REGISTRY_MAX_RESULTS).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListDockerTemplatesParams {}
+
+// ---------------------------------------------------------------------------------------------
+// Outputs
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ListReleaseConfigsOutput {
+    pub source: SourceInfo,
+    /// Deployments matching the filters.
+    pub total: usize,
+    pub deployments: Vec<DeploymentBrief>,
+    /// True when `total` exceeds the rows returned.
+    pub truncated: bool,
+    /// How to see the rest, when truncated.
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct GetReleaseConfigOutput {
+    pub source: SourceInfo,
+    pub release_config: ReleaseConfigDetail,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FleetTotals {
+    pub machines: usize,
+    /// GPUs of machines with an inventory.
+    pub gpus: u64,
+    pub gpus_used: u64,
+    /// Free GPUs of machines with an inventory.
+    pub gpus_free: u64,
+    /// Machines without `machine.yaml` (their capacity is unknown).
+    pub machines_without_inventory: usize,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct GetMachineTopologyOutput {
+    pub source: SourceInfo,
+    /// Totals over the whole fleet (not only the machines returned).
+    pub fleet: FleetTotals,
+    pub machines: Vec<MachineTopology>,
+    pub truncated: bool,
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct GetModelsByDeploymentOutput {
+    pub source: SourceInfo,
+    pub total: usize,
+    pub models: Vec<ModelDeployments>,
+    pub truncated: bool,
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TemplateInfo {
+    /// What to pass as `template_name` (file name without `.yml.j2`).
+    pub name: String,
+    /// `repository` (the release-config repository's templates/) or `shipped` (built into this server).
+    pub origin: String,
+    /// Path in the repository, or in this project for shipped templates.
+    pub path: String,
+    /// False for a shipped template that the repository overrides with its own of the same name.
+    pub in_effect: bool,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ListDockerTemplatesOutput {
+    /// The repository state the repository templates come from; null when it could not be read.
+    pub source: Option<SourceInfo>,
+    /// Why the repository's templates are missing, when they are.
+    pub repository_error: Option<String>,
+    pub templates: Vec<TemplateInfo>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+async fn answer(ctx: &Ctx) -> Result<Answer, ToolError> {
+    ctx.release_configs.get().await.map_err(ToolError)
+}
+
+/// A name as shown in a message: quoted, control characters escaped, at most 64 characters.
+fn shown(name: &str) -> String {
+    let short: String = name.chars().take(64).collect();
+    if short.len() < name.len() {
+        format!("{short:?}…")
+    } else {
+        format!("{short:?}")
+    }
+}
+
+/// Unknown machine: name it and the closest existing names. Never touches the filesystem.
+pub fn unknown_machine(view: &FleetView, machine: &str) -> String {
+    if view.machines.is_empty() {
+        return format!(
+            "unknown machine {}: the release-config repository defines no machines",
+            shown(machine)
+        );
+    }
+    let near = closest(machine, view.machines.keys().map(String::as_str), 3);
+    format!(
+        "unknown machine {}; closest machine names: {} ({} machines in total)",
+        shown(machine),
+        near.join(", "),
+        view.machines.len()
+    )
+}
+
+fn machine_of<'v>(view: &'v FleetView, machine: &str) -> Result<&'v MachineTopology, ToolError> {
+    view.machines
+        .get(machine)
+        .ok_or_else(|| ToolError(unknown_machine(view, machine)))
+}
+
+async fn list_release_configs(
+    ctx: Ctx,
+    params: ListReleaseConfigsParams,
+) -> Result<ListReleaseConfigsOutput, ToolError> {
+    let answer = answer(&ctx).await?;
+    let view = &answer.view;
+    if let Some(machine) = &params.machine {
+        machine_of(view, machine)?;
+    }
+    let needle = params
+        .model_name
+        .as_deref()
+        .map(str::to_lowercase)
+        .filter(|n| !n.is_empty());
+    let matching: Vec<&DeploymentBrief> = view
+        .deployments
+        .values()
+        .map(|detail| &detail.deployment)
+        .filter(|d| params.machine.as_deref().is_none_or(|m| d.machine == m))
+        .filter(|d| {
+            needle.as_deref().is_none_or(|needle| {
+                [&d.model_name, &d.model_path]
+                    .into_iter()
+                    .flatten()
+                    .any(|text| text.to_lowercase().contains(needle))
+            })
+        })
+        .collect();
+    let limit = effective_limit(params.limit, ctx.settings.max_results);
+    let total = matching.len();
+    let deployments: Vec<DeploymentBrief> = matching.into_iter().take(limit).cloned().collect();
+    let truncated = total > deployments.len();
+    Ok(ListReleaseConfigsOutput {
+        source: answer.source,
+        total,
+        truncated,
+        hint: truncated.then(|| {
+            format!(
+                "{} more; narrow with `machine` or `model_name`, or raise `limit` (at most {})",
+                total - deployments.len(),
+                ctx.settings.max_results
+            )
+        }),
+        deployments,
+    })
+}
+
+async fn get_release_config(
+    ctx: Ctx,
+    params: GetReleaseConfigParams,
+) -> Result<GetReleaseConfigOutput, ToolError> {
+    let answer = answer(&ctx).await?;
+    let view = &answer.view;
+    let machine = machine_of(view, &params.machine)?;
+    let key = (params.machine.clone(), params.port);
+    let Some(detail) = view.deployments.get(&key) else {
+        let ports: Vec<String> = machine
+            .deployments
+            .iter()
+            .map(|d| d.port.to_string())
+            .collect();
+        let message = if ports.is_empty() {
+            format!(
+                "no deployment at {}:{}; machine {} has no deployments",
+                params.machine, params.port, params.machine
+            )
+        } else {
+            let near: BTreeSet<u16> = {
+                let mut by_distance: Vec<u16> =
+                    machine.deployments.iter().map(|d| d.port).collect();
+                by_distance.sort_by_key(|p| p.abs_diff(params.port));
+                by_distance.into_iter().take(3).collect()
+            };
+            let near: Vec<String> = near.iter().map(u16::to_string).collect();
+            format!(
+                "no deployment at {}:{}; closest ports on {}: {} (all ports: {})",
+                params.machine,
+                params.port,
+                params.machine,
+                near.join(", "),
+                ports.join(", ")
+            )
+        };
+        return Err(ToolError(message));
+    };
+    Ok(GetReleaseConfigOutput {
+        source: answer.source,
+        release_config: detail.clone(),
+    })
+}
+
+fn fleet_totals(view: &FleetView) -> FleetTotals {
+    let mut totals = FleetTotals {
+        machines: view.machines.len(),
+        gpus: 0,
+        gpus_used: 0,
+        gpus_free: 0,
+        machines_without_inventory: 0,
+    };
+    for machine in view.machines.values() {
+        match (machine.gpu_count, &machine.free_gpus) {
+            (Some(count), Some(free)) => {
+                totals.gpus += u64::from(count);
+                totals.gpus_free += free.len() as u64;
+            }
+            _ => totals.machines_without_inventory += 1,
+        }
+        totals.gpus_used += machine.gpus_used.len() as u64;
+    }
+    totals
+}
+
+async fn get_machine_topology(
+    ctx: Ctx,
+    params: GetMachineTopologyParams,
+) -> Result<GetMachineTopologyOutput, ToolError> {
+    let answer = answer(&ctx).await?;
+    let view = &answer.view;
+    let fleet = fleet_totals(view);
+    if let Some(machine) = &params.machine {
+        let topology = machine_of(view, machine)?.clone();
+        return Ok(GetMachineTopologyOutput {
+            source: answer.source,
+            fleet,
+            machines: vec![topology],
+            truncated: false,
+            hint: None,
+        });
+    }
+    let limit = effective_limit(params.limit, ctx.settings.max_results);
+    let machines: Vec<MachineTopology> = view.machines.values().take(limit).cloned().collect();
+    let truncated = view.machines.len() > machines.len();
+    Ok(GetMachineTopologyOutput {
+        source: answer.source,
+        fleet,
+        truncated,
+        hint: truncated.then(|| {
+            format!(
+                "{} more machines; ask for one with `machine`, or raise `limit` (at most {}); \
+                 the resource topology://machines has them all",
+                view.machines.len() - machines.len(),
+                ctx.settings.max_results
+            )
+        }),
+        machines,
+    })
+}
+
+async fn get_models_by_deployment(
+    ctx: Ctx,
+    params: GetModelsByDeploymentParams,
+) -> Result<GetModelsByDeploymentOutput, ToolError> {
+    let answer = answer(&ctx).await?;
+    let limit = effective_limit(params.limit, ctx.settings.max_results);
+    let total = answer.view.models.len();
+    let models: Vec<ModelDeployments> = answer.view.models.iter().take(limit).cloned().collect();
+    let truncated = total > models.len();
+    Ok(GetModelsByDeploymentOutput {
+        source: answer.source,
+        total,
+        truncated,
+        hint: truncated.then(|| {
+            format!(
+                "{} more models; use list_release_configs with `model_name`, or raise `limit` (at most {})",
+                total - models.len(),
+                ctx.settings.max_results
+            )
+        }),
+        models,
+    })
+}
+
+async fn list_docker_templates(
+    ctx: Ctx,
+    _params: ListDockerTemplatesParams,
+) -> Result<ListDockerTemplatesOutput, ToolError> {
+    let (source, repository_error, repository_templates) = match ctx.release_configs.get().await {
+        Ok(answer) => {
+            let names = answer.view.repository_templates.clone();
+            (Some(answer.source), None, names)
+        }
+        Err(error) => (None, Some(error), Vec::new()),
+    };
+    let mut templates: Vec<TemplateInfo> = repository_templates
+        .iter()
+        .map(|file| TemplateInfo {
+            name: templates::template_name(file).to_owned(),
+            origin: "repository".to_owned(),
+            path: format!("templates/{file}"),
+            in_effect: true,
+        })
+        .collect();
+    for (file, _) in templates::SHIPPED {
+        let name = templates::template_name(file);
+        let overridden = templates
+            .iter()
+            .any(|t| t.origin == "repository" && t.name == name);
+        templates.push(TemplateInfo {
+            name: name.to_owned(),
+            origin: "shipped".to_owned(),
+            path: format!("templates/{file}"),
+            in_effect: !overridden,
+        });
+    }
+    Ok(ListDockerTemplatesOutput {
+        source,
+        repository_error,
+        templates,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text renderings
+
+fn source_line(source: &SourceInfo) -> String {
+    let commit = source.commit.as_ref().map_or_else(
+        || "working directory".to_owned(),
+        |c| format!("commit {} ({})", c.short_commit, c.summary),
+    );
+    let mut line = format!(
+        "{} @ {} — {commit}, fetched {}",
+        source.repository, source.branch, source.fetched_at
+    );
+    if let Some(reason) = &source.stale_reason {
+        let _ = write!(line, "\nSTALE: last known state; refresh failed: {reason}");
+    }
+    line
+}
+
+fn brief_line(d: &DeploymentBrief) -> String {
+    format!(
+        "{} {} tp={} pp={} dp={} gpus=[{}]",
+        d.id,
+        d.model_name
+            .as_deref()
+            .or(d.model_path.as_deref())
+            .unwrap_or("(model unknown)"),
+        d.tensor_parallel,
+        d.pipeline_parallel,
+        d.data_parallel,
+        d.gpus.join(",")
+    )
+}
+
+impl Render for ListReleaseConfigsOutput {
+    fn render(&self) -> String {
+        let mut text = format!(
+            "{}\n{} production deployment(s)",
+            source_line(&self.source),
+            self.total
+        );
+        for d in &self.deployments {
+            let _ = write!(text, "\n- {}", brief_line(d));
+        }
+        if let Some(hint) = &self.hint {
+            let _ = write!(text, "\n({hint})");
+        }
+        text
+    }
+}
+
+impl Render for GetReleaseConfigOutput {
+    fn render(&self) -> String {
+        let detail = &self.release_config;
+        let mut text = format!(
+            "{}\n{} ({})",
+            source_line(&self.source),
+            brief_line(&detail.deployment),
+            detail.compose_path
+        );
+        for finding in &detail.findings {
+            let _ = write!(
+                text,
+                "\n{} {}: {} at {}",
+                finding.severity, finding.code, finding.message, finding.location
+            );
+        }
+        text
+    }
+}
+
+impl Render for GetMachineTopologyOutput {
+    fn render(&self) -> String {
+        let mut text = format!(
+            "{}\n{} machine(s), {} GPUs known, {} used, {} free",
+            source_line(&self.source),
+            self.fleet.machines,
+            self.fleet.gpus,
+            self.fleet.gpus_used,
+            self.fleet.gpus_free
+        );
+        for m in &self.machines {
+            let free = m.free_gpus.as_ref().map_or_else(
+                || "unknown (no inventory)".to_owned(),
+                |free| {
+                    format!(
+                        "[{}]",
+                        free.iter()
+                            .map(u32::to_string)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    )
+                },
+            );
+            let _ = write!(
+                text,
+                "\n{}: {} x {}, used [{}], free {}, {} deployment(s), {} error(s)",
+                m.machine,
+                m.gpu_count
+                    .map_or_else(|| "?".to_owned(), |c| c.to_string()),
+                m.gpu_model.as_deref().unwrap_or("GPU"),
+                m.gpus_used.join(","),
+                free,
+                m.deployments.len(),
+                m.finding_counts.errors
+            );
+        }
+        if let Some(hint) = &self.hint {
+            let _ = write!(text, "\n({hint})");
+        }
+        text
+    }
+}
+
+impl Render for GetModelsByDeploymentOutput {
+    fn render(&self) -> String {
+        let mut text = format!(
+            "{}\n{} model(s) in production",
+            source_line(&self.source),
+            self.total
+        );
+        for model in &self.models {
+            let ids: Vec<&str> = model.deployments.iter().map(|d| d.id.as_str()).collect();
+            let _ = write!(
+                text,
+                "\n- {}: {} ({} GPUs)",
+                model.model,
+                ids.join(", "),
+                model.total_gpus
+            );
+        }
+        if let Some(hint) = &self.hint {
+            let _ = write!(text, "\n({hint})");
+        }
+        text
+    }
+}
+
+impl Render for ListDockerTemplatesOutput {
+    fn render(&self) -> String {
+        let mut text = String::from("templates for propose_release_config:");
+        for t in &self.templates {
+            let _ = write!(
+                text,
+                "\n- {} ({}, {}){}",
+                t.name,
+                t.origin,
+                t.path,
+                if t.in_effect {
+                    ""
+                } else {
+                    " — overridden by the repository's template"
+                }
+            );
+        }
+        if let Some(error) = &self.repository_error {
+            let _ = write!(text, "\nrepository templates unavailable: {error}");
+        }
+        text
+    }
+}

@@ -1,0 +1,94 @@
+//! Command line: --print-config, `tools`, and start-up errors.
+
+use std::process::Stdio;
+
+use crate::support::command;
+
+async fn output(env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
+    let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = command(env, args, cache.path())
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("run: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn print_config_masks_secrets() {
+    let env = [
+        ("REGISTRY_API_KEY", "sk-live-123456"),
+        ("REGISTRY_GITHUB_TOKEN", "ghp_abcdef"),
+        ("REGISTRY_URL", "https://u:pw@registry.example/api"),
+    ];
+    let (code, stdout, _) = output(&env, &["--print-config"]).await;
+    assert_eq!(code, 0);
+    for secret in ["sk-live-123456", "ghp_abcdef", "u:pw"] {
+        assert!(!stdout.contains(secret), "{secret} leaked: {stdout}");
+    }
+    assert!(
+        stdout.contains("REGISTRY_API_KEY                  = **** (set)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("REGISTRY_URL                      = https://****@registry.example/api"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn bad_settings_stop_start_up_with_one_line() {
+    type Case = (
+        &'static [(&'static str, &'static str)],
+        &'static [&'static str],
+        &'static str,
+    );
+    let cases: &[Case] = &[
+        (
+            &[("REGISTRY_READ_ONLY", "yes please")],
+            &[],
+            "model-registry-mcp: REGISTRY_READ_ONLY: expected true or false, got \"yes please\"\n",
+        ),
+        (
+            &[("REGISTRY_CACHE_TTL_SECONDS", "-1")],
+            &[],
+            "model-registry-mcp: REGISTRY_CACHE_TTL_SECONDS: expected a whole number of seconds from 0 to 86400, got \"-1\"\n",
+        ),
+        (
+            &[],
+            &["--tools", "get_modle"],
+            "model-registry-mcp: --tools: unknown tool \"get_modle\"; valid tools: list_models,",
+        ),
+    ];
+    for (env, args, expected) in cases {
+        let (code, stdout, stderr) = output(env, args).await;
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stdout.is_empty());
+        assert!(stderr.starts_with(expected), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn tools_command_prints_the_surface() {
+    let (code, stdout, _) = output(&[("REGISTRY_READ_ONLY", "true")], &["tools"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains(
+            "get_machine_topology       release_configs  R     yes        no         enabled"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("delete_model               models           D     no         no         off (read-only)"), "{stdout}");
+    assert!(stdout.ends_with("5 of 42 tools enabled\n"), "{stdout}");
+    let (code, stdout, _) = output(&[], &["tools", "--json"]).await;
+    assert_eq!(code, 0);
+    let rows: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rows.as_array().map(Vec::len), Some(42));
+    assert_eq!(rows[31]["name"], "get_machine_topology");
+    assert_eq!(rows[31]["definition"]["annotations"]["readOnlyHint"], true);
+}

@@ -1,0 +1,390 @@
+//! The release-config tools against a fixture repository served as a local Git remote.
+
+use rmcp::model::CallToolRequestParams;
+use serde_json::{Value, json};
+
+use crate::support::{
+    FLEET, FixtureRepo, args, as_refs, call_err, call_ok, fixture_env, start, text_of,
+};
+
+fn ids(deployments: &Value) -> Vec<String> {
+    deployments
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|d| d["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn every_tool_answers_from_the_fixture_fleet() {
+    let repo = FixtureRepo::new(FLEET);
+    let env = fixture_env(&repo);
+    let server = start(&as_refs(&env), &[]).await;
+    let client = &server.client;
+
+    let all = call_ok(client, "list_release_configs", json!({})).await;
+    assert_eq!(all["total"], 4);
+    assert_eq!(
+        ids(&all["deployments"]),
+        ["cpu-x:7000", "gpu-a:8000", "gpu-a:8001", "gpu-b:9000"]
+    );
+    assert_eq!(
+        all["source"]["commit"]["commit"],
+        repo.head(),
+        "answers name the commit"
+    );
+    assert_eq!(all["source"]["branch"], "main");
+    assert_eq!(all["source"]["stale"], false);
+    assert!(
+        all["source"]["fetched_at"]
+            .as_str()
+            .is_some_and(|t| t.contains('T'))
+    );
+
+    let on_a = call_ok(client, "list_release_configs", json!({"machine": "gpu-a"})).await;
+    assert_eq!(ids(&on_a["deployments"]), ["gpu-a:8000", "gpu-a:8001"]);
+    let llama = call_ok(
+        client,
+        "list_release_configs",
+        json!({"model_name": "LLAMA"}),
+    )
+    .await;
+    assert_eq!(ids(&llama["deployments"]), ["gpu-a:8000", "gpu-b:9000"]);
+    let limited = call_ok(client, "list_release_configs", json!({"limit": 1})).await;
+    assert_eq!(
+        (limited["total"].clone(), limited["truncated"].clone()),
+        (json!(4), json!(true))
+    );
+    assert!(
+        limited["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("3 more"))
+    );
+
+    let one = call_ok(
+        client,
+        "get_release_config",
+        json!({"machine": "gpu-a", "port": 8000}),
+    )
+    .await;
+    let config = &one["release_config"];
+    assert_eq!(config["deployment"]["model_name"], "llama-3-70b");
+    assert_eq!(config["deployment"]["tensor_parallel"], 2);
+    assert_eq!(config["deployment"]["gpus"], json!(["0", "1"]));
+    assert_eq!(
+        config["compose_path"],
+        "machines/gpu-a/8000/docker-compose.yml"
+    );
+    assert!(
+        config["compose_file"]
+            .as_str()
+            .is_some_and(|f| f.contains("vllm/vllm-openai"))
+    );
+    let codes: Vec<&str> = config["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["code"].as_str())
+        .collect();
+    assert!(codes.contains(&"GPU001"), "GPU 1 is held twice: {codes:?}");
+
+    let fleet = call_ok(client, "get_machine_topology", json!({})).await;
+    assert_eq!(fleet["fleet"]["machines"], 3);
+    assert_eq!(fleet["fleet"]["machines_without_inventory"], 1);
+    let a = call_ok(client, "get_machine_topology", json!({"machine": "gpu-a"})).await;
+    let a = &a["machines"][0];
+    assert_eq!(a["gpu_count"], 8);
+    assert_eq!(a["gpu_model"], "H100-SXM-80GB");
+    assert_eq!(a["gpus_used"], json!(["0", "1", "2"]));
+    assert_eq!(a["free_gpus"], json!([3, 4, 5, 6, 7]));
+    assert_eq!(a["free_gpus_by_numa"][0]["free"], json!([3]));
+    assert_eq!(a["free_gpus_by_numa"][1]["free"], json!([4, 5, 6, 7]));
+    let holders_of_1 = a["gpu_holders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|h| h["gpu"] == "1")
+        .cloned();
+    assert_eq!(
+        holders_of_1.map(|h| h["holders"].clone()),
+        Some(json!(["gpu-a:8000/vllm", "gpu-a:8001/sglang"]))
+    );
+    assert!(
+        a["finding_counts"]["errors"]
+            .as_u64()
+            .is_some_and(|n| n >= 1)
+    );
+    let cpu = call_ok(client, "get_machine_topology", json!({"machine": "cpu-x"})).await;
+    assert_eq!(
+        (
+            cpu["machines"][0]["has_inventory"].clone(),
+            cpu["machines"][0]["free_gpus"].clone()
+        ),
+        (json!(false), Value::Null)
+    );
+
+    let models = call_ok(client, "get_models_by_deployment", json!({})).await;
+    let llama = models["models"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["model"] == "/models/llama-3-70b")
+        .cloned();
+    let llama = llama.unwrap_or_else(|| panic!("llama group missing: {models}"));
+    assert_eq!(ids(&llama["deployments"]), ["gpu-a:8000", "gpu-b:9000"]);
+    assert_eq!(llama["total_gpus"], 6);
+
+    let templates = call_ok(client, "list_docker_templates", json!({})).await;
+    let rows: Vec<(String, String, bool)> = templates["templates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap_or_default().to_owned(),
+                t["origin"].as_str().unwrap_or_default().to_owned(),
+                t["in_effect"].as_bool().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let row =
+        |name: &str, origin: &str, in_effect: bool| (name.to_owned(), origin.to_owned(), in_effect);
+    assert_eq!(
+        rows,
+        [
+            row("custom", "repository", true),
+            row("vllm", "repository", true),
+            row("sglang", "shipped", true),
+            row("tgi", "shipped", true),
+            row("vllm", "shipped", false),
+        ]
+    );
+    let _ = server.client.cancel().await;
+}
+
+#[tokio::test]
+async fn unknown_and_hostile_names_are_tool_errors_with_suggestions() {
+    let repo = FixtureRepo::new(FLEET);
+    let env = fixture_env(&repo);
+    let server = start(&as_refs(&env), &[]).await;
+    let client = &server.client;
+
+    let text = call_err(client, "get_machine_topology", json!({"machine": "gpu-c"})).await;
+    assert!(
+        text.contains("unknown machine \"gpu-c\"") && text.contains("gpu-a"),
+        "{text}"
+    );
+    for hostile in [
+        "../../etc",
+        "/etc/passwd",
+        "gpu-a/../../..",
+        "machines/gpu-a",
+        "\u{0}\n",
+    ] {
+        let text = call_err(
+            client,
+            "get_release_config",
+            json!({"machine": hostile, "port": 8000}),
+        )
+        .await;
+        assert!(text.contains("unknown machine"), "{hostile:?}: {text}");
+        assert!(!text.contains("root:"), "{text}");
+    }
+    let text = call_err(
+        client,
+        "get_release_config",
+        json!({"machine": "gpu-a", "port": 8002}),
+    )
+    .await;
+    assert!(
+        text.contains("no deployment at gpu-a:8002") && text.contains("8000, 8001"),
+        "{text}"
+    );
+    let text = call_err(client, "list_release_configs", json!({"machine": "gpu"})).await;
+    assert!(text.contains("closest machine names"), "{text}");
+
+    // Protocol misuse: JSON-RPC errors naming the argument; the server keeps serving.
+    let misuse = [
+        (
+            "get_release_config",
+            json!({"machine": "gpu-a", "port": "eight thousand"}),
+            "port",
+        ),
+        (
+            "get_release_config",
+            json!({"machine": "gpu-a", "port": 70000}),
+            "port",
+        ),
+        ("get_release_config", json!({"machine": "gpu-a"}), "port"),
+        (
+            "list_release_configs",
+            json!({"machines": "gpu-a"}),
+            "machines",
+        ),
+        (
+            "get_machine_topology",
+            json!({"machine": "x".repeat(100_000)}),
+            "limit",
+        ),
+        ("no_such_tool", json!({}), "unknown tool"),
+    ];
+    for (tool, arguments, expected) in misuse {
+        let mut params = CallToolRequestParams::new(tool);
+        params.arguments = Some(args(arguments));
+        let error = client
+            .call_tool(params)
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains(expected), "{tool}: {error}");
+    }
+    call_ok(client, "get_machine_topology", json!({"machine": "gpu-a"})).await;
+    let _ = server.client.cancel().await;
+}
+
+#[tokio::test]
+async fn disabled_tools_say_which_setting_disables_them() {
+    let server = start(&[("REGISTRY_READ_ONLY", "true")], &[]).await;
+    let text = call_err(&server.client, "create_model", json!({})).await;
+    assert!(text.contains("REGISTRY_READ_ONLY"), "{text}");
+    let _ = server.client.cancel().await;
+
+    let server = start(&[("REGISTRY_ALLOW_PRODUCTION_CHANGES", "false")], &[]).await;
+    let text = call_err(&server.client, "propose_release_config", json!({})).await;
+    assert!(text.contains("REGISTRY_ALLOW_PRODUCTION_CHANGES"), "{text}");
+    let _ = server.client.cancel().await;
+
+    let server = start(&[], &["--toolsets", "models"]).await;
+    let text = call_err(&server.client, "list_release_configs", json!({})).await;
+    assert!(
+        text.contains("--toolsets") && text.contains("release_configs"),
+        "{text}"
+    );
+    let _ = server.client.cancel().await;
+}
+
+#[tokio::test]
+async fn without_a_repository_the_tools_say_what_to_configure() {
+    // No API key and no repository: the server starts, and explains.
+    let server = start(&[], &[]).await;
+    let text = call_err(&server.client, "get_machine_topology", json!({})).await;
+    assert!(text.contains("REGISTRY_RELEASE_CONFIG_REPO"), "{text}");
+    let templates = call_ok(&server.client, "list_docker_templates", json!({})).await;
+    assert_eq!(
+        templates["templates"].as_array().map(Vec::len),
+        Some(3),
+        "shipped templates still listed"
+    );
+    let _ = server.client.cancel().await;
+}
+
+#[tokio::test]
+async fn follows_new_commits_and_serves_the_last_state_when_the_remote_is_gone() {
+    let repo = FixtureRepo::new(FLEET);
+    let mut env = fixture_env(&repo);
+    env.push(("REGISTRY_CACHE_TTL_SECONDS", "0".to_owned()));
+    let server = start(&as_refs(&env), &[]).await;
+    let client = &server.client;
+    let first = call_ok(client, "list_release_configs", json!({})).await;
+    assert_eq!(first["total"], 4);
+
+    repo.commit(
+        &[(
+            "machines/gpu-b/9001/docker-compose.yml",
+            "services:\n  web:\n    image: nginx\n    ports: [\"9001:80\"]\n",
+        )],
+        "add gpu-b:9001",
+    );
+    let second = call_ok(client, "list_release_configs", json!({})).await;
+    assert_eq!(second["total"], 5);
+    assert_eq!(second["source"]["commit"]["commit"], repo.head());
+
+    let head = repo.head();
+    let moved = repo.path().with_extension("gone");
+    std::fs::rename(repo.path(), &moved).unwrap_or_else(|e| panic!("rename: {e}"));
+    let third = call_ok(client, "list_release_configs", json!({})).await;
+    let rendered = text_of(&crate::support::call(client, "get_machine_topology", json!({})).await);
+    std::fs::rename(&moved, repo.path()).unwrap_or_else(|e| panic!("rename back: {e}"));
+    assert_eq!(third["total"], 5, "last known state");
+    assert_eq!(third["source"]["stale"], true);
+    assert_eq!(third["source"]["commit"]["commit"], head);
+    assert!(
+        third["source"]["stale_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("fetch")),
+        "{third}"
+    );
+    assert!(rendered.contains("STALE"), "{rendered}");
+    // Reachable again: fresh again.
+    let fourth = call_ok(client, "list_release_configs", json!({})).await;
+    assert_eq!(fourth["source"]["stale"], false);
+    let _ = server.client.cancel().await;
+}
+
+/// The shared fixture repository (fixtures/release-config), committed to a temp Git repository:
+/// every machine and every deployment it lists can be fetched by name.
+#[tokio::test]
+async fn the_shared_fixture_repository_is_served_whole() {
+    let root =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/release-config");
+    let mut files: Vec<(String, String)> = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let (Ok(relative), Ok(text)) =
+                (path.strip_prefix(&root), std::fs::read_to_string(&path))
+            {
+                files.push((relative.to_string_lossy().into_owned(), text));
+            }
+        }
+    }
+    if !files.iter().any(|(path, _)| path.starts_with("machines/")) {
+        return; // The fixture is not there (yet): nothing to check.
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let repo = FixtureRepo::new(&refs);
+    let mut env = fixture_env(&repo);
+    env.push(("REGISTRY_MAX_RESULTS", "10000".to_owned()));
+    let server = start(&as_refs(&env), &[]).await;
+    let client = &server.client;
+    let fleet = call_ok(client, "get_machine_topology", json!({})).await;
+    let machines: Vec<String> = fleet["machines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["machine"].as_str().map(str::to_owned))
+        .collect();
+    assert!(!machines.is_empty());
+    for machine in &machines {
+        call_ok(client, "get_machine_topology", json!({"machine": machine})).await;
+    }
+    let all = call_ok(client, "list_release_configs", json!({})).await;
+    for deployment in all["deployments"].as_array().into_iter().flatten() {
+        let detail = call_ok(
+            client,
+            "get_release_config",
+            json!({"machine": deployment["machine"], "port": deployment["port"]}),
+        )
+        .await;
+        assert_eq!(
+            detail["release_config"]["deployment"]["id"],
+            deployment["id"]
+        );
+    }
+    call_ok(client, "get_models_by_deployment", json!({})).await;
+    let _ = server.client.cancel().await;
+}

@@ -1,0 +1,131 @@
+//! Resources, resource templates, completion and prompts.
+
+use rmcp::model::{
+    ArgumentInfo, CompleteRequestParams, GetPromptRequestParams, ReadResourceRequestParams,
+    Reference, ResourceContents,
+};
+use serde_json::Value;
+
+use crate::support::{FLEET, FixtureRepo, args, as_refs, fixture_env, start};
+
+fn json_of(contents: &[ResourceContents]) -> Value {
+    match contents.first() {
+        Some(ResourceContents::TextResourceContents {
+            text, mime_type, ..
+        }) => {
+            assert_eq!(mime_type.as_deref(), Some("application/json"));
+            serde_json::from_str(text).unwrap_or_else(|e| panic!("resource JSON: {e}"))
+        }
+        other => panic!("expected text contents, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn topology_resources_templates_and_completion() {
+    let repo = FixtureRepo::new(FLEET);
+    let env = fixture_env(&repo);
+    let server = start(&as_refs(&env), &[]).await;
+    let client = &server.client;
+
+    let resources = client
+        .list_all_resources()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let uris: Vec<&str> = resources.iter().map(|r| r.uri.as_str()).collect();
+    assert_eq!(uris, ["topology://machines"]);
+    let templates = client
+        .list_all_resource_templates()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let templates: Vec<&str> = templates.iter().map(|t| t.uri_template.as_str()).collect();
+    assert_eq!(
+        templates,
+        ["topology://machines", "topology://machine/{machine}"]
+    );
+
+    let all = client
+        .read_resource(ReadResourceRequestParams::new("topology://machines"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let all = json_of(&all.contents);
+    assert_eq!(all["source"]["commit"]["commit"], repo.head());
+    assert_eq!(all["machines"].as_array().map(Vec::len), Some(3));
+
+    let one = client
+        .read_resource(ReadResourceRequestParams::new("topology://machine/gpu-b"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let one = json_of(&one.contents);
+    assert_eq!(one["machine"]["machine"], "gpu-b");
+    assert_eq!(one["machine"]["free_gpus"], serde_json::json!([]));
+
+    for uri in [
+        "topology://machine/../../etc/passwd",
+        "topology://machine/gpu-z",
+        "file:///etc/passwd",
+    ] {
+        let error = client
+            .read_resource(ReadResourceRequestParams::new(uri))
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("unknown"), "{uri}: {error}");
+    }
+
+    let completion = client
+        .complete(CompleteRequestParams::new(
+            Reference::for_resource("topology://machine/{machine}"),
+            ArgumentInfo::new("machine", "gpu"),
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(completion.completion.values, ["gpu-a", "gpu-b"]);
+    let _ = server.client.cancel().await;
+}
+
+#[tokio::test]
+async fn prompts_name_real_tools() {
+    let server = start(&[], &[]).await;
+    let client = &server.client;
+    let prompts = client
+        .list_all_prompts()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = prompts.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "deploy_workflow",
+            "troubleshoot_workflow",
+            "production_deployment_workflow",
+            "capacity_planning_workflow",
+            "model_comparison_workflow"
+        ]
+    );
+    let mut request = GetPromptRequestParams::new("production_deployment_workflow");
+    request.arguments = Some(args(
+        serde_json::json!({"model_name": "llama-3-70b", "tensor_parallel": 4}),
+    ));
+    let prompt = client
+        .get_prompt(request)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = serde_json::to_string(&prompt.messages).unwrap_or_default();
+    for tool in [
+        "get_machine_topology",
+        "list_docker_templates",
+        "propose_release_config",
+        "dry_run",
+    ] {
+        assert!(text.contains(tool), "{tool} missing: {text}");
+    }
+    let missing = client
+        .get_prompt(GetPromptRequestParams::new("deploy_workflow"))
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(missing.contains("model_name"), "{missing}");
+    let _ = server.client.cancel().await;
+}

@@ -1,0 +1,137 @@
+//! The tool surface: snapshots of tools/list per mode, and the contract every tool meets.
+
+use model_registry_mcp::catalog::{self, ToolClass};
+use serde_json::Value;
+
+use crate::support::start;
+
+async fn tools_list(env: &[(&str, &str)], args: &[&str]) -> Value {
+    let server = start(env, args).await;
+    let tools = server
+        .client
+        .list_all_tools()
+        .await
+        .unwrap_or_else(|e| panic!("tools/list: {e}"));
+    let _ = server.client.cancel().await;
+    serde_json::to_value(tools).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn tools_list_default_mode() {
+    insta::assert_json_snapshot!("tools_list_default", tools_list(&[], &[]).await);
+}
+
+#[tokio::test]
+async fn tools_list_read_only_mode() {
+    insta::assert_json_snapshot!(
+        "tools_list_read_only",
+        tools_list(&[("REGISTRY_READ_ONLY", "true")], &[]).await
+    );
+}
+
+#[tokio::test]
+async fn tools_list_production_gated_mode() {
+    insta::assert_json_snapshot!(
+        "tools_list_production_gated",
+        tools_list(&[("REGISTRY_ALLOW_PRODUCTION_CHANGES", "false")], &[]).await
+    );
+}
+
+#[tokio::test]
+async fn toolset_and_tool_selection() {
+    let names = |list: Value| -> Vec<String> {
+        list.as_array()
+            .map(|tools| {
+                tools
+                    .iter()
+                    .filter_map(|t| t["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(names(tools_list(&[], &["--toolsets", "models"]).await).is_empty());
+    assert_eq!(
+        names(
+            tools_list(
+                &[],
+                &["--tools", "get_machine_topology,list_release_configs"]
+            )
+            .await
+        ),
+        ["list_release_configs", "get_machine_topology"]
+    );
+    assert_eq!(
+        names(
+            tools_list(
+                &[("REGISTRY_EXCLUDE_TOOLS", "list_docker_templates")],
+                &["--toolsets", "release_configs"]
+            )
+            .await
+        ),
+        [
+            "list_release_configs",
+            "get_release_config",
+            "get_machine_topology",
+            "get_models_by_deployment"
+        ]
+    );
+}
+
+/// Every listed tool: title, AI-first description, annotations equal to its class, object input
+/// schema without top-level combinators or `null` types, object output schema.
+#[tokio::test]
+async fn every_tool_meets_the_surface_contract() {
+    let list = tools_list(&[], &[]).await;
+    let tools = list.as_array().cloned().unwrap_or_default();
+    assert!(!tools.is_empty());
+    for tool in &tools {
+        let name = tool["name"].as_str().unwrap_or_default();
+        let entry = catalog::lookup(name).unwrap_or_else(|| panic!("{name} is not in the catalog"));
+        assert!(
+            tool["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "{name}: title"
+        );
+        assert!(
+            tool["description"].as_str().is_some_and(|d| d.len() > 150),
+            "{name}: description too short"
+        );
+        let hints = &tool["annotations"];
+        assert_eq!(
+            hints["readOnlyHint"],
+            Value::Bool(entry.class == ToolClass::Read),
+            "{name}"
+        );
+        assert_eq!(
+            hints["destructiveHint"],
+            Value::Bool(entry.class == ToolClass::Destructive),
+            "{name}"
+        );
+        assert_eq!(
+            hints["idempotentHint"],
+            Value::Bool(entry.idempotent),
+            "{name}"
+        );
+        assert_eq!(
+            hints["openWorldHint"],
+            Value::Bool(entry.open_world),
+            "{name}"
+        );
+        let input = &tool["inputSchema"];
+        assert_eq!(input["type"], "object", "{name}");
+        assert!(input["properties"].is_object(), "{name}");
+        for combinator in ["oneOf", "anyOf", "allOf"] {
+            assert!(
+                input.get(combinator).is_none(),
+                "{name}: top-level {combinator}"
+            );
+        }
+        assert!(
+            !input.to_string().contains("\"null\""),
+            "{name}: null type in input schema: {input}"
+        );
+        assert_eq!(
+            tool["outputSchema"]["type"], "object",
+            "{name}: output schema"
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! The fixture repositories: one per rule (each triggers exactly that rule),
+//! and the realistic fleet (no error). Every format is snapshotted.
+
+use release_config_validate::Format;
+
+use crate::sarif_shape::assert_sarif_shape;
+use crate::support::{args, fixtures, validate};
+
+fn rule_cases() -> Vec<String> {
+    let mut cases: Vec<String> = std::fs::read_dir(fixtures().join("rules"))
+        .expect("fixtures/rules")
+        .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    cases.sort();
+    cases
+}
+
+#[test]
+fn every_rule_has_a_fixture() {
+    let expected: Vec<&str> = topology::Rule::ALL
+        .iter()
+        .map(|rule| rule.code())
+        // PENDING001 needs refs: see git::pending_claims_are_reported.
+        .filter(|code| *code != "PENDING001")
+        .collect();
+    let mut expected: Vec<String> = expected.into_iter().map(str::to_owned).collect();
+    expected.sort();
+    assert_eq!(rule_cases(), expected);
+}
+
+/// Rules that cannot fire alone: TP002 (needs more GPUs than the machine has)
+/// always also means the service holds fewer GPUs than it needs (TP001) or
+/// holds ids the machine lacks (GPU002).
+const COMPANIONS: &[(&str, &[&str])] = &[("TP002", &["TP001", "TP002"])];
+
+#[test]
+fn each_rule_fixture_triggers_exactly_its_rule() {
+    let mut failures = Vec::new();
+    for code in rule_cases() {
+        let path = fixtures().join("rules").join(&code);
+        let outcome = validate(&args(&path, Format::Json));
+        let mut codes = outcome.codes();
+        codes.sort();
+        codes.dedup();
+        let expected: Vec<String> = match COMPANIONS.iter().find(|(c, _)| *c == code) {
+            Some((_, set)) => set.iter().map(|c| (*c).to_owned()).collect(),
+            None => vec![code.clone()],
+        };
+        if codes != expected {
+            failures.push(format!("{code}: got {codes:?}"));
+        }
+        let severity = topology::Rule::from_code(&code).expect("rule").default_severity();
+        let expected_exit = if severity == topology::Severity::Error { 1 } else { 0 };
+        if outcome.exit as u8 != expected_exit {
+            failures.push(format!("{code}: exit {:?}, stderr {}", outcome.exit, outcome.stderr));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn rule_fixture_snapshots() {
+    for code in rule_cases() {
+        let path = fixtures().join("rules").join(&code);
+        for (format, name) in
+            [(Format::Human, "human"), (Format::Json, "json"), (Format::Github, "github"), (Format::Sarif, "sarif")]
+        {
+            let outcome = validate(&args(&path, format));
+            assert!(outcome.stderr.is_empty(), "{code}: {}", outcome.stderr);
+            if format == Format::Sarif {
+                assert_sarif_shape(&outcome.json());
+            }
+            insta::assert_snapshot!(format!("rule_{code}_{name}"), outcome.stdout);
+        }
+    }
+}
+
+#[test]
+fn clean_fleet_has_no_error() {
+    let path = fixtures().join("release-config");
+    let outcome = validate(&args(&path, Format::Json));
+    assert_eq!(outcome.exit as u8, 0, "{}\n{}", outcome.stdout, outcome.stderr);
+    let report = outcome.json();
+    assert_eq!(report["summary"]["errors"], 0);
+    // Deliberate: the one machine without inventory.
+    assert_eq!(outcome.codes(), ["INV001"], "{}", validate(&args(&path, Format::Human)).stdout);
+    assert!(report["summary"]["machines"].as_u64().unwrap() >= 8);
+    for format in [Format::Human, Format::Github, Format::Sarif] {
+        let outcome = validate(&args(&path, format));
+        assert_eq!(outcome.exit as u8, 0);
+        let name = match format {
+            Format::Human => "human",
+            Format::Github => "github",
+            _ => "sarif",
+        };
+        if format == Format::Sarif {
+            assert_sarif_shape(&outcome.json());
+        } else {
+            insta::assert_snapshot!(format!("fleet_{name}"), outcome.stdout);
+        }
+    }
+}
+
+#[test]
+fn machine_filter_narrows_findings_and_topology() {
+    let path = fixtures().join("release-config");
+    let mut filtered = args(&path, Format::Json);
+    filtered.machine = Some("gpu-h100-01".to_owned());
+    let outcome = validate(&filtered);
+    assert_eq!(outcome.exit as u8, 0, "{}", outcome.stderr);
+    let report = outcome.json();
+    assert!(report["findings"].as_array().unwrap().is_empty(), "INV001 is about gpu-h100-03");
+    assert_eq!(report["summary"]["machines"], 1);
+    assert_eq!(report["summary"]["deployments"], 3);
+    assert_eq!(report["topology"]["machine"], "gpu-h100-01");
+
+    filtered.machine = Some("gpu-h100-03".to_owned());
+    assert_eq!(validate(&filtered).codes(), ["INV001"]);
+}

@@ -1,0 +1,127 @@
+//! Git-backed runs: `--rev`, diff-aware `--base`, `--pending`, unknown revisions.
+
+use release_config_validate::{Exit, Format};
+
+use crate::support::{GitRepo, INVENTORY, WithBase as _, args, deployment, validate};
+
+/// main: m1 with one deployment on GPU 0.
+fn base_repo() -> GitRepo {
+    let repo = GitRepo::new();
+    repo.write("machines/m1/machine.yaml", INVENTORY);
+    repo.write("machines/m1/8000/docker-compose.yml", &deployment(8000, 0));
+    repo.commit("m1:8000 on GPU 0");
+    repo
+}
+
+#[test]
+fn rev_reads_the_revision_not_the_work_tree() {
+    let repo = base_repo();
+    // Uncommitted: a second deployment on GPU 0.
+    repo.write("machines/m1/8001/docker-compose.yml", &deployment(8001, 0));
+    let work_tree = validate(&args(repo.path(), Format::Json));
+    assert_eq!(work_tree.exit, Exit::Findings);
+    assert_eq!(work_tree.codes(), ["GPU001"]);
+
+    let mut at_main = args(repo.path(), Format::Json);
+    at_main.rev = Some("main".to_owned());
+    let outcome = validate(&at_main);
+    assert_eq!(outcome.exit, Exit::Clean, "{}", outcome.stderr);
+    let report = outcome.json();
+    assert_eq!(report["revision"]["ref"], "main");
+    assert_eq!(report["revision"]["commit"], repo.git(&["rev-parse", "main"]));
+    assert_eq!(report["summary"]["deployments"], 1);
+}
+
+#[test]
+fn base_reports_only_the_new_conflict_as_new() {
+    let repo = base_repo();
+    // main also carries an old conflict on GPU 5 (m1:8100 and m1:8101).
+    repo.write("machines/m1/8100/docker-compose.yml", &deployment(8100, 5));
+    repo.write("machines/m1/8101/docker-compose.yml", &deployment(8101, 5));
+    repo.commit("old conflict");
+    repo.git(&["checkout", "--quiet", "-b", "feature"]);
+    repo.write("machines/m1/8001/docker-compose.yml", &deployment(8001, 0));
+    repo.commit("new conflict on GPU 0");
+
+    let mut diff = args(repo.path(), Format::Json);
+    diff.base = Some("main".to_owned());
+    let outcome = validate(&diff);
+    assert_eq!(outcome.exit, Exit::Findings, "{}", outcome.stderr);
+    let report = outcome.json();
+    let findings = report["findings"].as_array().unwrap();
+    let new: Vec<_> = findings.iter().filter(|f| f["new"] == true).collect();
+    assert_eq!(new.len(), 1, "{findings:#?}");
+    assert_eq!(new[0]["code"], "GPU001");
+    assert_eq!(new[0]["deployments"], serde_json::json!(["m1:8000", "m1:8001"]));
+    assert!(findings.iter().any(|f| f["new"] == false && f["code"] == "GPU001"));
+    assert_eq!(report["summary"]["new"]["errors"], 1);
+    assert_eq!(report["base"]["ref"], "main");
+
+    let human = validate(&args(repo.path(), Format::Human).with_base("main"));
+    assert!(human.stdout.contains("pre-existing: also reported at main"), "{}", human.stdout);
+    assert!(human.stdout.trim_end().ends_with("validation failed: 2 errors (1 new)"), "{}", human.stdout);
+
+    let sarif = validate(&args(repo.path(), Format::Sarif).with_base("main")).json();
+    let states: Vec<_> =
+        sarif["runs"][0]["results"].as_array().unwrap().iter().map(|r| r["baselineState"].clone()).collect();
+    assert!(states.contains(&"new".into()) && states.contains(&"unchanged".into()), "{states:?}");
+}
+
+#[test]
+fn base_equal_to_head_with_errors_passes() {
+    let repo = base_repo();
+    repo.write("machines/m1/8001/docker-compose.yml", &deployment(8001, 0));
+    repo.commit("conflict on main");
+    let plain = validate(&args(repo.path(), Format::Json));
+    assert_eq!(plain.exit, Exit::Findings);
+    let outcome = validate(&args(repo.path(), Format::Json).with_base("main"));
+    assert_eq!(outcome.exit, Exit::Clean, "{}", outcome.stderr);
+    let report = outcome.json();
+    assert_eq!(report["summary"]["errors"], 1);
+    assert_eq!(report["summary"]["new"]["errors"], 0);
+    assert_eq!(report["findings"][0]["new"], false);
+}
+
+#[test]
+fn pending_claims_are_reported() {
+    let repo = base_repo();
+    // An open proposal (refs/pull/1/head) puts m1:8001 on GPU 1 ...
+    repo.git(&["checkout", "--quiet", "-b", "proposal"]);
+    repo.write("machines/m1/8001/docker-compose.yml", &deployment(8001, 1));
+    let proposal = repo.commit("propose m1:8001 on GPU 1");
+    repo.git(&["update-ref", "refs/pull/1/head", &proposal]);
+    repo.git(&["checkout", "--quiet", "main"]);
+    repo.git(&["branch", "--quiet", "-D", "proposal"]);
+    // ... and this change puts m1:8002 on GPU 1 too.
+    repo.write("machines/m1/8002/docker-compose.yml", &deployment(8002, 1));
+
+    let mut with_pending = args(repo.path(), Format::Json);
+    with_pending.pending = vec!["refs/pull/*/head".to_owned()];
+    let outcome = validate(&with_pending);
+    assert_eq!(outcome.exit, Exit::Clean, "PENDING001 is a warning: {}", outcome.stderr);
+    assert_eq!(outcome.codes(), ["PENDING001"]);
+    let finding = &outcome.json()["findings"][0];
+    assert_eq!(finding["severity"], "warning");
+    assert!(finding["message"].as_str().unwrap().contains("refs/pull/1/head"), "{finding}");
+
+    // Without --pending nothing is reported; a glob matching nothing is fine.
+    assert!(validate(&args(repo.path(), Format::Json)).codes().is_empty());
+    with_pending.pending = vec!["refs/pull/*/merge".to_owned()];
+    assert!(validate(&with_pending).codes().is_empty());
+}
+
+#[test]
+fn unknown_revisions_exit_2_naming_them() {
+    let repo = base_repo();
+    for (rev, base) in [(Some("no-such-branch"), None), (None, Some("origin/gone"))] {
+        let mut bad = args(repo.path(), Format::Human);
+        bad.rev = rev.map(str::to_owned);
+        bad.base = base.map(str::to_owned);
+        let outcome = validate(&bad);
+        assert_eq!(outcome.exit, Exit::Failure);
+        let name = rev.or(base).unwrap();
+        assert!(outcome.stderr.contains(&format!("unknown revision `{name}`")), "{}", outcome.stderr);
+        assert_eq!(outcome.stderr.lines().count(), 1, "{}", outcome.stderr);
+        assert!(outcome.stdout.is_empty());
+    }
+}

@@ -1,0 +1,138 @@
+//! Helpers: running the validator in-process, fixture paths, Git repositories
+//! in temp dirs with an isolated Git configuration.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use release_config_validate::{Args, ColorChoice, Environment, Exit, Format, run};
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+/// What one run printed and returned.
+#[derive(Debug)]
+pub struct Outcome {
+    pub exit: Exit,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+
+    /// `code` of every finding of a JSON report.
+    pub fn codes(&self) -> Vec<String> {
+        self.json()["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .map(|f| f["code"].as_str().expect("code").to_owned())
+            .collect()
+    }
+}
+
+/// Runs the validator with `args` (no colour, no step summary).
+pub fn validate(args: &Args) -> Outcome {
+    validate_in(args, &Environment::default())
+}
+
+pub fn validate_in(args: &Args, env: &Environment) -> Outcome {
+    let mut args = args.clone();
+    if args.color == ColorChoice::Auto {
+        args.color = ColorChoice::Never;
+    }
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let exit = run(&args, env, &mut stdout, &mut stderr);
+    Outcome {
+        exit,
+        stdout: String::from_utf8(stdout).expect("utf-8 stdout"),
+        stderr: String::from_utf8(stderr).expect("utf-8 stderr"),
+    }
+}
+
+pub fn args(path: impl Into<PathBuf>, format: Format) -> Args {
+    Args { format, ..Args::for_path(path) }
+}
+
+/// A Git repository in a temp dir, driven by the `git` CLI with no user or
+/// system configuration.
+pub struct GitRepo {
+    dir: tempfile::TempDir,
+}
+
+impl GitRepo {
+    pub fn new() -> GitRepo {
+        let repo = GitRepo { dir: tempfile::tempdir().expect("temp dir") };
+        repo.git(&["init", "--quiet", "--initial-branch=main"]);
+        repo
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        let output = Command::new("git")
+            .args(args)
+            .current_dir(self.path())
+            .env("HOME", self.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "test")
+            .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+            .env("GIT_COMMITTER_NAME", "test")
+            .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
+            .output()
+            .expect("running git");
+        assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    pub fn write(&self, path: &str, text: &str) {
+        let full = self.path().join(path);
+        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+        std::fs::write(full, text).expect("write");
+    }
+
+    /// Commits everything; returns the commit id.
+    pub fn commit(&self, message: &str) -> String {
+        self.git(&["add", "--all"]);
+        self.git(&["commit", "--quiet", "--no-gpg-sign", "--allow-empty", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+}
+
+pub const INVENTORY: &str = "gpus: 8\ngpu_model: H100-SXM-80GB\ngpu_memory_gb: 80\ninterconnect: nvlink\nnuma_domains: [[0, 1, 2, 3], [4, 5, 6, 7]]\n";
+
+/// A one-GPU vLLM deployment on host port `port` holding GPU `gpu`.
+pub fn deployment(port: u16, gpu: u32) -> String {
+    format!(
+        "services:
+  server:
+    image: vllm/vllm-openai:v0.6.3
+    command: --model /models/m{port}
+    ports:
+      - \"{port}:8000\"
+    deploy:
+      resources:
+        reservations:
+          devices:
+            - capabilities: [gpu]
+              device_ids: [\"{gpu}\"]
+"
+    )
+}
+
+pub trait WithBase {
+    fn with_base(self, rev: &str) -> Args;
+}
+
+impl WithBase for Args {
+    fn with_base(mut self, rev: &str) -> Args {
+        self.base = Some(rev.to_owned());
+        self
+    }
+}

@@ -1,0 +1,338 @@
+//! A synthetic release-config fleet for the benchmark: thousands of machines
+//! whose compose files mix every GPU source and parallelism spelling the engine
+//! reads, `.env` interpolation, anchors and merge keys, inventories with NUMA
+//! domains, and a sprinkle of real conflicts so the findings path is exercised.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+
+/// How big the fleet is.
+#[derive(Debug, Clone, Copy)]
+pub struct FleetSize {
+    pub machines: usize,
+}
+
+/// What was generated.
+#[derive(Debug, Clone, Default)]
+pub struct FleetStats {
+    pub machines: usize,
+    pub deployments: usize,
+    pub files: usize,
+}
+
+/// The file that the "one file changes" measurements edit.
+pub const CHANGED_FILE: &str = "machines/node-00007/8000/docker-compose.yml";
+
+/// Deterministic xorshift, so every run benchmarks the same fleet.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Server {
+    Vllm,
+    Sglang,
+    Tgi,
+    Trtllm,
+}
+
+#[derive(Clone, Copy)]
+enum GpuSource {
+    DeviceIdsStrings,
+    DeviceIdsInts,
+    ServiceGpus,
+    RuntimeEnvMap,
+    RuntimeEnvList,
+    /// `count: all`: only when the deployment is alone on its machine.
+    CountAll,
+}
+
+struct MachineKind {
+    gpus: u32,
+    model: &'static str,
+    memory_gb: u32,
+    nvlink: bool,
+    /// GPU group sizes, one deployment each.
+    layouts: &'static [&'static [u32]],
+}
+
+const KINDS: &[MachineKind] = &[
+    MachineKind {
+        gpus: 8,
+        model: "H100-SXM-80GB",
+        memory_gb: 80,
+        nvlink: true,
+        layouts: &[&[4, 4], &[8], &[2, 2, 4], &[2, 2, 2, 2]],
+    },
+    MachineKind {
+        gpus: 4,
+        model: "A100-PCIE-80GB",
+        memory_gb: 80,
+        nvlink: false,
+        layouts: &[&[2, 2], &[4], &[1, 1, 2]],
+    },
+    MachineKind {
+        gpus: 8,
+        model: "L4-24GB",
+        memory_gb: 24,
+        nvlink: false,
+        layouts: &[&[4, 4], &[2, 2, 4], &[1, 1, 2, 4]],
+    },
+];
+
+/// Writes the fleet under `root` (which must exist) and returns its size.
+pub fn generate(root: &Path, size: FleetSize) -> anyhow::Result<FleetStats> {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut stats = FleetStats::default();
+    write(root, "release-config.toml", "[rules]\nTP004 = \"warning\"\n", &mut stats)?;
+    for m in 0..size.machines {
+        let name = format!("node-{m:05}");
+        let kind = KINDS.get(rng.below(KINDS.len())).unwrap_or(&KINDS[0]);
+        // 3% of machines have no inventory yet (INV001).
+        let has_inventory = rng.below(100) >= 3;
+        if has_inventory {
+            write(root, &format!("machines/{name}/machine.yaml"), &inventory(kind, m), &mut stats)?;
+        }
+        let layout = kind.layouts.get(rng.below(kind.layouts.len())).copied().unwrap_or(&[1]);
+        let mut next_gpu = 0u32;
+        for (index, &group) in layout.iter().enumerate() {
+            let port = 8000 + index as u16;
+            let mut gpus: Vec<u32> = (next_gpu..next_gpu + group).collect();
+            next_gpu += group;
+            // 1 deployment in 200 reuses the previous group's first GPU: a real conflict.
+            if index > 0 && rng.below(200) == 0 {
+                if let Some(first) = gpus.first_mut() {
+                    *first -= 1;
+                }
+            }
+            let server = match rng.below(4) {
+                0 => Server::Vllm,
+                1 => Server::Sglang,
+                2 => Server::Tgi,
+                _ => Server::Trtllm,
+            };
+            let alone = layout.len() == 1;
+            let source = match rng.below(if alone { 6 } else { 5 }) {
+                0 => GpuSource::DeviceIdsStrings,
+                1 => GpuSource::DeviceIdsInts,
+                2 => GpuSource::ServiceGpus,
+                3 => GpuSource::RuntimeEnvMap,
+                4 => GpuSource::RuntimeEnvList,
+                _ => GpuSource::CountAll,
+            };
+            let style = rng.below(3);
+            let dir = format!("machines/{name}/{port}");
+            let (compose, env) = compose(server, source, style, port, &gpus, rng.below(4));
+            write(root, &format!("{dir}/docker-compose.yml"), &compose, &mut stats)?;
+            if let Some(env) = env {
+                write(root, &format!("{dir}/.env"), &env, &mut stats)?;
+            }
+            stats.deployments += 1;
+        }
+        stats.machines += 1;
+    }
+    Ok(stats)
+}
+
+fn write(root: &Path, path: &str, text: &str, stats: &mut FleetStats) -> anyhow::Result<()> {
+    let full = root.join(path);
+    if let Some(parent) = full.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(&full, text).with_context(|| format!("writing {}", full.display()))?;
+    stats.files += 1;
+    Ok(())
+}
+
+fn inventory(kind: &MachineKind, index: usize) -> String {
+    let half = kind.gpus / 2;
+    let ids = |range: std::ops::Range<u32>| range.map(|g| g.to_string()).collect::<Vec<_>>().join(", ");
+    format!(
+        "gpus: {}\ngpu_model: {}\ngpu_memory_gb: {}\ninterconnect: {}\nnuma_domains: [[{}], [{}]]\nlabels: {{pool: {}, rack: r{:03}}}\n",
+        kind.gpus,
+        kind.model,
+        kind.memory_gb,
+        if kind.nvlink { "nvlink" } else { "pcie" },
+        ids(0..half),
+        ids(half..kind.gpus),
+        if index % 5 == 0 { "staging" } else { "prod" },
+        index / 40,
+    )
+}
+
+/// A compose file for one deployment (and its `.env` when it interpolates).
+/// `style`: 0 plain, 1 anchors and merge keys, 2 `.env` interpolation.
+fn compose(
+    server: Server,
+    source: GpuSource,
+    style: usize,
+    port: u16,
+    gpus: &[u32],
+    spelling: usize,
+) -> (String, Option<String>) {
+    let tp = gpus.len();
+    let interpolate = style == 2;
+    let model = ["meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen2.5-32B-Instruct", "mistralai/Mistral-7B-Instruct-v0.3"]
+        [tp % 3];
+    let (model_text, tp_text) = if interpolate { ("${MODEL_PATH:?}".to_owned(), "${TP:-1}".to_owned()) } else {
+        (format!("/models/{model}"), tp.to_string())
+    };
+    let (image, container_port, args): (&str, u16, Vec<String>) = match server {
+        Server::Vllm => {
+            let flag = match spelling {
+                0 => vec!["--tensor-parallel-size".to_owned(), tp_text.clone()],
+                1 => vec![format!("--tensor-parallel-size={tp_text}")],
+                _ => vec!["-tp".to_owned(), tp_text.clone()],
+            };
+            let mut args = vec!["--model".to_owned(), model_text.clone()];
+            args.extend(flag);
+            args.extend(["--gpu-memory-utilization".to_owned(), "0.9".to_owned()]);
+            ("vllm/vllm-openai:v0.6.3", 8000, args)
+        }
+        Server::Sglang => {
+            let flag = if spelling % 2 == 0 { "--tp" } else { "--tp-size" };
+            let mut args: Vec<String> =
+                ["python3", "-m", "sglang.launch_server", "--model-path"].iter().map(|s| (*s).to_owned()).collect();
+            args.extend([model_text.clone(), flag.to_owned(), tp_text.clone(), "--port".to_owned(), "30000".to_owned()]);
+            if spelling == 3 {
+                args.extend(["--dp-size".to_owned(), "1".to_owned()]);
+            }
+            ("lmsysorg/sglang:v0.4.0-cu124", 30000, args)
+        }
+        Server::Tgi => {
+            let mut args = vec!["--model-id".to_owned(), model_text.clone(), "--port".to_owned(), "80".to_owned()];
+            if spelling % 2 == 0 {
+                args.extend(["--num-shard".to_owned(), tp_text.clone()]);
+            }
+            ("ghcr.io/huggingface/text-generation-inference:2.4.0", 80, args)
+        }
+        Server::Trtllm => {
+            let args = vec![
+                "trtllm-serve".to_owned(),
+                model_text.clone(),
+                "--tp_size".to_owned(),
+                tp_text.clone(),
+                "--pp_size".to_owned(),
+                "1".to_owned(),
+                "--port".to_owned(),
+                "8000".to_owned(),
+            ];
+            ("nvcr.io/nvidia/tritonserver:24.10-trtllm-python-py3", 8000, args)
+        }
+    };
+    let tgi_env_shards = matches!(server, Server::Tgi) && spelling % 2 == 1;
+
+    let mut out = String::new();
+    out.push_str("# generated by cargo xtask bench\n");
+    if style == 1 {
+        let _ = write!(
+            out,
+            "x-common: &common\n  image: {image}\n  ipc: host\n  restart: unless-stopped\n  volumes: [\"/models:/models:ro\"]\n  labels: &labels\n    catapult.params_b: \"8\"\n    catapult.dtype: bf16\n\n"
+        );
+    }
+    out.push_str("services:\n  server:\n");
+    if style == 1 {
+        out.push_str("    <<: *common\n");
+    } else {
+        let _ = writeln!(out, "    image: {image}\n    restart: unless-stopped");
+    }
+    // Command: list form for even spellings, one string otherwise.
+    if spelling % 2 == 0 {
+        out.push_str("    command:\n");
+        for arg in &args {
+            let _ = writeln!(out, "      - \"{arg}\"");
+        }
+    } else {
+        let _ = writeln!(out, "    command: {}", args.join(" "));
+    }
+    let _ = writeln!(out, "    ports:\n      - \"{port}:{container_port}\"");
+
+    let ids_str = gpus.iter().map(|g| format!("\"{g}\"")).collect::<Vec<_>>().join(", ");
+    let ids_int = gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+    let ids_plain = gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    let mut env: Vec<(String, String)> = Vec::new();
+    if tgi_env_shards {
+        env.push(("NUM_SHARD".to_owned(), tp_text.clone()));
+    }
+    let reservation = |ids: &str| {
+        format!(
+            "    deploy:\n      resources:\n        reservations:\n          devices:\n            - driver: nvidia\n              capabilities: [gpu]\n              {ids}\n"
+        )
+    };
+    let mut env_list = false;
+    let gpu_block = match source {
+        GpuSource::DeviceIdsStrings => reservation(&format!("device_ids: [{ids_str}]")),
+        GpuSource::DeviceIdsInts => reservation(&format!("device_ids: [{ids_int}]")),
+        GpuSource::ServiceGpus => format!("    gpus:\n      - capabilities: [gpu]\n        device_ids: [{ids_str}]\n"),
+        GpuSource::RuntimeEnvMap => {
+            env.push(("NVIDIA_VISIBLE_DEVICES".to_owned(), ids_plain.clone()));
+            "    runtime: nvidia\n".to_owned()
+        }
+        GpuSource::RuntimeEnvList => {
+            env_list = true;
+            env.push(("NVIDIA_VISIBLE_DEVICES".to_owned(), ids_plain.clone()));
+            "    runtime: nvidia\n".to_owned()
+        }
+        GpuSource::CountAll => reservation("count: all"),
+    };
+    out.push_str(&gpu_block);
+    if !env.is_empty() {
+        out.push_str("    environment:\n");
+        for (key, value) in &env {
+            if env_list {
+                let _ = writeln!(out, "      - {key}={value}");
+            } else {
+                let _ = writeln!(out, "      {key}: \"{value}\"");
+            }
+        }
+    }
+    if style == 1 {
+        out.push_str("    labels:\n      <<: *labels\n      catapult.role: inference\n");
+    }
+    let env_file = interpolate.then(|| format!("MODEL_PATH=/models/{model}\nTP={tp}\n"));
+    (out, env_file)
+}
+
+/// `git init` + commit of everything under `root`, with an isolated Git
+/// configuration (no user or system config can change the result).
+pub fn commit_all(root: &Path) -> anyhow::Result<()> {
+    let git = |args: &[&str]| -> anyhow::Result<()> {
+        let status = Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .env("HOME", root)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "bench")
+            .env("GIT_AUTHOR_EMAIL", "bench@example.invalid")
+            .env("GIT_COMMITTER_NAME", "bench")
+            .env("GIT_COMMITTER_EMAIL", "bench@example.invalid")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .with_context(|| format!("running git {}", args.join(" ")))?;
+        if !status.success() {
+            bail!("git {} failed in {}: {status}", args.join(" "), root.display());
+        }
+        Ok(())
+    };
+    git(&["init", "--quiet", "--initial-branch=main"])?;
+    git(&["add", "--all"])?;
+    git(&["commit", "--quiet", "--no-gpg-sign", "-m", "synthetic fleet"])?;
+    Ok(())
+}

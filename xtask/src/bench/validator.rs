@@ -1,0 +1,143 @@
+//! The validator group: full validation from a directory and from a Git
+//! revision, and re-validation with a warm engine after one file changed.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow};
+use release_config_validate::{Args, validate};
+use topology::engine::Engine;
+use topology::repo::{Author, DirReader, Repository, Snapshot};
+
+use super::fleet::CHANGED_FILE;
+use super::{Context, OneArgs, Row, Sample, child, format_sample, median, peak_kb};
+
+/// The branch holding the one-file change (made by [`prepare`]).
+const CHANGED_BRANCH: &str = "bench-one-file";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// `validate PATH`: list, parse, check, build the report; cold engine.
+    FullDir,
+    /// `validate PATH --rev main`: the same from Git objects.
+    FullGit,
+    /// Listing and `Engine::analyze` only (cold engine, no report): the
+    /// engine's share of `FullDir`.
+    AnalyzeDir,
+    /// Warm engine, one compose file rewritten in the directory.
+    OneFileDir,
+    /// Warm engine, alternating between two commits that differ in one file.
+    OneFileGit,
+}
+
+impl Scenario {
+    fn arg(self) -> &'static str {
+        match self {
+            Scenario::FullDir => "full-dir",
+            Scenario::FullGit => "full-git",
+            Scenario::AnalyzeDir => "analyze-dir",
+            Scenario::OneFileDir => "one-file-dir",
+            Scenario::OneFileGit => "one-file-git",
+        }
+    }
+}
+
+/// Commits the one-file change on its own branch (no work tree touched).
+pub fn prepare(root: &Path) -> anyhow::Result<()> {
+    let repo = Repository::open(root)?;
+    let original = std::fs::read_to_string(root.join(CHANGED_FILE)).with_context(|| format!("reading {CHANGED_FILE}"))?;
+    let author = Author { name: "bench".into(), email: "bench@example.invalid".into() };
+    repo.commit_file_on_new_branch(
+        "main",
+        CHANGED_BRANCH,
+        CHANGED_FILE,
+        changed(&original, 1).as_bytes(),
+        "bench: change one file",
+        &author,
+    )?;
+    Ok(())
+}
+
+/// The file with a different trailing comment per iteration.
+fn changed(original: &str, iteration: usize) -> String {
+    format!("{original}# bench edit {iteration}\n")
+}
+
+pub fn measure(context: &Context) -> anyhow::Result<Vec<Row>> {
+    let full = Duration::from_millis(300);
+    let one = Duration::from_millis(30);
+    let cases = [
+        (Scenario::FullDir, "full validation, directory", full),
+        (Scenario::FullGit, "full validation, git revision", full),
+        (Scenario::AnalyzeDir, "  of which listing + analyze, directory", full),
+        (Scenario::OneFileDir, "one file changed, directory", one),
+        (Scenario::OneFileGit, "one file changed, git revision", one),
+    ];
+    let mut rows = Vec::new();
+    for (scenario, name, target) in cases {
+        eprintln!("  {name} ...");
+        let sample = child(scenario.arg(), &context.repo, context.runs)?;
+        rows.push(Row { group: "validator", name: name.to_owned(), sample, target: Some(target) });
+    }
+    Ok(rows)
+}
+
+/// `bench-one`: runs one scenario `runs` times and prints `median min peak`.
+pub fn run_one(args: &OneArgs) -> anyhow::Result<()> {
+    let runs = args.runs.max(1);
+    let mut times = Vec::with_capacity(runs);
+    match args.scenario {
+        Scenario::FullDir | Scenario::FullGit => {
+            let mut validate_args = Args::for_path(&args.repo);
+            if args.scenario == Scenario::FullGit {
+                validate_args.rev = Some("main".to_owned());
+            }
+            for _ in 0..runs {
+                let start = Instant::now();
+                let validated = validate(&validate_args)?;
+                times.push(start.elapsed());
+                std::hint::black_box(&validated.report);
+            }
+        }
+        Scenario::AnalyzeDir => {
+            for _ in 0..runs {
+                let start = Instant::now();
+                let snapshot = Snapshot::from_dir(&args.repo)?;
+                let fleet = Engine::new().analyze(&snapshot).map_err(|e| anyhow!("{e}"))?;
+                times.push(start.elapsed());
+                std::hint::black_box(&fleet);
+            }
+        }
+        Scenario::OneFileDir => {
+            let path = args.repo.join(CHANGED_FILE);
+            let original = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let reader = DirReader::new(&args.repo)?;
+            let mut engine = Engine::new();
+            engine.analyze(&reader.snapshot()?).map_err(|e| anyhow!("{e}"))?;
+            for iteration in 0..runs {
+                std::fs::write(&path, changed(&original, iteration))?;
+                let start = Instant::now();
+                let fleet = engine.analyze(&reader.snapshot()?).map_err(|e| anyhow!("{e}"))?;
+                times.push(start.elapsed());
+                std::hint::black_box(&fleet);
+            }
+            std::fs::write(&path, original)?;
+        }
+        Scenario::OneFileGit => {
+            let repo = Repository::open(&args.repo)?;
+            let mut engine = Engine::new();
+            engine.analyze(&repo.snapshot("main")?).map_err(|e| anyhow!("{e}"))?;
+            for iteration in 0..runs {
+                let rev = if iteration % 2 == 0 { CHANGED_BRANCH } else { "main" };
+                let start = Instant::now();
+                let fleet = engine.analyze(&repo.snapshot(rev)?).map_err(|e| anyhow!("{e}"))?;
+                times.push(start.elapsed());
+                std::hint::black_box(&fleet);
+            }
+        }
+    }
+    let min = times.iter().min().copied().unwrap_or_default();
+    let sample = Sample { median: median(&mut times), min, peak_kb: peak_kb() };
+    println!("{}", format_sample(&sample));
+    Ok(())
+}
