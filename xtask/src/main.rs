@@ -30,8 +30,13 @@ fn main() -> ExitCode {
     match cli.command {
         Task::Validate(args) => {
             let env = release_config_validate::Environment::from_process();
-            release_config_validate::run(&args, &env, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
-                .into()
+            release_config_validate::run(
+                &args,
+                &env,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            )
+            .into()
         }
         Task::Bench(args) => report(bench::run(&args)),
         Task::BenchOne(args) => report(bench::run_one(&args)),

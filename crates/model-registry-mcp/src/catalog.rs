@@ -101,9 +101,10 @@ pub struct CatalogEntry {
 }
 
 impl CatalogEntry {
-    /// The annotations the spec prescribes for this entry, every hint explicit.
-    pub fn annotations(&self, title: &str) -> ToolAnnotations {
-        ToolAnnotations::with_title(title)
+    /// The annotations the spec prescribes for this entry, every hint explicit. The title is the
+    /// tool's own `title`, not repeated here (tools/list size).
+    pub fn annotations(&self) -> ToolAnnotations {
+        ToolAnnotations::new()
             .read_only(self.class == ToolClass::Read)
             .destructive(self.class == ToolClass::Destructive)
             .idempotent(self.idempotent)

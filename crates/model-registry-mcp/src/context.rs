@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use registry_client::RegistryClient;
+
 use crate::config::Settings;
 use crate::release_configs::state::ReleaseConfigState;
 
@@ -12,4 +14,6 @@ pub struct Shared {
     pub settings: Settings,
     /// Production topology from the release-config repository.
     pub release_configs: Arc<ReleaseConfigState>,
+    /// The Registry Server client, or why it could not be built.
+    pub registry: Result<RegistryClient, String>,
 }

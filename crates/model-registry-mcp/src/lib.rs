@@ -20,6 +20,8 @@ pub mod config;
 pub mod context;
 pub mod http;
 pub mod prompts;
+pub mod registry;
+pub mod resources;
 pub mod release_configs;
 pub mod selection;
 pub mod server;
@@ -70,7 +72,8 @@ pub fn run(cli: &Cli, settings: Settings) -> Result<(), RunError> {
     }
 }
 
-/// Builds the shared context: settings plus the release-config state (not loaded yet).
+/// Builds the shared context: settings, the release-config state (not loaded yet) and the
+/// registry client.
 pub fn build_context(settings: Settings) -> Ctx {
     let loader: Option<Arc<dyn FleetLoader>> =
         settings.release_config_repo.clone().map(|location| {
@@ -91,9 +94,11 @@ pub fn build_context(settings: Settings) -> Ctx {
         settings.request_timeout,
         loader,
     ));
+    let registry = registry::build_client(&settings);
     Arc::new(Shared {
         settings,
         release_configs,
+        registry,
     })
 }
 

@@ -18,9 +18,10 @@ use serde::Serialize;
 use crate::catalog;
 use crate::context::Ctx;
 use crate::prompts;
+use crate::resources::{self, RegistryUri};
 use crate::release_configs::view::{MachineTopology, SourceInfo};
 use crate::selection;
-use crate::tools::{self, ToolSpec, release_configs::unknown_machine};
+use crate::tools::{self, Session, ToolSpec, release_configs::unknown_machine};
 
 pub const MACHINES_URI: &str = "topology://machines";
 pub const MACHINE_TEMPLATE: &str = "topology://machine/{machine}";
@@ -97,10 +98,20 @@ impl Surface {
         name: &str,
         arguments: Option<rmcp::model::JsonObject>,
     ) -> Result<rmcp::model::CallToolResult, ErrorData> {
+        self.call_in(name, arguments, Session::default()).await
+    }
+
+    /// [`Surface::call`] within an MCP session, whose client may be asked to confirm.
+    pub async fn call_in(
+        &self,
+        name: &str,
+        arguments: Option<rmcp::model::JsonObject>,
+        session: Session,
+    ) -> Result<rmcp::model::CallToolResult, ErrorData> {
         if let Some(index) = self.by_name.get(name)
             && let Some(spec) = self.enabled.get(*index)
         {
-            return spec.call(Arc::clone(&self.ctx), arguments).await;
+            return spec.call_in(Arc::clone(&self.ctx), session, arguments).await;
         }
         match catalog::lookup(name) {
             Some(entry) => {
@@ -164,14 +175,35 @@ impl Surface {
                 )),
             };
         }
+        if let Some(resource) = RegistryUri::parse(uri) {
+            return resources::read(&self.ctx, uri, resource).await;
+        }
         let shown: String = uri.chars().take(128).collect();
         Err(ErrorData::resource_not_found(
-            format!("unknown resource {shown:?}; resources: {MACHINES_URI}, {MACHINE_TEMPLATE}"),
+            format!(
+                "unknown resource {shown:?}; resources: {MACHINES_URI}, {MACHINE_TEMPLATE}, {}, {}, {}, {}, {}, {}",
+                resources::MODEL_TEMPLATE,
+                resources::MODEL_VERSIONS_TEMPLATE,
+                resources::VERSION_TEMPLATE,
+                resources::DEPLOYMENT_TEMPLATE,
+                resources::DEPLOYMENT_LOGS_TEMPLATE,
+                resources::HEALTH_URI
+            ),
             None,
         ))
     }
 
     pub async fn complete(&self, request: &CompleteRequestParams) -> CompletionInfo {
+        let target = match &request.r#ref {
+            Reference::Resource(reference) => reference.uri.as_str(),
+            Reference::Prompt(prompt) => prompt.name.as_str(),
+            _ => "",
+        };
+        if let Some(kind) = resources::id_kind(target, &request.argument.name) {
+            let matching =
+                resources::complete_ids(&self.ctx, kind, &request.argument.value).await;
+            return completion(matching);
+        }
         let wants_machine = match &request.r#ref {
             Reference::Resource(reference) => {
                 reference.uri == MACHINE_TEMPLATE && request.argument.name == "machine"
@@ -196,19 +228,24 @@ impl Surface {
             .filter(|name| name.to_lowercase().starts_with(&prefix))
             .cloned()
             .collect();
-        let total = matching.len();
-        let values: Vec<String> = matching
-            .into_iter()
-            .take(CompletionInfo::MAX_VALUES)
-            .collect();
-        let has_more = total > values.len();
-        CompletionInfo::with_pagination(
-            values,
-            Some(u32::try_from(total).unwrap_or(u32::MAX)),
-            has_more,
-        )
-        .unwrap_or_default()
+        completion(matching)
     }
+}
+
+/// At most `CompletionInfo::MAX_VALUES` values, with the total and whether more exist.
+fn completion(matching: Vec<String>) -> CompletionInfo {
+    let total = matching.len();
+    let values: Vec<String> = matching
+        .into_iter()
+        .take(CompletionInfo::MAX_VALUES)
+        .collect();
+    let has_more = total > values.len();
+    CompletionInfo::with_pagination(
+        values,
+        Some(u32::try_from(total).unwrap_or(u32::MAX)),
+        has_more,
+    )
+    .unwrap_or_default()
 }
 
 /// `Serialize` is not object-safe; this small shim lets `read` encode different shapes.
@@ -231,7 +268,7 @@ fn unavailable(reason: String) -> ErrorData {
     )
 }
 
-fn percent_decode(text: &str) -> String {
+pub fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -302,10 +339,13 @@ impl ServerHandler for McpServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let session = Session {
+            peer: Some(context.peer),
+        };
         self.surface
-            .call(&request.name, request.arguments)
+            .call_in(&request.name, request.arguments, session)
             .await
             .map(CallToolResponse::from)
     }
@@ -315,7 +355,7 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        Ok(ListResourcesResult::with_all_items(vec![
+        let mut listed = vec![
             Resource::new(MACHINES_URI, "machines")
                 .with_title("Production GPU map")
                 .with_description(
@@ -323,7 +363,9 @@ impl ServerHandler for McpServer {
                      and findings, from the release-config repository's production branch.",
                 )
                 .with_mime_type("application/json"),
-        ]))
+        ];
+        listed.extend(resources::fixed());
+        Ok(ListResourcesResult::with_all_items(listed))
     }
 
     async fn list_resource_templates(
@@ -331,7 +373,7 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        Ok(ListResourceTemplatesResult::with_all_items(vec![
+        let mut templates = vec![
             ResourceTemplate::new(MACHINES_URI, "machines")
                 .with_title("Production GPU map")
                 .with_description("Every production machine's GPU map, deployments and findings.")
@@ -343,7 +385,9 @@ impl ServerHandler for McpServer {
                      machine names of the release-config repository.",
                 )
                 .with_mime_type("application/json"),
-        ]))
+        ];
+        templates.extend(resources::templates());
+        Ok(ListResourceTemplatesResult::with_all_items(templates))
     }
 
     async fn read_resource(

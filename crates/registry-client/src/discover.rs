@@ -55,15 +55,7 @@ async fn probe_one(
             "{url}: no answer within {:.1}s",
             timeout.as_secs_f64()
         )),
-        Err(e) => {
-            let mut reason = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                reason = s.to_string();
-                source = s.source();
-            }
-            ProbeOutcome::Failed(format!("{url}: {reason}"))
-        }
+        Err(e) => ProbeOutcome::Failed(format!("{url}: {}", crate::transport_reason(e))),
         Ok(response) => {
             let status = response.status().as_u16();
             let allow = response
@@ -71,9 +63,10 @@ async fn probe_one(
                 .get(reqwest::header::ALLOW)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
+            // A huge OpenAPI document is dropped without being buffered whole.
             let body = if keep_body && status == 200 {
-                match response.bytes().await {
-                    Ok(b) if b.len() <= MAX_OPENAPI_BYTES => b.to_vec(),
+                match crate::read_capped(response, MAX_OPENAPI_BYTES).await {
+                    Ok(Ok(body)) => body,
                     _ => Vec::new(),
                 }
             } else {

@@ -90,6 +90,16 @@ fn not_found_text(resource: &Option<ResourceRef>, detail: &str) -> String {
 pub enum RegistryError {
     #[error("no registry API key configured (set REGISTRY_API_KEY)")]
     MissingApiKey,
+    /// The key cannot be sent as an HTTP header (it holds control characters, e.g. a
+    /// trailing newline). Nothing was sent.
+    #[error(
+        "the registry API key is not a valid HTTP header value (it contains control characters such as a newline): check REGISTRY_API_KEY"
+    )]
+    InvalidApiKey,
+    /// An id that cannot be a path segment: empty, `.` or `..` (URL resolution would drop
+    /// it and address another endpoint). Nothing was sent.
+    #[error("{kind} id '{id}' is not a valid id (empty, '.' and '..' cannot be sent)")]
+    InvalidId { kind: &'static str, id: String },
     #[error("invalid registry URL '{url}': {reason}")]
     InvalidUrl { url: String, reason: String },
     #[error("{endpoint}: 400: {detail}")]
@@ -173,7 +183,10 @@ impl RegistryError {
 
     pub fn endpoint(&self) -> Option<&Endpoint> {
         match self {
-            RegistryError::MissingApiKey | RegistryError::InvalidUrl { .. } => None,
+            RegistryError::MissingApiKey
+            | RegistryError::InvalidApiKey
+            | RegistryError::InvalidId { .. }
+            | RegistryError::InvalidUrl { .. } => None,
             RegistryError::BadRequest { endpoint, .. }
             | RegistryError::Unauthorized { endpoint, .. }
             | RegistryError::Forbidden { endpoint, .. }
@@ -193,6 +206,118 @@ impl RegistryError {
             RegistryError::Timeout { .. } | RegistryError::Connect { .. } => true,
             RegistryError::Server { status, .. } => matches!(status, 502..=504),
             _ => false,
+        }
+    }
+
+    /// Replaces every occurrence of `secret` in the error's texts (details, URLs, reasons)
+    /// with `<redacted>`. Keys shorter than 4 characters are left alone: replacing them would
+    /// garble the message without hiding anything.
+    pub(crate) fn redact_secret(self, secret: &str) -> RegistryError {
+        if secret.len() < 4 {
+            return self;
+        }
+        let clean = |text: String| {
+            if text.contains(secret) {
+                text.replace(secret, "<redacted>")
+            } else {
+                text
+            }
+        };
+        let clean_endpoint = |endpoint: Endpoint| Endpoint {
+            method: endpoint.method,
+            path: clean(endpoint.path),
+        };
+        match self {
+            RegistryError::MissingApiKey
+            | RegistryError::InvalidApiKey
+            | RegistryError::InvalidId { .. } => self,
+            RegistryError::InvalidUrl { url, reason } => RegistryError::InvalidUrl {
+                url: clean(url),
+                reason: clean(reason),
+            },
+            RegistryError::BadRequest { endpoint, detail } => RegistryError::BadRequest {
+                endpoint: clean_endpoint(endpoint),
+                detail: clean(detail),
+            },
+            RegistryError::Unauthorized { endpoint, detail } => RegistryError::Unauthorized {
+                endpoint: clean_endpoint(endpoint),
+                detail: clean(detail),
+            },
+            RegistryError::Forbidden {
+                endpoint,
+                detail,
+                required_role,
+            } => RegistryError::Forbidden {
+                endpoint: clean_endpoint(endpoint),
+                detail: clean(detail),
+                required_role,
+            },
+            RegistryError::NotFound {
+                endpoint,
+                resource,
+                detail,
+            } => RegistryError::NotFound {
+                endpoint: clean_endpoint(endpoint),
+                resource: resource.map(|r| ResourceRef {
+                    kind: r.kind,
+                    id: clean(r.id),
+                }),
+                detail: clean(detail),
+            },
+            RegistryError::Conflict { endpoint, detail } => RegistryError::Conflict {
+                endpoint: clean_endpoint(endpoint),
+                detail: clean(detail),
+            },
+            RegistryError::Validation { endpoint, errors } => RegistryError::Validation {
+                endpoint: clean_endpoint(endpoint),
+                errors: errors
+                    .into_iter()
+                    .map(|e| FieldError {
+                        loc: e
+                            .loc
+                            .into_iter()
+                            .map(|part| match part {
+                                Value::String(s) => Value::String(clean(s)),
+                                other => other,
+                            })
+                            .collect(),
+                        msg: clean(e.msg),
+                        kind: e.kind,
+                    })
+                    .collect(),
+            },
+            RegistryError::Server {
+                endpoint,
+                status,
+                detail,
+            } => RegistryError::Server {
+                endpoint: clean_endpoint(endpoint),
+                status,
+                detail: clean(detail),
+            },
+            RegistryError::Timeout {
+                endpoint,
+                url,
+                after,
+            } => RegistryError::Timeout {
+                endpoint: clean_endpoint(endpoint),
+                url: clean(url),
+                after,
+            },
+            RegistryError::Connect {
+                endpoint,
+                url,
+                reason,
+            } => RegistryError::Connect {
+                endpoint: clean_endpoint(endpoint),
+                url: clean(url),
+                reason: clean(reason),
+            },
+            RegistryError::Decode { endpoint, url, msg } => RegistryError::Decode {
+                endpoint: clean_endpoint(endpoint),
+                url: clean(url),
+                msg: clean(msg),
+            },
         }
     }
 
@@ -430,6 +555,44 @@ mod tests {
     }
 
     #[test]
+    fn echoed_secrets_are_redacted_everywhere() {
+        let key = "cat_live_abcdef";
+        let answers: [(u16, String); 4] = [
+            (401, format!(r#"{{"detail":"Invalid API key '{key}'"}}"#)),
+            (
+                422,
+                format!(
+                    r#"{{"detail":[{{"loc":["header","{key}"],"msg":"bad {key}","type":"x"}}]}}"#
+                ),
+            ),
+            (500, format!("<html>key={key}</html>")),
+            (404, format!(r#"{{"detail":"no {key}"}}"#)),
+        ];
+        for (status, body) in answers {
+            let resource = Some(ResourceRef {
+                kind: "model",
+                id: key.to_owned(),
+            });
+            let err = RegistryError::from_answer(endpoint(), resource, status, body.as_bytes())
+                .redact_secret(key);
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains(key), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+        let decode = RegistryError::Decode {
+            endpoint: endpoint(),
+            url: "http://h/api".into(),
+            msg: format!("invalid type: string \"{key}\""),
+        }
+        .redact_secret(key);
+        assert!(!decode.to_string().contains(key));
+        // Too short to redact meaningfully: left alone rather than garbling the text.
+        let short = RegistryError::from_answer(endpoint(), None, 404, br#"{"detail":"abc"}"#)
+            .redact_secret("ab");
+        assert_eq!(short.detail().as_deref(), Some("abc"));
+    }
+
+    #[test]
     fn transient_errors() {
         let server = |status| RegistryError::Server {
             endpoint: endpoint(),
@@ -441,5 +604,6 @@ mod tests {
         assert!(server(504).is_transient());
         assert!(!server(500).is_transient());
         assert!(!RegistryError::MissingApiKey.is_transient());
+        assert!(!RegistryError::InvalidApiKey.is_transient());
     }
 }

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng as _;
+use reqwest::header::HeaderValue;
 use reqwest::{Method, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -34,8 +35,9 @@ pub const DEFAULT_LIMIT: u32 = 50;
 /// The server's largest accepted `limit`.
 pub const SERVER_MAX_LIMIT: u32 = 500;
 
-/// How to reach the registry and how patient to be.
-#[derive(Debug, Clone)]
+/// How to reach the registry and how patient to be. `Debug` hides the key and any
+/// password in `base_url`.
+#[derive(Clone)]
 pub struct ClientConfig {
     /// E.g. `http://localhost/api`; endpoint paths are appended to it.
     pub base_url: String,
@@ -52,10 +54,31 @@ pub struct ClientConfig {
     pub retry_base_delay: Duration,
     /// Timeout of each `discover_api_spec` probe against a deployment.
     pub probe_timeout: Duration,
+    /// Bound on a GET's total time across retries: no retry starts once it is spent, and a
+    /// retry's timeout is cut to what is left. The first attempt always gets `timeout`, so a
+    /// call takes at most `max(timeout, retry_budget)` plus one backoff.
+    pub retry_budget: Duration,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("base_url", &redact_raw_url(&self.base_url))
+            .field("api_key", &self.api_key)
+            .field("timeout", &self.timeout)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("max_results", &self.max_results)
+            .field("retries", &self.retries)
+            .field("retry_base_delay", &self.retry_base_delay)
+            .field("probe_timeout", &self.probe_timeout)
+            .field("retry_budget", &self.retry_budget)
+            .finish()
+    }
 }
 
 impl ClientConfig {
-    /// Defaults: 30 s timeout, 60 s cache, 100 results, 2 retries from 200 ms, 3 s probes.
+    /// Defaults: 30 s timeout, 60 s cache, 100 results, 2 retries from 200 ms within a 60 s
+    /// budget, 3 s probes.
     pub fn new(base_url: impl Into<String>, api_key: Option<Secret>) -> Self {
         Self {
             base_url: base_url.into(),
@@ -66,19 +89,29 @@ impl ClientConfig {
             retries: 2,
             retry_base_delay: Duration::from_millis(200),
             probe_timeout: Duration::from_secs(3),
+            retry_budget: Duration::from_secs(60),
         }
     }
 }
 
 const MAX_CACHE_ENTRIES: usize = 512;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The largest answer body the client reads; a bigger one is refused, not buffered.
+pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Debug, Default)]
 struct ReadCache {
     entries: HashMap<String, (Instant, Arc<[u8]>)>,
+    /// Bumped by every write, so a read that was in flight during a write is not cached.
+    generation: u64,
 }
 
 impl ReadCache {
+    fn invalidate(&mut self) {
+        self.entries.clear();
+        self.generation = self.generation.wrapping_add(1);
+    }
+
     fn get(&mut self, key: &str, ttl: Duration) -> Option<Arc<[u8]>> {
         match self.entries.get(key) {
             Some((at, bytes)) if at.elapsed() < ttl => Some(Arc::clone(bytes)),
@@ -168,6 +201,8 @@ pub struct RegistryClient {
     http: reqwest::Client,
     probe_http: reqwest::Client,
     base: Url,
+    /// The `X-API-Key` value, marked sensitive; `None` when the key is not a valid header value.
+    api_key_header: Option<HeaderValue>,
     config: Arc<ClientConfig>,
     cache: Arc<Mutex<ReadCache>>,
 }
@@ -189,10 +224,30 @@ fn redact_url(url: &Url) -> String {
     shown.to_string()
 }
 
-fn transport_reason(error: &reqwest::Error) -> String {
-    // The innermost cause says most ("Connection refused", "connection closed before message completed").
-    let mut source: Option<&dyn std::error::Error> = Some(error);
+/// A URL as the user wrote it (maybe unparseable) with any `user:password@` replaced by `***@`.
+fn redact_raw_url(raw: &str) -> String {
+    let Some(scheme_end) = raw.find("://").map(|i| i + 3) else {
+        return raw.to_owned();
+    };
+    let rest = raw.get(scheme_end..).unwrap_or("");
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = rest.get(..authority_end).unwrap_or("");
+    match authority.rfind('@') {
+        Some(at) => format!(
+            "{}***{}",
+            raw.get(..scheme_end).unwrap_or(""),
+            rest.get(at..).unwrap_or("")
+        ),
+        None => raw.to_owned(),
+    }
+}
+
+pub(crate) fn transport_reason(error: reqwest::Error) -> String {
+    // The innermost cause says most ("Connection refused", "connection closed before message
+    // completed"); the URL is dropped because callers show a redacted one themselves.
+    let error = error.without_url();
     let mut last = error.to_string();
+    let mut source = std::error::Error::source(&error);
     while let Some(s) = source {
         last = s.to_string();
         source = s.source();
@@ -200,10 +255,31 @@ fn transport_reason(error: &reqwest::Error) -> String {
     last
 }
 
+/// Reads a body of at most `max` bytes, refusing larger ones before buffering them.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<Result<Vec<u8>, usize>, reqwest::Error> {
+    let declared = response
+        .content_length()
+        .and_then(|n| usize::try_from(n).ok());
+    if let Some(n) = declared.filter(|n| *n > max) {
+        return Ok(Err(n));
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = response.chunk().await? {
+        if body.len().saturating_add(chunk.len()) > max {
+            return Ok(Err(body.len().saturating_add(chunk.len())));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Ok(body))
+}
+
 impl RegistryClient {
     pub fn new(config: ClientConfig) -> Result<Self, RegistryError> {
         let invalid = |reason: String| RegistryError::InvalidUrl {
-            url: config.base_url.clone(),
+            url: redact_raw_url(&config.base_url),
             reason,
         };
         let mut base = Url::parse(config.base_url.trim()).map_err(|e| invalid(e.to_string()))?;
@@ -225,10 +301,20 @@ impl RegistryClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| invalid(format!("cannot build HTTP client: {e}")))?;
+        let api_key_header = config
+            .api_key
+            .as_ref()
+            .and_then(|key| HeaderValue::from_str(key.expose()).ok())
+            .map(|mut value| {
+                // Kept out of `Debug` of requests and never indexed by HTTP/2 header compression.
+                value.set_sensitive(true);
+                value
+            });
         Ok(Self {
             http,
             probe_http,
             base,
+            api_key_header,
             config: Arc::new(config),
             cache: Arc::new(Mutex::new(ReadCache::default())),
         })
@@ -240,11 +326,13 @@ impl RegistryClient {
 
     /// Forgets every cached read.
     pub fn clear_cache(&self) {
+        self.lock_cache().invalidate();
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, ReadCache> {
         self.cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entries
-            .clear();
     }
 
     /// `limit` as sent: the caller's or the default, within `1..=max_results`.
@@ -274,13 +362,15 @@ impl RegistryClient {
         &self,
         call: &Call<'_>,
         url: &Url,
-        key: &Secret,
+        key: &HeaderValue,
+        timeout: Duration,
     ) -> Result<Vec<u8>, RegistryError> {
         let endpoint = call.endpoint();
         let mut request = self
             .http
             .request(call.method.clone(), url.clone())
-            .header("X-API-Key", key.expose())
+            .timeout(timeout)
+            .header("X-API-Key", key.clone())
             .header(reqwest::header::ACCEPT, "application/json");
         if let Some(body) = &call.body {
             request = request.json(body);
@@ -291,21 +381,30 @@ impl RegistryClient {
                 RegistryError::Timeout {
                     endpoint: endpoint.clone(),
                     url: shown_url.clone(),
-                    after: self.config.timeout,
+                    after: timeout,
                 }
             } else {
                 RegistryError::Connect {
                     endpoint: endpoint.clone(),
                     url: shown_url.clone(),
-                    reason: transport_reason(&e),
+                    reason: transport_reason(e),
                 }
             }
         };
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
-        let body = response.bytes().await.map_err(transport)?;
+        let body = read_capped(response, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(transport)?
+            .map_err(|size| RegistryError::Decode {
+                endpoint: endpoint.clone(),
+                url: shown_url.clone(),
+                msg: format!(
+                    "answer of {size} bytes or more exceeds the client's limit of {MAX_RESPONSE_BYTES} bytes"
+                ),
+            })?;
         if status.is_success() {
-            Ok(body.to_vec())
+            Ok(body)
         } else {
             Err(RegistryError::from_answer(
                 endpoint,
@@ -333,49 +432,72 @@ impl RegistryClient {
 
     /// Sends a call: cache for cacheable GETs, retries for GETs, invalidation after writes.
     async fn execute(&self, call: Call<'_>) -> Result<Arc<[u8]>, RegistryError> {
-        let key = self
-            .config
+        self.config
             .api_key
             .as_ref()
             .filter(|k| !k.is_empty())
             .ok_or(RegistryError::MissingApiKey)?;
+        let header = self
+            .api_key_header
+            .as_ref()
+            .ok_or(RegistryError::InvalidApiKey)?;
+        // The URL library drops `.`/`..` segments, so such an id would address another endpoint.
+        if let Some(bad) = call
+            .segments
+            .iter()
+            .find(|s| matches!(**s, "" | "." | ".."))
+        {
+            return Err(RegistryError::InvalidId {
+                kind: call.resource.as_ref().map_or("path", |r| r.kind),
+                id: (*bad).to_owned(),
+            });
+        }
         let url = self.url_for(&call);
         let is_get = call.method == Method::GET;
         let use_cache =
             is_get && call.freshness == Freshness::Cacheable && !self.config.cache_ttl.is_zero();
         let cache_key = url.as_str().to_owned();
-        if use_cache
-            && let Some(hit) = self
-                .cache
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(&cache_key, self.config.cache_ttl)
-        {
-            return Ok(hit);
-        }
+        let generation = {
+            let mut cache = self.lock_cache();
+            if use_cache && let Some(hit) = cache.get(&cache_key, self.config.cache_ttl) {
+                return Ok(hit);
+            }
+            cache.generation
+        };
         if !is_get {
-            let result = self.attempt(&call, &url, key).await;
+            let result = self.attempt(&call, &url, header, self.config.timeout).await;
             // Any write attempt may have changed state (even one that timed out).
             self.clear_cache();
             return result.map(Arc::from);
         }
+        let started = Instant::now();
         let mut attempt = 0u32;
+        let mut timeout = self.config.timeout;
         loop {
-            match self.attempt(&call, &url, key).await {
+            match self.attempt(&call, &url, header, timeout).await {
                 Ok(bytes) => {
                     let bytes: Arc<[u8]> = Arc::from(bytes);
-                    if use_cache {
-                        self.cache
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .put(cache_key, Arc::clone(&bytes), self.config.cache_ttl);
+                    let mut cache = self.lock_cache();
+                    // A write finished while this read was in flight: its answer may predate it.
+                    if use_cache && cache.generation == generation {
+                        cache.put(cache_key, Arc::clone(&bytes), self.config.cache_ttl);
                     }
                     return Ok(bytes);
                 }
                 Err(e) if e.is_transient() && attempt < self.config.retries => {
                     let delay = self.backoff(attempt);
+                    let left = self
+                        .config
+                        .retry_budget
+                        .saturating_sub(started.elapsed())
+                        .saturating_sub(delay);
+                    if left.is_zero() {
+                        tracing::debug!("{e}; retry budget spent, giving up");
+                        return Err(e);
+                    }
                     tracing::debug!("{e}; retrying in {delay:?}");
                     tokio::time::sleep(delay).await;
+                    timeout = self.config.timeout.min(left);
                     attempt += 1;
                 }
                 Err(e) => return Err(e),
@@ -386,11 +508,18 @@ impl RegistryClient {
     async fn fetch<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, RegistryError> {
         let endpoint = call.endpoint();
         let url = redact_url(&self.url_for(&call));
-        let bytes = self.execute(call).await?;
-        serde_json::from_slice(&bytes).map_err(|e| RegistryError::Decode {
-            endpoint,
-            url,
-            msg: e.to_string(),
+        let result = match self.execute(call).await {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| RegistryError::Decode {
+                endpoint,
+                url,
+                msg: e.to_string(),
+            }),
+            Err(e) => Err(e),
+        };
+        // A server that echoes the key (in a detail or a malformed answer) must not leak it.
+        result.map_err(|e| match &self.config.api_key {
+            Some(key) => e.redact_secret(key.expose()),
+            None => e,
         })
     }
 
@@ -770,5 +899,49 @@ impl RegistryClient {
     ) -> Result<ApiDiscovery, RegistryError> {
         let deployment = self.get_deployment(deployment_id).await?;
         Ok(discover::probe(&self.probe_http, &deployment, self.config.probe_timeout).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_urls_lose_their_userinfo() {
+        let cases = [
+            ("http://user:hunter2@host/api", "http://***@host/api"),
+            (
+                "http://hunter2@host:99999/api?x=1",
+                "http://***@host:99999/api?x=1",
+            ),
+            ("https://host/api/a@b", "https://host/api/a@b"),
+            ("http://host/api", "http://host/api"),
+            ("not a url", "not a url"),
+            ("http://u:p@", "http://***@"),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(redact_raw_url(raw), expected, "{raw}");
+        }
+    }
+
+    #[test]
+    fn config_debug_hides_key_and_url_password() {
+        let config = ClientConfig::new(
+            "http://svc:hunter2@registry.local/api",
+            Some(Secret::new("cat_live_abcdef")),
+        );
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("cat_live_abcdef"), "{shown}");
+        assert!(shown.contains("registry.local/api"), "{shown}");
+        let invalid =
+            RegistryClient::new(ClientConfig::new("http://svc:hunter2@host:99999/api", None))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+        assert!(
+            invalid.starts_with("invalid registry URL 'http://***@host:99999/api'"),
+            "{invalid}"
+        );
     }
 }

@@ -18,6 +18,22 @@ where
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
+/// Whole seconds from an integer or a float (Python's `total_seconds()`); negatives become 0.
+fn lenient_seconds<'de, D>(deserializer: D) -> Result<Option<u64>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let number = Option::<serde_json::Number>::deserialize(deserializer)?;
+    Ok(number.and_then(|n| {
+        n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite())
+                // `as` saturates: huge values become u64::MAX, never a panic.
+                .map(|f| if f <= 0.0 { 0 } else { f as u64 })
+        })
+    }))
+}
+
 /// A value outside an enumeration, e.g. `production` for [`Environment`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} '{value}' (expected one of: {expected})")]
@@ -224,7 +240,8 @@ pub struct DeploymentStatusReport {
     pub status: String,
     #[serde(default)]
     pub container_status: Option<String>,
-    #[serde(default)]
+    /// Whole seconds; a fractional answer is truncated.
+    #[serde(default, deserialize_with = "lenient_seconds")]
     pub uptime_seconds: Option<u64>,
     #[serde(default, deserialize_with = "nullable")]
     pub restart_count: u32,
@@ -708,6 +725,57 @@ mod tests {
         check(5, 25, 20, false, None);
         check(0, 0, 0, false, None);
         check(0, 25, 40, false, None);
+    }
+
+    #[test]
+    fn uptime_accepts_integers_and_floats() {
+        let check = |json: &str, expected: Option<u64>| {
+            let report: Result<DeploymentStatusReport, _> = serde_json::from_str(json);
+            assert_eq!(
+                report.map(|r| r.uptime_seconds).map_err(|e| e.to_string()),
+                Ok(expected),
+                "{json}"
+            );
+        };
+        check(r#"{"status":"running","uptime_seconds":42}"#, Some(42));
+        check(r#"{"status":"running","uptime_seconds":42.9}"#, Some(42));
+        check(r#"{"status":"running","uptime_seconds":-3.5}"#, Some(0));
+        check(
+            r#"{"status":"running","uptime_seconds":1e300}"#,
+            Some(u64::MAX),
+        );
+        check(r#"{"status":"stopped","uptime_seconds":null}"#, None);
+        check(r#"{"status":"stopped"}"#, None);
+    }
+
+    #[test]
+    fn rfc3339_times_with_offsets_and_fractions_are_kept_verbatim() {
+        let times = [
+            "2024-05-01T10:00:00Z",
+            "2024-05-01T10:00:00.123456Z",
+            "2024-05-01T10:00:00.5+02:00",
+            "2024-05-01T10:00:00-07:30",
+            "2024-05-01t10:00:00.000000001z",
+        ];
+        for t in times {
+            let version =
+                format!(r#"{{"id":"v","version":"1","created_at":"{t}","promoted_at":"{t}"}}"#);
+            let deployment =
+                format!(r#"{{"id":"d","created_at":"{t}","started_at":"{t}","stopped_at":"{t}"}}"#);
+            let audit = format!(r#"{{"id":"a","timestamp":"{t}"}}"#);
+            let parsed = (
+                serde_json::from_str::<Version>(&version).map(|v| (v.created_at, v.promoted_at)),
+                serde_json::from_str::<Deployment>(&deployment)
+                    .map(|d| (d.created_at, d.stopped_at)),
+                serde_json::from_str::<AuditLog>(&audit).map(|a| a.timestamp),
+            );
+            let some = Some(t.to_owned());
+            assert!(
+                matches!(&parsed, (Ok((a, b)), Ok((c, d)), Ok(e))
+                    if *a == some && *b == some && *c == some && *d == some && *e == some),
+                "{t}: {parsed:?}"
+            );
+        }
     }
 
     #[test]

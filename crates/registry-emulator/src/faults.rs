@@ -51,10 +51,10 @@ impl Faults {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Replaces the active fault.
+    /// Replaces the active fault. `for_next_n: Some(0)` affects nothing (it clears).
     pub fn set(&self, spec: FaultSpec) {
         let remaining = spec.for_next_n;
-        *self.lock() = Some(ActiveFault { spec, remaining });
+        *self.lock() = (remaining != Some(0)).then_some(ActiveFault { spec, remaining });
     }
 
     pub fn clear(&self) {
@@ -122,8 +122,14 @@ impl RequestLog {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Records a request; beyond [`MAX_LOG_ENTRIES`] the oldest entries are dropped.
     pub fn push(&self, request: RecordedRequest) {
-        self.lock().push(request);
+        let mut entries = self.lock();
+        if entries.len() >= MAX_LOG_ENTRIES {
+            let excess = entries.len() + 1 - MAX_LOG_ENTRIES;
+            entries.drain(..excess);
+        }
+        entries.push(request);
     }
 
     pub fn snapshot(&self) -> Vec<RecordedRequest> {
@@ -143,7 +149,37 @@ impl RequestLog {
     }
 }
 
-const MAX_RECORDED_BODY: usize = 4 * 1024 * 1024;
+/// The request log keeps the newest this many requests (a long demo run stays bounded).
+pub const MAX_LOG_ENTRIES: usize = 10_000;
+/// Bodies up to this size are recorded; bigger ones are noted by size only.
+pub const MAX_RECORDED_BODY: usize = 64 * 1024;
+
+fn too_large() -> Response {
+    ApiError::Status(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "Request body too large (limit {} bytes)",
+            crate::MAX_BODY_BYTES
+        ),
+    )
+    .into_response()
+}
+
+fn recorded_body(bytes: &[u8]) -> Option<Value> {
+    if bytes.is_empty() {
+        None
+    } else if bytes.len() > MAX_RECORDED_BODY {
+        Some(Value::String(format!(
+            "<{} bytes, not recorded>",
+            bytes.len()
+        )))
+    } else {
+        Some(
+            serde_json::from_slice(bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned())),
+        )
+    }
+}
 
 /// Records the request (buffering its body), then applies any matching fault.
 pub async fn record_and_inject(
@@ -152,25 +188,24 @@ pub async fn record_and_inject(
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_RECORDED_BODY).await {
-        Ok(b) => b,
-        Err(_) => {
-            return ApiError::Status(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Request body too large".to_owned(),
-            )
-            .into_response();
-        }
+    // Refuse a declared oversize body before reading any of it; cap the rest while reading.
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > crate::MAX_BODY_BYTES as u64) {
+        return too_large();
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, crate::MAX_BODY_BYTES).await else {
+        return too_large();
     };
     let path = parts.uri.path().to_owned();
     log.push(RecordedRequest {
         method: parts.method.as_str().to_owned(),
         path: path.clone(),
         query: parts.uri.query().map(str::to_owned),
-        body: (!bytes.is_empty()).then(|| {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        }),
+        body: recorded_body(&bytes),
         api_key_present: parts.headers.contains_key("x-api-key"),
     });
     if let Some(fault) = faults.take(&parts.method, &path) {

@@ -30,9 +30,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
@@ -48,6 +49,12 @@ pub use storage::StorageError;
 
 /// The base path of the API, as on the real server (`http://host/api`).
 pub const BASE_PATH: &str = "/api";
+
+/// The largest request body accepted (413 beyond it); nothing bigger is ever buffered.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// How long a connection may take to send a request's headers before it is closed.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
@@ -88,10 +95,12 @@ impl EmulatorConfig {
 
 /// The whole HTTP application: the API under [`BASE_PATH`] plus the `/_emulator` controls.
 pub fn app(state: EmulatorState, faults: Faults, log: RequestLog) -> Router {
-    let api = routes::api_router(state).layer(from_fn_with_state(
-        (log.clone(), faults.clone()),
-        faults::record_and_inject,
-    ));
+    let api = routes::api_router(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(from_fn_with_state(
+            (log.clone(), faults.clone()),
+            faults::record_and_inject,
+        ));
     Router::new()
         .nest(BASE_PATH, api)
         .merge(routes::control_router(faults, log))
@@ -152,7 +161,10 @@ async fn serve(listener: TcpListener, router: Router, mut shutdown: oneshot::Rec
                         request.extensions_mut().insert(kill_for_requests.clone());
                         router.clone().oneshot(request)
                     });
+                    // A client that never finishes its headers does not hold a task forever.
                     let connection = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEADER_READ_TIMEOUT)
                         .serve_connection(TokioIo::new(stream), service);
                     tokio::select! {
                         result = connection => {

@@ -38,11 +38,16 @@ async fn main() -> anyhow::Result<()> {
     };
     let empty =
         std::fs::read_dir(&args.storage_root).map_or(true, |mut entries| entries.next().is_none());
-    let keys: Vec<(String, String, String)> = seed
+    // Key names and roles only: the keys themselves never go to the log.
+    let keys: Vec<(String, String)> = seed
         .api_keys
         .iter()
-        .map(|k| (k.name.clone(), k.role.to_string(), k.key.clone()))
+        .map(|k| (k.name.clone(), k.role.to_string()))
         .collect();
+    let keys_file = match &args.seed {
+        Some(dir) => dir.join("api_keys.json").display().to_string(),
+        None => "fixtures/registry/api_keys.json".to_owned(),
+    };
     let config = EmulatorConfig {
         seed,
         storage_root: args.storage_root.clone(),
@@ -57,9 +62,9 @@ async fn main() -> anyhow::Result<()> {
         running.base_url()
     );
     eprintln!("storage root: {}", args.storage_root.display());
-    eprintln!("demo API keys (X-API-Key):");
-    for (name, role, key) in keys {
-        eprintln!("  {role:<8} {name:<16} {key}");
+    eprintln!("API keys (X-API-Key values are in {keys_file}):");
+    for (name, role) in keys {
+        eprintln!("  {role:<8} {name}");
     }
     eprintln!(
         "controls: {}/_emulator/faults, {}/_emulator/requests",

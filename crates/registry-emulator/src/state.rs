@@ -7,6 +7,7 @@
 //! from `pending` to `building` and from `building` to `success`. Lists never
 //! advance anything.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -85,6 +86,17 @@ fn page_of<T: Serialize>(
     Ok(json!({ "items": slice, "total": total }))
 }
 
+/// Host ports of new deployments come from `FIRST_HOST_PORT..=65535`.
+const FIRST_HOST_PORT: u16 = 9100;
+
+/// The first port at or after `from` (wrapping to [`FIRST_HOST_PORT`]) not in `used`.
+fn free_port(used: &HashSet<u16>, from: u16) -> Option<u16> {
+    let from = from.max(FIRST_HOST_PORT);
+    (from..=u16::MAX)
+        .chain(FIRST_HOST_PORT..from)
+        .find(|port| !used.contains(port))
+}
+
 fn contains_ci(haystack: &str, needle_lower: &str) -> bool {
     haystack.to_lowercase().contains(needle_lower)
 }
@@ -98,7 +110,9 @@ impl Db {
             .iter()
             .filter_map(|d| d.host_port)
             .max()
-            .map_or(9100, |p| p.saturating_add(1).max(9100));
+            .map_or(FIRST_HOST_PORT, |p| {
+                p.saturating_add(1).max(FIRST_HOST_PORT)
+            });
         Self {
             models: seed.models,
             versions: seed.versions,
@@ -544,16 +558,18 @@ impl Db {
                 version.version, model.name, new.environment, existing.id, existing.status
             )));
         }
-        let used: Vec<u16> = self
+        let used: HashSet<u16> = self
             .deployments
             .iter()
             .filter_map(|r| r.deployment.host_port)
             .collect();
-        while used.contains(&self.next_port) {
-            self.next_port = self.next_port.wrapping_add(1).max(9100);
-        }
-        let port = self.next_port;
-        self.next_port = self.next_port.wrapping_add(1).max(9100);
+        let port = free_port(&used, self.next_port).ok_or_else(|| {
+            ApiError::Status(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                format!("no free host port left in {FIRST_HOST_PORT}-65535"),
+            )
+        })?;
+        self.next_port = port.checked_add(1).unwrap_or(FIRST_HOST_PORT);
         let id = new_id();
         let short: String = id.replace('-', "").chars().take(6).collect();
         let endpoint_url = self
@@ -1249,5 +1265,25 @@ impl EmulatorState {
 
     pub fn audit_log(&self) -> Vec<AuditLog> {
         self.db().audit_logs.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_ports_wrap_and_run_out_without_looping() {
+        let used = |ports: &[u16]| ports.iter().copied().collect::<HashSet<u16>>();
+        let cases: [(HashSet<u16>, u16, Option<u16>); 5] = [
+            (used(&[]), 9100, Some(9100)),
+            (used(&[9100, 9101]), 9100, Some(9102)),
+            (used(&[65535]), 65535, Some(9100)),
+            (used(&[]), 80, Some(9100)),
+            ((FIRST_HOST_PORT..=u16::MAX).collect(), 9500, None),
+        ];
+        for (used, from, expected) in cases {
+            assert_eq!(free_port(&used, from), expected, "from {from}");
+        }
     }
 }

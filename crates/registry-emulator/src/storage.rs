@@ -86,16 +86,25 @@ pub fn usage(root: &Path, capacity_bytes: u64) -> Value {
     })
 }
 
-/// Resolves `relative` inside `root`, refusing `..`, absolute paths and symlinks that leave it.
-pub fn confine(root: &Path, relative: &str) -> ApiResult<PathBuf> {
-    let requested = Path::new(relative);
-    for component in requested.components() {
+/// `relative` normalised lexically (`.` dropped, `..` popping a component), or why it is
+/// refused: absolute, NUL bytes, or a `..` that climbs above the root.
+fn normalise(relative: &str) -> ApiResult<PathBuf> {
+    if relative.contains('\0') {
+        return Err(ApiError::bad_request(
+            "path must not contain NUL characters".to_owned(),
+        ));
+    }
+    let mut kept: Vec<&std::ffi::OsStr> = Vec::new();
+    for component in Path::new(relative).components() {
         match component {
-            Component::Normal(_) | Component::CurDir => {}
+            Component::Normal(name) => kept.push(name),
+            Component::CurDir => {}
             Component::ParentDir => {
-                return Err(ApiError::bad_request(format!(
-                    "path '{relative}' escapes the storage root ('..' is not allowed)"
-                )));
+                if kept.pop().is_none() {
+                    return Err(ApiError::bad_request(format!(
+                        "path '{relative}' escapes the storage root ('..' above the root)"
+                    )));
+                }
             }
             Component::RootDir | Component::Prefix(_) => {
                 return Err(ApiError::bad_request(format!(
@@ -104,17 +113,39 @@ pub fn confine(root: &Path, relative: &str) -> ApiResult<PathBuf> {
             }
         }
     }
+    Ok(kept.iter().collect())
+}
+
+/// Resolves `relative` inside `root`, refusing absolute paths, `..` that leaves the root after
+/// normalisation, and symlinks whose target is outside it.
+pub fn confine(root: &Path, relative: &str) -> ApiResult<PathBuf> {
+    let requested = normalise(relative)?;
     let canonical_root = root
         .canonicalize()
         .map_err(|e| ApiError::internal(format!("storage root is unavailable: {e}")))?;
-    let joined = canonical_root.join(requested);
+    let joined = canonical_root.join(&requested);
     let resolved = match joined.canonicalize() {
         Ok(p) => p,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
             return Err(ApiError::Status(
                 axum::http::StatusCode::NOT_FOUND,
                 format!("path '{relative}' not found in storage"),
             ));
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidFilename
+            ) =>
+        {
+            return Err(ApiError::bad_request(format!(
+                "path '{relative}' is not a valid path: {e}"
+            )));
         }
         Err(e) => {
             return Err(ApiError::internal(format!(
@@ -174,7 +205,7 @@ pub fn browse(root: &Path, relative: &str) -> ApiResult<Value> {
         ));
     }
     entries.sort_by(|a, b| a.0.cmp(&b.0));
-    let shown = relative.trim_matches('/');
+    let shown = normalise(relative)?.to_string_lossy().into_owned();
     Ok(json!({
         "path": shown,
         "entries": entries.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),

@@ -214,6 +214,24 @@ pub struct PageParams {
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 500;
 
+/// An integer as pydantic reads it, except that values beyond `i64` saturate (Python's ints
+/// are unbounded: `offset=10**30` is valid there and means "past the end").
+fn parse_saturating(raw: &str) -> Result<i64, ()> {
+    if let Ok(n) = raw.parse::<i64>() {
+        return Ok(n);
+    }
+    let (negative, digits) = match raw.as_bytes().first() {
+        Some(b'-') => (true, raw.get(1..).unwrap_or("")),
+        Some(b'+') => (false, raw.get(1..).unwrap_or("")),
+        _ => (false, raw),
+    };
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(if negative { i64::MIN } else { i64::MAX })
+    } else {
+        Err(())
+    }
+}
+
 /// Checks query parameters; the last occurrence of a repeated parameter wins, as in Starlette.
 pub struct QueryCheck {
     pairs: Vec<(String, String)>,
@@ -297,7 +315,7 @@ impl QueryCheck {
         let Some(raw) = self.get(name).map(str::to_owned) else {
             return default;
         };
-        match raw.trim().parse::<i64>() {
+        match parse_saturating(raw.trim()) {
             Err(_) => {
                 self.push(
                     name,
@@ -464,5 +482,12 @@ mod tests {
         assert!(!check(&[("limit", "ten")]).1);
         assert!(!check(&[("offset", "-1")]).1);
         assert_eq!(check(&[("limit", "5"), ("limit", "6")]).0.limit, 6);
+        // Beyond i64: offsets saturate (valid, past the end); limits are still too big.
+        let huge = "123456789012345678901234567890";
+        let (page, ok) = check(&[("offset", huge)]);
+        assert_eq!((page.offset as u64, ok), (i64::MAX as u64, true));
+        assert!(!check(&[("limit", huge)]).1);
+        assert!(!check(&[("offset", &format!("-{huge}"))]).1);
+        assert!(!check(&[("offset", "12x")]).1);
     }
 }

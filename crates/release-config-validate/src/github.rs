@@ -30,9 +30,19 @@ pub fn render(report: &Report) -> String {
             title.push_str(" (pre-existing)");
         }
         properties.push(format!("title={}", escape_property(&title)));
-        let _ = writeln!(out, "::{command} {}::{}", properties.join(","), escape_data(&message(reported, report)));
+        let _ = writeln!(
+            out,
+            "::{command} {}::{}",
+            properties.join(","),
+            escape_data(&message(reported, report))
+        );
     }
-    let _ = writeln!(out, "release-config: {}; {}", summary_line(&report.counts()), scope_line(report));
+    let _ = writeln!(
+        out,
+        "release-config: {}; {}",
+        summary_line(&report.counts()),
+        scope_line(report)
+    );
     out
 }
 
@@ -58,15 +68,24 @@ fn message(reported: &ReportedFinding, report: &Report) -> String {
         }
     }
     if reported.new == Some(false) {
-        let base = report.base.as_ref().map(describe_revision).unwrap_or_else(|| "the base".to_owned());
-        let _ = write!(text, "\npre-existing: also reported at {base}; does not fail this run");
+        let base = report
+            .base
+            .as_ref()
+            .map(describe_revision)
+            .unwrap_or_else(|| "the base".to_owned());
+        let _ = write!(
+            text,
+            "\npre-existing: also reported at {base}; does not fail this run"
+        );
     }
     text
 }
 
 /// Escaping of a command's message, as in `@actions/core`.
 pub fn escape_data(text: &str) -> String {
-    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 /// Escaping of a command property value, as in `@actions/core`.
@@ -80,16 +99,27 @@ pub fn step_summary(report: &Report) -> String {
     let mut out = String::new();
     let verdict = if report.failed() { "failed" } else { "passed" };
     let _ = writeln!(out, "## Release-config validation {verdict}\n");
-    let _ = writeln!(out, "**{}** ({})\n", summary_line(&counts), markdown_text(&scope_line(report)));
+    let _ = writeln!(
+        out,
+        "**{}** ({})\n",
+        summary_line(&counts),
+        markdown_text(&scope_line(report))
+    );
     if report.findings.is_empty() {
         let _ = writeln!(out, "No findings.");
         return out;
     }
     let diff_aware = report.base.is_some();
     if diff_aware {
-        let _ = writeln!(out, "| Severity | Rule | Location | Message | New |\n|---|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "| Severity | Rule | Location | Message | New |\n|---|---|---|---|---|"
+        );
     } else {
-        let _ = writeln!(out, "| Severity | Rule | Location | Message |\n|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "| Severity | Rule | Location | Message |\n|---|---|---|---|"
+        );
     }
     for reported in ordered(report) {
         let finding = &reported.finding;
@@ -100,8 +130,17 @@ pub fn step_summary(report: &Report) -> String {
         };
         let mut message = markdown_text(&finding.message);
         for related in &finding.related {
-            let label = if related.message.is_empty() { "also here" } else { related.message.as_str() };
-            let _ = write!(message, "<br>{}: {}", markdown_text(label), code_span(&related.location.to_string()));
+            let label = if related.message.is_empty() {
+                "also here"
+            } else {
+                related.message.as_str()
+            };
+            let _ = write!(
+                message,
+                "<br>{}: {}",
+                markdown_text(label),
+                code_span(&related.location.to_string())
+            );
         }
         let _ = write!(
             out,
@@ -141,7 +180,11 @@ fn markdown_text(text: &str) -> String {
 
 /// A code span, or escaped text when the content holds a backtick or a pipe.
 fn code_span(text: &str) -> String {
-    if text.contains(['`', '|', '\n', '\r']) { markdown_text(text) } else { format!("`{text}`") }
+    if text.contains(['`', '|', '\n', '\r']) {
+        markdown_text(text)
+    } else {
+        format!("`{text}`")
+    }
 }
 
 #[cfg(test)]
@@ -150,7 +193,10 @@ mod tests {
 
     #[test]
     fn escaping_follows_actions_core() {
-        assert_eq!(escape_data("50% of a\r\nb: c, d"), "50%25 of a%0D%0Ab: c, d");
+        assert_eq!(
+            escape_data("50% of a\r\nb: c, d"),
+            "50%25 of a%0D%0Ab: c, d"
+        );
         assert_eq!(escape_property("a:b,c%\n"), "a%3Ab%2Cc%25%0A");
     }
 

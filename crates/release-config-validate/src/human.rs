@@ -28,7 +28,11 @@ const BLUE: &str = "\x1b[1;34m";
 
 impl Paint {
     fn paint(self, style: &str, text: &str) -> String {
-        if self.on && !text.is_empty() { format!("{style}{text}{RESET}") } else { text.to_owned() }
+        if self.on && !text.is_empty() {
+            format!("{style}{text}{RESET}")
+        } else {
+            text.to_owned()
+        }
     }
 
     fn severity(self, severity: Severity) -> &'static str {
@@ -48,7 +52,11 @@ pub fn render(report: &Report, sources: &dyn Fn(&str) -> Option<String>, color: 
     let mut out = String::new();
     // New findings first: in a diff-aware run they are what the reader is
     // there for; pre-existing ones follow, in the same (file) order.
-    let ordered = report.findings.iter().filter(|f| f.counts()).chain(report.findings.iter().filter(|f| !f.counts()));
+    let ordered = report
+        .findings
+        .iter()
+        .filter(|f| f.counts())
+        .chain(report.findings.iter().filter(|f| !f.counts()));
     for finding in ordered {
         render_finding(&mut out, finding, report, &mut cache, paint);
         out.push('\n');
@@ -62,7 +70,12 @@ pub fn render(report: &Report, sources: &dyn Fn(&str) -> Option<String>, color: 
     } else {
         ("validation passed", GREEN)
     };
-    let _ = writeln!(out, "{}: {}", paint.paint(style, verdict), paint.paint(BOLD, &summary_line(&counts)));
+    let _ = writeln!(
+        out,
+        "{}: {}",
+        paint.paint(style, verdict),
+        paint.paint(BOLD, &summary_line(&counts))
+    );
     out
 }
 
@@ -79,8 +92,11 @@ fn render_finding(
     // Primary and related source lines, fetched up front so the gutter is
     // as wide as the widest line number shown.
     let primary = snippet(cache, &finding.location, usize::MAX);
-    let related: Vec<_> =
-        finding.related.iter().map(|r| (r, snippet(cache, &r.location, RELATED_LINE_MAX))).collect();
+    let related: Vec<_> = finding
+        .related
+        .iter()
+        .map(|r| (r, snippet(cache, &r.location, RELATED_LINE_MAX)))
+        .collect();
     let width = std::iter::once(&primary)
         .chain(related.iter().map(|(_, s)| s))
         .flatten()
@@ -93,14 +109,28 @@ fn render_finding(
     let _ = writeln!(
         out,
         "{}: {}",
-        paint.paint(style, &format!("{}[{}]", finding.severity, finding.rule.code())),
+        paint.paint(
+            style,
+            &format!("{}[{}]", finding.severity, finding.rule.code())
+        ),
         paint.paint(BOLD, &finding.message)
     );
-    let _ = writeln!(out, "{pad}{} {}", paint.paint(BLUE, "-->"), finding.location);
+    let _ = writeln!(
+        out,
+        "{pad}{} {}",
+        paint.paint(BLUE, "-->"),
+        finding.location
+    );
     let mut open = false;
     if let Some(snippet) = &primary {
         let _ = writeln!(out, "{pad} {bar}");
-        write_snippet(out, snippet, width, &paint.paint(style, &"^".repeat(snippet.width)), paint);
+        write_snippet(
+            out,
+            snippet,
+            width,
+            &paint.paint(style, &"^".repeat(snippet.width)),
+            paint,
+        );
         open = true;
     }
 
@@ -116,18 +146,36 @@ fn render_finding(
         })
         .collect();
     if reported.new == Some(false) {
-        let base = report.base.as_ref().map(describe_revision).unwrap_or_else(|| "the base".to_owned());
-        notes.push((format!("pre-existing: also reported at {base}; does not fail this run"), None));
+        let base = report
+            .base
+            .as_ref()
+            .map(describe_revision)
+            .unwrap_or_else(|| "the base".to_owned());
+        notes.push((
+            format!("pre-existing: also reported at {base}; does not fail this run"),
+            None,
+        ));
     }
     for (text, snippet) in notes {
         if open {
             let _ = writeln!(out, "{pad} {bar}");
         }
-        let _ = writeln!(out, "{pad} {} {} {text}", paint.paint(BLUE, "="), paint.paint(BOLD, "note:"));
+        let _ = writeln!(
+            out,
+            "{pad} {} {} {text}",
+            paint.paint(BLUE, "="),
+            paint.paint(BOLD, "note:")
+        );
         open = false;
         if let Some(snippet) = snippet {
             let _ = writeln!(out, "{pad} {bar}");
-            write_snippet(out, &snippet, width, &paint.paint(BLUE, &"-".repeat(snippet.width)), paint);
+            write_snippet(
+                out,
+                &snippet,
+                width,
+                &paint.paint(BLUE, &"-".repeat(snippet.width)),
+                paint,
+            );
             open = true;
         }
     }
@@ -150,7 +198,12 @@ fn snippet(cache: &mut SourceCache<'_>, location: &Location, max_len: usize) -> 
         return None;
     }
     let (offset, width) = caret_span(line, location.column.max(1));
-    Some(Snippet { number: location.line, text: display_line(line), offset, width })
+    Some(Snippet {
+        number: location.line,
+        text: display_line(line),
+        offset,
+        width,
+    })
 }
 
 fn write_snippet(out: &mut String, snippet: &Snippet, width: usize, marker: &str, paint: Paint) {
@@ -162,5 +215,10 @@ fn write_snippet(out: &mut String, snippet: &Snippet, width: usize, marker: &str
     } else {
         let _ = writeln!(out, "{number} {bar} {text}");
     }
-    let _ = writeln!(out, "{} {bar} {}{marker}", " ".repeat(width), " ".repeat(snippet.offset));
+    let _ = writeln!(
+        out,
+        "{} {bar} {}{marker}",
+        " ".repeat(width),
+        " ".repeat(snippet.offset)
+    );
 }

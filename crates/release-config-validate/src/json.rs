@@ -24,14 +24,18 @@ pub fn to_value(report: &Report) -> Value {
         root.insert("base".to_owned(), json!(base));
     }
     root.insert("summary".to_owned(), summary);
-    root.insert("findings".to_owned(), Value::Array(report.findings.iter().map(finding_value).collect()));
+    root.insert(
+        "findings".to_owned(),
+        Value::Array(report.findings.iter().map(finding_value).collect()),
+    );
     root.insert("topology".to_owned(), report.topology.clone());
     Value::Object(root)
 }
 
 /// Pretty-printed, with a trailing newline.
 pub fn render(report: &Report) -> String {
-    let mut text = serde_json::to_string_pretty(&to_value(report)).unwrap_or_else(|_| "{}".to_owned());
+    let mut text =
+        serde_json::to_string_pretty(&to_value(report)).unwrap_or_else(|_| "{}".to_owned());
     text.push('\n');
     text
 }

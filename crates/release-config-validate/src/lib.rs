@@ -15,7 +15,7 @@ mod source;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-pub use pipeline::{Validated, ValidateError, validate};
+pub use pipeline::{ValidateError, Validated, validate};
 pub use report::{Counts, Report, ReportedFinding, RevisionInfo, mark_new};
 
 /// Command-line arguments of the validator (also `cargo xtask validate`).
@@ -103,7 +103,9 @@ impl Environment {
     pub fn from_process() -> Environment {
         Environment {
             stdout_is_tty: std::io::stdout().is_terminal(),
-            step_summary: std::env::var_os("GITHUB_STEP_SUMMARY").filter(|v| !v.is_empty()).map(PathBuf::from),
+            step_summary: std::env::var_os("GITHUB_STEP_SUMMARY")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         }
     }
@@ -138,7 +140,11 @@ pub fn run(args: &Args, env: &Environment, stdout: &mut dyn Write, stderr: &mut 
     }
 }
 
-fn run_inner(args: &Args, env: &Environment, stdout: &mut dyn Write) -> Result<Exit, ValidateError> {
+fn run_inner(
+    args: &Args,
+    env: &Environment,
+    stdout: &mut dyn Write,
+) -> Result<Exit, ValidateError> {
     let validated = validate(args)?;
     let report = &validated.report;
     let text = match args.format {
@@ -159,9 +165,17 @@ fn run_inner(args: &Args, env: &Environment, stdout: &mut dyn Write) -> Result<E
         }
         Format::Sarif => sarif::render(report, env!("CARGO_PKG_VERSION")),
     };
-    stdout.write_all(text.as_bytes()).map_err(|source| ValidateError::Output { source })?;
-    stdout.flush().map_err(|source| ValidateError::Output { source })?;
-    Ok(if report.failed() { Exit::Findings } else { Exit::Clean })
+    stdout
+        .write_all(text.as_bytes())
+        .map_err(|source| ValidateError::Output { source })?;
+    stdout
+        .flush()
+        .map_err(|source| ValidateError::Output { source })?;
+    Ok(if report.failed() {
+        Exit::Findings
+    } else {
+        Exit::Clean
+    })
 }
 
 fn append(path: &std::path::Path, text: &str) -> Result<(), ValidateError> {
@@ -169,6 +183,13 @@ fn append(path: &std::path::Path, text: &str) -> Result<(), ValidateError> {
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|source| ValidateError::StepSummary { path: path.to_owned(), source })?;
-    file.write_all(text.as_bytes()).map_err(|source| ValidateError::StepSummary { path: path.to_owned(), source })
+        .map_err(|source| ValidateError::StepSummary {
+            path: path.to_owned(),
+            source,
+        })?;
+    file.write_all(text.as_bytes())
+        .map_err(|source| ValidateError::StepSummary {
+            path: path.to_owned(),
+            source,
+        })
 }

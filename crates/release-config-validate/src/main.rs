@@ -10,6 +10,11 @@ fn main() -> ExitCode {
     // clap exits with status 2 on usage errors, as section 5 asks.
     let args = Args::parse();
     let env = Environment::from_process();
-    let exit = run(&args, &env, &mut std::io::stdout().lock(), &mut std::io::stderr().lock());
+    let exit = run(
+        &args,
+        &env,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    );
     exit.into()
 }

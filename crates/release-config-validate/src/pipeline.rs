@@ -3,12 +3,14 @@
 
 use std::path::PathBuf;
 
+use topology::Finding;
 use topology::engine::{Engine, EngineError, Fleet, pending_conflicts};
 use topology::repo::{RepoError, Repository, Revision, Snapshot};
-use topology::Finding;
 
-use crate::Args;
+use serde_json::Value;
+
 use crate::report::{Report, ReportedFinding, RevisionInfo, mark_new};
+use crate::{Args, Format};
 
 /// Source files larger than this are not shown in the human report.
 const MAX_SOURCE_BYTES: u64 = 4 << 20;
@@ -20,19 +22,34 @@ pub enum ValidateError {
     #[error("cannot read {}: {reason}", path.display())]
     Unreadable { path: PathBuf, reason: String },
     #[error("{option} needs a Git repository, but {}: {message}", path.display())]
-    NotGit { option: &'static str, path: PathBuf, message: String },
+    NotGit {
+        option: &'static str,
+        path: PathBuf,
+        message: String,
+    },
     #[error("unknown revision `{rev}` ({option}): {message}")]
-    UnknownRev { option: &'static str, rev: String, message: String },
+    UnknownRev {
+        option: &'static str,
+        rev: String,
+        message: String,
+    },
     #[error(transparent)]
     Repo(#[from] RepoError),
     #[error("cannot analyse {what}: {source}")]
     Engine { what: String, source: EngineError },
     #[error("no machine named `{machine}` in {what} (machines: {known})")]
-    UnknownMachine { machine: String, what: String, known: String },
+    UnknownMachine {
+        machine: String,
+        what: String,
+        known: String,
+    },
     #[error("cannot write the report: {source}")]
     Output { source: std::io::Error },
     #[error("cannot append to the step summary {}: {source}", path.display())]
-    StepSummary { path: PathBuf, source: std::io::Error },
+    StepSummary {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A finished validation: the report, and the head snapshot to show source
@@ -55,8 +72,18 @@ pub fn validate(args: &Args) -> Result<Validated, ValidateError> {
     let path = &args.path;
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => {}
-        Ok(_) => return Err(ValidateError::Unreadable { path: path.clone(), reason: "not a directory".into() }),
-        Err(e) => return Err(ValidateError::Unreadable { path: path.clone(), reason: e.to_string() }),
+        Ok(_) => {
+            return Err(ValidateError::Unreadable {
+                path: path.clone(),
+                reason: "not a directory".into(),
+            });
+        }
+        Err(e) => {
+            return Err(ValidateError::Unreadable {
+                path: path.clone(),
+                reason: e.to_string(),
+            });
+        }
     }
     let git_option = if args.rev.is_some() {
         Some("--rev")
@@ -80,36 +107,48 @@ pub fn validate(args: &Args) -> Result<Validated, ValidateError> {
     };
     let snapshot_at = |option: &'static str, rev: &str| -> Result<Snapshot, ValidateError> {
         let Some(repo) = &repo else {
-            return Err(ValidateError::NotGit { option, path: path.clone(), message: "not opened".into() });
+            return Err(ValidateError::NotGit {
+                option,
+                path: path.clone(),
+                message: "not opened".into(),
+            });
         };
         repo.snapshot(rev).map_err(|e| match e {
-            RepoError::UnknownRev { message, .. } => ValidateError::UnknownRev { option, rev: rev.to_owned(), message },
+            RepoError::UnknownRev { message, .. } => ValidateError::UnknownRev {
+                option,
+                rev: rev.to_owned(),
+                message,
+            },
             other => ValidateError::Repo(other),
         })
     };
 
     let snapshot = match &args.rev {
         Some(rev) => snapshot_at("--rev", rev)?,
-        None => Snapshot::from_dir(path)
-            .map_err(|e| ValidateError::Unreadable { path: path.clone(), reason: e.to_string() })?,
+        None => Snapshot::from_dir(path).map_err(|e| ValidateError::Unreadable {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?,
     };
     let mut engine = Engine::new();
-    let t = std::time::Instant::now();
     let head = analyze(&mut engine, &snapshot)?;
-    eprintln!("analyze {:?}", t.elapsed());
-    if let Some(machine) = &args.machine {
-        if !head.machines.contains_key(machine) {
-            let mut known: Vec<&str> = head.machines.keys().map(String::as_str).collect();
-            if known.len() > 12 {
-                known.truncate(12);
-                known.push("...");
-            }
-            return Err(ValidateError::UnknownMachine {
-                machine: machine.clone(),
-                what: snapshot.describe(),
-                known: if known.is_empty() { "none".to_owned() } else { known.join(", ") },
-            });
+    if let Some(machine) = &args.machine
+        && !head.machines.contains_key(machine)
+    {
+        let mut known: Vec<&str> = head.machines.keys().map(String::as_str).collect();
+        if known.len() > 12 {
+            known.truncate(12);
+            known.push("...");
         }
+        return Err(ValidateError::UnknownMachine {
+            machine: machine.clone(),
+            what: snapshot.describe(),
+            known: if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            },
+        });
     }
 
     let mut findings = head.findings.clone();
@@ -130,24 +169,45 @@ pub fn validate(args: &Args) -> Result<Validated, ValidateError> {
             let base_snapshot = snapshot_at("--base", rev)?;
             let base_fleet = analyze(&mut engine, &base_snapshot)?;
             let base_findings = only_machine(base_fleet.findings.clone(), args.machine.as_deref());
-            (mark_new(findings, &base_findings), base_snapshot.revision().map(revision_info))
+            (
+                mark_new(findings, &base_findings),
+                base_snapshot.revision().map(revision_info),
+            )
         }
-        None => (findings.into_iter().map(|finding| ReportedFinding { finding, new: None }).collect(), None),
+        None => (
+            findings
+                .into_iter()
+                .map(|finding| ReportedFinding { finding, new: None })
+                .collect(),
+            None,
+        ),
     };
 
-    let t0 = std::time::Instant::now();
-    let topo = head.topology();
-    let t1 = t0.elapsed();
-    let v = serde_json::to_value(&topo).unwrap_or_default();
-    eprintln!("topology() {:?}, to_value {:?}", t1, t0.elapsed() - t1);
-    drop(v);
+    // Only the JSON report carries the topology; building it for 2,000
+    // machines is a noticeable share of a run, so other formats skip it.
+    let with_topology = args.format == Format::Json;
     let (topology, machines, deployments) = match &args.machine {
         Some(machine) => (
-            serde_json::to_value(head.machine_topology(machine)).unwrap_or_default(),
+            if with_topology {
+                serde_json::to_value(head.machine_topology(machine)).unwrap_or_default()
+            } else {
+                Value::Null
+            },
             1,
-            head.deployments.keys().filter(|id| &id.machine == machine).count(),
+            head.deployments
+                .keys()
+                .filter(|id| &id.machine == machine)
+                .count(),
         ),
-        None => (serde_json::to_value(head.topology()).unwrap_or_default(), head.machines.len(), head.deployments.len()),
+        None => (
+            if with_topology {
+                serde_json::to_value(head.topology()).unwrap_or_default()
+            } else {
+                Value::Null
+            },
+            head.machines.len(),
+            head.deployments.len(),
+        ),
     };
     let report = Report {
         findings,
@@ -161,32 +221,48 @@ pub fn validate(args: &Args) -> Result<Validated, ValidateError> {
 }
 
 fn analyze(engine: &mut Engine, snapshot: &Snapshot) -> Result<Fleet, ValidateError> {
-    engine.analyze(snapshot).map_err(|source| ValidateError::Engine { what: snapshot.describe(), source })
+    engine
+        .analyze(snapshot)
+        .map_err(|source| ValidateError::Engine {
+            what: snapshot.describe(),
+            source,
+        })
 }
 
 /// The engine's order (path, line, column, rule), re-established after
 /// pending findings were added.
 fn sort(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
-        (&a.location.path, a.location.line, a.location.column, a.rule, &a.fingerprint).cmp(&(
-            &b.location.path,
-            b.location.line,
-            b.location.column,
-            b.rule,
-            &b.fingerprint,
-        ))
+        (
+            &a.location.path,
+            a.location.line,
+            a.location.column,
+            a.rule,
+            &a.fingerprint,
+        )
+            .cmp(&(
+                &b.location.path,
+                b.location.line,
+                b.location.column,
+                b.rule,
+                &b.fingerprint,
+            ))
     });
 }
 
 /// `--machine`: the findings about that machine (by `machine`, or by a
 /// deployment on it).
 fn only_machine(findings: Vec<Finding>, machine: Option<&str>) -> Vec<Finding> {
-    let Some(machine) = machine else { return findings };
+    let Some(machine) = machine else {
+        return findings;
+    };
     findings
         .into_iter()
         .filter(|f| {
             f.machine.as_deref() == Some(machine)
-                || f.deployments.iter().any(|d| d.rsplit_once(':').is_some_and(|(m, _)| m == machine))
+                || f.deployments
+                    .iter()
+                    .any(|d| d.rsplit_once(':').is_some_and(|(m, _)| m == machine))
         })
         .collect()
 }

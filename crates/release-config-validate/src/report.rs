@@ -68,7 +68,10 @@ impl Report {
     /// A report without diff-aware information.
     pub fn new(findings: Vec<Finding>) -> Report {
         Report {
-            findings: findings.into_iter().map(|finding| ReportedFinding { finding, new: None }).collect(),
+            findings: findings
+                .into_iter()
+                .map(|finding| ReportedFinding { finding, new: None })
+                .collect(),
             revision: None,
             base: None,
             machines: 0,
@@ -79,16 +82,22 @@ impl Report {
 
     pub fn counts(&self) -> Counts {
         let all = Summary::of(self.findings.iter().map(|f| &f.finding));
-        let new = self
-            .base
-            .is_some()
-            .then(|| Summary::of(self.findings.iter().filter(|f| f.new == Some(true)).map(|f| &f.finding)));
+        let new = self.base.is_some().then(|| {
+            Summary::of(
+                self.findings
+                    .iter()
+                    .filter(|f| f.new == Some(true))
+                    .map(|f| &f.finding),
+            )
+        });
         Counts { all, new }
     }
 
     /// True when the run fails: at least one error-severity finding that counts.
     pub fn failed(&self) -> bool {
-        self.findings.iter().any(|f| f.counts() && f.finding.severity == Severity::Error)
+        self.findings
+            .iter()
+            .any(|f| f.counts() && f.finding.severity == Severity::Error)
     }
 }
 
@@ -99,7 +108,10 @@ pub fn mark_new(head: Vec<Finding>, base: &[Finding]) -> Vec<ReportedFinding> {
     head.into_iter()
         .map(|finding| {
             let new = !known.contains(finding.fingerprint.as_str());
-            ReportedFinding { finding, new: Some(new) }
+            ReportedFinding {
+                finding,
+                new: Some(new),
+            }
         })
         .collect()
 }
@@ -108,14 +120,20 @@ pub fn mark_new(head: Vec<Finding>, base: &[Finding]) -> Vec<ReportedFinding> {
 pub fn summary_line(counts: &Counts) -> String {
     let all = counts.all;
     let mut parts = Vec::new();
-    for (n, one, many) in
-        [(all.errors, "error", "errors"), (all.warnings, "warning", "warnings"), (all.infos, "info", "infos")]
-    {
+    for (n, one, many) in [
+        (all.errors, "error", "errors"),
+        (all.warnings, "warning", "warnings"),
+        (all.infos, "info", "infos"),
+    ] {
         if n > 0 {
             parts.push(format!("{n} {}", if n == 1 { one } else { many }));
         }
     }
-    let mut line = if parts.is_empty() { "no findings".to_owned() } else { parts.join(", ") };
+    let mut line = if parts.is_empty() {
+        "no findings".to_owned()
+    } else {
+        parts.join(", ")
+    };
     if let Some(new) = counts.new {
         let total = all.errors + all.warnings + all.infos;
         let fresh = new.errors + new.warnings + new.infos;
@@ -128,7 +146,8 @@ pub fn summary_line(counts: &Counts) -> String {
 
 /// `8 machines, 23 deployments`, with the revision when there is one.
 pub fn scope_line(report: &Report) -> String {
-    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut line = format!(
         "checked {}, {}",
         plural(report.machines, "machine", "machines"),
@@ -148,7 +167,9 @@ pub fn scope_line(report: &Report) -> String {
 /// `main (1a2b3c4)` or just `1a2b3c4`.
 pub fn describe_revision(revision: &RevisionInfo) -> String {
     match &revision.refname {
-        Some(name) if name != &revision.commit && name != &revision.short => format!("{name} ({})", revision.short),
+        Some(name) if name != &revision.commit && name != &revision.short => {
+            format!("{name} ({})", revision.short)
+        }
         _ => revision.short.clone(),
     }
 }
@@ -160,7 +181,14 @@ mod tests {
     use super::*;
 
     fn finding(rule: Rule, subject: &str) -> Finding {
-        Finding::new(rule, Some("m1"), ["m1:8000".to_owned()], [subject.to_owned()], Location::new("a", 1, 1), "x")
+        Finding::new(
+            rule,
+            Some("m1"),
+            ["m1:8000".to_owned()],
+            [subject.to_owned()],
+            Location::new("a", 1, 1),
+            "x",
+        )
     }
 
     #[test]
@@ -168,7 +196,11 @@ mod tests {
         let check = |all: Summary, new: Option<Summary>, expected: &str| {
             assert_eq!(summary_line(&Counts { all, new }), expected);
         };
-        let s = |errors, warnings, infos| Summary { errors, warnings, infos };
+        let s = |errors, warnings, infos| Summary {
+            errors,
+            warnings,
+            infos,
+        };
         check(s(0, 0, 0), None, "no findings");
         check(s(0, 0, 0), Some(s(0, 0, 0)), "no findings");
         check(s(1, 0, 0), None, "1 error");
@@ -182,7 +214,10 @@ mod tests {
         let base = vec![finding(Rule::Gpu001, "3")];
         let head = vec![finding(Rule::Gpu001, "3"), finding(Rule::Gpu001, "4")];
         let marked = mark_new(head, &base);
-        assert_eq!(marked.iter().map(|f| f.new).collect::<Vec<_>>(), [Some(false), Some(true)]);
+        assert_eq!(
+            marked.iter().map(|f| f.new).collect::<Vec<_>>(),
+            [Some(false), Some(true)]
+        );
         let mut report = Report::new(Vec::new());
         report.findings = marked;
         report.base = Some(RevisionInfo {

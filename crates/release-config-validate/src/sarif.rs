@@ -43,7 +43,10 @@ pub fn to_value(report: &Report, version: &str) -> Value {
             }
             result.insert("level".to_owned(), json!(level(finding.severity)));
             result.insert("message".to_owned(), json!({ "text": finding.message }));
-            result.insert("locations".to_owned(), json!([physical_location(&finding.location)]));
+            result.insert(
+                "locations".to_owned(),
+                json!([physical_location(&finding.location)]),
+            );
             if !finding.related.is_empty() {
                 let related: Vec<Value> = finding
                     .related
@@ -54,7 +57,10 @@ pub fn to_value(report: &Report, version: &str) -> Value {
                         if let Value::Object(map) = &mut location {
                             map.insert("id".to_owned(), json!(id));
                             if !related.message.is_empty() {
-                                map.insert("message".to_owned(), json!({ "text": related.message }));
+                                map.insert(
+                                    "message".to_owned(),
+                                    json!({ "text": related.message }),
+                                );
                             }
                         }
                         location
@@ -62,9 +68,15 @@ pub fn to_value(report: &Report, version: &str) -> Value {
                     .collect();
                 result.insert("relatedLocations".to_owned(), Value::Array(related));
             }
-            result.insert("partialFingerprints".to_owned(), json!({ FINGERPRINT_KEY: finding.fingerprint }));
+            result.insert(
+                "partialFingerprints".to_owned(),
+                json!({ FINGERPRINT_KEY: finding.fingerprint }),
+            );
             if let Some(new) = reported.new {
-                result.insert("baselineState".to_owned(), json!(if new { "new" } else { "unchanged" }));
+                result.insert(
+                    "baselineState".to_owned(),
+                    json!(if new { "new" } else { "unchanged" }),
+                );
             }
             let mut properties = Map::new();
             if let Some(machine) = &finding.machine {
@@ -109,7 +121,8 @@ pub fn to_value(report: &Report, version: &str) -> Value {
 
 /// Pretty-printed, with a trailing newline.
 pub fn render(report: &Report, version: &str) -> String {
-    let mut text = serde_json::to_string_pretty(&to_value(report, version)).unwrap_or_else(|_| "{}".to_owned());
+    let mut text = serde_json::to_string_pretty(&to_value(report, version))
+        .unwrap_or_else(|_| "{}".to_owned());
     text.push('\n');
     text
 }
@@ -124,9 +137,15 @@ fn level(severity: Severity) -> &'static str {
 
 fn physical_location(location: &Location) -> Value {
     let mut physical = Map::new();
-    physical.insert("artifactLocation".to_owned(), json!({ "uri": uri(&location.path), "uriBaseId": "%SRCROOT%" }));
+    physical.insert(
+        "artifactLocation".to_owned(),
+        json!({ "uri": uri(&location.path), "uriBaseId": "%SRCROOT%" }),
+    );
     if location.line > 0 {
-        physical.insert("region".to_owned(), json!({ "startLine": location.line, "startColumn": location.column.max(1) }));
+        physical.insert(
+            "region".to_owned(),
+            json!({ "startLine": location.line, "startColumn": location.column.max(1) }),
+        );
     }
     json!({ "physicalLocation": Value::Object(physical) })
 }
@@ -151,7 +170,10 @@ mod tests {
 
     #[test]
     fn uris_are_relative_and_encoded() {
-        assert_eq!(uri("machines/m1/8000/docker-compose.yml"), "machines/m1/8000/docker-compose.yml");
+        assert_eq!(
+            uri("machines/m1/8000/docker-compose.yml"),
+            "machines/m1/8000/docker-compose.yml"
+        );
         assert_eq!(uri("machines/bad name/x#y"), "machines/bad%20name/x%23y");
         assert_eq!(uri("machines/é"), "machines/%C3%A9");
     }

@@ -11,7 +11,10 @@ pub struct SourceCache<'a> {
 
 impl<'a> SourceCache<'a> {
     pub fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> SourceCache<'a> {
-        SourceCache { lookup, files: HashMap::new() }
+        SourceCache {
+            lookup,
+            files: HashMap::new(),
+        }
     }
 
     /// Line `line` (1-based) of `path`, without its line break.
@@ -38,8 +41,15 @@ pub fn display_line(line: &str) -> String {
 /// a node at 1-based character `column` of `line`.
 pub fn caret_span(line: &str, column: u32) -> (usize, usize) {
     let chars: Vec<char> = line.chars().collect();
-    let start = usize::try_from(column).unwrap_or(usize::MAX).saturating_sub(1).min(chars.len());
-    let offset: usize = chars.iter().take(start).map(|&c| if c == '\t' { TAB.len() } else { 1 }).sum();
+    let start = usize::try_from(column)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(1)
+        .min(chars.len());
+    let offset: usize = chars
+        .iter()
+        .take(start)
+        .map(|&c| if c == '\t' { TAB.len() } else { 1 })
+        .sum();
     let before = chars.get(..start).unwrap_or(&[]);
     let rest = chars.get(start..).unwrap_or(&[]);
     let width = if starts_node(before) {
@@ -47,7 +57,9 @@ pub fn caret_span(line: &str, column: u32) -> (usize, usize) {
     } else {
         // Inside a scalar (a flag in a command string, a value after `=`):
         // underline the word, not the rest of the scalar.
-        rest.iter().position(|c| c.is_whitespace()).unwrap_or(rest.len())
+        rest.iter()
+            .position(|c| c.is_whitespace())
+            .unwrap_or(rest.len())
     };
     (offset, width.max(1))
 }
@@ -60,7 +72,10 @@ fn starts_node(before: &[char]) -> bool {
         Some('[' | '{' | ',') => true,
         Some(c) if c.is_whitespace() => {
             let previous = before.iter().rev().find(|c| !c.is_whitespace());
-            matches!(previous, None | Some(':' | '-' | '[' | '{' | ',' | '?' | '|' | '>'))
+            matches!(
+                previous,
+                None | Some(':' | '-' | '[' | '{' | ',' | '?' | '|' | '>')
+            )
         }
         _ => false,
     }
@@ -93,7 +108,9 @@ fn flow_depth(before: &[char]) -> usize {
 fn token_width(rest: &[char], in_flow: bool) -> usize {
     let Some(&first) = rest.first() else { return 1 };
     match first {
-        '"' => closing(rest, |i, c| c == '"' && rest.get(i.wrapping_sub(1)) != Some(&'\\')),
+        '"' => closing(rest, |i, c| {
+            c == '"' && rest.get(i.wrapping_sub(1)) != Some(&'\\')
+        }),
         '\'' => {
             // `''` inside a single-quoted scalar is an escaped quote.
             let mut i = 1;
@@ -147,13 +164,20 @@ fn token_width(rest: &[char], in_flow: bool) -> usize {
                 }
             }
             let trimmed = rest.get(..end).unwrap_or(rest);
-            trimmed.iter().rposition(|c| !c.is_whitespace()).map_or(1, |last| last + 1)
+            trimmed
+                .iter()
+                .rposition(|c| !c.is_whitespace())
+                .map_or(1, |last| last + 1)
         }
     }
 }
 
 fn closing(rest: &[char], is_close: impl Fn(usize, char) -> bool) -> usize {
-    rest.iter().enumerate().skip(1).find(|&(i, &c)| is_close(i, c)).map_or(rest.len(), |(i, _)| i + 1)
+    rest.iter()
+        .enumerate()
+        .skip(1)
+        .find(|&(i, &c)| is_close(i, c))
+        .map_or(rest.len(), |(i, _)| i + 1)
 }
 
 #[cfg(test)]
@@ -177,14 +201,33 @@ mod tests {
             ("\tcount: 2", 9, 11, 1),
             ("short", 40, 5, 1),
             ("", 1, 0, 1),
-            ("      command: --model m --tensor-parallel-size 4", 16, 15, 34),
-            ("      command: --model m --tensor-parallel-size 4", 26, 25, 22),
-            ("      command: --model m --tensor-parallel-size=4", 49, 48, 1),
+            (
+                "      command: --model m --tensor-parallel-size 4",
+                16,
+                15,
+                34,
+            ),
+            (
+                "      command: --model m --tensor-parallel-size 4",
+                26,
+                25,
+                22,
+            ),
+            (
+                "      command: --model m --tensor-parallel-size=4",
+                49,
+                48,
+                1,
+            ),
             ("      - --tensor-parallel-size", 9, 8, 22),
             ("      - NVIDIA_VISIBLE_DEVICES=2,3", 32, 31, 3),
         ];
         for &(line, column, offset, width) in cases {
-            assert_eq!(caret_span(line, column), (offset, width), "{line:?} at column {column}");
+            assert_eq!(
+                caret_span(line, column),
+                (offset, width),
+                "{line:?} at column {column}"
+            );
         }
     }
 

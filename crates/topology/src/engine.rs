@@ -13,11 +13,15 @@ use std::time::Instant;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use crate::compose::{self, Deployment, DeploymentId, GpuClaim, ServerKind};
-use crate::config::Config;
+use crate::compose;
+pub use crate::compose::{
+    Deployment, DeploymentId, GpuClaim, GpuRef, PublishedPort, ServerKind, Service,
+};
+pub use crate::config::{Config, Level};
 use crate::finding::{Finding, Location, Related, Rule, Summary};
-use crate::graph::AllocationGraph;
-use crate::inventory::{self, Interconnect, Inventory, Machine};
+pub use crate::graph::{AllocationGraph, HolderRef};
+use crate::inventory;
+pub use crate::inventory::{Interconnect, Inventory, Machine};
 use crate::layout::{DeploymentDir, Layout};
 use crate::repo::{ContentId, Entry, RepoError, Revision, Snapshot};
 use crate::rules;
@@ -95,46 +99,54 @@ impl ExtraDeployment {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct DeploymentKey {
-    compose_path: String,
-    compose: ContentId,
-    env: Option<ContentId>,
-}
+/// Content identity of a deployment's inputs (compose file and `.env`). The
+/// path is compared separately: identical files at two paths are two parses
+/// (findings name the path).
+type ContentKey = (ContentId, Option<ContentId>);
 
-#[derive(Debug)]
 struct ParsedDeployment {
     deployment: Arc<Deployment>,
-    findings: Arc<Vec<Finding>>,
+    findings: Vec<Finding>,
 }
 
 /// An inventory (`None` when unusable) and the findings of reading it.
 type ParsedInventory = (Option<Inventory>, Vec<Finding>);
 
-/// A deployment of the snapshot with its cache key and parse.
-type MachineDeployment<'a> = (
-    &'a DeploymentId,
-    &'a Option<DeploymentKey>,
-    &'a Arc<ParsedDeployment>,
-);
-
 /// GPU ids and host ports a deployment claims, where each is written.
 type Claims = (Vec<(String, Location)>, Vec<(u16, Location)>);
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct InventoryKey {
-    machine: String,
-    path: String,
-    id: ContentId,
+/// The inputs of one machine's rules, compared by identity: the cached parse
+/// of an unchanged file is the same `Arc`, so equal pointers mean equal
+/// inputs (the key holds the `Arc`s, so an address is never reused while it
+/// is compared against).
+struct MachineKey {
+    inventory: Option<Arc<ParsedInventory>>,
+    deployments: Vec<Arc<ParsedDeployment>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct MachineKey {
-    machine: String,
-    inventory: Option<InventoryKey>,
-    inventory_path: Option<String>,
-    deployments: Vec<(u16, Option<DeploymentKey>)>,
+impl MachineKey {
+    fn same(
+        &self,
+        inventory: Option<&Arc<ParsedInventory>>,
+        deployments: &[&Arc<ParsedDeployment>],
+    ) -> bool {
+        let inventory_same = match (&self.inventory, inventory) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        inventory_same
+            && self.deployments.len() == deployments.len()
+            && self
+                .deployments
+                .iter()
+                .zip(deployments)
+                .all(|(a, b)| Arc::ptr_eq(a, b))
+    }
 }
+
+/// A machine's rule inputs and the findings they gave.
+type MachineRules = (MachineKey, Arc<Vec<Finding>>);
 
 struct Cached<T> {
     value: T,
@@ -145,13 +157,19 @@ struct Cached<T> {
 /// in turns, and share most files).
 const KEEP_GENERATIONS: u64 = 16;
 
+/// Rule results kept per machine (one per revision analysed in turns).
+const MACHINE_VARIANTS: usize = 4;
+
 /// Reads and validates snapshots, caching what it parsed.
 pub struct Engine {
     limits: Limits,
     generation: u64,
-    deployments: FxHashMap<DeploymentKey, Cached<Arc<ParsedDeployment>>>,
-    inventories: FxHashMap<InventoryKey, Cached<Arc<ParsedInventory>>>,
-    machine_rules: FxHashMap<MachineKey, Cached<Arc<Vec<Finding>>>>,
+    /// compose path -> versions by (compose id, env id).
+    deployments: VersionCache<ContentKey, Arc<ParsedDeployment>>,
+    /// machine.yaml path -> versions by content id.
+    inventories: VersionCache<ContentId, Arc<ParsedInventory>>,
+    /// machine -> recent (inputs, findings).
+    machine_rules: FxHashMap<String, Vec<Cached<MachineRules>>>,
     stats: EngineStats,
 }
 
@@ -178,25 +196,75 @@ enum Source<'a> {
 }
 
 impl Source<'_> {
-    fn key(&self) -> Option<DeploymentKey> {
+    /// `None` when some content cannot be identified: then it is parsed
+    /// every time rather than wrongly cached.
+    fn key(&self) -> Option<ContentKey> {
         match self {
-            Source::Dir(dir) => Some(DeploymentKey {
-                compose_path: dir.compose.path.clone(),
-                compose: dir.compose.id?,
-                env: match &dir.env {
-                    // An `.env` whose content cannot be identified makes the
-                    // deployment uncacheable rather than wrongly cached.
+            Source::Dir(dir) => Some((
+                dir.compose.id?,
+                match &dir.env {
                     Some(env) => Some(env.id?),
                     None => None,
                 },
-            }),
-            Source::Extra(extra, compose, env) => Some(DeploymentKey {
-                compose_path: extra.compose_path(),
-                compose: *compose,
-                env: *env,
-            }),
+            )),
+            Source::Extra(_, compose, env) => Some((*compose, *env)),
         }
     }
+
+    fn compose_path(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Source::Dir(dir) => std::borrow::Cow::Borrowed(dir.compose.path.as_str()),
+            Source::Extra(extra, _, _) => std::borrow::Cow::Owned(extra.compose_path()),
+        }
+    }
+}
+
+/// Path -> the recent versions of the file there, by content key. Keyed by
+/// path first: many machines hold identical files, few paths hold many versions.
+type VersionCache<K, T> = FxHashMap<String, Vec<(K, Cached<T>)>>;
+
+/// Versions kept per path (head and proposals edit the same files).
+const VERSIONS_PER_PATH: usize = 8;
+
+fn lookup<K: PartialEq, T: Clone>(
+    cache: &mut VersionCache<K, T>,
+    path: &str,
+    key: &K,
+    generation: u64,
+) -> Option<T> {
+    let (_, hit) = cache.get_mut(path)?.iter_mut().find(|(k, _)| k == key)?;
+    hit.last_used = generation;
+    Some(hit.value.clone())
+}
+
+fn store<K: PartialEq, T>(
+    cache: &mut VersionCache<K, T>,
+    path: &str,
+    key: K,
+    value: T,
+    generation: u64,
+) {
+    let versions = match cache.get_mut(path) {
+        Some(versions) => versions,
+        None => cache.entry(path.to_owned()).or_default(),
+    };
+    versions.retain(|(k, _)| *k != key);
+    if versions.len() >= VERSIONS_PER_PATH
+        && let Some(oldest) = versions
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, (_, v))| v.last_used)
+            .map(|(i, _)| i)
+    {
+        versions.swap_remove(oldest);
+    }
+    versions.push((
+        key,
+        Cached {
+            value,
+            last_used: generation,
+        },
+    ));
 }
 
 impl Engine {
@@ -267,81 +335,82 @@ impl Engine {
         };
 
         // Deployments: the snapshot's, with extras replacing or adding.
-        let mut sources: BTreeMap<DeploymentId, Source<'_>> = BTreeMap::new();
-        for dir in layout.deployments() {
-            sources.insert(
-                DeploymentId::new(dir.machine.clone(), dir.port),
-                Source::Dir(dir),
-            );
-        }
-        for item in extra {
-            let compose = ContentId::of_bytes(item.compose.as_bytes())?;
-            let env = item
-                .env
-                .as_ref()
-                .map(|e| ContentId::of_bytes(e.as_bytes()))
-                .transpose()?;
-            sources.insert(item.id.clone(), Source::Extra(item, compose, env));
-        }
-        let mut parsed: BTreeMap<DeploymentId, (Option<DeploymentKey>, Arc<ParsedDeployment>)> =
-            BTreeMap::new();
-        let mut misses: Vec<(DeploymentId, Option<DeploymentKey>, &Source<'_>)> = Vec::new();
-        for (id, source) in &sources {
-            let key = source.key();
-            match key.as_ref().and_then(|k| self.deployments.get_mut(k)) {
-                Some(hit) => {
-                    hit.last_used = generation;
-                    stats.compose_reused += 1;
-                    parsed.insert(id.clone(), (key, hit.value.clone()));
-                }
-                None => misses.push((id.clone(), key, source)),
+        let mut sources: Vec<(DeploymentId, Source<'_>)> = layout
+            .deployments()
+            .map(|dir| {
+                (
+                    DeploymentId::new(dir.machine.clone(), dir.port),
+                    Source::Dir(dir),
+                )
+            })
+            .collect();
+        if !extra.is_empty() {
+            for item in extra {
+                let compose = ContentId::of_bytes(item.compose.as_bytes())?;
+                let env = item
+                    .env
+                    .as_ref()
+                    .map(|e| ContentId::of_bytes(e.as_bytes()))
+                    .transpose()?;
+                sources.retain(|(id, _)| *id != item.id);
+                sources.push((item.id.clone(), Source::Extra(item, compose, env)));
             }
+        }
+        sources.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut parsed: Vec<Option<Arc<ParsedDeployment>>> = Vec::with_capacity(sources.len());
+        let mut misses: Vec<(usize, &DeploymentId, &Source<'_>)> = Vec::new();
+        for (index, (id, source)) in sources.iter().enumerate() {
+            let path = source.compose_path();
+            let hit = source
+                .key()
+                .and_then(|key| lookup(&mut self.deployments, &path, &key, generation));
+            if hit.is_none() {
+                misses.push((index, id, source));
+            }
+            parsed.push(hit);
         }
         stats.compose_parsed = misses.len();
+        stats.compose_reused = sources.len() - misses.len();
         let fresh = self.parse_all(snapshot, &misses)?;
-        for ((id, key, _), result) in misses.into_iter().zip(fresh) {
+        for ((index, _, source), result) in misses.iter().zip(fresh) {
             let result = Arc::new(result);
-            if let Some(key) = &key {
-                self.deployments.insert(
-                    key.clone(),
-                    Cached {
-                        value: result.clone(),
-                        last_used: generation,
-                    },
+            if let Some(key) = source.key() {
+                store(
+                    &mut self.deployments,
+                    &source.compose_path(),
+                    key,
+                    result.clone(),
+                    generation,
                 );
             }
-            parsed.insert(id, (key, result));
+            if let Some(slot) = parsed.get_mut(*index) {
+                *slot = Some(result);
+            }
         }
-
+        let parsed: Vec<(&DeploymentId, Arc<ParsedDeployment>)> = sources
+            .iter()
+            .zip(parsed)
+            .filter_map(|((id, _), result)| result.map(|r| (id, r)))
+            .collect();
         stats.timings.parse_us = micros(phase);
         phase = Instant::now();
 
         // Machines and inventories. Extras may name a machine directory that
         // does not exist yet: it is a machine without inventory.
         let mut machines: BTreeMap<String, Machine> = BTreeMap::new();
-        let mut inventory_keys: FxHashMap<String, Option<InventoryKey>> = FxHashMap::default();
+        let mut inventories: FxHashMap<&str, Arc<ParsedInventory>> = FxHashMap::default();
         for dir in &layout.machines {
             let mut machine = Machine {
                 name: dir.name.clone(),
                 inventory: None,
                 inventory_path: None,
             };
-            let mut key = None;
             if let Some(entry) = &dir.inventory {
                 machine.inventory_path = Some(entry.path.clone());
-                let inventory_key = entry.id.map(|id| InventoryKey {
-                    machine: dir.name.clone(),
-                    path: entry.path.clone(),
-                    id,
-                });
-                let cached = inventory_key
-                    .as_ref()
-                    .and_then(|k| self.inventories.get_mut(k))
-                    .map(|hit| {
-                        hit.last_used = generation;
-                        hit.value.clone()
-                    });
-                let result = match cached {
+                let hit = entry
+                    .id
+                    .and_then(|id| lookup(&mut self.inventories, &entry.path, &id, generation));
+                let result = match hit {
                     Some(result) => {
                         stats.inventories_reused += 1;
                         result
@@ -357,13 +426,13 @@ impl Engine {
                             ),
                             Err(finding) => (None, vec![*finding]),
                         });
-                        if let Some(k) = &inventory_key {
-                            self.inventories.insert(
-                                k.clone(),
-                                Cached {
-                                    value: result.clone(),
-                                    last_used: generation,
-                                },
+                        if let Some(id) = entry.id {
+                            store(
+                                &mut self.inventories,
+                                &entry.path,
+                                id,
+                                result.clone(),
+                                generation,
                             );
                         }
                         result
@@ -371,32 +440,32 @@ impl Engine {
                 };
                 machine.inventory = result.0.clone();
                 findings.extend(result.1.iter().cloned());
-                key = inventory_key;
+                inventories.insert(dir.name.as_str(), result);
             }
-            inventory_keys.insert(dir.name.clone(), key);
             machines.insert(dir.name.clone(), machine);
         }
-        for id in parsed.keys() {
-            machines
-                .entry(id.machine.clone())
-                .or_insert_with(|| Machine {
+        for (id, _) in &parsed {
+            if !machines.contains_key(&id.machine) {
+                let machine = Machine {
                     name: id.machine.clone(),
                     inventory: None,
                     inventory_path: None,
-                });
+                };
+                machines.insert(id.machine.clone(), machine);
+            }
         }
-
         stats.timings.inventories_us = micros(phase);
         phase = Instant::now();
 
-        // Per-deployment findings, and the deployments by machine.
-        let mut by_machine: BTreeMap<&str, Vec<MachineDeployment<'_>>> = BTreeMap::new();
-        for (id, (key, result)) in &parsed {
+        // Per-deployment findings, and the deployments by machine (`parsed`
+        // is sorted by id, so each machine's deployments are contiguous).
+        let mut by_machine: FxHashMap<&str, Vec<&Arc<ParsedDeployment>>> = FxHashMap::default();
+        for (id, result) in &parsed {
             findings.extend(result.findings.iter().cloned());
             by_machine
                 .entry(id.machine.as_str())
                 .or_default()
-                .push((id, key, result));
+                .push(result);
         }
 
         // Machine-level rules, cached per machine.
@@ -404,27 +473,18 @@ impl Engine {
             let on_machine = by_machine
                 .get(machine.name.as_str())
                 .map_or(&[][..], Vec::as_slice);
-            let key = MachineKey {
-                machine: machine.name.clone(),
-                inventory: inventory_keys.get(&machine.name).cloned().flatten(),
-                inventory_path: machine.inventory_path.clone(),
-                deployments: on_machine
-                    .iter()
-                    .map(|(id, key, _)| (id.port, (*key).clone()))
-                    .collect(),
-            };
-            // Uncacheable content (no id) is checked every time.
-            let cacheable = key.deployments.iter().all(|(_, k)| k.is_some())
-                && (key.inventory.is_some() || key.inventory_path.is_none());
-            let cached = if cacheable {
-                self.machine_rules.get_mut(&key).map(|hit| {
+            let inventory = inventories.get(machine.name.as_str());
+            let hit = self
+                .machine_rules
+                .get_mut(machine.name.as_str())
+                .and_then(|variants| {
+                    let hit = variants
+                        .iter_mut()
+                        .find(|v| v.value.0.same(inventory, on_machine))?;
                     hit.last_used = generation;
-                    hit.value.clone()
-                })
-            } else {
-                None
-            };
-            let result = match cached {
+                    Some(hit.value.1.clone())
+                });
+            let result = match hit {
                 Some(result) => {
                     stats.machines_reused += 1;
                     result
@@ -432,28 +492,39 @@ impl Engine {
                 None => {
                     stats.machines_checked += 1;
                     let deployments: Vec<&Deployment> =
-                        on_machine.iter().map(|(_, _, p)| &*p.deployment).collect();
+                        on_machine.iter().map(|p| &*p.deployment).collect();
                     let result = Arc::new(rules::check_machine(machine, &deployments));
-                    if cacheable {
-                        self.machine_rules.insert(
-                            key,
-                            Cached {
-                                value: result.clone(),
-                                last_used: generation,
-                            },
-                        );
+                    let key = MachineKey {
+                        inventory: inventory.cloned(),
+                        deployments: on_machine.iter().map(|p| Arc::clone(p)).collect(),
+                    };
+                    let variants = self.machine_rules.entry(machine.name.clone()).or_default();
+                    if variants.len() >= MACHINE_VARIANTS {
+                        // Forget the least recently used variant.
+                        if let Some(oldest) = variants
+                            .iter()
+                            .enumerate()
+                            .min_by_key(|(_, v)| v.last_used)
+                            .map(|(i, _)| i)
+                        {
+                            variants.swap_remove(oldest);
+                        }
                     }
+                    variants.push(Cached {
+                        value: (key, result.clone()),
+                        last_used: generation,
+                    });
                     result
                 }
             };
             findings.extend(result.iter().cloned());
         }
-
         stats.timings.rules_us = micros(phase);
         phase = Instant::now();
+
         let deployments: BTreeMap<DeploymentId, Arc<Deployment>> = parsed
-            .into_iter()
-            .map(|(id, (_, result))| (id, result.deployment.clone()))
+            .iter()
+            .map(|(id, result)| ((*id).clone(), result.deployment.clone()))
             .collect();
 
         config.apply(&mut findings);
@@ -485,9 +556,18 @@ impl Engine {
     /// Drops cache entries no analysis used for a while.
     fn evict(&mut self, generation: u64) {
         let keep = |last_used: u64| last_used + KEEP_GENERATIONS >= generation;
-        self.deployments.retain(|_, v| keep(v.last_used));
-        self.inventories.retain(|_, v| keep(v.last_used));
-        self.machine_rules.retain(|_, v| keep(v.last_used));
+        self.deployments.retain(|_, entries| {
+            entries.retain(|(_, v)| keep(v.last_used));
+            !entries.is_empty()
+        });
+        self.inventories.retain(|_, entries| {
+            entries.retain(|(_, v)| keep(v.last_used));
+            !entries.is_empty()
+        });
+        self.machine_rules.retain(|_, variants| {
+            variants.retain(|v| keep(v.last_used));
+            !variants.is_empty()
+        });
     }
 
     /// Parses the deployments the cache does not know, on up to two threads
@@ -495,7 +575,7 @@ impl Engine {
     fn parse_all(
         &self,
         snapshot: &Snapshot,
-        misses: &[(DeploymentId, Option<DeploymentKey>, &Source<'_>)],
+        misses: &[(usize, &DeploymentId, &Source<'_>)],
     ) -> Result<Vec<ParsedDeployment>, EngineError> {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -503,7 +583,7 @@ impl Engine {
         if misses.len() < 32 || threads == 1 {
             return Ok(misses
                 .iter()
-                .map(|(id, _, source)| self.parse_one(snapshot, id, source))
+                .map(|(_, id, source)| self.parse_one(snapshot, id, source))
                 .collect());
         }
         let chunk = misses.len().div_ceil(threads);
@@ -513,7 +593,7 @@ impl Engine {
                 .map(|part| {
                     scope.spawn(move || {
                         part.iter()
-                            .map(|(id, _, source)| self.parse_one(snapshot, id, source))
+                            .map(|(_, id, source)| self.parse_one(snapshot, id, source))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -588,10 +668,10 @@ impl Engine {
         let mut deployment = deployment;
         deployment.content = source
             .key()
-            .map(|k| (k.compose.to_string(), k.env.map(|e| e.to_string())));
+            .map(|(compose, env)| (compose.to_string(), env.map(|e| e.to_string())));
         ParsedDeployment {
             deployment: Arc::new(deployment),
-            findings: Arc::new(findings),
+            findings,
         }
     }
 
@@ -794,7 +874,6 @@ impl Fleet {
         let deployments = self
             .graph
             .deployments_on(machine)
-            .iter()
             .filter_map(|id| self.deployments.get(id))
             .map(|d| self.summarise(d, inventory))
             .collect();

@@ -18,22 +18,39 @@ use crate::rules::gpu_sort_key;
 #[derive(Debug, Clone, PartialEq)]
 pub enum GraphNode {
     Machine {
-        name: String,
+        name: Arc<str>,
     },
     /// A GPU of a machine: one per inventory id, plus any id a compose file
     /// names that the inventory does not list (`in_inventory: false`).
     Gpu {
-        machine: String,
-        id: String,
+        machine: Arc<str>,
+        id: GpuId,
         in_inventory: bool,
     },
     Deployment {
-        id: DeploymentId,
+        deployment: Arc<Deployment>,
     },
+    /// The service at `index` of the deployment's services.
     Service {
-        deployment: DeploymentId,
-        name: String,
+        deployment: Arc<Deployment>,
+        index: usize,
     },
+}
+
+/// A GPU's id: an inventory index, or an id only a compose file names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GpuId {
+    Index(u32),
+    Named(String),
+}
+
+impl std::fmt::Display for GpuId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GpuId::Index(n) => write!(f, "{n}"),
+            GpuId::Named(name) => f.write_str(name),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,24 +77,66 @@ impl HolderRef {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct MachineIndex {
+    name: Arc<str>,
     node: NodeIndex,
     /// Inventory GPU count; `None` without inventory.
     gpu_count: Option<u32>,
     numa_domains: Vec<Vec<u32>>,
-    /// GPU nodes by id, in numeric order (inventory ids and named ones).
-    gpus: BTreeMap<(u8, u64, String), NodeIndex>,
-    deployments: Vec<DeploymentId>,
+    /// GPU nodes of the inventory's ids, indexed by id.
+    inventory_gpus: Vec<NodeIndex>,
+    /// GPU nodes of ids the inventory does not list, in numeric order.
+    other_gpus: BTreeMap<(u8, u64, String), NodeIndex>,
+    deployments: Vec<(Arc<Deployment>, NodeIndex)>,
     /// Sum of `count: N` claims: GPUs held, but which is unknown.
     unpinned: u32,
+}
+
+impl MachineIndex {
+    fn new(graph: &mut DiGraph<GraphNode, GraphEdge>, name: &str) -> MachineIndex {
+        let name: Arc<str> = Arc::from(name);
+        let node = graph.add_node(GraphNode::Machine { name: name.clone() });
+        MachineIndex {
+            name,
+            node,
+            gpu_count: None,
+            numa_domains: Vec::new(),
+            inventory_gpus: Vec::new(),
+            other_gpus: BTreeMap::new(),
+            deployments: Vec::new(),
+            unpinned: 0,
+        }
+    }
+
+    fn gpu(&self, id: &str) -> Option<NodeIndex> {
+        if let Ok(n) = id.parse::<usize>()
+            && let Some(node) = self.inventory_gpus.get(n)
+        {
+            return Some(*node);
+        }
+        let (a, b, _) = gpu_sort_key(id);
+        self.other_gpus.get(&(a, b, id.to_owned())).copied()
+    }
+
+    /// Every GPU node with its id, in numeric order.
+    fn gpus(&self) -> impl Iterator<Item = (String, NodeIndex)> + '_ {
+        self.inventory_gpus
+            .iter()
+            .enumerate()
+            .map(|(i, node)| (i.to_string(), *node))
+            .chain(
+                self.other_gpus
+                    .iter()
+                    .map(|(key, node)| (key.2.clone(), *node)),
+            )
+    }
 }
 
 #[derive(Debug, Default)]
 pub struct AllocationGraph {
     graph: DiGraph<GraphNode, GraphEdge>,
     machines: FxHashMap<String, MachineIndex>,
-    deployments: FxHashMap<DeploymentId, NodeIndex>,
     by_model_path: BTreeMap<String, Vec<DeploymentId>>,
 }
 
@@ -96,98 +155,88 @@ impl AllocationGraph {
             gpu_nodes + deployments.len() + service_nodes * 3,
         );
         let mut index: FxHashMap<String, MachineIndex> = FxHashMap::default();
+        index.reserve(machines.len());
         for machine in machines.values() {
-            let node = graph.add_node(GraphNode::Machine {
-                name: machine.name.clone(),
-            });
-            let mut entry = MachineIndex {
-                node,
-                ..MachineIndex::default()
-            };
+            let mut entry = MachineIndex::new(&mut graph, &machine.name);
             if let Some(inventory) = &machine.inventory {
                 entry.gpu_count = Some(inventory.gpus);
                 entry.numa_domains = inventory.numa_domains.clone();
+                entry.inventory_gpus.reserve(inventory.gpus as usize);
                 for gpu in 0..inventory.gpus {
-                    let id = gpu.to_string();
                     let gpu_node = graph.add_node(GraphNode::Gpu {
-                        machine: machine.name.clone(),
-                        id: id.clone(),
+                        machine: entry.name.clone(),
+                        id: GpuId::Index(gpu),
                         in_inventory: true,
                     });
-                    graph.add_edge(node, gpu_node, GraphEdge::HasGpu);
-                    entry.gpus.insert((0, u64::from(gpu), id), gpu_node);
+                    graph.add_edge(entry.node, gpu_node, GraphEdge::HasGpu);
+                    entry.inventory_gpus.push(gpu_node);
                 }
             }
             index.insert(machine.name.clone(), entry);
         }
-        let mut by_deployment = FxHashMap::default();
         let mut by_model_path: BTreeMap<String, Vec<DeploymentId>> = BTreeMap::new();
         for (id, deployment) in deployments {
             // A deployment under a machine directory the caller did not list
             // still gets its machine node.
             let machine = index
                 .entry(id.machine.clone())
-                .or_insert_with(|| MachineIndex {
-                    node: graph.add_node(GraphNode::Machine {
-                        name: id.machine.clone(),
-                    }),
-                    ..MachineIndex::default()
-                });
-            let deployment_node = graph.add_node(GraphNode::Deployment { id: id.clone() });
+                .or_insert_with(|| MachineIndex::new(&mut graph, &id.machine));
+            let deployment_node = graph.add_node(GraphNode::Deployment {
+                deployment: deployment.clone(),
+            });
             graph.add_edge(deployment_node, machine.node, GraphEdge::BelongsTo);
-            by_deployment.insert(id.clone(), deployment_node);
-            machine.deployments.push(id.clone());
+            machine
+                .deployments
+                .push((deployment.clone(), deployment_node));
             if let Some(path) = deployment
                 .services
                 .iter()
-                .find_map(|s| s.model_path.clone())
+                .find_map(|s| s.model_path.as_ref())
             {
-                by_model_path.entry(path).or_default().push(id.clone());
+                by_model_path
+                    .entry(path.clone())
+                    .or_default()
+                    .push(id.clone());
             }
-            for service in &deployment.services {
+            for (service_index, service) in deployment.services.iter().enumerate() {
                 let service_node = graph.add_node(GraphNode::Service {
-                    deployment: id.clone(),
-                    name: service.name.clone(),
+                    deployment: deployment.clone(),
+                    index: service_index,
                 });
                 graph.add_edge(service_node, deployment_node, GraphEdge::BelongsTo);
-                let held: Vec<String> = match &service.gpus {
-                    GpuClaim::None => Vec::new(),
-                    GpuClaim::Pinned(_) => service.host_gpus.clone(),
-                    GpuClaim::Count(n) => {
-                        machine.unpinned = machine.unpinned.saturating_add(*n);
-                        Vec::new()
-                    }
-                    GpuClaim::All => machine
-                        .gpus
-                        .iter()
-                        .filter(|(k, _)| k.0 == 0)
-                        .map(|(k, _)| k.2.clone())
-                        .collect(),
-                };
-                for gpu in held {
-                    let (a, b, _) = gpu_sort_key(&gpu);
-                    let key = (a, b, gpu.clone());
-                    let gpu_node = match machine.gpus.get(&key) {
-                        Some(node) => *node,
-                        None => {
-                            let node = graph.add_node(GraphNode::Gpu {
-                                machine: id.machine.clone(),
-                                id: gpu.clone(),
-                                in_inventory: false,
-                            });
-                            graph.add_edge(machine.node, node, GraphEdge::HasGpu);
-                            machine.gpus.insert(key, node);
-                            node
+                match &service.gpus {
+                    GpuClaim::None => {}
+                    GpuClaim::Count(n) => machine.unpinned = machine.unpinned.saturating_add(*n),
+                    GpuClaim::All => {
+                        for gpu_node in &machine.inventory_gpus {
+                            graph.add_edge(service_node, *gpu_node, GraphEdge::Holds);
                         }
-                    };
-                    graph.add_edge(service_node, gpu_node, GraphEdge::Holds);
+                    }
+                    GpuClaim::Pinned(_) => {
+                        for gpu in &service.host_gpus {
+                            let gpu_node = match machine.gpu(gpu) {
+                                Some(node) => node,
+                                None => {
+                                    let node = graph.add_node(GraphNode::Gpu {
+                                        machine: machine.name.clone(),
+                                        id: GpuId::Named(gpu.clone()),
+                                        in_inventory: false,
+                                    });
+                                    graph.add_edge(machine.node, node, GraphEdge::HasGpu);
+                                    let (a, b, _) = gpu_sort_key(gpu);
+                                    machine.other_gpus.insert((a, b, gpu.clone()), node);
+                                    node
+                                }
+                            };
+                            graph.add_edge(service_node, gpu_node, GraphEdge::Holds);
+                        }
+                    }
                 }
             }
         }
         AllocationGraph {
             graph,
             machines: index,
-            deployments: by_deployment,
             by_model_path,
         }
     }
@@ -202,16 +251,16 @@ impl AllocationGraph {
     }
 
     pub fn deployment_node(&self, id: &DeploymentId) -> Option<NodeIndex> {
-        self.deployments.get(id).copied()
+        let machine = self.machines.get(&id.machine)?;
+        machine
+            .deployments
+            .iter()
+            .find(|(d, _)| d.id == *id)
+            .map(|(_, node)| *node)
     }
 
     pub fn gpu_node(&self, machine: &str, gpu: &str) -> Option<NodeIndex> {
-        let (a, b, _) = gpu_sort_key(gpu);
-        self.machines
-            .get(machine)?
-            .gpus
-            .get(&(a, b, gpu.to_owned()))
-            .copied()
+        self.machines.get(machine)?.gpu(gpu)
     }
 
     /// The services holding a GPU (pinned, or `all` on a machine with inventory).
@@ -223,10 +272,12 @@ impl AllocationGraph {
             .graph
             .neighbors_directed(node, Direction::Incoming)
             .filter_map(|n| match self.graph.node_weight(n) {
-                Some(GraphNode::Service { deployment, name }) => Some(HolderRef {
-                    deployment: deployment.clone(),
-                    service: name.clone(),
-                }),
+                Some(GraphNode::Service { deployment, index }) => {
+                    deployment.services.get(*index).map(|service| HolderRef {
+                        deployment: deployment.id.clone(),
+                        service: service.name.clone(),
+                    })
+                }
                 _ => None,
             })
             .collect();
@@ -247,10 +298,9 @@ impl AllocationGraph {
             return Vec::new();
         };
         entry
-            .gpus
-            .iter()
-            .filter(|(_, node)| self.is_held(**node))
-            .map(|(key, _)| key.2.clone())
+            .gpus()
+            .filter(|(_, node)| self.is_held(*node))
+            .map(|(id, _)| id)
             .collect()
     }
 
@@ -270,11 +320,11 @@ impl AllocationGraph {
         entry.gpu_count?;
         Some(
             entry
-                .gpus
+                .inventory_gpus
                 .iter()
-                .filter(|(key, node)| key.0 == 0 && !self.is_held(**node))
-                .filter_map(|(key, _)| u32::try_from(key.1).ok())
-                .filter(|gpu| entry.gpu_count.is_some_and(|n| *gpu < n))
+                .enumerate()
+                .filter(|(_, node)| !self.is_held(**node))
+                .filter_map(|(gpu, _)| u32::try_from(gpu).ok())
                 .collect(),
         )
     }
@@ -308,10 +358,12 @@ impl AllocationGraph {
     }
 
     /// The deployments of a machine, sorted by port.
-    pub fn deployments_on(&self, machine: &str) -> &[DeploymentId] {
+    pub fn deployments_on(&self, machine: &str) -> impl Iterator<Item = &DeploymentId> + '_ {
         self.machines
             .get(machine)
-            .map_or(&[], |m| m.deployments.as_slice())
+            .map_or(&[][..], |m| m.deployments.as_slice())
+            .iter()
+            .map(|(d, _)| &d.id)
     }
 
     /// Model path -> the deployments serving it (sorted).

@@ -361,7 +361,9 @@ fn gpu003(machine: &Machine, holders: &[Holder<'_>], findings: &mut Vec<Finding>
 ///   TP x PP x DP differs from what it holds; a sidecar without GPUs and
 ///   without parallelism is not an inference server. `count: all` /
 ///   `gpus: all` without inventory: the held count is unknown, skipped.
-/// - TP002 needs the inventory.
+/// - TP002 needs the inventory, and like TP001 ignores services that hold no
+///   GPUs and need at most one (a CPU-only gateway on a `gpus: 0` machine).
+///   When TP002 fires, TP001 is not reported for the same service.
 /// - TP003 needs the label `catapult.num_attention_heads`.
 /// - TP004 (pcie machines with `numa_domains`): GPUs are ranked in the order
 ///   the container numbers them; each run of TP consecutive ranks is a TP
@@ -380,8 +382,14 @@ fn tp_rules(machine: &Machine, holder: &Holder<'_>, findings: &mut Vec<Finding>)
         service.tensor_parallel, service.pipeline_parallel, service.data_parallel, needed
     );
     let held = service.gpus.count_on(inventory.map(|i| i.gpus));
+    // A sidecar without GPUs and without parallelism is not an inference server.
+    let is_gpu_server = service.gpus.holds_gpus() || needed > 1;
+    // When the shape cannot fit the machine at all, TP002 says so; TP001 on top
+    // of it would only repeat the same mistake.
+    let exceeds_machine = inventory.is_some_and(|i| needed > i.gpus);
     if let Some(held) = held
-        && (service.gpus.holds_gpus() || needed > 1)
+        && is_gpu_server
+        && !exceeds_machine
         && held != needed
     {
         let mut finding = Finding::new(
@@ -405,7 +413,8 @@ fn tp_rules(machine: &Machine, holder: &Holder<'_>, findings: &mut Vec<Finding>)
         findings.push(finding);
     }
     if let Some(inventory) = inventory
-        && needed > inventory.gpus
+        && is_gpu_server
+        && exceeds_machine
     {
         findings.push(Finding::new(
             Rule::Tp002,

@@ -100,26 +100,41 @@ const KINDS: &[MachineKind] = &[
 pub fn generate(root: &Path, size: FleetSize) -> anyhow::Result<FleetStats> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut stats = FleetStats::default();
-    write(root, "release-config.toml", "[rules]\nTP004 = \"warning\"\n", &mut stats)?;
+    write(
+        root,
+        "release-config.toml",
+        "[rules]\nTP004 = \"warning\"\n",
+        &mut stats,
+    )?;
     for m in 0..size.machines {
         let name = format!("node-{m:05}");
         let kind = KINDS.get(rng.below(KINDS.len())).unwrap_or(&KINDS[0]);
         // 3% of machines have no inventory yet (INV001).
         let has_inventory = rng.below(100) >= 3;
         if has_inventory {
-            write(root, &format!("machines/{name}/machine.yaml"), &inventory(kind, m), &mut stats)?;
+            write(
+                root,
+                &format!("machines/{name}/machine.yaml"),
+                &inventory(kind, m),
+                &mut stats,
+            )?;
         }
-        let layout = kind.layouts.get(rng.below(kind.layouts.len())).copied().unwrap_or(&[1]);
+        let layout = kind
+            .layouts
+            .get(rng.below(kind.layouts.len()))
+            .copied()
+            .unwrap_or(&[1]);
         let mut next_gpu = 0u32;
         for (index, &group) in layout.iter().enumerate() {
             let port = 8000 + index as u16;
             let mut gpus: Vec<u32> = (next_gpu..next_gpu + group).collect();
             next_gpu += group;
             // 1 deployment in 200 reuses the previous group's first GPU: a real conflict.
-            if index > 0 && rng.below(200) == 0 {
-                if let Some(first) = gpus.first_mut() {
-                    *first -= 1;
-                }
+            if index > 0
+                && rng.below(200) == 0
+                && let Some(first) = gpus.first_mut()
+            {
+                *first -= 1;
             }
             let server = match rng.below(4) {
                 0 => Server::Vllm,
@@ -139,7 +154,12 @@ pub fn generate(root: &Path, size: FleetSize) -> anyhow::Result<FleetStats> {
             let style = rng.below(3);
             let dir = format!("machines/{name}/{port}");
             let (compose, env) = compose(server, source, style, port, &gpus, rng.below(4));
-            write(root, &format!("{dir}/docker-compose.yml"), &compose, &mut stats)?;
+            write(
+                root,
+                &format!("{dir}/docker-compose.yml"),
+                &compose,
+                &mut stats,
+            )?;
             if let Some(env) = env {
                 write(root, &format!("{dir}/.env"), &env, &mut stats)?;
             }
@@ -153,7 +173,8 @@ pub fn generate(root: &Path, size: FleetSize) -> anyhow::Result<FleetStats> {
 fn write(root: &Path, path: &str, text: &str, stats: &mut FleetStats) -> anyhow::Result<()> {
     let full = root.join(path);
     if let Some(parent) = full.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
     std::fs::write(&full, text).with_context(|| format!("writing {}", full.display()))?;
     stats.files += 1;
@@ -162,7 +183,8 @@ fn write(root: &Path, path: &str, text: &str, stats: &mut FleetStats) -> anyhow:
 
 fn inventory(kind: &MachineKind, index: usize) -> String {
     let half = kind.gpus / 2;
-    let ids = |range: std::ops::Range<u32>| range.map(|g| g.to_string()).collect::<Vec<_>>().join(", ");
+    let ids =
+        |range: std::ops::Range<u32>| range.map(|g| g.to_string()).collect::<Vec<_>>().join(", ");
     format!(
         "gpus: {}\ngpu_model: {}\ngpu_memory_gb: {}\ninterconnect: {}\nnuma_domains: [[{}], [{}]]\nlabels: {{pool: {}, rack: r{:03}}}\n",
         kind.gpus,
@@ -171,7 +193,11 @@ fn inventory(kind: &MachineKind, index: usize) -> String {
         if kind.nvlink { "nvlink" } else { "pcie" },
         ids(0..half),
         ids(half..kind.gpus),
-        if index % 5 == 0 { "staging" } else { "prod" },
+        if index.is_multiple_of(5) {
+            "staging"
+        } else {
+            "prod"
+        },
         index / 40,
     )
 }
@@ -188,9 +214,14 @@ fn compose(
 ) -> (String, Option<String>) {
     let tp = gpus.len();
     let interpolate = style == 2;
-    let model = ["meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen2.5-32B-Instruct", "mistralai/Mistral-7B-Instruct-v0.3"]
-        [tp % 3];
-    let (model_text, tp_text) = if interpolate { ("${MODEL_PATH:?}".to_owned(), "${TP:-1}".to_owned()) } else {
+    let model = [
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "Qwen/Qwen2.5-32B-Instruct",
+        "mistralai/Mistral-7B-Instruct-v0.3",
+    ][tp % 3];
+    let (model_text, tp_text) = if interpolate {
+        ("${MODEL_PATH:?}".to_owned(), "${TP:-1}".to_owned())
+    } else {
         (format!("/models/{model}"), tp.to_string())
     };
     let (image, container_port, args): (&str, u16, Vec<String>) = match server {
@@ -206,21 +237,42 @@ fn compose(
             ("vllm/vllm-openai:v0.6.3", 8000, args)
         }
         Server::Sglang => {
-            let flag = if spelling % 2 == 0 { "--tp" } else { "--tp-size" };
-            let mut args: Vec<String> =
-                ["python3", "-m", "sglang.launch_server", "--model-path"].iter().map(|s| (*s).to_owned()).collect();
-            args.extend([model_text.clone(), flag.to_owned(), tp_text.clone(), "--port".to_owned(), "30000".to_owned()]);
+            let flag = if spelling.is_multiple_of(2) {
+                "--tp"
+            } else {
+                "--tp-size"
+            };
+            let mut args: Vec<String> = ["python3", "-m", "sglang.launch_server", "--model-path"]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect();
+            args.extend([
+                model_text.clone(),
+                flag.to_owned(),
+                tp_text.clone(),
+                "--port".to_owned(),
+                "30000".to_owned(),
+            ]);
             if spelling == 3 {
                 args.extend(["--dp-size".to_owned(), "1".to_owned()]);
             }
             ("lmsysorg/sglang:v0.4.0-cu124", 30000, args)
         }
         Server::Tgi => {
-            let mut args = vec!["--model-id".to_owned(), model_text.clone(), "--port".to_owned(), "80".to_owned()];
-            if spelling % 2 == 0 {
+            let mut args = vec![
+                "--model-id".to_owned(),
+                model_text.clone(),
+                "--port".to_owned(),
+                "80".to_owned(),
+            ];
+            if spelling.is_multiple_of(2) {
                 args.extend(["--num-shard".to_owned(), tp_text.clone()]);
             }
-            ("ghcr.io/huggingface/text-generation-inference:2.4.0", 80, args)
+            (
+                "ghcr.io/huggingface/text-generation-inference:2.4.0",
+                80,
+                args,
+            )
         }
         Server::Trtllm => {
             let args = vec![
@@ -233,7 +285,11 @@ fn compose(
                 "--port".to_owned(),
                 "8000".to_owned(),
             ];
-            ("nvcr.io/nvidia/tritonserver:24.10-trtllm-python-py3", 8000, args)
+            (
+                "nvcr.io/nvidia/tritonserver:24.10-trtllm-python-py3",
+                8000,
+                args,
+            )
         }
     };
     let tgi_env_shards = matches!(server, Server::Tgi) && spelling % 2 == 1;
@@ -253,7 +309,7 @@ fn compose(
         let _ = writeln!(out, "    image: {image}\n    restart: unless-stopped");
     }
     // Command: list form for even spellings, one string otherwise.
-    if spelling % 2 == 0 {
+    if spelling.is_multiple_of(2) {
         out.push_str("    command:\n");
         for arg in &args {
             let _ = writeln!(out, "      - \"{arg}\"");
@@ -263,9 +319,21 @@ fn compose(
     }
     let _ = writeln!(out, "    ports:\n      - \"{port}:{container_port}\"");
 
-    let ids_str = gpus.iter().map(|g| format!("\"{g}\"")).collect::<Vec<_>>().join(", ");
-    let ids_int = gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
-    let ids_plain = gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    let ids_str = gpus
+        .iter()
+        .map(|g| format!("\"{g}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let ids_int = gpus
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let ids_plain = gpus
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     let mut env: Vec<(String, String)> = Vec::new();
     if tgi_env_shards {
         env.push(("NUM_SHARD".to_owned(), tp_text.clone()));
@@ -279,7 +347,9 @@ fn compose(
     let gpu_block = match source {
         GpuSource::DeviceIdsStrings => reservation(&format!("device_ids: [{ids_str}]")),
         GpuSource::DeviceIdsInts => reservation(&format!("device_ids: [{ids_int}]")),
-        GpuSource::ServiceGpus => format!("    gpus:\n      - capabilities: [gpu]\n        device_ids: [{ids_str}]\n"),
+        GpuSource::ServiceGpus => {
+            format!("    gpus:\n      - capabilities: [gpu]\n        device_ids: [{ids_str}]\n")
+        }
         GpuSource::RuntimeEnvMap => {
             env.push(("NVIDIA_VISIBLE_DEVICES".to_owned(), ids_plain.clone()));
             "    runtime: nvidia\n".to_owned()
@@ -327,12 +397,22 @@ pub fn commit_all(root: &Path) -> anyhow::Result<()> {
             .status()
             .with_context(|| format!("running git {}", args.join(" ")))?;
         if !status.success() {
-            bail!("git {} failed in {}: {status}", args.join(" "), root.display());
+            bail!(
+                "git {} failed in {}: {status}",
+                args.join(" "),
+                root.display()
+            );
         }
         Ok(())
     };
     git(&["init", "--quiet", "--initial-branch=main"])?;
     git(&["add", "--all"])?;
-    git(&["commit", "--quiet", "--no-gpg-sign", "-m", "synthetic fleet"])?;
+    git(&[
+        "commit",
+        "--quiet",
+        "--no-gpg-sign",
+        "-m",
+        "synthetic fleet",
+    ])?;
     Ok(())
 }

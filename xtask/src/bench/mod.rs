@@ -86,12 +86,28 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             temp.path().to_owned()
         }
     };
-    eprintln!("generating a fleet of {} machines in {} ...", args.machines, root.display());
-    let stats = fleet::generate(&root, fleet::FleetSize { machines: args.machines })?;
+    eprintln!(
+        "generating a fleet of {} machines in {} ...",
+        args.machines,
+        root.display()
+    );
+    let stats = fleet::generate(
+        &root,
+        fleet::FleetSize {
+            machines: args.machines,
+        },
+    )?;
     fleet::commit_all(&root)?;
     validator::prepare(&root)?;
-    eprintln!("{} machines, {} deployments, {} files; measuring ...", stats.machines, stats.deployments, stats.files);
-    let context = Context { repo: root, runs: args.runs.max(1), stats };
+    eprintln!(
+        "{} machines, {} deployments, {} files; measuring ...",
+        stats.machines, stats.deployments, stats.files
+    );
+    let context = Context {
+        repo: root,
+        runs: args.runs.max(1),
+        stats,
+    };
 
     let mut rows = Vec::new();
     rows.extend(validator::measure(&context)?);
@@ -105,12 +121,22 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 pub fn child(scenario: &str, repo: &Path, runs: usize) -> anyhow::Result<Sample> {
     let exe = std::env::current_exe().context("locating the xtask binary")?;
     let output = Command::new(exe)
-        .args(["bench-one", "--scenario", scenario, "--runs", &runs.to_string(), "--repo"])
+        .args([
+            "bench-one",
+            "--scenario",
+            scenario,
+            "--runs",
+            &runs.to_string(),
+            "--repo",
+        ])
         .arg(repo)
         .output()
         .context("running bench-one")?;
     if !output.status.success() {
-        bail!("bench-one {scenario} failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "bench-one {scenario} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     let text = String::from_utf8_lossy(&output.stdout);
     parse_sample(&text).with_context(|| format!("bench-one {scenario} printed {text:?}"))
@@ -118,7 +144,12 @@ pub fn child(scenario: &str, repo: &Path, runs: usize) -> anyhow::Result<Sample>
 
 /// The child's answer: `median_ns min_ns peak_kb`.
 pub fn format_sample(sample: &Sample) -> String {
-    format!("{} {} {}", sample.median.as_nanos(), sample.min.as_nanos(), sample.peak_kb)
+    format!(
+        "{} {} {}",
+        sample.median.as_nanos(),
+        sample.min.as_nanos(),
+        sample.peak_kb
+    )
 }
 
 fn parse_sample(text: &str) -> Option<Sample> {
@@ -126,7 +157,11 @@ fn parse_sample(text: &str) -> Option<Sample> {
     let median = Duration::from_nanos(fields.next()?.ok()?);
     let min = Duration::from_nanos(fields.next()?.ok()?);
     let peak_kb = fields.next()?.ok()?;
-    Some(Sample { median, min, peak_kb })
+    Some(Sample {
+        median,
+        min,
+        peak_kb,
+    })
 }
 
 /// Peak resident set size of this process so far (VmHWM), in KiB.
@@ -135,7 +170,11 @@ pub fn peak_kb() -> u64 {
         .ok()
         .and_then(|status| {
             status.lines().find_map(|line| {
-                line.strip_prefix("VmHWM:")?.split_whitespace().next()?.parse::<u64>().ok()
+                line.strip_prefix("VmHWM:")?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
             })
         })
         .unwrap_or(0)
@@ -144,7 +183,10 @@ pub fn peak_kb() -> u64 {
 /// Median of the durations (sorted in place).
 pub fn median(durations: &mut [Duration]) -> Duration {
     durations.sort_unstable();
-    durations.get(durations.len() / 2).copied().unwrap_or_default()
+    durations
+        .get(durations.len() / 2)
+        .copied()
+        .unwrap_or_default()
 }
 
 fn table(context: &Context, rows: &[Row]) -> String {
@@ -152,7 +194,12 @@ fn table(context: &Context, rows: &[Row]) -> String {
         "fleet: {} machines, {} deployments, {} files; median of {} runs\n\n",
         context.stats.machines, context.stats.deployments, context.stats.files, context.runs
     );
-    let name_width = rows.iter().map(|r| r.name.len()).max().unwrap_or(10).max(11);
+    let name_width = rows
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(10)
+        .max(11);
     out.push_str(&format!(
         "{:<10} {:<name_width$} {:>10} {:>10} {:>10}  {:>9} {:>9}  {}\n",
         "group", "measurement", "median", "min", "target", "peak MB", "target", "verdict"
@@ -167,7 +214,9 @@ fn table(context: &Context, rows: &[Row]) -> String {
             row.name,
             millis(row.sample.median),
             millis(row.sample.min),
-            row.target.map(|t| format!("< {}", millis(t))).unwrap_or_else(|| "-".into()),
+            row.target
+                .map(|t| format!("< {}", millis(t)))
+                .unwrap_or_else(|| "-".into()),
             peak_mb,
             format!("< {PEAK_TARGET_MB:.0}"),
             if time_ok && peak_ok { "ok" } else { "MISSED" },
@@ -178,5 +227,9 @@ fn table(context: &Context, rows: &[Row]) -> String {
 
 fn millis(duration: Duration) -> String {
     let ms = duration.as_secs_f64() * 1000.0;
-    if ms >= 100.0 { format!("{ms:.0} ms") } else { format!("{ms:.2} ms") }
+    if ms >= 100.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{ms:.2} ms")
+    }
 }

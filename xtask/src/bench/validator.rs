@@ -45,8 +45,12 @@ impl Scenario {
 /// Commits the one-file change on its own branch (no work tree touched).
 pub fn prepare(root: &Path) -> anyhow::Result<()> {
     let repo = Repository::open(root)?;
-    let original = std::fs::read_to_string(root.join(CHANGED_FILE)).with_context(|| format!("reading {CHANGED_FILE}"))?;
-    let author = Author { name: "bench".into(), email: "bench@example.invalid".into() };
+    let original = std::fs::read_to_string(root.join(CHANGED_FILE))
+        .with_context(|| format!("reading {CHANGED_FILE}"))?;
+    let author = Author {
+        name: "bench".into(),
+        email: "bench@example.invalid".into(),
+    };
     repo.commit_file_on_new_branch(
         "main",
         CHANGED_BRANCH,
@@ -69,7 +73,11 @@ pub fn measure(context: &Context) -> anyhow::Result<Vec<Row>> {
     let cases = [
         (Scenario::FullDir, "full validation, directory", full),
         (Scenario::FullGit, "full validation, git revision", full),
-        (Scenario::AnalyzeDir, "  of which listing + analyze, directory", full),
+        (
+            Scenario::AnalyzeDir,
+            "  of which listing + analyze, directory",
+            full,
+        ),
         (Scenario::OneFileDir, "one file changed, directory", one),
         (Scenario::OneFileGit, "one file changed, git revision", one),
     ];
@@ -77,7 +85,12 @@ pub fn measure(context: &Context) -> anyhow::Result<Vec<Row>> {
     for (scenario, name, target) in cases {
         eprintln!("  {name} ...");
         let sample = child(scenario.arg(), &context.repo, context.runs)?;
-        rows.push(Row { group: "validator", name: name.to_owned(), sample, target: Some(target) });
+        rows.push(Row {
+            group: "validator",
+            name: name.to_owned(),
+            sample,
+            target: Some(target),
+        });
     }
     Ok(rows)
 }
@@ -103,21 +116,28 @@ pub fn run_one(args: &OneArgs) -> anyhow::Result<()> {
             for _ in 0..runs {
                 let start = Instant::now();
                 let snapshot = Snapshot::from_dir(&args.repo)?;
-                let fleet = Engine::new().analyze(&snapshot).map_err(|e| anyhow!("{e}"))?;
+                let fleet = Engine::new()
+                    .analyze(&snapshot)
+                    .map_err(|e| anyhow!("{e}"))?;
                 times.push(start.elapsed());
                 std::hint::black_box(&fleet);
             }
         }
         Scenario::OneFileDir => {
             let path = args.repo.join(CHANGED_FILE);
-            let original = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let original = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
             let reader = DirReader::new(&args.repo)?;
             let mut engine = Engine::new();
-            engine.analyze(&reader.snapshot()?).map_err(|e| anyhow!("{e}"))?;
+            engine
+                .analyze(&reader.snapshot()?)
+                .map_err(|e| anyhow!("{e}"))?;
             for iteration in 0..runs {
                 std::fs::write(&path, changed(&original, iteration))?;
                 let start = Instant::now();
-                let fleet = engine.analyze(&reader.snapshot()?).map_err(|e| anyhow!("{e}"))?;
+                let fleet = engine
+                    .analyze(&reader.snapshot()?)
+                    .map_err(|e| anyhow!("{e}"))?;
                 times.push(start.elapsed());
                 std::hint::black_box(&fleet);
             }
@@ -126,18 +146,30 @@ pub fn run_one(args: &OneArgs) -> anyhow::Result<()> {
         Scenario::OneFileGit => {
             let repo = Repository::open(&args.repo)?;
             let mut engine = Engine::new();
-            engine.analyze(&repo.snapshot("main")?).map_err(|e| anyhow!("{e}"))?;
+            engine
+                .analyze(&repo.snapshot("main")?)
+                .map_err(|e| anyhow!("{e}"))?;
             for iteration in 0..runs {
-                let rev = if iteration % 2 == 0 { CHANGED_BRANCH } else { "main" };
+                let rev = if iteration % 2 == 0 {
+                    CHANGED_BRANCH
+                } else {
+                    "main"
+                };
                 let start = Instant::now();
-                let fleet = engine.analyze(&repo.snapshot(rev)?).map_err(|e| anyhow!("{e}"))?;
+                let fleet = engine
+                    .analyze(&repo.snapshot(rev)?)
+                    .map_err(|e| anyhow!("{e}"))?;
                 times.push(start.elapsed());
                 std::hint::black_box(&fleet);
             }
         }
     }
     let min = times.iter().min().copied().unwrap_or_default();
-    let sample = Sample { median: median(&mut times), min, peak_kb: peak_kb() };
+    let sample = Sample {
+        median: median(&mut times),
+        min,
+        peak_kb: peak_kb(),
+    };
     println!("{}", format_sample(&sample));
     Ok(())
 }

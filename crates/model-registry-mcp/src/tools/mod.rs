@@ -1,14 +1,20 @@
 //! Tool groups. Each group is one module exposing `pub fn tools() -> Vec<ToolSpec>`; [`all`]
 //! gathers them. A [`ToolSpec`] is built from a typed handler with [`tool`], which derives the
 //! input and output schemas, the annotations (from the catalog class) and the argument checking,
-//! so that a group only writes `async fn(Ctx, Params) -> Result<Output, ToolError>`.
+//! so that a group only writes `async fn(Ctx, Params) -> Result<Output, ToolError>` (or, for tools
+//! that ask the user to confirm, `async fn(Ctx, Session, Params)`, built with [`tool_in_session`]).
+//!
+//! Schemas are kept compact so that `tools/list` with all 42 tools stays well under 40 KB: output
+//! schemas keep only their top-level properties (type and description; nested objects and array
+//! items are not spelled out) and no `$defs`; input schemas lose `$schema`, `title` and `format`.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use rmcp::ErrorData;
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool};
+use rmcp::service::{ElicitationError, Peer};
+use rmcp::{ErrorData, RoleServer};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -17,12 +23,28 @@ use serde_json::Value;
 use crate::catalog::{self, CatalogEntry};
 use crate::context::Ctx;
 
+pub mod artifacts;
+pub mod benchmarks;
+pub mod deployments;
+pub mod docker;
+pub mod models;
 pub mod release_configs;
+pub mod search;
+pub mod system;
+pub mod versions;
 
 /// Every implemented tool of every group. Add a group here (one line) when its module exists.
 pub fn all() -> Vec<ToolSpec> {
     let mut tools = Vec::new();
+    tools.extend(models::tools());
+    tools.extend(versions::tools());
+    tools.extend(deployments::tools());
+    tools.extend(docker::tools());
+    tools.extend(benchmarks::tools());
     tools.extend(release_configs::tools());
+    tools.extend(artifacts::tools());
+    tools.extend(system::tools());
+    tools.extend(search::tools());
     tools
 }
 
@@ -45,8 +67,68 @@ pub trait Render {
     fn render(&self) -> String;
 }
 
+/// What a call knows about its MCP session: the client, to ask its user for confirmation.
+#[derive(Clone, Default)]
+pub struct Session {
+    pub peer: Option<Peer<RoleServer>>,
+}
+
+/// The user's answer to a confirmation request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmation {
+    /// The user confirmed.
+    Confirmed,
+    /// The client cannot ask (no elicitation capability): the call proceeds, as the design says.
+    NotAsked,
+    /// The user declined or dismissed the request: do nothing.
+    Declined,
+}
+
+#[derive(Debug, serde::Deserialize, JsonSchema)]
+struct Confirm {
+    /// Tick to go ahead.
+    confirm: bool,
+}
+rmcp::elicit_safe!(Confirm);
+
+/// How long a user has to answer a confirmation request.
+const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl Session {
+    /// Whether the client declared that it can ask its user (form elicitation).
+    pub fn can_confirm(&self) -> bool {
+        self.peer.as_ref().is_some_and(|peer| {
+            peer.supported_elicitation_modes()
+                .contains(&rmcp::service::ElicitationMode::Form)
+        })
+    }
+
+    /// Asks the user (MCP elicitation) to confirm a destructive action, when the client can ask.
+    pub async fn confirm(&self, message: String) -> Result<Confirmation, ToolError> {
+        let Some(peer) = &self.peer else {
+            return Ok(Confirmation::NotAsked);
+        };
+        match peer
+            .elicit_with_timeout::<Confirm>(message, Some(CONFIRM_TIMEOUT))
+            .await
+        {
+            Ok(Some(Confirm { confirm: true })) => Ok(Confirmation::Confirmed),
+            Ok(_) | Err(ElicitationError::UserDeclined | ElicitationError::UserCancelled) => {
+                Ok(Confirmation::Declined)
+            }
+            Err(ElicitationError::CapabilityNotSupported) => Ok(Confirmation::NotAsked),
+            Err(ElicitationError::NoContent | ElicitationError::ParseError { .. }) => {
+                Ok(Confirmation::Declined)
+            }
+            Err(error) => Err(ToolError(format!(
+                "could not ask the user for confirmation ({error}); nothing was done"
+            ))),
+        }
+    }
+}
+
 type BoxFuture = Pin<Box<dyn Future<Output = Result<CallToolResult, ErrorData>> + Send>>;
-type Handler = Arc<dyn Fn(Ctx, JsonObject) -> BoxFuture + Send + Sync>;
+type Handler = Arc<dyn Fn(Ctx, Session, JsonObject) -> BoxFuture + Send + Sync>;
 
 /// One implemented tool: its catalog row, its MCP definition and its handler.
 #[derive(Clone)]
@@ -76,7 +158,17 @@ impl ToolSpec {
         ctx: Ctx,
         arguments: Option<JsonObject>,
     ) -> Result<CallToolResult, ErrorData> {
-        (self.handler)(ctx, arguments.unwrap_or_default()).await
+        self.call_in(ctx, Session::default(), arguments).await
+    }
+
+    /// Runs the tool within an MCP session (destructive tools may ask the user to confirm).
+    pub async fn call_in(
+        &self,
+        ctx: Ctx,
+        session: Session,
+        arguments: Option<JsonObject>,
+    ) -> Result<CallToolResult, ErrorData> {
+        (self.handler)(ctx, session, arguments.unwrap_or_default()).await
     }
 }
 
@@ -97,6 +189,28 @@ where
     F: Fn(Ctx, P) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
 {
+    let handler = Arc::new(handler);
+    tool_in_session(name, title, description, move |ctx, _session, params| {
+        handler(ctx, params)
+    })
+}
+
+/// Like [`tool`], for a handler that also gets the [`Session`] (to ask for confirmation).
+///
+/// # Panics
+/// As [`tool`].
+pub fn tool_in_session<P, O, F, Fut>(
+    name: &'static str,
+    title: &'static str,
+    description: &'static str,
+    handler: F,
+) -> ToolSpec
+where
+    P: DeserializeOwned + JsonSchema + 'static,
+    O: Serialize + JsonSchema + Render + 'static,
+    F: Fn(Ctx, Session, P) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
+{
     let Some(entry) = catalog::lookup(name) else {
         panic!("tool {name} is not in the catalog")
     };
@@ -104,17 +218,17 @@ where
         Ok(schema) => normalize_input_schema(&schema),
         Err(error) => panic!("input schema of {name}: {error}"),
     };
-    let output_schema = rmcp::handler::server::tool::schema_for_output::<O>();
+    let output_schema = compact_output_schema(&rmcp::handler::server::tool::schema_for_output::<O>());
     let tool = Tool::new(name, description, input_schema)
         .with_title(title)
         .with_raw_output_schema(output_schema)
-        .with_annotations(entry.annotations(title));
+        .with_annotations(entry.annotations());
     let handler = Arc::new(handler);
-    let handler: Handler = Arc::new(move |ctx: Ctx, arguments: JsonObject| {
+    let handler: Handler = Arc::new(move |ctx: Ctx, session: Session, arguments: JsonObject| {
         let handler = Arc::clone(&handler);
         Box::pin(async move {
             let params: P = parse_arguments(name, arguments)?;
-            Ok(match handler(ctx, params).await {
+            Ok(match handler(ctx, session, params).await {
                 Ok(output) => success(&output),
                 Err(error) => CallToolResult::error(vec![ContentBlock::text(format!(
                     "{name} failed: {error}"
@@ -151,8 +265,17 @@ fn parse_arguments<P: DeserializeOwned>(name: &str, arguments: JsonObject) -> Re
 fn success<O: Serialize + Render>(output: &O) -> CallToolResult {
     match serde_json::to_value(output) {
         Ok(value) => {
+            // Tools cut their own bulk (lists, logs); this is the backstop for anything left.
+            let structured_size = value.to_string().len();
+            let text = crate::registry::clip(&output.render(), crate::registry::BULK_BUDGET_BYTES / 4);
+            if structured_size + text.len() > crate::registry::MAX_RESULT_BYTES {
+                return CallToolResult::error(vec![ContentBlock::text(format!(
+                    "the result is {structured_size} bytes, over the ~100 KB limit; ask for less \
+                     (a smaller `limit`, a filter, or one item by id)"
+                ))]);
+            }
             let mut result = CallToolResult::structured(value);
-            result.content = vec![ContentBlock::text(output.render())];
+            result.content = vec![ContentBlock::text(text)];
             result
         }
         Err(error) => CallToolResult::error(vec![ContentBlock::text(format!(
@@ -166,6 +289,7 @@ fn success<O: Serialize + Render>(output: &O) -> CallToolResult {
 pub fn normalize_input_schema(schema: &JsonObject) -> Arc<JsonObject> {
     let mut value = Value::Object(schema.clone());
     strip_null(&mut value);
+    strip_noise(&mut value, true);
     match value {
         Value::Object(mut object) => {
             object
@@ -174,6 +298,117 @@ pub fn normalize_input_schema(schema: &JsonObject) -> Arc<JsonObject> {
             Arc::new(object)
         }
         _ => Arc::new(schema.clone()),
+    }
+}
+
+/// Removes what clients do not need from an input schema: `$schema`, the type's `title`,
+/// `additionalProperties: false` (unknown arguments are refused by name anyway), number
+/// `format`s and the `minimum: 0` of unsigned numbers.
+fn strip_noise(value: &mut Value, top: bool) {
+    match value {
+        Value::Object(object) => {
+            object.remove("$schema");
+            object.remove("format");
+            if object.get("minimum").is_some_and(|m| m == 0) {
+                object.remove("minimum");
+            }
+            if object.get("additionalProperties") == Some(&Value::Bool(false)) {
+                object.remove("additionalProperties");
+            }
+            if top {
+                object.remove("title");
+            }
+            for (key, child) in object.iter_mut() {
+                // Property names such as `format` are keys of `properties`, not keywords.
+                if key != "properties" {
+                    strip_noise(child, false);
+                } else if let Value::Object(properties) = child {
+                    for property in properties.values_mut() {
+                        strip_noise(property, false);
+                    }
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| strip_noise(v, false)),
+        _ => {}
+    }
+}
+
+/// The output schema as listed: an object whose top-level properties keep their type and
+/// description only; nested objects are `{"type":"object"}`, arrays `{"type":"array"}`; no `$defs`.
+pub fn compact_output_schema(schema: &JsonObject) -> Arc<JsonObject> {
+    let defs = schema
+        .get("$defs")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut out = JsonObject::new();
+    out.insert("type".to_owned(), Value::from("object"));
+    let mut properties = JsonObject::new();
+    if let Some(Value::Object(given)) = schema.get("properties") {
+        for (name, property) in given {
+            properties.insert(name.clone(), Value::Object(shallow(property, &defs)));
+        }
+    }
+    out.insert("properties".to_owned(), Value::Object(properties));
+    Arc::new(out)
+}
+
+/// One property reduced to its JSON type(s) and description.
+fn shallow(property: &Value, defs: &JsonObject) -> JsonObject {
+    let mut out = JsonObject::new();
+    let description = property.get("description").cloned();
+    let mut types: Vec<String> = Vec::new();
+    collect_types(property, defs, &mut types, 0);
+    types.dedup();
+    match types.as_slice() {
+        [] => {}
+        [single] => {
+            out.insert("type".to_owned(), Value::from(single.as_str()));
+        }
+        several => {
+            out.insert(
+                "type".to_owned(),
+                Value::Array(several.iter().map(|t| Value::from(t.as_str())).collect()),
+            );
+        }
+    }
+    if let Some(description) = description {
+        out.insert("description".to_owned(), description);
+    }
+    out
+}
+
+fn collect_types(schema: &Value, defs: &JsonObject, types: &mut Vec<String>, depth: usize) {
+    if depth > 8 {
+        return;
+    }
+    let push = |types: &mut Vec<String>, t: &str| {
+        if !types.iter().any(|known| known == t) {
+            types.push(t.to_owned());
+        }
+    };
+    match schema.get("type") {
+        Some(Value::String(t)) => push(types, t),
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).for_each(|t| push(types, t)),
+        _ => {}
+    }
+    if let Some(Value::String(reference)) = schema.get("$ref")
+        && let Some(target) = reference
+            .strip_prefix("#/$defs/")
+            .and_then(|name| defs.get(name))
+    {
+        collect_types(target, defs, types, depth + 1);
+    }
+    for combinator in ["anyOf", "oneOf", "allOf"] {
+        if let Some(Value::Array(options)) = schema.get(combinator) {
+            for option in options {
+                collect_types(option, defs, types, depth + 1);
+            }
+        }
+    }
+    if types.is_empty() && (schema.get("enum").is_some() || schema.get("const").is_some()) {
+        push(types, "string");
     }
 }
 

@@ -21,52 +21,45 @@ pub fn tools() -> Vec<ToolSpec> {
         tool(
             "list_release_configs",
             "List production deployments",
-            "List PRODUCTION deployments: what runs on the remote GPU machines, as committed to the \
-             release-config Git repository (main branch; merging a pull request there is what deploys). \
-             One row per deployment `machine:port` with model, tensor/pipeline/data parallelism, GPUs and \
-             published ports. Filter by `machine` (exact name) and/or `model_name` (case-insensitive \
-             substring of the model name or path). Use this to answer 'where does model X run in \
-             production?'. Not to be confused with list_deployments, which lists LOCAL test containers \
-             on the registry host. Read-only: production is changed only through propose_release_config.",
+            "List PRODUCTION deployments on the GPU machines, as committed to the release-config Git \
+             repository (merging a pull request there deploys). One row per `machine:port`: model, \
+             tensor/pipeline/data parallelism, GPUs, ports. Filter by `machine` and/or `model_name` \
+             (substring). Answers 'where does model X run in production?'. Not list_deployments (LOCAL \
+             test containers). Read-only: change production with propose_release_config.",
             list_release_configs,
         ),
         tool(
             "get_release_config",
             "Get one production deployment",
-            "Get one PRODUCTION deployment, identified by machine name and host port (`port` is the \
-             port directory, e.g. 8000): every service with its image, GPU request and the host GPUs it \
-             ends up with, parallelism, model, memory utilisation, ports, the validation findings that \
-             name it, and the committed docker-compose file. Use after list_release_configs or \
-             get_machine_topology. For LOCAL test containers use get_deployment instead.",
+            "One PRODUCTION deployment by machine name and host `port` (its port directory, e.g. 8000): \
+             each service's image, GPUs, parallelism, model, memory utilisation, ports, the validation \
+             findings naming it, and the committed docker-compose file. For LOCAL test containers use \
+             get_deployment.",
             get_release_config,
         ),
         tool(
             "get_machine_topology",
             "Production GPU map",
-            "GPU allocation of the PRODUCTION machines: per machine the GPU count and model, GPUs in use, \
-             free GPUs (also per NUMA domain), which deployment holds each GPU, the deployments, and the \
-             validation findings touching the machine (e.g. a GPU held twice). Give `machine` for one \
-             machine; leave it out for the whole fleet. Use for capacity planning and before proposing \
-             a production deployment (propose_release_config needs free GPUs). Says nothing about LOCAL \
-             registry containers.",
+            "GPU map of the PRODUCTION machines: GPU count and model, GPUs in use and by which \
+             deployment, free GPUs (also per NUMA domain), deployments, and findings (e.g. a GPU held \
+             twice). `machine` for one machine, else the fleet. Use for capacity planning and before \
+             propose_release_config. Says nothing about LOCAL registry containers.",
             get_machine_topology,
         ),
         tool(
             "get_models_by_deployment",
             "Production deployments by model",
-            "PRODUCTION deployments grouped by model path (or model name when no path is declared): for \
-             each model, where it runs (`machine:port`), with how many GPUs. Use to see how widely a \
-             model is deployed or to find duplicate deployments. Local registry containers are not \
-             included (see list_deployments).",
+            "PRODUCTION deployments grouped by model path (or name): for each model, where it runs \
+             (`machine:port`) and on how many GPUs. Use to see how widely a model is deployed or to \
+             find duplicates. LOCAL registry containers are not included (list_deployments).",
             get_models_by_deployment,
         ),
         tool(
             "list_docker_templates",
             "List proposal templates",
-            "List the docker-compose templates that propose_release_config can render (its \
-             `template_name`). Templates in the release-config repository's templates/ directory come \
-             first; the ones shipped with this server fill in names the repository does not define. \
-             Each entry says where it comes from and whether it is the one in effect.",
+            "List the docker-compose templates propose_release_config can render (its \
+             `template_name`): the release-config repository's templates/ first, then those shipped \
+             with this server; each says its origin and whether it is in effect.",
             list_docker_templates,
         ),
     ]

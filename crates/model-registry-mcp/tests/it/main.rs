@@ -1,8 +1,12 @@
-//! Integration tests: the real binary, over stdio (rmcp client and raw lines) and HTTP.
+//! Integration tests: the real binary, over stdio (rmcp client and raw lines) and HTTP, against
+//! a release-config fixture repository and the registry emulator on 127.0.0.1.
 
 mod bench;
 mod cli;
+mod emu;
 mod http;
+mod registry_modes;
+mod registry_tools;
 mod release_configs;
 mod resources;
 mod stdio_raw;

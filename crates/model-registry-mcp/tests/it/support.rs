@@ -7,7 +7,7 @@ use std::process::Command;
 use rmcp::RoleClient;
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject};
-use rmcp::service::RunningService;
+use rmcp::service::{Peer, RunningService};
 use rmcp::transport::TokioChildProcess;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -175,6 +175,25 @@ pub struct Server {
     pub _cache: TempDir,
 }
 
+/// A server whose stderr goes to a file (read it with [`Server::stderr`]).
+pub async fn start_logged(env: &[(&str, &str)], args: &[&str]) -> (Server, std::path::PathBuf) {
+    let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let log = cache.path().join("stderr.log");
+    let file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("stderr file: {e}"));
+    let (transport, _stderr) = TokioChildProcess::builder(command(env, args, cache.path()))
+        .stderr(std::process::Stdio::from(file))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {BINARY}: {e}"));
+    let client = ().serve(transport).await.unwrap_or_else(|e| panic!("initialize: {e}"));
+    (
+        Server {
+            client,
+            _cache: cache,
+        },
+        log,
+    )
+}
+
 pub async fn start(env: &[(&str, &str)], args: &[&str]) -> Server {
     let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let (transport, _stderr) = TokioChildProcess::builder(command(env, args, cache.path()))
@@ -196,7 +215,7 @@ pub fn args(value: Value) -> JsonObject {
 }
 
 /// Calls a tool; panics on a JSON-RPC error.
-pub async fn call(client: &Client, name: &str, arguments: Value) -> CallToolResult {
+pub async fn call(client: &Peer<RoleClient>, name: &str, arguments: Value) -> CallToolResult {
     let mut params = CallToolRequestParams::new(name.to_owned());
     params.arguments = Some(args(arguments));
     client
@@ -206,7 +225,7 @@ pub async fn call(client: &Client, name: &str, arguments: Value) -> CallToolResu
 }
 
 /// Calls a tool expected to succeed; returns its structured content.
-pub async fn call_ok(client: &Client, name: &str, arguments: Value) -> Value {
+pub async fn call_ok(client: &Peer<RoleClient>, name: &str, arguments: Value) -> Value {
     let result = call(client, name, arguments).await;
     assert_eq!(result.is_error, Some(false), "{name}: {:?}", result.content);
     assert!(
@@ -229,7 +248,7 @@ pub fn text_of(result: &CallToolResult) -> String {
 }
 
 /// Calls a tool expected to fail as a tool (isError); returns its text.
-pub async fn call_err(client: &Client, name: &str, arguments: Value) -> String {
+pub async fn call_err(client: &Peer<RoleClient>, name: &str, arguments: Value) -> String {
     let result = call(client, name, arguments).await;
     assert_eq!(
         result.is_error,

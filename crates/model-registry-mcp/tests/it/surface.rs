@@ -49,7 +49,16 @@ async fn toolset_and_tool_selection() {
             })
             .unwrap_or_default()
     };
-    assert!(names(tools_list(&[], &["--toolsets", "models"]).await).is_empty());
+    assert_eq!(
+        names(tools_list(&[], &["--toolsets", "models"]).await),
+        [
+            "list_models",
+            "get_model",
+            "create_model",
+            "update_model",
+            "delete_model"
+        ]
+    );
     assert_eq!(
         names(
             tools_list(
@@ -134,4 +143,41 @@ async fn every_tool_meets_the_surface_contract() {
             "{name}: output schema"
         );
     }
+}
+
+/// The whole surface must fit an agent's context cheaply: `tools/list` (compact JSON, as sent)
+/// with every tool stays under 40 KB, and the modes differ by exactly the tools they switch off.
+#[tokio::test]
+async fn tools_list_is_compact_and_modes_differ() {
+    let all = tools_list(&[], &[]).await;
+    let size = serde_json::to_string(&all).map_or(usize::MAX, |s| s.len());
+    assert!(size < 40 * 1024, "tools/list is {size} bytes");
+    let count = all.as_array().map_or(0, Vec::len);
+    assert!(count >= 41, "{count} tools");
+    assert!(size / count < 1000, "{} bytes per tool", size / count);
+    for tool in all.as_array().into_iter().flatten() {
+        let output = tool["outputSchema"].to_string();
+        assert!(!output.contains("$defs") && !output.contains("$ref"), "{}: {output}", tool["name"]);
+    }
+    let names = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let read_only = tools_list(&[("REGISTRY_READ_ONLY", "true")], &[]).await;
+    let gated = tools_list(&[("REGISTRY_ALLOW_PRODUCTION_CHANGES", "false")], &[]).await;
+    let missing = |mode: &Value| -> Vec<String> {
+        let kept = names(mode);
+        names(&all).into_iter().filter(|n| !kept.contains(n)).collect()
+    };
+    let writes: Vec<String> = catalog::CATALOG
+        .iter()
+        .filter(|e| e.class.is_write() && names(&all).iter().any(|n| n == e.name))
+        .map(|e| e.name.to_owned())
+        .collect();
+    assert_eq!(missing(&read_only), writes);
+    assert!(missing(&gated).iter().all(|n| n == catalog::PRODUCTION_TOOL));
+    assert_ne!(all, read_only);
 }

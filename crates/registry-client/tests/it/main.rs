@@ -4,6 +4,7 @@ mod cache_and_paging;
 mod deployments;
 mod discover;
 mod errors;
+mod hardening;
 mod models_versions;
 mod other_endpoints;
 mod retries;

@@ -4,6 +4,7 @@
 mod deployments;
 mod docker_benchmarks_artifacts;
 mod faults;
+mod hardening;
 mod models;
 mod system;
 mod versions;

@@ -7,10 +7,18 @@ use crate::support::{args, fixtures, validate, validate_in};
 #[test]
 fn exit_codes() {
     // (fixture, expected exit): 0 no error, 1 an error, warnings alone do not fail.
-    let cases = [("release-config", Exit::Clean), ("rules/GPU001", Exit::Findings), ("rules/TP004", Exit::Clean)];
+    let cases = [
+        ("release-config", Exit::Clean),
+        ("rules/GPU001", Exit::Findings),
+        ("rules/TP004", Exit::Clean),
+    ];
     for (fixture, expected) in cases {
         let outcome = validate(&args(fixtures().join(fixture), Format::Human));
-        assert_eq!(outcome.exit, expected, "{fixture}: {}{}", outcome.stdout, outcome.stderr);
+        assert_eq!(
+            outcome.exit, expected,
+            "{fixture}: {}{}",
+            outcome.stdout, outcome.stderr
+        );
     }
 }
 
@@ -20,12 +28,20 @@ fn unreadable_path_exits_2_naming_it() {
     assert_eq!(outcome.exit, Exit::Failure);
     assert!(outcome.stdout.is_empty());
     assert_eq!(outcome.stderr.lines().count(), 1, "{}", outcome.stderr);
-    assert!(outcome.stderr.contains("/nonexistent/release-config"), "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("/nonexistent/release-config"),
+        "{}",
+        outcome.stderr
+    );
 
     let file = fixtures().join("rules/GPU001/machines/m1/machine.yaml");
     let outcome = validate(&args(&file, Format::Json));
     assert_eq!(outcome.exit, Exit::Failure);
-    assert!(outcome.stderr.contains("not a directory"), "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("not a directory"),
+        "{}",
+        outcome.stderr
+    );
 }
 
 #[test]
@@ -36,7 +52,13 @@ fn rev_outside_git_exits_2() {
     with_rev.rev = Some("main".to_owned());
     let outcome = validate(&with_rev);
     assert_eq!(outcome.exit, Exit::Failure);
-    assert!(outcome.stderr.starts_with("error: --rev needs a Git repository"), "{}", outcome.stderr);
+    assert!(
+        outcome
+            .stderr
+            .starts_with("error: --rev needs a Git repository"),
+        "{}",
+        outcome.stderr
+    );
 }
 
 #[test]
@@ -45,13 +67,20 @@ fn unknown_machine_exits_2() {
     filtered.machine = Some("nope".to_owned());
     let outcome = validate(&filtered);
     assert_eq!(outcome.exit, Exit::Failure);
-    assert!(outcome.stderr.contains("no machine named `nope`") && outcome.stderr.contains("m1"), "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("no machine named `nope`") && outcome.stderr.contains("m1"),
+        "{}",
+        outcome.stderr
+    );
 }
 
 #[test]
 fn usage_errors_exit_2() {
     let binary = env!("CARGO_BIN_EXE_release-config-validate");
-    let output = std::process::Command::new(binary).args(["--format", "xml"]).output().unwrap();
+    let output = std::process::Command::new(binary)
+        .args(["--format", "xml"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let output = std::process::Command::new(binary)
         .arg(fixtures().join("rules/GPU001"))
@@ -69,7 +98,10 @@ fn color_always_and_never() {
     let mut coloured = args(&path, Format::Human);
     coloured.color = release_config_validate::ColorChoice::Always;
     assert!(validate(&coloured).stdout.contains("\x1b["));
-    let tty = Environment { stdout_is_tty: true, ..Environment::default() };
+    let tty = Environment {
+        stdout_is_tty: true,
+        ..Environment::default()
+    };
     let mut auto = args(&path, Format::Human);
     auto.color = release_config_validate::ColorChoice::Auto;
     // validate_in keeps Auto only if we pass it through unchanged: emulate a TTY.
@@ -79,7 +111,11 @@ fn color_always_and_never() {
         String::from_utf8(out).unwrap()
     };
     assert!(outcome.contains("\x1b["));
-    let no_color = Environment { stdout_is_tty: true, no_color: true, ..Environment::default() };
+    let no_color = Environment {
+        stdout_is_tty: true,
+        no_color: true,
+        ..Environment::default()
+    };
     let (mut out, mut err) = (Vec::new(), Vec::new());
     release_config_validate::run(&auto, &no_color, &mut out, &mut err);
     assert!(!String::from_utf8(out).unwrap().contains('\x1b'));
@@ -91,12 +127,22 @@ fn github_format_appends_the_step_summary() {
     let dir = tempfile::tempdir().unwrap();
     let summary = dir.path().join("summary.md");
     std::fs::write(&summary, "earlier step\n").unwrap();
-    let env = Environment { step_summary: Some(summary.clone()), ..Environment::default() };
+    let env = Environment {
+        step_summary: Some(summary.clone()),
+        ..Environment::default()
+    };
     let outcome = validate_in(&args(fixtures().join("rules/GPU001"), Format::Github), &env);
     assert_eq!(outcome.exit, Exit::Findings);
-    assert!(outcome.stdout.starts_with("::error file=machines/m1/"), "{}", outcome.stdout);
+    assert!(
+        outcome.stdout.starts_with("::error file=machines/m1/"),
+        "{}",
+        outcome.stdout
+    );
     let text = std::fs::read_to_string(&summary).unwrap();
-    assert!(text.starts_with("earlier step\n## Release-config validation failed"), "{text}");
+    assert!(
+        text.starts_with("earlier step\n## Release-config validation failed"),
+        "{text}"
+    );
     assert!(text.contains("| :x: error | `GPU001` |"), "{text}");
     // Other formats leave it alone.
     validate_in(&args(fixtures().join("rules/GPU001"), Format::Json), &env);

@@ -9,7 +9,13 @@ use crate::support::{args, fixtures, validate};
 fn rule_cases() -> Vec<String> {
     let mut cases: Vec<String> = std::fs::read_dir(fixtures().join("rules"))
         .expect("fixtures/rules")
-        .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     cases.sort();
     cases
@@ -28,10 +34,9 @@ fn every_rule_has_a_fixture() {
     assert_eq!(rule_cases(), expected);
 }
 
-/// Rules that cannot fire alone: TP002 (needs more GPUs than the machine has)
-/// always also means the service holds fewer GPUs than it needs (TP001) or
-/// holds ids the machine lacks (GPU002).
-const COMPANIONS: &[(&str, &[&str])] = &[("TP002", &["TP001", "TP002"])];
+/// Rules that cannot fire alone (none today: TP002 suppresses the TP001 it
+/// implies). Kept so that a future pair is declared, not silently accepted.
+const COMPANIONS: &[(&str, &[&str])] = &[];
 
 #[test]
 fn each_rule_fixture_triggers_exactly_its_rule() {
@@ -49,10 +54,19 @@ fn each_rule_fixture_triggers_exactly_its_rule() {
         if codes != expected {
             failures.push(format!("{code}: got {codes:?}"));
         }
-        let severity = topology::Rule::from_code(&code).expect("rule").default_severity();
-        let expected_exit = if severity == topology::Severity::Error { 1 } else { 0 };
+        let severity = topology::Rule::from_code(&code)
+            .expect("rule")
+            .default_severity();
+        let expected_exit = if severity == topology::Severity::Error {
+            1
+        } else {
+            0
+        };
         if outcome.exit as u8 != expected_exit {
-            failures.push(format!("{code}: exit {:?}, stderr {}", outcome.exit, outcome.stderr));
+            failures.push(format!(
+                "{code}: exit {:?}, stderr {}",
+                outcome.exit, outcome.stderr
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -62,9 +76,12 @@ fn each_rule_fixture_triggers_exactly_its_rule() {
 fn rule_fixture_snapshots() {
     for code in rule_cases() {
         let path = fixtures().join("rules").join(&code);
-        for (format, name) in
-            [(Format::Human, "human"), (Format::Json, "json"), (Format::Github, "github"), (Format::Sarif, "sarif")]
-        {
+        for (format, name) in [
+            (Format::Human, "human"),
+            (Format::Json, "json"),
+            (Format::Github, "github"),
+            (Format::Sarif, "sarif"),
+        ] {
             let outcome = validate(&args(&path, format));
             assert!(outcome.stderr.is_empty(), "{code}: {}", outcome.stderr);
             if format == Format::Sarif {
@@ -79,11 +96,20 @@ fn rule_fixture_snapshots() {
 fn clean_fleet_has_no_error() {
     let path = fixtures().join("release-config");
     let outcome = validate(&args(&path, Format::Json));
-    assert_eq!(outcome.exit as u8, 0, "{}\n{}", outcome.stdout, outcome.stderr);
+    assert_eq!(
+        outcome.exit as u8, 0,
+        "{}\n{}",
+        outcome.stdout, outcome.stderr
+    );
     let report = outcome.json();
     assert_eq!(report["summary"]["errors"], 0);
     // Deliberate: the one machine without inventory.
-    assert_eq!(outcome.codes(), ["INV001"], "{}", validate(&args(&path, Format::Human)).stdout);
+    assert_eq!(
+        outcome.codes(),
+        ["INV001"],
+        "{}",
+        validate(&args(&path, Format::Human)).stdout
+    );
     assert!(report["summary"]["machines"].as_u64().unwrap() >= 8);
     for format in [Format::Human, Format::Github, Format::Sarif] {
         let outcome = validate(&args(&path, format));
@@ -109,7 +135,10 @@ fn machine_filter_narrows_findings_and_topology() {
     let outcome = validate(&filtered);
     assert_eq!(outcome.exit as u8, 0, "{}", outcome.stderr);
     let report = outcome.json();
-    assert!(report["findings"].as_array().unwrap().is_empty(), "INV001 is about gpu-h100-03");
+    assert!(
+        report["findings"].as_array().unwrap().is_empty(),
+        "INV001 is about gpu-h100-03"
+    );
     assert_eq!(report["summary"]["machines"], 1);
     assert_eq!(report["summary"]["deployments"], 3);
     assert_eq!(report["topology"]["machine"], "gpu-h100-01");

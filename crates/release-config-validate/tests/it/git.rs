@@ -28,7 +28,10 @@ fn rev_reads_the_revision_not_the_work_tree() {
     assert_eq!(outcome.exit, Exit::Clean, "{}", outcome.stderr);
     let report = outcome.json();
     assert_eq!(report["revision"]["ref"], "main");
-    assert_eq!(report["revision"]["commit"], repo.git(&["rev-parse", "main"]));
+    assert_eq!(
+        report["revision"]["commit"],
+        repo.git(&["rev-parse", "main"])
+    );
     assert_eq!(report["summary"]["deployments"], 1);
 }
 
@@ -52,19 +55,44 @@ fn base_reports_only_the_new_conflict_as_new() {
     let new: Vec<_> = findings.iter().filter(|f| f["new"] == true).collect();
     assert_eq!(new.len(), 1, "{findings:#?}");
     assert_eq!(new[0]["code"], "GPU001");
-    assert_eq!(new[0]["deployments"], serde_json::json!(["m1:8000", "m1:8001"]));
-    assert!(findings.iter().any(|f| f["new"] == false && f["code"] == "GPU001"));
+    assert_eq!(
+        new[0]["deployments"],
+        serde_json::json!(["m1:8000", "m1:8001"])
+    );
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["new"] == false && f["code"] == "GPU001")
+    );
     assert_eq!(report["summary"]["new"]["errors"], 1);
     assert_eq!(report["base"]["ref"], "main");
 
     let human = validate(&args(repo.path(), Format::Human).with_base("main"));
-    assert!(human.stdout.contains("pre-existing: also reported at main"), "{}", human.stdout);
-    assert!(human.stdout.trim_end().ends_with("validation failed: 2 errors (1 new)"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("pre-existing: also reported at main"),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human
+            .stdout
+            .trim_end()
+            .ends_with("validation failed: 2 errors (1 new)"),
+        "{}",
+        human.stdout
+    );
 
     let sarif = validate(&args(repo.path(), Format::Sarif).with_base("main")).json();
-    let states: Vec<_> =
-        sarif["runs"][0]["results"].as_array().unwrap().iter().map(|r| r["baselineState"].clone()).collect();
-    assert!(states.contains(&"new".into()) && states.contains(&"unchanged".into()), "{states:?}");
+    let states: Vec<_> = sarif["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["baselineState"].clone())
+        .collect();
+    assert!(
+        states.contains(&"new".into()) && states.contains(&"unchanged".into()),
+        "{states:?}"
+    );
 }
 
 #[test]
@@ -98,14 +126,29 @@ fn pending_claims_are_reported() {
     let mut with_pending = args(repo.path(), Format::Json);
     with_pending.pending = vec!["refs/pull/*/head".to_owned()];
     let outcome = validate(&with_pending);
-    assert_eq!(outcome.exit, Exit::Clean, "PENDING001 is a warning: {}", outcome.stderr);
+    assert_eq!(
+        outcome.exit,
+        Exit::Clean,
+        "PENDING001 is a warning: {}",
+        outcome.stderr
+    );
     assert_eq!(outcome.codes(), ["PENDING001"]);
     let finding = &outcome.json()["findings"][0];
     assert_eq!(finding["severity"], "warning");
-    assert!(finding["message"].as_str().unwrap().contains("refs/pull/1/head"), "{finding}");
+    assert!(
+        finding["message"]
+            .as_str()
+            .unwrap()
+            .contains("refs/pull/1/head"),
+        "{finding}"
+    );
 
     // Without --pending nothing is reported; a glob matching nothing is fine.
-    assert!(validate(&args(repo.path(), Format::Json)).codes().is_empty());
+    assert!(
+        validate(&args(repo.path(), Format::Json))
+            .codes()
+            .is_empty()
+    );
     with_pending.pending = vec!["refs/pull/*/merge".to_owned()];
     assert!(validate(&with_pending).codes().is_empty());
 }
@@ -120,7 +163,13 @@ fn unknown_revisions_exit_2_naming_them() {
         let outcome = validate(&bad);
         assert_eq!(outcome.exit, Exit::Failure);
         let name = rev.or(base).unwrap();
-        assert!(outcome.stderr.contains(&format!("unknown revision `{name}`")), "{}", outcome.stderr);
+        assert!(
+            outcome
+                .stderr
+                .contains(&format!("unknown revision `{name}`")),
+            "{}",
+            outcome.stderr
+        );
         assert_eq!(outcome.stderr.lines().count(), 1, "{}", outcome.stderr);
         assert!(outcome.stdout.is_empty());
     }

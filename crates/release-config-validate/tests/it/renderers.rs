@@ -46,7 +46,10 @@ fn findings() -> Vec<Finding> {
         Location::new("machines/m1/8001/docker-compose.yml", 10, 28),
         "GPU 3 on m1 is held by m1:8000/vllm and m1:8001/sglang",
     )
-    .with_related(Location::new("machines/m1/8000/docker-compose.yml", 9, 33), "also held here");
+    .with_related(
+        Location::new("machines/m1/8000/docker-compose.yml", 9, 33),
+        "also held here",
+    );
     let mut tp = Finding::new(
         Rule::Tp004,
         Some("m1"),
@@ -109,8 +112,14 @@ fn human() {
 #[test]
 fn human_without_sources_still_names_locations() {
     let text = human::render(&report(), &|_| None, false);
-    assert!(text.contains(" --> machines/m1/8001/docker-compose.yml:10:28\n"), "{text}");
-    assert!(text.contains("= note: also held here: machines/m1/8000/docker-compose.yml:9:33"), "{text}");
+    assert!(
+        text.contains(" --> machines/m1/8001/docker-compose.yml:10:28\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("= note: also held here: machines/m1/8000/docker-compose.yml:9:33"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -139,9 +148,25 @@ fn json() {
     insta::assert_snapshot!("json", json::render(&report()));
     let value = json::to_value(&diff_report());
     insta::assert_json_snapshot!("json_diff_summary", value["summary"]);
-    let news: Vec<_> = value["findings"].as_array().unwrap().iter().map(|f| f["new"].clone()).collect();
-    assert_eq!(news, [serde_json::json!(true), serde_json::json!(false), serde_json::json!(false)]);
-    assert!(json::to_value(&report())["findings"][0].get("new").is_none());
+    let news: Vec<_> = value["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["new"].clone())
+        .collect();
+    assert_eq!(
+        news,
+        [
+            serde_json::json!(true),
+            serde_json::json!(false),
+            serde_json::json!(false)
+        ]
+    );
+    assert!(
+        json::to_value(&report())["findings"][0]
+            .get("new")
+            .is_none()
+    );
 }
 
 #[test]
@@ -163,7 +188,10 @@ fn github_escapes_messages_and_properties() {
     );
     let text = github::render(&Report::new(vec![finding]));
     let first = text.lines().next().unwrap();
-    assert_eq!(first, "::error file=machines/a%2Cb%3Ac,title=RC004::bad name 100%25%0Asecond line");
+    assert_eq!(
+        first,
+        "::error file=machines/a%2Cb%3Ac,title=RC004::bad name 100%25%0Asecond line"
+    );
 }
 
 #[test]
@@ -177,7 +205,11 @@ fn sarif() {
     assert!(results.iter().all(|r| r.get("baselineState").is_none()));
     // INV001 names a directory: no region.
     let inv = results.iter().find(|r| r["ruleId"] == "INV001").unwrap();
-    assert!(inv["locations"][0]["physicalLocation"].get("region").is_none());
+    assert!(
+        inv["locations"][0]["physicalLocation"]
+            .get("region")
+            .is_none()
+    );
     assert_eq!(inv["level"], "note");
 }
 

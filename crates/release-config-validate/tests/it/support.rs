@@ -20,7 +20,8 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
     }
 
     /// `code` of every finding of a JSON report.
@@ -54,7 +55,10 @@ pub fn validate_in(args: &Args, env: &Environment) -> Outcome {
 }
 
 pub fn args(path: impl Into<PathBuf>, format: Format) -> Args {
-    Args { format, ..Args::for_path(path) }
+    Args {
+        format,
+        ..Args::for_path(path)
+    }
 }
 
 /// A Git repository in a temp dir, driven by the `git` CLI with no user or
@@ -65,7 +69,9 @@ pub struct GitRepo {
 
 impl GitRepo {
     pub fn new() -> GitRepo {
-        let repo = GitRepo { dir: tempfile::tempdir().expect("temp dir") };
+        let repo = GitRepo {
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
         repo.git(&["init", "--quiet", "--initial-branch=main"]);
         repo
     }
@@ -87,7 +93,11 @@ impl GitRepo {
             .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
             .output()
             .expect("running git");
-        assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
 
@@ -100,7 +110,14 @@ impl GitRepo {
     /// Commits everything; returns the commit id.
     pub fn commit(&self, message: &str) -> String {
         self.git(&["add", "--all"]);
-        self.git(&["commit", "--quiet", "--no-gpg-sign", "--allow-empty", "-m", message]);
+        self.git(&[
+            "commit",
+            "--quiet",
+            "--no-gpg-sign",
+            "--allow-empty",
+            "-m",
+            message,
+        ]);
         self.git(&["rev-parse", "HEAD"])
     }
 }

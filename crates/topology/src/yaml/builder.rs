@@ -2,6 +2,8 @@
 //! document order, with alias expansion, merge keys, duplicate keys and the
 //! limits applied in one place, so the fast reader and saphyr agree exactly.
 
+use std::cell::Cell;
+
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{Limits, Node, Pos, Scalar, Value, YamlError};
@@ -9,6 +11,16 @@ use super::{Limits, Node, Pos, Scalar, Value, YamlError};
 pub(super) fn depth_message(limits: &Limits) -> String {
     format!("nesting deeper than {} levels", limits.max_depth)
 }
+
+thread_local! {
+    /// The builder's stacks, kept between parses on a thread: validation
+    /// parses thousands of files in a row, and these are the only large
+    /// allocations of a parse.
+    static SPARE_STACKS: Cell<Option<(Vec<Frame>, Vec<Node>)>> = const { Cell::new(None) };
+}
+
+/// Spare stacks grown past this (a hostile file) are freed, not kept.
+const MAX_SPARE: usize = 4096;
 
 /// A collection still being read.
 struct Frame {
@@ -19,29 +31,13 @@ struct Frame {
     nodes_before: usize,
     /// Height of the tallest child collection (0: only scalars or empty).
     height: usize,
-    body: Body,
-}
-
-enum Body {
-    Seq(Vec<Node>),
-    Map {
-        entries: Vec<(Node, Node)>,
-        /// A key waiting for its value.
-        key: Option<Node>,
-        /// Merge sources (`<< : ...`): index in `entries` where the `<<` stood,
-        /// and the entries it brings, sources in order.
-        merges: Vec<(usize, Vec<(Node, Node)>)>,
-    },
-}
-
-impl Body {
-    fn new_map() -> Body {
-        Body::Map {
-            entries: Vec::new(),
-            key: None,
-            merges: Vec::new(),
-        }
-    }
+    /// Where this collection's children start in [`TreeBuilder::items`]
+    /// (a mapping's as key, value, key, value...).
+    start: usize,
+    is_map: bool,
+    /// Merge sources (`<< : ...`) of a mapping: the entry index where the
+    /// `<<` stood, and the entries it brings, sources in order.
+    merges: Vec<(usize, Vec<(Node, Node)>)>,
 }
 
 /// An anchored node kept for its aliases.
@@ -54,11 +50,13 @@ struct Anchored {
 }
 
 /// Builds the tree from events with an explicit stack, so depth costs no
-/// recursion here.
+/// recursion here. Children of all open collections wait on one stack and
+/// each collection is allocated once, at its exact size, when it closes.
 pub(super) struct TreeBuilder {
     limits: Limits,
     keep_anchors: bool,
     stack: Vec<Frame>,
+    items: Vec<Node>,
     /// Indexed by the parser's anchor id; `None` while the anchored node is
     /// still open (an alias to it then is recursive).
     anchors: Vec<Option<Anchored>>,
@@ -71,10 +69,12 @@ pub(super) struct TreeBuilder {
 
 impl TreeBuilder {
     pub(super) fn new(limits: &Limits, keep_anchors: bool) -> TreeBuilder {
+        let (stack, items) = SPARE_STACKS.take().unwrap_or_default();
         TreeBuilder {
             limits: *limits,
             keep_anchors,
-            stack: Vec::new(),
+            stack,
+            items,
             anchors: Vec::new(),
             nodes: 0,
             copies: 0,
@@ -114,14 +114,14 @@ impl TreeBuilder {
     }
 
     pub(super) fn open_seq(&mut self, anchor: usize, pos: Pos) -> Result<(), YamlError> {
-        self.open(Body::Seq(Vec::new()), anchor, pos)
+        self.open(false, anchor, pos)
     }
 
     pub(super) fn open_map(&mut self, anchor: usize, pos: Pos) -> Result<(), YamlError> {
-        self.open(Body::new_map(), anchor, pos)
+        self.open(true, anchor, pos)
     }
 
-    fn open(&mut self, body: Body, anchor: usize, pos: Pos) -> Result<(), YamlError> {
+    fn open(&mut self, is_map: bool, anchor: usize, pos: Pos) -> Result<(), YamlError> {
         if self.stack.len() >= self.limits.max_depth {
             return Err(YamlError {
                 message: depth_message(&self.limits),
@@ -139,7 +139,9 @@ impl TreeBuilder {
             anchor,
             nodes_before,
             height: 0,
-            body,
+            start: self.items.len(),
+            is_map,
+            merges: Vec::new(),
         });
         Ok(())
     }
@@ -148,29 +150,30 @@ impl TreeBuilder {
         let Some(frame) = self.stack.pop() else {
             return Ok(());
         };
-        let value = match frame.body {
-            Body::Seq(items) => Value::Seq(items),
-            Body::Map {
-                entries,
-                key,
-                merges,
-            } => {
-                let mut entries = entries;
-                // Cannot happen with either reader (both emit an empty value), but a
-                // dangling key must not vanish silently.
-                if let Some(key) = key {
-                    let pos = key.pos;
-                    let null = Node {
-                        value: Value::Scalar(Scalar {
-                            text: String::new(),
-                            plain: true,
-                        }),
-                        pos,
-                    };
-                    entries.push((key, null));
-                }
-                Value::Map(finish_map(entries, merges))
+        let start = frame.start.min(self.items.len());
+        let value = if frame.is_map {
+            // Cannot happen with either reader (both emit an empty value),
+            // but a dangling key must not vanish silently.
+            if (self.items.len() - start) % 2 == 1 {
+                let pos = self.items.last().map_or(frame.pos, |key| key.pos);
+                self.items.push(Node {
+                    value: Value::Scalar(Scalar {
+                        text: String::new(),
+                        plain: true,
+                    }),
+                    pos,
+                });
             }
+            let merged: usize = frame.merges.iter().map(|(_, s)| s.len()).sum();
+            let mut entries = Vec::with_capacity((self.items.len() - start) / 2 + merged);
+            let mut children = self.items.drain(start..);
+            while let (Some(key), Some(value)) = (children.next(), children.next()) {
+                entries.push((key, value));
+            }
+            drop(children);
+            Value::Map(finish_map(entries, frame.merges))
+        } else {
+            Value::Seq(self.items.split_off(start))
         };
         let node = Node {
             value,
@@ -252,24 +255,25 @@ impl TreeBuilder {
             return Ok(());
         };
         frame.height = frame.height.max(height);
-        match &mut frame.body {
-            Body::Seq(items) => items.push(node),
-            Body::Map {
-                entries,
-                key,
-                merges,
-            } => match key.take() {
-                None => *key = Some(node),
-                Some(k) if is_merge_key(&k) => {
-                    merges.push((entries.len(), merge_source(node, at)?))
-                }
-                Some(k) => entries.push((k, node)),
-            },
+        let held = self.items.len().saturating_sub(frame.start);
+        if frame.is_map && held % 2 == 1 && self.items.last().is_some_and(is_merge_key) {
+            self.items.pop();
+            frame.merges.push((held / 2, merge_source(node, at)?));
+        } else {
+            self.items.push(node);
         }
         Ok(())
     }
 
-    pub(super) fn finish(self) -> Node {
+    pub(super) fn finish(mut self) -> Node {
+        self.stack.clear();
+        self.items.clear();
+        if self.stack.capacity() <= MAX_SPARE && self.items.capacity() <= MAX_SPARE {
+            SPARE_STACKS.set(Some((
+                std::mem::take(&mut self.stack),
+                std::mem::take(&mut self.items),
+            )));
+        }
         match self.root {
             // An empty document (or none at all) is an empty mapping.
             None => Node {
@@ -324,56 +328,82 @@ fn key_text(key: &Node) -> Option<&str> {
 
 /// Applies merges (explicit keys win, earlier sources win over later ones;
 /// merged entries sit where their `<<` stood) and drops duplicate keys (the
-/// last one wins).
+/// last one wins). `entries` should have room for the merged entries.
 fn finish_map(
-    entries: Vec<(Node, Node)>,
-    merges: Vec<(usize, Vec<(Node, Node)>)>,
+    mut entries: Vec<(Node, Node)>,
+    mut merges: Vec<(usize, Vec<(Node, Node)>)>,
 ) -> Vec<(Node, Node)> {
     if merges.is_empty() {
         return dedupe_last_wins(entries);
     }
-    let keep: Vec<Vec<bool>> = {
-        let explicit: FxHashSet<&str> = entries.iter().filter_map(|(k, _)| key_text(k)).collect();
-        let mut merged: FxHashSet<&str> = FxHashSet::default();
+    let keep: Vec<bool> = {
+        let merged_count = merges.iter().map(|(_, s)| s.len()).sum::<usize>();
+        let mut explicit = KeySet::for_size(entries.len());
+        for text in entries.iter().filter_map(|(k, _)| key_text(k)) {
+            explicit.insert(text);
+        }
+        let mut merged = KeySet::for_size(merged_count);
         merges
             .iter()
-            .map(|(_, source)| {
-                source
-                    .iter()
-                    .map(|(k, _)| {
-                        key_text(k).is_none_or(|t| !explicit.contains(t) && merged.insert(t))
-                    })
-                    .collect()
-            })
+            .flat_map(|(_, source)| source)
+            .map(|(k, _)| key_text(k).is_none_or(|t| !explicit.contains(t) && merged.insert(t)))
             .collect()
     };
-    let total = entries.len() + keep.iter().flatten().filter(|k| **k).count();
-    let mut out = Vec::with_capacity(total);
-    let mut merges = merges.into_iter().zip(keep).peekable();
-    for (index, entry) in entries.into_iter().enumerate() {
-        while let Some(((_, source), keep)) = merges.next_if(|((at, _), _)| *at <= index) {
-            out.extend(
-                source
-                    .into_iter()
-                    .zip(keep)
-                    .filter(|(_, k)| *k)
-                    .map(|(e, _)| e),
-            );
-        }
-        out.push(entry);
+    // `retain` visits every entry once, in order.
+    let mut keep = keep.into_iter();
+    for (_, source) in &mut merges {
+        source.retain(|_| keep.next().unwrap_or(true));
     }
-    for ((_, source), keep) in merges {
-        out.extend(
-            source
-                .into_iter()
-                .zip(keep)
-                .filter(|(_, k)| *k)
-                .map(|(e, _)| e),
-        );
+    entries.reserve_exact(merges.iter().map(|(_, s)| s.len()).sum());
+    // From the last: earlier insertion points stay valid, and sources merged
+    // at the same point keep their order.
+    for (at, source) in merges.into_iter().rev() {
+        let at = at.min(entries.len());
+        entries.splice(at..at, source);
     }
     // Merged keys are now unique and distinct from explicit ones; only
     // explicit duplicates remain.
-    dedupe_last_wins(out)
+    dedupe_last_wins(entries)
+}
+
+/// Key texts: a list while few (no hashing, no table), hashed when many.
+enum KeySet<'a> {
+    Few(Vec<&'a str>),
+    Many(FxHashSet<&'a str>),
+}
+
+impl<'a> KeySet<'a> {
+    fn for_size(size: usize) -> KeySet<'a> {
+        if size <= 32 {
+            KeySet::Few(Vec::with_capacity(size))
+        } else {
+            KeySet::Many(FxHashSet::with_capacity_and_hasher(
+                size,
+                Default::default(),
+            ))
+        }
+    }
+
+    fn contains(&self, text: &str) -> bool {
+        match self {
+            KeySet::Few(texts) => texts.contains(&text),
+            KeySet::Many(texts) => texts.contains(text),
+        }
+    }
+
+    /// `false` if it was there already.
+    fn insert(&mut self, text: &'a str) -> bool {
+        match self {
+            KeySet::Few(texts) => {
+                let new = !texts.contains(&text);
+                if new {
+                    texts.push(text);
+                }
+                new
+            }
+            KeySet::Many(texts) => texts.insert(text),
+        }
+    }
 }
 
 fn dedupe_last_wins(entries: Vec<(Node, Node)>) -> Vec<(Node, Node)> {

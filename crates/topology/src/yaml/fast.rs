@@ -37,19 +37,20 @@ const MAX_KEY_SPAN: usize = 1000;
 
 /// The tree of `src`, or `None` when saphyr must read it.
 pub(super) fn parse(src: &str, limits: &Limits) -> Option<Node> {
-    if !simple_characters(src) {
+    let scan = scan(src);
+    if !scan.simple {
         return None;
     }
-    // Without a `*` there can be no alias, so anchored nodes need no copy.
     let mut reader = Reader {
         src,
         bytes: src.as_bytes(),
         at: 0,
         line: 1,
         line_start: 0,
-        ascii: src.is_ascii(),
+        ascii: scan.ascii,
         start_marker_allowed: true,
-        builder: TreeBuilder::new(limits, src.contains('*')),
+        // Without a `*` there can be no alias, so anchored nodes need no copy.
+        builder: TreeBuilder::new(limits, scan.star),
         anchors: Vec::new(),
         next_anchor: 1,
         nesting: 0,
@@ -58,11 +59,46 @@ pub(super) fn parse(src: &str, limits: &Limits) -> Option<Node> {
     Some(reader.builder.finish())
 }
 
-/// No tab, carriage return, other control character or byte order mark:
-/// the places where they matter in YAML are left to saphyr.
-fn simple_characters(src: &str) -> bool {
-    let bytes_ok = src.bytes().all(|b| (b >= 0x20 && b != 0x7f) || b == b'\n');
-    bytes_ok && (src.is_ascii() || !src.contains('\u{feff}'))
+/// What one pass over the input tells.
+struct Scan {
+    /// No tab, carriage return, other control character or DEL: the
+    /// places where they matter in YAML are left to saphyr.
+    simple: bool,
+    ascii: bool,
+    /// A `*` somewhere: there may be aliases.
+    star: bool,
+}
+
+/// One branch-free pass (it vectorises): the input is read once more than
+/// the reader itself reads it, so it must be cheap.
+fn scan(src: &str) -> Scan {
+    const CHUNK: usize = 32;
+    let mut odd = false;
+    let mut high = 0u8;
+    let mut star = false;
+    let bytes = src.as_bytes();
+    let mut chunks = bytes.chunks_exact(CHUNK);
+    for chunk in &mut chunks {
+        for &b in chunk {
+            odd |= (b < 0x20) & (b != b'\n') | (b == 0x7f);
+            high |= b;
+            star |= b == b'*';
+        }
+        if odd {
+            break;
+        }
+    }
+    for &b in chunks.remainder() {
+        odd |= (b < 0x20) & (b != b'\n') | (b == 0x7f);
+        high |= b;
+        star |= b == b'*';
+    }
+    let ascii = high < 0x80;
+    Scan {
+        simple: !odd && (ascii || !src.contains('\u{feff}')),
+        ascii,
+        star,
+    }
 }
 
 /// A node's properties: `&anchor` and `!tag`, either order.

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use topology::yaml::{Limits, Node, Pos, Value, parse};
+use topology::yaml::{Limits, Node, Pos, Value, parse, parse_fast_path, parse_with_saphyr};
 
 /// Compact rendering: `text@line:col` for plain scalars, `"text"@..` for
 /// quoted/block ones, `[..]@..` and `{k: v, ..}@..` for collections.
@@ -520,5 +520,600 @@ proptest! {
     #[test]
     fn yamlish_text_never_panics(input in "[-:?\\[\\]{},&*!|>'\"#%@` \\n\\ta-c0-9<]{0,80}") {
         let _ = parse(&input, &Limits::default());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The fast reader: same trees and errors as saphyr, and which documents it
+// leaves to saphyr.
+
+/// `parse` (fast reader first) and the saphyr-only reader agree exactly:
+/// tree, positions, `plain` flags, or error message and position.
+#[track_caller]
+fn check_same_as_saphyr(input: &str) {
+    let limits = Limits::default();
+    let fast = parse(input, &limits);
+    let reference = parse_with_saphyr(input, &limits);
+    assert_eq!(fast, reference, "input:\n{input}");
+    if let Some(node) = parse_fast_path(input, &limits) {
+        assert_eq!(Ok(node), reference, "fast path on input:\n{input}");
+    }
+}
+
+/// Documents the fast reader must read itself, each checked against saphyr.
+#[test]
+fn fast_path_reads_compose_subset_like_saphyr() {
+    let cases = [
+        "a: b",
+        "a: 1\nb: 2\n",
+        "---\na: 1\n",
+        "--- # start\na: 1\n",
+        "# head\n\n  # indented comment\na: 1 # trailing\n\n",
+        "a:\n  b:\n    c: d\n  e: f\ng: h",
+        "a:\n    b: 1\n    c:\n       - x\n       - y",
+        "a:\n- x\n- y\nb: 1",
+        "a:\n  - x\n  -   y\n",
+        "a:\nb:\nc: ~\n",
+        "a:    # empty\nb: 2",
+        "- a\n- b: 1\n  c: 2\n- d",
+        "-   a: 1\n    b:\n    - x\n",
+        "a:\n  -\n    b: 1\n  - # note\n    c: 2\n",
+        "a: \"x: y # z\"\nb: 'it''s'\nc: \"q\\\"\\\\\"",
+        "a: \"\\t\\n\\x41\\u00e9\\U0001F600\\/\\0\\ \\_\\N\\L\\P\\e\\a\\b\\v\\f\\r\"",
+        "\"quoted key\": 1\n'single key' : 2\n",
+        "a: b#c\nd: e #f\ng: h:i\nj: ${X:-y}\nk: http://h/p?q=1&r",
+        "a: -1\nb: --port\nc: a b  c   \nd: <<\n",
+        "é: ü\nclé: \"ça\" # ok\n",
+        "a: [1, \"2\", '3', x y]\nb: {c: d, \"e\": 'f', g: 1}\nc: []\nd: {}",
+        "a: [ ]\nb: {  }\nc: [a,b]",
+        "a: &x 1\nb: *x\nc: [*x, *x]\nd: {k: *x}",
+        "a: &m\n  x: 1\n  y: 2\nb:\n  <<: *m\n  y: 3",
+        "a: &m {x: 1}\nb: &n {y: 2}\nc:\n  <<: [*m, *n]\n  z: 3\nd: {<<: *m, w: 0}",
+        "a: &s\n  - 1\n  - 2\nb: *s\n",
+        "a: &s\n- 1\nb: *s\n",
+        "a: &x !t\n  b: 1\nc: !t &y\n  - 2\n",
+        "a: !!str 3\nb: !!int 4\nc: !reset null\nd: !override [1]\ne: !custom 'q'",
+        "- &a x\n- *a\n- &b [1]\n- *b\n- &c\n  k: v\n- *c",
+        "a: &x 1\nb: &x 2\nc: *x",
+        "x-common: &common\n  restart: always\nservices:\n  web:\n    <<: *common\n    image: nginx\n  db:\n    <<: *common\n",
+    ];
+    let limits = Limits::default();
+    for input in cases {
+        assert!(
+            parse_fast_path(input, &limits).is_some(),
+            "the fast reader should read {input:?}"
+        );
+        check_same_as_saphyr(input);
+    }
+}
+
+/// Documents the fast reader leaves to saphyr (and that still parse or fail
+/// exactly as saphyr says).
+#[test]
+fn fast_path_leaves_the_rest_to_saphyr() {
+    let cases = [
+        // Empty documents and non-mapping roots.
+        ("", "empty"),
+        ("# only a comment\n", "empty"),
+        ("---\n", "empty"),
+        ("plain", "scalar root"),
+        ("[a, b]", "flow root"),
+        ("  a: 1", "indented root"),
+        // Markers and directives.
+        ("a: 1\n...\n", "document end"),
+        ("a: 1\n---\nb: 2", "second document"),
+        ("%YAML 1.2\n---\na: 1", "directive"),
+        ("--- a: 1", "content after ---"),
+        // Characters.
+        ("a:\tb", "tab"),
+        ("a: b\r\nc: d", "carriage return"),
+        ("\u{feff}a: 1", "byte order mark"),
+        // Scalars we do not read.
+        ("a: |\n  x\n", "literal block scalar"),
+        ("a: >-\n  x\n", "folded block scalar"),
+        ("a: multi\n  line", "multi-line plain"),
+        ("a: b # c\n  d", "plain continued after comment"),
+        ("a: \"multi\n  line\"", "multi-line double-quoted"),
+        ("a: 'multi\n  line'", "multi-line single-quoted"),
+        ("a: \"\\q\"", "unknown escape"),
+        ("a: \"\\uD800\"", "surrogate escape"),
+        ("a: \"x\\\n  y\"", "escaped line break"),
+        ("a: @x", "reserved indicator"),
+        ("a: `x`", "reserved indicator"),
+        // Keys.
+        ("? a\n: b", "complex key"),
+        ("[a, b]: c", "flow key"),
+        ("&k key: *k", "anchored key"),
+        ("*x : 1", "alias key"),
+        ("a:b: 1\nc: d:", "value with trailing colon"),
+        // Flow collections beyond one line of scalars.
+        ("a: [1, [2]]", "nested flow"),
+        ("a: [1,\n  2]", "multi-line flow"),
+        ("a: [1, 2,]", "trailing comma"),
+        ("a: [a: 1]", "pair in flow sequence"),
+        ("a: {b}", "flow key without value"),
+        ("a: {\"b\":1}", "adjacent json value"),
+        ("a: [&x 1]", "anchor in flow"),
+        // Sequences and entries.
+        ("- - a", "compact nested sequence"),
+        ("a:\n  -\n  - b", "empty entry"),
+        ("a: &x\nb: 1", "anchored empty value"),
+        // Errors of all kinds: saphyr words them.
+        ("a: b\n  c: d", "bad indentation"),
+        ("key: value: other", "value in value"),
+        ("a:\n  b: 1\n c: 2", "dedent to no level"),
+        ("a: *nope", "unknown alias"),
+        ("a: &x [1, *x]", "recursive alias"),
+        ("d: {<<: 3}", "merge of a scalar"),
+        ("a: \"open", "unterminated quote"),
+        ("a: 1\n- b", "entry after mapping"),
+        ("a:\n  - b\n  c: 1", "key after sequence"),
+    ];
+    let limits = Limits::default();
+    for (input, why) in cases {
+        assert!(
+            parse_fast_path(input, &limits).is_none(),
+            "the fast reader should leave {input:?} ({why}) to saphyr"
+        );
+        check_same_as_saphyr(input);
+    }
+    // Limits are the builder's, and their errors come from saphyr's run.
+    let few = Limits {
+        max_nodes: 3,
+        ..Limits::default()
+    };
+    assert!(parse_fast_path("a: [1, 2]", &few).is_none());
+    assert_eq!(
+        parse("a: [1, 2]", &few),
+        parse_with_saphyr("a: [1, 2]", &few)
+    );
+    let shallow = Limits {
+        max_depth: 2,
+        ..Limits::default()
+    };
+    let deep = "a:\n  b:\n    c: 1";
+    assert!(parse_fast_path(deep, &shallow).is_none());
+    assert_eq!(parse(deep, &shallow), parse_with_saphyr(deep, &shallow));
+}
+
+/// A compose-like document drawn from a choice sequence: each choice picks
+/// among options with the simplest first, so shrinking the sequence
+/// simplifies the document.
+struct DocGen<'a> {
+    choices: &'a [u8],
+    next: usize,
+    out: String,
+    /// Anchors defined so far, with whether each holds a mapping.
+    anchors: Vec<(String, bool)>,
+    /// Add constructs the fast reader leaves to saphyr (and invalid YAML).
+    wild: bool,
+}
+
+const PLAIN_VALUES: &[&str] = &[
+    "nginx",
+    "8080",
+    "80:80",
+    "true",
+    "~",
+    "null",
+    "-1",
+    "--port",
+    "1.5",
+    "a#b",
+    "x'y",
+    "x\"y",
+    "a\\b",
+    "http://host:80/p?q=1&r=2",
+    "${VAR:-default}",
+    "a b  c",
+    "é ü",
+    "<<",
+    "[not] {flow}",
+    "-",
+];
+const FLOW_PLAINS: &[&str] = &["a", "80", "x y", "-v", "é", "a.b/c", "~"];
+const PLAIN_KEYS: &[&str] = &[
+    "image",
+    "x-common",
+    "com.example.team",
+    "8080",
+    "a b",
+    "é",
+    "key-with_under",
+    "-flag",
+];
+const QUOTED_CHARS: &[&str] = &[
+    "a", " ", ":", "#", "'", "\"", "\\", "é", ": ", " #", "x", "{", "]", ",", "*", "&", "!",
+];
+const WILD: &[&str] = &[
+    "|\n  block\n",
+    ">-\n  folded\n",
+    "multi\n  line",
+    "\"open",
+    "[1, [2]]",
+    "[1,\n 2]",
+    "{a}",
+    "a: b",
+    "*undefined",
+    "\t tab",
+    "x\r",
+    "@at",
+    "? q",
+    "[a,]",
+    "'multi\n line'",
+    "\"esc \\q\"",
+];
+
+impl DocGen<'_> {
+    fn pick(&mut self, n: usize) -> usize {
+        let choice = self.choices.get(self.next).copied().unwrap_or(0);
+        self.next += 1;
+        usize::from(choice) % n.max(1)
+    }
+
+    fn chance(&mut self, percent: usize) -> bool {
+        self.pick(100) >= 100 - percent
+    }
+
+    fn one_of(&mut self, options: &[&'static str]) -> &'static str {
+        options[self.pick(options.len())]
+    }
+
+    fn push_one_of(&mut self, options: &[&'static str]) {
+        let text = self.one_of(options);
+        self.out.push_str(text);
+    }
+
+    fn document(mut self) -> String {
+        if self.chance(20) {
+            self.out.push_str("# compose file: 'x' \"y\"\n\n");
+        }
+        if self.chance(20) {
+            self.push_one_of(&["---\n", "--- # go\n"]);
+        }
+        let entries = 1 + self.pick(4);
+        self.block_map(0, entries, 0);
+        if self.wild && self.chance(10) {
+            self.push_one_of(&["...\n", "---\nb: 1\n", "a"]);
+        }
+        self.out
+    }
+
+    fn indent(&mut self, width: usize) {
+        self.out.extend(std::iter::repeat_n(' ', width));
+    }
+
+    fn step(&mut self) -> usize {
+        1 + self.pick(4)
+    }
+
+    fn comment_or_end(&mut self) {
+        match self.pick(8) {
+            1 => self.out.push_str(" # note: 'x' \"y\""),
+            2 => self.out.push_str("   "),
+            _ => {}
+        }
+        self.out.push('\n');
+        match self.pick(10) {
+            1 => self.out.push('\n'),
+            2 => {
+                let width = self.pick(6);
+                self.indent(width);
+                self.out.push_str("# between\n");
+            }
+            _ => {}
+        }
+    }
+
+    fn key(&mut self) {
+        match self.pick(6) {
+            4 => {
+                let text = self.quoted_text();
+                self.double_quoted(&text);
+            }
+            5 => {
+                let text = self.quoted_text();
+                self.single_quoted(&text);
+            }
+            _ => {
+                let key = self.one_of(PLAIN_KEYS);
+                self.out.push_str(key);
+            }
+        }
+        if self.chance(5) {
+            self.out.push(' ');
+        }
+        self.out.push(':');
+    }
+
+    fn quoted_text(&mut self) -> String {
+        let len = self.pick(6);
+        (0..len).map(|_| self.one_of(QUOTED_CHARS)).collect()
+    }
+
+    fn double_quoted(&mut self, text: &str) {
+        self.out.push('"');
+        for c in text.chars() {
+            match c {
+                '"' => self.out.push_str("\\\""),
+                '\\' => self.out.push_str("\\\\"),
+                'é' if self.chance(50) => self.out.push_str("\\u00e9"),
+                'a' if self.chance(30) => self.out.push_str("\\x61"),
+                ' ' if self.chance(20) => self.out.push_str("\\t"),
+                _ => self.out.push(c),
+            }
+        }
+        self.out.push('"');
+    }
+
+    fn single_quoted(&mut self, text: &str) {
+        self.out.push('\'');
+        self.out.push_str(&text.replace('\'', "''"));
+        self.out.push('\'');
+    }
+
+    /// A scalar, alias or flow collection on the rest of the line.
+    fn inline_value(&mut self) {
+        if self.wild && self.chance(3) {
+            let wild = self.one_of(WILD);
+            self.out.push_str(wild);
+            return;
+        }
+        match self.pick(12) {
+            0..=3 => {
+                let plain = self.one_of(PLAIN_VALUES);
+                self.out.push_str(plain);
+            }
+            4 => {
+                let text = self.quoted_text();
+                self.double_quoted(&text);
+            }
+            5 => {
+                let text = self.quoted_text();
+                self.single_quoted(&text);
+            }
+            6 | 7 => self.flow_seq(),
+            8 => self.flow_map(),
+            9 if !self.anchors.is_empty() => self.alias(false),
+            10 => {
+                let tag = self.one_of(&["!!str ", "!reset ", "!!int ", "!custom "]);
+                self.out.push_str(tag);
+                let plain = self.one_of(FLOW_PLAINS);
+                self.out.push_str(plain);
+            }
+            11 => {
+                let name = self.new_anchor(false);
+                self.out.push_str(&format!("&{name} "));
+                let plain = self.one_of(FLOW_PLAINS);
+                self.out.push_str(plain);
+            }
+            _ => self.out.push_str("value"),
+        }
+    }
+
+    fn new_anchor(&mut self, is_map: bool) -> String {
+        // Redefinitions happen too: aliases see the latest.
+        let name = format!("a{}", self.pick(6));
+        self.anchors.push((name.clone(), is_map));
+        name
+    }
+
+    fn alias(&mut self, map_only: bool) {
+        let candidates: Vec<String> = self
+            .anchors
+            .iter()
+            .filter(|(_, is_map)| *is_map || !map_only)
+            .map(|(name, _)| name.clone())
+            .collect();
+        if candidates.is_empty() {
+            self.out.push_str("{}");
+            return;
+        }
+        let name = candidates[self.pick(candidates.len())].clone();
+        self.out.push('*');
+        self.out.push_str(&name);
+    }
+
+    fn flow_scalar(&mut self, allow_alias: bool) {
+        match self.pick(5) {
+            1 => {
+                let text = self.quoted_text();
+                self.double_quoted(&text);
+            }
+            2 => {
+                let text = self.quoted_text();
+                self.single_quoted(&text);
+            }
+            3 if allow_alias && !self.anchors.is_empty() => self.alias(false),
+            _ => {
+                let plain = self.one_of(FLOW_PLAINS);
+                self.out.push_str(plain);
+            }
+        }
+    }
+
+    fn flow_seq(&mut self) {
+        let items = self.pick(4);
+        self.out.push('[');
+        for i in 0..items {
+            if i > 0 {
+                self.push_one_of(&[", ", ",", " , "]);
+            }
+            self.flow_scalar(true);
+        }
+        self.out.push(']');
+    }
+
+    fn flow_map(&mut self) {
+        let entries = self.pick(3);
+        self.out.push('{');
+        for i in 0..entries {
+            if i > 0 {
+                self.out.push_str(", ");
+            }
+            self.flow_scalar(false);
+            self.out.push_str(": ");
+            self.flow_scalar(true);
+        }
+        self.out.push('}');
+    }
+
+    /// Entries of a block mapping whose keys stand at `indent`; the first
+    /// key's indentation is already written when `first_written`.
+    fn block_map(&mut self, indent: usize, entries: usize, depth: usize) {
+        self.block_map_from(indent, entries, depth, false);
+    }
+
+    fn block_map_from(&mut self, indent: usize, entries: usize, depth: usize, first_written: bool) {
+        for i in 0..entries {
+            if i > 0 || !first_written {
+                self.indent(indent);
+            }
+            if !self.anchors.is_empty() && self.chance(8) {
+                self.out.push_str("<<: ");
+                if self.chance(30) {
+                    self.out.push('[');
+                    self.alias(true);
+                    self.out.push_str(", ");
+                    self.alias(true);
+                    self.out.push(']');
+                } else {
+                    self.alias(true);
+                }
+                self.comment_or_end();
+                continue;
+            }
+            self.key();
+            self.map_value(indent, depth);
+        }
+    }
+
+    /// After `key:`.
+    fn map_value(&mut self, indent: usize, depth: usize) {
+        let nested = depth < 4;
+        match self.pick(10) {
+            0..=3 => {
+                self.out.push(' ');
+                self.inline_value();
+                self.comment_or_end();
+            }
+            4 if nested => {
+                // Nested mapping, maybe anchored or tagged.
+                self.block_properties(true);
+                self.comment_or_end();
+                let entries = 1 + self.pick(3);
+                let step = self.step();
+                self.block_map(indent + step, entries, depth + 1);
+            }
+            5 if nested => {
+                self.block_properties(false);
+                self.comment_or_end();
+                // Indented or indentless sequence.
+                let step = if self.chance(30) { 0 } else { self.step() };
+                self.block_seq(indent + step, depth + 1);
+            }
+            6 => {
+                // Empty value.
+                self.comment_or_end();
+            }
+            _ => {
+                self.out.push(' ');
+                self.inline_value();
+                self.comment_or_end();
+            }
+        }
+    }
+
+    fn block_properties(&mut self, is_map: bool) {
+        match self.pick(6) {
+            1 => {
+                let name = self.new_anchor(is_map);
+                self.out.push_str(&format!(" &{name}"));
+            }
+            2 => self.out.push_str(" !override"),
+            3 => {
+                let name = self.new_anchor(is_map);
+                self.out.push_str(&format!(" !reset &{name}"));
+            }
+            _ => {}
+        }
+    }
+
+    fn block_seq(&mut self, indent: usize, depth: usize) {
+        let items = 1 + self.pick(3);
+        for _ in 0..items {
+            self.indent(indent);
+            self.out.push('-');
+            match self.pick(8) {
+                0..=3 => {
+                    self.out.push(' ');
+                    self.inline_value();
+                    self.comment_or_end();
+                }
+                4 | 5 if depth < 4 => {
+                    // `- key: value` with the rest of the keys below.
+                    let gap = 1 + self.pick(2);
+                    self.indent(gap);
+                    let entries = 1 + self.pick(3);
+                    self.block_map_from(indent + 1 + gap, entries, depth + 1, true);
+                }
+                6 if depth < 4 => {
+                    // The entry's collection starts on the next line.
+                    self.block_properties(true);
+                    self.comment_or_end();
+                    let step = 1 + self.step();
+                    let entries = 1 + self.pick(2);
+                    self.block_map(indent + step, entries, depth + 1);
+                }
+                _ => {
+                    self.out.push(' ');
+                    let plain = self.one_of(PLAIN_VALUES);
+                    self.out.push_str(plain);
+                    self.comment_or_end();
+                }
+            }
+        }
+    }
+}
+
+fn compose_like(choices: &[u8], wild: bool) -> String {
+    DocGen {
+        choices,
+        next: 0,
+        out: String::new(),
+        anchors: Vec::new(),
+        wild,
+    }
+    .document()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    /// Whatever the document, `parse` gives exactly what saphyr gives.
+    #[test]
+    fn fast_path_agrees_with_saphyr(
+        choices in proptest::collection::vec(any::<u8>(), 0..400),
+        wild in proptest::bool::weighted(0.3),
+    ) {
+        let input = compose_like(&choices, wild);
+        let limits = Limits::default();
+        let reference = parse_with_saphyr(&input, &limits);
+        prop_assert_eq!(parse(&input, &limits), reference.clone(), "input:\n{}", input);
+        if let Some(node) = parse_fast_path(&input, &limits) {
+            prop_assert_eq!(Ok(node), reference, "fast path on input:\n{}", input);
+        }
+    }
+
+    /// Documents without wild parts are valid, and the fast reader reads
+    /// them itself (so the property above does test it).
+    #[test]
+    fn fast_path_reads_tame_compose_like_documents(
+        choices in proptest::collection::vec(any::<u8>(), 0..400),
+    ) {
+        let input = compose_like(&choices, false);
+        let limits = Limits::default();
+        prop_assert!(parse_with_saphyr(&input, &limits).is_ok(), "invalid:\n{}", input);
+        prop_assert!(parse_fast_path(&input, &limits).is_some(), "left to saphyr:\n{}", input);
     }
 }
