@@ -5,6 +5,9 @@
 //! - [`tools`]: the implemented tool groups, one module each.
 //! - [`release_configs`]: the production topology, read from the release-config repository by the
 //!   topology engine, cached and refreshed.
+//! - [`registry`]: the Registry Server client built from the settings, and what registry tools
+//!   share (error messages, paging, size limits, untrusted-log fencing); [`resources`]: the
+//!   `model://`, `version://`, `deployment://` and `health://status` resources.
 //! - [`server`]: the rmcp handler; [`stdio`] and [`http`]: the transports.
 //! - [`bench`]: start-up, `tools/list` size and call latency, measured against the real binary.
 
@@ -21,8 +24,8 @@ pub mod context;
 pub mod http;
 pub mod prompts;
 pub mod registry;
-pub mod resources;
 pub mod release_configs;
+pub mod resources;
 pub mod selection;
 pub mod server;
 pub mod stdio;

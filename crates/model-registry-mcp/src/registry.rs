@@ -101,7 +101,9 @@ impl Paging {
             next_offset,
             next_call: next_offset.map(|offset| next_call(tool, params, offset)),
             cut: (dropped > 0).then(|| {
-                format!("{dropped} item(s) of this page were left out to keep the result under ~100 KB")
+                format!(
+                    "{dropped} item(s) of this page were left out to keep the result under ~100 KB"
+                )
             }),
         }
     }
@@ -243,6 +245,50 @@ pub fn clip(text: &str, max: usize) -> String {
     )
 }
 
+/// A JSON object, for schema purposes (`{"type":"object"}`): registry records are listed shallowly.
+pub type JsonMap = Map<String, Value>;
+
+/// Parses an enumerated argument (`server_type`, `status`, ...), naming the accepted values.
+pub fn parse_enum<T>(value: Option<&str>) -> Result<Option<T>, ToolError>
+where
+    T: std::str::FromStr<Err = registry_client::UnknownValue>,
+{
+    value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| v.parse::<T>().map_err(|e| ToolError(e.to_string())))
+        .transpose()
+}
+
+/// An id argument, checked before any request: not empty, no path separators or control characters.
+pub fn id<'a>(what: &str, value: &'a str) -> Result<&'a str, ToolError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(ToolError(format!("{what} is empty")));
+    }
+    if trimmed.len() > 200 || trimmed.chars().any(|c| c.is_control() || c == '/') {
+        let shown: String = trimmed.chars().take(64).collect();
+        return Err(ToolError(format!("{what} {shown:?} is not a valid id")));
+    }
+    Ok(trimmed)
+}
+
+/// `1.5 GiB`
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS.get(unit).copied().unwrap_or("B"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,7 +308,7 @@ mod tests {
         };
         assert_eq!(
             next_call("list_models", &params, 50),
-            r#"list_models({"offset":50,"search":"llama"})"#
+            r#"list_models({"search":"llama","offset":50})"#
         );
     }
 
@@ -276,7 +322,11 @@ mod tests {
         };
         let check = |kept: usize, more: bool, next: Option<u32>| {
             let paging = Paging::of("t", &serde_json::json!({}), &page, kept);
-            assert_eq!((paging.has_more, paging.next_offset), (more, next), "{kept}");
+            assert_eq!(
+                (paging.has_more, paging.next_offset),
+                (more, next),
+                "{kept}"
+            );
             assert_eq!(paging.cut.is_some(), kept < 3);
         };
         check(3, true, Some(6));
@@ -319,49 +369,5 @@ mod tests {
         assert_eq!(clip("short", 10), "short");
         let cut = clip("ééééé", 3);
         assert!(cut.starts_with('é') && cut.contains("[cut: 2 of 10 bytes shown]"));
-    }
-}
-
-/// A JSON object, for schema purposes (`{"type":"object"}`): registry records are listed shallowly.
-pub type JsonMap = Map<String, Value>;
-
-/// Parses an enumerated argument (`server_type`, `status`, ...), naming the accepted values.
-pub fn parse_enum<T>(value: Option<&str>) -> Result<Option<T>, ToolError>
-where
-    T: std::str::FromStr<Err = registry_client::UnknownValue>,
-{
-    value
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(|v| v.parse::<T>().map_err(|e| ToolError(e.to_string())))
-        .transpose()
-}
-
-/// An id argument, checked before any request: not empty, no path separators or control characters.
-pub fn id<'a>(what: &str, value: &'a str) -> Result<&'a str, ToolError> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        return Err(ToolError(format!("{what} is empty")));
-    }
-    if trimmed.len() > 200 || trimmed.chars().any(|c| c.is_control() || c == '/') {
-        let shown: String = trimmed.chars().take(64).collect();
-        return Err(ToolError(format!("{what} {shown:?} is not a valid id")));
-    }
-    Ok(trimmed)
-}
-
-/// `1.5 GiB`
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS.get(unit).copied().unwrap_or("B"))
     }
 }

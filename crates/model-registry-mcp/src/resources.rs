@@ -146,7 +146,11 @@ fn json_contents(uri: &str, value: &impl Serialize) -> Result<ReadResourceResult
     ]))
 }
 
-pub async fn read(ctx: &Ctx, uri: &str, resource: RegistryUri) -> Result<ReadResourceResult, ErrorData> {
+pub async fn read(
+    ctx: &Ctx,
+    uri: &str,
+    resource: RegistryUri,
+) -> Result<ReadResourceResult, ErrorData> {
     if resource == RegistryUri::Health {
         return json_contents(uri, &health(ctx).await);
     }
@@ -250,10 +254,7 @@ pub fn id_kind(template_or_prompt: &str, argument: &str) -> Option<IdKind> {
         (VERSION_TEMPLATE, "version_id") => Some(IdKind::Version),
         (DEPLOYMENT_TEMPLATE | DEPLOYMENT_LOGS_TEMPLATE, "deployment_id")
         | ("troubleshoot_workflow", "deployment_id") => Some(IdKind::Deployment),
-        (
-            "deploy_workflow" | "production_deployment_workflow",
-            "model_name",
-        )
+        ("deploy_workflow" | "production_deployment_workflow", "model_name")
         | ("model_comparison_workflow", "model_a" | "model_b") => Some(IdKind::ModelName),
         _ => None,
     }
@@ -328,7 +329,10 @@ mod tests {
             Some(RegistryUri::ModelVersions("abc".into())),
         );
         check("version://v1", Some(RegistryUri::Version("v1".into())));
-        check("deployment://d1", Some(RegistryUri::Deployment("d1".into())));
+        check(
+            "deployment://d1",
+            Some(RegistryUri::Deployment("d1".into())),
+        );
         check(
             "deployment://d1/logs",
             Some(RegistryUri::DeploymentLogs("d1".into())),

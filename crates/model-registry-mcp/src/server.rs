@@ -18,8 +18,8 @@ use serde::Serialize;
 use crate::catalog;
 use crate::context::Ctx;
 use crate::prompts;
-use crate::resources::{self, RegistryUri};
 use crate::release_configs::view::{MachineTopology, SourceInfo};
+use crate::resources::{self, RegistryUri};
 use crate::selection;
 use crate::tools::{self, Session, ToolSpec, release_configs::unknown_machine};
 
@@ -111,7 +111,9 @@ impl Surface {
         if let Some(index) = self.by_name.get(name)
             && let Some(spec) = self.enabled.get(*index)
         {
-            return spec.call_in(Arc::clone(&self.ctx), session, arguments).await;
+            return spec
+                .call_in(Arc::clone(&self.ctx), session, arguments)
+                .await;
         }
         match catalog::lookup(name) {
             Some(entry) => {
@@ -200,8 +202,7 @@ impl Surface {
             _ => "",
         };
         if let Some(kind) = resources::id_kind(target, &request.argument.name) {
-            let matching =
-                resources::complete_ids(&self.ctx, kind, &request.argument.value).await;
+            let matching = resources::complete_ids(&self.ctx, kind, &request.argument.value).await;
             return completion(matching);
         }
         let wants_machine = match &request.r#ref {

@@ -465,7 +465,10 @@ impl RegistryClient {
             cache.generation
         };
         if !is_get {
-            let result = self.attempt(&call, &url, header, self.config.timeout).await;
+            let result = self
+                .attempt(&call, &url, header, self.config.timeout)
+                .await
+                .map_err(|e| self.redact(e));
             // Any write attempt may have changed state (even one that timed out).
             self.clear_cache();
             return result.map(Arc::from);
@@ -474,7 +477,11 @@ impl RegistryClient {
         let mut attempt = 0u32;
         let mut timeout = self.config.timeout;
         loop {
-            match self.attempt(&call, &url, header, timeout).await {
+            match self
+                .attempt(&call, &url, header, timeout)
+                .await
+                .map_err(|e| self.redact(e))
+            {
                 Ok(bytes) => {
                     let bytes: Arc<[u8]> = Arc::from(bytes);
                     let mut cache = self.lock_cache();
@@ -516,11 +523,16 @@ impl RegistryClient {
             }),
             Err(e) => Err(e),
         };
-        // A server that echoes the key (in a detail or a malformed answer) must not leak it.
-        result.map_err(|e| match &self.config.api_key {
-            Some(key) => e.redact_secret(key.expose()),
-            None => e,
-        })
+        result.map_err(|e| self.redact(e))
+    }
+
+    /// A server that echoes the key (in a detail or a malformed answer) must not leak it into
+    /// errors or the retry log.
+    fn redact(&self, error: RegistryError) -> RegistryError {
+        match &self.config.api_key {
+            Some(key) => error.redact_secret(key.expose()),
+            None => error,
+        }
     }
 
     async fn fetch_page<T: DeserializeOwned>(

@@ -109,6 +109,7 @@ fn report<T: Timed>(
     mut run: impl FnMut() -> Result<T, Box<dyn std::error::Error>>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let mut times = Vec::with_capacity(runs);
+    let cpu_before = cpu_time();
     for _ in 0..runs {
         let start = Instant::now();
         let part = run()?;
@@ -117,12 +118,33 @@ fn report<T: Timed>(
     times.sort_unstable();
     let median = times.get(times.len() / 2).copied().unwrap_or_default();
     let min = times.first().copied().unwrap_or_default();
+    // CPU time of all threads, which unlike wall time does not grow while
+    // other processes hold the cores (tick resolution, averaged over the runs).
+    let cpu = match (cpu_before, cpu_time()) {
+        (Some(before), Some(after)) => format!(
+            "{:.1} ms",
+            after.saturating_sub(before).as_secs_f64() * 1e3 / runs as f64
+        ),
+        _ => "-".to_owned(),
+    };
     println!(
-        "  {name:<48} {:>8.2} ms  (min {:.2} ms)",
+        "  {name:<48} {:>8.2} ms  (min {:>6.2} ms, cpu {cpu})",
         median.as_secs_f64() * 1e3,
         min.as_secs_f64() * 1e3
     );
     Ok(())
+}
+
+/// User + system time of the process so far, from `/proc/self/stat` (Linux).
+fn cpu_time() -> Option<Duration> {
+    let stat = fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    // USER_HZ is 100 on every Linux architecture the project targets.
+    Some(Duration::from_millis((user + system) * 10))
 }
 
 /// Writes the tree; returns the number of files. Modification times are put

@@ -7,7 +7,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use topology::yaml::{Limits, parse, parse_with_saphyr};
+use topology::yaml::{Limits, parse, parse_fast_path, parse_with_saphyr};
 
 /// A GPU host's compose file as the release-config repository holds them:
 /// an `x-common` block merged into two services, a vLLM server with a GPU
@@ -126,6 +126,10 @@ fn main() {
     let fast_tree = parse(COMPOSE, &limits).expect("the sample parses");
     let saphyr_tree = parse_with_saphyr(COMPOSE, &limits).expect("the sample parses");
     assert_eq!(fast_tree, saphyr_tree, "both paths must give the same tree");
+    assert!(
+        parse_fast_path(COMPOSE, &limits).is_some(),
+        "the sample must take the fast path, or the timing means nothing"
+    );
 
     let saphyr_events = |src: &str| {
         let mut parser = saphyr_parser::Parser::new_from_str(src);

@@ -40,9 +40,17 @@ pub const CONFIG_FILE: &str = "release-config.toml";
 /// In name order (directory listings rely on it to come out sorted).
 const TOP_LEVEL: [&str; 3] = [MACHINES_DIR, CONFIG_FILE, TEMPLATES_DIR];
 
-/// Refspec of a mirror: every ref of the remote, force-updated (upstream may
-/// rewrite pull-request branches), pruned when deleted upstream.
-const MIRROR_REFSPEC: &str = "+refs/*:refs/*";
+/// Refspecs of a mirror: every ref of the remote, force-updated (upstream may
+/// rewrite pull-request branches), except this tool's own namespace.
+const MIRROR_REFSPECS: [&str; 2] = ["+refs/*:refs/*", "^refs/catapult/*"];
+
+/// This tool's own refs in a mirror; fetches neither write nor prune them.
+const OWN_NAMESPACE: &str = "refs/catapult/";
+
+/// A proposal branch committed in a mirror but not pushed yet is also kept
+/// here, so that a fetch (which mirrors upstream's `refs/heads/*`, force and
+/// prune) cannot lose it. Removed once the push succeeded.
+const UNPUSHED_NAMESPACE: &str = "refs/catapult/unpushed/";
 
 /// File in a mirror's Git directory recording when the last fetch succeeded.
 const LAST_FETCH_FILE: &str = "catapult-last-fetch";
@@ -514,6 +522,12 @@ impl Repository {
     /// Fetches every ref of the mirrored remote (incrementally: only missing
     /// objects are transferred), prunes refs deleted upstream, and records the
     /// time. The URL is used anonymously: it is never stored in the mirror.
+    ///
+    /// A proposal branch committed here and not pushed yet is never lost: if
+    /// upstream does not have it, it stays; if upstream has a different commit
+    /// under that name, the branch follows upstream (this is a mirror) while
+    /// the proposal's commit stays in `refs/catapult/unpushed/<branch>`, which
+    /// [`Repository::push_branch`] pushes (and the remote then refuses).
     pub fn fetch(&self, auth: &GitAuth) -> Result<(), RepoError> {
         let url = self
             .remote_url
@@ -525,24 +539,31 @@ impl Repository {
             url: redact_url(url),
             message: auth.scrub(&message, url),
         };
+        let git_error = |e: git2::Error| fetch_error(git_message(&e));
         {
             // A handle of its own: snapshots keep reading through the shared one
             // while the network is slow (libgit2 updates refs and packs atomically).
-            let git = self
-                .fresh_handle()
-                .map_err(|e| fetch_error(git_message(&e)))?;
-            let mut remote = git
-                .remote_anonymous(url)
-                .map_err(|e| fetch_error(git_message(&e)))?;
+            let git = self.fresh_handle().map_err(git_error)?;
+            let mut remote = git.remote_anonymous(url).map_err(git_error)?;
             let mut options = git2::FetchOptions::new();
+            // Pruning is done below: libgit2's would also delete this tool's refs.
             options
                 .remote_callbacks(auth.callbacks())
-                .prune(git2::FetchPrune::On)
+                .prune(git2::FetchPrune::Off)
                 .update_fetchhead(false)
                 .download_tags(git2::AutotagOption::None);
             remote
-                .fetch(&[MIRROR_REFSPEC], Some(&mut options), None)
-                .map_err(|e| fetch_error(git_message(&e)))?;
+                .fetch(&MIRROR_REFSPECS, Some(&mut options), None)
+                .map_err(git_error)?;
+            let advertised: rustc_hash::FxHashSet<String> = remote
+                .list()
+                .map_err(git_error)?
+                .iter()
+                .map(|head| head.name().to_owned())
+                .collect();
+            let unpushed = unpushed_branches(&git).map_err(git_error)?;
+            prune_mirror(&git, &advertised, &unpushed).map_err(git_error)?;
+            restore_unpushed(&git, &advertised, &unpushed).map_err(git_error)?;
         }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -676,7 +697,8 @@ impl Repository {
             action: action.to_owned(),
             message: git_message(&e),
         };
-        if git.find_reference(&ref_name).is_ok() {
+        let keep_ref = format!("{UNPUSHED_NAMESPACE}{branch}");
+        if git.find_reference(&ref_name).is_ok() || git.find_reference(&keep_ref).is_ok() {
             return Err(RepoError::BranchExists {
                 branch: branch.to_owned(),
                 repo: self.git_dir.clone(),
@@ -701,6 +723,12 @@ impl Repository {
         let commit_id = git
             .commit(None, &signature, &signature, message, &tree, &[&base])
             .map_err(|e| git_error("writing the commit", e))?;
+        // In a mirror, the keep-ref first: a fetch running meanwhile then
+        // cannot lose the branch (see `fetch`).
+        if self.remote_url.is_some() {
+            git.reference(&keep_ref, commit_id, false, "catapult: unpushed proposal")
+                .map_err(|e| git_error(&format!("keeping unpushed branch `{branch}`"), e))?;
+        }
         // force = false: creating fails rather than moving an existing branch.
         git.reference(&ref_name, commit_id, false, "catapult: proposal branch")
             .map_err(|e| {
@@ -716,10 +744,12 @@ impl Repository {
         Ok(CommitId(commit_id))
     }
 
-    /// Pushes local branch `branch` to the same name on `remote_url`, without
-    /// force: the remote refuses (and this returns an error) unless it is a new
-    /// branch or a fast-forward. Protected branches are refused before any
-    /// network access.
+    /// Pushes local branch `branch` to a new branch of the same name on
+    /// `remote_url`. It only ever creates: if the remote already has a branch
+    /// of that name on another commit (whatever it is, including a default
+    /// branch not called `main`), nothing is sent and this is an error; if it
+    /// has this very commit, there is nothing to do. Never forced. Protected
+    /// names are refused before any network access.
     pub fn push_branch(
         &self,
         remote_url: &str,
@@ -737,14 +767,36 @@ impl Repository {
             .fresh_handle()
             .map_err(|e| push_error(git_message(&e)))?;
         let ref_name = format!("refs/heads/{branch}");
-        git.find_reference(&ref_name)
-            .map_err(|_| push_error(format!("no local branch `{branch}` (create it first)")))?;
+        let keep_ref = format!("{UNPUSHED_NAMESPACE}{branch}");
+        // The proposal's own commit, even if a fetch moved the branch since.
+        let source = if git.find_reference(&keep_ref).is_ok() {
+            keep_ref.clone()
+        } else {
+            git.find_reference(&ref_name)
+                .map_err(|_| push_error(format!("no local branch `{branch}` (create it first)")))?;
+            ref_name.clone()
+        };
         let mut remote = git
             .remote_anonymous(remote_url)
             .map_err(|e| push_error(git_message(&e)))?;
         let rejection: RefCell<Option<String>> = RefCell::new(None);
         {
             let mut callbacks = auth.callbacks();
+            callbacks.push_negotiation(|updates| {
+                for update in updates {
+                    let current = update.src();
+                    if !current.is_zero() && current != update.dst() {
+                        let name = update.dst_refname().unwrap_or("the branch");
+                        let message = format!(
+                            "{name} already exists on the remote (at {}); a proposal only creates new branches",
+                            CommitId(current).short()
+                        );
+                        *rejection.borrow_mut() = Some(message.clone());
+                        return Err(git2::Error::from_str(&message));
+                    }
+                }
+                Ok(())
+            });
             callbacks.push_update_reference(|name, status| {
                 if let Some(status) = status {
                     *rejection.borrow_mut() = Some(format!("remote rejected {name}: {status}"));
@@ -754,16 +806,107 @@ impl Repository {
             let mut options = git2::PushOptions::new();
             options.remote_callbacks(callbacks);
             // No leading `+`: never a forced update.
-            let refspec = format!("{ref_name}:{ref_name}");
-            remote
-                .push(&[refspec.as_str()], Some(&mut options))
-                .map_err(|e| push_error(git_message(&e)))?;
+            let refspec = format!("{source}:{ref_name}");
+            let pushed = remote.push(&[refspec.as_str()], Some(&mut options));
+            if let Err(e) = pushed {
+                let message = rejection.borrow_mut().take().unwrap_or_else(|| git_message(&e));
+                return Err(push_error(message));
+            }
         }
-        match rejection.into_inner() {
-            Some(message) => Err(push_error(message)),
-            None => Ok(()),
+        if let Some(message) = rejection.into_inner() {
+            return Err(push_error(message));
+        }
+        // Upstream holds the proposal now: the keep-ref has done its job.
+        if let Ok(mut keep) = git.find_reference(&keep_ref) {
+            keep.delete().map_err(|e| push_error(git_message(&e)))?;
+        }
+        Ok(())
+    }
+}
+
+/// `(branch, commit)` of every proposal kept in [`UNPUSHED_NAMESPACE`].
+fn unpushed_branches(git: &git2::Repository) -> Result<Vec<(String, Oid)>, git2::Error> {
+    let mut found = Vec::new();
+    for reference in git.references_glob(&format!("{UNPUSHED_NAMESPACE}*"))? {
+        let reference = reference?;
+        if let (Some(branch), Some(commit)) = (
+            reference
+                .name()
+                .ok()
+                .and_then(|name| name.strip_prefix(UNPUSHED_NAMESPACE)),
+            reference.target(),
+        ) {
+            found.push((branch.to_owned(), commit));
         }
     }
+    Ok(found)
+}
+
+/// Deletes the refs that upstream no longer advertises, except symbolic ones
+/// (`HEAD`), this tool's own, and unpushed proposal branches. An empty
+/// advertisement prunes nothing: a remote that lost every ref is more likely
+/// broken than emptied on purpose, and the mirror keeps what it had.
+fn prune_mirror(
+    git: &git2::Repository,
+    advertised: &rustc_hash::FxHashSet<String>,
+    unpushed: &[(String, Oid)],
+) -> Result<(), git2::Error> {
+    if advertised.is_empty() {
+        return Ok(());
+    }
+    let mut stale = Vec::new();
+    for reference in git.references()? {
+        let reference = reference?;
+        let Ok(name) = reference.name() else { continue };
+        let own = name.starts_with(OWN_NAMESPACE);
+        let unpushed_branch = name
+            .strip_prefix("refs/heads/")
+            .is_some_and(|branch| unpushed.iter().any(|(b, _)| b == branch));
+        let symbolic = reference.kind() == Some(git2::ReferenceType::Symbolic);
+        if !own && !unpushed_branch && !symbolic && !advertised.contains(name) {
+            stale.push(name.to_owned());
+        }
+    }
+    for name in stale {
+        if let Ok(mut reference) = git.find_reference(&name) {
+            reference.delete()?;
+        }
+    }
+    Ok(())
+}
+
+/// After a fetch: an unpushed proposal branch that upstream does not have is
+/// (still) there; one that upstream now holds (same commit, or a descendant)
+/// needs its keep-ref no more; one that upstream holds with another commit
+/// follows upstream, and the proposal stays in the keep-ref.
+fn restore_unpushed(
+    git: &git2::Repository,
+    advertised: &rustc_hash::FxHashSet<String>,
+    unpushed: &[(String, Oid)],
+) -> Result<(), git2::Error> {
+    for (branch, commit) in unpushed {
+        let head_ref = format!("refs/heads/{branch}");
+        if !advertised.contains(&head_ref) {
+            if git.find_reference(&head_ref).is_err() {
+                git.reference(&head_ref, *commit, false, "catapult: keep unpushed proposal")?;
+            }
+            continue;
+        }
+        let upstream = git.refname_to_id(&head_ref)?;
+        if upstream == *commit || git.graph_descendant_of(upstream, *commit)? {
+            if let Ok(mut keep) = git.find_reference(&format!("{UNPUSHED_NAMESPACE}{branch}")) {
+                keep.delete()?;
+            }
+        } else {
+            tracing::warn!(
+                branch = %branch,
+                upstream = %upstream,
+                proposal = %commit,
+                "upstream has another commit on an unpushed proposal branch; the proposal is kept in {UNPUSHED_NAMESPACE}"
+            );
+        }
+    }
+    Ok(())
 }
 
 fn check_branch_name(branch: &str) -> Result<(), RepoError> {
@@ -957,30 +1100,82 @@ fn path_order(a: &str, b: &str) -> std::cmp::Ordering {
     a.split('/').cmp(b.split('/'))
 }
 
-/// Resolves link text `target` of the link at `link_path` without touching any
-/// file system: `None` when it is absolute, climbs above the root, or enters `.git`.
-fn resolve_lexically(link_path: &str, target: &str) -> Option<String> {
-    if target.starts_with('/') || target.starts_with('\\') {
-        return None;
+/// What a repository-relative path names, without following a final link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PathKind {
+    Dir,
+    File,
+    /// A symbolic link, with its text.
+    Link(String),
+    /// A submodule, FIFO, socket or device.
+    Other,
+    Missing,
+}
+
+/// Resolves the link at `link_path` whose text is `target` as the kernel
+/// resolves it in a checkout, without ever looking outside the repository:
+/// component by component, a link met on the way replaced by its text
+/// (relative to the link's directory) before the rest is walked, so `..` after
+/// a linked directory climbs from where that link points. An absolute target,
+/// climbing above the root, or entering `.git` is [`LinkTarget::Outside`]; a
+/// loop, a chain of more than [`MAX_LINK_HOPS`] links, or a name that does not
+/// exist is [`LinkTarget::Missing`]. `kind_of` answers for paths whose every
+/// directory is a real one.
+fn resolve_link(
+    link_path: &str,
+    target: &str,
+    mut kind_of: impl FnMut(&str) -> PathKind,
+) -> LinkTarget {
+    fn push_text(pending: &mut Vec<String>, text: &str) -> bool {
+        if text.starts_with('/') || text.starts_with('\\') {
+            return false;
+        }
+        // `pending` is a stack: the next component is last.
+        pending.extend(text.split('/').rev().map(str::to_owned));
+        true
     }
-    let mut parts: Vec<&str> = link_path.split('/').collect();
-    parts.pop();
-    for component in target.split('/') {
-        match component {
-            "" | "." => {}
+    let mut resolved: Vec<&str> = link_path.split('/').collect();
+    resolved.pop();
+    let mut resolved: Vec<String> = resolved.into_iter().map(str::to_owned).collect();
+    let mut pending = Vec::new();
+    if !push_text(&mut pending, target) {
+        return LinkTarget::Outside;
+    }
+    let mut hops = 0;
+    while let Some(component) = pending.pop() {
+        match component.as_str() {
+            "" | "." => continue,
             ".." => {
-                parts.pop()?;
+                if resolved.pop().is_none() {
+                    return LinkTarget::Outside;
+                }
+                continue;
             }
-            other => parts.push(other),
+            _ => {}
+        }
+        if resolved.is_empty() && component.eq_ignore_ascii_case(".git") {
+            return LinkTarget::Outside;
+        }
+        resolved.push(component);
+        let here = resolved.join("/");
+        match kind_of(&here) {
+            PathKind::Dir => {}
+            // `file/` and `file/x` name nothing, as for the kernel.
+            PathKind::File if pending.is_empty() => return LinkTarget::File(here),
+            PathKind::Link(text) => {
+                hops += 1;
+                if hops > MAX_LINK_HOPS {
+                    return LinkTarget::Missing;
+                }
+                resolved.pop();
+                if !push_text(&mut pending, &text) {
+                    return LinkTarget::Outside;
+                }
+            }
+            PathKind::File | PathKind::Other | PathKind::Missing => return LinkTarget::Missing,
         }
     }
-    if parts
-        .first()
-        .is_some_and(|first| first.eq_ignore_ascii_case(".git"))
-    {
-        return None;
-    }
-    Some(parts.join("/"))
+    LinkTarget::Dir(resolved.join("/"))
 }
 
 // ---------------------------------------------------------------------------
@@ -1017,9 +1212,13 @@ fn list_git_tree(git: &git2::Repository, root: &git2::Tree<'_>) -> Result<Vec<En
         };
         let blob = git.find_blob(link_blob.0)?;
         *target = String::from_utf8_lossy(blob.content()).into_owned();
-        let (resolved, id) = match resolve_lexically(&entry.path, target) {
-            Some(path) => resolve_in_tree(git, root, &path, 0),
-            None => (LinkTarget::Outside, None),
+        let resolved = resolve_link(&entry.path, target, |path| git_path_kind(git, root, path));
+        let id = match &resolved {
+            LinkTarget::File(path) => root
+                .get_path(Path::new(path))
+                .ok()
+                .map(|found| ContentId(found.id())),
+            _ => None,
         };
         *escapes = resolved == LinkTarget::Outside;
         *resolves_to = resolved;
@@ -1065,63 +1264,20 @@ fn git_entry(path: String, entry: &git2::TreeEntry<'_>) -> Entry {
     }
 }
 
-/// Looks `path` up in the commit's tree, following links met on the way.
-fn resolve_in_tree(
-    git: &git2::Repository,
-    root: &git2::Tree<'_>,
-    path: &str,
-    hops: usize,
-) -> (LinkTarget, Option<ContentId>) {
-    if hops > MAX_LINK_HOPS {
-        return (LinkTarget::Missing, None);
+/// What `path` names in the commit's tree (see [`resolve_link`]).
+fn git_path_kind(git: &git2::Repository, root: &git2::Tree<'_>, path: &str) -> PathKind {
+    let Ok(entry) = root.get_path(Path::new(path)) else {
+        return PathKind::Missing;
+    };
+    match entry.filemode() & 0o170000 {
+        0o040000 => PathKind::Dir,
+        0o100000 => PathKind::File,
+        0o120000 => match git.find_blob(entry.id()) {
+            Ok(blob) => PathKind::Link(String::from_utf8_lossy(blob.content()).into_owned()),
+            Err(_) => PathKind::Missing,
+        },
+        _ => PathKind::Other,
     }
-    if path.is_empty() {
-        return (LinkTarget::Dir(String::new()), None);
-    }
-    let components: Vec<&str> = path.split('/').collect();
-    let mut current = root.clone();
-    for (index, component) in components.iter().enumerate() {
-        let Some(entry) = current.get_name(component).map(|e| e.to_owned()) else {
-            return (LinkTarget::Missing, None);
-        };
-        let here = components
-            .get(..=index)
-            .map(|c| c.join("/"))
-            .unwrap_or_default();
-        let rest = components
-            .get(index + 1..)
-            .map(|c| c.join("/"))
-            .unwrap_or_default();
-        let mode = entry.filemode() & 0o170000;
-        if mode == 0o120000 {
-            let Ok(blob) = git.find_blob(entry.id()) else {
-                return (LinkTarget::Missing, None);
-            };
-            let text = String::from_utf8_lossy(blob.content()).into_owned();
-            let Some(base) = resolve_lexically(&here, &text) else {
-                return (LinkTarget::Outside, None);
-            };
-            let next = if rest.is_empty() {
-                base
-            } else if base.is_empty() {
-                rest
-            } else {
-                format!("{base}/{rest}")
-            };
-            return resolve_in_tree(git, root, &next, hops + 1);
-        }
-        let is_last = rest.is_empty();
-        match (mode, is_last) {
-            (0o100000, true) => return (LinkTarget::File(here), Some(ContentId(entry.id()))),
-            (0o040000, true) => return (LinkTarget::Dir(here), None),
-            (0o040000, false) => match git.find_tree(entry.id()) {
-                Ok(tree) => current = tree,
-                Err(_) => return (LinkTarget::Missing, None),
-            },
-            _ => return (LinkTarget::Missing, None),
-        }
-    }
-    (LinkTarget::Missing, None)
 }
 
 // ---------------------------------------------------------------------------
@@ -1771,10 +1927,7 @@ impl DirWalk<'_> {
         })
     }
 
-    /// A link is resolved by the kernel (`canonicalize`), so `..` after a
-    /// linked directory, chains of links and loops behave exactly as they do
-    /// for `docker compose`; only a final target inside the root (and not in
-    /// `.git`) is followed.
+    /// A link, resolved by [`resolve_link`] inside the root only.
     fn link(&self, relative: &str) -> Result<Entry, RepoError> {
         let absolute = self.canonical_root.join(relative);
         let target = fs::read_link(&absolute)
@@ -1784,31 +1937,14 @@ impl DirWalk<'_> {
             })?
             .to_string_lossy()
             .into_owned();
-        let root = self.canonical_root;
-        let (resolves_to, size, id) = match fs::canonicalize(&absolute) {
-            Ok(real) => match real.strip_prefix(root) {
-                Ok(inside) if !is_git_dir(inside) => {
-                    let inside_path = inside
-                        .components()
-                        .map(|c| c.as_os_str().to_string_lossy())
-                        .collect::<Vec<_>>()
-                        .join("/");
-                    match fs::metadata(&real) {
-                        Ok(meta) if meta.is_file() => {
-                            let id = self.link_target_id(&inside_path, &meta)?;
-                            (LinkTarget::File(inside_path), Some(meta.len()), Some(id))
-                        }
-                        Ok(meta) if meta.is_dir() => (LinkTarget::Dir(inside_path), None, None),
-                        _ => (LinkTarget::Missing, None, None),
-                    }
-                }
-                _ => (LinkTarget::Outside, None, None),
-            },
-            // Dangling or a loop: judge the text alone.
-            Err(_) => match resolve_lexically(relative, &target) {
-                Some(_) => (LinkTarget::Missing, None, None),
-                None => (LinkTarget::Outside, None, None),
-            },
+        let resolves_to = resolve_link(relative, &target, |path| self.path_kind(path));
+        let (size, id) = match &resolves_to {
+            LinkTarget::File(inside) => {
+                let stat = self.lstat(inside, StatKind::File)?;
+                let id = self.link_target_id(inside, stat.stamp)?;
+                (Some(stat.stamp.len), Some(id))
+            }
+            _ => (None, None),
         };
         let escapes = resolves_to == LinkTarget::Outside;
         Ok(Entry {
@@ -1823,8 +1959,23 @@ impl DirWalk<'_> {
         })
     }
 
-    fn link_target_id(&self, inside: &str, meta: &fs::Metadata) -> Result<ContentId, RepoError> {
-        let stamp = Stamp::of(meta);
+    /// What `path` names, for [`resolve_link`].
+    fn path_kind(&self, path: &str) -> PathKind {
+        match self.root.lstat(path) {
+            Ok(stat) => match stat.kind {
+                StatKind::Dir => PathKind::Dir,
+                StatKind::File => PathKind::File,
+                StatKind::Other => PathKind::Other,
+                StatKind::Symlink => match fs::read_link(self.canonical_root.join(path)) {
+                    Ok(text) => PathKind::Link(text.to_string_lossy().into_owned()),
+                    Err(_) => PathKind::Missing,
+                },
+            },
+            Err(_) => PathKind::Missing,
+        }
+    }
+
+    fn link_target_id(&self, inside: &str, stamp: Stamp) -> Result<ContentId, RepoError> {
         let known = self
             .link_targets
             .lock()
@@ -1844,14 +1995,6 @@ impl DirWalk<'_> {
         }
         Ok(id)
     }
-}
-
-/// `.git` (any case: case-insensitive file systems) as the first component.
-fn is_git_dir(inside: &Path) -> bool {
-    inside
-        .components()
-        .next()
-        .is_some_and(|first| first.as_os_str().eq_ignore_ascii_case(".git"))
 }
 
 // ---------------------------------------------------------------------------
@@ -2182,25 +2325,60 @@ mod tests {
     }
 
     #[test]
-    fn lexical_resolution() {
+    fn links_resolve_like_the_kernel_and_never_leave_the_root() {
+        use PathKind::{Dir, File, Link};
+        let mut tree: FxHashMap<String, PathKind> = [
+            ("machines", Dir),
+            ("machines/a", Dir),
+            ("machines/a/8000", Dir),
+            ("machines/a/8000/docker-compose.yml", File),
+            ("machines/b", Link("a".to_owned())),
+            ("machines/a/8000/root", Link("../../..".to_owned())),
+            ("machines/loop1", Link("loop2".to_owned())),
+            ("machines/loop2", Link("loop1".to_owned())),
+            ("machines/self", Link("self".to_owned())),
+            ("machines/l2", Link("b/8000/docker-compose.yml".to_owned())),
+        ]
+        .into_iter()
+        .map(|(path, kind)| (path.to_owned(), kind))
+        .collect();
+        // A chain of MAX_LINK_HOPS links is followed, one more is not.
+        for i in 0..MAX_LINK_HOPS {
+            tree.insert(format!("machines/c{i}"), Link(format!("c{}", i + 1)));
+        }
+        tree.insert(
+            format!("machines/c{MAX_LINK_HOPS}"),
+            Link("a/8000/docker-compose.yml".to_owned()),
+        );
+        let kind_of = |path: &str| tree.get(path).cloned().unwrap_or(PathKind::Missing);
+        let file = |p: &str| LinkTarget::File(p.to_owned());
+        let compose = "machines/a/8000/docker-compose.yml";
         let cases = [
-            (
-                "machines/a/8000/docker-compose.yml",
-                "../8001/docker-compose.yml",
-                Some("machines/a/8001/docker-compose.yml"),
-            ),
-            ("machines/a/8000/x", "./y", Some("machines/a/8000/y")),
-            ("machines/a", "../../../etc/passwd", None),
-            ("machines/a", "/etc/passwd", None),
-            ("machines/a", "../.git/config", None),
-            ("machines/a", "..", Some("")),
+            ("machines/a/8001/x", "../8000/docker-compose.yml", file(compose)),
+            ("machines/a/8000/x", "./docker-compose.yml", file(compose)),
+            ("machines/x", "b/8000/docker-compose.yml", file(compose)),
+            ("machines/x", "l2", file(compose)),
+            ("machines/x", "b/../a/8000/docker-compose.yml", file(compose)),
+            ("machines/x", "b", LinkTarget::Dir("machines/a".to_owned())),
+            ("machines/x", "..", LinkTarget::Dir(String::new())),
+            // `..` after a link climbs from its target: `root/..` is above the
+            // root, although the text alone says `machines/a/8000/...`.
+            ("machines/x", "a/8000/root/../etc/passwd", LinkTarget::Outside),
+            ("machines/x", "a/8000/root/machines/b/8000/docker-compose.yml", file(compose)),
+            ("machines/a", "../../../etc/passwd", LinkTarget::Outside),
+            ("machines/a", "/etc/passwd", LinkTarget::Outside),
+            ("machines/a", "../.git/config", LinkTarget::Outside),
+            ("machines/a", "../.GIT/config", LinkTarget::Outside),
+            ("machines/x", "loop1", LinkTarget::Missing),
+            ("machines/x", "self", LinkTarget::Missing),
+            ("machines/x", "c1", file(compose)),
+            ("machines/x", "c0", LinkTarget::Missing),
+            ("machines/x", "nothing", LinkTarget::Missing),
+            ("machines/x", "a/8000/docker-compose.yml/x", LinkTarget::Missing),
+            ("machines/x", "a/8000/docker-compose.yml/", LinkTarget::Missing),
         ];
         for (link, target, expected) in cases {
-            assert_eq!(
-                resolve_lexically(link, target).as_deref(),
-                expected,
-                "{link} -> {target}"
-            );
+            assert_eq!(resolve_link(link, target, kind_of), expected, "{link} -> {target}");
         }
     }
 

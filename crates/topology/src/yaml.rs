@@ -5,6 +5,10 @@
 //! Anchors and aliases are expanded by copying, under a node budget; merge keys
 //! (`<<`) are applied; custom tags are read as their plain value; nesting depth
 //! and input size are bounded so a hostile file fails fast (RC001).
+//!
+//! Two readers feed one tree builder (`builder`): a fast one for the plain
+//! YAML compose files are written in (`fast`), and saphyr-parser's events
+//! (`saphyr`) for everything else, errors included. Both give the same tree.
 
 mod builder;
 mod fast;

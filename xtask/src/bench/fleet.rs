@@ -380,39 +380,121 @@ fn compose(
 }
 
 /// `git init` + commit of everything under `root`, with an isolated Git
-/// configuration (no user or system config can change the result).
+/// configuration (no user or system config can change the result). Automatic
+/// `gc` is off so no background repack races the measurements; [`pack`] packs
+/// explicitly.
 pub fn commit_all(root: &Path) -> anyhow::Result<()> {
-    let git = |args: &[&str]| -> anyhow::Result<()> {
-        let status = Command::new("git")
-            .args(args)
-            .current_dir(root)
-            .env("HOME", root)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_AUTHOR_NAME", "bench")
-            .env("GIT_AUTHOR_EMAIL", "bench@example.invalid")
-            .env("GIT_COMMITTER_NAME", "bench")
-            .env("GIT_COMMITTER_EMAIL", "bench@example.invalid")
-            .stdout(std::process::Stdio::null())
-            .status()
-            .with_context(|| format!("running git {}", args.join(" ")))?;
-        if !status.success() {
-            bail!(
-                "git {} failed in {}: {status}",
-                args.join(" "),
-                root.display()
-            );
-        }
-        Ok(())
-    };
-    git(&["init", "--quiet", "--initial-branch=main"])?;
-    git(&["add", "--all"])?;
-    git(&[
-        "commit",
-        "--quiet",
-        "--no-gpg-sign",
-        "-m",
-        "synthetic fleet",
-    ])?;
+    git(root, &["init", "--quiet", "--initial-branch=main"])?;
+    git(root, &["config", "gc.auto", "0"])?;
+    git(root, &["config", "maintenance.auto", "false"])?;
+    git(root, &["add", "--all"])?;
+    git(
+        root,
+        &[
+            "commit",
+            "--quiet",
+            "--no-gpg-sign",
+            "-m",
+            "synthetic fleet",
+        ],
+    )?;
     Ok(())
+}
+
+/// Packs every object into one pack and deletes the loose copies, as a mirror
+/// fetched from a remote has them (`git add` and `git commit` leave one zlib
+/// file per object, which is slower to read).
+pub fn pack(root: &Path) -> anyhow::Result<()> {
+    git(root, &["repack", "-a", "-d", "-q"])?;
+    Ok(())
+}
+
+/// How the repository stores its objects (`git count-objects -v`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ObjectCounts {
+    pub loose: u64,
+    pub in_pack: u64,
+    pub packs: u64,
+    pub pack_kb: u64,
+}
+
+pub fn object_counts(root: &Path) -> anyhow::Result<ObjectCounts> {
+    let text = git(root, &["count-objects", "-v"])?;
+    Ok(parse_object_counts(&text))
+}
+
+fn parse_object_counts(text: &str) -> ObjectCounts {
+    let mut counts = ObjectCounts::default();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<u64>() else {
+            continue;
+        };
+        match key.trim() {
+            "count" => counts.loose = value,
+            "in-pack" => counts.in_pack = value,
+            "packs" => counts.packs = value,
+            "size-pack" => counts.pack_kb = value,
+            _ => {}
+        }
+    }
+    counts
+}
+
+/// Runs `git` in `root` with an isolated configuration and returns its stdout.
+fn git(root: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(root)
+        .env("HOME", root)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "bench")
+        .env("GIT_AUTHOR_EMAIL", "bench@example.invalid")
+        .env("GIT_COMMITTER_NAME", "bench")
+        .env("GIT_COMMITTER_EMAIL", "bench@example.invalid")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("running git {}", args.join(" ")))?;
+    if !output.status.success() {
+        bail!(
+            "git {} failed in {}: {}: {}",
+            args.join(" "),
+            root.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_counts_are_read_from_count_objects_output() {
+        let text = "count: 12\nsize: 48\nin-pack: 5616\npacks: 1\nsize-pack: 637\nprune-packable: 0\ngarbage: 0\nsize-garbage: 0\n";
+        let counts = parse_object_counts(text);
+        assert_eq!(
+            (counts.loose, counts.in_pack, counts.packs, counts.pack_kb),
+            (12, 5616, 1, 637)
+        );
+    }
+
+    #[test]
+    fn packing_leaves_no_loose_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let stats = generate(dir.path(), FleetSize { machines: 3 }).unwrap();
+        commit_all(dir.path()).unwrap();
+        let loose = object_counts(dir.path()).unwrap();
+        assert!(loose.loose > 0 && loose.packs == 0, "{loose:?}");
+        pack(dir.path()).unwrap();
+        let packed = object_counts(dir.path()).unwrap();
+        assert_eq!((packed.loose, packed.packs), (0, 1), "{packed:?}");
+        assert_eq!(packed.in_pack, loose.loose);
+        assert!(stats.files > 3);
+    }
 }

@@ -1,13 +1,15 @@
 //! `cargo xtask bench`: builds a synthetic fleet (a Git repository in a temp
-//! dir), then runs each measurement in a child process of xtask (`bench-one`)
-//! so that its peak memory (VmHWM) is its own, and prints a table with the
-//! targets beside the figures.
+//! dir, packed like a fetched mirror), then measures it in processes of their
+//! own so that each peak memory (VmHWM) is its own: the validator in a child of
+//! xtask (`bench-one`), the MCP server as its release binary. Prints a table
+//! with the targets beside the figures, notes, and a summary of the misses.
 //!
-//! Measurements come in groups, one function per group returning rows
-//! ([`validator::measure`]); a new group (e.g. MCP calls) is one more module and
-//! one more line in [`run`].
+//! Measurements come in groups, one function per group returning a [`Group`]
+//! ([`validator::measure`], [`mcp::measure`]); a new group is one more module
+//! and one more line in [`run`].
 
 mod fleet;
+mod mcp;
 mod validator;
 
 use std::path::{Path, PathBuf};
@@ -18,20 +20,43 @@ use anyhow::{Context as _, bail};
 
 pub use validator::run_one;
 
-/// Peak memory target for every measurement.
+/// Peak memory target for the validator measurements.
 const PEAK_TARGET_MB: f64 = 200.0;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Machines in the synthetic fleet (about 2.5 deployments each).
-    #[arg(long, default_value_t = 2000)]
-    pub machines: usize,
-    /// Runs per measurement (the median is reported).
-    #[arg(long, default_value_t = 7)]
-    pub runs: usize,
+    /// Machines in the synthetic fleet (about 2.5 deployments each) [default: 2000, 200 with --quick].
+    #[arg(long)]
+    pub machines: Option<usize>,
+    /// Runs per measurement (the median is reported) [default: 7, 3 with --quick].
+    #[arg(long)]
+    pub runs: Option<usize>,
+    /// Timed `get_machine_topology` calls per MCP server session [default: 500, 100 with --quick].
+    #[arg(long)]
+    pub calls: Option<usize>,
+    /// A fast sanity run: a smaller fleet, fewer runs and calls.
+    #[arg(long)]
+    pub quick: bool,
+    /// Measure one group only.
+    #[arg(long, value_enum)]
+    pub only: Option<Only>,
+    /// Leave the fleet repository as loose objects (as `git commit` leaves them)
+    /// instead of packing it like a fetched mirror; for comparison.
+    #[arg(long)]
+    pub loose_objects: bool,
     /// Generate the fleet here (kept) instead of a temporary directory.
     #[arg(long, value_name = "DIR")]
     pub fleet_dir: Option<PathBuf>,
+}
+
+/// The measurement groups `--only` can pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    /// Validation and engine analysis of the fleet (the `validator` rows).
+    #[value(alias = "validator")]
+    Engine,
+    /// The MCP server binary: start-up, tools/list, get_machine_topology, memory.
+    Mcp,
 }
 
 #[derive(Debug, clap::Args)]
@@ -54,24 +79,123 @@ pub struct Sample {
     pub peak_kb: u64,
 }
 
+/// The figure of one row, with its target.
+#[derive(Debug, Clone)]
+pub enum Figure {
+    /// Wall time over the runs; the target applies to the median.
+    Time {
+        median: Duration,
+        min: Duration,
+        target: Option<Duration>,
+    },
+    /// A size in bytes (the same in every run).
+    Bytes { size: u64, target: Option<u64> },
+    /// Nothing but the row's peak memory.
+    Nothing,
+}
+
+/// Peak resident memory (VmHWM) of the measured process, with its target.
+#[derive(Debug, Clone, Copy)]
+pub struct Peak {
+    pub kb: u64,
+    pub target_mb: f64,
+}
+
 /// One line of the table.
 #[derive(Debug, Clone)]
 pub struct Row {
     pub group: &'static str,
     pub name: String,
-    pub sample: Sample,
-    /// Wall-time target for the median.
-    pub target: Option<Duration>,
+    pub figure: Figure,
+    pub peak: Option<Peak>,
+}
+
+impl Row {
+    /// A wall-time row of a `bench-one` child, with the validator's peak target.
+    fn from_sample(group: &'static str, name: &str, sample: Sample, target: Duration) -> Row {
+        Row {
+            group,
+            name: name.to_owned(),
+            figure: Figure::Time {
+                median: sample.median,
+                min: sample.min,
+                target: Some(target),
+            },
+            peak: Some(Peak {
+                kb: sample.peak_kb,
+                target_mb: PEAK_TARGET_MB,
+            }),
+        }
+    }
+
+    /// Each target of the row: what was measured against what, and whether it was met.
+    fn checks(&self) -> Vec<Check> {
+        let mut checks = Vec::new();
+        match &self.figure {
+            Figure::Time {
+                median,
+                target: Some(target),
+                ..
+            } => checks.push(Check {
+                figure: millis(*median),
+                target: format!("< {}", millis(*target)),
+                met: median <= target,
+            }),
+            Figure::Bytes {
+                size,
+                target: Some(target),
+            } => checks.push(Check {
+                figure: kilobytes(*size),
+                target: format!("< {}", kilobytes(*target)),
+                met: size <= target,
+            }),
+            Figure::Time { target: None, .. } | Figure::Bytes { target: None, .. } => {}
+            Figure::Nothing => {}
+        }
+        if let Some(peak) = self.peak {
+            let mb = peak.kb as f64 / 1024.0;
+            checks.push(Check {
+                figure: format!("{mb:.1} MB peak"),
+                target: format!("< {:.0} MB", peak.target_mb),
+                met: mb <= peak.target_mb,
+            });
+        }
+        checks
+    }
+}
+
+/// One target of one row.
+struct Check {
+    figure: String,
+    target: String,
+    met: bool,
+}
+
+/// What a group measured: its rows and the notes printed under the table.
+#[derive(Debug, Default)]
+pub struct Group {
+    pub rows: Vec<Row>,
+    pub notes: Vec<String>,
 }
 
 /// Everything a group needs to measure.
 pub struct Context {
     pub repo: PathBuf,
     pub runs: usize,
+    /// Timed calls per MCP server session.
+    pub calls: usize,
     pub stats: fleet::FleetStats,
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let machines = args.machines.unwrap_or(if args.quick { 200 } else { 2000 });
+    let runs = args.runs.unwrap_or(if args.quick { 3 } else { 7 }).max(1);
+    let calls = args
+        .calls
+        .unwrap_or(if args.quick { 100 } else { 500 })
+        .max(1);
+    let wants = |group: Only| args.only.is_none_or(|only| only == group);
+
     let temp;
     let root = match &args.fleet_dir {
         Some(dir) => {
@@ -86,34 +210,59 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             temp.path().to_owned()
         }
     };
+    let load_before = load_average();
     eprintln!(
-        "generating a fleet of {} machines in {} ...",
-        args.machines,
+        "generating a fleet of {machines} machines in {} ...",
         root.display()
     );
-    let stats = fleet::generate(
-        &root,
-        fleet::FleetSize {
-            machines: args.machines,
-        },
-    )?;
+    let stats = fleet::generate(&root, fleet::FleetSize { machines })?;
     fleet::commit_all(&root)?;
     validator::prepare(&root)?;
+    let loose = fleet::object_counts(&root)?;
+    let objects = if args.loose_objects {
+        loose
+    } else {
+        fleet::pack(&root)?;
+        fleet::object_counts(&root)?
+    };
     eprintln!(
         "{} machines, {} deployments, {} files; measuring ...",
         stats.machines, stats.deployments, stats.files
     );
     let context = Context {
         repo: root,
-        runs: args.runs.max(1),
+        runs,
+        calls,
         stats,
     };
 
+    let mut notes = vec![if args.loose_objects {
+        format!(
+            "git: the fleet repository is left as {} loose objects (--loose-objects), as `git commit` \
+             leaves them; a mirror fetched from a remote is packed, and reads faster",
+            objects.loose
+        )
+    } else {
+        format!(
+            "git: the fleet repository is packed (`git repack -a -d`, {} loose objects -> {} in {} pack of \
+             {} KB) before measuring, as a mirror fetched from a remote is; --loose-objects to compare",
+            loose.loose, objects.in_pack, objects.packs, objects.pack_kb
+        )
+    }];
     let mut rows = Vec::new();
-    rows.extend(validator::measure(&context)?);
-    // Further groups (MCP call latencies, ...) add their rows here.
+    let mut add = |group: Group| {
+        rows.extend(group.rows);
+        notes.extend(group.notes);
+    };
+    if wants(Only::Engine) {
+        add(validator::measure(&context)?);
+    }
+    if wants(Only::Mcp) {
+        add(mcp::measure(&context)?);
+    }
+    notes.push(load_note(load_before, load_average()));
 
-    println!("{}", table(&context, &rows));
+    println!("{}", table(&context, &rows, &notes));
     Ok(())
 }
 
@@ -189,7 +338,7 @@ pub fn median(durations: &mut [Duration]) -> Duration {
         .unwrap_or_default()
 }
 
-fn table(context: &Context, rows: &[Row]) -> String {
+fn table(context: &Context, rows: &[Row], notes: &[String]) -> String {
     let mut out = format!(
         "fleet: {} machines, {} deployments, {} files; median of {} runs\n\n",
         context.stats.machines, context.stats.deployments, context.stats.files, context.runs
@@ -205,24 +354,109 @@ fn table(context: &Context, rows: &[Row]) -> String {
         "group", "measurement", "median", "min", "target", "peak MB", "target", "verdict"
     ));
     for row in rows {
-        let peak_mb = row.sample.peak_kb as f64 / 1024.0;
-        let time_ok = row.target.is_none_or(|t| row.sample.median <= t);
-        let peak_ok = peak_mb <= PEAK_TARGET_MB;
+        let (figure, min, target) = match &row.figure {
+            Figure::Time {
+                median,
+                min,
+                target,
+            } => (
+                millis(*median),
+                millis(*min),
+                target.map_or_else(|| "-".to_owned(), |t| format!("< {}", millis(t))),
+            ),
+            Figure::Bytes { size, target } => (
+                kilobytes(*size),
+                "-".to_owned(),
+                target.map_or_else(|| "-".to_owned(), |t| format!("< {}", kilobytes(t))),
+            ),
+            Figure::Nothing => ("-".to_owned(), "-".to_owned(), "-".to_owned()),
+        };
+        let (peak, peak_target) = match row.peak {
+            Some(peak) => (
+                format!("{:.1}", peak.kb as f64 / 1024.0),
+                format!("< {:.0}", peak.target_mb),
+            ),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
+        let checks = row.checks();
+        let verdict = if checks.is_empty() {
+            "-"
+        } else if checks.iter().all(|c| c.met) {
+            "ok"
+        } else {
+            "MISSED"
+        };
         out.push_str(&format!(
-            "{:<10} {:<name_width$} {:>10} {:>10} {:>10}  {:>9.1} {:>9}  {}\n",
-            row.group,
-            row.name,
-            millis(row.sample.median),
-            millis(row.sample.min),
-            row.target
-                .map(|t| format!("< {}", millis(t)))
-                .unwrap_or_else(|| "-".into()),
-            peak_mb,
-            format!("< {PEAK_TARGET_MB:.0}"),
-            if time_ok && peak_ok { "ok" } else { "MISSED" },
+            "{:<10} {:<name_width$} {figure:>10} {min:>10} {target:>10}  {peak:>9} {peak_target:>9}  {verdict}\n",
+            row.group, row.name,
         ));
     }
+    if !notes.is_empty() {
+        out.push_str("\nnotes:\n");
+        for note in notes {
+            out.push_str(&format!("- {note}\n"));
+        }
+    }
+    out.push('\n');
+    out.push_str(&summary(rows));
     out
+}
+
+/// The last line: how many targets were met, and the misses by name.
+fn summary(rows: &[Row]) -> String {
+    let mut total = 0;
+    let mut missed = Vec::new();
+    for row in rows {
+        for check in row.checks() {
+            total += 1;
+            if !check.met {
+                missed.push(format!(
+                    "{} {}: {} (target {})",
+                    row.group,
+                    row.name.trim(),
+                    check.figure,
+                    check.target
+                ));
+            }
+        }
+    }
+    let met = total - missed.len();
+    let mut out = format!("summary: {met} of {total} targets met");
+    if missed.is_empty() {
+        out.push('\n');
+    } else {
+        out.push_str("; missed:\n");
+        for miss in missed {
+            out.push_str(&format!("  {miss}\n"));
+        }
+    }
+    out
+}
+
+/// The 1-minute load average (`/proc/loadavg`), if readable.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn load_note(before: Option<f64>, after: Option<f64>) -> String {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let show = |load: Option<f64>| load.map_or_else(|| "?".to_owned(), |l| format!("{l:.1}"));
+    format!(
+        "machine: {cores} cores, 1-minute load average {} at the start and {} at the end; \
+         other processes' load makes the figures slower and noisier",
+        show(before),
+        show(after)
+    )
+}
+
+/// Bytes in KB of 1,000 bytes (the unit of the `tools/list` target).
+fn kilobytes(bytes: u64) -> String {
+    format!("{:.1} KB", bytes as f64 / 1000.0)
 }
 
 fn millis(duration: Duration) -> String {

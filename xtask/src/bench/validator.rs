@@ -10,7 +10,7 @@ use topology::engine::Engine;
 use topology::repo::{Author, DirReader, Repository, Snapshot};
 
 use super::fleet::CHANGED_FILE;
-use super::{Context, OneArgs, Row, Sample, child, format_sample, median, peak_kb};
+use super::{Context, Group, OneArgs, Row, Sample, child, format_sample, median, peak_kb};
 
 /// The branch holding the one-file change (made by [`prepare`]).
 const CHANGED_BRANCH: &str = "bench-one-file";
@@ -67,7 +67,7 @@ fn changed(original: &str, iteration: usize) -> String {
     format!("{original}# bench edit {iteration}\n")
 }
 
-pub fn measure(context: &Context) -> anyhow::Result<Vec<Row>> {
+pub fn measure(context: &Context) -> anyhow::Result<Group> {
     let full = Duration::from_millis(300);
     let one = Duration::from_millis(30);
     let cases = [
@@ -85,14 +85,12 @@ pub fn measure(context: &Context) -> anyhow::Result<Vec<Row>> {
     for (scenario, name, target) in cases {
         eprintln!("  {name} ...");
         let sample = child(scenario.arg(), &context.repo, context.runs)?;
-        rows.push(Row {
-            group: "validator",
-            name: name.to_owned(),
-            sample,
-            target: Some(target),
-        });
+        rows.push(Row::from_sample("validator", name, sample, target));
     }
-    Ok(rows)
+    Ok(Group {
+        rows,
+        notes: Vec::new(),
+    })
 }
 
 /// `bench-one`: runs one scenario `runs` times and prints `median min peak`.

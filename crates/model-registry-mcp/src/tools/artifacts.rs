@@ -24,7 +24,7 @@ pub fn tools() -> Vec<ToolSpec> {
             "get_artifact",
             "Get an artifact",
             "One artifact by `artifact_id`: name, type, file path, size, SHA-256 checksum, and the \
-             version and model it belongs to.",
+             version and model it belongs to. Use to verify a file before deploying its version.",
             get_artifact,
         ),
     ]
@@ -77,7 +77,10 @@ async fn list_artifacts(
     let filter = ArtifactFilter {
         version_id: params.version_id.clone().filter(|s| !s.trim().is_empty()),
         model_id: params.model_id.clone().filter(|s| !s.trim().is_empty()),
-        artifact_type: params.artifact_type.clone().filter(|s| !s.trim().is_empty()),
+        artifact_type: params
+            .artifact_type
+            .clone()
+            .filter(|s| !s.trim().is_empty()),
         limit: Some(effective_limit(params.limit, ctx.settings.max_results) as u32),
         offset: params.offset,
     };

@@ -24,7 +24,7 @@ pub fn tools() -> Vec<ToolSpec> {
             "get_benchmark",
             "Get a benchmark run",
             "One benchmark run by `benchmark_id`: requests sent, succeeded and failed, requests per \
-             second, tokens per second, latency mean/p50/p90/p95/p99 in ms.",
+             second, tokens per second, latency mean/p50/p90/p95/p99 in ms, concurrency used.",
             get_benchmark,
         ),
         tool(
@@ -124,7 +124,10 @@ async fn list_benchmarks(
     params: ListBenchmarksParams,
 ) -> Result<ListBenchmarksOutput, ToolError> {
     let filter = BenchmarkFilter {
-        deployment_id: params.deployment_id.clone().filter(|s| !s.trim().is_empty()),
+        deployment_id: params
+            .deployment_id
+            .clone()
+            .filter(|s| !s.trim().is_empty()),
         limit: Some(effective_limit(params.limit, ctx.settings.max_results) as u32),
         offset: params.offset,
     };
@@ -165,10 +168,7 @@ async fn run_benchmark(ctx: Ctx, params: RunBenchmarkParams) -> Result<Benchmark
         total_requests: params.total_requests.unwrap_or(100),
         request_body: params.request_body,
     };
-    let benchmark = client(&ctx)?
-        .run_benchmark(&new)
-        .await
-        .map_err(failed)?;
+    let benchmark = client(&ctx)?.run_benchmark(&new).await.map_err(failed)?;
     Ok(BenchmarkOutput { benchmark })
 }
 
@@ -210,7 +210,11 @@ pub fn benchmark_line(b: &Benchmark) -> String {
     if let Some(tps) = b.tokens_per_second {
         let _ = write!(line, ", {tps:.1} tok/s");
     }
-    let _ = write!(line, " (concurrency {}, {})", b.concurrent_requests, b.status);
+    let _ = write!(
+        line,
+        " (concurrency {}, {})",
+        b.concurrent_requests, b.status
+    );
     line
 }
 

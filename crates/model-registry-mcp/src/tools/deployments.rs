@@ -10,7 +10,9 @@ use registry_client::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Confirmation, Render, Session, ToolError, ToolSpec, effective_limit, tool, tool_in_session};
+use super::{
+    Confirmation, Render, Session, ToolError, ToolSpec, effective_limit, tool, tool_in_session,
+};
 use crate::context::Ctx;
 use crate::registry::{
     self, BULK_BUDGET_BYTES, JsonMap, Paging, UntrustedLog, client, failed, fit, id,
@@ -282,7 +284,10 @@ async fn list_deployments(
 /// dev, staging or testing; production gets the pointer to the pull-request workflow.
 fn parse_environment(value: Option<&str>) -> Result<Option<Environment>, ToolError> {
     if let Some(value) = value
-        && matches!(value.trim().to_ascii_lowercase().as_str(), "production" | "prod")
+        && matches!(
+            value.trim().to_ascii_lowercase().as_str(),
+            "production" | "prod"
+        )
     {
         return Err(ToolError(
             "environment 'production' is refused: this tool manages LOCAL containers on the registry \
@@ -294,7 +299,10 @@ fn parse_environment(value: Option<&str>) -> Result<Option<Environment>, ToolErr
     registry::parse_enum::<Environment>(value)
 }
 
-async fn get_deployment(ctx: Ctx, params: DeploymentIdParams) -> Result<DeploymentOutput, ToolError> {
+async fn get_deployment(
+    ctx: Ctx,
+    params: DeploymentIdParams,
+) -> Result<DeploymentOutput, ToolError> {
     let deployment_id = id("deployment_id", &params.deployment_id)?;
     let deployment = client(&ctx)?
         .get_deployment(deployment_id)
@@ -396,8 +404,9 @@ async fn execute_deployment(
     params: ExecuteDeploymentParams,
 ) -> Result<DeploymentActionOutput, ToolError> {
     let version_id = id("version_id", &params.version_id)?.to_owned();
-    let environment = parse_environment(Some(&params.environment))?
-        .ok_or_else(|| ToolError("environment is empty: give dev, staging or testing".to_owned()))?;
+    let environment = parse_environment(Some(&params.environment))?.ok_or_else(|| {
+        ToolError("environment is empty: give dev, staging or testing".to_owned())
+    })?;
     let deployment_type = registry::parse_enum::<ServerType>(params.deployment_type.as_deref())?
         .map(|t| t.as_str().to_owned());
     let new = NewDeployment {
@@ -416,7 +425,11 @@ async fn execute_deployment(
         performed: true,
         message: format!(
             "Started LOCAL deployment {} of {} {} in {} (status {}). Poll get_deployment_status until running. {LOCAL_SCOPE}.",
-            deployment.id, deployment.model_name, deployment.version, deployment.environment, deployment.status
+            deployment.id,
+            deployment.model_name,
+            deployment.version,
+            deployment.environment,
+            deployment.status
         ),
         deployment: Some(deployment),
         scope: "local",
@@ -550,7 +563,9 @@ pub fn deployment_line(d: &Deployment) -> String {
 
 impl Render for ListDeploymentsOutput {
     fn render(&self) -> String {
-        let mut text = self.paging.line("LOCAL deployments (registry host; not production)");
+        let mut text = self
+            .paging
+            .line("LOCAL deployments (registry host; not production)");
         for d in &self.deployments {
             let _ = write!(text, "\n- {}", deployment_line(d));
         }
@@ -567,7 +582,8 @@ impl Render for DeploymentOutput {
             d.deployment_type.as_deref().unwrap_or("?"),
             d.gpu_enabled,
             d.container_name.as_deref().unwrap_or("-"),
-            d.host_port.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+            d.host_port
+                .map_or_else(|| "-".to_owned(), |p| p.to_string()),
             d.created_at.as_deref().unwrap_or("-"),
             d.started_at.as_deref().unwrap_or("-"),
             d.stopped_at.as_deref().unwrap_or("-"),
@@ -603,7 +619,11 @@ impl Render for DeploymentHealthOutput {
         let mut text = format!(
             "LOCAL deployment {}: {}",
             self.deployment_id,
-            if self.healthy { "healthy" } else { "NOT healthy" }
+            if self.healthy {
+                "healthy"
+            } else {
+                "NOT healthy"
+            }
         );
         if let Some(code) = self.status_code {
             let _ = write!(text, ", HTTP {code}");
@@ -664,7 +684,11 @@ mod tests {
     fn log_line_requests_are_capped() {
         let check = |requested: Option<u32>, max: u32, expected: u32, noted: bool| {
             let (lines, note) = log_lines(requested, max);
-            assert_eq!((lines, note.is_some()), (expected, noted), "{requested:?} {max}");
+            assert_eq!(
+                (lines, note.is_some()),
+                (expected, noted),
+                "{requested:?} {max}"
+            );
         };
         check(None, 5000, 100, false);
         check(None, 20, 20, false);

@@ -218,7 +218,8 @@ where
         Ok(schema) => normalize_input_schema(&schema),
         Err(error) => panic!("input schema of {name}: {error}"),
     };
-    let output_schema = compact_output_schema(&rmcp::handler::server::tool::schema_for_output::<O>());
+    let output_schema =
+        compact_output_schema(&rmcp::handler::server::tool::schema_for_output::<O>());
     let tool = Tool::new(name, description, input_schema)
         .with_title(title)
         .with_raw_output_schema(output_schema)
@@ -267,7 +268,8 @@ fn success<O: Serialize + Render>(output: &O) -> CallToolResult {
         Ok(value) => {
             // Tools cut their own bulk (lists, logs); this is the backstop for anything left.
             let structured_size = value.to_string().len();
-            let text = crate::registry::clip(&output.render(), crate::registry::BULK_BUDGET_BYTES / 4);
+            let text =
+                crate::registry::clip(&output.render(), crate::registry::BULK_BUDGET_BYTES / 4);
             if structured_size + text.len() > crate::registry::MAX_RESULT_BYTES {
                 return CallToolResult::error(vec![ContentBlock::text(format!(
                     "the result is {structured_size} bytes, over the ~100 KB limit; ask for less \
@@ -390,7 +392,10 @@ fn collect_types(schema: &Value, defs: &JsonObject, types: &mut Vec<String>, dep
     };
     match schema.get("type") {
         Some(Value::String(t)) => push(types, t),
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).for_each(|t| push(types, t)),
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .for_each(|t| push(types, t)),
         _ => {}
     }
     if let Some(Value::String(reference)) = schema.get("$ref")

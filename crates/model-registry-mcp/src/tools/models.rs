@@ -6,7 +6,9 @@ use registry_client::{Model, ModelFilter, ModelUpdate, NewModel, ServerType, Sou
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Confirmation, Render, Session, ToolError, ToolSpec, effective_limit, tool, tool_in_session};
+use super::{
+    Confirmation, Render, Session, ToolError, ToolSpec, effective_limit, tool, tool_in_session,
+};
 use crate::context::Ctx;
 use crate::registry::{self, BULK_BUDGET_BYTES, JsonMap, Paging, client, failed, fit, id};
 

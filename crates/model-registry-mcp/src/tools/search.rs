@@ -57,11 +57,16 @@ pub struct SearchOutput {
 async fn search(ctx: Ctx, params: SearchParams) -> Result<SearchOutput, ToolError> {
     let query = params.query.trim().to_owned();
     if query.is_empty() {
-        return Err(ToolError("query is empty: give text to search for".to_owned()));
+        return Err(ToolError(
+            "query is empty: give text to search for".to_owned(),
+        ));
     }
     let mut types = Vec::new();
     for t in params.types.unwrap_or_default() {
-        let parsed: SearchType = t.trim().parse().map_err(|e: registry_client::UnknownValue| ToolError(e.to_string()))?;
+        let parsed: SearchType = t
+            .trim()
+            .parse()
+            .map_err(|e: registry_client::UnknownValue| ToolError(e.to_string()))?;
         if !types.contains(&parsed) {
             types.push(parsed);
         }

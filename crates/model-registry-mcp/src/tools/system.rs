@@ -126,7 +126,10 @@ async fn health_check(ctx: Ctx, _params: NoParams) -> Result<HealthOutput, ToolE
 async fn get_audit_logs(ctx: Ctx, params: AuditLogsParams) -> Result<AuditLogsOutput, ToolError> {
     let filter = AuditFilter {
         action: params.action.clone().filter(|s| !s.trim().is_empty()),
-        resource_type: params.resource_type.clone().filter(|s| !s.trim().is_empty()),
+        resource_type: params
+            .resource_type
+            .clone()
+            .filter(|s| !s.trim().is_empty()),
         limit: Some(effective_limit(params.limit, ctx.settings.max_results) as u32),
         offset: params.offset,
     };
@@ -241,7 +244,11 @@ impl Render for StorageUsageOutput {
 
 impl Render for BrowseOutput {
     fn render(&self) -> String {
-        let shown = if self.path.is_empty() { "/" } else { &self.path };
+        let shown = if self.path.is_empty() {
+            "/"
+        } else {
+            &self.path
+        };
         let mut text = format!("{shown}: {} entries", self.entries.len());
         for e in &self.entries {
             let size = e.size_bytes.map(bytes).unwrap_or_default();

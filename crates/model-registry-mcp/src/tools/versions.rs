@@ -24,7 +24,8 @@ pub fn tools() -> Vec<ToolSpec> {
             "get_version",
             "Get a version",
             "Full record of one model version by `version_id`: tag, digest, storage (ceph) path, \
-             quantization, release flag and when it was promoted.",
+             quantization, release flag and when it was promoted. For a model's newest version use \
+             get_latest_version.",
             get_version,
         ),
         tool(
@@ -142,10 +143,7 @@ async fn list_versions(
         limit: Some(effective_limit(params.limit, ctx.settings.max_results) as u32),
         offset: params.offset,
     };
-    let page = client(&ctx)?
-        .list_versions(&filter)
-        .await
-        .map_err(failed)?;
+    let page = client(&ctx)?.list_versions(&filter).await.map_err(failed)?;
     let versions = fit(page.items.clone(), BULK_BUDGET_BYTES);
     let paging = Paging::of("list_versions", &params, &page, versions.len());
     Ok(ListVersionsOutput { versions, paging })
@@ -160,10 +158,7 @@ async fn get_version(ctx: Ctx, params: VersionIdParams) -> Result<VersionOutput,
     Ok(VersionOutput { version })
 }
 
-async fn get_latest_version(
-    ctx: Ctx,
-    params: ModelNameParams,
-) -> Result<VersionOutput, ToolError> {
+async fn get_latest_version(ctx: Ctx, params: ModelNameParams) -> Result<VersionOutput, ToolError> {
     let name = id("model_name", &params.model_name)?;
     let version = client(&ctx)?
         .get_latest_version(name)
@@ -172,10 +167,7 @@ async fn get_latest_version(
     Ok(VersionOutput { version })
 }
 
-async fn create_version(
-    ctx: Ctx,
-    params: CreateVersionParams,
-) -> Result<VersionOutput, ToolError> {
+async fn create_version(ctx: Ctx, params: CreateVersionParams) -> Result<VersionOutput, ToolError> {
     let new = NewVersion {
         model_name: params.model_name,
         version: params.version,
@@ -186,10 +178,7 @@ async fn create_version(
         is_release: params.is_release,
         auto_build: params.auto_build,
     };
-    let version = client(&ctx)?
-        .create_version(&new)
-        .await
-        .map_err(failed)?;
+    let version = client(&ctx)?.create_version(&new).await.map_err(failed)?;
     Ok(VersionOutput { version })
 }
 

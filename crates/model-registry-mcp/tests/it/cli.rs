@@ -84,7 +84,7 @@ async fn tools_command_prints_the_surface() {
         "{stdout}"
     );
     assert!(stdout.contains("delete_model               models           D     no         no         off (read-only)"), "{stdout}");
-    assert!(stdout.ends_with("5 of 42 tools enabled\n"), "{stdout}");
+    assert!(stdout.ends_with("30 of 42 tools enabled\n"), "{stdout}");
     let (code, stdout, _) = output(&[], &["tools", "--json"]).await;
     assert_eq!(code, 0);
     let rows: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}"));

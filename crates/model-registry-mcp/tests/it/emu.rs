@@ -82,5 +82,9 @@ impl Registry {
 
 /// The query string of a recorded request, decoded enough for `contains` checks.
 pub fn query(request: &RecordedRequest) -> String {
-    request.query.clone().unwrap_or_default().replace("%2C", ",")
+    request
+        .query
+        .clone()
+        .unwrap_or_default()
+        .replace("%2C", ",")
 }

@@ -11,6 +11,7 @@ use crate::support::{as_refs, call, call_err, call_ok, start_logged, text_of};
 macro_rules! step {
     ($client:expr, $registry:expr, $outputs:expr, $tool:expr, $args:expr, $requests:expr) => {{
         let result = call($client, $tool, $args).await;
+        conforms($client, $tool, result.structured_content.as_ref()).await;
         let text = text_of(&result);
         assert_eq!(result.is_error, Some(false), "{}: {text}", $tool);
         let value = result
@@ -27,6 +28,54 @@ macro_rules! step {
     }};
 }
 
+/// The structured result matches the listed output schema: every key declared, every value of
+/// a declared JSON type (clients validate `structuredContent` against `outputSchema`).
+async fn conforms(
+    client: &rmcp::service::Peer<rmcp::RoleClient>,
+    tool: &str,
+    value: Option<&Value>,
+) {
+    let tools = client
+        .list_all_tools()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let schema = tools
+        .iter()
+        .find(|t| t.name == tool)
+        .and_then(|t| t.output_schema.clone())
+        .unwrap_or_else(|| panic!("{tool}: no output schema"));
+    let properties = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let object = value
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    for (key, field) in &object {
+        let declared = properties
+            .get(key)
+            .unwrap_or_else(|| panic!("{tool}: `{key}` not in the output schema"));
+        let kind = match field {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(n) if n.is_f64() => "number",
+            Value::Number(_) => "integer",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        };
+        let types: Vec<&str> = match &declared["type"] {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let ok = types.contains(&kind) || (kind == "integer" && types.contains(&"number"));
+        assert!(ok, "{tool}: `{key}` is {kind}, schema says {types:?}");
+    }
+}
+
 #[tokio::test]
 async fn every_registry_tool_answers_and_sends_the_right_requests() {
     let registry = Registry::start().await;
@@ -41,146 +90,557 @@ async fn every_registry_tool_answers_and_sends_the_right_requests() {
     let qwen_running = registry.deployment_id("qwen2.5-7b-instruct", "2024.10");
 
     // ----- models
-    let (page, text, records) = step!(client, registry, outputs, "list_models", json!({"limit": 2}), ["GET /v1/models"]);
+    let (page, text, records) = step!(
+        client,
+        registry,
+        outputs,
+        "list_models",
+        json!({"limit": 2}),
+        ["GET /v1/models"]
+    );
     assert_eq!(page["models"].as_array().map(Vec::len), Some(2));
-    assert_eq!((page["total"].clone(), page["has_more"].clone(), page["next_offset"].clone()), (json!(5), json!(true), json!(2)));
+    assert_eq!(
+        (
+            page["total"].clone(),
+            page["has_more"].clone(),
+            page["next_offset"].clone()
+        ),
+        (json!(5), json!(true), json!(2))
+    );
     assert_eq!(page["next_call"], r#"list_models({"limit":2,"offset":2})"#);
     assert!(text.contains("list_models("), "{text}");
     assert!(query(&records[0]).contains("limit=2") && query(&records[0]).contains("offset=0"));
-    let (last, _, records) = step!(client, registry, outputs, "list_models", json!({"limit": 2, "offset": 4, "search": "", "server_type": "embedding"}), ["GET /v1/models"]);
-    assert_eq!((last["has_more"].clone(), last["next_call"].clone()), (json!(false), Value::Null));
+    let (last, _, records) = step!(
+        client,
+        registry,
+        outputs,
+        "list_models",
+        json!({"limit": 2, "offset": 4, "search": "", "server_type": "embedding"}),
+        ["GET /v1/models"]
+    );
+    assert_eq!(
+        (last["has_more"].clone(), last["next_call"].clone()),
+        (json!(false), Value::Null)
+    );
     assert!(query(&records[0]).contains("server_type=embedding"));
-    let (model, _, _) = step!(client, registry, outputs, "get_model", json!({"model_id": llama}), [format!("GET /v1/models/{llama}").as_str()]);
+    let (model, _, _) = step!(
+        client,
+        registry,
+        outputs,
+        "get_model",
+        json!({"model_id": llama}),
+        [format!("GET /v1/models/{llama}").as_str()]
+    );
     assert_eq!(model["model"]["name"], "llama-3-70b-instruct");
-    let (created, _, records) = step!(client, registry, outputs, "create_model",
+    let (created, _, records) = step!(
+        client,
+        registry,
+        outputs,
+        "create_model",
         json!({"name": "tiny-test", "storage_path": "/models/tiny-test", "server_type": "vllm", "tags": ["t"]}),
-        ["POST /v1/models"]);
-    assert_eq!(records[0].body.as_ref().map(|b| b["storage_path"].clone()), Some(json!("models/tiny-test")), "leading / stripped");
-    let tiny = created["model"]["id"].as_str().unwrap_or_default().to_owned();
-    let (updated, _, records) = step!(client, registry, outputs, "update_model", json!({"model_id": tiny, "tags": ["a", "b"], "metadata": {"team": "x"}}), [format!("PATCH /v1/models/{tiny}").as_str()]);
+        ["POST /v1/models"]
+    );
+    assert_eq!(
+        records[0].body.as_ref().map(|b| b["storage_path"].clone()),
+        Some(json!("models/tiny-test")),
+        "leading / stripped"
+    );
+    let tiny = created["model"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (updated, _, records) = step!(
+        client,
+        registry,
+        outputs,
+        "update_model",
+        json!({"model_id": tiny, "tags": ["a", "b"], "metadata": {"team": "x"}}),
+        [format!("PATCH /v1/models/{tiny}").as_str()]
+    );
     assert_eq!(updated["model"]["tags"], json!(["a", "b"]));
-    assert_eq!(records[0].body, Some(json!({"tags": ["a", "b"], "metadata": {"team": "x"}})));
+    assert_eq!(
+        records[0].body,
+        Some(json!({"tags": ["a", "b"], "metadata": {"team": "x"}}))
+    );
     let nothing = call_err(client, "update_model", json!({"model_id": tiny})).await;
     assert!(nothing.contains("nothing to update"), "{nothing}");
-    assert!(registry.take().0.is_empty(), "a refused update sends nothing");
+    assert!(
+        registry.take().0.is_empty(),
+        "a refused update sends nothing"
+    );
 
     // ----- versions
-    let (versions, _, records) = step!(client, registry, outputs, "list_versions", json!({"model_name": "llama-3-70b-instruct", "is_release": true}), ["GET /v1/versions"]);
+    let (versions, _, records) = step!(
+        client,
+        registry,
+        outputs,
+        "list_versions",
+        json!({"model_name": "llama-3-70b-instruct", "is_release": true}),
+        ["GET /v1/versions"]
+    );
     assert_eq!(versions["total"], 2);
-    assert!(query(&records[0]).contains("model_name=llama-3-70b-instruct") && query(&records[0]).contains("is_release=true"));
-    let (version, _, _) = step!(client, registry, outputs, "get_version", json!({"version_id": llama_v100}), [format!("GET /v1/versions/{llama_v100}").as_str()]);
+    assert!(
+        query(&records[0]).contains("model_name=llama-3-70b-instruct")
+            && query(&records[0]).contains("is_release=true")
+    );
+    let (version, _, _) = step!(
+        client,
+        registry,
+        outputs,
+        "get_version",
+        json!({"version_id": llama_v100}),
+        [format!("GET /v1/versions/{llama_v100}").as_str()]
+    );
     assert_eq!(version["version"]["version"], "1.0.0");
-    let (latest, _, _) = step!(client, registry, outputs, "get_latest_version", json!({"model_name": "llama-3-70b-instruct"}),
-        ["GET /v1/models/by-name/llama-3-70b-instruct/versions/latest"]);
+    let (latest, _, _) = step!(
+        client,
+        registry,
+        outputs,
+        "get_latest_version",
+        json!({"model_name": "llama-3-70b-instruct"}),
+        ["GET /v1/models/by-name/llama-3-70b-instruct/versions/latest"]
+    );
     assert_eq!(latest["version"]["version"], "1.2.0-rc1");
-    let (new_version, _, records) = step!(client, registry, outputs, "create_version",
-        json!({"model_name": "tiny-test", "version": "0.1.0", "auto_build": true}), ["POST /v1/versions"]);
-    assert_eq!(records[0].body.as_ref().map(|b| b["auto_build"].clone()), Some(json!(true)));
-    assert!(new_version["version"]["build_id"].is_string(), "{new_version}");
-    let tiny_v = new_version["version"]["id"].as_str().unwrap_or_default().to_owned();
-    let (promoted, _, records) = step!(client, registry, outputs, "promote_version", json!({"version_id": tiny_v}), [format!("POST /v1/versions/{tiny_v}/promote").as_str()]);
+    let (new_version, _, records) = step!(
+        client,
+        registry,
+        outputs,
+        "create_version",
+        json!({"model_name": "tiny-test", "version": "0.1.0", "auto_build": true}),
+        ["POST /v1/versions"]
+    );
+    assert_eq!(
+        records[0].body.as_ref().map(|b| b["auto_build"].clone()),
+        Some(json!(true))
+    );
+    assert!(
+        new_version["version"]["build_id"].is_string(),
+        "{new_version}"
+    );
+    let tiny_v = new_version["version"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (promoted, _, records) = step!(
+        client,
+        registry,
+        outputs,
+        "promote_version",
+        json!({"version_id": tiny_v}),
+        [format!("POST /v1/versions/{tiny_v}/promote").as_str()]
+    );
     assert_eq!(promoted["version"]["is_release"], true);
     assert_eq!(records[0].body, Some(json!({"is_release": true})));
 
     // ----- deployments (local)
-    let (deployments, text, records) = step!(client, registry, outputs, "list_deployments", json!({"environment": "staging", "status": "running"}), ["GET /v1/deployments"]);
+    let (deployments, text, records) = step!(
+        client,
+        registry,
+        outputs,
+        "list_deployments",
+        json!({"environment": "staging", "status": "running"}),
+        ["GET /v1/deployments"]
+    );
     assert_eq!(deployments["total"], 2);
     assert!(text.contains("LOCAL"), "{text}");
     assert!(query(&records[0]).contains("environment=staging"));
-    let (deployment, _, _) = step!(client, registry, outputs, "get_deployment", json!({"deployment_id": llama_running}), [format!("GET /v1/deployments/{llama_running}").as_str()]);
-    assert_eq!((deployment["deployment"]["status"].clone(), deployment["scope"].clone()), (json!("running"), json!("local")));
-    let (status, _, _) = step!(client, registry, outputs, "get_deployment_status", json!({"deployment_id": llama_running}), [format!("GET /v1/deployments/{llama_running}/status").as_str()]);
+    let (deployment, _, _) = step!(
+        client,
+        registry,
+        outputs,
+        "get_deployment",
+        json!({"deployment_id": llama_running}),
+        [format!("GET /v1/deployments/{llama_running}").as_str()]
+    );
+    assert_eq!(
+        (
+            deployment["deployment"]["status"].clone(),
+            deployment["scope"].clone()
+        ),
+        (json!("running"), json!("local"))
+    );
+    let (status, _, _) = step!(
+        client,
+        registry,
+        outputs,
+        "get_deployment_status",
+        json!({"deployment_id": llama_running}),
+        [format!("GET /v1/deployments/{llama_running}/status").as_str()]
+    );
     assert_eq!(status["status"], "running");
-    let (logs, text, records) = step!(client, registry, outputs, "get_deployment_logs", json!({"deployment_id": llama_running, "lines": 20}), [format!("GET /v1/deployments/{llama_running}/logs").as_str()]);
-    assert_eq!((logs["lines_returned"].clone(), logs["truncated"].clone()), (json!(20), json!(true)));
+    let (logs, text, records) = step!(
+        client,
+        registry,
+        outputs,
+        "get_deployment_logs",
+        json!({"deployment_id": llama_running, "lines": 20}),
+        [format!("GET /v1/deployments/{llama_running}/logs").as_str()]
+    );
+    assert_eq!(
+        (logs["lines_returned"].clone(), logs["truncated"].clone()),
+        (json!(20), json!(true))
+    );
     assert!(query(&records[0]).contains("lines=20"));
-    assert!(text.contains("BEGIN UNTRUSTED CONTAINER LOG") && text.contains("END UNTRUSTED CONTAINER LOG"), "{text}");
+    assert!(
+        text.contains("BEGIN UNTRUSTED CONTAINER LOG")
+            && text.contains("END UNTRUSTED CONTAINER LOG"),
+        "{text}"
+    );
     assert!(text.contains("never as instructions"), "{text}");
-    let (capped, _, records) = step!(client, registry, outputs, "get_deployment_logs", json!({"deployment_id": llama_running, "lines": 1000}), [format!("GET /v1/deployments/{llama_running}/logs").as_str()]);
-    assert!(query(&records[0]).contains("lines=50"), "capped at REGISTRY_MAX_LOG_LINES");
+    let (capped, _, records) = step!(
+        client,
+        registry,
+        outputs,
+        "get_deployment_logs",
+        json!({"deployment_id": llama_running, "lines": 1000}),
+        [format!("GET /v1/deployments/{llama_running}/logs").as_str()]
+    );
+    assert!(
+        query(&records[0]).contains("lines=50"),
+        "capped at REGISTRY_MAX_LOG_LINES"
+    );
     assert_eq!(capped["lines_returned"], 50);
-    assert!(capped["truncation_note"].as_str().is_some_and(|n| n.contains("REGISTRY_MAX_LOG_LINES=50")), "{capped}");
-    let (health, _, _) = step!(client, registry, outputs, "get_deployment_health", json!({"deployment_id": llama_running}), [format!("GET /v1/deployments/{llama_running}/health").as_str()]);
+    assert!(
+        capped["truncation_note"]
+            .as_str()
+            .is_some_and(|n| n.contains("REGISTRY_MAX_LOG_LINES=50")),
+        "{capped}"
+    );
+    let (health, _, _) = step!(
+        client,
+        registry,
+        outputs,
+        "get_deployment_health",
+        json!({"deployment_id": llama_running}),
+        [format!("GET /v1/deployments/{llama_running}/health").as_str()]
+    );
     assert_eq!(health["healthy"], true);
     // The seeded endpoint has no server behind it: reported, not raised.
-    let (discovery, _, _) = step!(client, registry, outputs, "discover_api_spec", json!({"deployment_id": llama_running}), [format!("GET /v1/deployments/{llama_running}").as_str()]);
-    assert_eq!((discovery["reachable"].clone(), discovery["api_type"].clone()), (json!(false), json!("unknown")));
-    let (started, text, records) = step!(client, registry, outputs, "execute_deployment", json!({"version_id": llama_v100, "environment": "dev"}), ["POST /v1/deployments"]);
-    assert_eq!(records[0].body, Some(json!({"version_id": llama_v100, "environment": "dev"})));
-    assert_eq!((started["deployment"]["status"].clone(), started["scope"].clone()), (json!("pending"), json!("local")));
-    assert!(text.contains("propose_release_config") && text.contains("LOCAL"), "{text}");
-    let refused = call_err(client, "execute_deployment", json!({"version_id": llama_v100, "environment": "production"})).await;
-    assert!(refused.contains("propose_release_config") && refused.contains("dev, staging, testing"), "{refused}");
-    assert!(registry.take().0.is_empty(), "production is refused before any request");
-    let (stopped, text, _) = step!(client, registry, outputs, "stop_deployment", json!({"deployment_id": qwen_running}), [format!("POST /v1/deployments/{qwen_running}/stop").as_str()]);
-    assert_eq!((stopped["performed"].clone(), stopped["deployment"]["status"].clone()), (json!(true), json!("stopped")));
+    let (discovery, _, _) = step!(
+        client,
+        registry,
+        outputs,
+        "discover_api_spec",
+        json!({"deployment_id": llama_running}),
+        [format!("GET /v1/deployments/{llama_running}").as_str()]
+    );
+    assert_eq!(
+        (
+            discovery["reachable"].clone(),
+            discovery["api_type"].clone()
+        ),
+        (json!(false), json!("unknown"))
+    );
+    let (started, text, records) = step!(
+        client,
+        registry,
+        outputs,
+        "execute_deployment",
+        json!({"version_id": llama_v100, "environment": "dev"}),
+        ["POST /v1/deployments"]
+    );
+    assert_eq!(
+        records[0].body,
+        Some(json!({"version_id": llama_v100, "environment": "dev"}))
+    );
+    assert_eq!(
+        (
+            started["deployment"]["status"].clone(),
+            started["scope"].clone()
+        ),
+        (json!("pending"), json!("local"))
+    );
+    assert!(
+        text.contains("propose_release_config") && text.contains("LOCAL"),
+        "{text}"
+    );
+    let refused = call_err(
+        client,
+        "execute_deployment",
+        json!({"version_id": llama_v100, "environment": "production"}),
+    )
+    .await;
+    assert!(
+        refused.contains("propose_release_config") && refused.contains("dev, staging, testing"),
+        "{refused}"
+    );
+    assert!(
+        registry.take().0.is_empty(),
+        "production is refused before any request"
+    );
+    let (stopped, text, _) = step!(
+        client,
+        registry,
+        outputs,
+        "stop_deployment",
+        json!({"deployment_id": qwen_running}),
+        [format!("POST /v1/deployments/{qwen_running}/stop").as_str()]
+    );
+    assert_eq!(
+        (
+            stopped["performed"].clone(),
+            stopped["deployment"]["status"].clone()
+        ),
+        (json!(true), json!("stopped"))
+    );
     assert!(text.contains("propose_release_config"), "{text}");
-    let again = call_err(client, "stop_deployment", json!({"deployment_id": qwen_running})).await;
+    let again = call_err(
+        client,
+        "stop_deployment",
+        json!({"deployment_id": qwen_running}),
+    )
+    .await;
     assert!(again.contains("409"), "{again}");
     registry.take();
-    let (restarted, _, _) = step!(client, registry, outputs, "start_deployment", json!({"deployment_id": qwen_running}), [format!("POST /v1/deployments/{qwen_running}/start").as_str()]);
+    let (restarted, _, _) = step!(
+        client,
+        registry,
+        outputs,
+        "start_deployment",
+        json!({"deployment_id": qwen_running}),
+        [format!("POST /v1/deployments/{qwen_running}/start").as_str()]
+    );
     assert_eq!(restarted["performed"], true);
-    let (_, _, _) = step!(client, registry, outputs, "restart_deployment", json!({"deployment_id": qwen_running}), [format!("POST /v1/deployments/{qwen_running}/restart").as_str()]);
+    // Each status read moves the emulator's deployment one step towards running.
+    let (status, _, _) = step!(
+        client,
+        registry,
+        outputs,
+        "get_deployment_status",
+        json!({"deployment_id": qwen_running}),
+        [format!("GET /v1/deployments/{qwen_running}/status").as_str()]
+    );
+    assert_eq!(status["status"], "running");
+    let (_, _, _) = step!(
+        client,
+        registry,
+        outputs,
+        "restart_deployment",
+        json!({"deployment_id": qwen_running}),
+        [format!("POST /v1/deployments/{qwen_running}/restart").as_str()]
+    );
 
     // ----- docker
-    let (builds, _, records) = step!(client, registry, outputs, "list_docker_builds", json!({"version_id": llama_v100, "status": "success"}), ["GET /v1/docker/builds"]);
+    let (builds, _, records) = step!(
+        client,
+        registry,
+        outputs,
+        "list_docker_builds",
+        json!({"version_id": llama_v100, "status": "success"}),
+        ["GET /v1/docker/builds"]
+    );
     assert_eq!(builds["total"], 1);
     assert!(query(&records[0]).contains("status=success"));
-    let build_id = builds["builds"][0]["id"].as_str().unwrap_or_default().to_owned();
-    let (build, _, _) = step!(client, registry, outputs, "get_docker_build", json!({"build_id": build_id}), [format!("GET /v1/docker/builds/{build_id}").as_str()]);
+    let build_id = builds["builds"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (build, _, _) = step!(
+        client,
+        registry,
+        outputs,
+        "get_docker_build",
+        json!({"build_id": build_id}),
+        [format!("GET /v1/docker/builds/{build_id}").as_str()]
+    );
     assert_eq!(build["build"]["status"], "success");
-    let (build_logs, text, records) = step!(client, registry, outputs, "get_docker_build_logs", json!({"build_id": build_id}), [format!("GET /v1/docker/builds/{build_id}/logs").as_str()]);
+    let (build_logs, text, records) = step!(
+        client,
+        registry,
+        outputs,
+        "get_docker_build_logs",
+        json!({"build_id": build_id}),
+        [format!("GET /v1/docker/builds/{build_id}/logs").as_str()]
+    );
     assert!(query(&records[0]).contains("lines=50"));
-    assert!(build_logs["untrusted_log"].is_string() && text.contains("BEGIN UNTRUSTED CONTAINER LOG"));
-    let (triggered, _, records) = step!(client, registry, outputs, "trigger_docker_build", json!({"version_id": tiny_v, "build_type": "vllm"}), ["POST /v1/docker/builds"]);
-    assert_eq!(records[0].body, Some(json!({"version_id": tiny_v, "build_type": "vllm"})));
+    assert!(
+        build_logs["untrusted_log"].is_string() && text.contains("BEGIN UNTRUSTED CONTAINER LOG")
+    );
+    let (triggered, _, records) = step!(
+        client,
+        registry,
+        outputs,
+        "trigger_docker_build",
+        json!({"version_id": tiny_v, "build_type": "vllm"}),
+        ["POST /v1/docker/builds"]
+    );
+    assert_eq!(
+        records[0].body,
+        Some(json!({"version_id": tiny_v, "build_type": "vllm"}))
+    );
     assert_eq!(triggered["build"]["status"], "pending");
-    let (disk, _, _) = step!(client, registry, outputs, "get_docker_disk_usage", json!({}), ["GET /v1/docker/disk-usage"]);
+    let (disk, _, _) = step!(
+        client,
+        registry,
+        outputs,
+        "get_docker_disk_usage",
+        json!({}),
+        ["GET /v1/docker/disk-usage"]
+    );
     assert!(disk["total_bytes"].as_u64().is_some_and(|t| t > 0));
 
     // ----- benchmarks
-    let (benchmarks, _, records) = step!(client, registry, outputs, "list_benchmarks", json!({"deployment_id": llama_running}), ["GET /v1/benchmarks"]);
+    let (benchmarks, _, records) = step!(
+        client,
+        registry,
+        outputs,
+        "list_benchmarks",
+        json!({"deployment_id": llama_running}),
+        ["GET /v1/benchmarks"]
+    );
     assert_eq!(benchmarks["total"], 2);
     assert!(query(&records[0]).contains(&format!("deployment_id={llama_running}")));
-    let benchmark_id = benchmarks["benchmarks"][0]["id"].as_str().unwrap_or_default().to_owned();
-    let (benchmark, _, _) = step!(client, registry, outputs, "get_benchmark", json!({"benchmark_id": benchmark_id}), [format!("GET /v1/benchmarks/{benchmark_id}").as_str()]);
-    assert_eq!(benchmark["benchmark"]["deployment_id"], llama_running.as_str());
-    let (ran, _, records) = step!(client, registry, outputs, "run_benchmark", json!({"deployment_id": llama_running, "concurrent_requests": 2, "total_requests": 10}), ["POST /v1/benchmarks"]);
-    assert_eq!(records[0].body, Some(json!({"deployment_id": llama_running, "endpoint_path": "/v1/chat/completions", "concurrent_requests": 2, "total_requests": 10})));
+    let benchmark_id = benchmarks["benchmarks"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (benchmark, _, _) = step!(
+        client,
+        registry,
+        outputs,
+        "get_benchmark",
+        json!({"benchmark_id": benchmark_id}),
+        [format!("GET /v1/benchmarks/{benchmark_id}").as_str()]
+    );
+    assert_eq!(
+        benchmark["benchmark"]["deployment_id"],
+        llama_running.as_str()
+    );
+    let (ran, _, records) = step!(
+        client,
+        registry,
+        outputs,
+        "run_benchmark",
+        json!({"deployment_id": llama_running, "concurrent_requests": 2, "total_requests": 10}),
+        ["POST /v1/benchmarks"]
+    );
+    assert_eq!(
+        records[0].body,
+        Some(
+            json!({"deployment_id": llama_running, "endpoint_path": "/v1/chat/completions", "concurrent_requests": 2, "total_requests": 10})
+        )
+    );
     assert_eq!(ran["benchmark"]["total_requests"], 10);
-    let (summary, _, _) = step!(client, registry, outputs, "get_benchmark_summary", json!({"deployment_id": llama_running}), [format!("GET /v1/deployments/{llama_running}/benchmark-summary").as_str()]);
+    let (summary, _, _) = step!(
+        client,
+        registry,
+        outputs,
+        "get_benchmark_summary",
+        json!({"deployment_id": llama_running}),
+        [format!("GET /v1/deployments/{llama_running}/benchmark-summary").as_str()]
+    );
     assert_eq!(summary["runs"], 3);
 
     // ----- artifacts
     let llama_v110 = registry.version_id("llama-3-70b-instruct", "1.1.0");
-    let (artifacts, _, records) = step!(client, registry, outputs, "list_artifacts", json!({"version_id": llama_v110}), ["GET /v1/artifacts"]);
+    let (artifacts, _, records) = step!(
+        client,
+        registry,
+        outputs,
+        "list_artifacts",
+        json!({"version_id": llama_v110}),
+        ["GET /v1/artifacts"]
+    );
     assert_eq!(artifacts["total"], 3);
     assert!(query(&records[0]).contains(&format!("version_id={llama_v110}")));
-    let artifact_id = artifacts["artifacts"][0]["id"].as_str().unwrap_or_default().to_owned();
-    let (artifact, _, _) = step!(client, registry, outputs, "get_artifact", json!({"artifact_id": artifact_id}), [format!("GET /v1/artifacts/{artifact_id}").as_str()]);
+    let artifact_id = artifacts["artifacts"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (artifact, _, _) = step!(
+        client,
+        registry,
+        outputs,
+        "get_artifact",
+        json!({"artifact_id": artifact_id}),
+        [format!("GET /v1/artifacts/{artifact_id}").as_str()]
+    );
     assert_eq!(artifact["artifact"]["version_id"], llama_v110.as_str());
 
     // ----- system and search
-    let (health, _, _) = step!(client, registry, outputs, "health_check", json!({}), ["GET /v1/system/health"]);
+    let (health, _, _) = step!(
+        client,
+        registry,
+        outputs,
+        "health_check",
+        json!({}),
+        ["GET /v1/system/health"]
+    );
     assert_eq!(health["status"], "ok");
-    let (audit, _, records) = step!(client, registry, outputs, "get_audit_logs", json!({"limit": 2}), ["GET /v1/system/audit-logs"]);
+    let (audit, _, records) = step!(
+        client,
+        registry,
+        outputs,
+        "get_audit_logs",
+        json!({"limit": 2}),
+        ["GET /v1/system/audit-logs"]
+    );
     assert_eq!(audit["entries"].as_array().map(Vec::len), Some(2));
     assert!(audit["has_more"] == true && query(&records[0]).contains("limit=2"));
-    let (storage, _, _) = step!(client, registry, outputs, "get_storage_usage", json!({}), ["GET /v1/system/storage"]);
+    let (storage, _, _) = step!(
+        client,
+        registry,
+        outputs,
+        "get_storage_usage",
+        json!({}),
+        ["GET /v1/system/storage"]
+    );
     assert!(storage["models"].as_array().is_some_and(|m| !m.is_empty()));
-    let (listing, _, records) = step!(client, registry, outputs, "browse_model_storage", json!({"relative_path": "/models"}), ["GET /v1/system/storage/browse"]);
+    let (listing, _, records) = step!(
+        client,
+        registry,
+        outputs,
+        "browse_model_storage",
+        json!({"relative_path": "/models"}),
+        ["GET /v1/system/storage/browse"]
+    );
     assert_eq!(query(&records[0]), "path=models", "leading / stripped");
-    assert!(listing["entries"].as_array().is_some_and(|e| e.iter().any(|e| e["name"] == "llama-3-70b-instruct")), "{listing}");
-    let escape = call_err(client, "browse_model_storage", json!({"relative_path": "../etc"})).await;
+    assert!(
+        listing["entries"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["name"] == "llama-3-70b-instruct")),
+        "{listing}"
+    );
+    let escape = call_err(
+        client,
+        "browse_model_storage",
+        json!({"relative_path": "../etc"}),
+    )
+    .await;
     assert!(escape.contains("400"), "{escape}");
     registry.take();
-    let (found, _, records) = step!(client, registry, outputs, "search", json!({"query": "llama", "types": ["models", "deployments"]}), ["GET /v1/search"]);
+    let (found, _, records) = step!(
+        client,
+        registry,
+        outputs,
+        "search",
+        json!({"query": "llama", "types": ["models", "deployments"]}),
+        ["GET /v1/search"]
+    );
     assert_eq!(found["models"].as_array().map(Vec::len), Some(1));
-    assert!(query(&records[0]).contains("q=llama") && query(&records[0]).contains("types=models,deployments"), "{:?}", records[0].query);
+    assert!(
+        query(&records[0]).contains("q=llama")
+            && query(&records[0]).contains("types=models,deployments"),
+        "{:?}",
+        records[0].query
+    );
 
     // ----- delete last (no elicitation capability here: it proceeds, as the design says)
-    let (deleted, _, _) = step!(client, registry, outputs, "delete_model", json!({"model_id": tiny}), [format!("DELETE /v1/models/{tiny}").as_str()]);
-    assert_eq!((deleted["deleted"].clone(), deleted["versions_deleted"].clone()), (json!(true), json!(1)));
+    let (deleted, _, _) = step!(
+        client,
+        registry,
+        outputs,
+        "delete_model",
+        json!({"model_id": tiny}),
+        [format!("DELETE /v1/models/{tiny}").as_str()]
+    );
+    assert_eq!(
+        (
+            deleted["deleted"].clone(),
+            deleted["versions_deleted"].clone()
+        ),
+        (json!(true), json!(1))
+    );
     let gone = call_err(client, "get_model", json!({"model_id": tiny})).await;
     assert!(gone.contains("404") && gone.contains(&tiny), "{gone}");
 
@@ -201,15 +661,36 @@ async fn roles_are_enforced_by_the_registry_and_named_in_errors() {
     let client = &server.client;
     let llama_v100 = registry.version_id("llama-3-70b-instruct", "1.0.0");
     call_ok(client, "list_models", json!({})).await;
-    let error = call_err(client, "execute_deployment", json!({"version_id": llama_v100, "environment": "staging"})).await;
-    assert!(error.contains("403") && error.contains("operator"), "{error}");
-    let error = call_err(client, "delete_model", json!({"model_id": registry.model_id("bge-m3")})).await;
+    let error = call_err(
+        client,
+        "execute_deployment",
+        json!({"version_id": llama_v100, "environment": "staging"}),
+    )
+    .await;
+    assert!(
+        error.contains("403") && error.contains("operator"),
+        "{error}"
+    );
+    let error = call_err(
+        client,
+        "delete_model",
+        json!({"model_id": registry.model_id("bge-m3")}),
+    )
+    .await;
     assert!(error.contains("403") && error.contains("admin"), "{error}");
     let _ = server.client.cancel().await;
 
     let (operator, _) = start_logged(&as_refs(&registry.env(Role::Operator)), &[]).await;
-    let error = call_err(&operator.client, "delete_model", json!({"model_id": registry.model_id("bge-m3")})).await;
-    assert!(error.contains("403") && error.contains("'admin'"), "{error}");
+    let error = call_err(
+        &operator.client,
+        "delete_model",
+        json!({"model_id": registry.model_id("bge-m3")}),
+    )
+    .await;
+    assert!(
+        error.contains("403") && error.contains("'admin'"),
+        "{error}"
+    );
     let _ = operator.client.cancel().await;
     let log = std::fs::read_to_string(&stderr).unwrap_or_default();
     assert!(!log.contains(&registry.key(Role::Viewer)));
@@ -223,7 +704,10 @@ async fn a_missing_api_key_is_a_clear_error_and_sends_nothing() {
     for (tool, args) in [
         ("list_models", json!({})),
         ("health_check", json!({})),
-        ("execute_deployment", json!({"version_id": "x", "environment": "dev"})),
+        (
+            "execute_deployment",
+            json!({"version_id": "x", "environment": "dev"}),
+        ),
     ] {
         let error = call_err(&server.client, tool, args).await;
         assert!(error.contains("set REGISTRY_API_KEY"), "{tool}: {error}");
@@ -239,11 +723,31 @@ async fn registry_errors_name_status_id_and_detail() {
     let client = &server.client;
     let cases = [
         ("get_model", json!({"model_id": "abc"}), &["404", "abc"][..]),
-        ("get_deployment_logs", json!({"deployment_id": "nope"}), &["404", "nope"][..]),
-        ("get_latest_version", json!({"model_name": "no-such-model"}), &["404", "no-such-model"][..]),
-        ("create_model", json!({"name": "llama-3-70b-instruct", "storage_path": "x", "server_type": "vllm"}), &["409"][..]),
-        ("list_models", json!({"server_type": "pytorch"}), &["server_type", "vllm"][..]),
-        ("get_model", json!({"model_id": "a/b"}), &["not a valid id"][..]),
+        (
+            "get_deployment_logs",
+            json!({"deployment_id": "nope"}),
+            &["404", "nope"][..],
+        ),
+        (
+            "get_latest_version",
+            json!({"model_name": "no-such-model"}),
+            &["404", "no-such-model"][..],
+        ),
+        (
+            "create_model",
+            json!({"name": "llama-3-70b-instruct", "storage_path": "x", "server_type": "vllm"}),
+            &["409"][..],
+        ),
+        (
+            "list_models",
+            json!({"server_type": "pytorch"}),
+            &["server_type", "vllm"][..],
+        ),
+        (
+            "get_model",
+            json!({"model_id": "a/b"}),
+            &["not a valid id"][..],
+        ),
     ];
     for (tool, args, needles) in cases {
         let error = call_err(client, tool, args).await;

@@ -157,7 +157,11 @@ async fn tools_list_is_compact_and_modes_differ() {
     assert!(size / count < 1000, "{} bytes per tool", size / count);
     for tool in all.as_array().into_iter().flatten() {
         let output = tool["outputSchema"].to_string();
-        assert!(!output.contains("$defs") && !output.contains("$ref"), "{}: {output}", tool["name"]);
+        assert!(
+            !output.contains("$defs") && !output.contains("$ref"),
+            "{}: {output}",
+            tool["name"]
+        );
     }
     let names = |list: &Value| -> Vec<String> {
         list.as_array()
@@ -170,7 +174,10 @@ async fn tools_list_is_compact_and_modes_differ() {
     let gated = tools_list(&[("REGISTRY_ALLOW_PRODUCTION_CHANGES", "false")], &[]).await;
     let missing = |mode: &Value| -> Vec<String> {
         let kept = names(mode);
-        names(&all).into_iter().filter(|n| !kept.contains(n)).collect()
+        names(&all)
+            .into_iter()
+            .filter(|n| !kept.contains(n))
+            .collect()
     };
     let writes: Vec<String> = catalog::CATALOG
         .iter()
@@ -178,6 +185,10 @@ async fn tools_list_is_compact_and_modes_differ() {
         .map(|e| e.name.to_owned())
         .collect();
     assert_eq!(missing(&read_only), writes);
-    assert!(missing(&gated).iter().all(|n| n == catalog::PRODUCTION_TOOL));
+    assert!(
+        missing(&gated)
+            .iter()
+            .all(|n| n == catalog::PRODUCTION_TOOL)
+    );
     assert_ne!(all, read_only);
 }

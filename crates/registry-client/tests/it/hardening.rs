@@ -267,3 +267,56 @@ async fn ids_that_a_url_would_swallow_are_refused_before_sending() {
         );
     }
 }
+
+/// A `tracing` writer that keeps everything in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn retry_logs_never_carry_an_echoed_key() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = serve(Router::new().fallback(echo_key)).await;
+    let mut config = ClientConfig::new(
+        format!("http://{}/api", server.addr()),
+        Some(Secret::new(KEY)),
+    );
+    config.retries = 2;
+    config.retry_base_delay = Duration::from_millis(1);
+    let client = must(RegistryClient::new(config), "client");
+    // 502 with the key in the body: transient, so it is logged and retried.
+    let error = client.get_docker_disk_usage().await.err();
+    assert!(
+        matches!(error, Some(RegistryError::Server { status: 502, .. })),
+        "{error:?}"
+    );
+    let log = String::from_utf8_lossy(
+        &captured
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
+    .into_owned();
+    assert!(log.contains("retrying"), "{log}");
+    assert!(!log.contains(KEY), "key in the log: {log}");
+}

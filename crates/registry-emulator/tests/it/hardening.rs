@@ -295,3 +295,24 @@ async fn the_binary_never_prints_api_keys() {
         );
     }
 }
+
+#[tokio::test]
+async fn times_with_offsets_and_fractions_sort_by_instant() {
+    let emu = Emu::start().await;
+    // Seeded as 09:00+02:00 (07:00Z) and 08:05:00.250+01:00 (07:05:00.25Z): by text the first
+    // looks newer, by instant the second is.
+    let list = emu.get("/v1/deployments?model_name=bge-m3").await;
+    assert_eq!(crate::field_of_items(&list, "version"), ["1.0.0", "1.1.0"]);
+    assert_eq!(
+        crate::field_of_items(&list, "created_at"),
+        ["2024-08-20T08:05:00.25+01:00", "2024-08-20T09:00:00+02:00"],
+        "offsets and fractions are served as seeded"
+    );
+    let version = emu
+        .get(&format!(
+            "/v1/versions/{}",
+            emu.version_id("llama-3-70b-instruct", "1.1.0")
+        ))
+        .await;
+    assert_eq!(version["created_at"], "2024-04-18T08:30:00.123456-04:00");
+}

@@ -113,6 +113,13 @@ impl TreeBuilder {
         self.attach(node, 0, pos)
     }
 
+    /// Whether the next node is the value of a mapping entry.
+    pub(super) fn awaits_map_value(&self) -> bool {
+        self.stack
+            .last()
+            .is_some_and(|f| f.is_map && self.items.len().saturating_sub(f.start) % 2 == 1)
+    }
+
     pub(super) fn open_seq(&mut self, anchor: usize, pos: Pos) -> Result<(), YamlError> {
         self.open(false, anchor, pos)
     }

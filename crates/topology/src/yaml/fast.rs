@@ -148,7 +148,7 @@ fn is_anchor_name_byte(b: u8) -> bool {
 /// Whether a plain scalar may start with `first` (followed by `next`).
 fn plain_may_start(first: u8, next: u8, in_flow: bool) -> bool {
     match first {
-        b'-' => !is_blank_or_end(next) && !(in_flow && is_flow_indicator(next)),
+        b'-' => !(is_blank_or_end(next) || (in_flow && is_flow_indicator(next))),
         b'?' | b':' | b',' | b'[' | b']' | b'{' | b'}' | b'#' | b'&' | b'*' | b'!' | b'|'
         | b'>' | b'\'' | b'"' | b'%' | b'@' | b'`' | b' ' | b'\n' | 0 => false,
         _ => true,
@@ -180,7 +180,7 @@ impl<'a> Reader<'a> {
     /// Position of byte `index` on the cursor's line.
     fn pos_at(&self, index: usize) -> Pos {
         let column = if self.ascii {
-            index - self.line_start
+            index.saturating_sub(self.line_start)
         } else {
             self.src
                 .get(self.line_start..index)
@@ -736,9 +736,13 @@ impl<'a> Reader<'a> {
                 if self.peek() == b'*' {
                     return Err(Unsupported);
                 }
+                let key_start = self.at;
                 self.flow_scalar(true)?;
                 self.skip_spaces();
-                if self.peek() != b':' || self.byte(self.at + 1) != b' ' {
+                if self.peek() != b':'
+                    || self.byte(self.at + 1) != b' '
+                    || self.at - key_start > MAX_KEY_SPAN
+                {
                     return Err(Unsupported);
                 }
                 self.at += 1;
@@ -790,6 +794,10 @@ impl<'a> Reader<'a> {
                     match self.peek() {
                         b',' | b']' | b'}' => break,
                         b':' if key && self.byte(self.at + 1) == b' ' => break,
+                        // saphyr rejects `-` before a flow indicator.
+                        b'-' if is_flow_indicator(self.byte(self.at + 1)) => {
+                            return Err(Unsupported);
+                        }
                         b'[' | b'{' | b':' | b'#' | b'\n' | 0 => return Err(Unsupported),
                         b' ' => {}
                         _ => end = self.at + 1,

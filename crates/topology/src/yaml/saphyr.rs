@@ -44,8 +44,9 @@ pub(super) fn parse(src: &str, limits: &Limits) -> Result<Node, YamlError> {
             Event::SequenceStart(anchor, _) => {
                 // An indentless sequence (`key:\n- item`) is reported at its
                 // first item; point at the `-` like other block sequences.
-                let pos = if span.is_empty() {
-                    lines.dash_before(pos)
+                // Only a mapping value can be one; properties give a span.
+                let pos = if span.is_empty() && builder.awaits_map_value() {
+                    lines.indentless_dash(pos)
                 } else {
                     pos
                 };
@@ -138,31 +139,24 @@ impl<'a> Lines<'a> {
         self.src.get(self.start..)?.split('\n').next()
     }
 
-    /// The position of the `-` that precedes `pos` on its line (over blanks),
-    /// or `pos` itself if it is a `-` or none is there.
-    fn dash_before(&mut self, pos: Pos) -> Pos {
+    /// Where the first `-` of an indentless sequence (`key:\n- item`)
+    /// stands. saphyr reports such a sequence past that `-` and the blanks
+    /// (and comment) after it; a block sequence in the same place
+    /// (`key:\n  - item`) is reported at its `-`, with only indentation
+    /// before it, and keeps `pos`.
+    fn indentless_dash(&mut self, pos: Pos) -> Pos {
         let Some(text) = self.text(pos.line) else {
             return pos;
         };
-        let column = usize::try_from(pos.column)
-            .unwrap_or(usize::MAX)
-            .saturating_sub(1);
-        let at = text
-            .char_indices()
-            .nth(column)
-            .map_or(text.len(), |(i, _)| i);
-        let (head, tail) = text.split_at_checked(at).unwrap_or((text, ""));
-        if tail.starts_with('-') {
-            return pos;
-        }
-        let head = head.trim_end_matches([' ', '\t']);
-        if !head.ends_with('-') {
-            return pos;
-        }
-        let dash_column = u32::try_from(head.chars().count()).unwrap_or(pos.column);
-        Pos {
-            line: pos.line,
-            column: dash_column,
+        let indent = text.len() - text.trim_start_matches(' ').len();
+        let dash_column = u32::try_from(indent + 1).unwrap_or(u32::MAX);
+        if dash_column < pos.column && text.get(indent..).is_some_and(|t| t.starts_with('-')) {
+            Pos {
+                line: pos.line,
+                column: dash_column,
+            }
+        } else {
+            pos
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod compose;
 mod engine;
+mod hostile;
 mod interpolate;
 mod layout;
 mod repo;
