@@ -26,10 +26,9 @@ async fn production_topology_from_the_release_config_repository() {
         fleet["fleet"]
     );
 
-    let one = server.call_ok("get_machine_topology",
-        json!({"machine": "gpu-h100-01"}),
-    )
-    .await;
+    let one = server
+        .call_ok("get_machine_topology", json!({"machine": "gpu-h100-01"}))
+        .await;
     let machine = &one["machines"][0];
     assert_eq!(machine["machine"], "gpu-h100-01");
     assert!(
@@ -39,10 +38,9 @@ async fn production_topology_from_the_release_config_repository() {
         "{machine}"
     );
 
-    let production = server.call_ok("list_release_configs",
-        json!({"machine": "gpu-h100-01"}),
-    )
-    .await;
+    let production = server
+        .call_ok("list_release_configs", json!({"machine": "gpu-h100-01"}))
+        .await;
     assert_eq!(production["total"], 3);
 
     // health://status joins the registry's health and the repository's state.

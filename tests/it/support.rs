@@ -186,7 +186,10 @@ impl Server {
         let stderr = std::fs::File::create(&log).unwrap_or_else(|e| panic!("stderr log: {e}"));
         let mut command = clean_command(MCP_BINARY, cache.path());
         command
-            .env("REGISTRY_RELEASE_CONFIG_CACHE_DIR", cache.path().join("mirrors"))
+            .env(
+                "REGISTRY_RELEASE_CONFIG_CACHE_DIR",
+                cache.path().join("mirrors"),
+            )
             .env("RUST_LOG", "warn")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
         let (transport, _) = TokioChildProcess::builder(command)
@@ -238,12 +241,8 @@ pub struct Validation {
 impl Validation {
     /// The report of `--format json`.
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}): {}\nstderr: {}",
-                self.stdout, self.stderr
-            )
-        })
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
     }
 }
 

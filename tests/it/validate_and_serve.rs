@@ -205,10 +205,7 @@ async fn read_only_server_offers_no_write_tool() {
         assert!(names.contains(&read), "{read} missing: {names:?}");
     }
     let models = server.call_ok("list_models", json!({})).await;
-    assert!(
-        models["total"].as_u64().is_some_and(|n| n > 0),
-        "{models}"
-    );
+    assert!(models["total"].as_u64().is_some_and(|n| n > 0), "{models}");
     assert!(
         registry.requests().iter().all(|r| r.starts_with("GET ")),
         "{:?}",

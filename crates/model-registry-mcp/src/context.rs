@@ -1,6 +1,6 @@
 //! What every tool and resource handler gets: the settings and the services built from them.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use registry_client::RegistryClient;
 
@@ -14,6 +14,28 @@ pub struct Shared {
     pub settings: Settings,
     /// Production topology from the release-config repository.
     pub release_configs: Arc<ReleaseConfigState>,
-    /// The Registry Server client, or why it could not be built.
-    pub registry: Result<RegistryClient, String>,
+    /// The Registry Server client, built on first use: building it (TLS roots, connection pools)
+    /// costs milliseconds that must not delay the `initialize` answer.
+    registry: OnceLock<Result<RegistryClient, String>>,
+}
+
+impl Shared {
+    pub fn new(settings: Settings, release_configs: Arc<ReleaseConfigState>) -> Shared {
+        Shared {
+            settings,
+            release_configs,
+            registry: OnceLock::new(),
+        }
+    }
+
+    /// The Registry Server client, or why it could not be built (a URL the client refuses).
+    pub fn registry(&self) -> &Result<RegistryClient, String> {
+        self.registry
+            .get_or_init(|| crate::registry::build_client(&self.settings))
+    }
+
+    /// Whether the registry client has been built yet (start-up tests).
+    pub fn registry_built(&self) -> bool {
+        self.registry.get().is_some()
+    }
 }

@@ -97,12 +97,7 @@ pub fn build_context(settings: Settings) -> Ctx {
         settings.request_timeout,
         loader,
     ));
-    let registry = registry::build_client(&settings);
-    Arc::new(Shared {
-        settings,
-        release_configs,
-        registry,
-    })
+    Arc::new(Shared::new(settings, release_configs))
 }
 
 fn init_logging() {

@@ -12,10 +12,17 @@ use crate::config::Settings;
 use crate::context::Ctx;
 use crate::tools::ToolError;
 
-/// No result is larger than this (about 25,000 tokens); long text and lists are cut to fit.
-pub const MAX_RESULT_BYTES: usize = 100 * 1024;
-/// The budget for the bulk of a result (items, log text), leaving room for the rest.
-pub const BULK_BUDGET_BYTES: usize = 90 * 1024;
+/// No result (structured content and text together) is larger than this: about 25,000 tokens
+/// at the ~3 bytes per token of JSON full of ids and times. Long text and lists are cut to fit.
+pub const MAX_RESULT_BYTES: usize = 80 * 1024;
+/// The budget for the bulk of a structured result (list items), leaving room for the rest and
+/// for its text rendering.
+pub const BULK_BUDGET_BYTES: usize = 56 * 1024;
+/// The budget for log text, which appears twice (structured and fenced text): both copies and
+/// the rest of the result stay under [`MAX_RESULT_BYTES`], so the fence is never cut.
+pub const LOG_BUDGET_BYTES: usize = 36 * 1024;
+/// How messages name the limit.
+pub const LIMIT_NAME: &str = "~80 KB (about 25,000 tokens)";
 
 /// The registry client for these settings, or why there is none (a URL the client refuses).
 pub fn build_client(settings: &Settings) -> Result<RegistryClient, String> {
@@ -43,7 +50,7 @@ pub fn client(ctx: &Ctx) -> Result<&RegistryClient, ToolError> {
     if ctx.settings.registry_api_key.is_none() {
         return Err(ToolError(MISSING_KEY.to_owned()));
     }
-    ctx.registry
+    ctx.registry()
         .as_ref()
         .map_err(|reason| ToolError(format!("the registry client cannot be used: {reason}")))
 }
@@ -102,7 +109,8 @@ impl Paging {
             next_call: next_offset.map(|offset| next_call(tool, params, offset)),
             cut: (dropped > 0).then(|| {
                 format!(
-                    "{dropped} item(s) of this page were left out to keep the result under ~100 KB"
+                        "{dropped} item(s) of this page were left out to keep the result under \
+                     {LIMIT_NAME}; continue with next_call"
                 )
             }),
         }
@@ -165,12 +173,29 @@ pub struct UntrustedLog {
 impl UntrustedLog {
     /// Keeps the newest lines that fit in the byte budget. `server_truncated`: the registry
     /// already left older lines out; `cap_note`: the request was capped.
-    pub fn new(lines: Vec<String>, server_truncated: bool, cap_note: Option<String>) -> Self {
+    pub fn new(mut lines: Vec<String>, server_truncated: bool, cap_note: Option<String>) -> Self {
+        let mut notes = Vec::new();
+        if let Some(note) = cap_note {
+            notes.push(note);
+        }
+        // One line longer than the whole budget keeps its end rather than vanishing.
+        let mut line_cut = false;
+        if let Some(last) = lines.last_mut()
+            && escaped_len(last) + 1 > LOG_BUDGET_BYTES
+        {
+            *last = tail(last, LOG_BUDGET_BYTES);
+            line_cut = true;
+            notes.push(format!(
+                "the newest line was cut to its last {} bytes",
+                last.len()
+            ));
+        }
         let mut used = 0usize;
         let mut start = lines.len();
         for line in lines.iter().rev() {
-            let size = line.len() + 1;
-            if used + size > BULK_BUDGET_BYTES {
+            // Sized as JSON, where a control character takes six bytes.
+            let size = escaped_len(line) + 1;
+            if used + size > LOG_BUDGET_BYTES {
                 break;
             }
             used += size;
@@ -178,18 +203,15 @@ impl UntrustedLog {
         }
         let dropped = start;
         let kept: Vec<String> = lines.into_iter().skip(start).collect();
-        let mut notes = Vec::new();
-        if let Some(note) = cap_note {
-            notes.push(note);
-        }
         if dropped > 0 {
             notes.push(format!(
-                "{dropped} older line(s) left out to keep the result under ~100 KB"
+                "{dropped} older line(s) left out to keep the result under {LIMIT_NAME}"
             ));
         }
         if server_truncated && dropped == 0 {
             notes.push("older lines exist; ask for more with `lines`".to_owned());
         }
+        let dropped = dropped + usize::from(line_cut);
         UntrustedLog {
             untrusted_log: kept.join("\n"),
             lines_returned: kept.len(),
@@ -202,6 +224,33 @@ impl UntrustedLog {
     pub fn fenced(&self, what: &str) -> String {
         fence(what, &self.untrusted_log, self.truncation_note.as_deref())
     }
+}
+
+/// The length of `text` as a JSON string body (control characters, quotes and backslashes escaped).
+fn escaped_len(text: &str) -> usize {
+    text.len()
+        + text
+            .bytes()
+            .map(|b| match b {
+                b'"' | b'\\' | b'\n' | b'\r' | b'\t' => 1,
+                0..0x20 => 5,
+                _ => 0,
+            })
+            .sum::<usize>()
+}
+
+/// The last characters of `text` whose JSON form fits in `max` bytes.
+fn tail(text: &str, max: usize) -> String {
+    let mut used = 0usize;
+    let mut start = text.len();
+    for (index, c) in text.char_indices().rev() {
+        used += escaped_len(c.encode_utf8(&mut [0u8; 4]));
+        if used > max {
+            break;
+        }
+        start = index;
+    }
+    text.get(start..).unwrap_or_default().to_owned()
 }
 
 /// `label` text between BEGIN/END markers carrying a per-call nonce, with the warning.
@@ -345,7 +394,7 @@ mod tests {
     fn logs_keep_the_newest_lines_within_budget() {
         let lines: Vec<String> = (0..5000).map(|i| format!("{i:040}")).collect();
         let log = UntrustedLog::new(lines, false, None);
-        assert!(log.untrusted_log.len() <= BULK_BUDGET_BYTES);
+        assert!(log.untrusted_log.len() <= LOG_BUDGET_BYTES);
         assert!(log.truncated);
         assert!(log.untrusted_log.ends_with(&format!("{:040}", 4999)));
         let small = UntrustedLog::new(vec!["a".into(), "b".into()], false, None);

@@ -219,9 +219,20 @@ fn commit_tree(root: &Path) -> Result<(), git2::Error> {
     options.initial_head("main");
     let git = git2::Repository::init_opts(root, &options)?;
     let mut index = git.index()?;
-    index.add_all(["machines", "release-config.toml"], git2::IndexAddOption::DEFAULT, None)?;
+    index.add_all(
+        ["machines", "release-config.toml"],
+        git2::IndexAddOption::DEFAULT,
+        None,
+    )?;
     let tree = git.find_tree(index.write_tree()?)?;
     let signature = git2::Signature::new("bench", "bench@example.invalid", &git2::Time::new(0, 0))?;
-    git.commit(Some("refs/heads/main"), &signature, &signature, "tree", &tree, &[])?;
+    git.commit(
+        Some("refs/heads/main"),
+        &signature,
+        &signature,
+        "tree",
+        &tree,
+        &[],
+    )?;
     Ok(())
 }

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use rustc_hash::FxHashSet;
 use serde::Serialize;
 
 use crate::finding::{Finding, Location, Rule};
@@ -184,14 +185,19 @@ impl PublishedPort {
     /// Two bindings of one port number clash unless both name different
     /// specific addresses (or use different protocols).
     pub fn clashes_with(&self, other: &PublishedPort) -> bool {
-        fn any(ip: Option<&str>) -> bool {
-            matches!(ip, None | Some("" | "0.0.0.0" | "::" | "[::]"))
-        }
         self.host == other.host
             && self.protocol == other.protocol
-            && (any(self.host_ip.as_deref())
-                || any(other.host_ip.as_deref())
+            && (self.binds_every_address()
+                || other.binds_every_address()
                 || self.host_ip == other.host_ip)
+    }
+
+    /// No host address, or an unspecified one (`0.0.0.0`, `::`).
+    pub fn binds_every_address(&self) -> bool {
+        matches!(
+            self.host_ip.as_deref(),
+            None | Some("" | "0.0.0.0" | "::" | "[::]")
+        )
     }
 }
 
@@ -234,11 +240,12 @@ pub struct Service {
 }
 
 impl Service {
-    /// TP x PP x DP (saturating).
-    pub fn gpus_needed(&self) -> u32 {
-        self.tensor_parallel
-            .saturating_mul(self.pipeline_parallel)
-            .saturating_mul(self.data_parallel)
+    /// TP x PP x DP, in `u64` so that two factors never overflow; saturates
+    /// at `u64::MAX` (only three absurd factors get there).
+    pub fn gpus_needed(&self) -> u64 {
+        u64::from(self.tensor_parallel)
+            .saturating_mul(u64::from(self.pipeline_parallel))
+            .saturating_mul(u64::from(self.data_parallel))
     }
 
     /// Bytes per parameter of the weights, from `dtype` (section 2.3); `auto`
@@ -935,7 +942,7 @@ impl Reader<'_> {
             );
             return None;
         };
-        let mut refs: Vec<GpuRef> = Vec::with_capacity(items.len());
+        let mut refs = UniqueRefs::default();
         for item in items {
             let Some(text) = item.as_str() else {
                 let found = item.kind_name();
@@ -969,16 +976,10 @@ impl Reader<'_> {
                 );
             }
             for part in parts {
-                let id = canonical_gpu_id(part);
-                if !refs.iter().any(|r| r.id == id) {
-                    refs.push(GpuRef {
-                        id,
-                        pos: self.loc(item.pos),
-                    });
-                }
+                refs.push(canonical_gpu_id(part), || self.loc(item.pos));
             }
         }
-        Some(refs)
+        Some(refs.into_vec())
     }
 
     /// `runtime: nvidia` with or without `NVIDIA_VISIBLE_DEVICES`.
@@ -1007,17 +1008,11 @@ impl Reader<'_> {
                     // `none`: driver mounted, no GPU; `void`/empty: as without the runtime.
                     "none" | "void" | "" => None,
                     ids => {
-                        let mut refs: Vec<GpuRef> = Vec::new();
+                        let mut refs = UniqueRefs::default();
                         for part in ids.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                            let id = canonical_gpu_id(part);
-                            if !refs.iter().any(|r| r.id == id) {
-                                refs.push(GpuRef {
-                                    id,
-                                    pos: self.loc(*pos),
-                                });
-                            }
+                            refs.push(canonical_gpu_id(part), || self.loc(*pos));
                         }
-                        Some((GpuClaim::Pinned(refs), *pos))
+                        Some((GpuClaim::Pinned(refs.into_vec()), *pos))
                     }
                 }
             }
@@ -1057,16 +1052,11 @@ impl Reader<'_> {
         match &service.gpus {
             GpuClaim::None => {}
             GpuClaim::All => {
-                let mut refs: Vec<GpuRef> = Vec::new();
+                let mut unique = UniqueRefs::default();
                 for token in &tokens {
-                    let id = canonical_gpu_id(token);
-                    if !refs.iter().any(|r| r.id == id) {
-                        refs.push(GpuRef {
-                            id,
-                            pos: self.loc(pos),
-                        });
-                    }
+                    unique.push(canonical_gpu_id(token), || self.loc(pos));
                 }
+                let refs = unique.into_vec();
                 let decimal = tokens.iter().any(|t| t.bytes().all(|b| b.is_ascii_digit()));
                 let pci_order = env
                     .get("CUDA_DEVICE_ORDER")
@@ -1109,6 +1099,7 @@ impl Reader<'_> {
             GpuClaim::Pinned(refs) => {
                 let refs = refs.clone();
                 let pinned: Vec<&str> = refs.iter().map(|r| r.id.as_str()).collect();
+                let pinned_set: FxHashSet<&str> = pinned.iter().copied().collect();
                 let mut order: Vec<String> = Vec::new();
                 let mut problems: Vec<String> = Vec::new();
                 for token in &tokens {
@@ -1121,16 +1112,17 @@ impl Reader<'_> {
                                 refs.len().saturating_sub(1)
                             )),
                         }
-                    } else if pinned.contains(token) {
+                    } else if pinned_set.contains(token) {
                         order.push((*token).to_owned());
                     } else {
                         problems.push(format!("`{token}` is not one of the pinned GPUs"));
                     }
                 }
+                let used: FxHashSet<&str> = order.iter().map(String::as_str).collect();
                 let dropped: Vec<&str> = pinned
                     .iter()
                     .copied()
-                    .filter(|p| !order.iter().any(|o| o == p))
+                    .filter(|p| !used.contains(p))
                     .collect();
                 if problems.is_empty() && !dropped.is_empty() {
                     problems.push(format!(
@@ -1142,6 +1134,13 @@ impl Reader<'_> {
                     order.dedup();
                     service.host_gpus = order;
                 } else {
+                    // A long variable may break many ways: name the first few.
+                    const LISTED_PROBLEMS: usize = 8;
+                    if problems.len() > LISTED_PROBLEMS {
+                        let more = problems.len() - LISTED_PROBLEMS;
+                        problems.truncate(LISTED_PROBLEMS);
+                        problems.push(format!("and {more} more"));
+                    }
                     let gpus_at = service.gpus_at.clone();
                     let finding = self.push(
                         Rule::Gpu004,
@@ -1721,27 +1720,48 @@ fn combine_requests(requests: Vec<(Request, Pos)>) -> Option<(GpuClaim, Pos)> {
     if let Some((_, pos)) = requests.iter().find(|(r, _)| matches!(r, Request::All)) {
         return Some((GpuClaim::All, *pos));
     }
-    let mut refs: Vec<GpuRef> = Vec::new();
+    let mut refs = UniqueRefs::default();
     let mut count: Option<u32> = None;
     for (request, _) in requests {
         match request {
             Request::Pinned(ids) => {
                 for r in ids {
-                    if !refs.iter().any(|x| x.id == r.id) {
-                        refs.push(r);
-                    }
+                    refs.push(r.id, || r.pos);
                 }
             }
             Request::Count(n) => count = Some(count.unwrap_or(0).saturating_add(n)),
             Request::All => {}
         }
     }
+    let refs = refs.into_vec();
     match count {
         Some(n) => {
             let pinned = u32::try_from(refs.len()).unwrap_or(u32::MAX);
             Some((GpuClaim::Count(n.saturating_add(pinned)), pos))
         }
         None => Some((GpuClaim::Pinned(refs), pos)),
+    }
+}
+
+/// Pinned GPUs in the order first named, each id once, without comparing
+/// every id with every other (a list may hold thousands).
+#[derive(Default)]
+struct UniqueRefs {
+    refs: Vec<GpuRef>,
+    seen: FxHashSet<String>,
+}
+
+impl UniqueRefs {
+    /// Adds `id` unless already there; `pos` is only built for a new id.
+    fn push(&mut self, id: String, pos: impl FnOnce() -> Location) {
+        if !self.seen.contains(&id) {
+            self.seen.insert(id.clone());
+            self.refs.push(GpuRef { id, pos: pos() });
+        }
+    }
+
+    fn into_vec(self) -> Vec<GpuRef> {
+        self.refs
     }
 }
 

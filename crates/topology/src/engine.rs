@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 use crate::compose;
@@ -907,7 +907,7 @@ impl Fleet {
                 GpuClaim::Pinned(_) => gpus.extend(service.host_gpus.iter().cloned()),
                 GpuClaim::All => {
                     if let Some(inventory) = inventory {
-                        gpus.extend((0..inventory.gpus).map(|g| g.to_string()));
+                        gpus.extend(inventory.gpu_ids().map(|g| g.to_string()));
                     }
                 }
                 GpuClaim::Count(_) => {}
@@ -967,10 +967,11 @@ impl Fleet {
 /// What one deployment claims on its machine: GPU ids (pinned, or all of an
 /// inventoried machine) and host ports (published, plus its port directory).
 fn claims(fleet: &Fleet, deployment: &Deployment) -> Claims {
-    let gpu_count = fleet
+    let inventory_gpus = fleet
         .machines
         .get(&deployment.id.machine)
-        .and_then(Machine::gpu_count);
+        .and_then(|m| m.inventory.as_ref())
+        .map(Inventory::gpu_ids);
     let mut gpus: Vec<(String, Location)> = Vec::new();
     let mut ports: Vec<(u16, Location)> = Vec::new();
     for service in &deployment.services {
@@ -983,8 +984,8 @@ fn claims(fleet: &Fleet, deployment: &Deployment) -> Claims {
                 gpus.extend(refs.iter().map(|r| (r.id.clone(), r.pos.clone())))
             }
             GpuClaim::All => {
-                if let Some(n) = gpu_count {
-                    gpus.extend((0..n).map(|g| (g.to_string(), at.clone())));
+                if let Some(ids) = inventory_gpus.clone() {
+                    gpus.extend(ids.map(|g| (g.to_string(), at.clone())));
                 }
             }
             GpuClaim::None | GpuClaim::Count(_) => {}
@@ -1004,6 +1005,9 @@ fn claims(fleet: &Fleet, deployment: &Deployment) -> Claims {
 /// claim, naming the ref like a lock names its holder.
 pub fn pending_conflicts(head: &Fleet, pending: &Fleet, refname: &str) -> Vec<Finding> {
     let mut out = Vec::new();
+    // The head's claims, computed once per deployment however many proposed
+    // deployments share its machine.
+    let mut head_claims: FxHashMap<&DeploymentId, Claims> = FxHashMap::default();
     for (id, proposed) in &pending.deployments {
         let unchanged = head.deployments.get(id).is_some_and(|current| {
             match (&current.content, &proposed.content) {
@@ -1014,15 +1018,19 @@ pub fn pending_conflicts(head: &Fleet, pending: &Fleet, refname: &str) -> Vec<Fi
         if unchanged {
             continue;
         }
-        let (pending_gpus, mut pending_ports) = claims(pending, proposed);
+        let (pending_gpus, pending_ports) = claims(pending, proposed);
+        // Each id or port once, at its first claim: look-ups below are by key,
+        // so a deployment pinning many ids costs no pairwise comparison.
+        let pending_gpus: BTreeMap<String, Location> =
+            pending_gpus.into_iter().rev().collect();
+        let mut pending_ports: BTreeMap<u16, Location> = pending_ports.into_iter().rev().collect();
         // The port directory is the port it will serve on.
-        let dir_at = proposed.main_service().map_or_else(
-            || Location::file(proposed.compose_path.clone()),
-            |s| s.location.clone(),
-        );
-        if !pending_ports.iter().any(|(p, _)| *p == id.port) {
-            pending_ports.push((id.port, dir_at));
-        }
+        pending_ports.entry(id.port).or_insert_with(|| {
+            proposed.main_service().map_or_else(
+                || Location::file(proposed.compose_path.clone()),
+                |s| s.location.clone(),
+            )
+        });
         for current_id in head.graph.deployments_on(&id.machine) {
             if current_id == id {
                 continue;
@@ -1030,14 +1038,17 @@ pub fn pending_conflicts(head: &Fleet, pending: &Fleet, refname: &str) -> Vec<Fi
             let Some(current) = head.deployments.get(current_id) else {
                 continue;
             };
-            let (head_gpus, head_ports) = claims(head, current);
+            let (head_gpus, head_ports) = head_claims
+                .entry(current_id)
+                .or_insert_with(|| claims(head, current));
             let mut subjects: Vec<String> = Vec::new();
             let mut primary: Option<Location> = None;
             let mut related: Vec<Related> = Vec::new();
             let mut gpu_ids: Vec<&str> = Vec::new();
-            for (gpu, at) in &head_gpus {
-                if let Some((_, there)) = pending_gpus.iter().find(|(g, _)| g == gpu)
-                    && !gpu_ids.contains(&gpu.as_str())
+            let mut seen_gpus: FxHashSet<&str> = FxHashSet::default();
+            for (gpu, at) in head_gpus.iter() {
+                if let Some(there) = pending_gpus.get(gpu)
+                    && seen_gpus.insert(gpu.as_str())
                 {
                     gpu_ids.push(gpu);
                     subjects.push(format!("gpu:{gpu}"));
@@ -1052,9 +1063,10 @@ pub fn pending_conflicts(head: &Fleet, pending: &Fleet, refname: &str) -> Vec<Fi
                 }
             }
             let mut port_numbers: Vec<String> = Vec::new();
-            for (port, at) in &head_ports {
-                if let Some((_, there)) = pending_ports.iter().find(|(p, _)| p == port)
-                    && !port_numbers.contains(&port.to_string())
+            let mut seen_ports: FxHashSet<u16> = FxHashSet::default();
+            for (port, at) in head_ports.iter() {
+                if let Some(there) = pending_ports.get(port)
+                    && seen_ports.insert(*port)
                 {
                     port_numbers.push(port.to_string());
                     subjects.push(format!("port:{port}"));

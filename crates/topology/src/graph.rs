@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 
 use crate::compose::{Deployment, DeploymentId, GpuClaim};
 use crate::inventory::Machine;
-use crate::rules::gpu_sort_key;
+use crate::rules::{decimal_gpu_id, gpu_sort_key};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum GraphNode {
@@ -110,7 +110,7 @@ impl MachineIndex {
     }
 
     fn gpu(&self, id: &str) -> Option<NodeIndex> {
-        if let Ok(n) = id.parse::<usize>()
+        if let Some(n) = decimal_gpu_id(id).and_then(|n| usize::try_from(n).ok())
             && let Some(node) = self.inventory_gpus.get(n)
         {
             return Some(*node);
@@ -141,13 +141,19 @@ pub struct AllocationGraph {
 }
 
 impl AllocationGraph {
+    /// One GPU node per id of [`Inventory::gpu_ids`] (bounded, whatever
+    /// `gpus` says), plus one per other id a compose file pins; one `holds`
+    /// edge per pinned id, and per inventory GPU for an all-GPU claim.
+    ///
+    /// [`Inventory::gpu_ids`]: crate::inventory::Inventory::gpu_ids
     pub fn build(
         machines: &BTreeMap<String, Machine>,
         deployments: &BTreeMap<DeploymentId, Arc<Deployment>>,
     ) -> AllocationGraph {
         let gpu_nodes: usize = machines
             .values()
-            .map(|m| m.gpu_count().unwrap_or(0) as usize)
+            .filter_map(|m| m.inventory.as_ref())
+            .map(|i| i.gpu_ids().len())
             .sum();
         let service_nodes: usize = deployments.values().map(|d| d.services.len()).sum();
         let mut graph = DiGraph::with_capacity(
@@ -161,8 +167,9 @@ impl AllocationGraph {
             if let Some(inventory) = &machine.inventory {
                 entry.gpu_count = Some(inventory.gpus);
                 entry.numa_domains = inventory.numa_domains.clone();
-                entry.inventory_gpus.reserve(inventory.gpus as usize);
-                for gpu in 0..inventory.gpus {
+                let ids = inventory.gpu_ids();
+                entry.inventory_gpus.reserve(ids.len());
+                for gpu in ids {
                     let gpu_node = graph.add_node(GraphNode::Gpu {
                         machine: entry.name.clone(),
                         id: GpuId::Index(gpu),

@@ -1,11 +1,18 @@
 //! Machine inventory: `machines/<machine>/machine.yaml` (contract section 3).
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use serde::Serialize;
 
 use crate::finding::{Finding, Location, Rule};
 use crate::yaml::{self, Limits, Node, Pos, Value};
+
+/// The most GPUs one `machine.yaml` may declare. The largest single hosts have
+/// 8-16 GPUs and a rack-scale NVLink domain (NVL72) 72; a bigger count is a
+/// typo or hostile, and the engine keeps per-GPU state (graph nodes, free
+/// lists), so `gpus: 4294967295` must not be believed.
+pub const MAX_GPUS_PER_MACHINE: u32 = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -27,7 +34,8 @@ impl Interconnect {
 /// What `machine.yaml` says about a machine.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Inventory {
-    /// Number of GPUs; their ids are `0..gpus`.
+    /// Number of GPUs; their ids are `0..gpus`. At most
+    /// [`MAX_GPUS_PER_MACHINE`] when read from a file.
     pub gpus: u32,
     pub gpu_model: Option<String>,
     pub gpu_memory_gb: Option<f64>,
@@ -41,9 +49,34 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// The NUMA domain (index) of a GPU, if the inventory lists one.
+    /// The GPU ids `0..gpus`, never more than [`MAX_GPUS_PER_MACHINE`] of them
+    /// (an inventory built by hand is not checked like one read from a file;
+    /// everything that keeps per-GPU state iterates this range).
+    pub fn gpu_ids(&self) -> Range<u32> {
+        0..self.gpus.min(MAX_GPUS_PER_MACHINE)
+    }
+
+    /// The NUMA domain (index) of a GPU, if the inventory lists one. Scans
+    /// the domains: for many look-ups use [`Inventory::numa_domain_by_gpu`].
     pub fn numa_domain_of(&self, gpu: u32) -> Option<usize> {
         self.numa_domains.iter().position(|d| d.contains(&gpu))
+    }
+
+    /// The NUMA domain of every GPU id in [`Inventory::gpu_ids`], indexed by
+    /// id (`None`: in no domain). One pass over the domains, however many
+    /// (empty) domains a file lists.
+    pub fn numa_domain_by_gpu(&self) -> Vec<Option<usize>> {
+        let mut by_gpu: Vec<Option<usize>> = vec![None; self.gpu_ids().len()];
+        for (index, domain) in self.numa_domains.iter().enumerate() {
+            for gpu in domain {
+                if let Some(slot) = usize::try_from(*gpu).ok().and_then(|g| by_gpu.get_mut(g))
+                    && slot.is_none()
+                {
+                    *slot = Some(index);
+                }
+            }
+        }
+        by_gpu
     }
 }
 
@@ -135,12 +168,16 @@ pub fn read_inventory(
         match key_text {
             "gpus" => {
                 gpus_seen = true;
-                match value
-                    .as_str()
-                    .map(str::trim)
-                    .and_then(|t| t.parse::<u32>().ok())
-                {
-                    Some(n) if value.as_scalar().is_some_and(|s| s.plain) => gpus = Some(n),
+                let plain = value.as_scalar().is_some_and(|s| s.plain);
+                match value.as_str().map(str::trim).map(gpu_count) {
+                    Some(Count::Valid(n)) if plain => gpus = Some(n),
+                    Some(Count::TooMany(text)) if plain => rc002(
+                        value.pos,
+                        "gpus",
+                        format!(
+                            "`gpus: {text}` is more than {MAX_GPUS_PER_MACHINE}, the most GPUs one machine may declare (the largest hosts have 8-16, a rack-scale NVL72 domain 72); the inventory is not used"
+                        ),
+                    ),
                     _ => rc002(
                         value.pos,
                         "gpus",
@@ -291,6 +328,26 @@ pub fn read_inventory(
         }
     }
     (Some(inventory), findings)
+}
+
+/// What the text of `gpus` says.
+enum Count<'t> {
+    Valid(u32),
+    /// An integer above [`MAX_GPUS_PER_MACHINE`] (however many digits).
+    TooMany(&'t str),
+    NotACount,
+}
+
+fn gpu_count(text: &str) -> Count<'_> {
+    let digits = text.strip_prefix('+').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Count::NotACount;
+    }
+    match digits.parse::<u32>() {
+        Ok(n) if n <= MAX_GPUS_PER_MACHINE => Count::Valid(n),
+        // Beyond u32 too: the digits alone say it is too many.
+        _ => Count::TooMany(text),
+    }
 }
 
 fn shown(node: &Node) -> String {

@@ -40,11 +40,12 @@ pub const CONFIG_FILE: &str = "release-config.toml";
 /// In name order (directory listings rely on it to come out sorted).
 const TOP_LEVEL: [&str; 3] = [MACHINES_DIR, CONFIG_FILE, TEMPLATES_DIR];
 
-/// Refspecs of a mirror: every ref of the remote, force-updated (upstream may
-/// rewrite pull-request branches), except this tool's own namespace.
-const MIRROR_REFSPECS: [&str; 2] = ["+refs/*:refs/*", "^refs/catapult/*"];
+/// Refspec of a mirror: every ref of the remote, force-updated (upstream may
+/// rewrite pull-request branches). This tool's own namespace is put back
+/// after each fetch (libgit2 does not apply negative refspecs to updates).
+const MIRROR_REFSPEC: &str = "+refs/*:refs/*";
 
-/// This tool's own refs in a mirror; fetches neither write nor prune them.
+/// This tool's own refs in a mirror; fetches neither change nor prune them.
 const OWN_NAMESPACE: &str = "refs/catapult/";
 
 /// A proposal branch committed in a mirror but not pushed yet is also kept
@@ -552,9 +553,11 @@ impl Repository {
                 .prune(git2::FetchPrune::Off)
                 .update_fetchhead(false)
                 .download_tags(git2::AutotagOption::None);
-            remote
-                .fetch(&MIRROR_REFSPECS, Some(&mut options), None)
-                .map_err(git_error)?;
+            let own_before = own_refs(&git).map_err(git_error)?;
+            let fetched = remote.fetch(&[MIRROR_REFSPEC], Some(&mut options), None);
+            // Even when the fetch failed half-way.
+            restore_own_refs(&git, &own_before).map_err(git_error)?;
+            fetched.map_err(git_error)?;
             let advertised: rustc_hash::FxHashSet<String> = remote
                 .list()
                 .map_err(git_error)?
@@ -809,7 +812,10 @@ impl Repository {
             let refspec = format!("{source}:{ref_name}");
             let pushed = remote.push(&[refspec.as_str()], Some(&mut options));
             if let Err(e) = pushed {
-                let message = rejection.borrow_mut().take().unwrap_or_else(|| git_message(&e));
+                let message = rejection
+                    .borrow_mut()
+                    .take()
+                    .unwrap_or_else(|| git_message(&e));
                 return Err(push_error(message));
             }
         }
@@ -822,6 +828,38 @@ impl Repository {
         }
         Ok(())
     }
+}
+
+/// This tool's refs (`refs/catapult/*`) and their commits.
+fn own_refs(git: &git2::Repository) -> Result<FxHashMap<String, Oid>, git2::Error> {
+    let mut found = FxHashMap::default();
+    for reference in git.references_glob(&format!("{OWN_NAMESPACE}*"))? {
+        let reference = reference?;
+        if let (Ok(name), Some(target)) = (reference.name(), reference.target()) {
+            found.insert(name.to_owned(), target);
+        }
+    }
+    Ok(found)
+}
+
+/// Puts this tool's refs back as they were before a fetch: whatever upstream
+/// holds under the same names never replaces them.
+fn restore_own_refs(
+    git: &git2::Repository,
+    before: &FxHashMap<String, Oid>,
+) -> Result<(), git2::Error> {
+    let now = own_refs(git)?;
+    for name in now.keys().filter(|name| !before.contains_key(*name)) {
+        if let Ok(mut reference) = git.find_reference(name) {
+            reference.delete()?;
+        }
+    }
+    for (name, target) in before {
+        if now.get(name) != Some(target) {
+            git.reference(name, *target, true, "catapult: restore own ref after fetch")?;
+        }
+    }
+    Ok(())
 }
 
 /// `(branch, commit)` of every proposal kept in [`UNPUSHED_NAMESPACE`].
@@ -888,7 +926,12 @@ fn restore_unpushed(
         let head_ref = format!("refs/heads/{branch}");
         if !advertised.contains(&head_ref) {
             if git.find_reference(&head_ref).is_err() {
-                git.reference(&head_ref, *commit, false, "catapult: keep unpushed proposal")?;
+                git.reference(
+                    &head_ref,
+                    *commit,
+                    false,
+                    "catapult: keep unpushed proposal",
+                )?;
             }
             continue;
         }
@@ -1311,7 +1354,8 @@ impl Stamp {
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;
-            let ns = |secs: i64, nanos: i64| secs.saturating_mul(1_000_000_000).saturating_add(nanos);
+            let ns =
+                |secs: i64, nanos: i64| secs.saturating_mul(1_000_000_000).saturating_add(nanos);
             Stamp {
                 len: meta.len(),
                 modified_ns: ns(meta.mtime(), meta.mtime_nsec()),
@@ -1452,12 +1496,9 @@ mod sys {
                 Ok(fd) => fd,
                 // openat2 is Linux 5.6+, and some seccomp profiles refuse it:
                 // then at least the last component is not followed.
-                Err(Errno::NOSYS | Errno::PERM) => rustix::fs::openat(
-                    &self.fd,
-                    relative,
-                    flags | OFlags::NOFOLLOW,
-                    Mode::empty(),
-                )?,
+                Err(Errno::NOSYS | Errno::PERM) => {
+                    rustix::fs::openat(&self.fd, relative, flags | OFlags::NOFOLLOW, Mode::empty())?
+                }
                 Err(e) => return Err(e.into()),
             };
             Ok(fs::File::from(fd))
@@ -1499,8 +1540,16 @@ mod sys {
     }
 }
 
-/// Reads a regular file of the listing in full and returns its blob id.
-fn hash_file(root: &sys::Root, relative: &str) -> Result<(ContentId, u64), RepoError> {
+/// Files larger than this are hashed by libgit2 in chunks instead of being
+/// read into memory whole (a stray 50 MB file must not cost 50 MB).
+const HASH_IN_MEMORY_MAX: u64 = 1 << 20;
+
+/// Hashes a regular file of the listing; returns its blob id and length.
+fn hash_file(
+    root: &sys::Root,
+    canonical_root: &Path,
+    relative: &str,
+) -> Result<(ContentId, u64), RepoError> {
     let io_error = |source| RepoError::Io {
         path: relative.to_owned(),
         source,
@@ -1510,9 +1559,34 @@ fn hash_file(root: &sys::Root, relative: &str) -> Result<(ContentId, u64), RepoE
     if !meta.is_file() {
         return Err(changed_while_listing(relative));
     }
+    if meta.len() > HASH_IN_MEMORY_MAX {
+        let id =
+            hash_large_file(&file, &canonical_root.join(relative)).map_err(|e| RepoError::Git {
+                repo: canonical_root.to_owned(),
+                action: format!("hashing `{relative}`"),
+                message: git_message(&e),
+            })?;
+        return Ok((id, meta.len()));
+    }
     let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.read_to_end(&mut data).map_err(io_error)?;
     Ok((ContentId::of_bytes(&data)?, data.len() as u64))
+}
+
+/// Streams a large file through libgit2's hasher. On Linux the file already
+/// opened (safely, see `sys::Root::open_file`) is hashed through its
+/// `/proc/self/fd` link, so a file swapped in meanwhile cannot be the one read.
+fn hash_large_file(file: &fs::File, path: &Path) -> Result<ContentId, git2::Error> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let by_fd = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        if by_fd.exists() {
+            return Oid::hash_file(ObjectType::Blob, by_fd).map(ContentId);
+        }
+    }
+    let _ = file;
+    Oid::hash_file(ObjectType::Blob, path).map(ContentId)
 }
 
 fn changed_while_listing(relative: &str) -> RepoError {
@@ -1682,7 +1756,10 @@ impl DirReader {
             top.push(child);
             result?;
         }
-        *link_targets = walk.link_targets.into_inner().unwrap_or_else(PoisonError::into_inner);
+        *link_targets = walk
+            .link_targets
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
         *last_len = entries.len();
         drop(cache);
         debug_assert!(entries.is_sorted_by(|a, b| path_order(&a.path, &b.path).is_le()));
@@ -1910,7 +1987,7 @@ impl DirWalk<'_> {
         let id = match cached {
             Some((stamp, id)) if *stamp == stat.stamp => *id,
             _ => {
-                let (id, len) = hash_file(self.root, path)?;
+                let (id, len) = hash_file(self.root, self.canonical_root, path)?;
                 // Racy files are hashed again next time; the stamp must also
                 // match the bytes hashed (a write during the read changes the
                 // length, or the mtime and ctime).
@@ -1986,7 +2063,7 @@ impl DirWalk<'_> {
         if let Some(id) = known {
             return Ok(id);
         }
-        let (id, len) = hash_file(self.root, inside)?;
+        let (id, len) = hash_file(self.root, self.canonical_root, inside)?;
         if stamp.is_settled(self.now_ns) && len == stamp.len {
             self.link_targets
                 .lock()
@@ -2354,17 +2431,33 @@ mod tests {
         let file = |p: &str| LinkTarget::File(p.to_owned());
         let compose = "machines/a/8000/docker-compose.yml";
         let cases = [
-            ("machines/a/8001/x", "../8000/docker-compose.yml", file(compose)),
+            (
+                "machines/a/8001/x",
+                "../8000/docker-compose.yml",
+                file(compose),
+            ),
             ("machines/a/8000/x", "./docker-compose.yml", file(compose)),
             ("machines/x", "b/8000/docker-compose.yml", file(compose)),
             ("machines/x", "l2", file(compose)),
-            ("machines/x", "b/../a/8000/docker-compose.yml", file(compose)),
+            (
+                "machines/x",
+                "b/../a/8000/docker-compose.yml",
+                file(compose),
+            ),
             ("machines/x", "b", LinkTarget::Dir("machines/a".to_owned())),
             ("machines/x", "..", LinkTarget::Dir(String::new())),
             // `..` after a link climbs from its target: `root/..` is above the
             // root, although the text alone says `machines/a/8000/...`.
-            ("machines/x", "a/8000/root/../etc/passwd", LinkTarget::Outside),
-            ("machines/x", "a/8000/root/machines/b/8000/docker-compose.yml", file(compose)),
+            (
+                "machines/x",
+                "a/8000/root/../etc/passwd",
+                LinkTarget::Outside,
+            ),
+            (
+                "machines/x",
+                "a/8000/root/machines/b/8000/docker-compose.yml",
+                file(compose),
+            ),
             ("machines/a", "../../../etc/passwd", LinkTarget::Outside),
             ("machines/a", "/etc/passwd", LinkTarget::Outside),
             ("machines/a", "../.git/config", LinkTarget::Outside),
@@ -2374,11 +2467,23 @@ mod tests {
             ("machines/x", "c1", file(compose)),
             ("machines/x", "c0", LinkTarget::Missing),
             ("machines/x", "nothing", LinkTarget::Missing),
-            ("machines/x", "a/8000/docker-compose.yml/x", LinkTarget::Missing),
-            ("machines/x", "a/8000/docker-compose.yml/", LinkTarget::Missing),
+            (
+                "machines/x",
+                "a/8000/docker-compose.yml/x",
+                LinkTarget::Missing,
+            ),
+            (
+                "machines/x",
+                "a/8000/docker-compose.yml/",
+                LinkTarget::Missing,
+            ),
         ];
         for (link, target, expected) in cases {
-            assert_eq!(resolve_link(link, target, kind_of), expected, "{link} -> {target}");
+            assert_eq!(
+                resolve_link(link, target, kind_of),
+                expected,
+                "{link} -> {target}"
+            );
         }
     }
 

@@ -467,3 +467,69 @@ fn millis(duration: Duration) -> String {
         format!("{ms:.2} ms")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time(name: &str, median_us: u64, target_us: Option<u64>, peak_kb: Option<u64>) -> Row {
+        Row {
+            group: "g",
+            name: name.to_owned(),
+            figure: Figure::Time {
+                median: Duration::from_micros(median_us),
+                min: Duration::from_micros(median_us * 9 / 10),
+                target: target_us.map(Duration::from_micros),
+            },
+            peak: peak_kb.map(|kb| Peak {
+                kb,
+                target_mb: 60.0,
+            }),
+        }
+    }
+
+    #[test]
+    fn the_table_shows_figures_beside_targets_then_notes_and_misses() {
+        let context = Context {
+            repo: PathBuf::from("/fleet"),
+            runs: 7,
+            calls: 500,
+            stats: fleet::FleetStats {
+                machines: 2000,
+                deployments: 4953,
+                files: 8546,
+            },
+        };
+        let rows = [
+            time("fast enough", 250_000, Some(300_000), Some(50 * 1024)),
+            time("too slow", 31_000, Some(30_000), None),
+            time("no target", 420, None, None),
+            Row {
+                group: "g",
+                name: "size".to_owned(),
+                figure: Figure::Bytes {
+                    size: 41_234,
+                    target: Some(40_000),
+                },
+                peak: None,
+            },
+            Row {
+                group: "g",
+                name: "memory only".to_owned(),
+                figure: Figure::Nothing,
+                peak: Some(Peak {
+                    kb: 30 * 1024,
+                    target_mb: 60.0,
+                }),
+            },
+        ];
+        let notes = ["first note".to_owned(), "second note".to_owned()];
+        insta::assert_snapshot!(table(&context, &rows, &notes));
+    }
+
+    #[test]
+    fn all_targets_met_is_one_summary_line() {
+        let rows = [time("fast", 1_000, Some(2_000), Some(1024))];
+        assert_eq!(summary(&rows), "summary: 2 of 2 targets met\n");
+    }
+}

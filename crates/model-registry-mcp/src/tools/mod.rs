@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use crate::catalog::{self, CatalogEntry};
 use crate::context::Ctx;
+use crate::registry::{LIMIT_NAME, MAX_RESULT_BYTES};
 
 pub mod artifacts;
 pub mod benchmarks;
@@ -47,6 +48,11 @@ pub fn all() -> Vec<ToolSpec> {
     tools.extend(search::tools());
     tools
 }
+
+/// The least text a successful result keeps beside its structured part.
+const MIN_TEXT_BYTES: usize = 1024;
+/// Room for the note `clip` appends.
+const CLIP_NOTE_BYTES: usize = 64;
 
 /// Arguments larger than this (serialised) are refused before deserialisation.
 pub const MAX_ARGUMENT_BYTES: usize = 64 * 1024;
@@ -266,16 +272,17 @@ fn parse_arguments<P: DeserializeOwned>(name: &str, arguments: JsonObject) -> Re
 fn success<O: Serialize + Render>(output: &O) -> CallToolResult {
     match serde_json::to_value(output) {
         Ok(value) => {
-            // Tools cut their own bulk (lists, logs); this is the backstop for anything left.
+            // Tools cut their own bulk (lists, logs) so that both renderings fit; this is the
+            // backstop for anything left: the text gets what the structured part leaves.
             let structured_size = value.to_string().len();
-            let text =
-                crate::registry::clip(&output.render(), crate::registry::BULK_BUDGET_BYTES / 4);
-            if structured_size + text.len() > crate::registry::MAX_RESULT_BYTES {
+            let room = MAX_RESULT_BYTES.saturating_sub(structured_size);
+            if room < MIN_TEXT_BYTES {
                 return CallToolResult::error(vec![ContentBlock::text(format!(
-                    "the result is {structured_size} bytes, over the ~100 KB limit; ask for less \
-                     (a smaller `limit`, a filter, or one item by id)"
+                    "the result is {structured_size} bytes, over the {LIMIT_NAME} limit; ask for \
+                     less (a smaller `limit`, a filter, or one item by id)"
                 ))]);
             }
+            let text = crate::registry::clip(&output.render(), room - CLIP_NOTE_BYTES);
             let mut result = CallToolResult::structured(value);
             result.content = vec![ContentBlock::text(text)];
             result
@@ -304,8 +311,7 @@ pub fn normalize_input_schema(schema: &JsonObject) -> Arc<JsonObject> {
 }
 
 /// Removes what clients do not need from an input schema: `$schema`, the type's `title`,
-/// `additionalProperties: false` (unknown arguments are refused by name anyway), number
-/// `format`s and the `minimum: 0` of unsigned numbers.
+/// boolean `additionalProperties`, number `format`s and the `minimum: 0` of unsigned numbers.
 fn strip_noise(value: &mut Value, top: bool) {
     match value {
         Value::Object(object) => {
@@ -314,7 +320,9 @@ fn strip_noise(value: &mut Value, top: bool) {
             if object.get("minimum").is_some_and(|m| m == 0) {
                 object.remove("minimum");
             }
-            if object.get("additionalProperties") == Some(&Value::Bool(false)) {
+            // `false`: unknown arguments are refused by name anyway; `true`: the JSON Schema
+            // default, and a keyword some clients (Gemini) reject.
+            if object.get("additionalProperties").is_some_and(Value::is_boolean) {
                 object.remove("additionalProperties");
             }
             if top {
@@ -443,4 +451,89 @@ fn strip_null(value: &mut Value) {
 /// Caps a requested `limit` at `max` (`REGISTRY_MAX_RESULTS`); no limit means `max`.
 pub fn effective_limit(limit: Option<u32>, max: u32) -> usize {
     usize::try_from(limit.unwrap_or(max).clamp(1, max)).unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{LOG_BUDGET_BYTES, UntrustedLog};
+
+    #[derive(Serialize, JsonSchema)]
+    struct LogOutput {
+        id: String,
+        #[serde(flatten)]
+        log: UntrustedLog,
+    }
+
+    impl Render for LogOutput {
+        fn render(&self) -> String {
+            self.log.fenced("log")
+        }
+    }
+
+    fn text(result: &CallToolResult) -> String {
+        result
+            .content
+            .iter()
+            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+            .collect()
+    }
+
+    /// A log at the budget: both renderings fit the limit together, and the fence keeps its end.
+    #[test]
+    fn a_long_log_fits_whole_and_fenced() {
+        let check = |lines: Vec<String>| {
+            let output = LogOutput {
+                id: "d1".into(),
+                log: UntrustedLog::new(lines, false, None),
+            };
+            let result = success(&output);
+            assert_eq!(result.is_error, Some(false), "{}", text(&result));
+            let structured = result
+                .structured_content
+                .as_ref()
+                .map_or(0, |v| v.to_string().len());
+            let text = text(&result);
+            assert!(structured + text.len() <= MAX_RESULT_BYTES);
+            let last = text.lines().last().unwrap_or_default();
+            assert!(last.starts_with("END UNTRUSTED CONTAINER LOG "), "{last}");
+            assert!(!text.contains("[cut:"));
+            assert!(output.log.truncated);
+        };
+        check((0..20_000).map(|i| format!("line {i:>60}")).collect());
+        // One enormous line, and lines of control characters (six bytes each in JSON).
+        check(vec!["x".repeat(5 * LOG_BUDGET_BYTES)]);
+        check((0..5_000).map(|_| "\u{1b}[31m\u{0}".repeat(20)).collect());
+    }
+
+    #[derive(Serialize, JsonSchema)]
+    struct Big {
+        items: Vec<String>,
+    }
+
+    impl Render for Big {
+        fn render(&self) -> String {
+            self.items.join("\n")
+        }
+    }
+
+    #[test]
+    fn an_oversized_result_is_a_clean_error_and_long_text_is_cut() {
+        let huge = success(&Big {
+            items: vec!["y".repeat(MAX_RESULT_BYTES)],
+        });
+        assert_eq!(huge.is_error, Some(true));
+        assert!(text(&huge).contains("ask for less"), "{}", text(&huge));
+        assert!(huge.structured_content.is_none());
+        // Structured part fits, text would not: the text is cut and says so.
+        let items: Vec<String> = (0..1000).map(|i| format!("{i:>40}")).collect();
+        let fits = success(&Big { items });
+        assert_eq!(fits.is_error, Some(false));
+        let size = fits
+            .structured_content
+            .as_ref()
+            .map_or(0, |v| v.to_string().len())
+            + text(&fits).len();
+        assert!(size <= MAX_RESULT_BYTES, "{size}");
+    }
 }

@@ -7,8 +7,11 @@ use std::fmt::Write as _;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use registry_client::Page;
+
 use super::{Render, ToolError, ToolSpec, effective_limit, tool};
 use crate::context::Ctx;
+use crate::registry::{BULK_BUDGET_BYTES, Paging, fit};
 use crate::release_configs::state::Answer;
 use crate::release_configs::view::{
     DeploymentBrief, FleetView, MachineTopology, ModelDeployments, ReleaseConfigDetail, SourceInfo,
@@ -68,7 +71,7 @@ pub fn tools() -> Vec<ToolSpec> {
 // ---------------------------------------------------------------------------------------------
 // Parameters
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListReleaseConfigsParams {
     /// Only this machine (exact name, e.g. `gpu-a100-01`).
@@ -81,6 +84,9 @@ pub struct ListReleaseConfigsParams {
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub limit: Option<u32>,
+    /// A previous `next_offset`.
+    #[serde(default)]
+    pub offset: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -92,7 +98,7 @@ pub struct GetReleaseConfigParams {
     pub port: u16,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetMachineTopologyParams {
     /// One machine; leave out for every machine.
@@ -102,15 +108,21 @@ pub struct GetMachineTopologyParams {
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub limit: Option<u32>,
+    /// A previous `next_offset`.
+    #[serde(default)]
+    pub offset: Option<u32>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetModelsByDeploymentParams {
     /// Most models to return (default and cap: REGISTRY_MAX_RESULTS).
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub limit: Option<u32>,
+    /// A previous `next_offset`.
+    #[serde(default)]
+    pub offset: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -123,10 +135,11 @@ pub struct ListDockerTemplatesParams {}
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ListReleaseConfigsOutput {
     pub source: SourceInfo,
-    /// Deployments matching the filters.
-    pub total: usize,
     pub deployments: Vec<DeploymentBrief>,
-    /// True when `total` exceeds the rows returned.
+    /// `total`: deployments matching the filters.
+    #[serde(flatten)]
+    pub paging: Paging,
+    /// True when more rows exist than were returned.
     pub truncated: bool,
     /// How to see the rest, when truncated.
     pub hint: Option<String>,
@@ -156,6 +169,8 @@ pub struct GetMachineTopologyOutput {
     /// Totals over the whole fleet (not only the machines returned).
     pub fleet: FleetTotals,
     pub machines: Vec<MachineTopology>,
+    #[serde(flatten)]
+    pub paging: Paging,
     pub truncated: bool,
     pub hint: Option<String>,
 }
@@ -163,8 +178,9 @@ pub struct GetMachineTopologyOutput {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct GetModelsByDeploymentOutput {
     pub source: SourceInfo,
-    pub total: usize,
     pub models: Vec<ModelDeployments>,
+    #[serde(flatten)]
+    pub paging: Paging,
     pub truncated: bool,
     pub hint: Option<String>,
 }
@@ -258,22 +274,20 @@ async fn list_release_configs(
             })
         })
         .collect();
-    let limit = effective_limit(params.limit, ctx.settings.max_results);
-    let total = matching.len();
-    let deployments: Vec<DeploymentBrief> = matching.into_iter().take(limit).cloned().collect();
-    let truncated = total > deployments.len();
+    let (deployments, paging) = window(
+        &ctx,
+        "list_release_configs",
+        &params,
+        params.offset,
+        params.limit,
+        matching,
+    );
     Ok(ListReleaseConfigsOutput {
         source: answer.source,
-        total,
-        truncated,
-        hint: truncated.then(|| {
-            format!(
-                "{} more; narrow with `machine` or `model_name`, or raise `limit` (at most {})",
-                total - deployments.len(),
-                ctx.settings.max_results
-            )
-        }),
+        truncated: paging.has_more,
+        hint: hint(&paging, "narrow with `machine` or `model_name`"),
         deployments,
+        paging,
     })
 }
 
@@ -321,6 +335,45 @@ async fn get_release_config(
     })
 }
 
+/// The page of `all` from `offset`: at most `limit` items (capped at REGISTRY_MAX_RESULTS) and
+/// no more than fit the size budget, with the paging facts and the call for the next page.
+fn window<T: Clone + Serialize, P: Serialize>(
+    ctx: &Ctx,
+    tool: &str,
+    params: &P,
+    offset: Option<u32>,
+    limit: Option<u32>,
+    all: Vec<&T>,
+) -> (Vec<T>, Paging) {
+    let limit = effective_limit(limit, ctx.settings.max_results);
+    let offset = offset.unwrap_or(0);
+    let total = all.len() as u64;
+    let items: Vec<T> = all
+        .into_iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(limit)
+        .cloned()
+        .collect();
+    let page = Page {
+        items,
+        total,
+        limit: u32::try_from(limit).unwrap_or(u32::MAX),
+        offset,
+    };
+    let kept = fit(page.items.clone(), BULK_BUDGET_BYTES);
+    let paging = Paging::of(tool, params, &page, kept.len());
+    (kept, paging)
+}
+
+/// What to do when rows are left: continue with the next call, or narrow the question.
+fn hint(paging: &Paging, narrow: &str) -> Option<String> {
+    let call = paging.next_call.as_ref()?;
+    let left = paging
+        .total
+        .saturating_sub(u64::from(paging.offset) + paging.returned as u64);
+    Some(format!("{left} more; continue with {call}, or {narrow}"))
+}
+
 fn fleet_totals(view: &FleetView) -> FleetTotals {
     let mut totals = FleetTotals {
         machines: view.machines.len(),
@@ -350,31 +403,39 @@ async fn get_machine_topology(
     let view = &answer.view;
     let fleet = fleet_totals(view);
     if let Some(machine) = &params.machine {
-        let topology = machine_of(view, machine)?.clone();
+        let topology = machine_of(view, machine)?;
+        let (machines, paging) = window(
+            &ctx,
+            "get_machine_topology",
+            &params,
+            None,
+            None,
+            vec![topology],
+        );
         return Ok(GetMachineTopologyOutput {
             source: answer.source,
             fleet,
-            machines: vec![topology],
+            machines,
             truncated: false,
             hint: None,
+            paging,
         });
     }
-    let limit = effective_limit(params.limit, ctx.settings.max_results);
-    let machines: Vec<MachineTopology> = view.machines.values().take(limit).cloned().collect();
-    let truncated = view.machines.len() > machines.len();
+    let (machines, paging) = window(
+        &ctx,
+        "get_machine_topology",
+        &params,
+        params.offset,
+        params.limit,
+        view.machines.values().collect(),
+    );
     Ok(GetMachineTopologyOutput {
         source: answer.source,
         fleet,
-        truncated,
-        hint: truncated.then(|| {
-            format!(
-                "{} more machines; ask for one with `machine`, or raise `limit` (at most {}); \
-                 the resource topology://machines has them all",
-                view.machines.len() - machines.len(),
-                ctx.settings.max_results
-            )
-        }),
+        truncated: paging.has_more,
+        hint: hint(&paging, "ask for one machine with `machine`"),
         machines,
+        paging,
     })
 }
 
@@ -383,22 +444,20 @@ async fn get_models_by_deployment(
     params: GetModelsByDeploymentParams,
 ) -> Result<GetModelsByDeploymentOutput, ToolError> {
     let answer = answer(&ctx).await?;
-    let limit = effective_limit(params.limit, ctx.settings.max_results);
-    let total = answer.view.models.len();
-    let models: Vec<ModelDeployments> = answer.view.models.iter().take(limit).cloned().collect();
-    let truncated = total > models.len();
+    let (models, paging) = window(
+        &ctx,
+        "get_models_by_deployment",
+        &params,
+        params.offset,
+        params.limit,
+        answer.view.models.iter().collect(),
+    );
     Ok(GetModelsByDeploymentOutput {
         source: answer.source,
-        total,
-        truncated,
-        hint: truncated.then(|| {
-            format!(
-                "{} more models; use list_release_configs with `model_name`, or raise `limit` (at most {})",
-                total - models.len(),
-                ctx.settings.max_results
-            )
-        }),
+        truncated: paging.has_more,
+        hint: hint(&paging, "use list_release_configs with `model_name`"),
         models,
+        paging,
     })
 }
 
@@ -479,7 +538,7 @@ impl Render for ListReleaseConfigsOutput {
         let mut text = format!(
             "{}\n{} production deployment(s)",
             source_line(&self.source),
-            self.total
+            self.paging.total
         );
         for d in &self.deployments {
             let _ = write!(text, "\n- {}", brief_line(d));
@@ -559,7 +618,7 @@ impl Render for GetModelsByDeploymentOutput {
         let mut text = format!(
             "{}\n{} model(s) in production",
             source_line(&self.source),
-            self.total
+            self.paging.total
         );
         for model in &self.models {
             let ids: Vec<&str> = model.deployments.iter().map(|d| d.id.as_str()).collect();

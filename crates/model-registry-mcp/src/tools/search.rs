@@ -11,7 +11,7 @@ use super::models::model_line;
 use super::versions::version_line;
 use super::{Render, ToolError, ToolSpec, effective_limit, tool};
 use crate::context::Ctx;
-use crate::registry::{BULK_BUDGET_BYTES, JsonMap, client, failed, fit};
+use crate::registry::{BULK_BUDGET_BYTES, JsonMap, LIMIT_NAME, client, failed, fit};
 
 pub fn tools() -> Vec<ToolSpec> {
     vec![tool(
@@ -32,7 +32,7 @@ pub struct SearchParams {
     pub query: String,
     /// Kinds to search (default all).
     #[serde(default)]
-    #[schemars(extend("items" = {"enum": ["models", "versions", "deployments"]}))]
+    #[schemars(extend("items" = {"type": "string", "enum": ["models", "versions", "deployments"]}))]
     pub types: Option<Vec<String>>,
     /// Most hits per kind (default and cap: REGISTRY_MAX_RESULTS).
     #[serde(default)]
@@ -90,7 +90,7 @@ async fn search(ctx: Ctx, params: SearchParams) -> Result<SearchOutput, ToolErro
         deployments,
         cut: (kept < total).then(|| {
             format!(
-                "{} hit(s) left out to keep the result under ~100 KB; narrow `query` or `types`",
+                "{} hit(s) left out to keep the result under {LIMIT_NAME}; narrow `query` or `types`",
                 total - kept
             )
         }),

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::docker::NoParams;
 use super::{Render, ToolError, ToolSpec, effective_limit, tool};
 use crate::context::Ctx;
-use crate::registry::{BULK_BUDGET_BYTES, JsonMap, Paging, bytes, client, failed, fit};
+use crate::registry::{
+    BULK_BUDGET_BYTES, JsonMap, LIMIT_NAME, Paging, bytes, client, failed, fit,
+};
 
 pub fn tools() -> Vec<ToolSpec> {
     vec![
@@ -145,7 +147,7 @@ async fn get_audit_logs(ctx: Ctx, params: AuditLogsParams) -> Result<AuditLogsOu
 fn cut_note(total: usize, kept: usize, what: &str) -> Option<String> {
     (kept < total).then(|| {
         format!(
-            "{} of {total} {what} left out to keep the result under ~100 KB",
+            "{} of {total} {what} left out to keep the result under {LIMIT_NAME}",
             total - kept
         )
     })

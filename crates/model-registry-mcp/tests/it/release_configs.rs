@@ -62,8 +62,43 @@ async fn every_tool_answers_from_the_fixture_fleet() {
     assert!(
         limited["hint"]
             .as_str()
-            .is_some_and(|h| h.contains("3 more"))
+            .is_some_and(|h| h.contains("3 more")),
+        "{limited}"
     );
+    assert_eq!(
+        (limited["has_more"].clone(), limited["next_offset"].clone()),
+        (json!(true), json!(1))
+    );
+    assert_eq!(
+        limited["next_call"],
+        r#"list_release_configs({"limit":1,"offset":1})"#
+    );
+    // Following next_offset pages through every row exactly once.
+    let mut seen = Vec::new();
+    let mut offset = Some(0);
+    while let Some(at) = offset {
+        let page = call_ok(
+            client,
+            "list_release_configs",
+            json!({"limit": 3, "offset": at}),
+        )
+        .await;
+        seen.extend(ids(&page["deployments"]));
+        offset = page["next_offset"].as_u64();
+    }
+    assert_eq!(seen, ["cpu-x:7000", "gpu-a:8000", "gpu-a:8001", "gpu-b:9000"]);
+    let machines = call_ok(
+        client,
+        "get_machine_topology",
+        json!({"limit": 2, "offset": 2}),
+    )
+    .await;
+    assert_eq!(
+        (machines["total"].clone(), machines["returned"].clone(), machines["has_more"].clone()),
+        (json!(3), json!(1), json!(false))
+    );
+    let models = call_ok(client, "get_models_by_deployment", json!({"limit": 1})).await;
+    assert_eq!(models["next_offset"], 1, "{models}");
 
     let one = call_ok(
         client,

@@ -792,7 +792,7 @@ fn proposal_branch_is_committed_without_work_tree_and_pushed_without_force() {
     assert!(matches!(push, Err(RepoError::Push { .. })), "{push:?}");
     let error = push.unwrap_err().to_string();
     assert!(error.contains("catapult/other"), "{error}");
-    assert!(error.contains("not present locally"), "{error}");
+    assert!(error.contains("already exists on the remote"), "{error}");
     let missing = mirror.push_branch(
         &upstream_url,
         "catapult/never-created",
@@ -833,4 +833,334 @@ fn a_git_snapshot_outlives_its_repository_and_is_read_from_threads() {
             });
         }
     });
+}
+
+#[test]
+fn fetch_never_loses_an_unpushed_proposal_and_push_only_creates() {
+    let upstream = FixtureRepo::init_bare();
+    let base = upstream.commit_files("main", &sample_files(), "base");
+    let cache = TempDir::new().unwrap();
+    let url = upstream.path().display().to_string();
+    let anonymous = GitAuth::anonymous();
+    let mirror = Repository::mirror(&url, cache.path(), &anonymous).unwrap();
+    let path = "machines/gpu-02/9001/docker-compose.yml";
+    let id_of = |rev: &str| mirror.resolve(rev).map(|r| r.id.to_string());
+
+    // Committed, not pushed: upstream does not have it, yet fetches keep it.
+    let mine = mirror
+        .commit_file_on_new_branch("main", "catapult/a", path, b"a\n", "a", &author())
+        .unwrap();
+    // Upstream's refs in this tool's namespace are not mirrored over ours.
+    upstream.set_ref("refs/catapult/unpushed/catapult/a", base);
+    mirror.fetch(&anonymous).unwrap();
+    mirror.fetch(&anonymous).unwrap();
+    assert_eq!(id_of("catapult/a").unwrap(), mine.to_string());
+    assert_eq!(
+        id_of("refs/catapult/unpushed/catapult/a").unwrap(),
+        mine.to_string()
+    );
+
+    // Pushed: upstream holds it, the keep-ref goes; pushing again is a no-op.
+    mirror.push_branch(&url, "catapult/a", &anonymous).unwrap();
+    assert_eq!(
+        upstream.ref_target("refs/heads/catapult/a"),
+        Some(git2::Oid::from_str(&mine.to_string()).unwrap())
+    );
+    assert!(id_of("refs/catapult/unpushed/catapult/a").is_err());
+    mirror.push_branch(&url, "catapult/a", &anonymous).unwrap();
+    mirror.fetch(&anonymous).unwrap();
+    assert_eq!(id_of("catapult/a").unwrap(), mine.to_string());
+
+    // Upstream creates the same name meanwhile, even as an ancestor (a push
+    // would fast-forward): the branch follows upstream after a fetch, the
+    // proposal's commit is kept, and the push refuses to touch upstream's.
+    let theirs_commit = mirror
+        .commit_file_on_new_branch("main", "catapult/b", path, b"b\n", "b", &author())
+        .unwrap();
+    upstream.set_ref("refs/heads/catapult/b", base);
+    mirror.fetch(&anonymous).unwrap();
+    assert_eq!(id_of("catapult/b").unwrap(), base.to_string());
+    assert_eq!(
+        id_of("refs/catapult/unpushed/catapult/b").unwrap(),
+        theirs_commit.to_string()
+    );
+    let push = mirror
+        .push_branch(&url, "catapult/b", &anonymous)
+        .unwrap_err();
+    assert!(matches!(push, RepoError::Push { .. }), "{push:?}");
+    assert!(
+        push.to_string().contains("already exists on the remote"),
+        "{push}"
+    );
+    assert_eq!(upstream.ref_target("refs/heads/catapult/b"), Some(base));
+    // The name stays taken locally until someone resolves it.
+    let again = mirror.commit_file_on_new_branch("main", "catapult/b", path, b"c", "c", &author());
+    assert!(
+        matches!(again, Err(RepoError::BranchExists { .. })),
+        "{again:?}"
+    );
+
+    // Ordinary refs deleted upstream are still pruned.
+    upstream.set_ref("refs/pull/3/head", base);
+    mirror.fetch(&anonymous).unwrap();
+    assert_eq!(mirror.refs_matching("refs/pull/*/head").unwrap().len(), 1);
+    upstream
+        .git
+        .find_reference("refs/pull/3/head")
+        .unwrap()
+        .delete()
+        .unwrap();
+    mirror.fetch(&anonymous).unwrap();
+    assert!(mirror.refs_matching("refs/pull/*/head").unwrap().is_empty());
+    assert_eq!(id_of("main").unwrap(), base.to_string());
+}
+
+/// Links resolved component by component, from Git and from a directory alike.
+#[cfg(unix)]
+#[test]
+fn link_chains_loops_and_dotdot_after_linked_directories() {
+    let links = [
+        ("machines/a/root", "../.."),
+        ("machines/a/8001/docker-compose.yml", "../../l2"),
+        ("machines/l2", "a/8000/docker-compose.yml"),
+        ("machines/a/8002/docker-compose.yml", "../../loop1"),
+        ("machines/loop1", "loop2"),
+        ("machines/loop2", "loop1"),
+        // `root/..` climbs above the repository, whatever the text suggests.
+        (
+            "machines/a/8003/docker-compose.yml",
+            "../root/../x/machines/a/8000/docker-compose.yml",
+        ),
+        (
+            "machines/a/8004/docker-compose.yml",
+            "../root/machines/a/8000/docker-compose.yml",
+        ),
+    ];
+    let fixture = FixtureRepo::init();
+    let mut changes: Vec<(&str, Change<'_>)> =
+        vec![("machines/a/8000/docker-compose.yml", Change::File(COMPOSE))];
+    changes.extend(
+        links
+            .iter()
+            .map(|(path, target)| (*path, Change::Link(target))),
+    );
+    fixture.commit("main", &changes, "links");
+    let from_git = Repository::open(fixture.path())
+        .unwrap()
+        .snapshot("main")
+        .unwrap();
+
+    let dir = TempDir::new().unwrap();
+    write_files(
+        dir.path(),
+        &[("machines/a/8000/docker-compose.yml", COMPOSE)],
+    );
+    for (path, target) in links {
+        let full = dir.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, full).unwrap();
+    }
+    let from_dir = Snapshot::from_dir(dir.path()).unwrap();
+
+    let compose = LinkTarget::File("machines/a/8000/docker-compose.yml".to_owned());
+    for snapshot in [&from_git, &from_dir] {
+        let source = snapshot.describe();
+        let resolved = |path: &str| match &snapshot.entry(path).unwrap().kind {
+            EntryKind::Symlink { resolves_to, .. } => resolves_to.clone(),
+            other => panic!("{source}: {path} is {other:?}"),
+        };
+        assert_eq!(
+            resolved("machines/a/root"),
+            LinkTarget::Dir(String::new()),
+            "{source}"
+        );
+        assert_eq!(
+            resolved("machines/a/8001/docker-compose.yml"),
+            compose,
+            "{source}"
+        );
+        assert_eq!(
+            resolved("machines/a/8002/docker-compose.yml"),
+            LinkTarget::Missing,
+            "{source}"
+        );
+        assert_eq!(
+            resolved("machines/a/8003/docker-compose.yml"),
+            LinkTarget::Outside,
+            "{source}"
+        );
+        assert_eq!(
+            resolved("machines/a/8004/docker-compose.yml"),
+            compose,
+            "{source}"
+        );
+        assert_eq!(
+            snapshot
+                .read("machines/a/8004/docker-compose.yml", 1000)
+                .unwrap(),
+            COMPOSE.as_bytes(),
+            "{source}"
+        );
+    }
+    assert_eq!(listing(&from_dir), listing(&from_git));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_name_that_is_not_utf8_is_listed_not_fatal() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = TempDir::new().unwrap();
+    write_files(
+        dir.path(),
+        &[("machines/a/8000/docker-compose.yml", COMPOSE)],
+    );
+    let name = std::ffi::OsStr::from_bytes(b"gpu-\xff");
+    std::fs::create_dir_all(dir.path().join("machines").join(name).join("8000")).unwrap();
+    let snapshot = Snapshot::from_dir(dir.path()).unwrap();
+    let odd = snapshot.entry("machines/gpu-\u{fffd}").unwrap();
+    assert!(matches!(odd.kind, EntryKind::Other { .. }), "{odd:?}");
+    let layout = topology::layout::Layout::read(&snapshot);
+    assert_eq!(layout.deployments().count(), 1);
+    assert!(
+        layout
+            .findings
+            .iter()
+            .any(|f| f.location.path == "machines/gpu-\u{fffd}"),
+        "{:?}",
+        layout.findings
+    );
+}
+
+/// A file swapped for a link after listing is not read through it.
+#[cfg(target_os = "linux")]
+#[test]
+fn reads_never_follow_a_link_put_in_place_after_listing() {
+    let outside = TempDir::new().unwrap();
+    write_files(outside.path(), &[("secret.yml", "secret: 1\n")]);
+    let dir = TempDir::new().unwrap();
+    write_files(
+        dir.path(),
+        &[("machines/a/8000/docker-compose.yml", COMPOSE)],
+    );
+    let snapshot = Snapshot::from_dir(dir.path()).unwrap();
+    let path = "machines/a/8000/docker-compose.yml";
+    std::fs::remove_file(dir.path().join(path)).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret.yml"), dir.path().join(path)).unwrap();
+    let read = snapshot.read(path, 1000);
+    assert!(matches!(read, Err(RepoError::Io { .. })), "{read:?}");
+    // Nor through a directory swapped for a link.
+    std::fs::remove_file(dir.path().join(path)).unwrap();
+    std::fs::remove_dir(dir.path().join("machines/a/8000")).unwrap();
+    write_files(
+        outside.path(),
+        &[("8000/docker-compose.yml", "secret: 2\n")],
+    );
+    std::os::unix::fs::symlink(
+        outside.path().join("8000"),
+        dir.path().join("machines/a/8000"),
+    )
+    .unwrap();
+    let read = snapshot.read(path, 1000);
+    assert!(matches!(read, Err(RepoError::Io { .. })), "{read:?}");
+}
+
+/// The listing cache: directories unchanged since the last listing are not
+/// read again, so every kind of change must show through their stamps.
+#[test]
+fn directory_reader_sees_added_removed_and_replaced_entries() {
+    let dir = TempDir::new().unwrap();
+    let root = dir.path();
+    // Enough machines for the walk to go parallel.
+    let files: Vec<(String, String)> = (0..80)
+        .map(|i| {
+            (
+                format!("machines/m{i:02}/8000/docker-compose.yml"),
+                format!("n: {i}\n"),
+            )
+        })
+        .collect();
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    write_files(root, &borrowed);
+    write_files(root, &[("machines/m00/8001/docker-compose.yml", "x\n")]);
+    // Directory stamps are trusted only once settled (RACY_WINDOW).
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let reader = DirReader::new(root).unwrap();
+    let first = reader.snapshot().unwrap();
+    assert_eq!(listing(&reader.snapshot().unwrap()), listing(&first));
+
+    write_files(root, &[("machines/m01/8001/docker-compose.yml", "new\n")]);
+    std::fs::remove_file(root.join("machines/m02/8000/docker-compose.yml")).unwrap();
+    std::fs::remove_file(root.join("machines/m03/8000/docker-compose.yml")).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(
+        "../../m00/8001/docker-compose.yml",
+        root.join("machines/m03/8000/docker-compose.yml"),
+    )
+    .unwrap();
+    std::fs::write(root.join("machines/m04/8000/docker-compose.yml"), "n: 9\n").unwrap();
+    let after = reader.snapshot().unwrap();
+
+    let fresh = Snapshot::from_dir(root).unwrap();
+    assert_eq!(listing(&after), listing(&fresh));
+    assert!(
+        after
+            .entry("machines/m01/8001/docker-compose.yml")
+            .is_some()
+    );
+    assert!(
+        after
+            .entry("machines/m02/8000/docker-compose.yml")
+            .is_none()
+    );
+    assert_eq!(
+        after
+            .entry("machines/m04/8000/docker-compose.yml")
+            .unwrap()
+            .id,
+        Some(ContentId::of_bytes(b"n: 9\n").unwrap())
+    );
+    #[cfg(unix)]
+    assert!(matches!(
+        after
+            .entry("machines/m03/8000/docker-compose.yml")
+            .unwrap()
+            .kind,
+        EntryKind::Symlink { .. }
+    ));
+
+    // The same tree from Git lists the same, in the same order.
+    let fixture = FixtureRepo::init();
+    fixture.commit_files("main", &borrowed, "many");
+    let from_git = Repository::open(fixture.path())
+        .unwrap()
+        .snapshot("main")
+        .unwrap();
+    let copy = TempDir::new().unwrap();
+    write_files(copy.path(), &borrowed);
+    let paths = |s: &Snapshot| {
+        s.entries()
+            .iter()
+            .map(|e| e.path.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        paths(&Snapshot::from_dir(copy.path()).unwrap()),
+        paths(&from_git)
+    );
+}
+
+/// Files above the in-memory limit are hashed in chunks, to the same id.
+#[test]
+fn a_large_file_gets_its_git_blob_id() {
+    let big: String = (0..200_000).map(|i| format!("{i:09}\n")).collect();
+    assert!(big.len() > 1 << 20);
+    let dir = TempDir::new().unwrap();
+    write_files(dir.path(), &[("templates/big.yml.j2", big.as_str())]);
+    let snapshot = Snapshot::from_dir(dir.path()).unwrap();
+    let entry = snapshot.entry("templates/big.yml.j2").unwrap();
+    assert_eq!(entry.id, Some(ContentId::of_bytes(big.as_bytes()).unwrap()));
+    assert_eq!(entry.size, Some(big.len() as u64));
 }
