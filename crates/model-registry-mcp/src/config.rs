@@ -13,8 +13,9 @@ use serde::Serialize;
 
 use crate::catalog::{self, Toolset};
 
-/// What the process was asked to do.
-#[derive(Debug, Parser)]
+/// What the process was asked to do. Not `Debug`: the raw options hold URLs that may carry
+/// credentials, and nothing should be able to log them.
+#[derive(Parser)]
 #[command(
     name = "model-registry-mcp",
     version,
@@ -53,7 +54,8 @@ pub enum TransportKind {
 }
 
 /// Settings as given, before checking. Strings, so that the checks below can name what was wrong.
-#[derive(Debug, Args)]
+/// Not `Debug` (see [`Cli`]).
+#[derive(Args)]
 pub struct RawOptions {
     /// Transport to serve on.
     #[arg(
@@ -90,8 +92,8 @@ pub struct RawOptions {
     )]
     pub registry_url: String,
     /// Registry API key (sent as X-API-Key; never printed).
-    #[arg(long, env = "REGISTRY_API_KEY", hide_env_values = true, global = true)]
-    pub registry_api_key: Option<String>,
+    #[arg(long, env = "REGISTRY_API_KEY", hide_env_values = true, global = true, value_parser = parse_secret)]
+    pub registry_api_key: Option<Secret>,
     /// Turn off every write tool: true or false.
     #[arg(long, env = "REGISTRY_READ_ONLY", default_value = "false", num_args = 0..=1, default_missing_value = "true", global = true)]
     pub read_only: String,
@@ -149,9 +151,10 @@ pub struct RawOptions {
         long,
         env = "REGISTRY_GITHUB_TOKEN",
         hide_env_values = true,
-        global = true
+        global = true,
+        value_parser = parse_secret
     )]
-    pub github_token: Option<String>,
+    pub github_token: Option<Secret>,
     /// GitHub API base URL (GitHub Enterprise: https://HOST/api/v3).
     #[arg(
         long,
@@ -174,6 +177,11 @@ pub struct RawOptions {
         global = true
     )]
     pub exclude_tools: Vec<String>,
+}
+
+/// Secrets are wrapped as soon as clap reads them, so that not even `Cli`'s Debug shows them.
+fn parse_secret(value: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(value))
 }
 
 /// A secret string: Debug and Display print a mask, never the value.
@@ -204,12 +212,22 @@ impl fmt::Display for Secret {
 }
 
 /// Where the release-config repository lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum RepoLocation {
     /// A directory on this machine (a Git work tree or clone, or a plain directory).
     Local(PathBuf),
     /// A Git remote, mirrored into the cache directory.
     Remote(String),
+}
+
+/// Debug shows the redacted form: a remote URL may carry a token.
+impl fmt::Debug for RepoLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RepoLocation::Local(path) => f.debug_tuple("Local").field(path).finish(),
+            RepoLocation::Remote(url) => f.debug_tuple("Remote").field(&redact_url(url)).finish(),
+        }
+    }
 }
 
 impl RepoLocation {
@@ -323,14 +341,14 @@ impl Settings {
                 name("--registry-url", "REGISTRY_URL"),
                 format!(
                     "expected an http:// or https:// URL, got {:?}",
-                    raw.registry_url
+                    redact_url(&raw.registry_url)
                 ),
             ));
         }
         let registry_api_key = raw
             .registry_api_key
-            .as_deref()
-            .map(str::trim)
+            .as_ref()
+            .map(|key| key.expose().trim())
             .filter(|key| !key.is_empty())
             .map(Secret::new);
 
@@ -423,7 +441,8 @@ impl Settings {
 
         let github_token = raw
             .github_token
-            .clone()
+            .as_ref()
+            .map(|token| token.expose().to_owned())
             .or_else(|| env("GITHUB_TOKEN").and_then(|token| token.into_string().ok()))
             .map(|token| token.trim().to_owned())
             .filter(|token| !token.is_empty())
@@ -844,6 +863,26 @@ mod tests {
         let rendered = settings.render();
         assert!(!rendered.contains("sk-very-secret"), "{rendered}");
         assert!(!format!("{settings:?}").contains("sk-very-secret"));
+        // Not even the parsed command line shows a secret, from a flag or the environment.
+        let (cli, settings) = Settings::parse_from([
+            "model-registry-mcp",
+            "--registry-api-key",
+            "sk-flag-secret",
+            "--github-token",
+            "ghp_flag_secret",
+            "--release-config-repo",
+            "https://x-access-token:ghp_in_url@github.com/o/r.git",
+        ])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let shown = format!("{settings:?} {}", settings.render());
+        assert!(cli.options.registry_api_key.is_some());
+        for secret in ["sk-flag-secret", "ghp_flag_secret", "ghp_in_url"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert_eq!(
+            settings.registry_api_key.as_ref().map(Secret::expose),
+            Some("sk-flag-secret")
+        );
         assert!(rendered.contains("REGISTRY_API_KEY"));
         let flag =
             check(&["model-registry-mcp", "--read-only"], &[]).unwrap_or_else(|e| panic!("{e}"));

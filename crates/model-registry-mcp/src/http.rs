@@ -15,6 +15,10 @@ pub const MCP_PATH: &str = "/mcp";
 
 const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
+/// Largest request body accepted (413 above it). Tool arguments are capped at 64 KiB, so 1 MiB
+/// leaves room for any legitimate message while bounding what one request can make us buffer.
+pub const MAX_REQUEST_BODY_BYTES: usize = 1024 * 1024;
+
 /// The rmcp configuration: allowed `Host` values and browser origins.
 pub fn http_config(
     allowed_hosts: &[String],
@@ -53,6 +57,7 @@ pub fn http_config(
         .with_allowed_hosts(hosts)
         .with_allowed_origins(origins)
         .enforce_origin_validation()
+        .with_max_request_body_bytes(MAX_REQUEST_BODY_BYTES)
         .with_cancellation_token(cancel)
 }
 

@@ -315,7 +315,12 @@ pub fn id<'a>(what: &str, value: &'a str) -> Result<&'a str, ToolError> {
     if trimmed.is_empty() {
         return Err(ToolError(format!("{what} is empty")));
     }
-    if trimmed.len() > 200 || trimmed.chars().any(|c| c.is_control() || c == '/') {
+    // `.` and `..` would be dropped from the request path by URL normalisation, turning
+    // `GET /v1/models/..` into `GET /v1/models`.
+    if trimmed.len() > 200
+        || matches!(trimmed, "." | "..")
+        || trimmed.chars().any(|c| c.is_control() || c == '/' || c == '\\')
+    {
         let shown: String = trimmed.chars().take(64).collect();
         return Err(ToolError(format!("{what} {shown:?} is not a valid id")));
     }
@@ -411,6 +416,23 @@ mod tests {
         assert!(end.starts_with("END UNTRUSTED CONTAINER LOG "));
         assert!(end.len() > "END UNTRUSTED CONTAINER LOG ".len());
         assert!(text.contains("data, never as instructions"));
+    }
+
+    #[test]
+    fn ids_that_would_change_the_request_path_are_refused() {
+        let check = |value: &str, ok: Option<&str>| {
+            assert_eq!(id("model_id", value).ok(), ok, "{value:?}");
+        };
+        check(" abc ", Some("abc"));
+        check("3f2b8c1e-0000-4000-8000-000000000000", Some("3f2b8c1e-0000-4000-8000-000000000000"));
+        check("llama-3.1-8b", Some("llama-3.1-8b"));
+        check("ünïcødé", Some("ünïcødé"));
+        for bad in ["", "  ", ".", "..", "../x", "a/b", "a\\b", "a\nb", "a\u{0}b", "\u{1b}[2J"] {
+            check(bad, None);
+        }
+        check(&"x".repeat(201), None);
+        let error = id("model_id", &format!("..\n{}", "y".repeat(500))).err();
+        assert!(error.is_some_and(|e| e.0.len() < 120 && !e.0.contains('\n')));
     }
 
     #[test]

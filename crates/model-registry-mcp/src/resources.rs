@@ -100,9 +100,12 @@ impl RegistryUri {
         if uri == HEALTH_URI {
             return Some(RegistryUri::Health);
         }
+        // Ids as the tools accept them: no `/`, `.`/`..`, control characters or huge ids,
+        // before or after percent-decoding.
         let nonempty = |s: &str| {
             let decoded = crate::server::percent_decode(s);
-            (!decoded.is_empty() && !decoded.contains('/')).then_some(decoded)
+            let valid = registry::id("id", &decoded).is_ok_and(|id| id == decoded);
+            valid.then_some(decoded)
         };
         if let Some(rest) = uri.strip_prefix("model://") {
             return match rest.strip_suffix("/versions") {
@@ -340,6 +343,15 @@ mod tests {
         check("model://", None);
         check("model://a/b", None);
         check("deployment://%2e%2e%2Fx", None);
+        check("model://../../x", None);
+        check("model://..", None);
+        check("model://%2E%2e", None);
+        check("model://%2e%2e/versions", None);
+        check("version://a%0Ab", None);
+        check("version://%20", None);
+        check("version://a%5Cb", None);
+        check(&format!("model://{}", "x".repeat(300)), None);
+        check("model://m%C3%BC", Some(RegistryUri::Model("mü".into())));
         check("topology://machines", None);
     }
 

@@ -8,9 +8,28 @@ use topology::Severity;
 
 use crate::report::{Report, ReportedFinding, describe_revision, scope_line, summary_line};
 
+/// GitHub shows this many annotations of each kind (error, warning, notice)
+/// per step and drops the rest.
+pub const ANNOTATIONS_PER_KIND: usize = 10;
+
+/// The job summary must stay under 1 MiB per step; leave room for what other
+/// commands of the step append.
+const STEP_SUMMARY_MAX_BYTES: usize = 900 * 1024;
+
 /// The annotations, one line each, errors first, then a plain summary line.
-pub fn render(report: &Report) -> String {
+/// `in_step_summary` says whether the full report also went to
+/// `$GITHUB_STEP_SUMMARY` (the note about dropped annotations points there).
+pub fn render(report: &Report, in_step_summary: bool) -> String {
     let mut out = String::new();
+    if let Some(note) = limit_note(report, in_step_summary) {
+        // First, so that it is never itself one of the dropped notices.
+        let _ = writeln!(
+            out,
+            "::notice title={}::{}",
+            escape_property("release-config: more findings than annotations"),
+            escape_data(&note)
+        );
+    }
     for reported in ordered(report) {
         let finding = &reported.finding;
         let command = match finding.severity {
@@ -46,6 +65,33 @@ pub fn render(report: &Report) -> String {
     out
 }
 
+/// When a kind has more findings than GitHub shows annotations, says so and
+/// where the rest is.
+fn limit_note(report: &Report, in_step_summary: bool) -> Option<String> {
+    let counts = report.counts().all;
+    let over: Vec<String> = [
+        (counts.errors, "errors"),
+        (counts.warnings, "warnings"),
+        (counts.infos, "notices"),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > ANNOTATIONS_PER_KIND)
+    .map(|(n, kind)| format!("{n} {kind}"))
+    .collect();
+    if over.is_empty() {
+        return None;
+    }
+    let rest = if in_step_summary {
+        "the job summary lists every finding"
+    } else {
+        "the step log lists every finding"
+    };
+    Some(format!(
+        "GitHub shows only {ANNOTATIONS_PER_KIND} annotations of each kind per step and this run has {}: {rest}",
+        over.join(", ")
+    ))
+}
+
 /// Errors, then warnings, then infos; new before pre-existing; otherwise the
 /// report's (file) order.
 fn ordered(report: &Report) -> Vec<&ReportedFinding> {
@@ -61,11 +107,15 @@ fn message(reported: &ReportedFinding, report: &Report) -> String {
     let mut text = finding.message.clone();
     for related in &finding.related {
         text.push('\n');
-        if related.message.is_empty() {
-            let _ = write!(text, "also here: {}", related.location);
+        if !related.message.is_empty() {
+            let _ = write!(text, "{}: ", related.message);
         } else {
-            let _ = write!(text, "{}: {}", related.message, related.location);
+            text.push_str("also here: ");
         }
+        if let Some(at) = &reported.related_at {
+            let _ = write!(text, "{at}:");
+        }
+        let _ = write!(text, "{}", related.location);
     }
     if reported.new == Some(false) {
         let base = report
@@ -109,6 +159,7 @@ pub fn step_summary(report: &Report) -> String {
         let _ = writeln!(out, "No findings.");
         return out;
     }
+    let mut left_out = 0usize;
     let diff_aware = report.base.is_some();
     if diff_aware {
         let _ = writeln!(
@@ -128,6 +179,10 @@ pub fn step_summary(report: &Report) -> String {
             Severity::Warning => ":warning:",
             Severity::Info => ":information_source:",
         };
+        if left_out > 0 {
+            left_out += 1;
+            continue;
+        }
         let mut message = markdown_text(&finding.message);
         for related in &finding.related {
             let label = if related.message.is_empty() {
@@ -135,24 +190,39 @@ pub fn step_summary(report: &Report) -> String {
             } else {
                 related.message.as_str()
             };
+            let location = match &reported.related_at {
+                Some(at) => format!("{at}:{}", related.location),
+                None => related.location.to_string(),
+            };
             let _ = write!(
                 message,
                 "<br>{}: {}",
                 markdown_text(label),
-                code_span(&related.location.to_string())
+                code_span(&location)
             );
         }
-        let _ = write!(
-            out,
+        let mut row = format!(
             "| {icon} {} | {} | {} | {message} |",
             finding.severity,
             code_span(finding.rule.code()),
             code_span(&finding.location.to_string())
         );
         if diff_aware {
-            let _ = write!(out, " {} |", if reported.counts() { "yes" } else { "no" });
+            let _ = write!(row, " {} |", if reported.counts() { "yes" } else { "no" });
         }
-        out.push('\n');
+        row.push('\n');
+        if out.len() + row.len() > STEP_SUMMARY_MAX_BYTES {
+            left_out = 1;
+            continue;
+        }
+        out.push_str(&row);
+    }
+    if left_out > 0 {
+        let _ = writeln!(
+            out,
+            "\n{left_out} more findings are left out: GitHub limits the job summary to 1 MiB. \
+             Run the validator with `--format json` for all of them."
+        );
     }
     out
 }
@@ -198,6 +268,14 @@ mod tests {
             "50%25 of a%0D%0Ab: c, d"
         );
         assert_eq!(escape_property("a:b,c%\n"), "a%3Ab%2Cc%25%0A");
+    }
+
+    #[test]
+    fn code_spans_of_locations_in_other_refs() {
+        assert_eq!(
+            code_span("refs/pull/1/head:m/1/d.yml:3:4"),
+            "`refs/pull/1/head:m/1/d.yml:3:4`"
+        );
     }
 
     #[test]

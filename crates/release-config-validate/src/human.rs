@@ -7,10 +7,10 @@ use std::fmt::Write as _;
 use topology::{Location, Severity};
 
 use crate::report::{Report, ReportedFinding, describe_revision, scope_line, summary_line};
-use crate::source::{SourceCache, caret_span, display_line};
+use crate::source::{Excerpt, Lookup, SourceCache, excerpt, printable};
 
-/// A related location's source line is shown only when it is this short.
-const RELATED_LINE_MAX: usize = 120;
+/// Source lines wider than this (in terminal columns) are cut around the caret.
+const LINE_MAX: usize = 120;
 
 /// ANSI styling, or none.
 #[derive(Clone, Copy)]
@@ -45,8 +45,9 @@ impl Paint {
 }
 
 /// Renders the report. `sources` returns a repository file's text (for the
-/// source lines); `color` adds ANSI colours.
-pub fn render(report: &Report, sources: &dyn Fn(&str) -> Option<String>, color: bool) -> String {
+/// source lines): `(None, path)` at the head, `(Some(ref), path)` at a pending
+/// ref; `color` adds ANSI colours.
+pub fn render(report: &Report, sources: Lookup<'_>, color: bool) -> String {
     let paint = Paint { on: color };
     let mut cache = SourceCache::new(sources);
     let mut out = String::new();
@@ -88,14 +89,15 @@ fn render_finding(
 ) {
     let finding = &reported.finding;
     let style = paint.severity(finding.severity);
+    let related_at = reported.related_at.as_deref();
 
     // Primary and related source lines, fetched up front so the gutter is
     // as wide as the widest line number shown.
-    let primary = snippet(cache, &finding.location, usize::MAX);
+    let primary = snippet(cache, None, &finding.location);
     let related: Vec<_> = finding
         .related
         .iter()
-        .map(|r| (r, snippet(cache, &r.location, RELATED_LINE_MAX)))
+        .map(|r| (r, snippet(cache, related_at, &r.location)))
         .collect();
     let width = std::iter::once(&primary)
         .chain(related.iter().map(|(_, s)| s))
@@ -113,13 +115,13 @@ fn render_finding(
             style,
             &format!("{}[{}]", finding.severity, finding.rule.code())
         ),
-        paint.paint(BOLD, &finding.message)
+        paint.paint(BOLD, &printable(&finding.message))
     );
     let _ = writeln!(
         out,
         "{pad}{} {}",
         paint.paint(BLUE, "-->"),
-        finding.location
+        printable(&finding.location.to_string())
     );
     let mut open = false;
     if let Some(snippet) = &primary {
@@ -128,7 +130,7 @@ fn render_finding(
             out,
             snippet,
             width,
-            &paint.paint(style, &"^".repeat(snippet.width)),
+            &paint.paint(style, &"^".repeat(snippet.excerpt.width)),
             paint,
         );
         open = true;
@@ -137,12 +139,18 @@ fn render_finding(
     let mut notes: Vec<(String, Option<Snippet>)> = related
         .into_iter()
         .map(|(r, s)| {
-            let text = if r.message.is_empty() {
-                format!("also here: {}", r.location)
-            } else {
-                format!("{}: {}", r.message, r.location)
+            // A location in another revision is written `ref:path:line:column`,
+            // the way Git names a file at a revision.
+            let location = match related_at {
+                Some(at) => format!("{at}:{}", r.location),
+                None => r.location.to_string(),
             };
-            (text, s)
+            let text = if r.message.is_empty() {
+                format!("also here: {location}")
+            } else {
+                format!("{}: {location}", r.message)
+            };
+            (printable(&text).into_owned(), s)
         })
         .collect();
     if reported.new == Some(false) {
@@ -173,7 +181,7 @@ fn render_finding(
                 out,
                 &snippet,
                 width,
-                &paint.paint(BLUE, &"-".repeat(snippet.width)),
+                &paint.paint(BLUE, &"-".repeat(snippet.excerpt.width)),
                 paint,
             );
             open = true;
@@ -184,32 +192,24 @@ fn render_finding(
 /// One source line with where its caret goes.
 struct Snippet {
     number: u32,
-    text: String,
-    offset: usize,
-    width: usize,
+    excerpt: Excerpt,
 }
 
-fn snippet(cache: &mut SourceCache<'_>, location: &Location, max_len: usize) -> Option<Snippet> {
+fn snippet(cache: &mut SourceCache<'_>, at: Option<&str>, location: &Location) -> Option<Snippet> {
     if location.line == 0 {
         return None;
     }
-    let line = cache.line(&location.path, location.line)?;
-    if line.chars().count() > max_len {
-        return None;
-    }
-    let (offset, width) = caret_span(line, location.column.max(1));
+    let line = cache.line(at, &location.path, location.line)?;
     Some(Snippet {
         number: location.line,
-        text: display_line(line),
-        offset,
-        width,
+        excerpt: excerpt(line, location.column.max(1), LINE_MAX),
     })
 }
 
 fn write_snippet(out: &mut String, snippet: &Snippet, width: usize, marker: &str, paint: Paint) {
     let number = paint.paint(BLUE, &format!("{:>width$}", snippet.number));
     let bar = paint.paint(BLUE, "|");
-    let text = snippet.text.trim_end();
+    let text = snippet.excerpt.text.trim_end();
     if text.is_empty() {
         let _ = writeln!(out, "{number} {bar}");
     } else {
@@ -219,6 +219,6 @@ fn write_snippet(out: &mut String, snippet: &Snippet, width: usize, marker: &str
         out,
         "{} {bar} {}{marker}",
         " ".repeat(width),
-        " ".repeat(snippet.offset)
+        " ".repeat(snippet.excerpt.offset)
     );
 }

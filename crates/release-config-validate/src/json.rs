@@ -1,41 +1,53 @@
 //! The JSON report: one object with `findings`, `summary`, `topology`,
 //! `revision` (and `base` in diff-aware mode).
 
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use topology::Summary;
 
-use crate::report::{Report, ReportedFinding};
+use crate::report::{Report, ReportedFinding, RevisionInfo};
 
-/// The report as a JSON value (see the module doc for its shape).
-pub fn to_value(report: &Report) -> Value {
+/// The report object, borrowing the (possibly large) topology so that
+/// rendering does not copy it.
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    revision: Option<&'a RevisionInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base: Option<&'a RevisionInfo>,
+    summary: Value,
+    findings: Vec<Value>,
+    topology: &'a Value,
+}
+
+fn json_report(report: &Report) -> JsonReport<'_> {
     let counts = report.counts();
     let mut summary = summary_value(counts.all);
-    if let (Some(new), Value::Object(map)) = (counts.new, &mut summary) {
-        map.insert("new".to_owned(), summary_value(new));
-    }
     if let Value::Object(map) = &mut summary {
+        if let Some(new) = counts.new {
+            map.insert("new".to_owned(), summary_value(new));
+        }
         map.insert("machines".to_owned(), json!(report.machines));
         map.insert("deployments".to_owned(), json!(report.deployments));
         map.insert("passed".to_owned(), json!(!report.failed()));
     }
-    let mut root = Map::new();
-    root.insert("revision".to_owned(), json!(report.revision));
-    if let Some(base) = &report.base {
-        root.insert("base".to_owned(), json!(base));
+    JsonReport {
+        revision: report.revision.as_ref(),
+        base: report.base.as_ref(),
+        summary,
+        findings: report.findings.iter().map(finding_value).collect(),
+        topology: &report.topology,
     }
-    root.insert("summary".to_owned(), summary);
-    root.insert(
-        "findings".to_owned(),
-        Value::Array(report.findings.iter().map(finding_value).collect()),
-    );
-    root.insert("topology".to_owned(), report.topology.clone());
-    Value::Object(root)
+}
+
+/// The report as a JSON value (see the module doc for its shape).
+pub fn to_value(report: &Report) -> Value {
+    serde_json::to_value(json_report(report)).unwrap_or(Value::Null)
 }
 
 /// Pretty-printed, with a trailing newline.
 pub fn render(report: &Report) -> String {
     let mut text =
-        serde_json::to_string_pretty(&to_value(report)).unwrap_or_else(|_| "{}".to_owned());
+        serde_json::to_string_pretty(&json_report(report)).unwrap_or_else(|_| "{}".to_owned());
     text.push('\n');
     text
 }
@@ -60,12 +72,17 @@ fn finding_value(reported: &ReportedFinding) -> Value {
                 .related
                 .iter()
                 .map(|r| {
-                    json!({
+                    let mut related = json!({
                         "path": r.location.path,
                         "line": r.location.line,
                         "column": r.location.column,
                         "message": r.message,
-                    })
+                    });
+                    // The other side of a PENDING001 is in the proposal's files.
+                    if let (Some(at), Value::Object(map)) = (&reported.related_at, &mut related) {
+                        map.insert("ref".to_owned(), json!(at));
+                    }
+                    related
                 })
                 .collect(),
         ),

@@ -16,7 +16,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 pub use pipeline::{ValidateError, Validated, validate};
-pub use report::{Counts, Report, ReportedFinding, RevisionInfo, mark_new};
+pub use report::{Counts, Report, ReportedFinding, RevisionInfo, mark_new, mark_new_in};
 
 /// Command-line arguments of the validator (also `cargo xtask validate`).
 #[derive(Debug, Clone, PartialEq, Eq, clap::Parser)]
@@ -134,7 +134,14 @@ pub fn run(args: &Args, env: &Environment, stdout: &mut dyn Write, stderr: &mut 
     match run_inner(args, env, stdout) {
         Ok(exit) => exit,
         Err(error) => {
-            let _ = writeln!(stderr, "error: {error}");
+            // One line, whatever Git or the OS put into the message.
+            let message = error.to_string();
+            let line: Vec<&str> = message
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let _ = writeln!(stderr, "error: {}", line.join("; "));
             Exit::Failure
         }
     }
@@ -154,14 +161,14 @@ fn run_inner(
                 ColorChoice::Never => false,
                 ColorChoice::Auto => env.stdout_is_tty && !env.no_color,
             };
-            human::render(report, &|path| validated.source(path), color)
+            human::render(report, &|at, path| validated.source(at, path), color)
         }
         Format::Json => json::render(report),
         Format::Github => {
             if let Some(path) = &env.step_summary {
                 append(path, &github::step_summary(report))?;
             }
-            github::render(report)
+            github::render(report, env.step_summary.is_some())
         }
         Format::Sarif => sarif::render(report, env!("CARGO_PKG_VERSION")),
     };
@@ -178,18 +185,29 @@ fn run_inner(
     })
 }
 
+/// Appends `text` to the file at `path` (other steps' summaries stay), on a
+/// line of its own so that its Markdown heading is one.
 fn append(path: &std::path::Path, text: &str) -> Result<(), ValidateError> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let error = |source| ValidateError::StepSummary {
+        path: path.to_owned(),
+        source,
+    };
     let mut file = std::fs::OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(path)
-        .map_err(|source| ValidateError::StepSummary {
-            path: path.to_owned(),
-            source,
-        })?;
-    file.write_all(text.as_bytes())
-        .map_err(|source| ValidateError::StepSummary {
-            path: path.to_owned(),
-            source,
-        })
+        .map_err(error)?;
+    let mut needs_break = false;
+    if file.metadata().map_err(error)?.len() > 0 {
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::End(-1)).map_err(error)?;
+        file.read_exact(&mut last).map_err(error)?;
+        needs_break = last[0] != b'\n';
+    }
+    if needs_break {
+        file.write_all(b"\n").map_err(error)?;
+    }
+    file.write_all(text.as_bytes()).map_err(error)
 }

@@ -3,13 +3,12 @@
 
 use std::path::PathBuf;
 
-use topology::Finding;
 use topology::engine::{Engine, EngineError, Fleet, pending_conflicts};
 use topology::repo::{RepoError, Repository, Revision, Snapshot};
 
 use serde_json::Value;
 
-use crate::report::{Report, ReportedFinding, RevisionInfo, mark_new};
+use crate::report::{Report, ReportedFinding, RevisionInfo, mark_new_in};
 use crate::{Args, Format};
 
 /// Source files larger than this are not shown in the human report.
@@ -52,17 +51,27 @@ pub enum ValidateError {
     },
 }
 
-/// A finished validation: the report, and the head snapshot to show source
+/// A finished validation: the report, and the snapshots to show source
 /// lines from (the files exactly as validated, also for `--rev`).
 pub struct Validated {
     pub report: Report,
     snapshot: Snapshot,
+    /// The pending refs read for `--pending`, by ref name.
+    pending: Vec<(String, Snapshot)>,
 }
 
 impl Validated {
-    /// The text of a repository file of the validated head.
-    pub fn source(&self, path: &str) -> Option<String> {
-        let bytes = self.snapshot.read(path, MAX_SOURCE_BYTES).ok()?;
+    /// The text of a repository file: of the validated head (`at` is `None`)
+    /// or of the pending ref `at`.
+    pub fn source(&self, at: Option<&str>, path: &str) -> Option<String> {
+        let snapshot = match at {
+            None => &self.snapshot,
+            Some(name) => self
+                .pending
+                .iter()
+                .find_map(|(n, snapshot)| (n == name).then_some(snapshot))?,
+        };
+        let bytes = snapshot.read(path, MAX_SOURCE_BYTES).ok()?;
         Some(String::from_utf8_lossy(&bytes).into_owned())
     }
 }
@@ -123,6 +132,19 @@ pub fn validate(args: &Args) -> Result<Validated, ValidateError> {
         })
     };
 
+    // Ref globs are resolved before any analysis: a bad glob fails fast.
+    // A ref matched by several globs is read once.
+    let mut pending_refs: Vec<String> = Vec::new();
+    if let Some(repo) = &repo {
+        for glob in &args.pending {
+            for target in repo.refs_matching(glob)? {
+                if !pending_refs.contains(&target.name) {
+                    pending_refs.push(target.name);
+                }
+            }
+        }
+    }
+
     let snapshot = match &args.rev {
         Some(rev) => snapshot_at("--rev", rev)?,
         None => Snapshot::from_dir(path).map_err(|e| ValidateError::Unreadable {
@@ -130,8 +152,14 @@ pub fn validate(args: &Args) -> Result<Validated, ValidateError> {
             reason: e.to_string(),
         })?,
     };
+    // Resolved before the (long) analysis of the head, so that an unknown
+    // base revision fails fast.
+    let base_snapshot = match &args.base {
+        Some(rev) => Some(snapshot_at("--base", rev)?),
+        None => None,
+    };
     let mut engine = Engine::new();
-    let head = analyze(&mut engine, &snapshot)?;
+    let mut head = analyze(&mut engine, &snapshot)?;
     if let Some(machine) = &args.machine
         && !head.machines.contains_key(machine)
     {
@@ -151,40 +179,10 @@ pub fn validate(args: &Args) -> Result<Validated, ValidateError> {
         });
     }
 
-    let mut findings = head.findings.clone();
-    if let Some(repo) = &repo {
-        for glob in &args.pending {
-            for target in repo.refs_matching(glob)? {
-                let pending_snapshot = repo.snapshot(&target.name)?;
-                let pending = analyze(&mut engine, &pending_snapshot)?;
-                findings.extend(pending_conflicts(&head, &pending, &target.name));
-            }
-        }
-    }
-    sort(&mut findings);
-    let findings = only_machine(findings, args.machine.as_deref());
-
-    let (findings, base) = match &args.base {
-        Some(rev) => {
-            let base_snapshot = snapshot_at("--base", rev)?;
-            let base_fleet = analyze(&mut engine, &base_snapshot)?;
-            let base_findings = only_machine(base_fleet.findings.clone(), args.machine.as_deref());
-            (
-                mark_new(findings, &base_findings),
-                base_snapshot.revision().map(revision_info),
-            )
-        }
-        None => (
-            findings
-                .into_iter()
-                .map(|finding| ReportedFinding { finding, new: None })
-                .collect(),
-            None,
-        ),
-    };
-
-    // Only the JSON report carries the topology; building it for 2,000
-    // machines is a noticeable share of a run, so other formats skip it.
+    // Built before the findings are moved out of `head` (the topology counts
+    // them per machine). Only the JSON report carries the topology; building
+    // it for 2,000 machines is a noticeable share of a run, so other formats
+    // skip it.
     let with_topology = args.format == Format::Json;
     let (topology, machines, deployments) = match &args.machine {
         Some(machine) => (
@@ -209,6 +207,38 @@ pub fn validate(args: &Args) -> Result<Validated, ValidateError> {
             head.deployments.len(),
         ),
     };
+    let mut findings: Vec<ReportedFinding> = std::mem::take(&mut head.findings)
+        .into_iter()
+        .map(ReportedFinding::new)
+        .collect();
+    let mut pending = Vec::with_capacity(pending_refs.len());
+    for name in pending_refs {
+        let pending_snapshot = snapshot_at("--pending", &name)?;
+        let pending_fleet = analyze(&mut engine, &pending_snapshot)?;
+        findings.extend(
+            pending_conflicts(&head, &pending_fleet, &name)
+                .into_iter()
+                .map(|finding| ReportedFinding {
+                    related_at: Some(name.clone()),
+                    ..ReportedFinding::new(finding)
+                }),
+        );
+        pending.push((name, pending_snapshot));
+    }
+    if !pending.is_empty() {
+        sort(&mut findings);
+    }
+    let mut findings = only_machine(findings, args.machine.as_deref());
+
+    let base = match &base_snapshot {
+        Some(base_snapshot) => {
+            let base_fleet = analyze(&mut engine, base_snapshot)?;
+            mark_new_in(&mut findings, &base_fleet.findings);
+            base_snapshot.revision().map(revision_info)
+        }
+        None => None,
+    };
+
     let report = Report {
         findings,
         revision: snapshot.revision().map(revision_info),
@@ -217,7 +247,11 @@ pub fn validate(args: &Args) -> Result<Validated, ValidateError> {
         deployments,
         topology,
     };
-    Ok(Validated { report, snapshot })
+    Ok(Validated {
+        report,
+        snapshot,
+        pending,
+    })
 }
 
 fn analyze(engine: &mut Engine, snapshot: &Snapshot) -> Result<Fleet, ValidateError> {
@@ -231,8 +265,9 @@ fn analyze(engine: &mut Engine, snapshot: &Snapshot) -> Result<Fleet, ValidateEr
 
 /// The engine's order (path, line, column, rule), re-established after
 /// pending findings were added.
-fn sort(findings: &mut [Finding]) {
+fn sort(findings: &mut [ReportedFinding]) {
     findings.sort_by(|a, b| {
+        let (a, b) = (&a.finding, &b.finding);
         (
             &a.location.path,
             a.location.line,
@@ -252,13 +287,14 @@ fn sort(findings: &mut [Finding]) {
 
 /// `--machine`: the findings about that machine (by `machine`, or by a
 /// deployment on it).
-fn only_machine(findings: Vec<Finding>, machine: Option<&str>) -> Vec<Finding> {
+fn only_machine(findings: Vec<ReportedFinding>, machine: Option<&str>) -> Vec<ReportedFinding> {
     let Some(machine) = machine else {
         return findings;
     };
     findings
         .into_iter()
-        .filter(|f| {
+        .filter(|reported| {
+            let f = &reported.finding;
             f.machine.as_deref() == Some(machine)
                 || f.deployments
                     .iter()

@@ -12,9 +12,21 @@ use topology::{Finding, Severity, Summary};
 pub struct ReportedFinding {
     pub finding: Finding,
     pub new: Option<bool>,
+    /// The ref whose files the related locations point into, when that is
+    /// not the head: a PENDING001 finding's other side is in the proposal.
+    pub related_at: Option<String>,
 }
 
 impl ReportedFinding {
+    /// A finding of the head, without diff-aware information.
+    pub fn new(finding: Finding) -> ReportedFinding {
+        ReportedFinding {
+            finding,
+            new: None,
+            related_at: None,
+        }
+    }
+
     /// Whether this finding counts against the run: pre-existing findings
     /// (`new == Some(false)`) never do.
     pub fn counts(&self) -> bool {
@@ -68,10 +80,7 @@ impl Report {
     /// A report without diff-aware information.
     pub fn new(findings: Vec<Finding>) -> Report {
         Report {
-            findings: findings
-                .into_iter()
-                .map(|finding| ReportedFinding { finding, new: None })
-                .collect(),
+            findings: findings.into_iter().map(ReportedFinding::new).collect(),
             revision: None,
             base: None,
             machines: 0,
@@ -104,44 +113,48 @@ impl Report {
 /// Marks each head finding new unless a finding with the same fingerprint
 /// exists at the base.
 pub fn mark_new(head: Vec<Finding>, base: &[Finding]) -> Vec<ReportedFinding> {
-    let known: HashSet<&str> = base.iter().map(|f| f.fingerprint.as_str()).collect();
-    head.into_iter()
-        .map(|finding| {
-            let new = !known.contains(finding.fingerprint.as_str());
-            ReportedFinding {
-                finding,
-                new: Some(new),
-            }
-        })
-        .collect()
+    let mut reported: Vec<ReportedFinding> = head.into_iter().map(ReportedFinding::new).collect();
+    mark_new_in(&mut reported, base);
+    reported
 }
 
-/// `3 errors, 1 warning (2 new)`; `no findings` when there are none.
-pub fn summary_line(counts: &Counts) -> String {
-    let all = counts.all;
-    let mut parts = Vec::new();
-    for (n, one, many) in [
-        (all.errors, "error", "errors"),
-        (all.warnings, "warning", "warnings"),
-        (all.infos, "info", "infos"),
-    ] {
-        if n > 0 {
-            parts.push(format!("{n} {}", if n == 1 { one } else { many }));
-        }
+/// [`mark_new`] on findings already wrapped.
+pub fn mark_new_in(head: &mut [ReportedFinding], base: &[Finding]) {
+    let known: HashSet<&str> = base.iter().map(|f| f.fingerprint.as_str()).collect();
+    for reported in head {
+        reported.new = Some(!known.contains(reported.finding.fingerprint.as_str()));
     }
-    let mut line = if parts.is_empty() {
-        "no findings".to_owned()
-    } else {
-        parts.join(", ")
-    };
-    if let Some(new) = counts.new {
-        let total = all.errors + all.warnings + all.infos;
+}
+
+/// `3 errors, 1 warning`; `no findings` when there are none. In diff-aware
+/// mode the new ones follow, so that a passing run with errors says why:
+/// `2 errors, 1 warning (1 new: 1 warning)`, `1 error (none new)`.
+pub fn summary_line(counts: &Counts) -> String {
+    let mut line = count_list(counts.all).unwrap_or_else(|| "no findings".to_owned());
+    if let Some(new) = counts.new
+        && count_list(counts.all).is_some()
+    {
         let fresh = new.errors + new.warnings + new.infos;
-        if total > 0 {
-            line.push_str(&format!(" ({fresh} new)"));
+        match count_list(new) {
+            Some(list) => line.push_str(&format!(" ({fresh} new: {list})")),
+            None => line.push_str(" (none new)"),
         }
     }
     line
+}
+
+/// `3 errors, 1 warning`, or `None` for no finding at all.
+fn count_list(summary: Summary) -> Option<String> {
+    let parts: Vec<String> = [
+        (summary.errors, "error", "errors"),
+        (summary.warnings, "warning", "warnings"),
+        (summary.infos, "info", "infos"),
+    ]
+    .into_iter()
+    .filter(|(n, _, _)| *n > 0)
+    .map(|(n, one, many)| format!("{n} {}", if n == 1 { one } else { many }))
+    .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// `8 machines, 23 deployments`, with the revision when there is one.
@@ -204,9 +217,18 @@ mod tests {
         check(s(0, 0, 0), None, "no findings");
         check(s(0, 0, 0), Some(s(0, 0, 0)), "no findings");
         check(s(1, 0, 0), None, "1 error");
-        check(s(3, 1, 0), Some(s(1, 1, 0)), "3 errors, 1 warning (2 new)");
+        check(
+            s(3, 1, 0),
+            Some(s(1, 1, 0)),
+            "3 errors, 1 warning (2 new: 1 error, 1 warning)",
+        );
         check(s(0, 2, 2), None, "2 warnings, 2 infos");
-        check(s(2, 0, 1), Some(s(0, 0, 0)), "2 errors, 1 info (0 new)");
+        check(s(2, 0, 1), Some(s(0, 0, 0)), "2 errors, 1 info (none new)");
+        check(
+            s(2, 1, 0),
+            Some(s(0, 1, 0)),
+            "2 errors, 1 warning (1 new: 1 warning)",
+        );
     }
 
     #[test]

@@ -62,6 +62,11 @@ pub fn to_value(report: &Report, version: &str) -> Value {
                                     json!({ "text": related.message }),
                                 );
                             }
+                            // PENDING001: the other side is a file of the
+                            // proposal's revision, not of the analysed one.
+                            if let Some(at) = &reported.related_at {
+                                map.insert("properties".to_owned(), json!({ "ref": at }));
+                            }
                         }
                         location
                     })

@@ -106,7 +106,9 @@ pub fn excerpt(line: &str, column: u32, max_width: usize) -> Excerpt {
             hi = total;
             lo = total.saturating_sub(max_width);
         }
-        let first = (0..chars.len()).find(|&i| at(i) >= lo).unwrap_or(chars.len());
+        let first = (0..chars.len())
+            .find(|&i| at(i) >= lo)
+            .unwrap_or(chars.len());
         let last = (first..chars.len())
             .take_while(|&i| at(i + 1) <= hi)
             .last()

@@ -1021,8 +1021,7 @@ pub fn pending_conflicts(head: &Fleet, pending: &Fleet, refname: &str) -> Vec<Fi
         let (pending_gpus, pending_ports) = claims(pending, proposed);
         // Each id or port once, at its first claim: look-ups below are by key,
         // so a deployment pinning many ids costs no pairwise comparison.
-        let pending_gpus: BTreeMap<String, Location> =
-            pending_gpus.into_iter().rev().collect();
+        let pending_gpus: BTreeMap<String, Location> = pending_gpus.into_iter().rev().collect();
         let mut pending_ports: BTreeMap<u16, Location> = pending_ports.into_iter().rev().collect();
         // The port directory is the port it will serve on.
         pending_ports.entry(id.port).or_insert_with(|| {

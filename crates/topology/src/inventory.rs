@@ -169,9 +169,9 @@ pub fn read_inventory(
             "gpus" => {
                 gpus_seen = true;
                 let plain = value.as_scalar().is_some_and(|s| s.plain);
-                match value.as_str().map(str::trim).map(gpu_count) {
-                    Some(Count::Valid(n)) if plain => gpus = Some(n),
-                    Some(Count::TooMany(text)) if plain => rc002(
+                match value.as_str().map(str::trim).map(gpus_value) {
+                    Some(GpusValue::Valid(n)) if plain => gpus = Some(n),
+                    Some(GpusValue::TooMany(text)) if plain => rc002(
                         value.pos,
                         "gpus",
                         format!(
@@ -331,22 +331,22 @@ pub fn read_inventory(
 }
 
 /// What the text of `gpus` says.
-enum Count<'t> {
+enum GpusValue<'t> {
     Valid(u32),
     /// An integer above [`MAX_GPUS_PER_MACHINE`] (however many digits).
     TooMany(&'t str),
-    NotACount,
+    Invalid,
 }
 
-fn gpu_count(text: &str) -> Count<'_> {
+fn gpus_value(text: &str) -> GpusValue<'_> {
     let digits = text.strip_prefix('+').unwrap_or(text);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Count::NotACount;
+        return GpusValue::Invalid;
     }
     match digits.parse::<u32>() {
-        Ok(n) if n <= MAX_GPUS_PER_MACHINE => Count::Valid(n),
+        Ok(n) if n <= MAX_GPUS_PER_MACHINE => GpusValue::Valid(n),
         // Beyond u32 too: the digits alone say it is too many.
-        _ => Count::TooMany(text),
+        _ => GpusValue::TooMany(text),
     }
 }
 

@@ -466,7 +466,11 @@ fn gpu003(machine: &Machine, holders: &[Holder<'_>], findings: &mut Vec<Finding>
         );
         finding.related.push(Related {
             location: owner.claim_at(),
-            message: format!("{} holds {}", owner.name(), short_claim(&owner.service.gpus)),
+            message: format!(
+                "{} holds {}",
+                owner.name(),
+                short_claim(&owner.service.gpus)
+            ),
         });
         findings.push(finding);
     }
@@ -781,7 +785,10 @@ fn port001(machine: &Machine, holders: &[Holder<'_>], findings: &mut Vec<Finding
                 }
             }
             if let Some((owner, theirs, port)) = clash {
-                pairs.entry((index, owner)).or_default().push((port, theirs));
+                pairs
+                    .entry((index, owner))
+                    .or_default()
+                    .push((port, theirs));
             }
             for &(_, port) in own {
                 let seen = earliest.entry(port.protocol.as_str()).or_default();
@@ -822,11 +829,7 @@ fn port001(machine: &Machine, holders: &[Holder<'_>], findings: &mut Vec<Finding
         for (_, theirs) in &ports {
             finding.related.push(Related {
                 location: theirs.pos.clone(),
-                message: format!(
-                    "port {} is published by {} here",
-                    theirs.host,
-                    owner.name()
-                ),
+                message: format!("port {} is published by {} here", theirs.host, owner.name()),
             });
         }
         findings.push(finding);

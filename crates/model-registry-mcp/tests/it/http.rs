@@ -52,6 +52,12 @@ async fn post_status(port: u16, host: &str, origin: Option<&str>) -> u16 {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}})
     .to_string();
+    post_body_status(port, host, origin, body).await
+}
+
+/// One raw HTTP/1.1 POST of `body`; returns the status code. A server that answers before it
+/// has read the whole body may close the connection under the writer: that is not a failure.
+async fn post_body_status(port: u16, host: &str, origin: Option<&str>, body: String) -> u16 {
     let origin = origin
         .map(|o| format!("Origin: {o}\r\n"))
         .unwrap_or_default();
@@ -63,15 +69,17 @@ async fn post_status(port: u16, host: &str, origin: Option<&str>) -> u16 {
     let mut stream = TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap_or_else(|e| panic!("connect: {e}"));
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("write: {e}"));
+    let (mut reader, mut writer) = stream.into_split();
+    let writing = tokio::spawn(async move {
+        let _ = writer.write_all(request.as_bytes()).await;
+        writer
+    });
     let mut head = [0u8; 12];
-    stream
+    reader
         .read_exact(&mut head)
         .await
         .unwrap_or_else(|e| panic!("read: {e}"));
+    writing.abort();
     String::from_utf8_lossy(&head[9..12]).parse().unwrap_or(0)
 }
 
@@ -115,4 +123,18 @@ async fn host_and_origin_are_checked_against_dns_rebinding() {
             "Host {host}, Origin {origin:?}: status {status}"
         );
     }
+}
+
+/// A body over the limit is refused with 413 before it is parsed; the server keeps serving.
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (_child, port) = start_http(&[], &[], cache.path()).await;
+    let local = format!("127.0.0.1:{port}");
+    let padding = "x".repeat(model_registry_mcp::http::MAX_REQUEST_BODY_BYTES + 1);
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": padding, "version": "0"}}})
+    .to_string();
+    assert_eq!(post_body_status(port, &local, None, body).await, 413);
+    assert_eq!(post_status(port, &local, None).await, 200);
 }

@@ -9,6 +9,7 @@ mod registry_modes;
 mod registry_tools;
 mod release_configs;
 mod resources;
+mod secrets;
 mod stdio_raw;
 mod support;
 mod surface;

@@ -214,14 +214,122 @@ pub fn args(value: Value) -> JsonObject {
     }
 }
 
-/// Calls a tool; panics on a JSON-RPC error.
+/// Calls a tool; panics on a JSON-RPC error. A successful result must carry `structuredContent`
+/// valid against the tool's listed `outputSchema` (what MCP clients check).
 pub async fn call(client: &Peer<RoleClient>, name: &str, arguments: Value) -> CallToolResult {
     let mut params = CallToolRequestParams::new(name.to_owned());
     params.arguments = Some(args(arguments));
-    client
+    let result = client
         .call_tool(params)
         .await
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    if result.is_error != Some(true) {
+        let tools = client
+            .list_all_tools()
+            .await
+            .unwrap_or_else(|e| panic!("tools/list: {e}"));
+        let schema = tools
+            .iter()
+            .find(|t| t.name == name)
+            .and_then(|t| t.output_schema.clone())
+            .unwrap_or_else(|| panic!("{name}: no outputSchema"));
+        let structured = result
+            .structured_content
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: outputSchema but no structuredContent"));
+        let problems = validate(&Value::Object((*schema).clone()), structured, "$");
+        assert!(problems.is_empty(), "{name}: {problems:#?}\n{structured}");
+    }
+    result
+}
+
+/// Validates `value` against `schema`, for the JSON Schema keywords this server's schemas use
+/// (type, properties, required, additionalProperties, items, enum, minimum, maximum). Any other
+/// keyword that constrains values is reported, so that a schema this check cannot judge fails.
+pub fn validate(schema: &Value, value: &Value, at: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(schema) = schema.as_object() else {
+        return vec![format!("{at}: schema is not an object")];
+    };
+    for key in schema.keys() {
+        if !matches!(
+            key.as_str(),
+            "type"
+                | "properties"
+                | "required"
+                | "additionalProperties"
+                | "items"
+                | "enum"
+                | "minimum"
+                | "maximum"
+                | "description"
+                | "title"
+                | "default"
+        ) {
+            problems.push(format!("{at}: keyword `{key}` is not checked here"));
+        }
+    }
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_f64() => "number",
+        Value::Number(_) => "integer",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let types: Vec<&str> = match schema.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if !types.is_empty() && !types.contains(&kind) && !(kind == "integer" && types.contains(&"number")) {
+        problems.push(format!("{at}: is {kind}, schema says {types:?}"));
+        return problems;
+    }
+    if let Some(Value::Array(allowed)) = schema.get("enum")
+        && !allowed.contains(value)
+    {
+        problems.push(format!("{at}: {value} is not one of {allowed:?}"));
+    }
+    if let Some(n) = value.as_f64() {
+        if schema.get("minimum").and_then(Value::as_f64).is_some_and(|m| n < m) {
+            problems.push(format!("{at}: {n} below minimum"));
+        }
+        if schema.get("maximum").and_then(Value::as_f64).is_some_and(|m| n > m) {
+            problems.push(format!("{at}: {n} above maximum"));
+        }
+    }
+    if let Value::Object(object) = value {
+        let properties = schema.get("properties").and_then(Value::as_object);
+        for required in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(key) = required.as_str()
+                && !object.contains_key(key)
+            {
+                problems.push(format!("{at}: required `{key}` missing"));
+            }
+        }
+        for (key, field) in object {
+            match properties.and_then(|p| p.get(key)) {
+                Some(sub) => problems.extend(validate(sub, field, &format!("{at}.{key}"))),
+                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                    problems.push(format!("{at}: `{key}` is not allowed"));
+                }
+                // Stricter than JSON Schema: where properties are spelled out, an undeclared
+                // key means the listed schema is stale.
+                None if properties.is_some() => {
+                    problems.push(format!("{at}: `{key}` is not declared in the schema"));
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Value::Array(items), Some(item_schema)) = (value, schema.get("items")) {
+        for (index, item) in items.iter().enumerate() {
+            problems.extend(validate(item_schema, item, &format!("{at}[{index}]")));
+        }
+    }
+    problems
 }
 
 /// Calls a tool expected to succeed; returns its structured content.

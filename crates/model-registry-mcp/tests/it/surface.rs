@@ -192,3 +192,95 @@ async fn tools_list_is_compact_and_modes_differ() {
     );
     assert_ne!(all, read_only);
 }
+
+/// Input schemas in the subset every major client accepts (Claude, OpenAI function calling,
+/// Gemini, VS Code): each property has one JSON `type` (no `["string","null"]`: optional means
+/// "not in `required`"), arrays say their item type, and no `$ref`, combinator, `format`,
+/// `additionalProperties` or `nullable` anywhere.
+#[tokio::test]
+async fn input_schemas_fit_strict_clients() {
+    fn check(name: &str, at: &str, schema: &Value, problems: &mut Vec<String>) {
+        let Some(object) = schema.as_object() else {
+            problems.push(format!("{name} {at}: not an object"));
+            return;
+        };
+        for key in object.keys() {
+            if !matches!(
+                key.as_str(),
+                "type" | "description" | "properties" | "required" | "items" | "enum" | "minimum"
+                    | "maximum"
+            ) {
+                problems.push(format!("{name} {at}: keyword `{key}`"));
+            }
+        }
+        let kind = object.get("type").and_then(Value::as_str);
+        if !matches!(
+            kind,
+            Some("string" | "integer" | "number" | "boolean" | "array" | "object")
+        ) {
+            problems.push(format!("{name} {at}: type {:?}", object.get("type")));
+        }
+        if kind == Some("array") {
+            match object.get("items") {
+                Some(items) => check(name, &format!("{at}[]"), items, problems),
+                None => problems.push(format!("{name} {at}: array without items")),
+            }
+        }
+        let properties = object.get("properties").and_then(Value::as_object);
+        for (key, property) in properties.into_iter().flatten() {
+            check(name, &format!("{at}.{key}"), property, problems);
+        }
+        for required in object
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let key = required.as_str().unwrap_or_default();
+            if !properties.is_some_and(|p| p.contains_key(key)) {
+                problems.push(format!("{name} {at}: required `{key}` is not a property"));
+            }
+        }
+    }
+    let list = tools_list(&[], &[]).await;
+    let mut problems = Vec::new();
+    for tool in list.as_array().into_iter().flatten() {
+        let name = tool["name"].as_str().unwrap_or_default();
+        check(name, "$", &tool["inputSchema"], &mut problems);
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    // The types the spec fixes for arguments the design leaves open.
+    let property = |tool: &str, key: &str| -> Value {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["name"] == tool)
+            .map(|t| t["inputSchema"]["properties"][key].clone())
+            .unwrap_or(Value::Null)
+    };
+    let cases: &[(&str, &str, &str)] = &[
+        ("get_release_config", "port", "integer"),
+        ("get_deployment_logs", "lines", "integer"),
+        ("search", "types", "array"),
+        ("run_benchmark", "request_body", "object"),
+        ("run_benchmark", "concurrent_requests", "integer"),
+        ("list_versions", "is_release", "boolean"),
+        ("create_version", "is_release", "boolean"),
+        ("create_version", "auto_build", "boolean"),
+        ("promote_version", "is_release", "boolean"),
+        ("execute_deployment", "gpu_enabled", "boolean"),
+        ("execute_deployment", "environment", "string"),
+    ];
+    for (tool, key, kind) in cases {
+        assert_eq!(property(tool, key)["type"], *kind, "{tool}.{key}");
+    }
+    assert_eq!(
+        property("search", "types")["items"],
+        serde_json::json!({"type": "string", "enum": ["models", "versions", "deployments"]})
+    );
+    assert_eq!(
+        property("execute_deployment", "environment")["enum"],
+        serde_json::json!(["dev", "staging", "testing"])
+    );
+}

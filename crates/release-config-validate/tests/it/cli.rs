@@ -62,6 +62,30 @@ fn rev_outside_git_exits_2() {
 }
 
 #[test]
+fn git_options_outside_git_exit_2_naming_the_option() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("machines")).unwrap();
+    let mut with_base = args(dir.path(), Format::Json);
+    with_base.base = Some("origin/main".to_owned());
+    let mut with_pending = args(dir.path(), Format::Json);
+    with_pending.pending = vec!["refs/pull/*/head".to_owned()];
+    for (bad, option) in [(with_base, "--base"), (with_pending, "--pending")] {
+        let outcome = validate(&bad);
+        assert_eq!(outcome.exit, Exit::Failure);
+        assert!(outcome.stdout.is_empty());
+        assert_eq!(outcome.stderr.lines().count(), 1, "{}", outcome.stderr);
+        assert!(
+            outcome.stderr.starts_with(&format!(
+                "error: {option} needs a Git repository, but {}",
+                dir.path().display()
+            )),
+            "{}",
+            outcome.stderr
+        );
+    }
+}
+
+#[test]
 fn unknown_machine_exits_2() {
     let mut filtered = args(fixtures().join("rules/GPU001"), Format::Human);
     filtered.machine = Some("nope".to_owned());
@@ -144,6 +168,15 @@ fn github_format_appends_the_step_summary() {
         "{text}"
     );
     assert!(text.contains("| :x: error | `GPU001` |"), "{text}");
+    // A summary file that does not end in a line break gets one first, so
+    // that the heading starts a line.
+    std::fs::write(&summary, "no newline").unwrap();
+    validate_in(&args(fixtures().join("rules/GPU001"), Format::Github), &env);
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        text.starts_with("no newline\n## Release-config validation failed"),
+        "{text}"
+    );
     // Other formats leave it alone.
     validate_in(&args(fixtures().join("rules/GPU001"), Format::Json), &env);
     assert_eq!(std::fs::read_to_string(&summary).unwrap(), text);

@@ -2,6 +2,7 @@
 
 use release_config_validate::{Exit, Format};
 
+use crate::sarif_shape::assert_sarif_shape;
 use crate::support::{GitRepo, INVENTORY, WithBase as _, args, deployment, validate};
 
 /// main: m1 with one deployment on GPU 0.
@@ -77,12 +78,13 @@ fn base_reports_only_the_new_conflict_as_new() {
         human
             .stdout
             .trim_end()
-            .ends_with("validation failed: 2 errors (1 new)"),
+            .ends_with("validation failed: 2 errors (1 new: 1 error)"),
         "{}",
         human.stdout
     );
 
     let sarif = validate(&args(repo.path(), Format::Sarif).with_base("main")).json();
+    assert_sarif_shape(&sarif);
     let states: Vec<_> = sarif["runs"][0]["results"]
         .as_array()
         .unwrap()
@@ -143,6 +145,29 @@ fn pending_claims_are_reported() {
         "{finding}"
     );
 
+    // The other side is shown from the proposal's files, named `ref:path`.
+    let finding = &outcome.json()["findings"][0];
+    assert_eq!(finding["related"][0]["ref"], "refs/pull/1/head");
+    let mut human = with_pending.clone();
+    human.format = Format::Human;
+    let text = validate(&human).stdout;
+    assert!(
+        text.contains("here: refs/pull/1/head:machines/m1/8001/docker-compose.yml:12:28\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("12 |               device_ids: [\"1\"]\n"),
+        "{text}"
+    );
+    let mut sarif = with_pending.clone();
+    sarif.format = Format::Sarif;
+    assert_sarif_shape(&validate(&sarif).json());
+
+    // Two globs matching the same ref read it once: one finding, not two.
+    let mut twice = with_pending.clone();
+    twice.pending = vec!["refs/pull/*/head".to_owned(), "refs/pull/**".to_owned()];
+    assert_eq!(validate(&twice).codes(), ["PENDING001"]);
+
     // Without --pending nothing is reported; a glob matching nothing is fine.
     assert!(
         validate(&args(repo.path(), Format::Json))
@@ -173,4 +198,40 @@ fn unknown_revisions_exit_2_naming_them() {
         assert_eq!(outcome.stderr.lines().count(), 1, "{}", outcome.stderr);
         assert!(outcome.stdout.is_empty());
     }
+}
+
+#[test]
+fn bad_pending_glob_exits_2_naming_it() {
+    let repo = base_repo();
+    let mut bad = args(repo.path(), Format::Human);
+    bad.pending = vec!["refs/pull/[/head".to_owned()];
+    let outcome = validate(&bad);
+    assert_eq!(outcome.exit, Exit::Failure);
+    assert!(outcome.stdout.is_empty());
+    assert_eq!(outcome.stderr.lines().count(), 1, "{}", outcome.stderr);
+    assert!(
+        outcome
+            .stderr
+            .starts_with("error: invalid ref glob `refs/pull/[/head`"),
+        "{}",
+        outcome.stderr
+    );
+}
+
+#[test]
+fn rev_and_base_together() {
+    // --rev picks the head from Git, --base compares it with another revision.
+    let repo = base_repo();
+    repo.git(&["checkout", "--quiet", "-b", "feature"]);
+    repo.write("machines/m1/8001/docker-compose.yml", &deployment(8001, 0));
+    repo.commit("conflict on GPU 0");
+    repo.git(&["checkout", "--quiet", "main"]);
+    let mut both = args(repo.path(), Format::Json).with_base("main");
+    both.rev = Some("feature".to_owned());
+    let outcome = validate(&both);
+    assert_eq!(outcome.exit, Exit::Findings, "{}", outcome.stderr);
+    let report = outcome.json();
+    assert_eq!(report["revision"]["ref"], "feature");
+    assert_eq!(report["base"]["ref"], "main");
+    assert_eq!(report["findings"][0]["new"], true);
 }

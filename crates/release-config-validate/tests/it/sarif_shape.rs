@@ -1,13 +1,46 @@
-//! A structural check of SARIF 2.1.0 logs: the properties the schema requires,
-//! the enumerations it allows, and what GitHub code scanning needs on top
-//! (a message text and a location on every result, relative URIs).
+//! Checks of SARIF 2.1.0 logs: validation against the official JSON schema,
+//! plus what GitHub code scanning needs on top of it (a rule for every
+//! result, a message text and a location on every result, relative URIs
+//! under `%SRCROOT%`, 1-based regions, related-location ids).
+//!
+//! `sarif-schema-2.1.0.json` beside this file is the OASIS SARIF 2.1.0 schema
+//! (`Schemata/sarif-schema-2.1.0.json` of github.com/oasis-tcs/sarif-spec, the
+//! draft-07 revision), as shipped in the `serde-sarif` 0.8.0 crate.
 
 use serde_json::Value;
 
+const SCHEMA: &str = include_str!("sarif-schema-2.1.0.json");
 const LEVELS: &[&str] = &["none", "note", "warning", "error"];
 const BASELINE_STATES: &[&str] = &["new", "unchanged", "updated", "absent"];
 
+/// Validates `log` against the SARIF 2.1.0 JSON schema; the error lists
+/// every violation.
+pub fn schema_errors(log: &Value) -> Result<(), String> {
+    let schema: Value = serde_json::from_str(SCHEMA).expect("the vendored schema is JSON");
+    let mut compiler = boon::Compiler::new();
+    compiler
+        .add_resource("https://sarif.invalid/sarif-schema-2.1.0.json", schema)
+        .expect("schema resource");
+    let mut schemas = boon::Schemas::new();
+    let index = compiler
+        .compile(
+            "https://sarif.invalid/sarif-schema-2.1.0.json",
+            &mut schemas,
+        )
+        .unwrap_or_else(|e| panic!("the SARIF schema compiles: {e:#}"));
+    schemas
+        .validate(log, index)
+        .map_err(|error| format!("{error:#}"))
+}
+
+pub fn assert_sarif_schema(log: &Value) {
+    if let Err(errors) = schema_errors(log) {
+        panic!("not valid SARIF 2.1.0: {errors}\n{log:#}");
+    }
+}
+
 pub fn assert_sarif_shape(log: &Value) {
+    assert_sarif_schema(log);
     assert_eq!(log["version"], "2.1.0", "version");
     assert!(
         log["$schema"]
@@ -107,6 +140,55 @@ fn assert_physical_location(location: &Value) {
         assert!(
             region["startColumn"].as_u64().is_some_and(|n| n >= 1),
             "startColumn"
+        );
+    }
+}
+
+#[test]
+fn the_schema_rejects_what_github_would() {
+    // Guards the guard: the schema check must catch real mistakes.
+    let valid = serde_json::json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": { "driver": { "name": "t", "rules": [{ "id": "R1" }] } },
+            "results": [{
+                "ruleId": "R1",
+                "ruleIndex": 0,
+                "level": "error",
+                "message": { "text": "m" },
+                "locations": [{ "physicalLocation": {
+                    "artifactLocation": { "uri": "a/b.yml", "uriBaseId": "%SRCROOT%" },
+                    "region": { "startLine": 1, "startColumn": 1 }
+                }}]
+            }]
+        }]
+    });
+    assert_sarif_schema(&valid);
+    let breakages: &[(&str, Value)] = &[
+        ("/version", serde_json::json!("2.0.0")),
+        ("/runs/0/results/0/level", serde_json::json!("fatal")),
+        (
+            "/runs/0/results/0/locations/0/physicalLocation/region/startLine",
+            serde_json::json!(0),
+        ),
+        ("/runs/0/results/0/baselineState", serde_json::json!("old")),
+        (
+            "/runs/0/results/0/message",
+            serde_json::json!("not an object"),
+        ),
+    ];
+    for (pointer, value) in breakages {
+        let mut broken = valid.clone();
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        broken
+            .pointer_mut(parent)
+            .and_then(Value::as_object_mut)
+            .unwrap()
+            .insert(key.to_owned(), value.clone());
+        assert!(
+            schema_errors(&broken).is_err(),
+            "{pointer} = {value} was accepted"
         );
     }
 }

@@ -743,3 +743,57 @@ fn vars_type_is_a_plain_map() {
     assert!(findings.is_empty());
     assert_eq!(services[0].host_gpus, ["2"]);
 }
+
+// --- Long GPU lists --------------------------------------------------------------
+
+/// Tens of thousands of GPU ids in one list (hostile or generated) are read
+/// in linear time: duplicates are dropped without comparing every pair, and
+/// a CUDA_VISIBLE_DEVICES that breaks in every token names only a few.
+#[test]
+fn long_gpu_lists_are_read_in_linear_time() {
+    let n = 40_000;
+    let ids: Vec<String> = (0..n).map(|i| format!("'{}'", i % (n / 2))).collect();
+    let pinned = format!(
+        "services:\n  s:\n    gpus: [{{device_ids: [{}]}}]\n",
+        ids.join(", ")
+    );
+    let visible: Vec<String> = (0..n).map(|i| (i + n).to_string()).collect();
+    let runtime = format!(
+        "services:\n  s:\n    runtime: nvidia\n    environment:\n      NVIDIA_VISIBLE_DEVICES: '{}'\n      CUDA_VISIBLE_DEVICES: '{}'\n",
+        (0..n)
+            .map(|i| (i % 100).to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        visible.join(",")
+    );
+    let started = std::time::Instant::now();
+    let (services, findings) = read(&pinned, None);
+    let claim = services.first().map(|s| &s.gpus);
+    assert!(
+        matches!(claim, Some(GpuClaim::Pinned(refs)) if refs.len() == n / 2),
+        "{claim:?}"
+    );
+    assert!(findings.is_empty(), "{findings:#?}");
+    let (services, findings) = read(&runtime, None);
+    let claim = services.first().map(|s| &s.gpus);
+    assert!(
+        matches!(claim, Some(GpuClaim::Pinned(refs)) if refs.len() == 100),
+        "{claim:?}"
+    );
+    let gpu004: Vec<&topology::Finding> = findings
+        .iter()
+        .filter(|f| f.rule.code() == "GPU004")
+        .collect();
+    assert_eq!(gpu004.len(), 1, "{findings:#?}");
+    assert!(
+        gpu004[0].message.ends_with(&format!("and {} more", n - 8)),
+        "{}",
+        &gpu004[0].message[gpu004[0].message.len().saturating_sub(200)..]
+    );
+    assert!(gpu004[0].message.len() < visible.join(",").len() * 3);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}

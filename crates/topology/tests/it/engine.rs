@@ -534,3 +534,59 @@ fn speed_of_a_large_fleet() {
     );
     assert!(again.as_millis() < 30 * slack, "re-analysis took {again:?}");
 }
+
+// --- absurd GPU counts ------------------------------------------------------------
+
+#[test]
+fn an_absurd_gpu_count_leaves_the_machine_without_inventory() {
+    let dir = TempDir::new().expect("temp dir");
+    let all = "services:\n  llm:\n    image: vllm/vllm-openai\n    command: --model /m -tp 2\n    ports: ['8000:8000']\n    gpus: all\n";
+    write_files(
+        dir.path(),
+        &[
+            (
+                "machines/m1/machine.yaml",
+                "gpus: 4294967295\ninterconnect: pcie\nnuma_domains: [[0, 1], [2, 3]]\n",
+            ),
+            ("machines/m1/8000/docker-compose.yml", all),
+        ],
+    );
+    let snapshot = Snapshot::from_dir(dir.path()).expect("snapshot");
+    let fleet = Engine::new().analyze(&snapshot).expect("analyze");
+    // RC002 says why; not INV001 as well, and no check that needs the count.
+    assert_eq!(lines(&fleet), ["RC002 error machines/m1/machine.yaml:1:7"]);
+    assert!(
+        fleet.findings[0].message.contains("more than 1024"),
+        "{}",
+        fleet.findings[0].message
+    );
+    let topology = fleet.machine_topology("m1").expect("m1");
+    assert_eq!(topology.gpu_count, None);
+    assert_eq!(topology.free_gpus, None);
+    assert!(topology.deployments[0].gpus.is_empty());
+}
+
+#[test]
+fn a_hand_built_inventory_is_bounded_in_the_graph() {
+    let mut machines = BTreeMap::new();
+    machines.insert(
+        "m1".to_owned(),
+        Machine {
+            name: "m1".into(),
+            inventory: Some(Inventory {
+                gpus: u32::MAX,
+                gpu_model: None,
+                gpu_memory_gb: None,
+                interconnect: None,
+                numa_domains: Vec::new(),
+                labels: BTreeMap::new(),
+                numa_domains_at: None,
+            }),
+            inventory_path: None,
+        },
+    );
+    let graph = AllocationGraph::build(&machines, &BTreeMap::new());
+    let free = graph.free_gpus("m1").expect("inventory");
+    assert_eq!(free.len(), 1024);
+    assert_eq!(free.last(), Some(&1023));
+}

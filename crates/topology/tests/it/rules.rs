@@ -543,3 +543,298 @@ fn fingerprints_ignore_line_moves() {
     assert_ne!(a[0].location, b[0].location);
     assert_eq!(a[0].fingerprint, b[0].fingerprint);
 }
+
+// --- Linear conflict reporting ---------------------------------------------------------------------
+
+/// `n` services `s0..` in one deployment on port 8000, each with `claim`.
+fn crowd(n: usize, claim: &str) -> String {
+    let mut src = String::from("services:\n");
+    for i in 0..n {
+        src.push_str(&format!("  s{i}:\n    ports: ['8000:8000']\n    {claim}\n"));
+    }
+    src
+}
+
+#[test]
+fn gpu001_and_port001_report_each_later_holder_once_against_the_owner() {
+    let src = crowd(4, "gpus: [{device_ids: ['0']}]");
+    let got = findings(Some(NVLINK8), &[(8000, &src)]);
+    let gpu001: Vec<&topology::Finding> =
+        got.iter().filter(|f| f.rule.code() == "GPU001").collect();
+    let port001: Vec<&topology::Finding> =
+        got.iter().filter(|f| f.rule.code() == "PORT001").collect();
+    // Four holders: three findings (not six pairs), each against s0.
+    assert_eq!(gpu001.len(), 3, "{got:#?}");
+    assert_eq!(port001.len(), 3, "{got:#?}");
+    for (finding, later) in gpu001.iter().zip(["s1", "s2", "s3"]) {
+        assert_eq!(
+            finding.message,
+            format!("GPU 0 on m1 is held by both m1:8000/{later} and m1:8000/s0")
+        );
+        assert_eq!(finding.related.len(), 1);
+        assert_eq!(finding.related[0].location.to_string(), "8000.yml:4:26");
+    }
+    for finding in &port001 {
+        assert!(
+            finding.message.ends_with("and m1:8000/s0"),
+            "{}",
+            finding.message
+        );
+        assert_eq!(finding.related.len(), 1);
+    }
+}
+
+#[test]
+fn a_holder_added_after_the_others_adds_exactly_one_finding() {
+    let fingerprints = |ports: &[u16]| {
+        let deps: Vec<(u16, String)> = ports
+            .iter()
+            .map(|p| (*p, dep(*p, "'0', '1'", "")))
+            .collect();
+        let refs: Vec<(u16, &str)> = deps.iter().map(|(p, y)| (*p, y.as_str())).collect();
+        let mut fps: Vec<String> = findings(Some(NVLINK8), &refs)
+            .into_iter()
+            .filter(|f| f.rule.code() == "GPU001")
+            .map(|f| f.fingerprint)
+            .collect();
+        fps.sort();
+        fps
+    };
+    let before = fingerprints(&[8000, 8001, 8002]);
+    let after = fingerprints(&[8000, 8001, 8002, 8003]);
+    assert_eq!(before.len(), 2);
+    let new: Vec<&String> = after.iter().filter(|f| !before.contains(f)).collect();
+    assert_eq!(new.len(), 1, "before {before:?}, after {after:?}");
+    assert!(before.iter().all(|f| after.contains(f)));
+}
+
+#[test]
+fn gpu001_groups_the_gpus_a_holder_shares_with_each_owner() {
+    let tp = "    command: vllm serve m -tp 4\n";
+    let got = findings(
+        Some(NVLINK8),
+        &[
+            (
+                8000,
+                &dep(8000, "'0', '1'", "    command: vllm serve m -tp 2\n"),
+            ),
+            (
+                8001,
+                &dep(8001, "'2', '3'", "    command: vllm serve m -tp 2\n"),
+            ),
+            (8002, &dep(8002, "'0', '1', '2', '3'", tp)),
+        ],
+    );
+    let lines: Vec<String> = got
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {} {:?} {}",
+                f.rule,
+                f.deployments.join(","),
+                f.subjects,
+                f.message
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "GPU001 m1:8000,m1:8002 [\"0\", \"1\"] GPUs 0, 1 on m1 are held by both m1:8002/llm and m1:8000/llm",
+            "GPU001 m1:8001,m1:8002 [\"2\", \"3\"] GPUs 2, 3 on m1 are held by both m1:8002/llm and m1:8001/llm",
+        ]
+    );
+}
+
+#[test]
+fn gpu001_a_sharer_is_reported_against_the_first_exclusive_holder() {
+    let share = "    labels: {catapult.gpu_sharing: 'true'}\n    command: vllm serve m --gpu-memory-utilization 0.3\n";
+    let got = findings(
+        Some(NVLINK8),
+        &[
+            (8000, &dep(8000, "'0'", share)),
+            (8001, &dep(8001, "'0'", "")),
+            (8002, &dep(8002, "'0'", share)),
+        ],
+    );
+    let lines: Vec<String> = got
+        .iter()
+        .map(|f| format!("{} {}", f.rule, f.message))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "GPU001 GPU 0 on m1 is held by both m1:8001/llm and m1:8000/llm",
+            "GPU001 GPU 0 on m1 is held by both m1:8002/llm and m1:8001/llm",
+        ]
+    );
+}
+
+#[test]
+fn port001_owner_is_the_first_binding_that_clashes() {
+    let bind = |own: u16, extra: &str| {
+        format!("services:\n  llm:\n    ports: ['{own}:8000', '{extra}']\n")
+    };
+    let got = findings(
+        Some(NVLINK8),
+        &[
+            (8000, &bind(8000, "10.0.0.1:9000:9000")),
+            (8001, &bind(8001, "10.0.0.2:9000:9000")),
+            (8002, &bind(8002, "10.0.0.2:9000:9000")),
+            (8003, &bind(8003, "9000:9000")),
+        ],
+    );
+    let lines: Vec<String> = got
+        .iter()
+        .map(|f| format!("{} {}", f.rule, f.message))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "PORT001 host port 9000 on m1 is published by both m1:8002/llm and m1:8001/llm",
+            "PORT001 host port 9000 on m1 is published by both m1:8003/llm and m1:8000/llm",
+        ]
+    );
+}
+
+#[test]
+fn gpu003_names_a_few_other_holders_and_points_at_the_first() {
+    let src = crowd(9, "gpus: [{count: 1}]");
+    let got = findings(Some(NVLINK8), &[(8000, &src)]);
+    let gpu003: Vec<&topology::Finding> =
+        got.iter().filter(|f| f.rule.code() == "GPU003").collect();
+    assert_eq!(gpu003.len(), 9);
+    let first = gpu003[0];
+    assert_eq!(
+        first.message,
+        "m1:8000/s0 takes unpinned GPUs (count: 1) on m1, where m1:8000/s1, m1:8000/s2, m1:8000/s3, m1:8000/s4, m1:8000/s5, and 3 more also hold GPUs: nobody can prove they do not collide; pin them with device_ids"
+    );
+    assert_eq!(first.related.len(), 1);
+    assert_eq!(first.related[0].message, "m1:8000/s1 holds count: 1");
+    assert!(gpu003[1].message.contains("where m1:8000/s0, m1:8000/s2,"));
+}
+
+#[test]
+fn mem002_lists_a_few_sharers() {
+    let src = crowd(
+        8,
+        "gpus: [{device_ids: ['0']}]\n    labels: {catapult.gpu_sharing: 'true'}\n    command: vllm serve m --gpu-memory-utilization 0.2",
+    );
+    let got = findings(Some(NVLINK8), &[(8000, &src)]);
+    let mem002: Vec<&topology::Finding> =
+        got.iter().filter(|f| f.rule.code() == "MEM002").collect();
+    assert_eq!(mem002.len(), 1, "{got:#?}");
+    assert_eq!(
+        mem002[0].message,
+        "GPU 0 on m1 is shared by 8 services whose memory fractions add up to 1.60 (> 0.95): m1:8000/s0 0.2, m1:8000/s1 0.2, m1:8000/s2 0.2, m1:8000/s3 0.2, m1:8000/s4 0.2, and 3 more"
+    );
+    assert_eq!(mem002[0].related.len(), 5);
+    assert!(got.iter().all(|f| f.rule.code() != "GPU001"));
+}
+
+// --- Absurd numbers ------------------------------------------------------------------------------
+
+#[test]
+fn absurd_gpu_counts_make_the_inventory_unusable() {
+    let one = |n: &str| dep(8000, &format!("'{n}'"), "");
+    // Above the bound (and beyond u32 / u64): RC002 at the value; no GPU002, no INV001.
+    for gpus in ["1025", "4294967295", "99999999999999999999999"] {
+        let got = findings(Some(&format!("gpus: {gpus}\n")), &[(8000, &one("2000"))]);
+        let lines: Vec<String> = got
+            .iter()
+            .map(|f| format!("{} {}", f.rule, f.location))
+            .collect();
+        assert_eq!(lines, ["RC002 machine.yaml:1:7"], "gpus: {gpus}");
+        assert!(
+            got[0]
+                .message
+                .contains(&format!("`gpus: {gpus}` is more than 1024")),
+            "{}",
+            got[0].message
+        );
+    }
+    // The bound itself is accepted.
+    check(
+        Some("gpus: 1024\n"),
+        &[(8000, &one("1024"))],
+        &["GPU002 error m1:8000 8000.yml:5:26"],
+    );
+    check(Some("gpus: 1024\n"), &[(8000, &one("1023"))], &[]);
+}
+
+#[test]
+fn absurd_ids_counts_and_parallelism_are_findings() {
+    // A decimal id beyond u64 is still out of range.
+    check(
+        Some(NVLINK8),
+        &[(8000, &dep(8000, "'99999999999999999999999'", ""))],
+        &["GPU002 error m1:8000 8000.yml:5:26"],
+    );
+    check(
+        Some(NVLINK8),
+        &[(8000, &dep(8000, "'4000000000'", ""))],
+        &["GPU002 error m1:8000 8000.yml:5:26"],
+    );
+    // count: 4000000000 holds that many: TP001, nothing allocated per GPU.
+    check(
+        Some(NVLINK8),
+        &[(
+            8000,
+            "services:\n  llm:\n    ports: ['8000:8000']\n    gpus: [{count: 4000000000}]\n",
+        )],
+        &["TP001 error m1:8000 8000.yml:4:20"],
+    );
+    // TP x PP x DP beyond u32 and u64 is shown exactly.
+    let huge = "services:\n  llm:\n    ports: ['8000:8000']\n    gpus: all\n    command: vllm serve m --tensor-parallel-size 4294967295 -pp 4294967295 -dp 4294967295\n";
+    let got = findings(Some(NVLINK8), &[(8000, huge)]);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].rule.code(), "TP002");
+    assert!(
+        got[0].message.contains(
+            "TP 4294967295 x PP 4294967295 x DP 4294967295 = 79228162458924105385300197375 GPU(s) but m1 has only 8"
+        ),
+        "{}",
+        got[0].message
+    );
+    let got = findings(
+        None,
+        &[(
+            8000,
+            "services:\n  llm:\n    ports: ['8000:8000']\n    gpus: [{count: 2}]\n    command: vllm serve m -tp 65536 -pp 65536\n",
+        )],
+    );
+    let tp001: Vec<&topology::Finding> = got.iter().filter(|f| f.rule.code() == "TP001").collect();
+    assert_eq!(tp001.len(), 1, "{got:#?}");
+    assert!(
+        tp001[0].message.contains("= 4294967296 GPU(s) but holds 2"),
+        "{}",
+        tp001[0].message
+    );
+}
+
+#[test]
+fn tp004_with_many_empty_numa_domains_stays_fast() {
+    let mut inventory =
+        String::from("gpus: 1024\ninterconnect: pcie\nnuma_domains: [[0, 1], [2, 3]");
+    for _ in 0..50_000 {
+        inventory.push_str(", []");
+    }
+    inventory.push_str("]\n");
+    // 20 services on all 1024 GPUs: 512 TP groups each, none crossing (most
+    // GPUs are in no domain), so every group is looked up; one pinned service crosses.
+    let src = crowd(20, "gpus: all\n    command: vllm serve m -tp 2");
+    let crossing = dep(8001, "'1', '2'", "    command: vllm serve m -tp 2\n");
+    let started = std::time::Instant::now();
+    let got = findings(Some(&inventory), &[(8000, &src), (8001, &crossing)]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let tp004: Vec<String> = got
+        .iter()
+        .filter(|f| f.rule.code() == "TP004")
+        .map(|f| f.location.to_string())
+        .collect();
+    assert_eq!(tp004, ["8001.yml:6:31"]);
+}
