@@ -537,18 +537,37 @@ impl Reader<'_> {
                 }
                 match interpolate::interpolate(&scalar.text, vars) {
                     Ok(done) => {
-                        scalar.text = done.text;
                         for var in done.unset {
-                            unset.entry(var).or_default().push(pos);
+                            let at = self
+                                .locate_snippet(pos, &format!("${{{var}"))
+                                .or_else(|| self.locate_snippet(pos, &format!("${var}")))
+                                .unwrap_or(pos);
+                            unset.entry(var).or_default().push(at);
                         }
+                        scalar.text = done.text;
                     }
                     Err(e) => {
                         let message = format!(
                             "{}: interpolation of `{}`: {}",
                             self.path, scalar.text, e.message
                         );
+                        // Point at the offending `$...`, not the start of the value.
+                        let at = scalar
+                            .text
+                            .get(e.offset..)
+                            .map(|rest| {
+                                let end = rest
+                                    .char_indices()
+                                    .take_while(|(_, c)| !c.is_whitespace())
+                                    .nth(12)
+                                    .map_or(rest.len(), |(i, _)| i);
+                                rest.get(..end).unwrap_or(rest)
+                            })
+                            .filter(|snippet| !snippet.is_empty())
+                            .and_then(|snippet| self.locate_snippet(pos, snippet))
+                            .unwrap_or(pos);
                         let subject = scalar.text.clone();
-                        self.push(Rule::Rc003, vec![subject], pos, message);
+                        self.push(Rule::Rc003, vec![subject], at, message);
                     }
                 }
             }
@@ -1257,6 +1276,17 @@ impl Reader<'_> {
             cursor = at + len;
         }
         out
+    }
+
+    /// Where `snippet` first appears in the source at or after `start`
+    /// (bounded: a value never spans more than 16 KiB of source). `None` when
+    /// the text cannot be found verbatim (escapes in a quoted scalar).
+    fn locate_snippet(&mut self, start: Pos, snippet: &str) -> Option<Pos> {
+        let from = self.offset_of(start)?;
+        let src = self.src;
+        let limit = src.len().min(from.saturating_add(16 * 1024));
+        let found = src.get(from..limit)?.find(snippet)?;
+        self.pos_of_offset(from + found)
     }
 
     fn line_starts(&mut self) -> &[usize] {

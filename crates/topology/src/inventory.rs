@@ -46,6 +46,9 @@ pub struct Inventory {
     /// Where `numa_domains` is written, for TP004's related location.
     #[serde(skip)]
     pub numa_domains_at: Option<Location>,
+    /// Where `gpus` is written, for GPU002's related location.
+    #[serde(skip)]
+    pub gpus_at: Option<Location>,
 }
 
 impl Inventory {
@@ -157,6 +160,7 @@ pub fn read_inventory(
         numa_domains: Vec::new(),
         labels: BTreeMap::new(),
         numa_domains_at: None,
+        gpus_at: None,
     };
     let mut gpus_seen = false;
     let mut numa_node: Option<&Node> = None;
@@ -170,7 +174,11 @@ pub fn read_inventory(
                 gpus_seen = true;
                 let plain = value.as_scalar().is_some_and(|s| s.plain);
                 match value.as_str().map(str::trim).map(gpus_value) {
-                    Some(GpusValue::Valid(n)) if plain => gpus = Some(n),
+                    Some(GpusValue::Valid(n)) if plain => {
+                        gpus = Some(n);
+                        inventory.gpus_at =
+                            Some(Location::new(path, value.pos.line, value.pos.column));
+                    }
                     Some(GpusValue::TooMany(text)) if plain => rc002(
                         value.pos,
                         "gpus",

@@ -407,9 +407,15 @@ fn gpu002(machine: &Machine, holders: &[Holder<'_>], findings: &mut Vec<Finding>
                     inventory.gpus
                 ),
             );
-            if let Some(path) = &machine.inventory_path {
+            let inventory_at = inventory.gpus_at.clone().or_else(|| {
+                machine
+                    .inventory_path
+                    .as_ref()
+                    .map(|path| Location::file(path.clone()))
+            });
+            if let Some(location) = inventory_at {
                 finding.related.push(Related {
-                    location: Location::file(path.clone()),
+                    location,
                     message: format!("the inventory of {}", machine.name),
                 });
             }

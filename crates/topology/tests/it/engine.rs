@@ -388,6 +388,7 @@ fn build(
             numa_domains: vec![vec![0, 1], vec![2, 3]],
             labels: BTreeMap::new(),
             numa_domains_at: None,
+            gpus_at: None,
         };
         machines.insert(
             name.clone(),
@@ -581,6 +582,7 @@ fn a_hand_built_inventory_is_bounded_in_the_graph() {
                 numa_domains: Vec::new(),
                 labels: BTreeMap::new(),
                 numa_domains_at: None,
+                gpus_at: None,
             }),
             inventory_path: None,
         },

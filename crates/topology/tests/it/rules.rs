@@ -523,7 +523,8 @@ fn reading_rules() {
             8000,
             "services:\n  llm:\n    ports: ['8000:8000']\n    image: vllm:${TAG}\n",
         )],
-        &["RC005 warning m1:8000 8000.yml:4:12"],
+        // Points at the `${`, not at the start of the value.
+        &["RC005 warning m1:8000 8000.yml:4:17"],
     );
 }
 
