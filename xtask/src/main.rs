@@ -18,7 +18,7 @@ struct Cli {
 enum Task {
     /// Validate a release-config repository (PATH defaults to the current directory).
     Validate(release_config_validate::Args),
-    /// Generate a synthetic fleet and measure validation time and memory.
+    /// Generate a synthetic fleet; measure the validator and the MCP server against their targets.
     Bench(bench::BenchArgs),
     /// One measurement in a fresh process (run by `bench`, for clean peak-memory figures).
     #[command(hide = true)]

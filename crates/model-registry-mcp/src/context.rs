@@ -39,3 +39,22 @@ impl Shared {
         self.registry.get().is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Settings;
+
+    /// The registry client (TLS roots: milliseconds) is not built before it is needed, so that
+    /// nothing slow happens before the `initialize` answer.
+    #[test]
+    fn the_registry_client_is_built_on_first_use() {
+        let (_cli, settings) =
+            Settings::parse_from(["model-registry-mcp", "--registry-api-key", "sk-test"])
+                .unwrap_or_else(|e| panic!("{e:?}"));
+        let surface = crate::server::Surface::new(crate::build_context(settings));
+        assert!(!surface.listed_tools().is_empty());
+        assert!(!surface.ctx().registry_built());
+        assert!(surface.ctx().registry().is_ok());
+        assert!(surface.ctx().registry_built());
+    }
+}

@@ -135,7 +135,8 @@ fn serve(settings: Settings) -> Result<(), RunError> {
                     let _ = tokio::signal::ctrl_c().await;
                     on_signal.cancel();
                 });
-                http::serve(surface, bind, &allowed_hosts, cancel, |_| {})
+                let ctx = Arc::clone(surface.ctx());
+                http::serve(surface, bind, &allowed_hosts, cancel, |_| prewarm(ctx))
                     .await
                     .map_err(|source| RunError::Http { bind, source })
             }
@@ -146,14 +147,24 @@ fn serve(settings: Settings) -> Result<(), RunError> {
     result
 }
 
+/// Builds the registry client off the request path once the server is answering: it costs
+/// 7-20 ms (TLS roots), which would otherwise delay `initialize` or the first registry call.
+fn prewarm(ctx: Ctx) {
+    tokio::task::spawn_blocking(move || {
+        let _ = ctx.registry();
+    });
+}
+
 async fn serve_stdio(surface: Arc<Surface>) -> Result<(), RunError> {
     let (transport, written) = stdio::LineTransport::new(
         tokio::io::stdin(),
         tokio::io::stdout(),
         stdio::MAX_LINE_BYTES,
     );
+    let ctx = Arc::clone(surface.ctx());
     match McpServer::new(surface).serve(transport).await {
         Ok(running) => {
+            prewarm(ctx);
             let reason = running
                 .waiting()
                 .await

@@ -109,7 +109,7 @@ impl Paging {
             next_call: next_offset.map(|offset| next_call(tool, params, offset)),
             cut: (dropped > 0).then(|| {
                 format!(
-                        "{dropped} item(s) of this page were left out to keep the result under \
+                    "{dropped} item(s) of this page were left out to keep the result under \
                      {LIMIT_NAME}; continue with next_call"
                 )
             }),
@@ -319,7 +319,9 @@ pub fn id<'a>(what: &str, value: &'a str) -> Result<&'a str, ToolError> {
     // `GET /v1/models/..` into `GET /v1/models`.
     if trimmed.len() > 200
         || matches!(trimmed, "." | "..")
-        || trimmed.chars().any(|c| c.is_control() || c == '/' || c == '\\')
+        || trimmed
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '\\')
     {
         let shown: String = trimmed.chars().take(64).collect();
         return Err(ToolError(format!("{what} {shown:?} is not a valid id")));
@@ -424,10 +426,24 @@ mod tests {
             assert_eq!(id("model_id", value).ok(), ok, "{value:?}");
         };
         check(" abc ", Some("abc"));
-        check("3f2b8c1e-0000-4000-8000-000000000000", Some("3f2b8c1e-0000-4000-8000-000000000000"));
+        check(
+            "3f2b8c1e-0000-4000-8000-000000000000",
+            Some("3f2b8c1e-0000-4000-8000-000000000000"),
+        );
         check("llama-3.1-8b", Some("llama-3.1-8b"));
         check("ünïcødé", Some("ünïcødé"));
-        for bad in ["", "  ", ".", "..", "../x", "a/b", "a\\b", "a\nb", "a\u{0}b", "\u{1b}[2J"] {
+        for bad in [
+            "",
+            "  ",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "a\\b",
+            "a\nb",
+            "a\u{0}b",
+            "\u{1b}[2J",
+        ] {
             check(bad, None);
         }
         check(&"x".repeat(201), None);

@@ -245,7 +245,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     } else {
         format!(
             "git: the fleet repository is packed (`git repack -a -d`, {} loose objects -> {} in {} pack of \
-             {} KB) before measuring, as a mirror fetched from a remote is; --loose-objects to compare",
+             {} KiB) before measuring, as a mirror fetched from a remote is; --loose-objects to compare",
             loose.loose, objects.in_pack, objects.packs, objects.pack_kb
         )
     }];

@@ -97,8 +97,9 @@ pub fn tools() -> Vec<ToolSpec> {
             "start_deployment",
             "Start a stopped local deployment",
             "Starts a stopped LOCAL deployment's container again (same version and environment). \
-             Idempotent intent; 409 when it is already running. To create a new deployment use \
-             execute_deployment; production is never started here.",
+             Safe to repeat: on a deployment that is already running it changes nothing and fails \
+             with 409. To create a new deployment use execute_deployment; production is never \
+             started here.",
             start_deployment,
         ),
         tool_in_session(

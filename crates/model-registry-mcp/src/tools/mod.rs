@@ -259,11 +259,13 @@ fn parse_arguments<P: DeserializeOwned>(name: &str, arguments: JsonObject) -> Re
         ));
     }
     serde_path_to_error::deserialize(Value::Object(arguments)).map_err(|error| {
-        let path = error.path().to_string();
+        // serde quotes the offending value: keep a hostile 60 KB string out of the error.
+        let path = crate::registry::clip(&error.path().to_string(), 200);
+        let problem = crate::registry::clip(&error.inner().to_string(), 300);
         let message = if path == "." {
-            format!("invalid arguments for {name}: {}", error.inner())
+            format!("invalid arguments for {name}: {problem}")
         } else {
-            format!("invalid arguments for {name}: {path}: {}", error.inner())
+            format!("invalid arguments for {name}: {path}: {problem}")
         };
         ErrorData::invalid_params(message, None)
     })
@@ -322,7 +324,10 @@ fn strip_noise(value: &mut Value, top: bool) {
             }
             // `false`: unknown arguments are refused by name anyway; `true`: the JSON Schema
             // default, and a keyword some clients (Gemini) reject.
-            if object.get("additionalProperties").is_some_and(Value::is_boolean) {
+            if object
+                .get("additionalProperties")
+                .is_some_and(Value::is_boolean)
+            {
                 object.remove("additionalProperties");
             }
             if top {
@@ -504,6 +509,46 @@ mod tests {
         // One enormous line, and lines of control characters (six bytes each in JSON).
         check(vec!["x".repeat(5 * LOG_BUDGET_BYTES)]);
         check((0..5_000).map(|_| "\u{1b}[31m\u{0}".repeat(20)).collect());
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Port {
+        port: u16,
+    }
+
+    /// Hostile arguments get short, specific JSON-RPC errors (never a 60 KB echo).
+    #[test]
+    fn hostile_arguments_get_short_errors() {
+        let check = |arguments: Value, expected: &str| {
+            let Value::Object(arguments) = arguments else {
+                panic!("not an object")
+            };
+            let message = parse_arguments::<Port>("t", arguments)
+                .err()
+                .map(|e| e.message.to_string())
+                .unwrap_or_default();
+            assert!(message.contains(expected), "{message}");
+            assert!(message.len() < 700, "{} bytes", message.len());
+        };
+        let big = "\u{1b}]0;x\u{7}".repeat(2500);
+        check(
+            serde_json::json!({"port": big}),
+            "port: invalid type: string",
+        );
+        check(serde_json::json!({"port": 70000}), "port: invalid value");
+        check(serde_json::json!({"port": -1}), "port: invalid value");
+        check(serde_json::json!({"port": "8000"}), "invalid type");
+        check(serde_json::json!({}), "missing field `port`");
+        check(
+            serde_json::json!({"port": 1, "x".repeat(10_000): 1}),
+            "unknown field",
+        );
+        check(
+            serde_json::json!({"port": "y".repeat(MAX_ARGUMENT_BYTES)}),
+            "the limit is 65536",
+        );
     }
 
     #[derive(Serialize, JsonSchema)]

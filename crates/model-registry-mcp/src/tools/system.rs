@@ -10,9 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::docker::NoParams;
 use super::{Render, ToolError, ToolSpec, effective_limit, tool};
 use crate::context::Ctx;
-use crate::registry::{
-    BULK_BUDGET_BYTES, JsonMap, LIMIT_NAME, Paging, bytes, client, failed, fit,
-};
+use crate::registry::{BULK_BUDGET_BYTES, JsonMap, LIMIT_NAME, Paging, bytes, client, failed, fit};
 
 pub fn tools() -> Vec<ToolSpec> {
     vec![

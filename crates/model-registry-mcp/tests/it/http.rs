@@ -66,7 +66,7 @@ async fn post_body_status(port: u16, host: &str, origin: Option<&str>, body: Str
          Accept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
+    let stream = TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap_or_else(|e| panic!("connect: {e}"));
     let (mut reader, mut writer) = stream.into_split();

@@ -86,7 +86,10 @@ async fn every_tool_answers_from_the_fixture_fleet() {
         seen.extend(ids(&page["deployments"]));
         offset = page["next_offset"].as_u64();
     }
-    assert_eq!(seen, ["cpu-x:7000", "gpu-a:8000", "gpu-a:8001", "gpu-b:9000"]);
+    assert_eq!(
+        seen,
+        ["cpu-x:7000", "gpu-a:8000", "gpu-a:8001", "gpu-b:9000"]
+    );
     let machines = call_ok(
         client,
         "get_machine_topology",
@@ -94,7 +97,11 @@ async fn every_tool_answers_from_the_fixture_fleet() {
     )
     .await;
     assert_eq!(
-        (machines["total"].clone(), machines["returned"].clone(), machines["has_more"].clone()),
+        (
+            machines["total"].clone(),
+            machines["returned"].clone(),
+            machines["has_more"].clone()
+        ),
         (json!(3), json!(1), json!(false))
     );
     let models = call_ok(client, "get_models_by_deployment", json!({"limit": 1})).await;

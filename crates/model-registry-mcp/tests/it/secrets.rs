@@ -40,12 +40,16 @@ async fn session(env: &[(&str, &str)], calls: &[(&str, Value)]) -> (Vec<String>,
     .await;
     send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
     for (id, (tool, arguments)) in calls.iter().enumerate() {
-        send(json!({"jsonrpc": "2.0", "id": id + 1, "method": "tools/call",
-            "params": {"name": tool, "arguments": arguments}}))
+        send(
+            json!({"jsonrpc": "2.0", "id": id + 1, "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments}}),
+        )
         .await;
     }
-    send(json!({"jsonrpc": "2.0", "id": calls.len() + 1, "method": "resources/read",
-        "params": {"uri": "health://status"}}))
+    send(
+        json!({"jsonrpc": "2.0", "id": calls.len() + 1, "method": "resources/read",
+        "params": {"uri": "health://status"}}),
+    )
     .await;
     // Every request answered (ids 0..=calls+1), then stdin closes and the server exits.
     let mut answered = 0;
@@ -78,8 +82,14 @@ async fn secrets_stay_out_of_stdout_results_and_trace_logs() {
     let calls = [
         ("list_models", json!({"limit": 2})),
         ("get_model", json!({"model_id": "no-such-model"})),
-        ("create_model", json!({"name": "", "storage_path": "", "server_type": "vllm"})),
-        ("get_deployment_logs", json!({"deployment_id": deployment, "lines": 5})),
+        (
+            "create_model",
+            json!({"name": "", "storage_path": "", "server_type": "vllm"}),
+        ),
+        (
+            "get_deployment_logs",
+            json!({"deployment_id": deployment, "lines": 5}),
+        ),
         ("health_check", json!({})),
         ("list_release_configs", json!({})),
         ("get_machine_topology", json!({"machine": "../../etc"})),
@@ -118,9 +128,6 @@ async fn secrets_stay_out_of_stdout_results_and_trace_logs() {
             );
         }
         // The calls did reach the registry (answers are not all "no key" errors).
-        assert!(
-            stdout.iter().any(|l| l.contains(status)),
-            "{stdout:#?}"
-        );
+        assert!(stdout.iter().any(|l| l.contains(status)), "{stdout:#?}");
     }
 }

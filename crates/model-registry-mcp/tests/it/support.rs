@@ -283,7 +283,10 @@ pub fn validate(schema: &Value, value: &Value, at: &str) -> Vec<String> {
         Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
     };
-    if !types.is_empty() && !types.contains(&kind) && !(kind == "integer" && types.contains(&"number")) {
+    let declared = types.is_empty()
+        || types.contains(&kind)
+        || (kind == "integer" && types.contains(&"number"));
+    if !declared {
         problems.push(format!("{at}: is {kind}, schema says {types:?}"));
         return problems;
     }
@@ -293,16 +296,29 @@ pub fn validate(schema: &Value, value: &Value, at: &str) -> Vec<String> {
         problems.push(format!("{at}: {value} is not one of {allowed:?}"));
     }
     if let Some(n) = value.as_f64() {
-        if schema.get("minimum").and_then(Value::as_f64).is_some_and(|m| n < m) {
+        if schema
+            .get("minimum")
+            .and_then(Value::as_f64)
+            .is_some_and(|m| n < m)
+        {
             problems.push(format!("{at}: {n} below minimum"));
         }
-        if schema.get("maximum").and_then(Value::as_f64).is_some_and(|m| n > m) {
+        if schema
+            .get("maximum")
+            .and_then(Value::as_f64)
+            .is_some_and(|m| n > m)
+        {
             problems.push(format!("{at}: {n} above maximum"));
         }
     }
     if let Value::Object(object) = value {
         let properties = schema.get("properties").and_then(Value::as_object);
-        for required in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+        for required in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(key) = required.as_str()
                 && !object.contains_key(key)
             {

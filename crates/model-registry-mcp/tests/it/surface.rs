@@ -207,7 +207,13 @@ async fn input_schemas_fit_strict_clients() {
         for key in object.keys() {
             if !matches!(
                 key.as_str(),
-                "type" | "description" | "properties" | "required" | "items" | "enum" | "minimum"
+                "type"
+                    | "description"
+                    | "properties"
+                    | "required"
+                    | "items"
+                    | "enum"
+                    | "minimum"
                     | "maximum"
             ) {
                 problems.push(format!("{name} {at}: keyword `{key}`"));
