@@ -6,9 +6,8 @@
 //! Why `tests` has its own binaries (`src/bin/e2e-*.rs`): Cargo sets `CARGO_BIN_EXE_<name>` only
 //! for the binaries of the package whose tests are being built, so these tests cannot name
 //! `model-registry-mcp` or `release-config-validate` from their crates. The `e2e-` binaries are
-//! the same programs (each is its crate's `main.rs`: parse, call the library's entry point, map
-//! to an exit code) under names that do not collide with the real ones in the target directory.
-//! Keep them in step with the crates' `main.rs`.
+//! the same programs (each calls its crate's `process_main`, exactly as the crate's `main.rs`
+//! does) under names that do not collide with the real ones in the target directory.
 
 mod deploy;
 mod production;

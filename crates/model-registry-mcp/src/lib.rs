@@ -246,3 +246,26 @@ pub fn tools_table(surface: &Surface) -> String {
     out.push_str(&format!("{enabled} of {} tools enabled\n", rows.len()));
     out
 }
+
+/// The process edge shared by the `model-registry-mcp` binary and the end-to-end
+/// tests' copy of it: parse the command line, run, map failures to exit codes
+/// (0 done, 1 the server failed, 2 unusable command line or setting).
+pub fn process_main() -> std::process::ExitCode {
+    use config::CliError;
+    let (cli, settings) = match Settings::parse_from(std::env::args_os()) {
+        Ok(parsed) => parsed,
+        // Clap prints usage, --help and --version itself, with its own exit code.
+        Err(CliError::Usage(error)) => error.exit(),
+        Err(CliError::Config(error)) => {
+            eprintln!("model-registry-mcp: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match run(&cli, settings) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("model-registry-mcp: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -211,3 +211,19 @@ fn append(path: &std::path::Path, text: &str) -> Result<(), ValidateError> {
     }
     file.write_all(text.as_bytes()).map_err(error)
 }
+
+/// The process edge shared by the `release-config-validate` binary and the
+/// end-to-end tests' copy of it: parse the command line (clap exits with status
+/// 2 on usage errors, as section 5 asks), run, map the outcome to an exit code.
+pub fn process_main() -> std::process::ExitCode {
+    use clap::Parser as _;
+    let args = Args::parse();
+    let env = Environment::from_process();
+    run(
+        &args,
+        &env,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    )
+    .into()
+}
