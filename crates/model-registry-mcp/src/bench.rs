@@ -1,7 +1,9 @@
 //! Measurements of the real binary for `cargo xtask bench` (or by hand): start-up to the
 //! `initialize` result, `tools/list` size, `get_machine_topology` latency and peak memory.
 //!
-//! ```ignore
+//! `cargo xtask bench` drives it; by hand (inside an async context):
+//!
+//! ```text
 //! let report = model_registry_mcp::bench::run(&BenchOptions {
 //!     binary: "target/release/model-registry-mcp".into(),
 //!     repository: Some("fixtures/release-config".into()),

@@ -449,6 +449,8 @@ pub struct Repository {
     work_tree: Option<PathBuf>,
     /// The remote as given (it may carry credentials: never printed raw).
     remote_url: Option<String>,
+    /// Listings of machine directories by tree id, shared across snapshots.
+    tree_listings: Mutex<TreeListings>,
 }
 
 impl fmt::Debug for Repository {
@@ -487,6 +489,7 @@ impl Repository {
             git_dir,
             work_tree,
             remote_url,
+            tree_listings: Mutex::default(),
         }
     }
 
@@ -595,6 +598,35 @@ impl Repository {
         &self.git_dir
     }
 
+    /// The content of the blob `id` (e.g. a file an earlier snapshot listed),
+    /// refused with [`RepoError::TooLarge`] above `max_bytes` without reading it.
+    /// `what` names the file in errors.
+    pub fn read_blob(
+        &self,
+        id: &ContentId,
+        what: &str,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, RepoError> {
+        let git = lock(&self.git);
+        let git_error = |e: git2::Error| RepoError::Git {
+            repo: self.git_dir.clone(),
+            action: format!("reading {what}"),
+            message: git_message(&e),
+        };
+        let odb = git.odb().map_err(git_error)?;
+        let (size, _) = odb.read_header(id.0).map_err(git_error)?;
+        let size = u64::try_from(size).unwrap_or(u64::MAX);
+        if size > max_bytes {
+            return Err(RepoError::TooLarge {
+                path: what.to_owned(),
+                size,
+                limit: max_bytes,
+            });
+        }
+        let blob = git.find_blob(id.0).map_err(git_error)?;
+        Ok(blob.content().to_vec())
+    }
+
     /// The work tree, `None` for a bare repository or a mirror.
     pub fn work_tree(&self) -> Option<&Path> {
         self.work_tree.as_deref()
@@ -665,7 +697,15 @@ impl Repository {
         let root = commit
             .tree()
             .map_err(|e| git_error("reading the tree", e))?;
-        let entries = list_git_tree(&git, &root).map_err(|e| git_error("listing the tree", e))?;
+        let mut listings = self
+            .tree_listings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        listings.generation += 1;
+        let listed = list_git_tree(&git, &root, &mut listings);
+        listings.evict();
+        drop(listings);
+        let entries = listed.map_err(|e| git_error("listing the tree", e))?;
         drop(root);
         drop(commit);
         drop(git);
@@ -1140,7 +1180,16 @@ impl Entry {
 /// Orders paths component by component, so a directory's descendants directly
 /// follow it (`a/b` < `a/b/c` < `a-c`, unlike plain string order).
 fn path_order(a: &str, b: &str) -> std::cmp::Ordering {
-    a.split('/').cmp(b.split('/'))
+    // Component-wise order is byte order with `/` below every other byte
+    // (a component never holds `/`); compared without splitting, as sorting
+    // a listing calls this for every entry.
+    let key = |byte: u8| if byte == b'/' { 0 } else { u16::from(byte) + 1 };
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    match (a.get(common), b.get(common)) {
+        (Some(x), Some(y)) => key(*x).cmp(&key(*y)),
+        _ => a.len().cmp(&b.len()),
+    }
 }
 
 /// What a repository-relative path names, without following a final link.
@@ -1224,20 +1273,89 @@ fn resolve_link(
 // ---------------------------------------------------------------------------
 // Listing a Git tree
 
-fn list_git_tree(git: &git2::Repository, root: &git2::Tree<'_>) -> Result<Vec<Entry>, git2::Error> {
+/// Generations (snapshots) an unused machine-directory listing is kept.
+const KEEP_TREE_LISTINGS: u64 = 8;
+
+/// The entries below a machine directory, by the directory's tree id, paths
+/// relative to it and links unresolved (as [`git_entry`] gives them). An
+/// unchanged machine directory has the same tree id in every revision, so
+/// listing a revision that differs in one file reads one machine's trees.
+#[derive(Default)]
+struct TreeListings {
+    generation: u64,
+    by_tree: FxHashMap<Oid, (u64, Arc<[Entry]>)>,
+}
+
+impl TreeListings {
+    fn listing(
+        &mut self,
+        git: &git2::Repository,
+        tree_id: Oid,
+    ) -> Result<Arc<[Entry]>, git2::Error> {
+        if let Some((last_used, listing)) = self.by_tree.get_mut(&tree_id) {
+            *last_used = self.generation;
+            return Ok(Arc::clone(listing));
+        }
+        let tree = git.find_tree(tree_id)?;
+        let mut listing = Vec::new();
+        walk_tree(&tree, "", &mut listing)?;
+        let listing: Arc<[Entry]> = listing.into();
+        self.by_tree
+            .insert(tree_id, (self.generation, Arc::clone(&listing)));
+        Ok(listing)
+    }
+
+    fn evict(&mut self) {
+        let generation = self.generation;
+        self.by_tree
+            .retain(|_, (last_used, _)| *last_used + KEEP_TREE_LISTINGS >= generation);
+    }
+}
+
+/// Every entry below `tree`, pre-order, each path `<base><path in tree>`.
+fn walk_tree(tree: &git2::Tree<'_>, base: &str, out: &mut Vec<Entry>) -> Result<(), git2::Error> {
+    tree.walk(git2::TreeWalkMode::PreOrder, |prefix, entry| {
+        let entry_name = String::from_utf8_lossy(entry.name_bytes());
+        out.push(git_entry(format!("{base}{prefix}{entry_name}"), entry));
+        git2::TreeWalkResult::Ok
+    })
+}
+
+fn list_git_tree(
+    git: &git2::Repository,
+    root: &git2::Tree<'_>,
+    listings: &mut TreeListings,
+) -> Result<Vec<Entry>, git2::Error> {
     let mut entries = Vec::new();
     for name in TOP_LEVEL {
         let Some(top) = root.get_name(name) else {
             continue;
         };
         entries.push(git_entry(name.to_owned(), &top));
-        if top.kind() == Some(ObjectType::Tree) {
-            let subtree = git.find_tree(top.id())?;
-            subtree.walk(git2::TreeWalkMode::PreOrder, |prefix, entry| {
-                let entry_name = String::from_utf8_lossy(entry.name_bytes());
-                entries.push(git_entry(format!("{name}/{prefix}{entry_name}"), entry));
-                git2::TreeWalkResult::Ok
-            })?;
+        if top.kind() != Some(ObjectType::Tree) {
+            continue;
+        }
+        let subtree = git.find_tree(top.id())?;
+        if name != MACHINES_DIR {
+            walk_tree(&subtree, &format!("{name}/"), &mut entries)?;
+            continue;
+        }
+        // Machine directories: the same pre-order as a walk, each directory's
+        // listing from the cache when its tree is known.
+        for machine in subtree.iter() {
+            let machine_name = String::from_utf8_lossy(machine.name_bytes());
+            let machine_path = format!("{name}/{machine_name}");
+            entries.push(git_entry(machine_path.clone(), &machine));
+            if machine.kind() == Some(ObjectType::Tree) {
+                let listing = listings.listing(git, machine.id())?;
+                entries.reserve(listing.len());
+                entries.extend(listing.iter().map(|entry| Entry {
+                    path: format!("{machine_path}/{}", entry.path),
+                    kind: entry.kind.clone(),
+                    size: entry.size,
+                    id: entry.id,
+                }));
+            }
         }
     }
     // Links are rare: read their text and resolve them now.
@@ -2094,8 +2212,19 @@ pub struct Snapshot {
     source: SnapshotSource,
     /// Sorted with [`path_order`]: a directory's descendants follow it.
     entries: Vec<Entry>,
-    by_path: FxHashMap<String, usize>,
+    /// Path hash -> index into `entries`, or [`HASH_COLLISION`] when two
+    /// paths share the hash (then `entries` is searched). Hashes rather than
+    /// paths: no copy of every path per listing.
+    by_hash: FxHashMap<u64, usize>,
     revision: Option<Revision>,
+}
+
+/// A `by_hash` slot shared by several paths.
+const HASH_COLLISION: usize = usize::MAX;
+
+fn path_hash(path: &str) -> u64 {
+    use std::hash::BuildHasher as _;
+    rustc_hash::FxBuildHasher.hash_one(path)
 }
 
 impl fmt::Debug for Snapshot {
@@ -2109,15 +2238,18 @@ impl fmt::Debug for Snapshot {
 
 impl Snapshot {
     fn new(source: SnapshotSource, entries: Vec<Entry>, revision: Option<Revision>) -> Snapshot {
-        let by_path = entries
-            .iter()
-            .enumerate()
-            .map(|(index, entry)| (entry.path.clone(), index))
-            .collect();
+        let mut by_hash: FxHashMap<u64, usize> = FxHashMap::default();
+        by_hash.reserve(entries.len());
+        for (index, entry) in entries.iter().enumerate() {
+            by_hash
+                .entry(path_hash(&entry.path))
+                .and_modify(|slot| *slot = HASH_COLLISION)
+                .or_insert(index);
+        }
         Snapshot {
             source,
             entries,
-            by_path,
+            by_hash,
             revision,
         }
     }
@@ -2161,27 +2293,51 @@ impl Snapshot {
 
     /// The entry at a repository-relative path.
     pub fn entry(&self, path: &str) -> Option<&Entry> {
-        self.by_path
-            .get(path)
-            .and_then(|&index| self.entries.get(index))
+        self.index_of(path)
+            .and_then(|index| self.entries.get(index))
+    }
+
+    fn index_of(&self, path: &str) -> Option<usize> {
+        match *self.by_hash.get(&path_hash(path))? {
+            HASH_COLLISION => self
+                .entries
+                .binary_search_by(|entry| path_order(&entry.path, path))
+                .ok(),
+            index => self
+                .entries
+                .get(index)
+                .is_some_and(|entry| entry.path == path)
+                .then_some(index),
+        }
     }
 
     /// The direct children of directory `dir` (`""` for the top level), in order.
     pub fn children<'s>(&'s self, dir: &str) -> impl Iterator<Item = &'s Entry> + 's {
-        let (start, prefix) = if dir.is_empty() {
-            (0, String::new())
+        // The directory's own entry holds its path for as long as `self` lives.
+        let (start, dir): (usize, &'s str) = if dir.is_empty() {
+            (0, "")
         } else {
-            match self.by_path.get(dir) {
-                Some(&index) => (index + 1, format!("{dir}/")),
-                None => (self.entries.len(), String::new()),
+            match self
+                .index_of(dir)
+                .and_then(|i| Some((i, self.entries.get(i)?)))
+            {
+                Some((index, entry)) => (index + 1, entry.path.as_str()),
+                None => (self.entries.len(), ""),
             }
         };
-        let prefix_len = prefix.len();
+        let prefix_len = if dir.is_empty() { 0 } else { dir.len() + 1 };
+        // `<dir>/`, compared in place rather than built per call.
+        let under = move |path: &str| {
+            prefix_len == 0
+                || (path.len() >= prefix_len
+                    && path.as_bytes().get(prefix_len - 1) == Some(&b'/')
+                    && path.starts_with(dir))
+        };
         self.entries
             .get(start..)
             .unwrap_or_default()
             .iter()
-            .take_while(move |entry| entry.path.starts_with(prefix.as_str()))
+            .take_while(move |entry| under(&entry.path))
             .filter(move |entry| {
                 entry
                     .path
@@ -2487,6 +2643,14 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// The byte-wise comparison is the component-wise order it stands for.
+        #[test]
+        fn path_order_is_component_order(a in "[a./_-]{0,3}(/[a./_-]{0,3}){0,3}", b in "[a./_-]{0,3}(/[a./_-]{0,3}){0,3}") {
+            proptest::prop_assert_eq!(path_order(&a, &b), a.split('/').cmp(b.split('/')));
+        }
+    }
+
     #[test]
     fn path_order_keeps_descendants_together() {
         let mut paths = vec![
@@ -2537,5 +2701,95 @@ mod tests {
         assert_send_sync::<Repository>();
         assert_send_sync::<Snapshot>();
         assert_send_sync::<DirReader>();
+    }
+
+    /// Machine directories' listings are reused by tree id: a warm repository
+    /// lists each revision exactly as a fresh one does, identical machine
+    /// directories under two names included.
+    #[test]
+    fn cached_tree_listings_match_a_fresh_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut init = git2::RepositoryInitOptions::new();
+        init.initial_head("main");
+        let git = git2::Repository::init_opts(dir.path(), &init).unwrap();
+        let files = [
+            ("release-config.toml", "[rules]\n"),
+            ("machines/a/machine.yaml", "gpus: 2\n"),
+            ("machines/a/8000/docker-compose.yml", "services: {}\n"),
+            ("machines/b/machine.yaml", "gpus: 2\n"),
+            ("machines/b/8000/docker-compose.yml", "services: {}\n"),
+            ("machines/c/8000/docker-compose.yml", "services: {x: {}}\n"),
+        ];
+        let mut index = git.index().unwrap();
+        for (path, text) in files {
+            let blob = git.blob(text.as_bytes()).unwrap();
+            let entry = git2::IndexEntry {
+                ctime: git2::IndexTime::new(0, 0),
+                mtime: git2::IndexTime::new(0, 0),
+                dev: 0,
+                ino: 0,
+                mode: 0o100644,
+                uid: 0,
+                gid: 0,
+                file_size: 0,
+                id: blob,
+                flags: 0,
+                flags_extended: 0,
+                path: path.as_bytes().to_vec(),
+            };
+            index.add(&entry).unwrap();
+        }
+        let tree = git.find_tree(index.write_tree().unwrap()).unwrap();
+        let author =
+            git2::Signature::new("t", "t@example.invalid", &git2::Time::new(0, 0)).unwrap();
+        git.commit(Some("HEAD"), &author, &author, "init", &tree, &[])
+            .unwrap();
+        let warm = Repository::open(dir.path()).unwrap();
+        let changed = "machines/b/8000/docker-compose.yml";
+        warm.commit_file_on_new_branch(
+            "main",
+            "edit",
+            changed,
+            b"services: {y: {}}\n",
+            "edit",
+            &Author {
+                name: "t".into(),
+                email: "t@example.invalid".into(),
+            },
+        )
+        .unwrap();
+        let listing = |repo: &Repository, rev: &str| repo.snapshot(rev).unwrap().entries().to_vec();
+        let main_first = listing(&warm, "main");
+        for rev in ["edit", "main", "edit"] {
+            let fresh = Repository::open(dir.path()).unwrap();
+            assert_eq!(listing(&warm, rev), listing(&fresh, rev), "{rev}");
+        }
+        assert_eq!(listing(&warm, "main"), main_first);
+        let id_at = |rev: &str| {
+            let snapshot = warm.snapshot(rev).unwrap();
+            snapshot.entry(changed).and_then(|e| e.id)
+        };
+        assert_ne!(id_at("main"), id_at("edit"));
+        let paths: Vec<String> = main_first.iter().map(|e| e.path.clone()).collect();
+        assert!(paths.contains(&"machines/a/8000/docker-compose.yml".to_owned()));
+        assert!(paths.contains(&"machines/b/8000/docker-compose.yml".to_owned()));
+
+        // Paths sharing a hash slot are found by binary search.
+        let mut snapshot = warm.snapshot("main").unwrap();
+        let children = |s: &Snapshot| {
+            s.children("machines/a")
+                .map(|e| e.path.clone())
+                .collect::<Vec<_>>()
+        };
+        let before = children(&snapshot);
+        for slot in snapshot.by_hash.values_mut() {
+            *slot = HASH_COLLISION;
+        }
+        for path in &paths {
+            assert_eq!(snapshot.entry(path).map(|e| &e.path), Some(path));
+        }
+        assert!(snapshot.entry("machines/a/9000").is_none());
+        assert_eq!(children(&snapshot), before);
+        assert_eq!(before, ["machines/a/8000", "machines/a/machine.yaml"]);
     }
 }

@@ -1,6 +1,7 @@
 //! Turns the topology engine's analysis of a snapshot into a [`FleetView`], once per revision.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use topology::Finding;
 use topology::engine::{DeploymentSummary, Engine, Fleet};
@@ -19,14 +20,71 @@ const MAX_COMPOSE_TEXT: usize = 64 * 1024;
 #[derive(Default)]
 pub struct EngineSlot(Engine);
 
-pub fn analyze(engine: &mut EngineSlot, snapshot: &Snapshot) -> Result<FleetView, String> {
-    let fleet = engine.0.analyze(snapshot).map_err(|e| {
+/// Analyses `snapshot`. With `git_dir` (the snapshot is a commit of that repository) the
+/// snapshot is dropped before the view is built and compose files are read on request
+/// ([`compose_text`]), so that neither the listing nor every compose file stays in memory.
+pub fn analyze(
+    engine: &mut EngineSlot,
+    snapshot: Snapshot,
+    git_dir: Option<&Path>,
+) -> Result<FleetView, String> {
+    let fleet = engine.0.analyze(&snapshot).map_err(|e| {
         format!(
             "cannot analyse {} of the release-config repository: {e}",
             snapshot.describe()
         )
     })?;
-    Ok(view_of(&fleet, snapshot))
+    match git_dir {
+        Some(git_dir) => {
+            drop(snapshot);
+            let mut view = view_of(&fleet, None);
+            view.blob_source = Some(git_dir.to_path_buf());
+            Ok(view)
+        }
+        None => Ok(view_of(&fleet, Some(&snapshot))),
+    }
+}
+
+/// The compose file of `detail` as `(text, truncated)`: as kept, or read from the Git directory
+/// the view names. `(None, false)` when it cannot be read (e.g. the mirror lost the object).
+pub fn compose_text(view: &FleetView, detail: &ReleaseConfigDetail) -> (Option<String>, bool) {
+    let (Some(git_dir), Some(blob)) = (&view.blob_source, &detail.compose_blob) else {
+        return (detail.compose_file.clone(), detail.compose_file_truncated);
+    };
+    // Through the engine's Git seam: only `topology::repo` touches git2.
+    let read = || -> Result<Vec<u8>, String> {
+        let id = topology::repo::ContentId::from_hex(blob)
+            .ok_or_else(|| format!("`{blob}` is not a blob id"))?;
+        let repository = topology::repo::Repository::open(git_dir).map_err(|e| e.to_string())?;
+        repository
+            .read_blob(&id, &detail.compose_path, MAX_COMPOSE_READ)
+            .map_err(|e| e.to_string())
+    };
+    match read() {
+        Ok(bytes) => cut(&bytes),
+        Err(error) => {
+            tracing::warn!(%error, path = %detail.compose_path, "compose file unreadable");
+            (None, false)
+        }
+    }
+}
+
+/// Compose files larger than this are not read back at all (the engine's own
+/// YAML size bound is 4 MiB).
+const MAX_COMPOSE_READ: u64 = 4 << 20;
+
+/// The text of `bytes`, cut at [`MAX_COMPOSE_TEXT`] on a character boundary.
+fn cut(bytes: &[u8]) -> (Option<String>, bool) {
+    let text = String::from_utf8_lossy(bytes);
+    if text.len() > MAX_COMPOSE_TEXT {
+        let mut end = MAX_COMPOSE_TEXT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        (Some(text.get(..end).unwrap_or_default().to_owned()), true)
+    } else {
+        (Some(text.into_owned()), false)
+    }
 }
 
 fn finding_view(finding: &Finding) -> FindingView {
@@ -56,7 +114,8 @@ fn counts(findings: &[FindingView]) -> FindingCounts {
     counts
 }
 
-pub fn view_of(fleet: &Fleet, snapshot: &Snapshot) -> FleetView {
+/// The view of `fleet`; compose files are kept when `snapshot` is given, else only their blob ids.
+pub fn view_of(fleet: &Fleet, snapshot: Option<&Snapshot>) -> FleetView {
     let summary = fleet.summary();
     let revision = fleet.revision.as_ref().map(|r| RevisionView {
         commit: r.id.to_string(),
@@ -188,6 +247,7 @@ pub fn view_of(fleet: &Fleet, snapshot: &Snapshot) -> FleetView {
         deployments,
         models,
         repository_templates,
+        blob_source: None,
     }
 }
 
@@ -217,7 +277,7 @@ fn brief(fleet: &Fleet, machine: &str, summary: &DeploymentSummary) -> Deploymen
 }
 
 fn detail(
-    snapshot: &Snapshot,
+    snapshot: Option<&Snapshot>,
     deployment: &topology::compose::Deployment,
     brief: DeploymentBrief,
     findings: &BTreeMap<&str, Vec<FindingView>>,
@@ -251,23 +311,21 @@ fn detail(
             server: s.server.map(|k| k.as_str().to_owned()),
         })
         .collect();
-    // Read generously, return at most MAX_COMPOSE_TEXT (cut on a character boundary).
-    let (compose_file, compose_file_truncated) =
-        match snapshot.read(&deployment.compose_path, 16 * 1024 * 1024) {
-            Ok(bytes) => {
-                let text = String::from_utf8_lossy(&bytes);
-                if text.len() > MAX_COMPOSE_TEXT {
-                    let mut end = MAX_COMPOSE_TEXT;
-                    while !text.is_char_boundary(end) {
-                        end -= 1;
-                    }
-                    (Some(text.get(..end).unwrap_or_default().to_owned()), true)
-                } else {
-                    (Some(text.into_owned()), false)
-                }
-            }
+    // Read generously, return at most MAX_COMPOSE_TEXT.
+    let (compose_file, compose_file_truncated) = match snapshot {
+        Some(snapshot) => match snapshot.read(&deployment.compose_path, 16 * 1024 * 1024) {
+            Ok(bytes) => cut(&bytes),
             Err(_) => (None, false),
-        };
+        },
+        None => (None, false),
+    };
+    let compose_blob = match snapshot {
+        Some(_) => None,
+        None => deployment
+            .content
+            .as_ref()
+            .map(|(compose, _env)| compose.clone()),
+    };
     ReleaseConfigDetail {
         findings: findings.get(brief.id.as_str()).cloned().unwrap_or_default(),
         deployment: brief,
@@ -276,5 +334,6 @@ fn detail(
         services,
         compose_file,
         compose_file_truncated,
+        compose_blob,
     }
 }

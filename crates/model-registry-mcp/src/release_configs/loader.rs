@@ -61,7 +61,9 @@ impl GitLoader {
                                 path.display()
                             )
                         })
-                        .and_then(|snapshot| from_engine::analyze(&mut inner.engine, &snapshot));
+                        .and_then(|snapshot| {
+                            from_engine::analyze(&mut inner.engine, snapshot, None)
+                        });
                     return LoadOutcome {
                         view: view.map(Arc::new),
                         fetched_at: Some(SystemTime::now()),
@@ -134,7 +136,9 @@ impl GitLoader {
                     revision.short_id
                 )
             })
-            .and_then(|snapshot| from_engine::analyze(&mut inner.engine, &snapshot));
+            .and_then(|snapshot| {
+                from_engine::analyze(&mut inner.engine, snapshot, Some(repository.git_dir()))
+            });
         if view.is_ok() {
             inner.analysed_commit = Some(commit);
         }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::Mutex;
 
+use super::results::ResultCache;
 use super::view::{FleetView, SourceInfo};
 
 /// Produces analysed revisions. The real one reads Git through the topology engine
@@ -57,6 +58,8 @@ pub struct ReleaseConfigState {
     timeout: Duration,
     loader: Option<Arc<dyn FleetLoader>>,
     cache: Mutex<Cache>,
+    /// Finished tool results for the state being served.
+    pub results: ResultCache,
 }
 
 impl ReleaseConfigState {
@@ -76,6 +79,7 @@ impl ReleaseConfigState {
             timeout,
             loader,
             cache: Mutex::new(Cache::default()),
+            results: ResultCache::default(),
         }
     }
 

@@ -19,6 +19,10 @@ pub struct FleetView {
     pub models: Vec<ModelDeployments>,
     /// Templates in the repository's `templates/` directory.
     pub repository_templates: Vec<String>,
+    /// The Git directory compose files are read from on request (see
+    /// [`ReleaseConfigDetail::compose_blob`]); `None` for a plain directory, whose compose files
+    /// are kept in the view as read.
+    pub blob_source: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
@@ -144,6 +148,49 @@ pub struct MachineTopology {
     pub finding_counts: FindingCounts,
 }
 
+/// One machine in a line: what capacity planning across the fleet needs, without the GPU
+/// holders, deployment details and findings of [`MachineTopology`].
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct MachineSummary {
+    pub machine: String,
+    pub has_inventory: bool,
+    pub gpu_count: Option<u32>,
+    pub gpu_model: Option<String>,
+    pub gpu_memory_gb: Option<f64>,
+    pub interconnect: Option<String>,
+    pub gpus_used: Vec<String>,
+    /// Null without inventory.
+    pub free_gpus: Option<Vec<u32>>,
+    /// Free GPUs of each NUMA domain, in domain order; null without NUMA information.
+    pub free_gpus_by_numa: Option<Vec<Vec<u32>>>,
+    pub unpinned_gpus: u32,
+    /// Host ports of the machine's deployments (each is `machine:port`).
+    pub deployment_ports: Vec<u16>,
+    pub finding_counts: FindingCounts,
+}
+
+impl MachineSummary {
+    pub fn of(topology: &MachineTopology) -> MachineSummary {
+        MachineSummary {
+            machine: topology.machine.clone(),
+            has_inventory: topology.has_inventory,
+            gpu_count: topology.gpu_count,
+            gpu_model: topology.gpu_model.clone(),
+            gpu_memory_gb: topology.gpu_memory_gb,
+            interconnect: topology.interconnect.clone(),
+            gpus_used: topology.gpus_used.clone(),
+            free_gpus: topology.free_gpus.clone(),
+            free_gpus_by_numa: topology
+                .free_gpus_by_numa
+                .as_ref()
+                .map(|domains| domains.iter().map(|d| d.free.clone()).collect()),
+            unpinned_gpus: topology.unpinned_gpus,
+            deployment_ports: topology.deployments.iter().map(|d| d.port).collect(),
+            finding_counts: topology.finding_counts,
+        }
+    }
+}
+
 /// A published port of a service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct PortView {
@@ -189,6 +236,11 @@ pub struct ReleaseConfigDetail {
     /// The compose file as committed (cut at 64 KiB).
     pub compose_file: Option<String>,
     pub compose_file_truncated: bool,
+    /// Blob id of the compose file when `compose_file` is read from Git on request rather than
+    /// kept: thousands of compose files need not stay in memory for the few asked for.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub compose_blob: Option<String>,
 }
 
 /// Production deployments of one model.

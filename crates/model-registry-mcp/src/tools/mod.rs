@@ -23,6 +23,7 @@ use serde_json::Value;
 use crate::catalog::{self, CatalogEntry};
 use crate::context::Ctx;
 use crate::registry::{LIMIT_NAME, MAX_RESULT_BYTES};
+use crate::release_configs::state::Answer;
 
 pub mod artifacts;
 pub mod benchmarks;
@@ -220,16 +221,7 @@ where
     let Some(entry) = catalog::lookup(name) else {
         panic!("tool {name} is not in the catalog")
     };
-    let input_schema = match rmcp::handler::server::tool::schema_for_input::<P>() {
-        Ok(schema) => normalize_input_schema(&schema),
-        Err(error) => panic!("input schema of {name}: {error}"),
-    };
-    let output_schema =
-        compact_output_schema(&rmcp::handler::server::tool::schema_for_output::<O>());
-    let tool = Tool::new(name, description, input_schema)
-        .with_title(title)
-        .with_raw_output_schema(output_schema)
-        .with_annotations(entry.annotations());
+    let tool = definition::<P, O>(entry, name, title, description);
     let handler = Arc::new(handler);
     let handler: Handler = Arc::new(move |ctx: Ctx, session: Session, arguments: JsonObject| {
         let handler = Arc::clone(&handler);
@@ -237,9 +229,7 @@ where
             let params: P = parse_arguments(name, arguments)?;
             Ok(match handler(ctx, session, params).await {
                 Ok(output) => success(&output),
-                Err(error) => CallToolResult::error(vec![ContentBlock::text(format!(
-                    "{name} failed: {error}"
-                ))]),
+                Err(error) => failure(name, &error),
             })
         }) as BoxFuture
     });
@@ -248,6 +238,79 @@ where
         tool,
         handler,
     }
+}
+
+/// Like [`tool`], for a read-only view of the release-config state: the handler gets the state
+/// ([`Answer`]) and answers synchronously, and its finished result is cached per (state, tool,
+/// arguments as parsed) until the state changes, so that a repeated question costs a clone.
+///
+/// # Panics
+/// As [`tool`].
+pub fn fleet_tool<P, O, F>(
+    name: &'static str,
+    title: &'static str,
+    description: &'static str,
+    handler: F,
+) -> ToolSpec
+where
+    P: DeserializeOwned + Serialize + JsonSchema + Send + 'static,
+    O: Serialize + JsonSchema + Render + 'static,
+    F: Fn(&Ctx, &Answer, P) -> Result<O, ToolError> + Send + Sync + 'static,
+{
+    let Some(entry) = catalog::lookup(name) else {
+        panic!("tool {name} is not in the catalog")
+    };
+    let tool = definition::<P, O>(entry, name, title, description);
+    let handler = Arc::new(handler);
+    let handler: Handler = Arc::new(move |ctx: Ctx, _session: Session, arguments: JsonObject| {
+        let handler = Arc::clone(&handler);
+        Box::pin(async move {
+            let params: P = parse_arguments(name, arguments)?;
+            // The parsed arguments, re-encoded: `{}` and `{"limit": null}` are one question.
+            let key = serde_json::to_string(&params).unwrap_or_default();
+            let answer = match ctx.release_configs.get().await {
+                Ok(answer) => answer,
+                Err(error) => return Ok(failure(name, &ToolError(error))),
+            };
+            Ok(ctx
+                .release_configs
+                .results
+                .get_or_compute(&answer, name, key, || {
+                    match handler(&ctx, &answer, params) {
+                        Ok(output) => success(&output),
+                        Err(error) => failure(name, &error),
+                    }
+                }))
+        }) as BoxFuture
+    });
+    ToolSpec {
+        entry,
+        tool,
+        handler,
+    }
+}
+
+fn failure(name: &str, error: &ToolError) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(format!("{name} failed: {error}"))])
+}
+
+/// The MCP definition of a tool: compact schemas and the catalog's annotations.
+fn definition<P: JsonSchema + 'static, O: JsonSchema + 'static>(
+    entry: &'static CatalogEntry,
+    name: &str,
+    title: &'static str,
+    description: &'static str,
+) -> Tool {
+    let input_schema = match rmcp::handler::server::tool::schema_for_input::<P>() {
+        Ok(schema) => normalize_input_schema(&schema),
+        Err(error) => panic!("input schema of {name}: {error}"),
+    };
+    let output_schema =
+        compact_output_schema(&rmcp::handler::server::tool::schema_for_output::<O>());
+    Tool::new(name.to_owned(), description, input_schema)
+        .with_title(title)
+        .with_raw_output_schema(output_schema)
+        .with_annotations(entry.annotations())
 }
 
 fn parse_arguments<P: DeserializeOwned>(name: &str, arguments: JsonObject) -> Result<P, ErrorData> {

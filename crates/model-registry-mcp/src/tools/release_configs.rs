@@ -9,19 +9,20 @@ use serde::{Deserialize, Serialize};
 
 use registry_client::Page;
 
-use super::{Render, ToolError, ToolSpec, effective_limit, tool};
+use super::{Render, ToolError, ToolSpec, effective_limit, fleet_tool, tool};
 use crate::context::Ctx;
-use crate::registry::{BULK_BUDGET_BYTES, Paging, fit};
+use crate::registry::{BULK_BUDGET_BYTES, Paging};
+use crate::release_configs::from_engine::compose_text;
 use crate::release_configs::state::Answer;
 use crate::release_configs::view::{
-    DeploymentBrief, FleetView, MachineTopology, ModelDeployments, ReleaseConfigDetail, SourceInfo,
-    closest,
+    DeploymentBrief, FleetView, MachineSummary, MachineTopology, ModelDeployments,
+    ReleaseConfigDetail, SourceInfo, closest,
 };
 use crate::templates;
 
 pub fn tools() -> Vec<ToolSpec> {
     vec![
-        tool(
+        fleet_tool(
             "list_release_configs",
             "List production deployments",
             "List PRODUCTION deployments on the GPU machines, as committed to the release-config Git \
@@ -31,7 +32,7 @@ pub fn tools() -> Vec<ToolSpec> {
              test containers). Read-only: change production with propose_release_config.",
             list_release_configs,
         ),
-        tool(
+        fleet_tool(
             "get_release_config",
             "Get one production deployment",
             "One PRODUCTION deployment by machine name and host `port` (its port directory, e.g. 8000): \
@@ -40,16 +41,17 @@ pub fn tools() -> Vec<ToolSpec> {
              get_deployment.",
             get_release_config,
         ),
-        tool(
+        fleet_tool(
             "get_machine_topology",
             "Production GPU map",
-            "GPU map of the PRODUCTION machines: GPU count and model, GPUs in use and by which \
-             deployment, free GPUs (also per NUMA domain), deployments, and findings (e.g. a GPU held \
-             twice). `machine` for one machine, else the fleet. Use for capacity planning and before \
-             propose_release_config. Says nothing about LOCAL registry containers.",
+            "GPU map of the PRODUCTION machines: fleet totals and per machine GPU count and model, \
+             GPUs used, free GPUs (also per NUMA domain), deployment ports, finding counts. \
+             `machine` (or `detail`) adds who holds each GPU, deployments and findings (e.g. a GPU \
+             held twice). Use for capacity planning and before propose_release_config. Says \
+             nothing about LOCAL registry containers.",
             get_machine_topology,
         ),
-        tool(
+        fleet_tool(
             "get_models_by_deployment",
             "Production deployments by model",
             "PRODUCTION deployments grouped by model path (or name): for each model, where it runs \
@@ -89,7 +91,7 @@ pub struct ListReleaseConfigsParams {
     pub offset: Option<u32>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetReleaseConfigParams {
     /// Machine name, e.g. `gpu-a100-01`.
@@ -101,9 +103,12 @@ pub struct GetReleaseConfigParams {
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetMachineTopologyParams {
-    /// One machine; leave out for every machine.
+    /// One machine, in full; leave out for every machine.
     #[serde(default)]
     pub machine: Option<String>,
+    /// Every machine of the page in full.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub detail: bool,
     /// Most machines to return when `machine` is not given (default and cap: REGISTRY_MAX_RESULTS).
     #[serde(default)]
     #[schemars(range(min = 1))]
@@ -168,11 +173,58 @@ pub struct GetMachineTopologyOutput {
     pub source: SourceInfo,
     /// Totals over the whole fleet (not only the machines returned).
     pub fleet: FleetTotals,
-    pub machines: Vec<MachineTopology>,
+    pub machines: Vec<MachineEntry>,
     #[serde(flatten)]
     pub paging: Paging,
     pub truncated: bool,
     pub hint: Option<String>,
+}
+
+/// A machine of get_machine_topology's answer: its line, or all of it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum MachineEntry {
+    Summary(MachineSummary),
+    Detail(MachineTopology),
+}
+
+impl MachineEntry {
+    /// The machine's line of the text rendering.
+    fn line(&self) -> String {
+        let (machine, count, model, used, free, deployments, errors) = match self {
+            MachineEntry::Summary(m) => (
+                &m.machine,
+                m.gpu_count,
+                &m.gpu_model,
+                &m.gpus_used,
+                &m.free_gpus,
+                m.deployment_ports.len(),
+                m.finding_counts.errors,
+            ),
+            MachineEntry::Detail(m) => (
+                &m.machine,
+                m.gpu_count,
+                &m.gpu_model,
+                &m.gpus_used,
+                &m.free_gpus,
+                m.deployments.len(),
+                m.finding_counts.errors,
+            ),
+        };
+        let free = free.as_ref().map_or_else(
+            || "unknown (no inventory)".to_owned(),
+            |free| {
+                let ids: Vec<String> = free.iter().map(u32::to_string).collect();
+                format!("[{}]", ids.join(","))
+            },
+        );
+        format!(
+            "{machine}: {} x {}, used [{}], free {free}, {deployments} deployment(s), {errors} error(s)",
+            count.map_or_else(|| "?".to_owned(), |c| c.to_string()),
+            model.as_deref().unwrap_or("GPU"),
+            used.join(","),
+        )
+    }
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -209,10 +261,6 @@ pub struct ListDockerTemplatesOutput {
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
-async fn answer(ctx: &Ctx) -> Result<Answer, ToolError> {
-    ctx.release_configs.get().await.map_err(ToolError)
-}
-
 /// A name as shown in a message: quoted, control characters escaped, at most 64 characters.
 fn shown(name: &str) -> String {
     let short: String = name.chars().take(64).collect();
@@ -246,11 +294,11 @@ fn machine_of<'v>(view: &'v FleetView, machine: &str) -> Result<&'v MachineTopol
         .ok_or_else(|| ToolError(unknown_machine(view, machine)))
 }
 
-async fn list_release_configs(
-    ctx: Ctx,
+fn list_release_configs(
+    ctx: &Ctx,
+    answer: &Answer,
     params: ListReleaseConfigsParams,
 ) -> Result<ListReleaseConfigsOutput, ToolError> {
-    let answer = answer(&ctx).await?;
     let view = &answer.view;
     if let Some(machine) = &params.machine {
         machine_of(view, machine)?;
@@ -275,7 +323,7 @@ async fn list_release_configs(
         })
         .collect();
     let (deployments, paging) = window(
-        &ctx,
+        ctx,
         "list_release_configs",
         &params,
         params.offset,
@@ -283,7 +331,7 @@ async fn list_release_configs(
         matching,
     );
     Ok(ListReleaseConfigsOutput {
-        source: answer.source,
+        source: answer.source.clone(),
         truncated: paging.has_more,
         hint: hint(&paging, "narrow with `machine` or `model_name`"),
         deployments,
@@ -291,11 +339,11 @@ async fn list_release_configs(
     })
 }
 
-async fn get_release_config(
-    ctx: Ctx,
+fn get_release_config(
+    _ctx: &Ctx,
+    answer: &Answer,
     params: GetReleaseConfigParams,
 ) -> Result<GetReleaseConfigOutput, ToolError> {
-    let answer = answer(&ctx).await?;
     let view = &answer.view;
     let machine = machine_of(view, &params.machine)?;
     let key = (params.machine.clone(), params.port);
@@ -329,9 +377,14 @@ async fn get_release_config(
         };
         return Err(ToolError(message));
     };
+    let mut release_config = detail.clone();
+    (
+        release_config.compose_file,
+        release_config.compose_file_truncated,
+    ) = compose_text(view, detail);
     Ok(GetReleaseConfigOutput {
-        source: answer.source,
-        release_config: detail.clone(),
+        source: answer.source.clone(),
+        release_config,
     })
 }
 
@@ -345,24 +398,52 @@ fn window<T: Clone + Serialize, P: Serialize>(
     limit: Option<u32>,
     all: Vec<&T>,
 ) -> (Vec<T>, Paging) {
+    let total = all.len();
+    window_of(ctx, tool, params, offset, limit, total, |offset, limit| {
+        all.into_iter().skip(offset).take(limit).cloned().collect()
+    })
+}
+
+/// [`window`] over `total` items of which `page(offset, limit)` builds the ones asked for.
+fn window_of<T: Serialize, P: Serialize>(
+    ctx: &Ctx,
+    tool: &str,
+    params: &P,
+    offset: Option<u32>,
+    limit: Option<u32>,
+    total: usize,
+    page: impl FnOnce(usize, usize) -> Vec<T>,
+) -> (Vec<T>, Paging) {
     let limit = effective_limit(limit, ctx.settings.max_results);
     let offset = offset.unwrap_or(0);
-    let total = all.len() as u64;
-    let items: Vec<T> = all
-        .into_iter()
-        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-        .take(limit)
-        .cloned()
+    let items = page(usize::try_from(offset).unwrap_or(usize::MAX), limit);
+    let sizes: Vec<usize> = items
+        .iter()
+        .map(|item| serde_json::to_string(item).map_or(usize::MAX, |s| s.len() + 1))
         .collect();
     let page = Page {
         items,
-        total,
+        total: total as u64,
         limit: u32::try_from(limit).unwrap_or(u32::MAX),
         offset,
     };
-    let kept = fit(page.items.clone(), BULK_BUDGET_BYTES);
-    let paging = Paging::of(tool, params, &page, kept.len());
+    let kept_count = fit_count(&sizes, BULK_BUDGET_BYTES);
+    let paging = Paging::of(tool, params, &page, kept_count);
+    let mut kept = page.items;
+    kept.truncate(kept_count);
     (kept, paging)
+}
+
+/// How many items of these JSON sizes fit the budget, in order (as [`crate::registry::fit`]).
+fn fit_count(sizes: &[usize], budget: usize) -> usize {
+    let mut used = 0usize;
+    sizes
+        .iter()
+        .take_while(|size| {
+            used = used.saturating_add(**size);
+            used <= budget
+        })
+        .count()
 }
 
 /// What to do when rows are left: continue with the next call, or narrow the question.
@@ -395,25 +476,25 @@ fn fleet_totals(view: &FleetView) -> FleetTotals {
     totals
 }
 
-async fn get_machine_topology(
-    ctx: Ctx,
+fn get_machine_topology(
+    ctx: &Ctx,
+    answer: &Answer,
     params: GetMachineTopologyParams,
 ) -> Result<GetMachineTopologyOutput, ToolError> {
-    let answer = answer(&ctx).await?;
     let view = &answer.view;
     let fleet = fleet_totals(view);
     if let Some(machine) = &params.machine {
-        let topology = machine_of(view, machine)?;
+        let topology = MachineEntry::Detail(machine_of(view, machine)?.clone());
         let (machines, paging) = window(
-            &ctx,
+            ctx,
             "get_machine_topology",
             &params,
             None,
             None,
-            vec![topology],
+            vec![&topology],
         );
         return Ok(GetMachineTopologyOutput {
-            source: answer.source,
+            source: answer.source.clone(),
             fleet,
             machines,
             truncated: false,
@@ -421,16 +502,31 @@ async fn get_machine_topology(
             paging,
         });
     }
-    let (machines, paging) = window(
-        &ctx,
+    let entry = |m: &MachineTopology| {
+        if params.detail {
+            MachineEntry::Detail(m.clone())
+        } else {
+            MachineEntry::Summary(MachineSummary::of(m))
+        }
+    };
+    let (machines, paging) = window_of(
+        ctx,
         "get_machine_topology",
         &params,
         params.offset,
         params.limit,
-        view.machines.values().collect(),
+        view.machines.len(),
+        |offset, limit| {
+            view.machines
+                .values()
+                .skip(offset)
+                .take(limit)
+                .map(entry)
+                .collect()
+        },
     );
     Ok(GetMachineTopologyOutput {
-        source: answer.source,
+        source: answer.source.clone(),
         fleet,
         truncated: paging.has_more,
         hint: hint(&paging, "ask for one machine with `machine`"),
@@ -439,13 +535,13 @@ async fn get_machine_topology(
     })
 }
 
-async fn get_models_by_deployment(
-    ctx: Ctx,
+fn get_models_by_deployment(
+    ctx: &Ctx,
+    answer: &Answer,
     params: GetModelsByDeploymentParams,
 ) -> Result<GetModelsByDeploymentOutput, ToolError> {
-    let answer = answer(&ctx).await?;
     let (models, paging) = window(
-        &ctx,
+        ctx,
         "get_models_by_deployment",
         &params,
         params.offset,
@@ -453,7 +549,7 @@ async fn get_models_by_deployment(
         answer.view.models.iter().collect(),
     );
     Ok(GetModelsByDeploymentOutput {
-        source: answer.source,
+        source: answer.source.clone(),
         truncated: paging.has_more,
         hint: hint(&paging, "use list_release_configs with `model_name`"),
         models,
@@ -580,31 +676,8 @@ impl Render for GetMachineTopologyOutput {
             self.fleet.gpus_used,
             self.fleet.gpus_free
         );
-        for m in &self.machines {
-            let free = m.free_gpus.as_ref().map_or_else(
-                || "unknown (no inventory)".to_owned(),
-                |free| {
-                    format!(
-                        "[{}]",
-                        free.iter()
-                            .map(u32::to_string)
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    )
-                },
-            );
-            let _ = write!(
-                text,
-                "\n{}: {} x {}, used [{}], free {}, {} deployment(s), {} error(s)",
-                m.machine,
-                m.gpu_count
-                    .map_or_else(|| "?".to_owned(), |c| c.to_string()),
-                m.gpu_model.as_deref().unwrap_or("GPU"),
-                m.gpus_used.join(","),
-                free,
-                m.deployments.len(),
-                m.finding_counts.errors
-            );
+        for machine in &self.machines {
+            let _ = write!(text, "\n{}", machine.line());
         }
         if let Some(hint) = &self.hint {
             let _ = write!(text, "\n({hint})");

@@ -137,6 +137,41 @@ async fn every_tool_answers_from_the_fixture_fleet() {
     let fleet = call_ok(client, "get_machine_topology", json!({})).await;
     assert_eq!(fleet["fleet"]["machines"], 3);
     assert_eq!(fleet["fleet"]["machines_without_inventory"], 1);
+    // The fleet answer is one line per machine: capacity, not the holders and findings.
+    let a_line = &fleet["machines"][1];
+    assert_eq!(
+        a_line,
+        &json!({
+            "machine": "gpu-a",
+            "has_inventory": true,
+            "gpu_count": 8,
+            "gpu_model": "H100-SXM-80GB",
+            "gpu_memory_gb": a_line["gpu_memory_gb"],
+            "interconnect": a_line["interconnect"],
+            "gpus_used": ["0", "1", "2"],
+            "free_gpus": [3, 4, 5, 6, 7],
+            "free_gpus_by_numa": [[3], [4, 5, 6, 7]],
+            "unpinned_gpus": 0,
+            "deployment_ports": [8000, 8001],
+            "finding_counts": a_line["finding_counts"],
+        })
+    );
+    // `detail` gives every machine of the page in full, as `machine` gives one.
+    let detailed = call_ok(
+        client,
+        "get_machine_topology",
+        json!({"detail": true, "limit": 2}),
+    )
+    .await;
+    assert_eq!(detailed["machines"][1]["machine"], "gpu-a");
+    assert_eq!(
+        ids(&detailed["machines"][1]["deployments"]),
+        ["gpu-a:8000", "gpu-a:8001"]
+    );
+    assert_eq!(
+        detailed["next_call"],
+        r#"get_machine_topology({"detail":true,"limit":2,"offset":2})"#
+    );
     let a = call_ok(client, "get_machine_topology", json!({"machine": "gpu-a"})).await;
     let a = &a["machines"][0];
     assert_eq!(a["gpu_count"], 8);
