@@ -397,8 +397,10 @@ impl Engine {
 
         // Machines and inventories. Extras may name a machine directory that
         // does not exist yet: it is a machine without inventory.
-        let mut machines: BTreeMap<String, Machine> = BTreeMap::new();
+        // Collected in the layout's (name) order and built in bulk.
+        let mut machine_list: Vec<(String, Machine)> = Vec::with_capacity(layout.machines.len());
         let mut inventories: FxHashMap<&str, Arc<ParsedInventory>> = FxHashMap::default();
+        inventories.reserve(layout.machines.len());
         for dir in &layout.machines {
             let mut machine = Machine {
                 name: dir.name.clone(),
@@ -442,9 +444,16 @@ impl Engine {
                 findings.extend(result.1.iter().cloned());
                 inventories.insert(dir.name.as_str(), result);
             }
-            machines.insert(dir.name.clone(), machine);
+            machine_list.push((dir.name.clone(), machine));
         }
+        let mut machines: BTreeMap<String, Machine> = machine_list.into_iter().collect();
+        // `parsed` is sorted by id: each machine is looked up once.
+        let mut previous: Option<&str> = None;
         for (id, _) in &parsed {
+            if previous == Some(id.machine.as_str()) {
+                continue;
+            }
+            previous = Some(id.machine.as_str());
             if !machines.contains_key(&id.machine) {
                 let machine = Machine {
                     name: id.machine.clone(),
@@ -468,7 +477,87 @@ impl Engine {
                 .push(result);
         }
 
-        // Machine-level rules, cached per machine.
+        // The graph needs only machines and deployments: it is built on a
+        // second thread while the rules and findings are assembled here.
+        let in_order = parsed.iter().map(|(id, result)| (*id, &result.deployment));
+        let (graph, graph_us, deployments) = std::thread::scope(|scope| {
+            let machines = &machines;
+            let for_graph = in_order.clone();
+            let graph_thread = std::thread::Builder::new()
+                .name("allocation-graph".to_owned())
+                .spawn_scoped(scope, move || {
+                    let started = Instant::now();
+                    (
+                        AllocationGraph::build_from(machines, for_graph),
+                        micros(started),
+                    )
+                })
+                .ok();
+            let deployments: BTreeMap<DeploymentId, Arc<Deployment>> = in_order
+                .clone()
+                .map(|(id, deployment)| (id.clone(), Arc::clone(deployment)))
+                .collect();
+            self.check_machines(
+                machines,
+                &by_machine,
+                &inventories,
+                generation,
+                &mut stats,
+                &mut findings,
+            );
+            stats.timings.rules_us = micros(phase);
+            phase = Instant::now();
+            config.apply(&mut findings);
+            findings.sort_by(|a, b| {
+                a.location
+                    .cmp(&b.location)
+                    .then_with(|| a.rule.cmp(&b.rule))
+                    .then_with(|| a.message.cmp(&b.message))
+            });
+            stats.timings.assemble_us = micros(phase);
+            // Old cache entries are freed while the graph is built.
+            self.evict(generation);
+            phase = Instant::now();
+            let (graph, graph_us) = match graph_thread {
+                Some(handle) => handle.join().map_err(|_| EngineError::Worker)?,
+                // No thread to be had: build it here.
+                None => {
+                    let started = Instant::now();
+                    (
+                        AllocationGraph::build_from(machines, in_order),
+                        micros(started),
+                    )
+                }
+            };
+            Ok::<_, EngineError>((graph, graph_us, deployments))
+        })?;
+        // Build time on its thread, plus any wait for it here.
+        stats.timings.graph_us = graph_us.max(micros(phase));
+        stats.timings.total_us = micros(started);
+        self.stats.analyses += 1;
+        self.stats.last = stats;
+        Ok(Fleet::new(
+            snapshot.revision().cloned(),
+            findings,
+            machines,
+            deployments,
+            graph,
+            config,
+            layout.templates,
+        ))
+    }
+
+    /// Machine-level rules, cached per machine: a machine whose inventory and
+    /// deployments are the same parses as last time keeps its findings.
+    fn check_machines(
+        &mut self,
+        machines: &BTreeMap<String, Machine>,
+        by_machine: &FxHashMap<&str, Vec<&Arc<ParsedDeployment>>>,
+        inventories: &FxHashMap<&str, Arc<ParsedInventory>>,
+        generation: u64,
+        stats: &mut AnalyzeStats,
+        findings: &mut Vec<Finding>,
+    ) {
         for machine in machines.values() {
             let on_machine = by_machine
                 .get(machine.name.as_str())
@@ -519,38 +608,6 @@ impl Engine {
             };
             findings.extend(result.iter().cloned());
         }
-        stats.timings.rules_us = micros(phase);
-        phase = Instant::now();
-
-        let deployments: BTreeMap<DeploymentId, Arc<Deployment>> = parsed
-            .iter()
-            .map(|(id, result)| ((*id).clone(), result.deployment.clone()))
-            .collect();
-
-        config.apply(&mut findings);
-        findings.sort_by(|a, b| {
-            a.location
-                .cmp(&b.location)
-                .then_with(|| a.rule.cmp(&b.rule))
-                .then_with(|| a.message.cmp(&b.message))
-        });
-        stats.timings.assemble_us = micros(phase);
-        phase = Instant::now();
-        let graph = AllocationGraph::build(&machines, &deployments);
-        stats.timings.graph_us = micros(phase);
-        self.evict(generation);
-        stats.timings.total_us = micros(started);
-        self.stats.analyses += 1;
-        self.stats.last = stats;
-        Ok(Fleet::new(
-            snapshot.revision().cloned(),
-            findings,
-            machines,
-            deployments,
-            graph,
-            config,
-            layout.templates,
-        ))
     }
 
     /// Drops cache entries no analysis used for a while.

@@ -150,15 +150,28 @@ impl AllocationGraph {
         machines: &BTreeMap<String, Machine>,
         deployments: &BTreeMap<DeploymentId, Arc<Deployment>>,
     ) -> AllocationGraph {
+        AllocationGraph::build_from(machines, deployments.iter())
+    }
+
+    /// [`AllocationGraph::build`] from deployments in id order, without
+    /// needing them in a map.
+    pub(crate) fn build_from<'d>(
+        machines: &BTreeMap<String, Machine>,
+        deployments: impl Iterator<Item = (&'d DeploymentId, &'d Arc<Deployment>)> + Clone,
+    ) -> AllocationGraph {
         let gpu_nodes: usize = machines
             .values()
             .filter_map(|m| m.inventory.as_ref())
             .map(|i| i.gpu_ids().len())
             .sum();
-        let service_nodes: usize = deployments.values().map(|d| d.services.len()).sum();
+        let (deployment_nodes, service_nodes) = deployments
+            .clone()
+            .fold((0usize, 0usize), |(d, s), (_, deployment)| {
+                (d + 1, s + deployment.services.len())
+            });
         let mut graph = DiGraph::with_capacity(
-            machines.len() + gpu_nodes + deployments.len() + service_nodes,
-            gpu_nodes + deployments.len() + service_nodes * 3,
+            machines.len() + gpu_nodes + deployment_nodes + service_nodes,
+            gpu_nodes + deployment_nodes + service_nodes * 3,
         );
         let mut index: FxHashMap<String, MachineIndex> = FxHashMap::default();
         index.reserve(machines.len());
@@ -181,13 +194,19 @@ impl AllocationGraph {
             }
             index.insert(machine.name.clone(), entry);
         }
-        let mut by_model_path: BTreeMap<String, Vec<DeploymentId>> = BTreeMap::new();
+        // Hashed while building (few model paths, long shared prefixes), sorted once at the end.
+        let mut by_model_path: FxHashMap<&str, Vec<DeploymentId>> = FxHashMap::default();
         for (id, deployment) in deployments {
             // A deployment under a machine directory the caller did not list
             // still gets its machine node.
-            let machine = index
-                .entry(id.machine.clone())
-                .or_insert_with(|| MachineIndex::new(&mut graph, &id.machine));
+            // Looked up before `entry`, which would allocate the key every time.
+            if !index.contains_key(id.machine.as_str()) {
+                let entry = MachineIndex::new(&mut graph, &id.machine);
+                index.insert(id.machine.clone(), entry);
+            }
+            let Some(machine) = index.get_mut(id.machine.as_str()) else {
+                continue;
+            };
             let deployment_node = graph.add_node(GraphNode::Deployment {
                 deployment: deployment.clone(),
             });
@@ -201,7 +220,7 @@ impl AllocationGraph {
                 .find_map(|s| s.model_path.as_ref())
             {
                 by_model_path
-                    .entry(path.clone())
+                    .entry(path.as_str())
                     .or_default()
                     .push(id.clone());
             }
@@ -244,7 +263,10 @@ impl AllocationGraph {
         AllocationGraph {
             graph,
             machines: index,
-            by_model_path,
+            by_model_path: by_model_path
+                .into_iter()
+                .map(|(path, ids)| (path.to_owned(), ids))
+                .collect(),
         }
     }
 

@@ -69,6 +69,9 @@ const PLACEHOLDER_FILE: &str = ".gitkeep";
 
 const MACHINE_NAME_MAX: usize = 63;
 
+/// Machine directories from which [`Layout::read`] uses a second thread.
+const PARALLEL_MIN_MACHINES: usize = 256;
+
 /// Why a machine or port directory name is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
@@ -406,14 +409,14 @@ impl Reader<'_> {
             }
             return Vec::new();
         }
-        let mut machines = Vec::new();
+        let mut machine_dirs: Vec<&Entry> = Vec::new();
         for entry in snapshot.children(MACHINES_DIR) {
             if escapes(entry) || (entry.name() == PLACEHOLDER_FILE && entry.is_file()) {
                 continue;
             }
             let name = entry.name();
             match (entry.is_dir(), check_machine_name(name)) {
-                (true, Ok(())) => machines.push(self.machine(entry)),
+                (true, Ok(())) => machine_dirs.push(entry),
                 (true, Err(reason)) => {
                     let message =
                         format!("`{}`: {reason}; its deployments are not read", entry.path);
@@ -429,7 +432,53 @@ impl Reader<'_> {
                 }
             }
         }
+        let mut machines = self.machine_dirs(&machine_dirs);
         machines.sort_by(|a, b| a.name.cmp(&b.name));
+        machines
+    }
+
+    /// Reads machine directories, a large fleet's in two halves on two
+    /// threads (re-validation reads every directory each time).
+    fn machine_dirs(&mut self, dirs: &[&Entry]) -> Vec<MachineDir> {
+        let snapshot = self.snapshot;
+        let read_all = |reader: &mut Reader<'_>, dirs: &[&Entry]| -> Vec<MachineDir> {
+            dirs.iter().map(|dir| reader.machine(dir)).collect()
+        };
+        if dirs.len() < PARALLEL_MIN_MACHINES {
+            return read_all(self, dirs);
+        }
+        let (first, second) = dirs.split_at(dirs.len() / 2);
+        let second_half = std::thread::scope(|scope| {
+            let handle = std::thread::Builder::new()
+                .name("layout".to_owned())
+                .spawn_scoped(scope, || {
+                    let mut reader = Reader {
+                        snapshot,
+                        findings: Vec::new(),
+                    };
+                    let machines = read_all(&mut reader, second);
+                    (machines, reader.findings)
+                })
+                .ok();
+            let mut machines = read_all(self, first);
+            let second_half = match handle.map(|h| h.join()) {
+                Some(Ok(half)) => half,
+                // No thread, or it panicked (nothing here panics on input):
+                // read the half here.
+                _ => {
+                    let mut reader = Reader {
+                        snapshot,
+                        findings: Vec::new(),
+                    };
+                    let half = read_all(&mut reader, second);
+                    (half, reader.findings)
+                }
+            };
+            machines.extend(second_half.0);
+            (machines, second_half.1)
+        });
+        let (machines, findings) = second_half;
+        self.findings.extend(findings);
         machines
     }
 
