@@ -96,7 +96,18 @@ impl Paging {
     /// Paging for `page` after `kept` of its items survived the size limit. `params` are the
     /// tool's arguments, repeated in `next_call` with the next offset.
     pub fn of<T, P: Serialize>(tool: &str, params: &P, page: &Page<T>, kept: usize) -> Paging {
-        let dropped = page.items.len().saturating_sub(kept);
+        Paging::from_counts(tool, params, page, page.items.len(), kept)
+    }
+
+    /// As [`Paging::of`], for a page whose `received` items have already been taken out.
+    fn from_counts<T, P: Serialize>(
+        tool: &str,
+        params: &P,
+        page: &Page<T>,
+        received: usize,
+        kept: usize,
+    ) -> Paging {
+        let dropped = received.saturating_sub(kept);
         let next = u64::from(page.offset).saturating_add(kept as u64);
         let has_more = next < page.total;
         let next_offset = has_more.then(|| u32::try_from(next).unwrap_or(u32::MAX));
@@ -141,6 +152,27 @@ pub fn next_call<P: Serialize>(tool: &str, params: &P, offset: u32) -> String {
     arguments.retain(|_, v| !v.is_null());
     arguments.insert("offset".to_owned(), Value::from(offset));
     format!("{tool}({})", Value::Object(arguments))
+}
+
+/// An optional text filter, absent when blank: an agent's `""` means "no filter", not "match
+/// the empty string".
+pub fn non_blank(value: &Option<String>) -> Option<String> {
+    value.clone().filter(|s| !s.trim().is_empty())
+}
+
+/// The items of a registry list page cut to [`BULK_BUDGET_BYTES`], with the paging that says
+/// what was kept and how to continue: how every registry list tool shapes its answer. Moves the
+/// items rather than copying the page.
+pub fn fit_page<T: Serialize, P: Serialize>(
+    tool: &str,
+    params: &P,
+    mut page: Page<T>,
+) -> (Vec<T>, Paging) {
+    let items = std::mem::take(&mut page.items);
+    let received = items.len();
+    let kept = fit(items, BULK_BUDGET_BYTES);
+    let paging = Paging::from_counts(tool, params, &page, received, kept.len());
+    (kept, paging)
 }
 
 /// Keeps the longest prefix of `items` whose JSON fits in `budget` bytes; at least one item is

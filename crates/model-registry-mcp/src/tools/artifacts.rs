@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Render, ToolError, ToolSpec, effective_limit, tool};
 use crate::context::Ctx;
-use crate::registry::{BULK_BUDGET_BYTES, JsonMap, Paging, bytes, client, failed, fit, id};
+use crate::registry::{JsonMap, Paging, bytes, client, failed, fit_page, id, non_blank};
 
 pub fn tools() -> Vec<ToolSpec> {
     vec![
@@ -75,12 +75,9 @@ async fn list_artifacts(
     params: ListArtifactsParams,
 ) -> Result<ListArtifactsOutput, ToolError> {
     let filter = ArtifactFilter {
-        version_id: params.version_id.clone().filter(|s| !s.trim().is_empty()),
-        model_id: params.model_id.clone().filter(|s| !s.trim().is_empty()),
-        artifact_type: params
-            .artifact_type
-            .clone()
-            .filter(|s| !s.trim().is_empty()),
+        version_id: non_blank(&params.version_id),
+        model_id: non_blank(&params.model_id),
+        artifact_type: non_blank(&params.artifact_type),
         limit: Some(effective_limit(params.limit, ctx.settings.max_results) as u32),
         offset: params.offset,
     };
@@ -88,8 +85,7 @@ async fn list_artifacts(
         .list_artifacts(&filter)
         .await
         .map_err(failed)?;
-    let artifacts = fit(page.items.clone(), BULK_BUDGET_BYTES);
-    let paging = Paging::of("list_artifacts", &params, &page, artifacts.len());
+    let (artifacts, paging) = fit_page("list_artifacts", &params, page);
     Ok(ListArtifactsOutput { artifacts, paging })
 }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Render, ToolError, ToolSpec, effective_limit, tool};
 use crate::context::Ctx;
-use crate::registry::{BULK_BUDGET_BYTES, JsonMap, Paging, client, failed, fit, id};
+use crate::registry::{JsonMap, Paging, client, failed, fit_page, id, non_blank};
 
 pub fn tools() -> Vec<ToolSpec> {
     vec![
@@ -124,10 +124,7 @@ async fn list_benchmarks(
     params: ListBenchmarksParams,
 ) -> Result<ListBenchmarksOutput, ToolError> {
     let filter = BenchmarkFilter {
-        deployment_id: params
-            .deployment_id
-            .clone()
-            .filter(|s| !s.trim().is_empty()),
+        deployment_id: non_blank(&params.deployment_id),
         limit: Some(effective_limit(params.limit, ctx.settings.max_results) as u32),
         offset: params.offset,
     };
@@ -135,8 +132,7 @@ async fn list_benchmarks(
         .list_benchmarks(&filter)
         .await
         .map_err(failed)?;
-    let benchmarks = fit(page.items.clone(), BULK_BUDGET_BYTES);
-    let paging = Paging::of("list_benchmarks", &params, &page, benchmarks.len());
+    let (benchmarks, paging) = fit_page("list_benchmarks", &params, page);
     Ok(ListBenchmarksOutput { benchmarks, paging })
 }
 

@@ -15,7 +15,8 @@ use super::{
 };
 use crate::context::Ctx;
 use crate::registry::{
-    self, BULK_BUDGET_BYTES, JsonMap, Paging, UntrustedLog, client, failed, fit, id,
+    self, BULK_BUDGET_BYTES, JsonMap, Paging, UntrustedLog, client, failed, fit, fit_page, id,
+    non_blank,
 };
 
 /// Said by every lifecycle result, so that no one mistakes a local container for production.
@@ -266,7 +267,7 @@ async fn list_deployments(
     let filter = DeploymentFilter {
         status: registry::parse_enum::<DeploymentStatus>(params.status.as_deref())?,
         environment: parse_environment(params.environment.as_deref())?,
-        model_name: params.model_name.clone().filter(|s| !s.trim().is_empty()),
+        model_name: non_blank(&params.model_name),
         limit: Some(effective_limit(params.limit, ctx.settings.max_results) as u32),
         offset: params.offset,
     };
@@ -274,8 +275,7 @@ async fn list_deployments(
         .list_deployments(&filter)
         .await
         .map_err(failed)?;
-    let deployments = fit(page.items.clone(), BULK_BUDGET_BYTES);
-    let paging = Paging::of("list_deployments", &params, &page, deployments.len());
+    let (deployments, paging) = fit_page("list_deployments", &params, page);
     Ok(ListDeploymentsOutput {
         deployments,
         paging,

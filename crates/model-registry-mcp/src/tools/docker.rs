@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{Render, ToolError, ToolSpec, effective_limit, tool};
 use crate::context::Ctx;
 use crate::registry::{
-    self, BULK_BUDGET_BYTES, JsonMap, Paging, UntrustedLog, bytes, client, failed, fit, id,
+    self, JsonMap, Paging, UntrustedLog, bytes, client, failed, fit_page, id, non_blank,
 };
 
 pub fn tools() -> Vec<ToolSpec> {
@@ -130,7 +130,7 @@ async fn list_docker_builds(
     params: ListDockerBuildsParams,
 ) -> Result<ListDockerBuildsOutput, ToolError> {
     let filter = BuildFilter {
-        version_id: params.version_id.clone().filter(|s| !s.trim().is_empty()),
+        version_id: non_blank(&params.version_id),
         status: registry::parse_enum::<BuildStatus>(params.status.as_deref())?,
         limit: Some(effective_limit(params.limit, ctx.settings.max_results) as u32),
         offset: params.offset,
@@ -139,8 +139,7 @@ async fn list_docker_builds(
         .list_docker_builds(&filter)
         .await
         .map_err(failed)?;
-    let builds = fit(page.items.clone(), BULK_BUDGET_BYTES);
-    let paging = Paging::of("list_docker_builds", &params, &page, builds.len());
+    let (builds, paging) = fit_page("list_docker_builds", &params, page);
     Ok(ListDockerBuildsOutput { builds, paging })
 }
 

@@ -10,7 +10,7 @@ use super::{
     Confirmation, Render, Session, ToolError, ToolSpec, effective_limit, tool, tool_in_session,
 };
 use crate::context::Ctx;
-use crate::registry::{self, BULK_BUDGET_BYTES, JsonMap, Paging, client, failed, fit, id};
+use crate::registry::{self, JsonMap, Paging, client, failed, fit_page, id, non_blank};
 
 pub fn tools() -> Vec<ToolSpec> {
     vec![
@@ -155,15 +155,14 @@ pub struct DeleteModelOutput {
 async fn list_models(ctx: Ctx, params: ListModelsParams) -> Result<ListModelsOutput, ToolError> {
     let registry = client(&ctx)?;
     let filter = ModelFilter {
-        search: params.search.clone().filter(|s| !s.trim().is_empty()),
+        search: non_blank(&params.search),
         server_type: registry::parse_enum::<ServerType>(params.server_type.as_deref())?,
         source: registry::parse_enum::<Source>(params.source.as_deref())?,
         limit: Some(effective_limit(params.limit, ctx.settings.max_results) as u32),
         offset: params.offset,
     };
     let page = registry.list_models(&filter).await.map_err(failed)?;
-    let models = fit(page.items.clone(), BULK_BUDGET_BYTES);
-    let paging = Paging::of("list_models", &params, &page, models.len());
+    let (models, paging) = fit_page("list_models", &params, page);
     Ok(ListModelsOutput { models, paging })
 }
 

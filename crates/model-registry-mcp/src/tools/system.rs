@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::docker::NoParams;
 use super::{Render, ToolError, ToolSpec, effective_limit, tool};
 use crate::context::Ctx;
-use crate::registry::{BULK_BUDGET_BYTES, JsonMap, LIMIT_NAME, Paging, bytes, client, failed, fit};
+use crate::registry::{
+    BULK_BUDGET_BYTES, JsonMap, LIMIT_NAME, Paging, bytes, client, failed, fit, fit_page, non_blank,
+};
 
 pub fn tools() -> Vec<ToolSpec> {
     vec![
@@ -125,11 +127,8 @@ async fn health_check(ctx: Ctx, _params: NoParams) -> Result<HealthOutput, ToolE
 
 async fn get_audit_logs(ctx: Ctx, params: AuditLogsParams) -> Result<AuditLogsOutput, ToolError> {
     let filter = AuditFilter {
-        action: params.action.clone().filter(|s| !s.trim().is_empty()),
-        resource_type: params
-            .resource_type
-            .clone()
-            .filter(|s| !s.trim().is_empty()),
+        action: non_blank(&params.action),
+        resource_type: non_blank(&params.resource_type),
         limit: Some(effective_limit(params.limit, ctx.settings.max_results) as u32),
         offset: params.offset,
     };
@@ -137,8 +136,7 @@ async fn get_audit_logs(ctx: Ctx, params: AuditLogsParams) -> Result<AuditLogsOu
         .get_audit_logs(&filter)
         .await
         .map_err(failed)?;
-    let entries = fit(page.items.clone(), BULK_BUDGET_BYTES);
-    let paging = Paging::of("get_audit_logs", &params, &page, entries.len());
+    let (entries, paging) = fit_page("get_audit_logs", &params, page);
     Ok(AuditLogsOutput { entries, paging })
 }
 

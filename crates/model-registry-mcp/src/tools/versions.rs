@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Render, ToolError, ToolSpec, effective_limit, tool};
 use crate::context::Ctx;
-use crate::registry::{BULK_BUDGET_BYTES, JsonMap, Paging, client, failed, fit, id};
+use crate::registry::{JsonMap, Paging, client, failed, fit_page, id, non_blank};
 
 pub fn tools() -> Vec<ToolSpec> {
     vec![
@@ -138,14 +138,13 @@ async fn list_versions(
     params: ListVersionsParams,
 ) -> Result<ListVersionsOutput, ToolError> {
     let filter = VersionFilter {
-        model_name: params.model_name.clone().filter(|s| !s.trim().is_empty()),
+        model_name: non_blank(&params.model_name),
         is_release: params.is_release,
         limit: Some(effective_limit(params.limit, ctx.settings.max_results) as u32),
         offset: params.offset,
     };
     let page = client(&ctx)?.list_versions(&filter).await.map_err(failed)?;
-    let versions = fit(page.items.clone(), BULK_BUDGET_BYTES);
-    let paging = Paging::of("list_versions", &params, &page, versions.len());
+    let (versions, paging) = fit_page("list_versions", &params, page);
     Ok(ListVersionsOutput { versions, paging })
 }
 
