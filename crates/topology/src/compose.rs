@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
 use serde::Serialize;
@@ -351,7 +352,7 @@ pub fn read_compose(
 ) -> (Vec<Service>, Vec<Finding>) {
     let mut reader = Reader {
         id,
-        path,
+        path: Arc::from(path),
         src,
         line_starts: None,
         findings: Vec::new(),
@@ -423,7 +424,8 @@ pub fn read_compose(
 
 struct Reader<'a> {
     id: &'a DeploymentId,
-    path: &'a str,
+    /// Shared by every location the reader makes.
+    path: Arc<str>,
     src: &'a str,
     /// Byte offsets of line starts, computed when a token must be located.
     line_starts: Option<Vec<usize>>,
@@ -453,7 +455,7 @@ enum Request {
 
 impl Reader<'_> {
     fn loc(&self, pos: Pos) -> Location {
-        Location::new(self.path, pos.line, pos.column)
+        Location::new(Arc::clone(&self.path), pos.line, pos.column)
     }
 
     fn push(
@@ -1393,7 +1395,7 @@ impl Reader<'_> {
             match text.trim().parse::<u32>() {
                 Ok(n) if n >= 1 => {
                     *slot = n;
-                    *slot_at = Some(Location::new(self.path, pos.line, pos.column));
+                    *slot_at = Some(Location::new(&self.path, pos.line, pos.column));
                 }
                 _ => {
                     let message = format!(

@@ -163,6 +163,8 @@ const MACHINE_VARIANTS: usize = 4;
 /// Reads and validates snapshots, caching what it parsed.
 pub struct Engine {
     limits: Limits,
+    /// Threads one analysis may use (see [`Engine::set_threads`]).
+    threads: usize,
     generation: u64,
     /// compose path -> versions by (compose id, env id).
     deployments: VersionCache<ContentKey, Arc<ParsedDeployment>>,
@@ -276,6 +278,10 @@ impl Engine {
     pub fn with_limits(limits: Limits) -> Engine {
         Engine {
             limits,
+            // The machine has two cores; more would only contend.
+            threads: std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .clamp(1, 4),
             generation: 0,
             deployments: FxHashMap::default(),
             inventories: FxHashMap::default(),
@@ -286,6 +292,15 @@ impl Engine {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// How many threads one analysis may use (at least 1; by default the
+    /// machine's cores, at most 4). One thread is slower on a large fleet but
+    /// allocates everything from one thread, which keeps a long-lived
+    /// process's memory peak low: freed parse temporaries are reused instead
+    /// of stranded in other threads' allocator arenas.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
     }
 
     /// Counters; `last` describes the most recent `analyze`.
@@ -313,7 +328,7 @@ impl Engine {
         let mut stats = AnalyzeStats::default();
         let started = Instant::now();
         let mut phase = Instant::now();
-        let layout = Layout::read(snapshot);
+        let layout = Layout::read_with(snapshot, self.threads > 1);
         stats.timings.layout_us = micros(phase);
         phase = Instant::now();
         let mut findings: Vec<Finding> = layout.findings.clone();
@@ -483,16 +498,20 @@ impl Engine {
         let (graph, graph_us, deployments) = std::thread::scope(|scope| {
             let machines = &machines;
             let for_graph = in_order.clone();
-            let graph_thread = std::thread::Builder::new()
-                .name("allocation-graph".to_owned())
-                .spawn_scoped(scope, move || {
-                    let started = Instant::now();
-                    (
-                        AllocationGraph::build_from(machines, for_graph),
-                        micros(started),
-                    )
+            let graph_thread = (self.threads > 1)
+                .then(|| {
+                    std::thread::Builder::new()
+                        .name("allocation-graph".to_owned())
+                        .spawn_scoped(scope, move || {
+                            let started = Instant::now();
+                            (
+                                AllocationGraph::build_from(machines, for_graph),
+                                micros(started),
+                            )
+                        })
+                        .ok()
                 })
-                .ok();
+                .flatten();
             let deployments: BTreeMap<DeploymentId, Arc<Deployment>> = in_order
                 .clone()
                 .map(|(id, deployment)| (id.clone(), Arc::clone(deployment)))
@@ -627,16 +646,14 @@ impl Engine {
         });
     }
 
-    /// Parses the deployments the cache does not know, on up to two threads
-    /// (the machine has two cores; more would only contend).
+    /// Parses the deployments the cache does not know, on up to
+    /// [`Engine::set_threads`] threads.
     fn parse_all(
         &self,
         snapshot: &Snapshot,
         misses: &[(usize, &DeploymentId, &Source<'_>)],
     ) -> Result<Vec<ParsedDeployment>, EngineError> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, 4);
+        let threads = self.threads;
         if misses.len() < 32 || threads == 1 {
             return Ok(misses
                 .iter()

@@ -1,6 +1,7 @@
 //! Findings: what validation reports, with stable fingerprints.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -97,27 +98,65 @@ impl fmt::Display for Rule {
 /// file or directory as a whole).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Location {
-    pub path: String,
+    /// Shared: a compose file's many positions (every service key, GPU claim,
+    /// port) name one path, stored once.
+    pub path: Arc<str>,
     pub line: u32,
     pub column: u32,
 }
 
 impl Location {
-    pub fn new(path: impl Into<String>, line: u32, column: u32) -> Location {
+    pub fn new(path: impl LocationPath, line: u32, column: u32) -> Location {
         Location {
-            path: path.into(),
+            path: path.into_path(),
             line,
             column,
         }
     }
 
     /// A location naming a whole file or directory.
-    pub fn file(path: impl Into<String>) -> Location {
+    pub fn file(path: impl LocationPath) -> Location {
         Location {
-            path: path.into(),
+            path: path.into_path(),
             line: 0,
             column: 0,
         }
+    }
+}
+
+/// What a [`Location`]'s path is made from: an `Arc<str>` is shared, any
+/// other string copied once.
+pub trait LocationPath {
+    fn into_path(self) -> Arc<str>;
+}
+
+impl LocationPath for Arc<str> {
+    fn into_path(self) -> Arc<str> {
+        self
+    }
+}
+
+impl LocationPath for &Arc<str> {
+    fn into_path(self) -> Arc<str> {
+        Arc::clone(self)
+    }
+}
+
+impl LocationPath for &str {
+    fn into_path(self) -> Arc<str> {
+        Arc::from(self)
+    }
+}
+
+impl LocationPath for String {
+    fn into_path(self) -> Arc<str> {
+        Arc::from(self)
+    }
+}
+
+impl LocationPath for &String {
+    fn into_path(self) -> Arc<str> {
+        Arc::from(self.as_str())
     }
 }
 

@@ -164,14 +164,50 @@ impl AllocationGraph {
             .filter_map(|m| m.inventory.as_ref())
             .map(|i| i.gpu_ids().len())
             .sum();
-        let (deployment_nodes, service_nodes) = deployments
-            .clone()
-            .fold((0usize, 0usize), |(d, s), (_, deployment)| {
-                (d + 1, s + deployment.services.len())
-            });
+        // Exact sizes (ids missing from the inventory counted as new GPU
+        // nodes, an upper bound): the vectors never grow, so the largest
+        // allocation of the analysis is never copied or over-allocated.
+        let machine_gpus = |machine: &str| {
+            machines
+                .get(machine)
+                .and_then(|m| m.inventory.as_ref())
+                .map_or(0, |i| i.gpu_ids().len())
+        };
+        let (deployment_nodes, service_nodes, hold_edges, unlisted_gpus) =
+            deployments.clone().fold(
+                (0usize, 0usize, 0usize, 0usize),
+                |(d, s, h, u), (id, deployment)| {
+                    let listed = machine_gpus(&id.machine);
+                    let (mut holds, mut unlisted) = (0usize, 0usize);
+                    for service in &deployment.services {
+                        match &service.gpus {
+                            GpuClaim::None | GpuClaim::Count(_) => {}
+                            GpuClaim::All => holds += listed,
+                            GpuClaim::Pinned(_) => {
+                                holds += service.host_gpus.len();
+                                unlisted += service
+                                    .host_gpus
+                                    .iter()
+                                    .filter(|gpu| {
+                                        decimal_gpu_id(gpu)
+                                            .and_then(|n| usize::try_from(n).ok())
+                                            .is_none_or(|n| n >= listed)
+                                    })
+                                    .count();
+                            }
+                        }
+                    }
+                    (
+                        d + 1,
+                        s + deployment.services.len(),
+                        h.saturating_add(holds),
+                        u.saturating_add(unlisted),
+                    )
+                },
+            );
         let mut graph = DiGraph::with_capacity(
-            machines.len() + gpu_nodes + deployment_nodes + service_nodes,
-            gpu_nodes + deployment_nodes + service_nodes * 3,
+            machines.len() + gpu_nodes + unlisted_gpus + deployment_nodes + service_nodes,
+            gpu_nodes + unlisted_gpus + deployment_nodes + service_nodes + hold_edges,
         );
         let mut index: FxHashMap<String, MachineIndex> = FxHashMap::default();
         index.reserve(machines.len());

@@ -223,14 +223,22 @@ impl Scope<'_> {
 struct Reader<'s> {
     snapshot: &'s Snapshot,
     findings: Vec<Finding>,
+    /// A large fleet's machine directories may be read on a second thread.
+    parallel: bool,
 }
 
 impl Layout {
     /// Reads the layout of `snapshot`. Never fails: problems are findings.
     pub fn read(snapshot: &Snapshot) -> Layout {
+        Layout::read_with(snapshot, true)
+    }
+
+    /// [`Layout::read`], on the calling thread only unless `parallel`.
+    pub fn read_with(snapshot: &Snapshot, parallel: bool) -> Layout {
         let mut reader = Reader {
             snapshot,
             findings: Vec::new(),
+            parallel,
         };
         reader.report_escaping_links();
 
@@ -444,7 +452,7 @@ impl Reader<'_> {
         let read_all = |reader: &mut Reader<'_>, dirs: &[&Entry]| -> Vec<MachineDir> {
             dirs.iter().map(|dir| reader.machine(dir)).collect()
         };
-        if dirs.len() < PARALLEL_MIN_MACHINES {
+        if !self.parallel || dirs.len() < PARALLEL_MIN_MACHINES {
             return read_all(self, dirs);
         }
         let (first, second) = dirs.split_at(dirs.len() / 2);
@@ -455,6 +463,7 @@ impl Reader<'_> {
                     let mut reader = Reader {
                         snapshot,
                         findings: Vec::new(),
+                        parallel: false,
                     };
                     let machines = read_all(&mut reader, second);
                     (machines, reader.findings)
@@ -469,6 +478,7 @@ impl Reader<'_> {
                     let mut reader = Reader {
                         snapshot,
                         findings: Vec::new(),
+                        parallel: false,
                     };
                     let half = read_all(&mut reader, second);
                     (half, reader.findings)

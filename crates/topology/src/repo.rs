@@ -23,6 +23,7 @@ use std::fmt;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -430,6 +431,14 @@ fn url_without_secrets(url: &str) -> String {
     format!("{scheme}://{host}{path}")
 }
 
+/// Turns libgit2's object cache on or off for the whole process (on by
+/// default). The cache keeps every tree a snapshot parsed; a long-lived
+/// process that lists a revision now and then and keeps its own results (the
+/// MCP server) has no use for them.
+pub fn set_object_cache(enabled: bool) {
+    git2::opts::enable_caching(enabled);
+}
+
 // ---------------------------------------------------------------------------
 // Repository
 
@@ -451,6 +460,9 @@ pub struct Repository {
     remote_url: Option<String>,
     /// Listings of machine directories by tree id, shared across snapshots.
     tree_listings: Mutex<TreeListings>,
+    /// Whether [`Repository::snapshot`] keeps `tree_listings` (see
+    /// [`Repository::set_listing_cache`]).
+    keep_listings: AtomicBool,
 }
 
 impl fmt::Debug for Repository {
@@ -490,6 +502,24 @@ impl Repository {
             work_tree,
             remote_url,
             tree_listings: Mutex::default(),
+            keep_listings: AtomicBool::new(true),
+        }
+    }
+
+    /// Whether snapshots keep the listings of machine directories for the
+    /// next snapshot (on by default). Kept, listing a revision that differs in
+    /// one machine reads that machine's trees only, which is what
+    /// re-validation wants; off, a snapshot holds the only copy of its
+    /// listing, which is what a long-lived process that reads a revision
+    /// now and then (the MCP server) wants.
+    pub fn set_listing_cache(&self, keep: bool) {
+        self.keep_listings.store(keep, Ordering::Relaxed);
+        if !keep {
+            let mut listings = self
+                .tree_listings
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            listings.by_tree = FxHashMap::default();
         }
     }
 
@@ -702,7 +732,8 @@ impl Repository {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         listings.generation += 1;
-        let listed = list_git_tree(&git, &root, &mut listings);
+        let cache = self.keep_listings.load(Ordering::Relaxed);
+        let listed = list_git_tree(&git, &root, cache.then_some(&mut *listings));
         listings.evict();
         drop(listings);
         let entries = listed.map_err(|e| git_error("listing the tree", e))?;
@@ -1321,10 +1352,12 @@ fn walk_tree(tree: &git2::Tree<'_>, base: &str, out: &mut Vec<Entry>) -> Result<
     })
 }
 
+/// The snapshot entries of `root`; machine directories come from `listings`
+/// when given (and are added to it), else are walked.
 fn list_git_tree(
     git: &git2::Repository,
     root: &git2::Tree<'_>,
-    listings: &mut TreeListings,
+    mut listings: Option<&mut TreeListings>,
 ) -> Result<Vec<Entry>, git2::Error> {
     let mut entries = Vec::new();
     for name in TOP_LEVEL {
@@ -1347,6 +1380,11 @@ fn list_git_tree(
             let machine_path = format!("{name}/{machine_name}");
             entries.push(git_entry(machine_path.clone(), &machine));
             if machine.kind() == Some(ObjectType::Tree) {
+                let Some(listings) = listings.as_deref_mut() else {
+                    let tree = git.find_tree(machine.id())?;
+                    walk_tree(&tree, &format!("{machine_path}/"), &mut entries)?;
+                    continue;
+                };
                 let listing = listings.listing(git, machine.id())?;
                 entries.reserve(listing.len());
                 entries.extend(listing.iter().map(|entry| Entry {

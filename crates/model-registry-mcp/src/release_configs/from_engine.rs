@@ -2,23 +2,35 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use topology::Finding;
 use topology::engine::{DeploymentSummary, Engine, Fleet};
 use topology::repo::Snapshot;
 
 use super::state::rfc3339_secs;
 use super::view::{
-    DeploymentBrief, FindingCounts, FindingView, FleetView, GpuHolders, MachineTopology,
-    ModelDeployments, NumaFree, PortView, ReleaseConfigDetail, RevisionView, ServiceView,
+    DeploymentBrief, DeploymentEntry, FindingCounts, FindingView, FleetView, GpuHolders,
+    MachineTopology, ModelDeployments, NumaFree, PortView, ReleaseConfigDetail, RevisionView,
+    ServiceView,
 };
 
 /// The compose file text returned by get_release_config is cut here.
 const MAX_COMPOSE_TEXT: usize = 64 * 1024;
 
-/// The long-lived engine (its parse cache survives between revisions).
-#[derive(Default)]
+/// The long-lived engine (its parse cache survives between revisions), on one thread: a load
+/// is rare and off the request path, and one thread keeps the server's memory peak low (see
+/// [`Engine::set_threads`]).
 pub struct EngineSlot(Engine);
+
+impl Default for EngineSlot {
+    fn default() -> EngineSlot {
+        let mut engine = Engine::new();
+        engine.set_threads(1);
+        EngineSlot(engine)
+    }
+}
 
 /// Analyses `snapshot`. With `git_dir` (the snapshot is a commit of that repository) the
 /// snapshot is dropped before the view is built and compose files are read on request
@@ -37,33 +49,85 @@ pub fn analyze(
     match git_dir {
         Some(git_dir) => {
             drop(snapshot);
-            let mut view = view_of(&fleet, None);
+            let mut view = view_of(fleet, None);
             view.blob_source = Some(git_dir.to_path_buf());
             Ok(view)
         }
-        None => Ok(view_of(&fleet, Some(&snapshot))),
+        None => Ok(view_of(fleet, Some(&snapshot))),
     }
 }
 
-/// The compose file of `detail` as `(text, truncated)`: as kept, or read from the Git directory
+/// The full detail of one deployment of `view`, its compose file read back from Git when the
+/// view does not keep it.
+pub fn detail(view: &FleetView, entry: &DeploymentEntry) -> ReleaseConfigDetail {
+    let deployment = &entry.parsed;
+    let services = deployment
+        .services
+        .iter()
+        .map(|s| ServiceView {
+            name: s.name.clone(),
+            image: s.image.clone(),
+            gpu_request: s.gpus.describe(),
+            host_gpus: s.host_gpus.clone(),
+            tensor_parallel: s.tensor_parallel,
+            pipeline_parallel: s.pipeline_parallel,
+            data_parallel: s.data_parallel,
+            model_name: s.model_name.clone(),
+            model_path: s.model_path.clone(),
+            params_b: s.params_b,
+            dtype: s.dtype.clone(),
+            memory_utilization: s.memory_utilization,
+            gpu_sharing: s.gpu_sharing,
+            ports: s
+                .ports
+                .iter()
+                .map(|p| PortView {
+                    host: p.host,
+                    container: p.container,
+                    host_ip: p.host_ip.clone(),
+                })
+                .collect(),
+            server: s.server.map(|k| k.as_str().to_owned()),
+        })
+        .collect();
+    let (compose_file, compose_file_truncated) = compose_text(view, entry);
+    ReleaseConfigDetail {
+        deployment: DeploymentBrief::clone(&entry.brief),
+        compose_path: deployment.compose_path.clone(),
+        env_path: deployment.env_path.clone(),
+        services,
+        findings: entry.findings.clone(),
+        compose_file,
+        compose_file_truncated,
+    }
+}
+
+/// The compose file of `entry` as `(text, truncated)`: as kept, or read from the Git directory
 /// the view names. `(None, false)` when it cannot be read (e.g. the mirror lost the object).
-pub fn compose_text(view: &FleetView, detail: &ReleaseConfigDetail) -> (Option<String>, bool) {
-    let (Some(git_dir), Some(blob)) = (&view.blob_source, &detail.compose_blob) else {
-        return (detail.compose_file.clone(), detail.compose_file_truncated);
+fn compose_text(view: &FleetView, entry: &DeploymentEntry) -> (Option<String>, bool) {
+    let (Some(git_dir), Some(blob)) = (&view.blob_source, &entry.compose_blob) else {
+        return match &entry.compose_text {
+            Some((text, truncated)) => (Some(text.clone()), *truncated),
+            None => (None, false),
+        };
     };
+    let path = &entry.parsed.compose_path;
     // Through the engine's Git seam: only `topology::repo` touches git2.
     let read = || -> Result<Vec<u8>, String> {
         let id = topology::repo::ContentId::from_hex(blob)
             .ok_or_else(|| format!("`{blob}` is not a blob id"))?;
         let repository = topology::repo::Repository::open(git_dir).map_err(|e| e.to_string())?;
         repository
-            .read_blob(&id, &detail.compose_path, MAX_COMPOSE_READ)
+            .read_blob(&id, path, MAX_COMPOSE_READ)
             .map_err(|e| e.to_string())
     };
     match read() {
-        Ok(bytes) => cut(&bytes),
+        Ok(bytes) => {
+            let (text, truncated) = cut(&bytes);
+            (Some(text), truncated)
+        }
         Err(error) => {
-            tracing::warn!(%error, path = %detail.compose_path, "compose file unreadable");
+            tracing::warn!(%error, %path, "compose file unreadable");
             (None, false)
         }
     }
@@ -74,16 +138,16 @@ pub fn compose_text(view: &FleetView, detail: &ReleaseConfigDetail) -> (Option<S
 const MAX_COMPOSE_READ: u64 = 4 << 20;
 
 /// The text of `bytes`, cut at [`MAX_COMPOSE_TEXT`] on a character boundary.
-fn cut(bytes: &[u8]) -> (Option<String>, bool) {
+fn cut(bytes: &[u8]) -> (String, bool) {
     let text = String::from_utf8_lossy(bytes);
     if text.len() > MAX_COMPOSE_TEXT {
         let mut end = MAX_COMPOSE_TEXT;
         while !text.is_char_boundary(end) {
             end -= 1;
         }
-        (Some(text.get(..end).unwrap_or_default().to_owned()), true)
+        (text.get(..end).unwrap_or_default().to_owned(), true)
     } else {
-        (Some(text.into_owned()), false)
+        (text.into_owned(), false)
     }
 }
 
@@ -102,7 +166,7 @@ fn finding_view(finding: &Finding) -> FindingView {
     }
 }
 
-fn counts(findings: &[FindingView]) -> FindingCounts {
+fn counts(findings: &[Arc<FindingView>]) -> FindingCounts {
     let mut counts = FindingCounts::default();
     for finding in findings {
         match finding.severity.as_str() {
@@ -114,8 +178,10 @@ fn counts(findings: &[FindingView]) -> FindingCounts {
     counts
 }
 
-/// The view of `fleet`; compose files are kept when `snapshot` is given, else only their blob ids.
-pub fn view_of(fleet: &Fleet, snapshot: Option<&Snapshot>) -> FleetView {
+/// The view of `fleet`, consumed: the allocation graph is freed as soon as the machine
+/// topologies are read from it, before the view is built (the first load's memory peak).
+/// Compose files are kept when `snapshot` is given, else only their blob ids.
+pub fn view_of(mut fleet: Fleet, snapshot: Option<&Snapshot>) -> FleetView {
     let summary = fleet.summary();
     let revision = fleet.revision.as_ref().map(|r| RevisionView {
         commit: r.id.to_string(),
@@ -123,29 +189,44 @@ pub fn view_of(fleet: &Fleet, snapshot: Option<&Snapshot>) -> FleetView {
         summary: r.summary.clone(),
         committed_at: rfc3339_secs(r.time),
     });
+    let topologies = fleet.topology();
+    drop(std::mem::take(&mut fleet.graph));
 
-    // Findings by deployment id, in one pass.
-    let mut by_deployment: BTreeMap<&str, Vec<FindingView>> = BTreeMap::new();
-    for finding in &fleet.findings {
+    // Each finding once, shared by its machine's and its deployments' lists.
+    let finding_views: Vec<Arc<FindingView>> = fleet
+        .findings
+        .iter()
+        .map(|f| Arc::new(finding_view(f)))
+        .collect();
+    let mut by_deployment: FxHashMap<&str, Vec<Arc<FindingView>>> = FxHashMap::default();
+    let mut by_machine: FxHashMap<&str, Vec<Arc<FindingView>>> = FxHashMap::default();
+    for (finding, view) in fleet.findings.iter().zip(&finding_views) {
         for id in &finding.deployments {
             by_deployment
                 .entry(id.as_str())
                 .or_default()
-                .push(finding_view(finding));
+                .push(Arc::clone(view));
+        }
+        // As `Fleet::findings_for_machine`: the findings whose machine it is.
+        if let Some(machine) = &finding.machine {
+            by_machine
+                .entry(machine.as_str())
+                .or_default()
+                .push(Arc::clone(view));
         }
     }
 
     let mut machines = BTreeMap::new();
     let mut deployments = BTreeMap::new();
-    for topology in fleet.topology() {
-        let name = topology.machine.clone();
+    for topology in topologies {
+        let name = topology.machine;
         let inventory = fleet.machines.get(&name).and_then(|m| m.inventory.as_ref());
-        let briefs: Vec<DeploymentBrief> = topology
+        let briefs: Vec<Arc<DeploymentBrief>> = topology
             .deployments
-            .iter()
-            .map(|s| brief(fleet, &name, s))
+            .into_iter()
+            .map(|s| Arc::new(brief(&fleet, &name, s)))
             .collect();
-        let free_gpus_by_numa = match (inventory, &topology.free_by_numa) {
+        let free_gpus_by_numa = match (inventory, topology.free_by_numa) {
             (Some(inventory), Some(free)) if !inventory.numa_domains.is_empty() => Some(
                 inventory
                     .numa_domains
@@ -155,32 +236,27 @@ pub fn view_of(fleet: &Fleet, snapshot: Option<&Snapshot>) -> FleetView {
                     .map(|(domain, (gpus, free))| NumaFree {
                         domain,
                         gpus: gpus.clone(),
-                        free: free.clone(),
+                        free,
                     })
                     .collect(),
             ),
             _ => None,
         };
-        let findings: Vec<FindingView> = fleet
-            .findings_for_machine(&name)
-            .map(finding_view)
-            .collect();
+        let findings = by_machine.remove(name.as_str()).unwrap_or_default();
         for brief in &briefs {
-            if let Some(deployment) = fleet.deployments.get(&topology::compose::DeploymentId::new(
-                name.clone(),
-                brief.port,
-            )) {
+            let id = topology::compose::DeploymentId::new(name.clone(), brief.port);
+            if let Some(parsed) = fleet.deployments.get(&id) {
                 deployments.insert(
                     (name.clone(), brief.port),
-                    detail(snapshot, deployment, brief.clone(), &by_deployment),
+                    entry(snapshot, parsed, Arc::clone(brief), &by_deployment),
                 );
             }
         }
         machines.insert(
             name.clone(),
             MachineTopology {
-                machine: name,
                 has_inventory: inventory.is_some(),
+                machine: name,
                 gpu_count: topology.gpu_count,
                 gpu_model: topology.gpu_model,
                 gpu_memory_gb: topology.gpu_memory_gb,
@@ -202,15 +278,18 @@ pub fn view_of(fleet: &Fleet, snapshot: Option<&Snapshot>) -> FleetView {
     }
 
     // Grouped by model path, else model name.
-    let mut groups: BTreeMap<String, Vec<DeploymentBrief>> = BTreeMap::new();
-    for detail in deployments.values() {
-        let d: &DeploymentBrief = &detail.deployment;
+    let mut groups: BTreeMap<String, Vec<Arc<DeploymentBrief>>> = BTreeMap::new();
+    for entry in deployments.values() {
+        let d: &DeploymentBrief = &entry.brief;
         let key = d
             .model_path
             .clone()
             .or_else(|| d.model_name.clone())
             .unwrap_or_else(|| "(unknown)".to_owned());
-        groups.entry(key).or_default().push(d.clone());
+        groups
+            .entry(key)
+            .or_default()
+            .push(Arc::clone(&entry.brief));
     }
     let models = groups
         .into_iter()
@@ -251,7 +330,7 @@ pub fn view_of(fleet: &Fleet, snapshot: Option<&Snapshot>) -> FleetView {
     }
 }
 
-fn brief(fleet: &Fleet, machine: &str, summary: &DeploymentSummary) -> DeploymentBrief {
+fn brief(fleet: &Fleet, machine: &str, summary: DeploymentSummary) -> DeploymentBrief {
     let id = topology::compose::DeploymentId::new(machine, summary.port);
     let image = fleet
         .deployments
@@ -259,81 +338,48 @@ fn brief(fleet: &Fleet, machine: &str, summary: &DeploymentSummary) -> Deploymen
         .and_then(|d| d.main_service())
         .and_then(|s| s.image.clone());
     DeploymentBrief {
-        id: summary.id.clone(),
+        id: summary.id,
         machine: machine.to_owned(),
         port: summary.port,
-        model_name: summary.model_name.clone(),
-        model_path: summary.model_path.clone(),
+        model_name: summary.model_name,
+        model_path: summary.model_path,
         tensor_parallel: summary.tp,
         pipeline_parallel: summary.pp,
         data_parallel: summary.dp,
-        gpus: summary.gpus.clone(),
-        gpu_claim: summary.gpu_claim.clone(),
-        published_ports: summary.ports.clone(),
-        services: summary.services.clone(),
+        gpus: summary.gpus,
+        gpu_claim: summary.gpu_claim,
+        published_ports: summary.ports,
+        services: summary.services,
         image,
         server: summary.server.map(|s| s.as_str().to_owned()),
     }
 }
 
-fn detail(
+fn entry(
     snapshot: Option<&Snapshot>,
-    deployment: &topology::compose::Deployment,
-    brief: DeploymentBrief,
-    findings: &BTreeMap<&str, Vec<FindingView>>,
-) -> ReleaseConfigDetail {
-    let services = deployment
-        .services
-        .iter()
-        .map(|s| ServiceView {
-            name: s.name.clone(),
-            image: s.image.clone(),
-            gpu_request: s.gpus.describe(),
-            host_gpus: s.host_gpus.clone(),
-            tensor_parallel: s.tensor_parallel,
-            pipeline_parallel: s.pipeline_parallel,
-            data_parallel: s.data_parallel,
-            model_name: s.model_name.clone(),
-            model_path: s.model_path.clone(),
-            params_b: s.params_b,
-            dtype: s.dtype.clone(),
-            memory_utilization: s.memory_utilization,
-            gpu_sharing: s.gpu_sharing,
-            ports: s
-                .ports
-                .iter()
-                .map(|p| PortView {
-                    host: p.host,
-                    container: p.container,
-                    host_ip: p.host_ip.clone(),
-                })
-                .collect(),
-            server: s.server.map(|k| k.as_str().to_owned()),
-        })
-        .collect();
+    parsed: &Arc<topology::compose::Deployment>,
+    brief: Arc<DeploymentBrief>,
+    findings: &FxHashMap<&str, Vec<Arc<FindingView>>>,
+) -> DeploymentEntry {
     // Read generously, return at most MAX_COMPOSE_TEXT.
-    let (compose_file, compose_file_truncated) = match snapshot {
-        Some(snapshot) => match snapshot.read(&deployment.compose_path, 16 * 1024 * 1024) {
-            Ok(bytes) => cut(&bytes),
-            Err(_) => (None, false),
-        },
-        None => (None, false),
-    };
+    let compose_text = snapshot.and_then(|snapshot| {
+        snapshot
+            .read(&parsed.compose_path, 16 * 1024 * 1024)
+            .ok()
+            .map(|bytes| cut(&bytes))
+    });
     let compose_blob = match snapshot {
         Some(_) => None,
-        None => deployment
+        None => parsed
             .content
             .as_ref()
             .map(|(compose, _env)| compose.clone()),
     };
-    ReleaseConfigDetail {
+    DeploymentEntry {
         findings: findings.get(brief.id.as_str()).cloned().unwrap_or_default(),
-        deployment: brief,
-        compose_path: deployment.compose_path.clone(),
-        env_path: deployment.env_path.clone(),
-        services,
-        compose_file,
-        compose_file_truncated,
+        brief,
+        parsed: Arc::clone(parsed),
+        compose_text,
         compose_blob,
     }
 }

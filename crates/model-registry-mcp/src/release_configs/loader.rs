@@ -38,6 +38,9 @@ impl GitLoader {
         let auth = token.map_or_else(GitAuth::anonymous, |token| {
             GitAuth::with_token(token.expose())
         });
+        // The server keeps its own view of a revision; parsed trees and machine listings kept
+        // for the next revision would only raise its memory peak.
+        topology::repo::set_object_cache(false);
         GitLoader {
             location,
             branch,
@@ -72,7 +75,7 @@ impl GitLoader {
                 }
                 if inner.repository.is_none() {
                     match Repository::open(path) {
-                        Ok(repository) => inner.repository = Some(repository),
+                        Ok(repository) => inner.repository = Some(lean(repository)),
                         Err(e) => {
                             return failed(format!("cannot open release-config repository: {e}"));
                         }
@@ -83,7 +86,7 @@ impl GitLoader {
             RepoLocation::Remote(url) => {
                 if inner.repository.is_none() {
                     match Repository::open_mirror(url, &self.cache_dir) {
-                        Ok(repository) => inner.repository = Some(repository),
+                        Ok(repository) => inner.repository = Some(lean(repository)),
                         Err(e) => {
                             return failed(format!(
                                 "cannot prepare the mirror of the release-config repository: {e}"
@@ -148,6 +151,12 @@ impl GitLoader {
             fetch_error,
         }
     }
+}
+
+/// A repository that keeps nothing between snapshots (see [`GitLoader::new`]).
+fn lean(repository: Repository) -> Repository {
+    repository.set_listing_cache(false);
+    repository
 }
 
 fn failed(reason: String) -> LoadOutcome {

@@ -2,11 +2,15 @@
 //! revision, computed once per revision so that every call is a lookup.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::Serialize;
 
-/// One analysed revision of the release-config repository.
+/// One analysed revision of the release-config repository. Each deployment's brief and each
+/// finding is stored once and shared (`Arc`) by the machine, model and deployment indexes; a
+/// deployment's full detail is built on request from the engine's parse, which the engine's cache
+/// holds anyway: the view adds little to what analysis already keeps.
 #[derive(Debug, Clone, Default)]
 pub struct FleetView {
     /// The commit analysed; `None` when the repository is a plain directory.
@@ -14,15 +18,30 @@ pub struct FleetView {
     pub counts: FindingCounts,
     pub machines: BTreeMap<String, MachineTopology>,
     /// Every deployment, keyed by (machine, port).
-    pub deployments: BTreeMap<(String, u16), ReleaseConfigDetail>,
+    pub deployments: BTreeMap<(String, u16), DeploymentEntry>,
     /// Deployments grouped by model path (or model name when no path is known).
     pub models: Vec<ModelDeployments>,
     /// Templates in the repository's `templates/` directory.
     pub repository_templates: Vec<String>,
     /// The Git directory compose files are read from on request (see
-    /// [`ReleaseConfigDetail::compose_blob`]); `None` for a plain directory, whose compose files
+    /// [`DeploymentEntry::compose_blob`]); `None` for a plain directory, whose compose files
     /// are kept in the view as read.
     pub blob_source: Option<std::path::PathBuf>,
+}
+
+/// One production deployment of the view: what lists show, and what its detail is built from.
+#[derive(Debug, Clone)]
+pub struct DeploymentEntry {
+    pub brief: Arc<DeploymentBrief>,
+    /// The engine's parse (shared with the engine's cache).
+    pub parsed: Arc<topology::compose::Deployment>,
+    /// Findings that name this deployment.
+    pub findings: Vec<Arc<FindingView>>,
+    /// The compose file as read, `(text cut at 64 KiB, truncated)`, for a plain directory.
+    pub compose_text: Option<(String, bool)>,
+    /// Blob id of the compose file, read from Git on request: thousands of compose files need
+    /// not stay in memory for the few asked for.
+    pub compose_blob: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
@@ -142,9 +161,9 @@ pub struct MachineTopology {
     /// GPUs taken by `count: N` claims: Docker picks which, so they are not in `gpus_used`.
     pub unpinned_gpus: u32,
     pub gpu_holders: Vec<GpuHolders>,
-    pub deployments: Vec<DeploymentBrief>,
+    pub deployments: Vec<Arc<DeploymentBrief>>,
     /// Findings that touch this machine.
-    pub findings: Vec<FindingView>,
+    pub findings: Vec<Arc<FindingView>>,
     pub finding_counts: FindingCounts,
 }
 
@@ -232,15 +251,10 @@ pub struct ReleaseConfigDetail {
     pub env_path: Option<String>,
     pub services: Vec<ServiceView>,
     /// Findings that name this deployment.
-    pub findings: Vec<FindingView>,
+    pub findings: Vec<Arc<FindingView>>,
     /// The compose file as committed (cut at 64 KiB).
     pub compose_file: Option<String>,
     pub compose_file_truncated: bool,
-    /// Blob id of the compose file when `compose_file` is read from Git on request rather than
-    /// kept: thousands of compose files need not stay in memory for the few asked for.
-    #[serde(skip)]
-    #[schemars(skip)]
-    pub compose_blob: Option<String>,
 }
 
 /// Production deployments of one model.
@@ -251,7 +265,7 @@ pub struct ModelDeployments {
     pub model_names: Vec<String>,
     pub deployment_count: usize,
     pub total_gpus: usize,
-    pub deployments: Vec<DeploymentBrief>,
+    pub deployments: Vec<Arc<DeploymentBrief>>,
 }
 
 /// Closest names to `wanted` among `names` (Levenshtein distance), best first.

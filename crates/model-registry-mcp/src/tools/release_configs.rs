@@ -12,7 +12,7 @@ use registry_client::Page;
 use super::{Render, ToolError, ToolSpec, effective_limit, fleet_tool, tool};
 use crate::context::Ctx;
 use crate::registry::{BULK_BUDGET_BYTES, Paging};
-use crate::release_configs::from_engine::compose_text;
+use crate::release_configs::from_engine;
 use crate::release_configs::state::Answer;
 use crate::release_configs::view::{
     DeploymentBrief, FleetView, MachineSummary, MachineTopology, ModelDeployments,
@@ -311,7 +311,7 @@ fn list_release_configs(
     let matching: Vec<&DeploymentBrief> = view
         .deployments
         .values()
-        .map(|detail| &detail.deployment)
+        .map(|entry| &*entry.brief)
         .filter(|d| params.machine.as_deref().is_none_or(|m| d.machine == m))
         .filter(|d| {
             needle.as_deref().is_none_or(|needle| {
@@ -347,7 +347,7 @@ fn get_release_config(
     let view = &answer.view;
     let machine = machine_of(view, &params.machine)?;
     let key = (params.machine.clone(), params.port);
-    let Some(detail) = view.deployments.get(&key) else {
+    let Some(entry) = view.deployments.get(&key) else {
         let ports: Vec<String> = machine
             .deployments
             .iter()
@@ -377,14 +377,9 @@ fn get_release_config(
         };
         return Err(ToolError(message));
     };
-    let mut release_config = detail.clone();
-    (
-        release_config.compose_file,
-        release_config.compose_file_truncated,
-    ) = compose_text(view, detail);
     Ok(GetReleaseConfigOutput {
         source: answer.source.clone(),
-        release_config,
+        release_config: from_engine::detail(view, entry),
     })
 }
 

@@ -515,3 +515,49 @@ fn a_hand_built_inventory_is_bounded_in_the_graph() {
     assert_eq!(free.len(), 1024);
     assert_eq!(free.last(), Some(&1023));
 }
+
+/// A fleet large enough for every parallel path of the engine (a second
+/// layout thread from 256 machines, parse workers from 32 compose files), with
+/// a conflict, an unknown GPU id and a port clash among the clean machines.
+fn large_fleet_files() -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    for m in 0..300 {
+        let machine = format!("machines/node-{m:03}");
+        files.push((
+            format!("{machine}/machine.yaml"),
+            "gpus: 4\ngpu_memory_gb: 80\ninterconnect: nvlink\n".to_owned(),
+        ));
+        files.push((
+            format!("{machine}/8000/docker-compose.yml"),
+            vllm(8000, "'0', '1'", 2, "/models/llama"),
+        ));
+        let second = match m % 50 {
+            0 => vllm(8001, "'1'", 1, "/models/qwen"), // GPU001 with 8000
+            1 => vllm(8001, "'7'", 1, "/models/qwen"), // GPU002
+            2 => vllm(8000, "'2'", 1, "/models/qwen"), // PORT001, PORT002
+            _ => vllm(8001, "'2', '3'", 2, "/models/qwen"),
+        };
+        files.push((format!("{machine}/8001/docker-compose.yml"), second));
+    }
+    files
+}
+
+#[test]
+fn one_thread_gives_the_same_fleet_as_several() {
+    let dir = TempDir::new().expect("temp dir");
+    write(dir.path(), &large_fleet_files());
+    let snapshot = Snapshot::from_dir(dir.path()).expect("snapshot");
+    let parallel = Engine::new().analyze(&snapshot).expect("analyze");
+    let mut engine = Engine::new();
+    engine.set_threads(1);
+    let serial = engine.analyze(&snapshot).expect("analyze on one thread");
+
+    assert_eq!(lines(&serial), lines(&parallel));
+    let codes: std::collections::BTreeSet<String> =
+        serial.findings.iter().map(|f| f.rule.to_string()).collect();
+    for code in ["GPU001", "GPU002", "PORT001"] {
+        assert!(codes.contains(code), "{code} missing from {codes:?}");
+    }
+    assert_eq!(serial.deployments.len(), 600);
+    assert_eq!(serial.topology(), parallel.topology());
+}

@@ -58,7 +58,7 @@ fn summarize(layout: &Layout) -> Summary {
             .iter()
             .map(|f| {
                 (
-                    f.location.path.clone(),
+                    f.location.path.to_string(),
                     f.deployments.clone(),
                     f.message.clone(),
                 )
@@ -392,7 +392,7 @@ fn findings_name_their_deployment_and_have_distinct_fingerprints() {
     let stray = layout
         .findings
         .iter()
-        .find(|f| f.location.path == "machines/a/stray")
+        .find(|f| &*f.location.path == "machines/a/stray")
         .unwrap();
     assert_eq!(stray.machine.as_deref(), Some("a"));
     assert!(stray.deployments.is_empty());
@@ -463,7 +463,7 @@ fn check_link_layout(layout: &Layout) {
     let escaping = layout
         .findings
         .iter()
-        .find(|f| f.location.path == "machines/a/8002/docker-compose.yml")
+        .find(|f| &*f.location.path == "machines/a/8002/docker-compose.yml")
         .unwrap();
     assert_eq!(escaping.deployments, ["a:8002"]);
     // The linked compose file reads as its target.

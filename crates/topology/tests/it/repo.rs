@@ -1025,7 +1025,7 @@ fn a_name_that_is_not_utf8_is_listed_not_fatal() {
         layout
             .findings
             .iter()
-            .any(|f| f.location.path == "machines/gpu-\u{fffd}"),
+            .any(|f| &*f.location.path == "machines/gpu-\u{fffd}"),
         "{:?}",
         layout.findings
     );
@@ -1163,4 +1163,43 @@ fn a_large_file_gets_its_git_blob_id() {
     let entry = snapshot.entry("templates/big.yml.j2").unwrap();
     assert_eq!(entry.id, Some(ContentId::of_bytes(big.as_bytes()).unwrap()));
     assert_eq!(entry.size, Some(big.len() as u64));
+}
+
+#[test]
+fn snapshots_are_the_same_with_and_without_the_listing_cache() {
+    let fixture = FixtureRepo::init();
+    fixture.commit_files("main", &sample_files(), "first");
+    let first = fixture.git.head().unwrap().target().unwrap().to_string();
+    // The second revision changes one machine and adds one, so a kept listing
+    // of gpu-02 is reused and gpu-01's is read anew.
+    fixture.commit(
+        "main",
+        &[
+            ("machines/gpu-01/8000/.env", Change::Delete),
+            (
+                "machines/gpu-01/8001/docker-compose.yml",
+                Change::File(COMPOSE),
+            ),
+            (
+                "machines/gpu-03/7000/docker-compose.yml",
+                Change::File(COMPOSE),
+            ),
+        ],
+        "second",
+    );
+    let cached = Repository::open(fixture.path()).unwrap();
+    let lean = Repository::open(fixture.path()).unwrap();
+    lean.set_listing_cache(false);
+    for rev in [first.as_str(), "main", first.as_str()] {
+        let expected = listing(&cached.snapshot(rev).unwrap());
+        assert_eq!(listing(&lean.snapshot(rev).unwrap()), expected, "{rev}");
+        assert!(expected.contains_key("machines/gpu-02/9000/compose.yaml"));
+    }
+    let head = listing(&lean.snapshot("main").unwrap());
+    assert!(head.contains_key("machines/gpu-03/7000/docker-compose.yml"));
+    assert!(!head.contains_key("machines/gpu-01/8000/.env"));
+
+    // Switching the cache off later drops what it kept and changes no answer.
+    cached.set_listing_cache(false);
+    assert_eq!(listing(&cached.snapshot("main").unwrap()), head);
 }
