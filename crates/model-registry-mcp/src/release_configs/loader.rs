@@ -38,9 +38,6 @@ impl GitLoader {
         let auth = token.map_or_else(GitAuth::anonymous, |token| {
             GitAuth::with_token(token.expose())
         });
-        // The server keeps its own view of a revision; parsed trees and machine listings kept
-        // for the next revision would only raise its memory peak.
-        topology::repo::set_object_cache(false);
         GitLoader {
             location,
             branch,
@@ -51,6 +48,10 @@ impl GitLoader {
     }
 
     fn load_locked(&self, inner: &mut Inner, previous: Option<&Arc<FleetView>>) -> LoadOutcome {
+        // The server keeps its own view of a revision; parsed trees kept for the next revision
+        // would only raise its memory peak. Here, not in `new`: the call initialises libgit2
+        // (and OpenSSL), which belongs to the first load in the background, not to start-up.
+        topology::repo::set_object_cache(false);
         let mut fetch_error = None;
         let mut fetched_at = None;
         match &self.location {
