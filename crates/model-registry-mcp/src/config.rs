@@ -163,6 +163,10 @@ pub struct RawOptions {
         global = true
     )]
     pub github_api_url: String,
+    /// GitHub repository pull requests are opened against, OWNER/NAME (default: from
+    /// REGISTRY_RELEASE_CONFIG_REPO when it is a GitHub-style URL).
+    #[arg(long, env = "REGISTRY_GITHUB_REPOSITORY", global = true)]
+    pub github_repository: Option<String>,
     /// Toolsets to enable, comma-separated (default: all).
     #[arg(long, env = "REGISTRY_TOOLSETS", value_delimiter = ',', global = true)]
     pub toolsets: Vec<String>,
@@ -259,6 +263,9 @@ pub struct Settings {
     pub release_config_cache_dir: PathBuf,
     pub github_token: Option<Secret>,
     pub github_api_url: String,
+    /// OWNER/NAME of the repository proposals open pull requests against; `None` when neither
+    /// set nor derivable from the release-config URL.
+    pub github_repository: Option<GitHubRepository>,
     pub toolsets: Vec<Toolset>,
     pub tools: Vec<&'static str>,
     pub exclude_tools: Vec<&'static str>,
@@ -458,6 +465,21 @@ impl Settings {
             ));
         }
 
+        let github_repository = match raw.github_repository.as_deref().map(str::trim) {
+            Some(value) if !value.is_empty() => {
+                Some(GitHubRepository::parse(value).ok_or_else(|| {
+                    err(
+                        name("--github-repository", "REGISTRY_GITHUB_REPOSITORY"),
+                        format!("expected OWNER/NAME, got {value:?}"),
+                    )
+                })?)
+            }
+            _ => match &release_config_repo {
+                Some(RepoLocation::Remote(url)) => GitHubRepository::from_git_url(url),
+                _ => None,
+            },
+        };
+
         let toolsets = parse_toolsets(&raw.toolsets)
             .map_err(|problem| err(name("--toolsets", "REGISTRY_TOOLSETS"), problem))?;
         let tools = parse_tool_names(&raw.tools)
@@ -482,6 +504,7 @@ impl Settings {
             release_config_cache_dir,
             github_token,
             github_api_url,
+            github_repository,
             toolsets,
             tools,
             exclude_tools,
@@ -548,6 +571,12 @@ impl Settings {
             ),
             ("REGISTRY_GITHUB_TOKEN", secret(&self.github_token)),
             ("REGISTRY_GITHUB_API_URL", redact_url(&self.github_api_url)),
+            (
+                "REGISTRY_GITHUB_REPOSITORY",
+                self.github_repository
+                    .as_ref()
+                    .map_or_else(|| "(not set)".to_owned(), ToString::to_string),
+            ),
             (
                 "REGISTRY_TOOLSETS",
                 list(
@@ -624,6 +653,58 @@ pub fn redact_url(url: &str) -> String {
     match authority.rsplit_once('@') {
         Some((_, host)) => format!("{scheme}://****@{host}{path}"),
         None => url.to_owned(),
+    }
+}
+
+/// A GitHub repository, `OWNER/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitHubRepository {
+    pub owner: String,
+    pub name: String,
+}
+
+impl fmt::Display for GitHubRepository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.owner, self.name)
+    }
+}
+
+impl GitHubRepository {
+    /// `OWNER/NAME`, each of GitHub's characters (letters, digits, `-`, `_`, `.`).
+    pub fn parse(value: &str) -> Option<GitHubRepository> {
+        let (owner, name) = value.split_once('/')?;
+        let name = name.strip_suffix(".git").unwrap_or(name);
+        let ok = |part: &str| {
+            !part.is_empty()
+                && part.len() <= 100
+                && part != "."
+                && part != ".."
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        };
+        (ok(owner) && ok(name)).then(|| GitHubRepository {
+            owner: owner.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+
+    /// The repository of a GitHub-style Git URL: `https://HOST/OWNER/NAME(.git)`,
+    /// `ssh://git@HOST/OWNER/NAME.git` or `git@HOST:OWNER/NAME.git`. `None` for anything else
+    /// (a `file://` URL, a path with more components).
+    pub fn from_git_url(url: &str) -> Option<GitHubRepository> {
+        let path = if let Some((scheme, rest)) = url.split_once("://") {
+            if !matches!(scheme, "https" | "http" | "ssh" | "git") {
+                return None;
+            }
+            let (_, path) = rest.split_once('/')?;
+            path
+        } else {
+            let (_, path) = url.split_once(':')?;
+            path
+        };
+        let path = path.split(['?', '#']).next()?.trim_matches('/');
+        GitHubRepository::parse(path)
     }
 }
 

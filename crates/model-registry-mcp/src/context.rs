@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 use registry_client::RegistryClient;
 
 use crate::config::Settings;
+use crate::github::GitHub;
 use crate::release_configs::state::ReleaseConfigState;
 
 /// Shared by every session and request; cheap to clone.
@@ -17,6 +18,8 @@ pub struct Shared {
     /// The Registry Server client, built on first use: building it (TLS roots, connection pools)
     /// costs milliseconds that must not delay the `initialize` answer.
     registry: OnceLock<Result<RegistryClient, String>>,
+    /// The GitHub client for proposals, built on first use (as the registry client).
+    github: OnceLock<Result<GitHub, String>>,
 }
 
 impl Shared {
@@ -25,7 +28,32 @@ impl Shared {
             settings,
             release_configs,
             registry: OnceLock::new(),
+            github: OnceLock::new(),
         }
+    }
+
+    /// The GitHub client proposals open pull requests with, or what is missing for one.
+    pub fn github(&self) -> &Result<GitHub, String> {
+        self.github.get_or_init(|| {
+            let settings = &self.settings;
+            let token = settings.github_token.as_ref().ok_or_else(|| {
+                "opening a pull request needs a GitHub token: set REGISTRY_GITHUB_TOKEN (or \
+                 GITHUB_TOKEN); dry_run works without one"
+                    .to_owned()
+            })?;
+            let repository = settings.github_repository.clone().ok_or_else(|| {
+                "opening a pull request needs the GitHub repository: set \
+                 REGISTRY_GITHUB_REPOSITORY=OWNER/NAME (REGISTRY_RELEASE_CONFIG_REPO is not a \
+                 GitHub URL it can be read from)"
+                    .to_owned()
+            })?;
+            GitHub::new(
+                &settings.github_api_url,
+                token,
+                repository,
+                settings.request_timeout,
+            )
+        })
     }
 
     /// The Registry Server client, or why it could not be built (a URL the client refuses).

@@ -21,6 +21,7 @@ pub mod bench;
 pub mod catalog;
 pub mod config;
 pub mod context;
+pub mod github;
 pub mod http;
 pub mod prompts;
 pub mod registry;

@@ -12,6 +12,7 @@ pub mod graph;
 pub mod interpolate;
 pub mod inventory;
 pub mod layout;
+pub mod proposal;
 pub mod repo;
 pub mod rules;
 pub mod yaml;

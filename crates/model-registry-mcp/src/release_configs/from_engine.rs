@@ -24,6 +24,12 @@ const MAX_COMPOSE_TEXT: usize = 64 * 1024;
 /// [`Engine::set_threads`]).
 pub struct EngineSlot(Engine);
 
+impl EngineSlot {
+    pub fn engine(&mut self) -> &mut Engine {
+        &mut self.0
+    }
+}
+
 impl Default for EngineSlot {
     fn default() -> EngineSlot {
         let mut engine = Engine::new();
@@ -151,7 +157,7 @@ fn cut(bytes: &[u8]) -> (String, bool) {
     }
 }
 
-fn finding_view(finding: &Finding) -> FindingView {
+pub fn finding_view(finding: &Finding) -> FindingView {
     FindingView {
         code: finding.rule.code().to_owned(),
         severity: finding.severity.as_str().to_owned(),

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use topology::repo::{GitAuth, Repository, Snapshot};
+use topology::proposal::{PendingProposal, ProposalRequest, TemplateSource};
+use topology::repo::{Author, GitAuth, RepoError, Repository, Snapshot};
 
 use super::from_engine::{self, EngineSlot};
-use super::state::{FleetLoader, LoadOutcome};
+use super::state::{FleetLoader, LoadOutcome, PendingRef, Prepared};
 use super::view::FleetView;
 use crate::config::{RepoLocation, Secret};
 
@@ -173,4 +174,225 @@ impl FleetLoader for GitLoader {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         self.load_locked(&mut inner, previous)
     }
+
+    fn prepare_proposal(
+        &self,
+        request: &ProposalRequest,
+        pending: &[PendingRef],
+    ) -> Result<Prepared, String> {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let inner = &mut *inner;
+        // A plain directory (no Git) can be checked and rendered (a dry run), not proposed.
+        let plain_dir = match &self.location {
+            RepoLocation::Local(path) if Repository::open(path).is_err() => Some(path),
+            _ => None,
+        };
+        let (repository, snapshot, base_commit, base_short) = match plain_dir {
+            Some(path) => {
+                let snapshot = Snapshot::from_dir(path).map_err(|e| {
+                    format!(
+                        "cannot read release-config directory {}: {e}",
+                        path.display()
+                    )
+                })?;
+                (
+                    None,
+                    snapshot,
+                    String::new(),
+                    "working directory".to_owned(),
+                )
+            }
+            None => {
+                let repository = self.open_for_proposal(&mut inner.repository)?;
+                let revision = repository.resolve(&self.branch).map_err(|e| {
+                    format!(
+                        "branch `{}` of the release-config repository cannot be read: {e}",
+                        self.branch
+                    )
+                })?;
+                let base_commit = revision.id.to_string();
+                let snapshot = repository.snapshot(&base_commit).map_err(|e| {
+                    format!(
+                        "cannot read commit {} of the release-config repository: {e}",
+                        revision.short_id
+                    )
+                })?;
+                (Some(repository), snapshot, base_commit, revision.short_id)
+            }
+        };
+        let engine = inner.engine.engine();
+        let main = engine
+            .analyze(&snapshot)
+            .map_err(|e| format!("cannot analyse {}: {e}", snapshot.describe()))?;
+        let template = template_source(&snapshot, &request.template_name)?;
+        // Each open proposal's head, analysed as a whole tree (the engine's cache makes the
+        // files it shares with main free).
+        let mut warnings = Vec::new();
+        let mut pending_fleets = Vec::new();
+        for proposal in pending {
+            let rev = format!("refs/heads/{}", proposal.head_ref);
+            let fleet = repository
+                .ok_or_else(|| "the release-config source is not a Git repository".to_owned())
+                .and_then(|repository| repository.snapshot(&rev).map_err(|e| e.to_string()))
+                .and_then(|snapshot| engine.analyze(&snapshot).map_err(|e| e.to_string()));
+            match fleet {
+                Ok(fleet) => pending_fleets.push((proposal, fleet)),
+                Err(error) => {
+                    return Err(format!(
+                        "open proposal {} cannot be read ({error}); its claims cannot be \
+                         checked, so no proposal is made until it is merged, closed or fetched",
+                        proposal.label
+                    ));
+                }
+            }
+        }
+        let pending: Vec<PendingProposal<'_>> = pending_fleets
+            .iter()
+            .map(|(proposal, fleet)| PendingProposal {
+                label: proposal.label.clone(),
+                head_ref: proposal.head_ref.clone(),
+                fleet,
+            })
+            .collect();
+        let plan = topology::proposal::plan(engine, &snapshot, &main, request, &template, &pending)
+            .map_err(|e| e.to_string())?;
+        if pending.is_empty() && !matches!(self.location, RepoLocation::Remote(_)) {
+            warnings.push(
+                "a local repository has no pull requests: open proposals were not checked"
+                    .to_owned(),
+            );
+        }
+        Ok(Prepared {
+            plan,
+            base_commit,
+            base_short,
+            warnings,
+        })
+    }
+
+    fn publish_proposal(&self, prepared: &Prepared, message: &str) -> Result<(), String> {
+        let RepoLocation::Remote(url) = &self.location else {
+            return Err(
+                "proposals push their branch to the repository's remote: set \
+                 REGISTRY_RELEASE_CONFIG_REPO to its Git URL (a local path allows dry_run only)"
+                    .to_owned(),
+            );
+        };
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let repository = self.open_for_proposal(&mut inner.repository)?;
+        let plan = &prepared.plan;
+        let created = repository.commit_file_on_new_branch(
+            &prepared.base_commit,
+            &plan.branch,
+            &plan.compose_path,
+            plan.rendered.as_bytes(),
+            message,
+            &proposal_author(),
+        );
+        match created {
+            Ok(_) => {}
+            // The same proposal made before (its branch is named after its content): reuse the
+            // branch if it holds this very file.
+            Err(RepoError::BranchExists { .. }) => {
+                let rev = format!("refs/heads/{}", plan.branch);
+                let same = repository
+                    .snapshot(&rev)
+                    .and_then(|snapshot| snapshot.read(&plan.compose_path, 4 << 20))
+                    .is_ok_and(|bytes| bytes == plan.rendered.as_bytes());
+                if !same {
+                    return Err(format!(
+                        "branch `{}` already exists with other content; nothing was pushed",
+                        plan.branch
+                    ));
+                }
+            }
+            Err(e) => return Err(format!("cannot commit the proposal: {e}")),
+        }
+        repository
+            .push_branch(url, &plan.branch, &self.auth)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl GitLoader {
+    /// The repository, opened (and, for a remote, freshly fetched: a proposal is made against
+    /// the newest main, never a cached one).
+    fn open_for_proposal<'r>(
+        &self,
+        slot: &'r mut Option<Repository>,
+    ) -> Result<&'r Repository, String> {
+        if slot.is_none() {
+            let opened = match &self.location {
+                RepoLocation::Local(path) => Repository::open(path).map_err(|e| {
+                    format!(
+                        "proposals need a Git repository; {} cannot be opened as one: {e}",
+                        path.display()
+                    )
+                })?,
+                RepoLocation::Remote(url) => Repository::open_mirror(url, &self.cache_dir)
+                    .map_err(|e| {
+                        format!("cannot prepare the mirror of the release-config repository: {e}")
+                    })?,
+            };
+            *slot = Some(lean(opened));
+        }
+        let Some(repository) = slot.as_ref() else {
+            return Err("the release-config repository is not open".to_owned());
+        };
+        if matches!(self.location, RepoLocation::Remote(_)) {
+            repository
+                .fetch(&self.auth)
+                .map_err(|e| format!("cannot fetch the newest `{}`: {e}", self.branch))?;
+        }
+        Ok(repository)
+    }
+}
+
+/// Author and committer of proposal commits.
+fn proposal_author() -> Author {
+    Author {
+        name: "model-registry-mcp".to_owned(),
+        email: "model-registry-mcp@users.noreply.github.com".to_owned(),
+    }
+}
+
+/// The template named `name`: the repository's `templates/<name>.yml.j2` at this commit first,
+/// else the one shipped with the server.
+fn template_source(snapshot: &Snapshot, name: &str) -> Result<TemplateSource, String> {
+    let file = format!("{name}.yml.j2");
+    let path = format!("templates/{file}");
+    if snapshot.entry(&path).is_some() {
+        let bytes = snapshot
+            .read(&path, 1 << 20)
+            .map_err(|e| format!("template `{name}` ({path}) cannot be read: {e}"))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| format!("template `{name}` ({path}) is not UTF-8"))?;
+        return Ok(TemplateSource {
+            name: name.to_owned(),
+            origin: "repository",
+            text,
+        });
+    }
+    if let Some((_, text)) = crate::templates::SHIPPED.iter().find(|(f, _)| *f == file) {
+        return Ok(TemplateSource {
+            name: name.to_owned(),
+            origin: "shipped",
+            text: (*text).to_owned(),
+        });
+    }
+    let mut known: Vec<String> = snapshot
+        .children("templates")
+        .filter_map(|e| e.name().strip_suffix(".yml.j2").map(str::to_owned))
+        .chain(
+            crate::templates::SHIPPED
+                .iter()
+                .map(|(f, _)| crate::templates::template_name(f).to_owned()),
+        )
+        .collect();
+    known.sort();
+    known.dedup();
+    Err(format!(
+        "unknown template `{name}`; templates: {} (list_docker_templates)",
+        known.join(", ")
+    ))
 }

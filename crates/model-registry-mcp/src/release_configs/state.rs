@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::Mutex;
+use topology::proposal::{Plan, ProposalRequest};
 
 use super::results::ResultCache;
 use super::view::{FleetView, SourceInfo};
@@ -16,6 +17,40 @@ pub trait FleetLoader: Send + Sync + 'static {
     /// Brings the source up to date and analyses it. `previous` is the state being served, so an
     /// unchanged commit can be answered without analysis. Blocking: runs on a blocking thread.
     fn load(&self, previous: Option<&Arc<FleetView>>) -> LoadOutcome;
+
+    /// Checks and renders a proposal against the newest production branch and the open
+    /// proposals (section 6 steps 1-4). Blocking.
+    fn prepare_proposal(
+        &self,
+        _request: &ProposalRequest,
+        _pending: &[PendingRef],
+    ) -> Result<Prepared, String> {
+        Err("this release-config source cannot make proposals".to_owned())
+    }
+
+    /// Commits a prepared proposal on its new branch and pushes it (create-only). Blocking.
+    fn publish_proposal(&self, _prepared: &Prepared, _message: &str) -> Result<(), String> {
+        Err("this release-config source cannot make proposals".to_owned())
+    }
+}
+
+/// An open proposal (pull request) to count as allocated.
+#[derive(Debug, Clone)]
+pub struct PendingRef {
+    /// How messages name it: `pull request #12 (https://...)`.
+    pub label: String,
+    /// Its head branch.
+    pub head_ref: String,
+}
+
+/// A proposal that passed every check, and the production commit it is based on.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub plan: Plan,
+    pub base_commit: String,
+    pub base_short: String,
+    /// Why open proposals could not all be read, when a dry run went on without them.
+    pub warnings: Vec<String>,
 }
 
 /// What one load produced.
@@ -172,6 +207,52 @@ impl ReleaseConfigState {
                     cache.last_error = Some(error);
                 }
             },
+        }
+    }
+
+    /// [`FleetLoader::prepare_proposal`] on a blocking thread, within the request timeout.
+    pub async fn prepare_proposal(
+        &self,
+        request: ProposalRequest,
+        pending: Vec<PendingRef>,
+    ) -> Result<Prepared, String> {
+        let loader = self.proposal_loader()?;
+        self.blocking(move || loader.prepare_proposal(&request, &pending))
+            .await
+    }
+
+    /// [`FleetLoader::publish_proposal`] on a blocking thread, within the request timeout.
+    pub async fn publish_proposal(
+        &self,
+        prepared: Prepared,
+        message: String,
+    ) -> Result<(), String> {
+        let loader = self.proposal_loader()?;
+        self.blocking(move || loader.publish_proposal(&prepared, &message))
+            .await
+    }
+
+    fn proposal_loader(&self) -> Result<Arc<dyn FleetLoader>, String> {
+        self.loader.clone().ok_or_else(|| {
+            "no release-config repository is configured: set REGISTRY_RELEASE_CONFIG_REPO \
+             to the Git URL of the repository proposals go to"
+                .to_owned()
+        })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, String> + Send + 'static,
+    ) -> Result<T, String> {
+        match tokio::time::timeout(self.timeout, tokio::task::spawn_blocking(work)).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join_error)) => Err(format!("the proposal step failed: {join_error}")),
+            Err(_) => Err(format!(
+                "the proposal step timed out after {} s (REGISTRY_REQUEST_TIMEOUT_SECONDS); it \
+                 may still finish in the background: make the same proposal again, which reuses \
+                 its branch if it was pushed",
+                self.timeout.as_secs()
+            )),
         }
     }
 

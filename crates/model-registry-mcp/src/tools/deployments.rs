@@ -71,19 +71,17 @@ pub fn tools() -> Vec<ToolSpec> {
         tool(
             "discover_api_spec",
             "Discover a deployment's API",
-            "Probes a LOCAL deployment's endpoint (/openapi.json, /health, /v1/models, chat, \
-             embeddings, audio paths) to classify its API as openai, audio, fastapi or unknown and list \
-             endpoints with methods. Use before run_benchmark to pick `endpoint_path`. An unreachable \
-             deployment is reported, not an error.",
+            "Probes a LOCAL deployment's endpoint (/openapi.json, /health, /v1/models, ...) to \
+             classify its API (openai, audio, fastapi, unknown) and list its endpoints. Use before \
+             run_benchmark to pick `endpoint_path`. Unreachable is reported, not an error.",
             discover_api_spec,
         ),
         tool(
             "execute_deployment",
             "Start a local deployment",
             "Starts a LOCAL Docker container of a model version on the registry host (dev, staging, \
-             testing). NOT production (refused): production goes through propose_release_config, a pull \
-             request. Needs a successful image build (list_docker_builds). Answers `pending`: poll \
-             get_deployment_status.",
+             testing). NOT production (refused; use propose_release_config). Needs a successful \
+             image build (list_docker_builds). Answers `pending`: poll get_deployment_status.",
             execute_deployment,
         ),
         tool_in_session(

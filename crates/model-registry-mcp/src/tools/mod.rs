@@ -30,6 +30,7 @@ pub mod benchmarks;
 pub mod deployments;
 pub mod docker;
 pub mod models;
+pub mod proposals;
 pub mod release_configs;
 pub mod search;
 pub mod system;
@@ -44,6 +45,7 @@ pub fn all() -> Vec<ToolSpec> {
     tools.extend(docker::tools());
     tools.extend(benchmarks::tools());
     tools.extend(release_configs::tools());
+    tools.extend(proposals::tools());
     tools.extend(artifacts::tools());
     tools.extend(system::tools());
     tools.extend(search::tools());

@@ -34,10 +34,9 @@ pub fn tools() -> Vec<ToolSpec> {
         tool(
             "create_model",
             "Register a model",
-            "Register a new model in the registry (write; needs an operator key). Give a unique `name`, \
-             its `storage_path` on model storage (check with browse_model_storage) and `server_type`. \
-             Registers metadata only: it uploads nothing and deploys nothing; add versions with \
-             create_version.",
+            "Register a new model (write; operator key): a unique `name`, its `storage_path` on \
+             model storage (see browse_model_storage) and `server_type`. Metadata only: uploads \
+             and deploys nothing; add versions with create_version.",
             create_model,
         ),
         tool(
@@ -50,10 +49,9 @@ pub fn tools() -> Vec<ToolSpec> {
         tool_in_session(
             "delete_model",
             "Delete a model",
-            "DESTRUCTIVE: delete a model with ALL its versions, builds and artifacts; cannot be undone. \
-             Needs an admin key; refused (409) while a local deployment of it is running. Asks the user \
-             to confirm when the client supports it. Production deployments are not affected (see \
-             list_release_configs).",
+            "DESTRUCTIVE: delete a model with ALL its versions, builds and artifacts; cannot be \
+             undone. Admin key; refused (409) while a local deployment of it runs. Asks the user to \
+             confirm when the client can. Production is not affected.",
             delete_model,
         ),
     ]

@@ -25,30 +25,27 @@ pub fn tools() -> Vec<ToolSpec> {
         fleet_tool(
             "list_release_configs",
             "List production deployments",
-            "List PRODUCTION deployments on the GPU machines, as committed to the release-config Git \
-             repository (merging a pull request there deploys). One row per `machine:port`: model, \
-             tensor/pipeline/data parallelism, GPUs, ports. Filter by `machine` and/or `model_name` \
-             (substring). Answers 'where does model X run in production?'. Not list_deployments (LOCAL \
-             test containers). Read-only: change production with propose_release_config.",
+            "List PRODUCTION deployments as committed to the release-config repository: a row \
+             per `machine:port` (model, TP/PP/DP, GPUs, ports). Filter by `machine`, `model_name` \
+             (substring): 'where does model X run in production?'. Not list_deployments (LOCAL). \
+             Change production with propose_release_config.",
             list_release_configs,
         ),
         fleet_tool(
             "get_release_config",
             "Get one production deployment",
-            "One PRODUCTION deployment by machine name and host `port` (its port directory, e.g. 8000): \
-             each service's image, GPUs, parallelism, model, memory utilisation, ports, the validation \
-             findings naming it, and the committed docker-compose file. For LOCAL test containers use \
-             get_deployment.",
+            "One PRODUCTION deployment by machine and host `port` (its port directory): each \
+             service's image, GPUs, parallelism, model, memory utilisation, ports, its findings and \
+             the committed docker-compose file. LOCAL containers: get_deployment.",
             get_release_config,
         ),
         fleet_tool(
             "get_machine_topology",
             "Production GPU map",
-            "GPU map of the PRODUCTION machines: fleet totals and per machine GPU count and model, \
-             GPUs used, free GPUs (also per NUMA domain), deployment ports, finding counts. \
-             `machine` (or `detail`) adds who holds each GPU, deployments and findings (e.g. a GPU \
-             held twice). Use for capacity planning and before propose_release_config. Says \
-             nothing about LOCAL registry containers.",
+            "GPU map of the PRODUCTION machines: fleet totals; per machine GPU count and model, \
+             used and free GPUs (also per NUMA domain), ports, finding counts. `machine` (or \
+             `detail`) adds each GPU's holders, deployments and findings. Use for capacity \
+             planning and before propose_release_config. Not LOCAL containers.",
             get_machine_topology,
         ),
         fleet_tool(

@@ -18,8 +18,7 @@ pub fn tools() -> Vec<ToolSpec> {
         "search",
         "Search the registry",
         "Free-text search over registry models, versions and LOCAL deployments at once (names, \
-         descriptions, tags, version strings). Use when you do not know which kind of record you \
-         need; narrow with `types`. Production deployments are not searched: use \
+         descriptions, tags, versions); narrow with `types`. Production is not searched: use \
          list_release_configs with model_name.",
         search,
     )]

@@ -43,10 +43,9 @@ pub fn tools() -> Vec<ToolSpec> {
         tool(
             "browse_model_storage",
             "Browse model storage",
-            "List a directory of model storage (files and subdirectories with size and modification \
-             time). `relative_path` is relative to the storage root (a leading '/' is dropped; '' \
-             lists the root); the registry refuses paths outside it. Use to check a model's files \
-             before create_model or create_version.",
+            "List a directory of model storage (entries with size and modification time). \
+             `relative_path` is below the storage root ('' lists the root; paths outside are \
+             refused). Check a model's files before create_model or create_version.",
             browse_model_storage,
         ),
     ]

@@ -95,7 +95,7 @@ async fn streamable_http_serves_tools() {
         .list_all_tools()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(tools.len(), 41);
+    assert_eq!(tools.len(), 42);
     let topology = call_ok(&client, "get_machine_topology", json!({"machine": "gpu-b"})).await;
     assert_eq!(topology["machines"][0]["gpu_count"], 4);
     let _ = client.cancel().await;

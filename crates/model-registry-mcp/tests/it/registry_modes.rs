@@ -44,7 +44,7 @@ async fn read_only_mode_lists_no_write_tool_and_never_writes() {
     }
     assert_eq!(
         names.len(),
-        41 - 11,
+        42 - 12,
         "every read tool stays listed: {names:?}"
     );
     let model = registry.model_id("bge-m3");

@@ -5,6 +5,7 @@ mod engine;
 mod hostile;
 mod interpolate;
 mod layout;
+mod proposal;
 mod repo;
 mod rules;
 mod support;

@@ -1,0 +1,343 @@
+//! `propose_release_config`: a production change as a pull request for human review
+//! (spec section 6). Checks and renders through the engine, counts open proposals as allocated,
+//! pushes a new branch (never main, never forced) and opens the pull request. The same proposal
+//! made twice answers the open pull request instead of making a second one.
+
+use std::fmt::Write as _;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use topology::proposal::{ProposalRequest, check_request};
+
+use super::{Render, ToolError, ToolSpec, tool};
+use crate::context::Ctx;
+use crate::github::PullRef;
+use crate::release_configs::from_engine::finding_view;
+use crate::release_configs::state::{PendingRef, Prepared};
+use crate::release_configs::view::FindingView;
+
+/// GitHub refuses pull request bodies longer than this.
+const MAX_BODY_CHARS: usize = 60_000;
+
+pub fn tools() -> Vec<ToolSpec> {
+    vec![tool(
+        "propose_release_config",
+        "Propose a production deployment (pull request)",
+        "Propose a PRODUCTION deployment as a pull request a human reviews; nothing deploys \
+         directly. Renders template_name on gpu_ids, validates the result; refuses taken ports, \
+         held GPUs, TP misfits, clashes with open proposals (naming free GPUs). dry_run first.",
+        propose_release_config,
+    )]
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProposeReleaseConfigParams {
+    pub machine: String,
+    /// Host port (port directory).
+    pub port: u16,
+    /// See list_docker_templates.
+    pub template_name: String,
+    pub model_name: String,
+    pub model_path: String,
+    /// Host GPU indices, one per TP rank.
+    pub gpu_ids: Vec<u32>,
+    #[schemars(range(min = 1))]
+    pub tensor_parallel: u32,
+    /// The pull request's text.
+    pub description: String,
+    /// Check and render only.
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ProposeReleaseConfigOutput {
+    /// `dry_run` or `pending_review`.
+    pub status: String,
+    pub pr_url: Option<String>,
+    pub pr_number: Option<u64>,
+    pub branch: String,
+    /// Already open: no second pull request.
+    pub existing: bool,
+    pub compose_path: String,
+    pub compose_file: String,
+    pub findings: Vec<FindingView>,
+    /// `before`, `after`: a line per GPU.
+    pub gpu_map: GpuMap,
+    pub base_commit: String,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct GpuMap {
+    pub before: Vec<String>,
+    pub after: Vec<String>,
+}
+
+async fn propose_release_config(
+    ctx: Ctx,
+    params: ProposeReleaseConfigParams,
+) -> Result<ProposeReleaseConfigOutput, ToolError> {
+    let dry_run = params.dry_run.unwrap_or(false);
+    let request = ProposalRequest {
+        machine: params.machine,
+        port: params.port,
+        template_name: params.template_name,
+        model_name: params.model_name,
+        model_path: params.model_path,
+        gpu_ids: params.gpu_ids,
+        tensor_parallel: params.tensor_parallel,
+        description: params.description,
+    };
+    check_request(&request).map_err(|e| ToolError(e.to_string()))?;
+
+    let mut warnings = Vec::new();
+    // Open proposals count as allocated: a real proposal needs them, a dry run says when it
+    // could not see them.
+    let github = match ctx.github() {
+        Ok(github) => Some(github),
+        Err(error) if dry_run => {
+            warnings.push(format!("open pull requests were not checked: {error}"));
+            None
+        }
+        Err(error) => return Err(ToolError(error.clone())),
+    };
+    let open: Vec<PullRef> = match github {
+        Some(github) => match github.open_proposals().await {
+            Ok(open) => open,
+            Err(error) if dry_run => {
+                warnings.push(format!("open pull requests were not checked: {error}"));
+                Vec::new()
+            }
+            Err(error) => {
+                return Err(ToolError(format!(
+                    "cannot list the open proposals, so their allocations cannot be counted; \
+                     nothing was proposed: {error}"
+                )));
+            }
+        },
+        None => Vec::new(),
+    };
+    let pending = open
+        .iter()
+        .map(|pr| PendingRef {
+            label: format!("pull request #{} ({})", pr.number, pr.url),
+            head_ref: pr.head_ref.clone(),
+        })
+        .collect();
+    let prepared = ctx
+        .release_configs
+        .prepare_proposal(request.clone(), pending)
+        .await
+        .map_err(ToolError)?;
+    warnings.extend(prepared.warnings.iter().cloned());
+    let existing = open
+        .iter()
+        .find(|pr| pr.head_ref == prepared.plan.branch)
+        .cloned();
+    if dry_run {
+        let mut output = output(&prepared, "dry_run", None, warnings);
+        if let Some(pr) = existing {
+            output.warnings.push(format!(
+                "this exact proposal is already open as pull request #{} ({})",
+                pr.number, pr.url
+            ));
+        }
+        return Ok(output);
+    }
+    if let Some(pr) = existing {
+        let mut output = output(&prepared, "pending_review", Some(&pr), warnings);
+        output.existing = true;
+        return Ok(output);
+    }
+    let Some(github) = github else {
+        return Err(ToolError("no GitHub client".to_owned()));
+    };
+    ctx.release_configs
+        .publish_proposal(prepared.clone(), commit_message(&request))
+        .await
+        .map_err(|e| ToolError(format!("nothing was proposed: {e}")))?;
+    let branch = &prepared.plan.branch;
+    let pr = github
+        .create(
+            &title(&request),
+            branch,
+            &ctx.settings.release_config_branch,
+            &body(&request, &prepared),
+        )
+        .await
+        .map_err(|e| {
+            ToolError(format!(
+                "branch `{branch}` was pushed, but the pull request could not be opened: {e}; \
+                 make the same proposal again to retry (the branch is reused)"
+            ))
+        })?;
+    Ok(output(&prepared, "pending_review", Some(&pr), warnings))
+}
+
+fn output(
+    prepared: &Prepared,
+    status: &str,
+    pr: Option<&PullRef>,
+    warnings: Vec<String>,
+) -> ProposeReleaseConfigOutput {
+    let plan = &prepared.plan;
+    ProposeReleaseConfigOutput {
+        status: status.to_owned(),
+        pr_url: pr.map(|pr| pr.url.clone()),
+        pr_number: pr.map(|pr| pr.number),
+        branch: plan.branch.clone(),
+        existing: false,
+        compose_path: plan.compose_path.clone(),
+        compose_file: plan.rendered.clone(),
+        findings: plan.findings.iter().map(finding_view).collect(),
+        gpu_map: GpuMap {
+            before: plan.gpu_map_before.clone(),
+            after: plan.gpu_map_after.clone(),
+        },
+        base_commit: prepared.base_commit.clone(),
+        warnings,
+    }
+}
+
+/// One line of text: control characters (a model name may hold a newline) become spaces.
+fn one_line(text: &str, max: usize) -> String {
+    let line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max)
+        .collect();
+    line.trim().to_owned()
+}
+
+fn gpus(request: &ProposalRequest) -> String {
+    let ids: Vec<String> = request.gpu_ids.iter().map(u32::to_string).collect();
+    ids.join(",")
+}
+
+fn title(request: &ProposalRequest) -> String {
+    format!(
+        "Deploy {} on {}:{} (TP {})",
+        one_line(&request.model_name, 120),
+        request.machine,
+        request.port,
+        request.tensor_parallel
+    )
+}
+
+fn commit_message(request: &ProposalRequest) -> String {
+    format!(
+        "{} on GPUs {}\n\n{}\n\nProposed with model-registry-mcp (propose_release_config).\n",
+        title(request),
+        gpus(request),
+        request.description.trim()
+    )
+}
+
+/// The pull request's text: the description, the rendered file, the validation summary and the
+/// machine's GPU map before and after.
+fn body(request: &ProposalRequest, prepared: &Prepared) -> String {
+    let plan = &prepared.plan;
+    let mut body = String::new();
+    let _ = writeln!(body, "{}\n", request.description.trim());
+    let _ = writeln!(
+        body,
+        "## Proposed deployment\n\n`{}:{}`: `{}` from `{}`, tensor parallel {} on GPUs {}, \
+         template `{}` ({}), based on `{}` at {}.\n",
+        request.machine,
+        request.port,
+        one_line(&request.model_name, 200),
+        one_line(&request.model_path, 300),
+        request.tensor_parallel,
+        gpus(request),
+        request.template_name,
+        plan.template_origin,
+        prepared.base_short,
+        prepared.base_commit
+    );
+    let _ = writeln!(
+        body,
+        "## `{}`\n\n```yaml\n{}```\n",
+        plan.compose_path, plan.rendered
+    );
+    let _ = writeln!(body, "## Validation\n");
+    if plan.findings.is_empty() {
+        let _ = writeln!(body, "No findings name this deployment.");
+    } else {
+        for finding in &plan.findings {
+            let _ = writeln!(
+                body,
+                "- {} {} at `{}`: {}",
+                finding.severity.as_str(),
+                finding.rule,
+                finding.location,
+                one_line(&finding.message, 500)
+            );
+        }
+    }
+    if plan.preexisting_errors > 0 {
+        let _ = writeln!(
+            body,
+            "\n{} error(s) elsewhere in the tree were already on the base branch.",
+            plan.preexisting_errors
+        );
+    }
+    let _ = writeln!(
+        body,
+        "\n## GPU map of `{}`\n\n| before | after |\n|---|---|",
+        request.machine
+    );
+    let rows = plan.gpu_map_before.len().max(plan.gpu_map_after.len());
+    for row in 0..rows {
+        let cell = |lines: &[String]| lines.get(row).cloned().unwrap_or_default();
+        let _ = writeln!(
+            body,
+            "| {} | {} |",
+            cell(&plan.gpu_map_before),
+            cell(&plan.gpu_map_after)
+        );
+    }
+    let _ = writeln!(
+        body,
+        "\n_Opened by model-registry-mcp. Merging this pull request deploys; review it._"
+    );
+    if body.chars().count() > MAX_BODY_CHARS {
+        body = body.chars().take(MAX_BODY_CHARS).collect();
+        body.push_str("\n\n(cut: the full file is in the branch)\n");
+    }
+    body
+}
+
+impl Render for ProposeReleaseConfigOutput {
+    fn render(&self) -> String {
+        let mut text = match (&self.pr_url, self.existing) {
+            (Some(url), true) => format!(
+                "already proposed: pull request #{} {url} (pending review)\n",
+                self.pr_number.unwrap_or_default()
+            ),
+            (Some(url), false) => format!(
+                "pull request #{} opened for review: {url}\n",
+                self.pr_number.unwrap_or_default()
+            ),
+            (None, _) => "dry run: nothing was pushed\n".to_owned(),
+        };
+        let _ = writeln!(text, "branch {} (base {})", self.branch, self.base_commit);
+        for finding in &self.findings {
+            let _ = writeln!(
+                text,
+                "{} {} {}: {}",
+                finding.severity, finding.code, finding.location, finding.message
+            );
+        }
+        let _ = writeln!(text, "GPU map after:");
+        for line in &self.gpu_map.after {
+            let _ = writeln!(text, "  {line}");
+        }
+        for warning in &self.warnings {
+            let _ = writeln!(text, "warning: {warning}");
+        }
+        let _ = write!(text, "{}:\n{}", self.compose_path, self.compose_file);
+        text
+    }
+}

@@ -1,0 +1,369 @@
+//! Proposals, the engine's part: request checks, rendering as data, and every refusal against a
+//! production tree and its open proposals.
+
+use tempfile::TempDir;
+use topology::compose::{self, DeploymentId};
+use topology::engine::{Engine, ExtraDeployment, Fleet};
+use topology::proposal::{
+    PendingProposal, Plan, ProposalError, ProposalRequest, TemplateSource, check_request, plan,
+    render,
+};
+use topology::repo::Snapshot;
+use topology::yaml::Limits;
+
+use crate::support::write_files;
+
+const VLLM: &str = include_str!("../../../../templates/vllm.yml.j2");
+
+fn vllm_template() -> TemplateSource {
+    TemplateSource {
+        name: "vllm".to_owned(),
+        origin: "shipped",
+        text: VLLM.to_owned(),
+    }
+}
+
+fn request(machine: &str, port: u16, gpu_ids: &[u32], tp: u32) -> ProposalRequest {
+    ProposalRequest {
+        machine: machine.to_owned(),
+        port,
+        template_name: "vllm".to_owned(),
+        model_name: "qwen-2-72b".to_owned(),
+        model_path: "/models/qwen-2-72b".to_owned(),
+        gpu_ids: gpu_ids.to_vec(),
+        tensor_parallel: tp,
+        description: "More capacity for qwen.".to_owned(),
+    }
+}
+
+const HELD: &str = r#"services:
+  vllm:
+    image: vllm/vllm-openai:v0.8.5
+    labels: {catapult.model: llama, catapult.model_path: /models/llama}
+    command: ["--tensor-parallel-size", "2"]
+    ports: ["8000:8000"]
+    deploy:
+      resources:
+        reservations:
+          devices: [{driver: nvidia, capabilities: [gpu], device_ids: ["0", "1"]}]
+"#;
+
+/// gpu-01: 8 GPUs in two NUMA domains, GPUs 0 and 1 held at port 8000; gpu-02: 4 free GPUs of
+/// another model; cpu-01: no inventory.
+fn fleet_dir() -> TempDir {
+    let dir = TempDir::new().expect("temp dir");
+    write_files(
+        dir.path(),
+        &[
+            (
+                "machines/gpu-01/machine.yaml",
+                "gpus: 8\ngpu_model: H100\ngpu_memory_gb: 80\ninterconnect: pcie\nnuma_domains: [[0,1,2,3],[4,5,6,7]]\n",
+            ),
+            ("machines/gpu-01/8000/docker-compose.yml", HELD),
+            (
+                "machines/gpu-02/machine.yaml",
+                "gpus: 4\ngpu_model: A100\ngpu_memory_gb: 80\ninterconnect: nvlink\n",
+            ),
+            (
+                "machines/cpu-01/7000/docker-compose.yml",
+                "services:\n  web:\n    image: nginx\n    ports: [\"7000:80\"]\n",
+            ),
+        ],
+    );
+    dir
+}
+
+fn attempt(
+    request: &ProposalRequest,
+    pending: &[(&str, &Fleet)],
+) -> (Result<Plan, ProposalError>, Fleet) {
+    let dir = fleet_dir();
+    let snapshot = Snapshot::from_dir(dir.path()).expect("snapshot");
+    let mut engine = Engine::new();
+    let main = engine.analyze(&snapshot).expect("analyze");
+    let pending: Vec<PendingProposal<'_>> = pending
+        .iter()
+        .map(|(label, fleet)| PendingProposal {
+            label: (*label).to_owned(),
+            head_ref: "catapult/other".to_owned(),
+            fleet,
+        })
+        .collect();
+    let result = plan(
+        &mut engine,
+        &snapshot,
+        &main,
+        request,
+        &vllm_template(),
+        &pending,
+    );
+    (result, main)
+}
+
+fn refusal(request: &ProposalRequest) -> String {
+    match attempt(request, &[]).0 {
+        Ok(plan) => panic!("proposal accepted: {}", plan.rendered),
+        Err(error) => error.to_string(),
+    }
+}
+
+#[test]
+fn a_fitting_proposal_is_planned_with_its_gpu_map() {
+    let (result, _) = attempt(&request("gpu-01", 8001, &[2, 3], 2), &[]);
+    let plan = result.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.compose_path, "machines/gpu-01/8001/docker-compose.yml");
+    assert!(
+        plan.branch.starts_with("catapult/gpu-01-8001-"),
+        "{}",
+        plan.branch
+    );
+    assert!(plan.gpu_map_before.contains(&"GPU 2: free".to_owned()));
+    assert!(
+        plan.gpu_map_after
+            .contains(&"GPU 2: gpu-01:8001/vllm".to_owned()),
+        "{:?}",
+        plan.gpu_map_after
+    );
+    assert!(
+        plan.gpu_map_after
+            .contains(&"GPU 0: gpu-01:8000/vllm".to_owned())
+    );
+    assert!(
+        plan.findings
+            .iter()
+            .all(|f| f.severity != topology::Severity::Error)
+    );
+    assert!(plan.rendered.contains("\"--tensor-parallel-size\""));
+    // Same proposal, same branch; another GPU set, another branch.
+    let (again, _) = attempt(&request("gpu-01", 8001, &[2, 3], 2), &[]);
+    assert_eq!(again.map(|p| p.branch).ok(), Some(plan.branch.clone()));
+    let (other, _) = attempt(&request("gpu-01", 8001, &[4, 5], 2), &[]);
+    assert_ne!(other.map(|p| p.branch).ok(), Some(plan.branch));
+}
+
+#[test]
+fn refusals_name_the_holder_and_what_would_fit() {
+    let check = |request: ProposalRequest, expected: &[&str]| {
+        let message = refusal(&request);
+        for part in expected {
+            assert!(message.contains(part), "{part:?} not in: {message}");
+        }
+    };
+    check(
+        request("gpu-01", 8000, &[2, 3], 2),
+        &[
+            "port 8000 on gpu-01 is taken by gpu-01:8000 (llama)",
+            "8001",
+        ],
+    );
+    check(
+        request("gpu-01", 8001, &[1, 2], 2),
+        &[
+            "GPU 1 is held by gpu-01:8000/vllm",
+            "free GPU sets of 2 on gpu-01: [2,3], [4,5], [6,7]",
+            "other machines with 2 free GPU(s): gpu-02 [0,1]",
+        ],
+    );
+    check(
+        request("gpu-01", 8001, &[8, 9], 2),
+        &["GPU 8,9 not on gpu-01 (it has 8 GPU(s): 0-7)"],
+    );
+    check(
+        request("gpu-02", 8001, &[0, 1, 2, 3, 4, 5, 6, 7], 8),
+        &[
+            "tensor_parallel 8 does not fit gpu-02, which has 4 GPU(s)",
+            "no other machine has 8 free GPU(s)",
+        ],
+    );
+    check(
+        request("gpu-03", 8001, &[0], 1),
+        &[
+            "machine `gpu-03` is not in the release-config repository",
+            "gpu-01",
+        ],
+    );
+    check(
+        request("cpu-01", 8001, &[0], 1),
+        &["cpu-01` has no inventory"],
+    );
+    // A host port another deployment publishes, though its directory is another port.
+    let mut published = request("gpu-01", 8000, &[2], 1);
+    published.port = 8000;
+    check(published, &["taken"]);
+}
+
+#[test]
+fn malformed_requests_list_every_problem() {
+    let check = |edit: &dyn Fn(&mut ProposalRequest), expected: &[&str]| {
+        let mut bad = request("gpu-01", 8001, &[2, 3], 2);
+        edit(&mut bad);
+        let message = check_request(&bad)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        for part in expected {
+            assert!(message.contains(part), "{part:?} not in: {message:?}");
+        }
+    };
+    check(&|r| r.machine = "../../etc".to_owned(), &["machine"]);
+    check(&|r| r.port = 0, &["port `0`"]);
+    check(&|r| r.gpu_ids = vec![2, 2], &["gpu_ids repeats 2"]);
+    check(&|r| r.tensor_parallel = 0, &["at least 1"]);
+    check(
+        &|r| r.tensor_parallel = 4,
+        &["tensor_parallel 4 needs 4 GPU(s), gpu_ids names 2"],
+    );
+    check(&|r| r.gpu_ids.clear(), &["gpu_ids is empty"]);
+    check(&|r| r.model_name = " ".to_owned(), &["model_name is empty"]);
+    check(
+        &|r| r.model_path = "x".repeat(600),
+        &["model_path is 600 bytes"],
+    );
+    check(
+        &|r| {
+            r.machine = String::new();
+            r.template_name = String::new();
+        },
+        &["machine", "template_name is empty"],
+    );
+    assert!(check_request(&request("gpu-01", 8001, &[2, 3], 2)).is_ok());
+}
+
+#[test]
+fn values_are_rendered_as_data_never_as_yaml() {
+    let mut hostile = request("gpu-01", 8001, &[2, 3], 2);
+    hostile.model_name = "evil\nservices:\n  pwned: {image: x}\n# \"quoted\"".to_owned();
+    hostile.model_path = "/models/a: b\n  privileged: true".to_owned();
+    let rendered = render(&vllm_template(), &hostile).unwrap_or_else(|e| panic!("{e}"));
+    let (deployment, findings) = compose::read_deployment(
+        DeploymentId::new("gpu-01", 8001),
+        "machines/gpu-01/8001/docker-compose.yml",
+        &rendered,
+        None,
+        &Limits::default(),
+    );
+    assert!(findings.is_empty(), "{findings:?}\n{rendered}");
+    let names: Vec<&str> = deployment
+        .services
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(names, ["vllm"], "{rendered}");
+    let service = &deployment.services[0];
+    assert_eq!(
+        service.model_name.as_deref(),
+        Some(hostile.model_name.as_str())
+    );
+    assert_eq!(
+        service.model_path.as_deref(),
+        Some(hostile.model_path.as_str())
+    );
+    assert_eq!(service.host_gpus, ["2", "3"]);
+    assert!(!rendered.contains("\nprivileged"), "{rendered}");
+}
+
+#[test]
+fn templates_are_strict_and_bounded() {
+    let template = |text: &str| TemplateSource {
+        name: "custom".to_owned(),
+        origin: "repository",
+        text: text.to_owned(),
+    };
+    let check = |text: &str, expected: &str| {
+        let message = render(&template(text), &request("gpu-01", 8001, &[2], 1))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            message.contains(expected),
+            "{expected:?} not in {message:?}"
+        );
+        assert!(message.starts_with("template `custom`"), "{message}");
+    };
+    check("image: {{ no_such_value }}\n", "undefined");
+    check(
+        "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
+        "fuel",
+    );
+    check("{% include 'other.j2' %}", "template");
+    check("{{ unclosed", "line 1");
+}
+
+#[test]
+fn a_rendered_file_that_does_not_validate_is_refused() {
+    let dir = fleet_dir();
+    let snapshot = Snapshot::from_dir(dir.path()).expect("snapshot");
+    let mut engine = Engine::new();
+    let main = engine.analyze(&snapshot).expect("analyze");
+    let broken = TemplateSource {
+        name: "broken".to_owned(),
+        origin: "repository",
+        // One GPU pinned, tensor parallel 4 on the command line: TP001.
+        text: "services:\n  x:\n    image: vllm/vllm-openai\n    command: [\"--tensor-parallel-size\", \"4\"]\n    deploy: {resources: {reservations: {devices: [{capabilities: [gpu], device_ids: [\"{{ gpu_ids[0] }}\"]}]}}}\n    ports: [\"{{ port }}:80\"]\n".to_owned(),
+    };
+    let message = plan(
+        &mut engine,
+        &snapshot,
+        &main,
+        &request("gpu-01", 8001, &[2], 1),
+        &broken,
+        &[],
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(message.contains("does not validate"), "{message}");
+    assert!(message.contains("TP001"), "{message}");
+
+    let empty = TemplateSource {
+        name: "empty".to_owned(),
+        origin: "repository",
+        text: "services: {}\n".to_owned(),
+    };
+    let message = plan(
+        &mut engine,
+        &snapshot,
+        &main,
+        &request("gpu-01", 8001, &[2], 1),
+        &empty,
+        &[],
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(message.contains("claims no GPUs"), "{message}");
+}
+
+#[test]
+fn open_proposals_count_as_allocated() {
+    // An open proposal: port 8002 on GPUs 4 and 5.
+    let dir = fleet_dir();
+    let snapshot = Snapshot::from_dir(dir.path()).expect("snapshot");
+    let other = request("gpu-01", 8002, &[4, 5], 2);
+    let rendered = render(&vllm_template(), &other).unwrap_or_else(|e| panic!("{e}"));
+    let pending = Engine::new()
+        .analyze_with(
+            &snapshot,
+            &[ExtraDeployment {
+                id: other.id(),
+                compose: rendered,
+                env: None,
+            }],
+        )
+        .expect("analyze the open proposal");
+
+    let label = "pull request #7 (https://github.invalid/acme/rc/pull/7)";
+    let (clash, _) = attempt(&request("gpu-01", 8003, &[5, 6], 2), &[(label, &pending)]);
+    let message = clash.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains(label), "{message}");
+    assert!(message.contains("pending allocations count"), "{message}");
+
+    let (port_clash, _) = attempt(&request("gpu-01", 8002, &[6, 7], 2), &[(label, &pending)]);
+    assert!(port_clash.is_err(), "the open proposal's port is taken");
+
+    let (apart, _) = attempt(&request("gpu-01", 8003, &[6, 7], 2), &[(label, &pending)]);
+    assert!(apart.is_ok(), "{:?}", apart.err().map(|e| e.to_string()));
+    // The same proposal again is not its own conflict.
+    let (same, _) = attempt(&other, &[(label, &pending)]);
+    assert!(same.is_ok(), "{:?}", same.err().map(|e| e.to_string()));
+}
