@@ -4,7 +4,9 @@
 mod bench;
 mod cli;
 mod emu;
+mod github_fake;
 mod http;
+mod proposals;
 mod registry_modes;
 mod registry_tools;
 mod release_configs;

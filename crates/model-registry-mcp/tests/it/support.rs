@@ -123,6 +123,15 @@ impl FixtureRepo {
         self.git(&["commit", "--quiet", "-m", message]);
     }
 
+    /// A bare clone (what a push can go to), in a temp dir of its own.
+    pub fn bare_clone(&self) -> FixtureRepo {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let target = dir.path().to_string_lossy().into_owned();
+        let source = self.path().to_string_lossy().into_owned();
+        self.git(&["clone", "--quiet", "--bare", &source, &target]);
+        FixtureRepo { dir }
+    }
+
     pub fn head(&self) -> String {
         self.git(&["rev-parse", "main"]).trim().to_owned()
     }

@@ -81,7 +81,8 @@ async fn toolset_and_tool_selection() {
             "list_release_configs",
             "get_release_config",
             "get_machine_topology",
-            "get_models_by_deployment"
+            "get_models_by_deployment",
+            "propose_release_config"
         ]
     );
 }

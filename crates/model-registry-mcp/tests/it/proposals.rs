@@ -1,0 +1,360 @@
+//! `propose_release_config` through the real binary over stdio: a `file://` Git remote it
+//! fetches from and pushes to, and the GitHub double for pull requests. Also the double's own
+//! contract, through the server's GitHub client.
+
+use std::time::Duration;
+
+use model_registry_mcp::config::{GitHubRepository, Secret};
+use model_registry_mcp::github::GitHub;
+use serde_json::{Value, json};
+
+use crate::github_fake::FakeGitHub;
+use crate::support::{FLEET, FixtureRepo, as_refs, call, call_err, call_ok, start, text_of};
+
+const TOKEN: &str = "ghp_fake_token_for_tests_0123456789";
+
+fn proposal(port: u16, gpus: &[u32]) -> Value {
+    json!({
+        "machine": "gpu-a",
+        "port": port,
+        "template_name": "sglang",
+        "model_name": "qwen-2-72b",
+        "model_path": "/models/qwen-2-72b",
+        "gpu_ids": gpus,
+        "tensor_parallel": gpus.len(),
+        "description": "Serve qwen-2-72b next to llama for the search team.",
+    })
+}
+
+fn with(mut value: Value, key: &str, new: Value) -> Value {
+    value[key] = new;
+    value
+}
+
+/// The fleet as a bare repository: the remote the server fetches from and pushes to.
+fn remote() -> FixtureRepo {
+    FixtureRepo::new(FLEET).bare_clone()
+}
+
+async fn github_env(repo: &FixtureRepo) -> (FakeGitHub, Vec<(&'static str, String)>) {
+    let fake = FakeGitHub::start(TOKEN, "acme", "release-configs", repo.path().to_owned()).await;
+    let env = vec![
+        ("REGISTRY_RELEASE_CONFIG_REPO", repo.url()),
+        ("REGISTRY_GITHUB_TOKEN", TOKEN.to_owned()),
+        ("REGISTRY_GITHUB_API_URL", fake.url.clone()),
+        (
+            "REGISTRY_GITHUB_REPOSITORY",
+            "acme/release-configs".to_owned(),
+        ),
+    ];
+    (fake, env)
+}
+
+fn branches(repo: &FixtureRepo) -> Vec<String> {
+    repo.git(&["branch", "--list", "--format=%(refname:short)"])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_dry_run_renders_and_validates_and_pushes_nothing() {
+    let repo = FixtureRepo::new(FLEET);
+    let head = repo.head();
+    let server = start(
+        &[("REGISTRY_RELEASE_CONFIG_REPO", repo.url().as_str())],
+        &[],
+    )
+    .await;
+    let answer = call_ok(
+        &server.client,
+        "propose_release_config",
+        with(proposal(8002, &[4, 5]), "dry_run", json!(true)),
+    )
+    .await;
+    assert_eq!(answer["status"], "dry_run");
+    assert_eq!(answer["pr_url"], Value::Null);
+    assert_eq!(answer["base_commit"], head.as_str());
+    assert_eq!(
+        answer["compose_path"],
+        "machines/gpu-a/8002/docker-compose.yml"
+    );
+    let file = answer["compose_file"].as_str().unwrap_or_default();
+    assert!(file.contains("catapult.model: \"qwen-2-72b\""), "{file}");
+    assert!(file.contains("device_ids: [\"4\", \"5\"]"), "{file}");
+    let after: Vec<&str> = answer["gpu_map"]["after"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(after.contains(&"GPU 4: gpu-a:8002/sglang"), "{after:?}");
+    assert!(after.contains(&"GPU 3: free"), "{after:?}");
+    // Main's own GPU001 (GPU 1 held twice) is not this proposal's: it does not refuse it.
+    assert!(
+        answer["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|f| f["severity"] != "error"),
+        "{answer}"
+    );
+    let warnings = answer["warnings"].to_string();
+    assert!(warnings.contains("REGISTRY_GITHUB_TOKEN"), "{warnings}");
+    assert_eq!(branches(&repo), ["main"], "a dry run pushes nothing");
+    assert_eq!(repo.head(), head);
+    let _ = server.client.cancel().await;
+}
+
+#[tokio::test]
+async fn a_proposal_opens_one_pull_request_and_counts_as_allocated() {
+    let repo = remote();
+    let head = repo.head();
+    let (fake, env) = github_env(&repo).await;
+    let server = start(&as_refs(&env), &[]).await;
+    let client = &server.client;
+
+    let result = call(client, "propose_release_config", proposal(8002, &[4, 5])).await;
+    let text = text_of(&result);
+    assert_eq!(result.is_error, Some(false), "{text}");
+    let answer = result.structured_content.unwrap_or_default();
+    assert_eq!(answer["status"], "pending_review", "{answer}");
+    assert_eq!(answer["pr_number"], 1);
+    assert_eq!(answer["existing"], false);
+    let url = answer["pr_url"].as_str().unwrap_or_default();
+    assert!(url.ends_with("/acme/release-configs/pull/1"), "{url}");
+    let branch = answer["branch"].as_str().unwrap_or_default().to_owned();
+    assert!(branch.starts_with("catapult/gpu-a-8002-"), "{branch}");
+
+    // The branch is on the remote with exactly the rendered file; main is untouched.
+    assert!(branches(&repo).contains(&branch), "{:?}", branches(&repo));
+    assert_eq!(repo.head(), head, "main never moves");
+    let pushed = repo.git(&[
+        "show",
+        &format!("{branch}:machines/gpu-a/8002/docker-compose.yml"),
+    ]);
+    assert_eq!(pushed, answer["compose_file"].as_str().unwrap_or_default());
+    let parent = repo.git(&["rev-parse", &format!("{branch}^")]);
+    assert_eq!(parent.trim(), head, "the proposal is one commit on main");
+
+    let pulls = fake.pulls();
+    assert_eq!(pulls.len(), 1);
+    let pull = &pulls[0];
+    assert_eq!(
+        (pull.head.as_str(), pull.base.as_str()),
+        (branch.as_str(), "main")
+    );
+    assert!(
+        pull.title.contains("qwen-2-72b on gpu-a:8002"),
+        "{}",
+        pull.title
+    );
+    for part in [
+        "Serve qwen-2-72b next to llama",
+        "```yaml",
+        "device_ids",
+        "## Validation",
+        "| GPU 4: free | GPU 4: gpu-a:8002/sglang |",
+    ] {
+        assert!(pull.body.contains(part), "{part:?} not in:\n{}", pull.body);
+    }
+
+    // The same proposal again: the open pull request, not a second one.
+    let again = call_ok(client, "propose_release_config", proposal(8002, &[4, 5])).await;
+    assert_eq!(again["existing"], true);
+    assert_eq!(again["pr_number"], 1);
+    assert_eq!(fake.pulls().len(), 1);
+
+    // Its GPUs and its port are taken while it is open.
+    let clash = call_err(client, "propose_release_config", proposal(8003, &[5, 6])).await;
+    assert!(clash.contains("pull request #1"), "{clash}");
+    assert!(clash.contains("pending allocations count"), "{clash}");
+    let port_clash = call_err(client, "propose_release_config", proposal(8002, &[6, 7])).await;
+    assert!(port_clash.contains("pull request #1"), "{port_clash}");
+    assert_eq!(fake.pulls().len(), 1);
+
+    // Once it is closed, they are free again.
+    fake.close(1);
+    let apart = call_ok(client, "propose_release_config", proposal(8003, &[5, 6])).await;
+    assert_eq!(apart["pr_number"], 2);
+
+    for output in [text, again.to_string(), clash, apart.to_string()] {
+        assert!(!output.contains(TOKEN), "the token leaked: {output}");
+    }
+    let _ = server.client.cancel().await;
+}
+
+#[tokio::test]
+async fn refusals_say_what_is_wrong_and_what_fits() {
+    let repo = remote();
+    let (fake, env) = github_env(&repo).await;
+    let server = start(&as_refs(&env), &[]).await;
+    let client = &server.client;
+    let cases: Vec<(Value, Vec<&str>)> = vec![
+        (
+            proposal(8000, &[4, 5]),
+            vec!["port 8000 on gpu-a is taken by gpu-a:8000 (llama-3-70b)"],
+        ),
+        (
+            proposal(8002, &[1, 3]),
+            vec![
+                "GPU 1 is held by gpu-a:8000/vllm, gpu-a:8001/sglang",
+                "free GPU sets of 2 on gpu-a: [4,5], [6,7]",
+            ],
+        ),
+        (
+            proposal(8002, &[8, 9]),
+            vec!["GPU 8,9 not on gpu-a (it has 8 GPU(s): 0-7)"],
+        ),
+        (
+            with(proposal(8002, &[4, 5]), "tensor_parallel", json!(4)),
+            vec!["tensor_parallel 4 needs 4 GPU(s), gpu_ids names 2"],
+        ),
+        (
+            with(proposal(8002, &[4, 5]), "machine", json!("../../etc")),
+            vec!["invalid proposal", "machine"],
+        ),
+        (
+            with(proposal(8002, &[4, 5]), "machine", json!("gpu-c")),
+            vec!["machine `gpu-c` is not in the release-config repository"],
+        ),
+        (
+            with(proposal(8002, &[4, 5]), "template_name", json!("nope")),
+            vec!["unknown template `nope`", "custom", "sglang", "tgi", "vllm"],
+        ),
+        // The repository's own vllm template wins over the shipped one, and renders nothing.
+        (
+            with(proposal(8002, &[4, 5]), "template_name", json!("vllm")),
+            vec!["claims no GPUs"],
+        ),
+    ];
+    for (arguments, expected) in cases {
+        let message = call_err(client, "propose_release_config", arguments.clone()).await;
+        for part in expected {
+            assert!(
+                message.contains(part),
+                "{part:?} not in {message:?} ({arguments})"
+            );
+        }
+    }
+    assert!(fake.pulls().is_empty());
+    assert_eq!(branches(&repo), ["main"]);
+    let _ = server.client.cancel().await;
+}
+
+#[tokio::test]
+async fn a_github_outage_after_the_push_is_recovered_by_asking_again() {
+    let repo = remote();
+    let (fake, env) = github_env(&repo).await;
+    let server = start(&as_refs(&env), &[]).await;
+    fake.fail_next_create(502);
+    let message = call_err(
+        &server.client,
+        "propose_release_config",
+        proposal(8002, &[4, 5]),
+    )
+    .await;
+    assert!(message.contains("was pushed"), "{message}");
+    assert!(
+        message.contains(&format!(
+            "POST {}/repos/acme/release-configs/pulls failed: 502",
+            fake.url
+        )),
+        "{message}"
+    );
+    assert!(!message.contains(TOKEN));
+    assert!(fake.pulls().is_empty());
+    let answer = call_ok(
+        &server.client,
+        "propose_release_config",
+        proposal(8002, &[4, 5]),
+    )
+    .await;
+    assert_eq!(answer["pr_number"], 1, "the pushed branch is reused");
+    assert_eq!(fake.pulls().len(), 1);
+    let _ = server.client.cancel().await;
+}
+
+#[tokio::test]
+async fn without_a_token_only_dry_runs_work() {
+    let repo = FixtureRepo::new(FLEET);
+    let server = start(
+        &[("REGISTRY_RELEASE_CONFIG_REPO", repo.url().as_str())],
+        &[],
+    )
+    .await;
+    let message = call_err(
+        &server.client,
+        "propose_release_config",
+        proposal(8002, &[4, 5]),
+    )
+    .await;
+    assert!(message.contains("REGISTRY_GITHUB_TOKEN"), "{message}");
+    assert!(message.contains("dry_run"), "{message}");
+    assert_eq!(branches(&repo), ["main"]);
+    let _ = server.client.cancel().await;
+}
+
+/// The double against the contract, through the server's client: paging by `Link`, GitHub's
+/// 401 and 422 answers, and only this tool's open branches counted.
+#[tokio::test]
+async fn the_github_double_answers_as_github_does() {
+    let repo = FixtureRepo::new(FLEET);
+    for branch in ["catapult/a", "catapult/b", "catapult/c", "feature/docs"] {
+        repo.git(&["branch", branch]);
+    }
+    let fake = FakeGitHub::start(TOKEN, "acme", "rc", repo.path().to_owned()).await;
+    fake.set_page_cap(2);
+    let client = |token: &str| {
+        GitHub::new(
+            &fake.url,
+            &Secret::new(token.to_owned()),
+            GitHubRepository::parse("acme/rc").unwrap_or_else(|| panic!("repository")),
+            Duration::from_secs(10),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let github = client(TOKEN);
+    for head in ["catapult/a", "feature/docs", "catapult/b", "catapult/c"] {
+        let pr = github
+            .create(&format!("t {head}"), head, "main", "body")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            pr.url.ends_with(&format!("/pull/{}", pr.number)),
+            "{}",
+            pr.url
+        );
+        assert_eq!(pr.head_ref, head);
+    }
+    let open = github
+        .open_proposals()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let heads: Vec<&str> = open.iter().map(|p| p.head_ref.as_str()).collect();
+    assert_eq!(
+        heads,
+        ["catapult/a", "catapult/b", "catapult/c"],
+        "all pages, own branches only"
+    );
+    fake.close(3);
+    assert_eq!(github.open_proposals().await.map(|o| o.len()), Ok(2));
+
+    let duplicate = github.create("again", "catapult/a", "main", "").await;
+    let duplicate = duplicate.err().unwrap_or_default();
+    assert!(duplicate.contains("422 Validation Failed"), "{duplicate}");
+    assert!(
+        duplicate.contains("A pull request already exists for acme:catapult/a"),
+        "{duplicate}"
+    );
+    let missing = github.create("x", "catapult/none", "main", "").await;
+    assert!(missing.err().unwrap_or_default().contains("422"));
+
+    let wrong = client("ghp_wrong")
+        .open_proposals()
+        .await
+        .err()
+        .unwrap_or_default();
+    assert!(wrong.contains("401 Bad credentials"), "{wrong}");
+    assert!(!wrong.contains("ghp_wrong"), "{wrong}");
+}
