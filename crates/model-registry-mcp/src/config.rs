@@ -844,6 +844,63 @@ mod tests {
         Settings::check(&cli.options, &argv, &lookup).map_err(|e| e.to_string())
     }
 
+    #[test]
+    fn the_github_repository_comes_from_the_setting_or_the_url() {
+        let from_url = |url: &str| GitHubRepository::from_git_url(url).map(|r| r.to_string());
+        assert_eq!(
+            from_url("https://github.com/acme/release-configs.git").as_deref(),
+            Some("acme/release-configs")
+        );
+        assert_eq!(
+            from_url("https://x-access-token:t@ghe.corp/acme/rc").as_deref(),
+            Some("acme/rc")
+        );
+        assert_eq!(
+            from_url("git@github.com:acme/rc.git").as_deref(),
+            Some("acme/rc")
+        );
+        assert_eq!(
+            from_url("ssh://git@github.com/acme/rc.git").as_deref(),
+            Some("acme/rc")
+        );
+        assert_eq!(from_url("file:///srv/git/rc.git"), None);
+        assert_eq!(from_url("https://gitlab.corp/group/sub/rc.git"), None);
+        assert_eq!(from_url("https://github.com/../etc"), None);
+
+        let settings = |env: &[(&str, &str)]| check(&["model-registry-mcp"], env);
+        let derived = settings(&[(
+            "REGISTRY_RELEASE_CONFIG_REPO",
+            "https://github.com/acme/release-configs.git",
+        )]);
+        assert_eq!(
+            derived
+                .ok()
+                .and_then(|s| s.github_repository)
+                .map(|r| r.to_string()),
+            Some("acme/release-configs".to_owned())
+        );
+        let set = settings(&[
+            (
+                "REGISTRY_RELEASE_CONFIG_REPO",
+                "https://github.com/acme/release-configs.git",
+            ),
+            ("REGISTRY_GITHUB_REPOSITORY", "other/rc"),
+        ]);
+        assert_eq!(
+            set.ok()
+                .and_then(|s| s.github_repository)
+                .map(|r| r.to_string()),
+            Some("other/rc".to_owned())
+        );
+        let bad = settings(&[("REGISTRY_GITHUB_REPOSITORY", "not a repo")])
+            .err()
+            .unwrap_or_default();
+        assert!(
+            bad.starts_with("REGISTRY_GITHUB_REPOSITORY: expected OWNER/NAME"),
+            "{bad}"
+        );
+    }
+
     /// Clap reads `env` from the process; tests pass the variables as flags instead, so that
     /// the test process's own environment never leaks in.
     fn parse_with_env(

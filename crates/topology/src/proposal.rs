@@ -235,7 +235,7 @@ pub fn plan(
         .map(|f| f.fingerprint.as_str())
         .collect();
     let id_text = id.to_string();
-    let names_it = |f: &Finding| f.deployments.iter().any(|d| *d == id_text);
+    let names_it = |f: &Finding| f.deployments.contains(&id_text);
     let new_errors: Vec<&Finding> = after
         .findings
         .iter()
@@ -424,7 +424,7 @@ fn check_pending(
             continue;
         }
         for finding in pending_conflicts(after, proposal.fleet, &proposal.head_ref) {
-            if finding.deployments.iter().any(|d| *d == id_text) {
+            if finding.deployments.contains(&id_text) {
                 conflicts.push(format!("{}: {}", proposal.label, finding.message));
             }
         }
