@@ -295,42 +295,25 @@ fn a_rendered_file_that_does_not_validate_is_refused() {
     let snapshot = Snapshot::from_dir(dir.path()).expect("snapshot");
     let mut engine = Engine::new();
     let main = engine.analyze(&snapshot).expect("analyze");
-    let broken = TemplateSource {
-        name: "broken".to_owned(),
-        origin: "repository",
-        // One GPU pinned, tensor parallel 4 on the command line: TP001.
-        text: "services:\n  x:\n    image: vllm/vllm-openai\n    command: [\"--tensor-parallel-size\", \"4\"]\n    deploy: {resources: {reservations: {devices: [{capabilities: [gpu], device_ids: [\"{{ gpu_ids[0] }}\"]}]}}}\n    ports: [\"{{ port }}:80\"]\n".to_owned(),
+    let mut refusal_of = |text: &str| {
+        let template = TemplateSource {
+            name: "custom".to_owned(),
+            origin: "repository",
+            text: text.to_owned(),
+        };
+        let request = request("gpu-01", 8001, &[2], 1);
+        match plan(&mut engine, &snapshot, &main, &request, &template, &[]) {
+            Ok(plan) => panic!("accepted: {}", plan.rendered),
+            Err(error) => error.to_string(),
+        }
     };
-    let message = plan(
-        &mut engine,
-        &snapshot,
-        &main,
-        &request("gpu-01", 8001, &[2], 1),
-        &broken,
-        &[],
-    )
-    .err()
-    .map(|e| e.to_string())
-    .unwrap_or_default();
+    // One GPU pinned, tensor parallel 4 on the command line: TP001.
+    let message = refusal_of(
+        "services:\n  x:\n    image: vllm/vllm-openai\n    command: [\"--tensor-parallel-size\", \"4\"]\n    deploy: {resources: {reservations: {devices: [{capabilities: [gpu], device_ids: [\"{{ gpu_ids[0] }}\"]}]}}}\n    ports: [\"{{ port }}:80\"]\n",
+    );
     assert!(message.contains("does not validate"), "{message}");
     assert!(message.contains("TP001"), "{message}");
-
-    let empty = TemplateSource {
-        name: "empty".to_owned(),
-        origin: "repository",
-        text: "services: {}\n".to_owned(),
-    };
-    let message = plan(
-        &mut engine,
-        &snapshot,
-        &main,
-        &request("gpu-01", 8001, &[2], 1),
-        &empty,
-        &[],
-    )
-    .err()
-    .map(|e| e.to_string())
-    .unwrap_or_default();
+    let message = refusal_of("services: {}\n");
     assert!(message.contains("claims no GPUs"), "{message}");
 }
 
