@@ -11,5 +11,6 @@
 
 mod deploy;
 mod production;
+mod propose;
 mod support;
 mod validate_and_serve;

@@ -89,6 +89,27 @@ impl ReleaseRepo {
         repo
     }
 
+    /// A bare clone: a remote that pushes can go to.
+    pub fn bare_clone(&self) -> ReleaseRepo {
+        self.clone_into(&["--bare"])
+    }
+
+    /// A clone with a work tree, `origin` being this repository.
+    pub fn work_clone(&self) -> ReleaseRepo {
+        self.clone_into(&[])
+    }
+
+    fn clone_into(&self, options: &[&str]) -> ReleaseRepo {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let source = self.path().to_string_lossy().into_owned();
+        let target = dir.path().to_string_lossy().into_owned();
+        let mut args = vec!["clone", "--quiet"];
+        args.extend_from_slice(options);
+        args.extend([source.as_str(), target.as_str()]);
+        self.git(&args);
+        ReleaseRepo { dir }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -122,7 +143,7 @@ impl ReleaseRepo {
         self.git(&["checkout", "--quiet", "main"]);
     }
 
-    fn git(&self, args: &[&str]) -> String {
+    pub fn git(&self, args: &[&str]) -> String {
         let output = Command::new("git")
             .args(args)
             .current_dir(self.path())

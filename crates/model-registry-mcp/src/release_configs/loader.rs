@@ -227,7 +227,6 @@ impl FleetLoader for GitLoader {
         let template = template_source(&snapshot, &request.template_name)?;
         // Each open proposal's head, analysed as a whole tree (the engine's cache makes the
         // files it shares with main free).
-        let mut warnings = Vec::new();
         let mut pending_fleets = Vec::new();
         for proposal in pending {
             let rev = format!("refs/heads/{}", proposal.head_ref);
@@ -256,17 +255,10 @@ impl FleetLoader for GitLoader {
             .collect();
         let plan = topology::proposal::plan(engine, &snapshot, &main, request, &template, &pending)
             .map_err(|e| e.to_string())?;
-        if pending.is_empty() && !matches!(self.location, RepoLocation::Remote(_)) {
-            warnings.push(
-                "a local repository has no pull requests: open proposals were not checked"
-                    .to_owned(),
-            );
-        }
         Ok(Prepared {
             plan,
             base_commit,
             base_short,
-            warnings,
         })
     }
 

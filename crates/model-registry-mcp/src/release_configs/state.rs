@@ -49,8 +49,6 @@ pub struct Prepared {
     pub plan: Plan,
     pub base_commit: String,
     pub base_short: String,
-    /// Why open proposals could not all be read, when a dry run went on without them.
-    pub warnings: Vec<String>,
 }
 
 /// What one load produced.

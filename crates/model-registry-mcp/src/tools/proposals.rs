@@ -65,6 +65,7 @@ pub struct ProposeReleaseConfigOutput {
     pub findings: Vec<FindingView>,
     /// `before`, `after`: a line per GPU.
     pub gpu_map: GpuMap,
+    // Empty for a plain directory (no commit); not described, to keep tools/list small.
     pub base_commit: String,
     pub warnings: Vec<String>,
 }
@@ -131,7 +132,6 @@ async fn propose_release_config(
         .prepare_proposal(request.clone(), pending)
         .await
         .map_err(ToolError)?;
-    warnings.extend(prepared.warnings.iter().cloned());
     let existing = open
         .iter()
         .find(|pr| pr.head_ref == prepared.plan.branch)
@@ -322,7 +322,12 @@ impl Render for ProposeReleaseConfigOutput {
             ),
             (None, _) => "dry run: nothing was pushed\n".to_owned(),
         };
-        let _ = writeln!(text, "branch {} (base {})", self.branch, self.base_commit);
+        let base = if self.base_commit.is_empty() {
+            "the working directory"
+        } else {
+            self.base_commit.as_str()
+        };
+        let _ = writeln!(text, "branch {} (base {base})", self.branch);
         for finding in &self.findings {
             let _ = writeln!(
                 text,

@@ -4,7 +4,6 @@
 mod bench;
 mod cli;
 mod emu;
-mod github_fake;
 mod http;
 mod proposals;
 mod registry_modes;

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
+use github_emulator::FakeGitHub;
 use model_registry_mcp::config::{GitHubRepository, Secret};
 use model_registry_mcp::github::GitHub;
 use serde_json::{Value, json};
 
-use crate::github_fake::FakeGitHub;
 use crate::support::{FLEET, FixtureRepo, as_refs, call, call_err, call_ok, start, text_of};
 
 const TOKEN: &str = "ghp_fake_token_for_tests_0123456789";
@@ -37,7 +37,9 @@ fn remote() -> FixtureRepo {
 }
 
 async fn github_env(repo: &FixtureRepo) -> (FakeGitHub, Vec<(&'static str, String)>) {
-    let fake = FakeGitHub::start(TOKEN, "acme", "release-configs", repo.path().to_owned()).await;
+    let fake = FakeGitHub::start(TOKEN, "acme", "release-configs", repo.path().to_owned())
+        .await
+        .unwrap_or_else(|e| panic!("GitHub double: {e}"));
     let env = vec![
         ("REGISTRY_RELEASE_CONFIG_REPO", repo.url()),
         ("REGISTRY_GITHUB_TOKEN", TOKEN.to_owned()),
@@ -303,7 +305,9 @@ async fn the_github_double_answers_as_github_does() {
     for branch in ["catapult/a", "catapult/b", "catapult/c", "feature/docs"] {
         repo.git(&["branch", branch]);
     }
-    let fake = FakeGitHub::start(TOKEN, "acme", "rc", repo.path().to_owned()).await;
+    let fake = FakeGitHub::start(TOKEN, "acme", "rc", repo.path().to_owned())
+        .await
+        .unwrap_or_else(|e| panic!("GitHub double: {e}"));
     fake.set_page_cap(2);
     let client = |token: &str| {
         GitHub::new(

@@ -1,8 +1,9 @@
-//! A GitHub double for proposals: the two pull-request endpoints the server uses, as GitHub
-//! answers them (bearer token, `Link` paging, 201 on create, 422 for a head branch that does not
-//! exist or that already has an open pull request, FastAPI-free GitHub error bodies). Branches
-//! are looked up in the real Git repository the pull requests are about. Its contract tests are
-//! in `proposals.rs`, through the server's own GitHub client.
+//! A GitHub double for proposals: the two pull-request endpoints `model-registry-mcp` uses, as
+//! GitHub answers them (bearer token, `Link` paging, 201 on create, 422 for a head or base branch
+//! that does not exist and for a head that already has an open pull request, GitHub's error
+//! bodies). Branches are looked up in the real Git repository the pull requests are about. Its
+//! contract test is `model-registry-mcp`'s `proposals::the_github_double_answers_as_github_does`,
+//! through the server's own GitHub client; GitHub's API cannot be reached from here.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -45,13 +46,16 @@ pub struct FakeGitHub {
 }
 
 impl FakeGitHub {
-    pub async fn start(token: &str, owner: &str, repo: &str, origin: PathBuf) -> FakeGitHub {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("bind: {e}"));
-        let address = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("local_addr: {e}"));
+    /// Serves on a free port of 127.0.0.1 for pull requests of `owner/repo`, whose branches
+    /// are those of the Git repository at `origin`; only `token` is let in.
+    pub async fn start(
+        token: &str,
+        owner: &str,
+        repo: &str,
+        origin: PathBuf,
+    ) -> std::io::Result<FakeGitHub> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
         let fake = FakeGitHub {
             url: format!("http://{address}"),
             inner: Arc::new(Mutex::new(Inner {
@@ -70,7 +74,7 @@ impl FakeGitHub {
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        fake
+        Ok(fake)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
