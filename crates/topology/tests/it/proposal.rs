@@ -350,3 +350,72 @@ fn open_proposals_count_as_allocated() {
     let (same, _) = attempt(&other, &[(label, &pending)]);
     assert!(same.is_ok(), "{:?}", same.err().map(|e| e.to_string()));
 }
+
+mod rendering_as_data {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const SHIPPED: [(&str, &str); 3] = [
+        ("vllm", include_str!("../../../../templates/vllm.yml.j2")),
+        (
+            "sglang",
+            include_str!("../../../../templates/sglang.yml.j2"),
+        ),
+        ("tgi", include_str!("../../../../templates/tgi.yml.j2")),
+    ];
+
+    /// Text an agent (or whoever it quotes) might pass: YAML and Jinja syntax, quotes,
+    /// newlines, tabs, non-ASCII, but no leading or trailing blanks (the reader trims labels).
+    fn hostile_text() -> impl Strategy<Value = String> {
+        proptest::string::string_regex(
+            "[a-z0-9/._-]{1,8}([: #{}\\[\\]'\"\\\\|>&*!%@`\\n\\t,é🚀-]{0,3}[a-z0-9/._-]{1,8}){0,4}",
+        )
+        .unwrap_or_else(|e| panic!("strategy: {e}"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever the model name and path hold, every shipped template renders one service
+        /// that carries them unchanged and pins exactly the GPUs asked for.
+        #[test]
+        fn shipped_templates_keep_every_value_a_value(
+            model_name in hostile_text(),
+            model_path in hostile_text(),
+            first in 0u32..4,
+        ) {
+            let mut request = request("gpu-01", 8001, &[first, first + 4], 2);
+            request.model_name = model_name;
+            request.model_path = model_path;
+            for (name, text) in SHIPPED {
+                let template = TemplateSource {
+                    name: name.to_owned(),
+                    origin: "shipped",
+                    text: text.to_owned(),
+                };
+                let rendered = render(&template, &request)
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                let (deployment, findings) = compose::read_deployment(
+                    DeploymentId::new("gpu-01", 8001),
+                    "machines/gpu-01/8001/docker-compose.yml",
+                    &rendered,
+                    None,
+                    &Limits::default(),
+                );
+                let errors: Vec<_> = findings
+                    .iter()
+                    .filter(|f| f.severity == topology::Severity::Error)
+                    .collect();
+                prop_assert!(errors.is_empty(), "{name}: {errors:?}\n{rendered}");
+                prop_assert_eq!(deployment.services.len(), 1, "{}: {}", name, rendered);
+                let service = &deployment.services[0];
+                prop_assert_eq!(service.model_name.as_deref(), Some(request.model_name.as_str()));
+                prop_assert_eq!(service.model_path.as_deref(), Some(request.model_path.as_str()));
+                let pinned = vec![first.to_string(), (first + 4).to_string()];
+                prop_assert_eq!(&service.host_gpus, &pinned);
+                prop_assert_eq!(service.tensor_parallel, 2);
+            }
+        }
+    }
+}
