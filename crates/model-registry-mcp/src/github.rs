@@ -16,7 +16,6 @@ pub struct PullRef {
     pub url: String,
     /// The head branch (`catapult/...`).
     pub head_ref: String,
-    pub head_sha: String,
 }
 
 /// The pull requests of one repository.
@@ -49,10 +48,6 @@ impl GitHub {
             repository,
             api_url: api_url.to_owned(),
         })
-    }
-
-    pub fn repository(&self) -> &GitHubRepository {
-        &self.repository
     }
 
     /// Every open pull request of the repository whose head is a branch of this tool
@@ -122,7 +117,6 @@ fn pull_ref(pr: &PullRequest) -> PullRef {
             .as_ref()
             .map_or_else(|| pr.url.clone(), ToString::to_string),
         head_ref: pr.head.ref_field.clone(),
-        head_sha: pr.head.sha.clone(),
     }
 }
 

@@ -628,6 +628,50 @@ impl Reader<'_> {
     }
 }
 
+/// Closest names to `wanted` among `names` (Levenshtein distance), best first.
+pub fn closest<'a>(
+    wanted: &str,
+    names: impl IntoIterator<Item = &'a str>,
+    max: usize,
+) -> Vec<&'a str> {
+    // Compare on a bounded prefix: a hostile 1 MB name must not cost a 1 MB x N matrix.
+    let wanted: Vec<char> = wanted.chars().take(128).collect();
+    let mut scored: Vec<(usize, &str)> = names
+        .into_iter()
+        .map(|name| {
+            let candidate: Vec<char> = name.chars().take(128).collect();
+            (levenshtein(&wanted, &candidate), name)
+        })
+        .collect();
+    scored.sort();
+    let threshold = (wanted.len() / 2).max(3);
+    let near: Vec<&str> = scored
+        .iter()
+        .filter(|(d, _)| *d <= threshold)
+        .take(max)
+        .map(|(_, n)| *n)
+        .collect();
+    if near.is_empty() {
+        scored.iter().take(max).map(|(_, n)| *n).collect()
+    } else {
+        near
+    }
+}
+
+fn levenshtein(a: &[char], b: &[char]) -> usize {
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        current[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -683,5 +727,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(message.contains("leading zero"), "{message}");
+    }
+
+    #[test]
+    fn closest_names() {
+        let names = ["gpu-a100-01", "gpu-a100-02", "gpu-h100-01", "cpu-01"];
+        let check = |wanted: &str, expected: &[&str]| {
+            assert_eq!(
+                closest(wanted, names.iter().copied(), 2),
+                expected,
+                "{wanted}"
+            );
+        };
+        check("gpu-a100-1", &["gpu-a100-01", "gpu-a100-02"]);
+        check("gpu-h100-01x", &["gpu-h100-01", "gpu-a100-01"]);
+        check("../../etc", &["cpu-01", "gpu-a100-01"]);
+        assert_eq!(closest("x", std::iter::empty(), 3), Vec::<&str>::new());
     }
 }

@@ -4,13 +4,13 @@
 //! Committing, pushing and opening the pull request are the caller's; nothing
 //! here writes anywhere.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use crate::compose::DeploymentId;
 use crate::engine::{Engine, EngineError, ExtraDeployment, Fleet, pending_conflicts};
 use crate::finding::{Finding, Severity};
-use crate::layout::{check_machine_name, parse_port_name};
+use crate::layout::{check_machine_name, closest, parse_port_name};
 use crate::repo::{ContentId, Snapshot};
 
 /// Longest model name or path a proposal accepts.
@@ -297,7 +297,7 @@ fn check_against(main: &Fleet, request: &ProposalRequest) -> Result<(), Proposal
     let machine = &request.machine;
     let refuse = |message: String| Err(ProposalError::Refused { message });
     let Some(info) = main.machines.get(machine) else {
-        let near = closest_names(machine, main.machines.keys().map(String::as_str));
+        let near = closest(machine, main.machines.keys().map(String::as_str), 3);
         return refuse(format!(
             "machine `{machine}` is not in the release-config repository; closest: {}",
             if near.is_empty() {
@@ -598,18 +598,4 @@ fn join<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
         .map(|i| i.to_string())
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// Names sharing the longest prefix with `wanted`, best first.
-fn closest_names<'a>(wanted: &str, names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut scored: BTreeMap<(usize, &str), ()> = BTreeMap::new();
-    for name in names {
-        let common = wanted
-            .chars()
-            .zip(name.chars())
-            .take_while(|(a, b)| a == b)
-            .count();
-        scored.insert((usize::MAX - common, name), ());
-    }
-    scored.into_keys().take(3).map(|(_, n)| n).collect()
 }

@@ -111,7 +111,8 @@ pub fn detail(view: &FleetView, entry: &DeploymentEntry) -> ReleaseConfigDetail 
 /// The compose file of `entry` as `(text, truncated)`: as kept, or read from the Git directory
 /// the view names. `(None, false)` when it cannot be read (e.g. the mirror lost the object).
 fn compose_text(view: &FleetView, entry: &DeploymentEntry) -> (Option<String>, bool) {
-    let (Some(git_dir), Some(blob)) = (&view.blob_source, &entry.compose_blob) else {
+    let blob = entry.parsed.content.as_ref().map(|(compose, _env)| compose);
+    let (Some(git_dir), Some(blob)) = (&view.blob_source, blob) else {
         return match &entry.compose_text {
             Some((text, truncated)) => (Some(text.clone()), *truncated),
             None => (None, false),
@@ -374,18 +375,10 @@ fn entry(
             .ok()
             .map(|bytes| cut(&bytes))
     });
-    let compose_blob = match snapshot {
-        Some(_) => None,
-        None => parsed
-            .content
-            .as_ref()
-            .map(|(compose, _env)| compose.clone()),
-    };
     DeploymentEntry {
         findings: findings.get(brief.id.as_str()).cloned().unwrap_or_default(),
         brief,
         parsed: Arc::clone(parsed),
         compose_text,
-        compose_blob,
     }
 }

@@ -1,7 +1,7 @@
 //! Reads the production branch of the release-config repository through `topology::repo` and
 //! analyses it with one long-lived engine (which keeps its parse cache between revisions).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
@@ -54,56 +54,37 @@ impl GitLoader {
         // (and OpenSSL), which belongs to the first load in the background, not to start-up.
         topology::repo::set_object_cache(false);
         let mut fetch_error = None;
-        let mut fetched_at = None;
-        match &self.location {
-            RepoLocation::Local(path) => {
-                // A plain directory (no Git): analyse its files as they are.
-                if !path.join(".git").exists() && Repository::open(path).is_err() {
-                    let view = Snapshot::from_dir(path)
-                        .map_err(|e| {
-                            format!(
-                                "cannot read release-config directory {}: {e}",
-                                path.display()
-                            )
-                        })
-                        .and_then(|snapshot| {
-                            from_engine::analyze(&mut inner.engine, snapshot, None)
-                        });
-                    return LoadOutcome {
-                        view: view.map(Arc::new),
-                        fetched_at: Some(SystemTime::now()),
-                        fetch_error,
-                    };
-                }
-                if inner.repository.is_none() {
-                    match Repository::open(path) {
-                        Ok(repository) => inner.repository = Some(lean(repository)),
-                        Err(e) => {
-                            return failed(format!("cannot open release-config repository: {e}"));
-                        }
-                    }
-                }
-                fetched_at = Some(SystemTime::now());
+        let fetched_at = match &self.location {
+            // A plain directory (no Git): analyse its files as they are.
+            RepoLocation::Local(path) if self.plain_directory().is_some() => {
+                let view = Snapshot::from_dir(path)
+                    .map_err(|e| {
+                        format!(
+                            "cannot read release-config directory {}: {e}",
+                            path.display()
+                        )
+                    })
+                    .and_then(|snapshot| from_engine::analyze(&mut inner.engine, snapshot, None));
+                return LoadOutcome {
+                    view: view.map(Arc::new),
+                    fetched_at: Some(SystemTime::now()),
+                    fetch_error,
+                };
             }
-            RepoLocation::Remote(url) => {
-                if inner.repository.is_none() {
-                    match Repository::open_mirror(url, &self.cache_dir) {
-                        Ok(repository) => inner.repository = Some(lean(repository)),
-                        Err(e) => {
-                            return failed(format!(
-                                "cannot prepare the mirror of the release-config repository: {e}"
-                            ));
-                        }
-                    }
-                }
-                if let Some(repository) = &inner.repository {
+            RepoLocation::Local(_) => match self.opened(&mut inner.repository) {
+                Ok(_) => Some(SystemTime::now()),
+                Err(e) => return failed(e),
+            },
+            RepoLocation::Remote(_) => match self.opened(&mut inner.repository) {
+                Ok(repository) => {
                     if let Err(e) = repository.fetch(&self.auth) {
                         fetch_error = Some(e.to_string());
                     }
-                    fetched_at = repository.last_fetch_time();
+                    repository.last_fetch_time()
                 }
-            }
-        }
+                Err(e) => return failed(e),
+            },
+        };
         let Some(repository) = &inner.repository else {
             return failed("the release-config repository is not open".to_owned());
         };
@@ -155,7 +136,7 @@ impl GitLoader {
     }
 }
 
-/// A repository that keeps nothing between snapshots (see [`GitLoader::new`]).
+/// A repository that keeps nothing between snapshots (see `load_locked`).
 fn lean(repository: Repository) -> Repository {
     repository.set_listing_cache(false);
     repository
@@ -183,11 +164,7 @@ impl FleetLoader for GitLoader {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let inner = &mut *inner;
         // A plain directory (no Git) can be checked and rendered (a dry run), not proposed.
-        let plain_dir = match &self.location {
-            RepoLocation::Local(path) if Repository::open(path).is_err() => Some(path),
-            _ => None,
-        };
-        let (repository, snapshot, base_commit, base_short) = match plain_dir {
+        let (repository, snapshot, base_commit, base_short) = match self.plain_directory() {
             Some(path) => {
                 let snapshot = Snapshot::from_dir(path).map_err(|e| {
                     format!(
@@ -203,7 +180,13 @@ impl FleetLoader for GitLoader {
                 )
             }
             None => {
-                let repository = self.open_for_proposal(&mut inner.repository)?;
+                let repository = self.opened(&mut inner.repository)?;
+                // Against the newest main, never a cached one.
+                if matches!(self.location, RepoLocation::Remote(_)) {
+                    repository
+                        .fetch(&self.auth)
+                        .map_err(|e| format!("cannot fetch the newest `{}`: {e}", self.branch))?;
+                }
                 let revision = repository.resolve(&self.branch).map_err(|e| {
                     format!(
                         "branch `{}` of the release-config repository cannot be read: {e}",
@@ -271,7 +254,8 @@ impl FleetLoader for GitLoader {
             );
         };
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let repository = self.open_for_proposal(&mut inner.repository)?;
+        // Opened (and fetched) by `prepare_proposal`; the commit is based on what it checked.
+        let repository = self.opened(&mut inner.repository)?;
         let plan = &prepared.plan;
         let created = repository.commit_file_on_new_branch(
             &prepared.base_commit,
@@ -307,20 +291,24 @@ impl FleetLoader for GitLoader {
 }
 
 impl GitLoader {
-    /// The repository, opened (and, for a remote, freshly fetched: a proposal is made against
-    /// the newest main, never a cached one).
-    fn open_for_proposal<'r>(
-        &self,
-        slot: &'r mut Option<Repository>,
-    ) -> Result<&'r Repository, String> {
+    /// The configured path when it is a plain directory, not a Git repository.
+    fn plain_directory(&self) -> Option<&Path> {
+        match &self.location {
+            RepoLocation::Local(path)
+                if !path.join(".git").exists() && Repository::open(path).is_err() =>
+            {
+                Some(path)
+            }
+            _ => None,
+        }
+    }
+
+    /// The repository in `slot`, opened on first use (for a remote, its mirror; not fetched).
+    fn opened<'r>(&self, slot: &'r mut Option<Repository>) -> Result<&'r Repository, String> {
         if slot.is_none() {
             let opened = match &self.location {
-                RepoLocation::Local(path) => Repository::open(path).map_err(|e| {
-                    format!(
-                        "proposals need a Git repository; {} cannot be opened as one: {e}",
-                        path.display()
-                    )
-                })?,
+                RepoLocation::Local(path) => Repository::open(path)
+                    .map_err(|e| format!("cannot open release-config repository: {e}"))?,
                 RepoLocation::Remote(url) => Repository::open_mirror(url, &self.cache_dir)
                     .map_err(|e| {
                         format!("cannot prepare the mirror of the release-config repository: {e}")
@@ -328,15 +316,8 @@ impl GitLoader {
             };
             *slot = Some(lean(opened));
         }
-        let Some(repository) = slot.as_ref() else {
-            return Err("the release-config repository is not open".to_owned());
-        };
-        if matches!(self.location, RepoLocation::Remote(_)) {
-            repository
-                .fetch(&self.auth)
-                .map_err(|e| format!("cannot fetch the newest `{}`: {e}", self.branch))?;
-        }
-        Ok(repository)
+        slot.as_ref()
+            .ok_or_else(|| "the release-config repository is not open".to_owned())
     }
 }
 

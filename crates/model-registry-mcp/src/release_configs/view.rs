@@ -24,7 +24,7 @@ pub struct FleetView {
     /// Templates in the repository's `templates/` directory.
     pub repository_templates: Vec<String>,
     /// The Git directory compose files are read from on request (see
-    /// [`DeploymentEntry::compose_blob`]); `None` for a plain directory, whose compose files
+    /// [`DeploymentEntry::compose_text`]); `None` for a plain directory, whose compose files
     /// are kept in the view as read.
     pub blob_source: Option<std::path::PathBuf>,
 }
@@ -37,11 +37,10 @@ pub struct DeploymentEntry {
     pub parsed: Arc<topology::compose::Deployment>,
     /// Findings that name this deployment.
     pub findings: Vec<Arc<FindingView>>,
-    /// The compose file as read, `(text cut at 64 KiB, truncated)`, for a plain directory.
+    /// The compose file as read, `(text cut at 64 KiB, truncated)`, for a plain directory. From
+    /// Git it is read on request by its blob id (`parsed.content`): thousands of compose files
+    /// need not stay in memory for the few asked for.
     pub compose_text: Option<(String, bool)>,
-    /// Blob id of the compose file, read from Git on request: thousands of compose files need
-    /// not stay in memory for the few asked for.
-    pub compose_blob: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
@@ -268,67 +267,5 @@ pub struct ModelDeployments {
     pub deployments: Vec<Arc<DeploymentBrief>>,
 }
 
-/// Closest names to `wanted` among `names` (Levenshtein distance), best first.
-pub fn closest<'a>(
-    wanted: &str,
-    names: impl IntoIterator<Item = &'a str>,
-    max: usize,
-) -> Vec<&'a str> {
-    // Compare on a bounded prefix: a hostile 1 MB name must not cost a 1 MB x N matrix.
-    let wanted: Vec<char> = wanted.chars().take(128).collect();
-    let mut scored: Vec<(usize, &str)> = names
-        .into_iter()
-        .map(|name| {
-            let candidate: Vec<char> = name.chars().take(128).collect();
-            (levenshtein(&wanted, &candidate), name)
-        })
-        .collect();
-    scored.sort();
-    let threshold = (wanted.len() / 2).max(3);
-    let near: Vec<&str> = scored
-        .iter()
-        .filter(|(d, _)| *d <= threshold)
-        .take(max)
-        .map(|(_, n)| *n)
-        .collect();
-    if near.is_empty() {
-        scored.iter().take(max).map(|(_, n)| *n).collect()
-    } else {
-        near
-    }
-}
-
-fn levenshtein(a: &[char], b: &[char]) -> usize {
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        current[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        std::mem::swap(&mut previous, &mut current);
-    }
-    previous[b.len()]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn closest_names() {
-        let names = ["gpu-a100-01", "gpu-a100-02", "gpu-h100-01", "cpu-01"];
-        let check = |wanted: &str, expected: &[&str]| {
-            assert_eq!(
-                closest(wanted, names.iter().copied(), 2),
-                expected,
-                "{wanted}"
-            );
-        };
-        check("gpu-a100-1", &["gpu-a100-01", "gpu-a100-02"]);
-        check("gpu-h100-01x", &["gpu-h100-01", "gpu-a100-01"]);
-        check("../../etc", &["cpu-01", "gpu-a100-01"]);
-        assert_eq!(closest("x", std::iter::empty(), 3), Vec::<&str>::new());
-    }
-}
+/// Closest names (shared with the engine's proposal refusals).
+pub use topology::layout::closest;
