@@ -6,6 +6,7 @@
 
 pub mod compose;
 pub mod config;
+pub mod dotenv;
 pub mod engine;
 pub mod finding;
 pub mod graph;

@@ -8,10 +8,15 @@
 //!
 //! Two readers feed one tree builder (`builder`): a fast one for the plain
 //! YAML compose files are written in (`fast`), and saphyr-parser's events
-//! (`saphyr`) for everything else, errors included. Both give the same tree.
+//! (`saphyr`) for everything else, errors included. Both give the same tree,
+//! and both accept and refuse what go-yaml (Docker Compose's reader) does:
+//! the fast reader leaves anything where the two differ to the general
+//! path, and `goyaml` bridges YAML 1.2 and go-yaml there (flow collections
+//! indented as go-yaml allows, escapes and indicators it refuses).
 
 mod builder;
 mod fast;
+mod goyaml;
 mod saphyr;
 
 /// 1-based line and column of a node's first character.
@@ -36,7 +41,7 @@ pub enum Value {
     Scalar(Scalar),
     Seq(Vec<Node>),
     /// Entries in document order, merge keys already applied (explicit keys
-    /// win over merged ones), duplicate keys: last one wins.
+    /// win over merged ones); a key written twice is an error.
     Map(Vec<(Node, Node)>),
 }
 
@@ -86,7 +91,29 @@ pub fn parse(src: &str, limits: &Limits) -> Result<Node, YamlError> {
     check_size(src, limits)?;
     match fast::parse(src, limits) {
         Some(node) => Ok(node),
-        None => saphyr::parse(src, limits),
+        None => general(src, limits),
+    }
+}
+
+/// saphyr, made to accept and refuse what go-yaml does (`goyaml`).
+fn general(src: &str, limits: &Limits) -> Result<Node, YamlError> {
+    let scan = goyaml::scan(src);
+    let read = if scan.pads.is_empty() {
+        saphyr::parse(src, limits)
+    } else {
+        let padded = goyaml::padded(src, &scan.pads);
+        match saphyr::parse(&padded, limits) {
+            Ok(mut node) => {
+                goyaml::unpad(&mut node, &scan.pads);
+                Ok(node)
+            }
+            Err(e) => Err(goyaml::unpad_error(e, &scan.pads)),
+        }
+    };
+    match (read, scan.refusal) {
+        (Ok(_), Some(refusal)) => Err(refusal),
+        (Err(e), Some(refusal)) if refusal.pos < e.pos => Err(refusal),
+        (read, _) => read,
     }
 }
 
@@ -95,7 +122,7 @@ pub fn parse(src: &str, limits: &Limits) -> Result<Node, YamlError> {
 #[doc(hidden)]
 pub fn parse_with_saphyr(src: &str, limits: &Limits) -> Result<Node, YamlError> {
     check_size(src, limits)?;
-    saphyr::parse(src, limits)
+    general(src, limits)
 }
 
 /// The fast reader alone: `None` when it leaves the document to saphyr

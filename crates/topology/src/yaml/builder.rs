@@ -38,6 +38,12 @@ struct Frame {
     /// Merge sources (`<< : ...`) of a mapping: the entry index where the
     /// `<<` stood, and the entries it brings, sources in order.
     merges: Vec<(usize, Vec<(Node, Node)>)>,
+    /// The mapping's `<<` key: a second one is a duplicate key.
+    merge_key: Option<Node>,
+    /// The collection is tagged `!reset`.
+    reset: bool,
+    /// Entries of this mapping whose value is tagged `!reset`.
+    resets: Vec<usize>,
 }
 
 /// An anchored node kept for its aliases.
@@ -65,6 +71,8 @@ pub(super) struct TreeBuilder {
     /// Nodes in the copies kept for aliases.
     copies: usize,
     root: Option<Node>,
+    /// The next node is tagged `!reset`.
+    reset_pending: bool,
 }
 
 impl TreeBuilder {
@@ -79,6 +87,7 @@ impl TreeBuilder {
             nodes: 0,
             copies: 0,
             root: None,
+            reset_pending: false,
         }
     }
 
@@ -110,7 +119,14 @@ impl TreeBuilder {
         if anchor != 0 {
             self.remember(anchor, &node, 1, 0, pos)?;
         }
-        self.attach(node, 0, pos)
+        let reset = std::mem::take(&mut self.reset_pending);
+        self.attach(node, 0, pos, reset)
+    }
+
+    /// The next node is tagged `!reset`: as in Compose, its mapping entry is
+    /// removed (before merge keys apply, so a merged value comes back).
+    pub(super) fn reset_next(&mut self) {
+        self.reset_pending = true;
     }
 
     /// Whether the next node is the value of a mapping entry.
@@ -149,6 +165,9 @@ impl TreeBuilder {
             start: self.items.len(),
             is_map,
             merges: Vec::new(),
+            merge_key: None,
+            reset: std::mem::take(&mut self.reset_pending),
+            resets: Vec::new(),
         });
         Ok(())
     }
@@ -178,7 +197,18 @@ impl TreeBuilder {
                 entries.push((key, value));
             }
             drop(children);
-            Value::Map(finish_map(entries, frame.merges))
+            let mut merges = frame.merges;
+            for &reset in frame.resets.iter().rev() {
+                if reset < entries.len() {
+                    entries.remove(reset);
+                    for (at, _) in &mut merges {
+                        if *at > reset {
+                            *at -= 1;
+                        }
+                    }
+                }
+            }
+            Value::Map(finish_map(entries, merges)?)
         } else {
             Value::Seq(self.items.split_off(start))
         };
@@ -191,7 +221,7 @@ impl TreeBuilder {
             let size = self.nodes - frame.nodes_before;
             self.remember(frame.anchor, &node, size, height, frame.pos)?;
         }
-        self.attach(node, height, frame.pos)
+        self.attach(node, height, frame.pos, frame.reset)
     }
 
     pub(super) fn alias(&mut self, id: usize, pos: Pos) -> Result<(), YamlError> {
@@ -215,7 +245,8 @@ impl TreeBuilder {
             Some(Some(a)) => a.node.clone(),
             _ => return Ok(()),
         };
-        self.attach(node, height, pos)
+        self.reset_pending = false;
+        self.attach(node, height, pos, false)
     }
 
     fn slot(&mut self, id: usize) -> &mut Option<Anchored> {
@@ -256,7 +287,7 @@ impl TreeBuilder {
 
     /// Hands a finished node to the open collection (or makes it the root).
     /// `at` is where it was referenced, for merge errors.
-    fn attach(&mut self, node: Node, height: usize, at: Pos) -> Result<(), YamlError> {
+    fn attach(&mut self, node: Node, height: usize, at: Pos, reset: bool) -> Result<(), YamlError> {
         let Some(frame) = self.stack.last_mut() else {
             self.root.get_or_insert(node);
             return Ok(());
@@ -264,9 +295,16 @@ impl TreeBuilder {
         frame.height = frame.height.max(height);
         let held = self.items.len().saturating_sub(frame.start);
         if frame.is_map && held % 2 == 1 && self.items.last().is_some_and(is_merge_key) {
-            self.items.pop();
+            let key = self.items.pop();
+            if let (Some(first), Some(key)) = (&frame.merge_key, &key) {
+                return Err(duplicate_key(first, key));
+            }
+            frame.merge_key = key;
             frame.merges.push((held / 2, merge_source(node, at)?));
         } else {
+            if reset && frame.is_map && held % 2 == 1 {
+                frame.resets.push(held / 2);
+            }
             self.items.push(node);
         }
         Ok(())
@@ -333,15 +371,18 @@ fn key_text(key: &Node) -> Option<&str> {
     }
 }
 
-/// Applies merges (explicit keys win, earlier sources win over later ones;
-/// merged entries sit where their `<<` stood) and drops duplicate keys (the
-/// last one wins). `entries` should have room for the merged entries.
+/// Refuses a key written twice (go-yaml and so Docker Compose refuse it; keys
+/// that come in through `<<` are not duplicates), then applies merges
+/// (explicit keys win, earlier sources win over later ones; merged entries
+/// sit where their `<<` stood). `entries` should have room for the merged
+/// entries.
 fn finish_map(
     mut entries: Vec<(Node, Node)>,
     mut merges: Vec<(usize, Vec<(Node, Node)>)>,
-) -> Vec<(Node, Node)> {
+) -> Result<Vec<(Node, Node)>, YamlError> {
+    check_unique_keys(&entries)?;
     if merges.is_empty() {
-        return dedupe_last_wins(entries);
+        return Ok(entries);
     }
     let keep: Vec<bool> = {
         let merged_count = merges.iter().map(|(_, s)| s.len()).sum::<usize>();
@@ -368,9 +409,41 @@ fn finish_map(
         let at = at.min(entries.len());
         entries.splice(at..at, source);
     }
-    // Merged keys are now unique and distinct from explicit ones; only
-    // explicit duplicates remain.
-    dedupe_last_wins(entries)
+    Ok(entries)
+}
+
+fn duplicate_key(first: &Node, again: &Node) -> YamlError {
+    YamlError {
+        message: format!(
+            "mapping key \"{}\" is already defined at line {}",
+            key_text(again).unwrap_or_default(),
+            first.pos.line
+        ),
+        pos: again.pos,
+    }
+}
+
+/// go-yaml compares scalar keys by their text, whatever their style.
+fn check_unique_keys(entries: &[(Node, Node)]) -> Result<(), YamlError> {
+    const LINEAR: usize = 16;
+    if entries.len() <= LINEAR {
+        for (i, (key, _)) in entries.iter().enumerate() {
+            let Some(text) = key_text(key) else { continue };
+            if let Some((first, _)) = entries[..i].iter().find(|(k, _)| key_text(k) == Some(text)) {
+                return Err(duplicate_key(first, key));
+            }
+        }
+        return Ok(());
+    }
+    let mut first: FxHashMap<&str, &Node> = FxHashMap::default();
+    for (key, _) in entries {
+        if let Some(text) = key_text(key)
+            && let Some(earlier) = first.insert(text, key)
+        {
+            return Err(duplicate_key(earlier, key));
+        }
+    }
+    Ok(())
 }
 
 /// Key texts: a list while few (no hashing, no table), hashed when many.
@@ -411,59 +484,4 @@ impl<'a> KeySet<'a> {
             KeySet::Many(texts) => texts.insert(text),
         }
     }
-}
-
-fn dedupe_last_wins(entries: Vec<(Node, Node)>) -> Vec<(Node, Node)> {
-    const LINEAR: usize = 16;
-    let keep: Vec<bool> = if entries.len() <= LINEAR {
-        let has_duplicate = entries.iter().enumerate().any(|(i, (k, _))| {
-            key_text(k).is_some_and(|t| {
-                entries
-                    .iter()
-                    .skip(i + 1)
-                    .any(|(later, _)| key_text(later) == Some(t))
-            })
-        });
-        if !has_duplicate {
-            return entries;
-        }
-        entries
-            .iter()
-            .enumerate()
-            .map(|(i, (k, _))| {
-                key_text(k).is_none_or(|t| {
-                    !entries
-                        .iter()
-                        .skip(i + 1)
-                        .any(|(later, _)| key_text(later) == Some(t))
-                })
-            })
-            .collect()
-    } else {
-        let mut last: FxHashMap<&str, usize> = FxHashMap::default();
-        for (i, (k, _)) in entries.iter().enumerate() {
-            if let Some(t) = key_text(k) {
-                last.insert(t, i);
-            }
-        }
-        if last.len()
-            == entries
-                .iter()
-                .filter(|(k, _)| key_text(k).is_some())
-                .count()
-        {
-            return entries;
-        }
-        entries
-            .iter()
-            .enumerate()
-            .map(|(i, (k, _))| key_text(k).is_none_or(|t| last.get(t) == Some(&i)))
-            .collect()
-    };
-    entries
-        .into_iter()
-        .zip(keep)
-        .filter(|(_, k)| *k)
-        .map(|(e, _)| e)
-        .collect()
 }

@@ -453,7 +453,12 @@ impl<'a> Reader<'a> {
                     if self.at == suffix_start || !is_blank_or_end(self.peek()) {
                         return Err(Unsupported);
                     }
-                    props.core_str = secondary && self.text(suffix_start, self.at)? == "str";
+                    let suffix = self.text(suffix_start, self.at)?;
+                    props.core_str = secondary && suffix == "str";
+                    if !secondary && suffix == "reset" {
+                        // Properties come right before their node.
+                        self.builder.reset_next();
+                    }
                 }
                 _ => return Ok(props),
             }
@@ -634,7 +639,6 @@ impl<'a> Reader<'a> {
                 b'e' => '\x1b',
                 b' ' => ' ',
                 b'"' => '"',
-                b'/' => '/',
                 b'\\' => '\\',
                 b'N' => '\u{85}',
                 b'_' => '\u{a0}',
@@ -643,7 +647,8 @@ impl<'a> Reader<'a> {
                 b'x' => self.hex_escape(2)?,
                 b'u' => self.hex_escape(4)?,
                 b'U' => self.hex_escape(8)?,
-                // Unknown escapes and escaped line breaks: saphyr's.
+                // Unknown escapes (`\/` among them: go-yaml refuses it),
+                // escaped line breaks: the general reader's.
                 _ => return Err(Unsupported),
             };
             text.push(decoded);
@@ -798,7 +803,8 @@ impl<'a> Reader<'a> {
                         b'-' if is_flow_indicator(self.byte(self.at + 1)) => {
                             return Err(Unsupported);
                         }
-                        b'[' | b'{' | b':' | b'#' | b'\n' | 0 => return Err(Unsupported),
+                        // go-yaml reads `?` in a flow collection as a key indicator.
+                        b'[' | b'{' | b':' | b'#' | b'?' | b'\n' | 0 => return Err(Unsupported),
                         b' ' => {}
                         _ => end = self.at + 1,
                     }

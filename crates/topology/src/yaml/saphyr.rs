@@ -2,7 +2,7 @@
 //! It reads all of YAML and words the errors; the fast reader hands every
 //! document it is unsure of to it.
 
-use saphyr_parser::{Event, Marker, Parser, ScalarStyle, ScanError};
+use saphyr_parser::{Event, Marker, Parser, ScalarStyle, ScanError, Tag};
 
 use super::builder::{TreeBuilder, depth_message};
 use super::{Limits, Node, Pos, YamlError};
@@ -36,12 +36,18 @@ pub(super) fn parse(src: &str, limits: &Limits) -> Result<Node, YamlError> {
                 }
             }
             Event::Scalar(text, style, anchor, tag) => {
+                if tag.as_ref().is_some_and(|t| is_reset(t)) {
+                    builder.reset_next();
+                }
                 // `!!str 3` is a string as surely as `"3"` is.
                 let core_str = tag.is_some_and(|t| t.is_yaml_core_schema() && t.suffix == "str");
                 let plain = style == ScalarStyle::Plain && !core_str;
                 builder.scalar(text.into_owned(), plain, anchor, pos)?;
             }
-            Event::SequenceStart(anchor, _) => {
+            Event::SequenceStart(anchor, tag) => {
+                if tag.as_ref().is_some_and(|t| is_reset(t)) {
+                    builder.reset_next();
+                }
                 // An indentless sequence (`key:\n- item`) is reported at its
                 // first item; point at the `-` like other block sequences.
                 // Only a mapping value can be one; properties give a span.
@@ -52,13 +58,23 @@ pub(super) fn parse(src: &str, limits: &Limits) -> Result<Node, YamlError> {
                 };
                 builder.open_seq(anchor, pos)?;
             }
-            Event::MappingStart(anchor, _) => builder.open_map(anchor, pos)?,
+            Event::MappingStart(anchor, tag) => {
+                if tag.as_ref().is_some_and(|t| is_reset(t)) {
+                    builder.reset_next();
+                }
+                builder.open_map(anchor, pos)?;
+            }
             Event::SequenceEnd | Event::MappingEnd => builder.close()?,
             Event::Alias(id) => builder.alias(id, pos)?,
             Event::StreamStart | Event::DocumentEnd | Event::Nothing => {}
         }
     }
     Ok(builder.finish())
+}
+
+/// Compose's `!reset` (a local tag).
+fn is_reset(tag: &Tag) -> bool {
+    tag.handle == "!" && tag.suffix == "reset"
 }
 
 fn pos_of(mark: Marker) -> Pos {

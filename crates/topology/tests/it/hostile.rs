@@ -777,7 +777,7 @@ fn hostile_interpolation_is_rc003() {
             ],
             &["RC003 machines/m1/8000/.env:2:1", M1_GPU002, M2_GPU001],
         )
-        .saying(&["a key cannot contain a space"]),
+        .saying(&["cannot contain a space"]),
         case(
             "required variable missing",
             vec![(

@@ -1,9 +1,9 @@
-//! Compose interpolation and `.env` files.
+//! Compose interpolation (`.env` files are checked against Docker Compose
+//! itself, in `compose_reference`).
 
 use proptest::prelude::*;
-use topology::interpolate::{
-    EnvFileError, Interpolated, InterpolationError, Vars, interpolate, parse_env_file,
-};
+use topology::dotenv::parse_env_file;
+use topology::interpolate::{Interpolated, InterpolationError, Vars, interpolate};
 
 fn vars() -> Vars {
     [
@@ -359,112 +359,5 @@ proptest! {
     fn arbitrary_text_never_panics(input in "[${}:?+\\-a-zA-Z0-9_ é]{0,40}") {
         let _ = interpolate(&input, &Vars::new());
         let _ = parse_env_file(&input);
-    }
-}
-
-/// `expected`: `KEY=value` pairs joined with `;`, or `Err` with
-/// `line: message` entries joined with `;` (messages matched by prefix).
-#[track_caller]
-fn check_env(input: &str, expected: Result<&str, &str>) {
-    match (parse_env_file(input), expected) {
-        (Ok(vars), Ok(pairs)) => {
-            let got: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            assert_eq!(got.join(";"), pairs, "input: {input:?}");
-        }
-        (Err(errors), Err(expected)) => {
-            let expected: Vec<&str> = expected.split(';').collect();
-            assert_eq!(errors.len(), expected.len(), "input {input:?}: {errors:?}");
-            for (EnvFileError { line, message }, want) in errors.iter().zip(expected) {
-                let got = format!("{line}: {message}");
-                assert!(
-                    got.starts_with(want),
-                    "input {input:?}: got {got:?}, expected {want:?}"
-                );
-            }
-        }
-        (got, expected) => panic!("input {input:?}: got {got:?}, expected {expected:?}"),
-    }
-}
-
-#[test]
-fn env_files() {
-    let cases: &[(&str, Result<&str, &str>)] = &[
-        ("", Ok("")),
-        ("A=1", Ok("A=1")),
-        ("A=1\nB=2\r\n", Ok("A=1;B=2")),
-        ("\u{feff}A=1", Ok("A=1")),
-        // Blank lines, comments, `export`, spaces around `=`.
-        ("\n# comment\n  # indented comment\n\nA=1\n", Ok("A=1")),
-        ("export A=1\nexport\tB=2", Ok("A=1;B=2")),
-        ("exportX=1", Ok("exportX=1")),
-        ("A = 1 ", Ok("A=1")),
-        ("A: 1", Ok("A=1")),
-        ("A=", Ok("A=")),
-        ("A.b-c_1=x", Ok("A.b-c_1=x")),
-        // Later wins.
-        ("A=1\nA=2", Ok("A=2")),
-        // Inline comments need a blank before `#` in unquoted values.
-        ("A=1 # note", Ok("A=1")),
-        ("A=1\t# note", Ok("A=1")),
-        ("A=a#b", Ok("A=a#b")),
-        ("A=#x", Ok("A=#x")),
-        // Single quotes are literal.
-        ("A='x # y'", Ok("A=x # y")),
-        ("A='$B \\n'", Ok("A=$B \\n")),
-        ("A='x' # note", Ok("A=x")),
-        // Double quotes: escapes.
-        ("A=\"a\\nb\"", Ok("A=a\nb")),
-        ("A=\"say \\\"hi\\\"\"", Ok("A=say \"hi\"")),
-        ("A=\"back\\\\slash\"", Ok("A=back\\slash")),
-        ("A=\"t\\tx\"", Ok("A=t\tx")),
-        ("A=\"x # y\"", Ok("A=x # y")),
-        ("A=\"keep \\q\"", Ok("A=keep \\q")),
-        // Quoted values may span lines.
-        ("A=\"one\ntwo\"\nB=3", Ok("A=one\ntwo;B=3")),
-        ("A='one\ntwo'", Ok("A=one\ntwo")),
-        // Values are interpolated with what is defined above, as Compose does.
-        (
-            "A=1\nB=${A}2\nC=\"$A-$B\"\nD='$A'",
-            Ok("A=1;B=12;C=1-12;D=$A"),
-        ),
-        ("B=${A:-dflt}", Ok("B=dflt")),
-        ("B=$${A}", Ok("B=${A}")),
-        ("A=1\nB=\"\\$A\"", Ok("A=1;B=$A")),
-        // `KEY` alone comes from the process environment in Compose: never here.
-        ("A\nB=1", Ok("B=1")),
-        // Errors: all of them, with their line numbers.
-        (
-            "A B=1",
-            Err("1: variable name `A` is followed by `B`: a key cannot contain a space"),
-        ),
-        (
-            "=1",
-            Err("1: unexpected character `=` at the start of a variable name"),
-        ),
-        ("A!=1", Err("1: unexpected character `!` in variable name")),
-        (
-            "A='open\nB=2",
-            Err("1: unterminated single-quoted value for `A`"),
-        ),
-        (
-            "A=\"open",
-            Err("1: unterminated double-quoted value for `A`"),
-        ),
-        (
-            "A=\"x\" y",
-            Err("1: unexpected text after the closing quote of `A`"),
-        ),
-        (
-            "A=${B:?B is needed}",
-            Err("1: in the value of `A`: required variable B is missing a value: B is needed"),
-        ),
-        ("A=${", Err("1: in the value of `A`: unterminated `${`")),
-        (
-            "ok=1\nbad line=1\nfine=2\n$x=1\nA=\"x\" y",
-            Err("2: variable name `bad`;4: unexpected character `$`;5: unexpected text"),
-        ),
-    ];
-    for (input, expected) in cases {
-        check_env(input, *expected);
     }
 }

