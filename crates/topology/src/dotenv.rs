@@ -35,6 +35,8 @@ pub struct EnvFileError {
 
 /// Reads a `.env` file; never fails (see [`EnvFile`]).
 pub fn parse_env_file(src: &str) -> EnvFile {
+    // Compose drops a byte order mark.
+    let src = src.strip_prefix('\u{feff}').unwrap_or(src);
     let mut parser = Parser {
         src,
         line_starts: std::iter::once(0)

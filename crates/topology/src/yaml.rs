@@ -98,17 +98,20 @@ pub fn parse(src: &str, limits: &Limits) -> Result<Node, YamlError> {
 /// saphyr, made to accept and refuse what go-yaml does (`goyaml`).
 fn general(src: &str, limits: &Limits) -> Result<Node, YamlError> {
     let scan = goyaml::scan(src);
-    let read = if scan.pads.is_empty() {
-        saphyr::parse(src, limits)
-    } else {
-        let padded = goyaml::padded(src, &scan.pads);
-        match saphyr::parse(&padded, limits) {
-            Ok(mut node) => {
-                goyaml::unpad(&mut node, &scan.pads);
-                Ok(node)
+    let read = match saphyr::parse(src, limits) {
+        // Padding only ever turns a refusal into what go-yaml accepts; when
+        // it does not help, the error is the one of the file as written.
+        Err(e) if !scan.pads.is_empty() => {
+            let padded = goyaml::padded(src, &scan.pads);
+            match saphyr::parse(&padded, limits) {
+                Ok(mut node) => {
+                    goyaml::unpad(&mut node, &scan.pads);
+                    Ok(node)
+                }
+                Err(_) => Err(e),
             }
-            Err(e) => Err(goyaml::unpad_error(e, &scan.pads)),
         }
+        read => read,
     };
     match (read, scan.refusal) {
         (Ok(_), Some(refusal)) => Err(refusal),

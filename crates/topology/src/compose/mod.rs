@@ -880,7 +880,8 @@ impl<'a> Reader<'a> {
 
         self.gpu_claim(name, node, &env, &mut service);
         self.parallelism(name, &argv, &env, &labels, &mut service);
-        self.model(name, &argv, &env, &labels, &mut service);
+        let entrypoint_given = node.get("entrypoint").is_some_and(|e| !e.is_null());
+        self.model(name, &argv, &env, &labels, entrypoint_given, &mut service);
         self.ports(name, node, &argv, &env, &mut service);
         service.gpu_sharing = labels
             .get("catapult.gpu_sharing")

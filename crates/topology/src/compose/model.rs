@@ -97,6 +97,7 @@ impl Reader<'_> {
         argv: &[Token],
         env: &BTreeMap<String, Kv>,
         labels: &BTreeMap<String, Kv>,
+        entrypoint_given: bool,
         service: &mut Service,
     ) {
         let label = |key: &str| match labels.get(key) {
@@ -106,9 +107,20 @@ impl Reader<'_> {
             }) => Some((v.trim().to_owned(), *pos)),
             _ => None,
         };
-        let flag = flag_value(argv, &["--model", "--model-path", "--model-id"])
-            .or_else(|| positional_model(argv))
-            .map(|t| t.text.clone());
+        // The loaded model: its flag, else the positional argument. Shell
+        // placeholders (`$1`, `"$@"` left unexpanded) are never a model.
+        let loaded = flag_value(argv, &["--model", "--model-path", "--model-id"])
+            .or_else(|| {
+                positional_model(argv, !entrypoint_given && image_serves_positional(service))
+            })
+            .map(|t| t.text.clone())
+            .filter(|m| !is_shell_placeholder(m));
+        // vLLM and SGLang name the model they serve `--served-model-name`
+        // (its first value); one still holding `${` did not interpolate
+        // (RC003 says why) and names nothing.
+        let served = flag_value(argv, &["--served-model-name"])
+            .map(|t| t.text.clone())
+            .filter(|m| !m.starts_with('-') && !is_shell_placeholder(m) && !m.contains("${"));
         let env_model = ["MODEL", "MODEL_ID"]
             .iter()
             .find_map(|k| match env.get(*k) {
@@ -119,9 +131,10 @@ impl Reader<'_> {
             });
         service.model_name = label("catapult.model")
             .map(|(v, _)| v)
-            .or_else(|| flag.clone())
+            .or(served)
+            .or_else(|| loaded.clone())
             .or(env_model);
-        service.model_path = label("catapult.model_path").map(|(v, _)| v).or(flag);
+        service.model_path = label("catapult.model_path").map(|(v, _)| v).or(loaded);
 
         if let Some((text, pos)) = label("catapult.params_b") {
             match text.parse::<f64>() {
@@ -228,8 +241,39 @@ pub(super) fn flag_eq(flag: &str, name: &str) -> bool {
             .all(|(a, b)| a == b || (a == b'_' && b == b'-') || (a == b'-' && b == b'_'))
 }
 
-/// `vllm serve <model>` and `trtllm-serve [serve] <model>`.
-pub(super) fn positional_model(argv: &[Token]) -> Option<&Token> {
+/// `$@`, `$1`, `${1}`, `$*`: an argument the shell fills in.
+fn is_shell_placeholder(text: &str) -> bool {
+    let inner = text
+        .strip_prefix("${")
+        .and_then(|t| t.strip_suffix('}'))
+        .or_else(|| text.strip_prefix('$'));
+    inner.is_some_and(|t| {
+        matches!(t, "@" | "*") || (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// `vllm/vllm-openai` images whose own entrypoint is `vllm serve`, given
+/// no `entrypoint:`: the first word of `command` is the model.
+fn image_serves_positional(service: &Service) -> bool {
+    service.server == Some(ServerKind::Vllm)
+        && service
+            .image
+            .as_deref()
+            .is_some_and(|i| i.rsplit('/').next().unwrap_or(i).starts_with("vllm-openai"))
+}
+
+/// `vllm serve <model>`, `trtllm-serve [serve] <model>`, and with
+/// `first_is_model` (an image whose entrypoint is `vllm serve`) a first word
+/// that is no flag.
+pub(super) fn positional_model(argv: &[Token], first_is_model: bool) -> Option<&Token> {
+    if first_is_model
+        && let Some(first) = argv.first()
+        && !first.text.starts_with('-')
+        && !matches!(first.text.as_str(), "vllm" | "python" | "python3")
+        && !first.text.contains("vllm.entrypoints")
+    {
+        return Some(first);
+    }
     for (i, token) in argv.iter().enumerate() {
         let base = token.text.rsplit('/').next().unwrap_or(&token.text);
         let after = if base == "vllm" && argv.get(i + 1).is_some_and(|t| t.text == "serve") {

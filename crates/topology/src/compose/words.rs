@@ -152,7 +152,8 @@ impl Reader<'_> {
     }
 }
 
-/// `sh -c "vllm serve ..."`: the script's words are read as part of the command.
+/// `sh -c "vllm serve ..."`: the script's words are read as part of the
+/// command, with `$@` standing for the arguments after the script's `$0`.
 pub(super) fn expand_shell_scripts(argv: &mut Vec<Token>, reader: &mut Reader<'_>) {
     let mut extra = Vec::new();
     for (i, token) in argv.iter().enumerate() {
@@ -171,12 +172,15 @@ pub(super) fn expand_shell_scripts(argv: &mut Vec<Token>, reader: &mut Reader<'_
             && let Ok(words) = shell_split(&script.text)
         {
             let positions = reader.locate_words(script.pos, &words);
-            extra.extend(
-                words
-                    .into_iter()
-                    .zip(positions)
-                    .map(|(text, pos)| Token { text, pos }),
-            );
+            // `sh -c 'exec server "$@"' arg0 args...`: `$@` is the args.
+            let args = argv.get(i + 4..).unwrap_or_default();
+            for (text, pos) in words.into_iter().zip(positions) {
+                if matches!(text.as_str(), "$@" | "${@}" | "$*" | "${*}") {
+                    extra.extend(args.iter().cloned());
+                } else {
+                    extra.push(Token { text, pos });
+                }
+            }
         }
     }
     argv.extend(extra);

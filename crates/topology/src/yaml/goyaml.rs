@@ -121,6 +121,10 @@ pub(super) fn scan(src: &str) -> Scan {
                 b'-' | b'?' | b':' if lb.get(i + 1).is_none_or(|n| *n == b' ' || *n == b'\t') => {
                     node_start = true;
                 }
+                // JSON style: `"key":"value"` in a flow collection.
+                b':' if flow_depth > 0 && i > 0 && matches!(lb[i - 1], b'"' | b'\'') => {
+                    node_start = true;
+                }
                 b'?' if flow_depth > 0 => {
                     refuse(
                         &mut scan,
@@ -258,12 +262,4 @@ pub(super) fn unpad(node: &mut Node, pads: &[(u32, u32)]) {
             }
         }
     }
-}
-
-/// Moves an error's position back likewise.
-pub(super) fn unpad_error(mut error: YamlError, pads: &[(u32, u32)]) -> YamlError {
-    if let Ok(i) = pads.binary_search_by_key(&error.pos.line, |(l, _)| *l) {
-        error.pos.column = error.pos.column.saturating_sub(pads[i].1).max(1);
-    }
-    error
 }

@@ -804,3 +804,53 @@ fn long_gpu_lists_are_read_in_linear_time() {
         started.elapsed()
     );
 }
+
+// --- model identity (contract 2.3, v1.1) ---------------------------------------
+
+#[test]
+fn model_identity_names_what_is_served() {
+    for (yaml, expected) in [
+        // `--served-model-name` names the model; the path is what is loaded.
+        (
+            "services:\n  s:\n    image: vllm/vllm-openai\n    command: --model /models/llama-8b --served-model-name llama-8b\n",
+            "s: none host= tp1 pp1 dp1 vllm model=llama-8b path=/models/llama-8b",
+        ),
+        // The label wins over every flag.
+        (
+            "services:\n  s:\n    image: vllm/vllm-openai\n    command: --model /m --served-model-name x\n    labels: {catapult.model: named}\n",
+            "s: none host= tp1 pp1 dp1 vllm model=named path=/m",
+        ),
+        // Positional: `vllm serve MODEL`, and the first word of `command` for
+        // the vllm-openai image (its entrypoint is `vllm serve`).
+        (
+            "services:\n  s:\n    image: x\n    command: vllm serve org/model --tensor-parallel-size 2\n",
+            "s: none host= tp2 pp1 dp1 vllm model=org/model",
+        ),
+        (
+            "services:\n  s:\n    image: vllm/vllm-openai:v0.8.0\n    command: [\"org/model\", \"-tp\", \"2\"]\n",
+            "s: none host= tp2 pp1 dp1 vllm model=org/model",
+        ),
+        // With an entrypoint of its own, the first word is no model.
+        (
+            "services:\n  s:\n    image: vllm/vllm-openai\n    entrypoint: [\"/bin/sh\", \"-c\"]\n    command: [\"sleep 1\"]\n",
+            "s: none host= tp1 pp1 dp1 vllm",
+        ),
+        // `"$@"` in a shell wrapper stands for the arguments after `$0`.
+        (
+            "services:\n  s:\n    image: nvcr.io/nvidia/tensorrt-llm/release:0.17.0\n    entrypoint: [\"bash\", \"-c\", \"exec trtllm-serve \\\"$$@\\\"\", \"--\"]\n    command: [\"/models/llama\", \"--tp_size\", \"2\"]\n",
+            "s: none host= tp2 pp1 dp1 trtllm model=/models/llama",
+        ),
+        // A placeholder is never a model.
+        (
+            "services:\n  s:\n    image: x\n    command: [\"trtllm-serve\", \"$$1\"]\n",
+            "s: none host= tp1 pp1 dp1 trtllm",
+        ),
+        // The environment comes last.
+        (
+            "services:\n  s:\n    image: ghcr.io/huggingface/text-generation-inference\n    environment: {MODEL_ID: org/env-model}\n",
+            "s: none host= tp1 pp1 dp1 tgi model=org/env-model",
+        ),
+    ] {
+        service(yaml, expected);
+    }
+}

@@ -137,7 +137,8 @@ fn env_u64(name: &str, default: u64) -> u64 {
     }
 }
 
-/// `fixtures/compose-reference/{corpus,regressions}/<name>/`.
+/// `fixtures/compose-reference/{corpus,regressions}/<name>/`, and every
+/// deployment of the bundled example fleet.
 fn corpus_cases() -> Vec<Case> {
     let root = test_support::workspace_root().join("fixtures/compose-reference");
     let mut cases = Vec::new();
@@ -157,6 +158,31 @@ fn corpus_cases() -> Vec<Case> {
                 path.file_name().and_then(|n| n.to_str()).unwrap_or("?")
             );
             cases.push(Case { name, compose, env });
+        }
+    }
+    // The bundled example fleet must mean to the engine what it means to Compose.
+    let fleet = test_support::workspace_root().join("fixtures/release-config/machines");
+    let mut machines: Vec<PathBuf> = fs::read_dir(&fleet)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", fleet.display()))
+        .map(|e| e.expect("directory entry").path())
+        .collect();
+    machines.sort();
+    for machine in machines.iter().filter(|m| m.is_dir()) {
+        let mut ports: Vec<PathBuf> = fs::read_dir(machine)
+            .expect("machine directory")
+            .map(|e| e.expect("directory entry").path())
+            .filter(|p| p.join("docker-compose.yml").is_file())
+            .collect();
+        ports.sort();
+        for port in ports {
+            let name = port
+                .strip_prefix(&fleet)
+                .map_or_else(|_| port.display().to_string(), |p| p.display().to_string());
+            cases.push(Case {
+                name: format!("fleet/{name}"),
+                compose: fs::read_to_string(port.join("docker-compose.yml")).expect("compose file"),
+                env: fs::read_to_string(port.join(".env")).ok(),
+            });
         }
     }
     cases
@@ -545,4 +571,121 @@ fn reduce(bin: &Path, work: &Path, case: &Case, first_problem: &str) -> Case {
         }
     }
     best
+}
+
+/// `.env` files, read by Compose and by the engine: the same variables with
+/// the same values, and a file Compose refuses has an error for the engine.
+#[test]
+fn env_files_read_as_docker_compose_reads_them() {
+    let compose_bin = test_support::reference::docker_compose()
+        .unwrap_or_else(|e| panic!("Docker Compose (the reference reader) is not available: {e}"));
+    const NAMES: &[&str] = &["A", "B", "C", "D", "E", "NOTE", "GOOD", "ALSO", "x"];
+    let probe: String = NAMES
+        .iter()
+        .map(|n| format!("      {n}: ${{{n}-<unset>}}\n"))
+        .collect();
+    let compose = format!("services:\n  probe:\n    image: x\n    environment:\n{probe}");
+    let env_files = [
+        "",
+        "A=1",
+        "A=1\nB=2\r\n",
+        "\u{feff}A=1",
+        "\n# comment\n  # indented comment\n\nA=1\n",
+        "export A=1\nexport\tB=2",
+        "exportX=1",
+        "A = 1 ",
+        "A: 1",
+        "A=",
+        "A=1\nA=2",
+        "A=1 # note",
+        "A=1\t# note",
+        "A=a#b",
+        "A=#x",
+        "A='x # y'",
+        "A='$B \\n'",
+        "A='x' # note",
+        "A=\"a\\nb\"",
+        "A=\"say \\\"hi\\\"\"",
+        "A=\"back\\\\slash\"",
+        "A=\"t\\tx\"",
+        "A=\"x # y\"",
+        "A=\"keep \\q\"",
+        "A=\"one\ntwo\"\nB=3",
+        "A='one\ntwo'",
+        "A=1\nB=${A}2\nC=\"$A-$B\"\nD='$A'",
+        "B=${A:-dflt}",
+        "B=$${A}",
+        "A=1\nB=\"\\$A\"",
+        "A\nB=1",
+        "A B=1",
+        "=1",
+        "A!=1",
+        "A='open\nB=2",
+        "A=\"open",
+        "A=\"x\" y",
+        "A=${B:?B is needed}",
+        "A=${",
+        "NOTE='it\\'s fine'",
+        "D=\"a\"b\nE=1",
+        "D='a\\'",
+        "A=${NOT_SET}x",
+        "A=\"\\0101\\a\\v\"",
+        "x=lower\nA=$x",
+        "A=\"a\" # c\nB='b'  # c",
+        "A=${B-x}${C:+y}\nB=",
+        "A=1\n  B=2\n\tC=3",
+        "A=  spaced  ",
+        "A=\"multi\nline\" B=2",
+    ];
+    let work = tempfile::tempdir().expect("temp dir");
+    let mut problems = Vec::new();
+    for env in env_files {
+        let case = Case {
+            name: format!("{env:?}"),
+            compose: compose.clone(),
+            env: Some(env.to_owned()),
+        };
+        let parsed = topology::dotenv::parse_env_file(env);
+        match run_one(&compose_bin, work.path(), &case, 0) {
+            ComposeOutcome::Refused(message) => {
+                if parsed.errors.is_empty() {
+                    problems.push(format!(
+                        "{env:?}: Compose refuses it ({message}), the engine reads {:?}",
+                        parsed.vars
+                    ));
+                }
+            }
+            ComposeOutcome::Accepted { json, .. } => {
+                if !parsed.errors.is_empty() {
+                    problems.push(format!(
+                        "{env:?}: Compose accepts it, the engine says {:?}",
+                        parsed.errors
+                    ));
+                    continue;
+                }
+                let theirs = compose_map(json.pointer("/services/probe/environment"), false);
+                for name in NAMES {
+                    let want = theirs.get(*name).cloned().flatten();
+                    let ours = Some(
+                        parsed
+                            .vars
+                            .get(*name)
+                            .cloned()
+                            .unwrap_or_else(|| "<unset>".into()),
+                    );
+                    if want != ours {
+                        problems.push(format!(
+                            "{env:?}: {name} is {want:?} to Compose, {ours:?} to the engine"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} disagreements:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }
