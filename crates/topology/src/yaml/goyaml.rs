@@ -263,3 +263,11 @@ pub(super) fn unpad(node: &mut Node, pads: &[(u32, u32)]) {
         }
     }
 }
+
+/// Moves an error's position on a padded line back likewise.
+pub(super) fn unpad_error(mut error: YamlError, pads: &[(u32, u32)]) -> YamlError {
+    if let Ok(i) = pads.binary_search_by_key(&error.pos.line, |(l, _)| *l) {
+        error.pos.column = error.pos.column.saturating_sub(pads[i].1).max(1);
+    }
+    error
+}

@@ -143,7 +143,8 @@ fn scalar_styles_and_tags() {
         ("a: \"tab\\there\"", "{a: \"tab\\there\"}"),
         ("a: multi\n  line plain", "{a: multi line plain}"),
         // Custom tags read as their plain value.
-        ("a: !reset null", "{a: null}"),
+        // `!reset` removes its entry, as Compose does.
+        ("a: !reset null", "{}"),
         ("a: !override\n  - 1", "{a: [1]}"),
         ("a: !whatever {b: c}", "{a: {b: c}}"),
         ("a: !custom 'q'", "{a: \"q\"}"),

@@ -161,6 +161,10 @@ impl Gen {
                 "${REQUIRED_X:?set it}",
                 "$$literal",
                 "${TP:-1}",
+                "[a?b]",
+                "\"\\/\"",
+                "${",
+                "{a: ${TP-1}, b: [x, y]}",
             ]);
             self.line(0, &format!("x-note: {value}"));
         }
@@ -185,6 +189,15 @@ impl Gen {
             "nvcr.io/nvidia/tensorrt-llm/release:0.17.0",
             "${IMAGE:-vllm/vllm-openai}:${TAG-latest}",
             "'nvcr.io/nim/meta/llama-3.1-8b-instruct:1.3'",
+            "\"vllm\\/vllm-openai\"",
+            "\"vllm\\u002Fvllm-openai\"",
+            "\"vllm/vllm-openai\\tx\"",
+            "'it''s/image'",
+            "vllm/vllm-openai # a comment",
+            "&img vllm/vllm-openai",
+            "!!str vllm/vllm-openai",
+            "$IMAGE",
+            "${IMAGE:?an image is needed}",
         ])
         .to_owned()
     }
@@ -240,8 +253,26 @@ impl Gen {
     // -- command ------------------------------------------------------------
 
     fn tp_value(&mut self) -> String {
-        self.pick(&["1", "2", "4", "8", "${TP}", "${TP:-2}", "$TP", "\"4\""])
-            .to_owned()
+        self.pick(&[
+            "1",
+            "2",
+            "4",
+            "8",
+            "${TP}",
+            "${TP:-2}",
+            "$TP",
+            "\"4\"",
+            "${TP:-${COUNT:-2}}",
+            "${TP-4}",
+            "${TP:+8}",
+            "${TP+2}",
+            "${TP?TP is needed}",
+            "${TP:?}",
+            "${EMPTY:-${TP}}",
+            "${TP}${EMPTY}",
+            "$${TP}",
+        ])
+        .to_owned()
     }
 
     fn model_value(&mut self) -> String {
@@ -472,6 +503,9 @@ impl Gen {
             "\"GPU-8a1b2c\"",
             "'${GPU_A}'",
             "\"all\"",
+            "\"ALL\"",
+            "\"${GPU_A:-5}\"",
+            "!!str 6",
             "'0,1'",
             "'7'",
             "'4'",
