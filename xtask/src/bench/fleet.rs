@@ -55,7 +55,8 @@ enum Server {
 #[derive(Clone, Copy)]
 enum GpuSource {
     DeviceIdsStrings,
-    DeviceIdsInts,
+    /// CDI device names: `devices: [nvidia.com/gpu=0]`.
+    CdiDevices,
     ServiceGpus,
     RuntimeEnvMap,
     RuntimeEnvList,
@@ -145,7 +146,7 @@ pub fn generate(root: &Path, size: FleetSize) -> anyhow::Result<FleetStats> {
             let alone = layout.len() == 1;
             let source = match rng.below(if alone { 6 } else { 5 }) {
                 0 => GpuSource::DeviceIdsStrings,
-                1 => GpuSource::DeviceIdsInts,
+                1 => GpuSource::CdiDevices,
                 2 => GpuSource::ServiceGpus,
                 3 => GpuSource::RuntimeEnvMap,
                 4 => GpuSource::RuntimeEnvList,
@@ -324,9 +325,9 @@ fn compose(
         .map(|g| format!("\"{g}\""))
         .collect::<Vec<_>>()
         .join(", ");
-    let ids_int = gpus
+    let ids_cdi = gpus
         .iter()
-        .map(u32::to_string)
+        .map(|g| format!("\"nvidia.com/gpu={g}\""))
         .collect::<Vec<_>>()
         .join(", ");
     let ids_plain = gpus
@@ -346,7 +347,7 @@ fn compose(
     let mut env_list = false;
     let gpu_block = match source {
         GpuSource::DeviceIdsStrings => reservation(&format!("device_ids: [{ids_str}]")),
-        GpuSource::DeviceIdsInts => reservation(&format!("device_ids: [{ids_int}]")),
+        GpuSource::CdiDevices => format!("    devices: [{ids_cdi}]\n"),
         GpuSource::ServiceGpus => {
             format!("    gpus:\n      - capabilities: [gpu]\n        device_ids: [{ids_str}]\n")
         }
@@ -481,6 +482,40 @@ mod tests {
         assert_eq!(
             (counts.loose, counts.in_pack, counts.packs, counts.pack_kb),
             (12, 5616, 1, 637)
+        );
+    }
+
+    /// The bench measures a fleet Docker Compose would accept: no reading
+    /// finding (RC001-RC005) in it, and every deployment holds its GPUs.
+    #[test]
+    fn the_fleet_reads_cleanly() {
+        use topology::Rule;
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), FleetSize { machines: 200 }).unwrap();
+        let snapshot = topology::repo::Snapshot::from_dir(dir.path()).unwrap();
+        let fleet = topology::engine::Engine::new().analyze(&snapshot).unwrap();
+        let reading: Vec<String> = fleet
+            .findings
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f.rule,
+                    Rule::Rc001 | Rule::Rc002 | Rule::Rc003 | Rule::Rc004 | Rule::Rc005
+                )
+            })
+            .map(|f| format!("{} {}", f.rule, f.message))
+            .collect();
+        assert!(reading.is_empty(), "{reading:#?}");
+        // Every GPU source of the generator is read as a claim.
+        let unclaimed: Vec<String> = fleet
+            .deployments
+            .values()
+            .filter(|d| !d.services.iter().any(|s| s.gpus.holds_gpus()))
+            .map(|d| format!("{}: {}", d.id, d.compose_path))
+            .collect();
+        assert!(
+            unclaimed.is_empty(),
+            "deployments holding no GPU: {unclaimed:#?}"
         );
     }
 
