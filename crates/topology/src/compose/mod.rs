@@ -23,8 +23,6 @@ mod ports;
 mod values;
 mod words;
 
-pub use words::{shell_split, shellwords};
-
 /// `<machine>:<port>`: one port directory of the repository.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct DeploymentId {

@@ -222,7 +222,7 @@ pub(super) fn split_inline_values(argv: &mut Vec<Token>) {
 /// unquoted `;`, `&`, `|`, `<` or `>` ends the command (the words before it
 /// are all the server receives; `2>` drops the `2`); `(` is an error unless
 /// it opens `$(`; an unterminated quote or trailing backslash is an error.
-pub fn shellwords(line: &str) -> Result<Vec<String>, String> {
+pub(super) fn shellwords(line: &str) -> Result<Vec<String>, String> {
     const INVALID: &str = "invalid command line string (as Compose splits it)";
     let mut args = Vec::new();
     let mut buf = String::new();
@@ -315,7 +315,7 @@ pub fn shellwords(line: &str) -> Result<Vec<String>, String> {
 /// whitespace separates words, single quotes are literal, double quotes
 /// allow `\"` `\\` `\$` `` \` ``, a backslash outside quotes escapes the next
 /// character, backslash-newline continues the line.
-pub fn shell_split(text: &str) -> Result<Vec<String>, String> {
+pub(super) fn shell_split(text: &str) -> Result<Vec<String>, String> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut in_word = false;
@@ -383,6 +383,27 @@ pub fn shell_split(text: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What Docker Compose 2.40 made of these strings (`config --format
+    /// json`); the differential test checks many more.
+    #[test]
+    fn compose_words() {
+        let words = |s: &str| shellwords(s).unwrap();
+        assert_eq!(
+            words("vllm serve m \\\n  --tp 2 > /dev/null"),
+            ["vllm", "serve", "m", "\n", "--tp", "2"]
+        );
+        assert_eq!(words("a 'b c' \"x\\\"y\" ; echo"), ["a", "b c", "x\"y"]);
+        assert_eq!(
+            words("run \"a\\\\b\" \"g\\h\" x\\ y"),
+            ["run", "a\\b", "gh", "x y"]
+        );
+        assert_eq!(words("serve --x 1 2>&1"), ["serve", "--x", "1"]);
+        assert_eq!(words("a && b"), ["a"]);
+        assert_eq!(words("''"), [""]);
+        assert!(shellwords("echo (x)").is_err());
+        assert!(shellwords("'open").is_err());
+    }
 
     #[test]
     fn shell_words() {
