@@ -58,7 +58,17 @@ fn engine_reads_compose_files_as_docker_compose_does() {
                 eprintln!("{}: Compose refuses: {}", case.name, without_paths(message));
             }
         }
-        let problems = compare(case, outcome);
+        let mut problems = compare(case, outcome);
+        // Realistic files, rendered templates and the example fleet are
+        // meant to be deployable: Compose must accept them.
+        let must_be_valid = ["corpus/", "template/", "fleet/"]
+            .iter()
+            .any(|p| case.name.starts_with(p));
+        if let (true, ComposeOutcome::Refused(message)) = (must_be_valid, outcome) {
+            problems.push(format!(
+                "refused by Compose, and meant to be valid: {message}"
+            ));
+        }
         if !problems.is_empty() {
             failures.push((case, problems));
         }
@@ -137,8 +147,8 @@ fn env_u64(name: &str, default: u64) -> u64 {
     }
 }
 
-/// `fixtures/compose-reference/{corpus,regressions}/<name>/`, and every
-/// deployment of the bundled example fleet.
+/// `fixtures/compose-reference/{corpus,regressions}/<name>/`, what every
+/// proposal template renders, and every deployment of the example fleet.
 fn corpus_cases() -> Vec<Case> {
     let root = test_support::workspace_root().join("fixtures/compose-reference");
     let mut cases = Vec::new();
@@ -158,6 +168,46 @@ fn corpus_cases() -> Vec<Case> {
                 path.file_name().and_then(|n| n.to_str()).unwrap_or("?")
             );
             cases.push(Case { name, compose, env });
+        }
+    }
+    // What the proposal templates render (the shipped ones and the example
+    // repository's, with a hostile model name) is a file Compose reads alike.
+    for dir in ["templates", "fixtures/release-config/templates"] {
+        let dir = test_support::workspace_root().join(dir);
+        let mut paths: Vec<PathBuf> = fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+            .map(|e| e.expect("directory entry").path())
+            .filter(|p| p.to_string_lossy().ends_with(".yml.j2"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("?")
+                .to_owned();
+            let template = topology::proposal::TemplateSource {
+                name: name.clone(),
+                origin: "test",
+                text: fs::read_to_string(&path).expect("template"),
+            };
+            let request = topology::proposal::ProposalRequest {
+                machine: "gpu-01".into(),
+                port: 8001,
+                template_name: name.clone(),
+                model_name: "org/model: x\n  privileged: true $HOME 'q' \"d\"".into(),
+                model_path: "/models/org/model #1".into(),
+                gpu_ids: vec![2, 3],
+                tensor_parallel: 2,
+                description: "a\nb".into(),
+            };
+            let compose = topology::proposal::render(&template, &request)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            cases.push(Case {
+                name: format!("template/{}", path.display()),
+                compose,
+                env: None,
+            });
         }
     }
     // The bundled example fleet must mean to the engine what it means to Compose.

@@ -309,7 +309,7 @@ fn a_rendered_file_that_does_not_validate_is_refused() {
     };
     // One GPU pinned, tensor parallel 4 on the command line: TP001.
     let message = refusal_of(
-        "services:\n  x:\n    image: vllm/vllm-openai\n    command: [\"--tensor-parallel-size\", \"4\"]\n    deploy: {resources: {reservations: {devices: [{capabilities: [gpu], device_ids: [\"{{ gpu_ids[0] }}\"]}]}}}\n    ports: [\"{{ port }}:80\"]\n",
+        "services:\n  x:\n    image: vllm/vllm-openai\n    command: [\"--tensor-parallel-size\", \"4\"]\n    deploy: {resources: {reservations: {devices: [{capabilities: [gpu], device_ids: [{{ gpu_ids[0] | string }}]}]}}}\n    ports: [{{ port ~ \":80\" }}]\n",
     );
     assert!(message.contains("does not validate"), "{message}");
     assert!(message.contains("TP001"), "{message}");
@@ -372,6 +372,226 @@ mod rendering_as_data {
             "[a-z0-9/._-]{1,8}([: #{}\\[\\]'\"\\\\|>&*!%@`\\n\\t,é🚀-]{0,3}[a-z0-9/._-]{1,8}){0,4}",
         )
         .unwrap_or_else(|e| panic!("strategy: {e}"))
+    }
+
+    /// A repository template that inserts every value bare, the way other
+    /// teams write them: no `tojson`, no quotes.
+    const BARE: &str = "# {{ description }}
+services:
+  llm:
+    image: vllm/vllm-openai:v0.6.3
+    labels:
+      catapult.model: {{ model_name }}
+      catapult.machine: {{ machine }}
+    command:
+      - --model
+      - {{ model_path }}
+      - --served-model-name
+      - {{ model_name | safe }}
+      - --tensor-parallel-size
+      - {{ tensor_parallel }}
+    ports:
+      - {{ port ~ ':8000' }}
+    deploy:
+      resources:
+        reservations:
+          devices:
+            - driver: nvidia
+              capabilities: [gpu]
+              device_ids: {{ gpu_ids | map('string') | list }}
+";
+
+    fn bare_template(text: &str) -> TemplateSource {
+        TemplateSource {
+            name: "bare".to_owned(),
+            origin: "repository",
+            text: text.to_owned(),
+        }
+    }
+
+    /// Every hazard YAML has for a value, in a bare template: the file keeps
+    /// the template's keys, and the value comes back exactly.
+    #[test]
+    fn bare_templates_cannot_turn_values_into_yaml() {
+        for hazard in [
+            "llama\n    privileged: true",
+            "llama\n  evil:\n    image: x",
+            "x\nvolumes: [\"/:/host\"]",
+            "a: b",
+            "a #b",
+            "'quoted'",
+            "\"double\"",
+            "{{ 7 * 7 }}",
+            "- item",
+            "&anchor",
+            "*alias",
+            "!tag x",
+            "| block",
+            "> folded",
+            "? key",
+            "[flow]",
+            "{flow: map}",
+            "%directive",
+            "@at",
+            "`tick`",
+            "line\u{2028}separator",
+            "next\u{85}line",
+            "tab\there",
+            "cost $HOME ${X:?boom} $$",
+            "back\\slash",
+            "~",
+            "null",
+            "true",
+            "08",
+            "",
+        ] {
+            let mut request = request("gpu-01", 8001, &[1, 2], 2);
+            request.model_name = hazard.to_owned();
+            request.model_path = format!("/models/{hazard}");
+            request.description = format!("note\nservices: {{}}\n{hazard}");
+            let rendered = render(&bare_template(BARE), &request)
+                .unwrap_or_else(|e| panic!("{hazard:?}: {e}"));
+            let (deployment, findings) = compose::read_deployment(
+                DeploymentId::new("gpu-01", 8001),
+                "machines/gpu-01/8001/docker-compose.yml",
+                &rendered,
+                None,
+                &Limits::default(),
+            );
+            let reading: Vec<_> = findings
+                .iter()
+                .filter(|f| matches!(f.rule.code(), "RC001" | "RC002" | "RC003" | "RC005"))
+                .collect();
+            assert!(reading.is_empty(), "{hazard:?}: {reading:?}\n{rendered}");
+            let root = topology::yaml::parse(&rendered, &Limits::default()).expect("yaml");
+            let service = root
+                .get("services")
+                .and_then(|s| s.get("llm"))
+                .expect("llm");
+            let keys: Vec<&str> = service
+                .as_map()
+                .expect("map")
+                .iter()
+                .filter_map(|(k, _)| k.as_str())
+                .collect();
+            assert_eq!(
+                keys,
+                ["image", "labels", "command", "ports", "deploy"],
+                "{hazard:?}\n{rendered}"
+            );
+            assert_eq!(deployment.services.len(), 1, "{hazard:?}\n{rendered}");
+            let llm = &deployment.services[0];
+            // The label wins the name; the trimmed form is what the reader keeps.
+            assert_eq!(llm.model_name.as_deref(), Some(hazard.trim()), "{rendered}");
+            assert_eq!(
+                llm.model_path.as_deref(),
+                Some(format!("/models/{hazard}").as_str()),
+                "{rendered}"
+            );
+            assert_eq!(llm.host_gpus, ["1", "2"], "{rendered}");
+            assert_eq!(llm.tensor_parallel, 2, "{rendered}");
+        }
+    }
+
+    /// Inside quotes a value is escaped for them, and comes back exactly.
+    #[test]
+    fn values_inside_quotes_are_escaped_for_them() {
+        for hazard in [
+            "plain",
+            "a\"b",
+            "it's",
+            "x\n  privileged: true",
+            "$HOME",
+            "back\\slash",
+            "tab\t",
+        ] {
+            let mut request = request("gpu-01", 8001, &[1], 1);
+            request.model_name = hazard.to_owned();
+            let text = "services:\n  llm:\n    image: x\n    labels:\n      catapult.model: \"model {{ model_name }}\"\n      note: 'port {{ port }} of {{ machine }}'\n    ports: [\"{{ port }}:8000\"]\n";
+            let rendered = render(&bare_template(text), &request)
+                .unwrap_or_else(|e| panic!("{hazard:?}: {e}"));
+            let (deployment, findings) = compose::read_deployment(
+                DeploymentId::new("gpu-01", 8001),
+                "machines/gpu-01/8001/docker-compose.yml",
+                &rendered,
+                None,
+                &Limits::default(),
+            );
+            assert!(
+                findings
+                    .iter()
+                    .all(|f| f.severity != topology::Severity::Error),
+                "{hazard:?}: {findings:?}\n{rendered}"
+            );
+            let llm = &deployment.services[0];
+            assert_eq!(
+                llm.model_name.as_deref(),
+                Some(format!("model {hazard}").trim()),
+                "{rendered}"
+            );
+            assert_eq!(llm.ports.first().map(|p| p.host), Some(8001), "{rendered}");
+        }
+        // A line break cannot be written inside single quotes.
+        let mut request = request("gpu-01", 8001, &[1], 1);
+        request.model_name = "two\nlines".to_owned();
+        let error = render(&bare_template("a: '{{ model_name }}'\n"), &request)
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("inside single quotes"), "{error}");
+    }
+
+    /// Where a value would be part of a longer plain scalar or of a block
+    /// scalar, nothing could escape it: refused, naming the line.
+    #[test]
+    fn values_inside_plain_text_or_blocks_are_refused() {
+        let request = request("gpu-01", 8001, &[1], 1);
+        for (text, line) in [
+            (
+                "services:\n  llm:\n    image: vllm/vllm-openai:{{ model_name }}\n",
+                3,
+            ),
+            (
+                "services:\n  llm:\n    image: x\n    command: |\n      vllm serve {{ model_path }}\n",
+                5,
+            ),
+        ] {
+            let error = render(&bare_template(text), &request)
+                .expect_err(text)
+                .to_string();
+            assert!(error.contains(&format!("line {line}: a `{{{{ }}}}` expression inside a longer plain value or a block scalar")), "{text}: {error}");
+        }
+        // A mapping is not a value a template may insert.
+        let error = render(&bare_template("a: {{ {'k': 1} }}\n"), &request)
+            .expect_err("map")
+            .to_string();
+        assert!(
+            error.contains("cannot be written as one YAML value"),
+            "{error}"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Generated text in a bare template stays the value it was.
+        #[test]
+        fn bare_templates_keep_generated_values(model_name in hostile_text(), model_path in hostile_text()) {
+            let mut request = request("gpu-01", 8001, &[3], 1);
+            request.model_name = model_name;
+            request.model_path = model_path;
+            let rendered = render(&bare_template(BARE), &request).unwrap_or_else(|e| panic!("{e}"));
+            let (deployment, findings) = compose::read_deployment(
+                DeploymentId::new("gpu-01", 8001),
+                "machines/gpu-01/8001/docker-compose.yml",
+                &rendered,
+                None,
+                &Limits::default(),
+            );
+            prop_assert!(findings.iter().all(|f| f.severity != topology::Severity::Error), "{findings:?}\n{rendered}");
+            let service = &deployment.services[0];
+            prop_assert_eq!(service.model_name.as_deref(), Some(request.model_name.as_str()));
+            prop_assert_eq!(service.model_path.as_deref(), Some(request.model_path.as_str()));
+        }
     }
 
     proptest! {

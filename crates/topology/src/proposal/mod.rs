@@ -13,6 +13,8 @@ use crate::finding::{Finding, Severity};
 use crate::layout::{check_machine_name, closest, parse_port_name};
 use crate::repo::{ContentId, Snapshot};
 
+mod render;
+
 /// Longest model name or path a proposal accepts.
 const MAX_NAME_LEN: usize = 512;
 /// Longest description (it becomes the pull request's text).
@@ -167,37 +169,48 @@ pub fn check_request(request: &ProposalRequest) -> Result<(), ProposalError> {
 }
 
 /// Renders `template` for `request` (section 6 step 4). Every value is
-/// passed as data; undefined names are errors, and evaluation is bounded.
+/// data, whatever the template does with it (`render` module); undefined
+/// names are errors, and evaluation is bounded.
 pub fn render(
     template: &TemplateSource,
     request: &ProposalRequest,
 ) -> Result<String, ProposalError> {
-    let error = |e: minijinja::Error| ProposalError::Template {
+    let refuse = |message: String| ProposalError::Template {
         name: template.name.clone(),
-        message: describe_template_error(&e),
+        message,
     };
-    let mut env = minijinja::Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env.set_fuel(Some(TEMPLATE_FUEL));
-    env.set_recursion_limit(32);
-    // No loader: a template cannot include files from anywhere.
-    let compiled = env.template_from_str(&template.text).map_err(error)?;
-    let rendered = compiled
-        .render(minijinja::context! {
-            machine => &request.machine,
-            port => request.port,
-            model_name => &request.model_name,
-            model_path => &request.model_path,
-            gpu_ids => &request.gpu_ids,
-            tensor_parallel => request.tensor_parallel,
-            description => &request.description,
-        })
-        .map_err(error)?;
-    Ok(if rendered.ends_with('\n') {
-        rendered
-    } else {
-        rendered + "\n"
-    })
+    let error = |e: minijinja::Error| refuse(describe_template_error(&e));
+    // The rendered text, and how many `{{ }}` it evaluated.
+    let run = |pass: render::Pass| -> Result<(String, usize), ProposalError> {
+        let (mut env, count) = render::environment(pass);
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.set_fuel(Some(TEMPLATE_FUEL));
+        env.set_recursion_limit(32);
+        // No loader: a template cannot include files from anywhere.
+        let compiled = env.template_from_str(&template.text).map_err(error)?;
+        let rendered = compiled
+            .render(minijinja::context! {
+                machine => &request.machine,
+                port => request.port,
+                model_name => &request.model_name,
+                model_path => &request.model_path,
+                gpu_ids => &request.gpu_ids,
+                tensor_parallel => request.tensor_parallel,
+                description => &request.description,
+            })
+            .map_err(error)?;
+        let rendered = if rendered.ends_with('\n') {
+            rendered
+        } else {
+            rendered + "\n"
+        };
+        Ok((rendered, count.load(std::sync::atomic::Ordering::Relaxed)))
+    };
+    let (with_markers, expressions) = run(render::Pass::Markers)?;
+    let (shape, places) = render::check_markers(&with_markers, expressions).map_err(refuse)?;
+    let (rendered, _) = run(render::Pass::Values(std::sync::Arc::new(places)))?;
+    render::check_shape(&shape, &rendered).map_err(refuse)?;
+    Ok(rendered)
 }
 
 fn describe_template_error(e: &minijinja::Error) -> String {
