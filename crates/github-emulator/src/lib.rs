@@ -37,6 +37,7 @@ struct Inner {
     pulls: Vec<Pull>,
     /// Status of the next create (a GitHub outage), then back to normal.
     fail_next_create: Option<u16>,
+    race_next_create: bool,
 }
 
 #[derive(Clone)]
@@ -66,6 +67,7 @@ impl FakeGitHub {
                 page_cap: 100,
                 pulls: Vec::new(),
                 fail_next_create: None,
+                race_next_create: false,
             })),
         };
         let app = axum::Router::new()
@@ -91,6 +93,13 @@ impl FakeGitHub {
 
     pub fn fail_next_create(&self, status: u16) {
         self.lock().fail_next_create = Some(status);
+    }
+
+    /// Another agent wins the race: just before the next create, a pull
+    /// request for the same head is opened, so GitHub answers that create
+    /// with its 422 "A pull request already exists".
+    pub fn race_next_create(&self) {
+        self.lock().race_next_create = true;
     }
 
     pub fn close(&self, number: u64) {
@@ -221,6 +230,17 @@ async fn create(
     let mut inner = fake.lock();
     if let Some(refused) = check(&inner, &headers, &owner, &repo) {
         return refused;
+    }
+    if std::mem::take(&mut inner.race_next_create) {
+        let number = inner.pulls.len() as u64 + 1;
+        inner.pulls.push(Pull {
+            number,
+            title: format!("{} (the other agent's)", request.title),
+            head: request.head.clone(),
+            base: request.base.clone(),
+            body: String::new(),
+            open: true,
+        });
     }
     if let Some(status) = inner.fail_next_create.take() {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);

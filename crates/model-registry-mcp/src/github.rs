@@ -94,19 +94,53 @@ impl GitHub {
         head: &str,
         base: &str,
         body: &str,
-    ) -> Result<PullRef, String> {
+    ) -> Result<PullRef, CreateError> {
         let GitHubRepository { owner, name } = &self.repository;
         let what = format!("POST {}/repos/{owner}/{name}/pulls", self.api_url);
-        let pr = self
+        match self
             .client
             .pulls(owner, name)
             .create(title, head, base)
             .body(body)
             .send()
             .await
-            .map_err(|e| describe(&what, &e))?;
-        Ok(pull_ref(&pr))
+        {
+            Ok(pr) => Ok(pull_ref(&pr)),
+            Err(e) if already_exists(&e) => Err(CreateError::AlreadyExists(describe(&what, &e))),
+            Err(e) => Err(CreateError::Failed(describe(&what, &e))),
+        }
     }
+}
+
+/// Why a pull request was not opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateError {
+    /// GitHub's 422 "A pull request already exists": another agent opened
+    /// the same proposal first.
+    AlreadyExists(String),
+    Failed(String),
+}
+
+impl std::fmt::Display for CreateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CreateError::AlreadyExists(message) | CreateError::Failed(message) => {
+                f.write_str(message)
+            }
+        }
+    }
+}
+
+fn already_exists(error: &octocrab::Error) -> bool {
+    let octocrab::Error::GitHub { source, .. } = error else {
+        return false;
+    };
+    source.status_code.as_u16() == 422
+        && source.errors.iter().flatten().any(|e| {
+            e.get("message")
+                .and_then(|m| m.as_str())
+                .is_some_and(|m| m.contains("already exists"))
+        })
 }
 
 fn pull_ref(pr: &PullRequest) -> PullRef {
@@ -120,16 +154,23 @@ fn pull_ref(pr: &PullRequest) -> PullRef {
     }
 }
 
-/// `what failed: status and GitHub's message` (octocrab's own `Display` of a GitHub error is
-/// only the word "GitHub").
+/// `GitHub answered <status> to <request>: <GitHub's message>` (octocrab's own `Display` of a
+/// GitHub error is only the word "GitHub"); a failure to reach GitHub says so.
 fn describe(what: &str, error: &octocrab::Error) -> String {
     match error {
         octocrab::Error::GitHub { source, .. } => {
-            let mut text = format!(
-                "{what} failed: {} {}",
-                source.status_code.as_u16(),
-                source.message
-            );
+            let status = source.status_code.as_u16();
+            let mut text = format!("GitHub answered {status} to {what}: {}", source.message);
+            let limited = source.message.to_ascii_lowercase().contains("rate limit");
+            if limited || status == 429 {
+                text.push_str(" (GitHub's rate limit: retry once it resets, within the hour)");
+            } else if status == 401 {
+                text.push_str(" (REGISTRY_GITHUB_TOKEN is missing, expired or revoked)");
+            } else if status == 403 || status == 404 {
+                text.push_str(
+                    " (the token cannot reach this repository, or lacks `pull_requests: write`)",
+                );
+            }
             if let Some(errors) = &source.errors {
                 let details: Vec<String> = errors
                     .iter()
@@ -144,7 +185,7 @@ fn describe(what: &str, error: &octocrab::Error) -> String {
             text
         }
         other => format!(
-            "{what} failed: {}",
+            "GitHub could not be reached for {what}: {}",
             crate::registry::clip(&other.to_string(), 300)
         ),
     }

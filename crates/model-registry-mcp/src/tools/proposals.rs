@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use topology::proposal::{ProposalRequest, check_request};
 
 use super::{Render, ToolError, ToolSpec, tool};
+use crate::config::RepoLocation;
 use crate::context::Ctx;
-use crate::github::PullRef;
+use crate::github::{CreateError, PullRef};
 use crate::release_configs::from_engine::finding_view;
 use crate::release_configs::state::{PendingRef, Prepared};
 use crate::release_configs::view::FindingView;
@@ -159,21 +160,48 @@ async fn propose_release_config(
         .await
         .map_err(|e| ToolError(format!("nothing was proposed: {e}")))?;
     let branch = &prepared.plan.branch;
-    let pr = github
+    let created = github
         .create(
             &title(&request),
             branch,
             &ctx.settings.release_config_branch,
             &body(&request, &prepared),
         )
-        .await
-        .map_err(|e| {
-            ToolError(format!(
-                "branch `{branch}` was pushed, but the pull request could not be opened: {e}; \
-                 make the same proposal again to retry (the branch is reused)"
-            ))
-        })?;
-    Ok(output(&prepared, "pending_review", Some(&pr), warnings))
+        .await;
+    match created {
+        Ok(pr) => Ok(output(&prepared, "pending_review", Some(&pr), warnings)),
+        // Another agent made the same proposal at the same moment and opened
+        // it first: that pull request is this proposal's.
+        Err(CreateError::AlreadyExists(error)) => {
+            let open = github.open_proposals().await.map_err(|e| {
+                ToolError(format!(
+                    "{error}; and listing the open pull requests to find it failed: {e}"
+                ))
+            })?;
+            let pr = open
+                .into_iter()
+                .find(|pr| pr.head_ref == *branch)
+                .ok_or_else(|| {
+                    ToolError(format!(
+                        "{error}; but no open pull request has head `{branch}`"
+                    ))
+                })?;
+            let mut output = output(&prepared, "pending_review", Some(&pr), warnings);
+            output.existing = true;
+            Ok(output)
+        }
+        Err(CreateError::Failed(error)) => {
+            let remote = ctx.settings.release_config_repo.as_ref().map_or_else(
+                || "the release-config remote".to_owned(),
+                RepoLocation::display,
+            );
+            Err(ToolError(format!(
+                "{error}. The branch `{branch}` was pushed to {remote} and is left there: \
+                 make the same proposal again to retry (the branch is reused), or remove it \
+                 from a clone of that remote with `git push origin --delete {branch}`"
+            )))
+        }
+    }
 }
 
 fn output(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use github_emulator::FakeGitHub;
 use model_registry_mcp::config::{GitHubRepository, Secret};
-use model_registry_mcp::github::GitHub;
+use model_registry_mcp::github::{CreateError, GitHub};
 use serde_json::{Value, json};
 
 use crate::support::{FLEET, FixtureRepo, as_refs, call, call_err, call_ok, start, text_of};
@@ -259,10 +259,14 @@ async fn a_github_outage_after_the_push_is_recovered_by_asking_again() {
     assert!(message.contains("was pushed"), "{message}");
     assert!(
         message.contains(&format!(
-            "POST {}/repos/acme/release-configs/pulls failed: 502",
+            "GitHub answered 502 to POST {}/repos/acme/release-configs/pulls: Server Error",
             fake.url
         )),
         "{message}"
+    );
+    assert!(
+        message.contains("git push origin --delete catapult/"),
+        "the way to clean up: {message}"
     );
     assert!(!message.contains(TOKEN));
     assert!(fake.pulls().is_empty());
@@ -274,6 +278,70 @@ async fn a_github_outage_after_the_push_is_recovered_by_asking_again() {
     .await;
     assert_eq!(answer["pr_number"], 1, "the pushed branch is reused");
     assert_eq!(fake.pulls().len(), 1);
+    let _ = server.client.cancel().await;
+}
+
+/// Each way GitHub refuses to open the pull request, through the real binary: the message
+/// names GitHub, the request, the status and GitHub's words, says what the status means and
+/// what is left behind; asking again once GitHub answers opens the pull request on the pushed
+/// branch.
+#[tokio::test]
+async fn github_refusals_say_what_failed_and_what_is_left() {
+    let repo = remote();
+    let (fake, env) = github_env(&repo).await;
+    let server = start(&as_refs(&env), &[]).await;
+    for (status, meaning) in [
+        (401, "REGISTRY_GITHUB_TOKEN is missing, expired or revoked"),
+        (403, "lacks `pull_requests: write`"),
+        (404, "cannot reach this repository"),
+        (429, "rate limit"),
+        (500, "Server Error"),
+    ] {
+        fake.fail_next_create(status);
+        let message = call_err(
+            &server.client,
+            "propose_release_config",
+            proposal(8002, &[4, 5]),
+        )
+        .await;
+        let answered = format!(
+            "GitHub answered {status} to POST {}/repos/acme/release-configs/pulls",
+            fake.url
+        );
+        assert!(message.contains(&answered), "{status}: {message}");
+        assert!(message.contains(meaning), "{status}: {message}");
+        assert!(message.contains("is left there"), "{status}: {message}");
+        assert!(!message.contains(TOKEN), "{status}: {message}");
+        assert!(fake.pulls().is_empty(), "{status}");
+    }
+    let answer = call_ok(
+        &server.client,
+        "propose_release_config",
+        proposal(8002, &[4, 5]),
+    )
+    .await;
+    assert_eq!(answer["pr_number"], 1, "{answer}");
+    let _ = server.client.cancel().await;
+}
+
+/// Two agents send the same proposal at the same moment: the one that opens the pull request
+/// second gets GitHub's 422 "already exists", and answers with that pull request.
+#[tokio::test]
+async fn the_same_proposal_from_two_agents_gets_the_one_pull_request() {
+    let repo = remote();
+    let (fake, env) = github_env(&repo).await;
+    let server = start(&as_refs(&env), &[]).await;
+    fake.race_next_create();
+    let answer = call_ok(
+        &server.client,
+        "propose_release_config",
+        proposal(8002, &[4, 5]),
+    )
+    .await;
+    assert_eq!(answer["existing"], true, "{answer}");
+    assert_eq!(answer["pr_number"], 1, "{answer}");
+    assert_eq!(answer["status"], "pending_review", "{answer}");
+    assert_eq!(fake.pulls().len(), 1, "no second pull request");
     let _ = server.client.cancel().await;
 }
 
@@ -345,20 +413,27 @@ async fn the_github_double_answers_as_github_does() {
     assert_eq!(github.open_proposals().await.map(|o| o.len()), Ok(2));
 
     let duplicate = github.create("again", "catapult/a", "main", "").await;
-    let duplicate = duplicate.err().unwrap_or_default();
-    assert!(duplicate.contains("422 Validation Failed"), "{duplicate}");
+    let Err(CreateError::AlreadyExists(duplicate)) = duplicate else {
+        panic!("a second pull request for one head is GitHub's 422 already-exists: {duplicate:?}");
+    };
+    assert!(duplicate.contains("422 to POST"), "{duplicate}");
+    assert!(duplicate.contains("Validation Failed"), "{duplicate}");
     assert!(
         duplicate.contains("A pull request already exists for acme:catapult/a"),
         "{duplicate}"
     );
     let missing = github.create("x", "catapult/none", "main", "").await;
-    assert!(missing.err().unwrap_or_default().contains("422"));
+    assert!(
+        matches!(&missing, Err(CreateError::Failed(m)) if m.contains("422")),
+        "{missing:?}"
+    );
 
     let wrong = client("ghp_wrong")
         .open_proposals()
         .await
         .err()
         .unwrap_or_default();
-    assert!(wrong.contains("401 Bad credentials"), "{wrong}");
+    assert!(wrong.contains("GitHub answered 401 to GET"), "{wrong}");
+    assert!(wrong.contains("Bad credentials"), "{wrong}");
     assert!(!wrong.contains("ghp_wrong"), "{wrong}");
 }
