@@ -181,6 +181,23 @@ impl Gen {
     }
 
     fn image(&mut self) -> String {
+        if self.chance(0.12) {
+            // Escapes, comments, anchors, tags and interpolation forms, some
+            // of which Compose refuses (no image, `\/`).
+            return self
+                .pick(&[
+                    "\"vllm\\/vllm-openai\"",
+                    "\"vllm\\u002Fvllm-openai\"",
+                    "\"vllm/vllm-openai\\tx\"",
+                    "'it''s/image'",
+                    "vllm/vllm-openai # a comment",
+                    "&img vllm/vllm-openai",
+                    "!!str vllm/vllm-openai",
+                    "$IMAGE",
+                    "${IMAGE:?an image is needed}",
+                ])
+                .to_owned();
+        }
         self.pick(&[
             "vllm/vllm-openai:v0.6.3",
             "\"vllm/vllm-openai:${TAG:-latest}\"",
@@ -189,15 +206,6 @@ impl Gen {
             "nvcr.io/nvidia/tensorrt-llm/release:0.17.0",
             "${IMAGE:-vllm/vllm-openai}:${TAG-latest}",
             "'nvcr.io/nim/meta/llama-3.1-8b-instruct:1.3'",
-            "\"vllm\\/vllm-openai\"",
-            "\"vllm\\u002Fvllm-openai\"",
-            "\"vllm/vllm-openai\\tx\"",
-            "'it''s/image'",
-            "vllm/vllm-openai # a comment",
-            "&img vllm/vllm-openai",
-            "!!str vllm/vllm-openai",
-            "$IMAGE",
-            "${IMAGE:?an image is needed}",
         ])
         .to_owned()
     }
@@ -212,7 +220,7 @@ impl Gen {
             let image = self.image();
             self.line(i, &format!("image: {image}"));
         }
-        if self.chance(0.03) {
+        if self.chance(0.01) {
             // Duplicate keys: go-yaml refuses, so must we.
             self.line(i, "image: busybox");
         }
@@ -253,6 +261,9 @@ impl Gen {
     // -- command ------------------------------------------------------------
 
     fn tp_value(&mut self) -> String {
+        if self.chance(0.03) {
+            return self.pick(&["${TP?TP is needed}", "${TP:?}"]).to_owned();
+        }
         self.pick(&[
             "1",
             "2",
@@ -266,8 +277,6 @@ impl Gen {
             "${TP-4}",
             "${TP:+8}",
             "${TP+2}",
-            "${TP?TP is needed}",
-            "${TP:?}",
             "${EMPTY:-${TP}}",
             "${TP}${EMPTY}",
             "$${TP}",
