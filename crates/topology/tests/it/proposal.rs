@@ -15,6 +15,16 @@ use crate::support::write_files;
 
 const VLLM: &str = include_str!("../../../../templates/vllm.yml.j2");
 
+/// The engine's reading of a rendered proposal for `gpu-01:8001`.
+fn read_rendered(rendered: &str) -> (topology::compose::Deployment, Vec<topology::Finding>) {
+    compose::read_deployment(
+        DeploymentId::new("gpu-01", 8001),
+        "machines/gpu-01/8001/docker-compose.yml",
+        rendered,
+        None,
+        &Limits::default(),
+    )
+}
 fn vllm_template() -> TemplateSource {
     TemplateSource {
         name: "vllm".to_owned(),
@@ -235,13 +245,7 @@ fn values_are_rendered_as_data_never_as_yaml() {
     hostile.model_name = "evil\nservices:\n  pwned: {image: x}\n# \"quoted\"".to_owned();
     hostile.model_path = "/models/a: b\n  privileged: true".to_owned();
     let rendered = render(&vllm_template(), &hostile).unwrap_or_else(|e| panic!("{e}"));
-    let (deployment, findings) = compose::read_deployment(
-        DeploymentId::new("gpu-01", 8001),
-        "machines/gpu-01/8001/docker-compose.yml",
-        &rendered,
-        None,
-        &Limits::default(),
-    );
+    let (deployment, findings) = read_rendered(&rendered);
     assert!(findings.is_empty(), "{findings:?}\n{rendered}");
     let names: Vec<&str> = deployment
         .services
@@ -451,13 +455,7 @@ services:
             request.description = format!("note\nservices: {{}}\n{hazard}");
             let rendered = render(&bare_template(BARE), &request)
                 .unwrap_or_else(|e| panic!("{hazard:?}: {e}"));
-            let (deployment, findings) = compose::read_deployment(
-                DeploymentId::new("gpu-01", 8001),
-                "machines/gpu-01/8001/docker-compose.yml",
-                &rendered,
-                None,
-                &Limits::default(),
-            );
+            let (deployment, findings) = read_rendered(&rendered);
             let reading: Vec<_> = findings
                 .iter()
                 .filter(|f| matches!(f.rule.code(), "RC001" | "RC002" | "RC003" | "RC005"))
@@ -510,13 +508,7 @@ services:
             let text = "services:\n  llm:\n    image: x\n    labels:\n      catapult.model: \"model {{ model_name }}\"\n      note: 'port {{ port }} of {{ machine }}'\n    ports: [\"{{ port }}:8000\"]\n";
             let rendered = render(&bare_template(text), &request)
                 .unwrap_or_else(|e| panic!("{hazard:?}: {e}"));
-            let (deployment, findings) = compose::read_deployment(
-                DeploymentId::new("gpu-01", 8001),
-                "machines/gpu-01/8001/docker-compose.yml",
-                &rendered,
-                None,
-                &Limits::default(),
-            );
+            let (deployment, findings) = read_rendered(&rendered);
             assert!(
                 findings
                     .iter()
@@ -580,13 +572,7 @@ services:
             request.model_name = model_name;
             request.model_path = model_path;
             let rendered = render(&bare_template(BARE), &request).unwrap_or_else(|e| panic!("{e}"));
-            let (deployment, findings) = compose::read_deployment(
-                DeploymentId::new("gpu-01", 8001),
-                "machines/gpu-01/8001/docker-compose.yml",
-                &rendered,
-                None,
-                &Limits::default(),
-            );
+            let (deployment, findings) = read_rendered(&rendered);
             prop_assert!(findings.iter().all(|f| f.severity != topology::Severity::Error), "{findings:?}\n{rendered}");
             let service = &deployment.services[0];
             prop_assert_eq!(service.model_name.as_deref(), Some(request.model_name.as_str()));
@@ -616,13 +602,7 @@ services:
                 };
                 let rendered = render(&template, &request)
                     .unwrap_or_else(|e| panic!("{name}: {e}"));
-                let (deployment, findings) = compose::read_deployment(
-                    DeploymentId::new("gpu-01", 8001),
-                    "machines/gpu-01/8001/docker-compose.yml",
-                    &rendered,
-                    None,
-                    &Limits::default(),
-                );
+                let (deployment, findings) = read_rendered(&rendered);
                 let errors: Vec<_> = findings
                     .iter()
                     .filter(|f| f.severity == topology::Severity::Error)
