@@ -2,7 +2,7 @@
 //! production tree and its open proposals.
 
 use tempfile::TempDir;
-use topology::compose::{self, DeploymentId};
+use topology::compose::{self, Deployment, DeploymentId};
 use topology::engine::{Engine, ExtraDeployment, Fleet};
 use topology::proposal::{
     PendingProposal, Plan, ProposalError, ProposalRequest, TemplateSource, check_request, plan,
@@ -16,7 +16,7 @@ use crate::support::write_files;
 const VLLM: &str = include_str!("../../../../templates/vllm.yml.j2");
 
 /// The engine's reading of a rendered proposal for `gpu-01:8001`.
-fn read_rendered(rendered: &str) -> (topology::compose::Deployment, Vec<topology::Finding>) {
+fn read_rendered(rendered: &str) -> (Deployment, Vec<topology::Finding>) {
     compose::read_deployment(
         DeploymentId::new("gpu-01", 8001),
         "machines/gpu-01/8001/docker-compose.yml",
