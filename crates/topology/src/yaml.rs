@@ -99,20 +99,18 @@ pub fn parse(src: &str, limits: &Limits) -> Result<Node, YamlError> {
 fn general(src: &str, limits: &Limits) -> Result<Node, YamlError> {
     let scan = goyaml::scan(src);
     let read = match saphyr::parse(src, limits) {
-        // Padding only ever turns a refusal into what go-yaml accepts; when
-        // it does not get past the first error, that error is the one of
-        // the file as written.
-        Err(e) if !scan.pads.is_empty() => {
-            let padded = goyaml::padded(src, &scan.pads);
-            match saphyr::parse(&padded, limits) {
+        // The rewrite only ever turns a refusal into what go-yaml accepts;
+        // when it does not get past the first error, that error is the one
+        // of the file as written.
+        Err(e) if scan.rewrites() => {
+            let rewrite = goyaml::rewrite(src, &scan);
+            match saphyr::parse(&rewrite.text, limits) {
                 Ok(mut node) => {
-                    goyaml::unpad(&mut node, &scan.pads);
+                    rewrite.restore(&mut node);
                     Ok(node)
                 }
-                // Padding got further: its error is the next problem.
-                Err(later) if later.pos.line > e.pos.line => {
-                    Err(goyaml::unpad_error(later, &scan.pads))
-                }
+                // The rewrite got further: its error is the next problem.
+                Err(later) if later.pos.line > e.pos.line => Err(rewrite.restore_error(later)),
                 Err(_) => Err(e),
             }
         }

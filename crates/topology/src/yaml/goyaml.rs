@@ -18,6 +18,9 @@ use super::{Node, Pos, Value, YamlError};
 pub(super) struct Scan {
     /// (1-based line, spaces added in front of it).
     pub(super) pads: Vec<(u32, u32)>,
+    /// Byte offsets of the `'` of each `\'` in a double-quoted scalar: an
+    /// escape go-yaml knows and YAML 1.2 does not, written `\x27` for saphyr.
+    pub(super) quote_escapes: Vec<usize>,
     /// The first construct go-yaml refuses.
     pub(super) refusal: Option<YamlError>,
 }
@@ -25,6 +28,7 @@ pub(super) struct Scan {
 pub(super) fn scan(src: &str) -> Scan {
     let mut scan = Scan {
         pads: Vec::new(),
+        quote_escapes: Vec::new(),
         refusal: None,
     };
     let bytes = src.as_bytes();
@@ -201,6 +205,9 @@ fn double_quoted_end(src: &str, start: usize, scan: &mut Scan, line: u32) -> Opt
                 line_start = i + 1;
             }
             b'\\' => {
+                if bytes.get(i + 1) == Some(&b'\'') {
+                    scan.quote_escapes.push(i + 1);
+                }
                 if bytes.get(i + 1) == Some(&b'/') {
                     refuse(
                         scan,
@@ -222,52 +229,92 @@ fn double_quoted_end(src: &str, start: usize, scan: &mut Scan, line: u32) -> Opt
     None
 }
 
-/// The source with the padding of [`Scan::pads`] applied.
-pub(super) fn padded(src: &str, pads: &[(u32, u32)]) -> String {
-    let mut out = String::with_capacity(src.len() + pads.len() * 8);
-    let mut pads = pads.iter().peekable();
+/// The source as saphyr can read what go-yaml reads, and how to move
+/// positions back to the file as written.
+pub(super) struct Rewrite {
+    pub(super) text: String,
+    /// (line, first column in the rewritten text that moved, by how much).
+    shifts: Vec<(u32, u32, u32)>,
+}
+
+impl Scan {
+    /// Whether the source needs rewriting for saphyr at all.
+    pub(super) fn rewrites(&self) -> bool {
+        !self.pads.is_empty() || !self.quote_escapes.is_empty()
+    }
+}
+
+/// Pads the lines of [`Scan::pads`] and writes each `\'` as `\x27`.
+pub(super) fn rewrite(src: &str, scan: &Scan) -> Rewrite {
+    let mut text =
+        String::with_capacity(src.len() + scan.pads.len() * 8 + scan.quote_escapes.len() * 2);
+    let mut shifts = Vec::new();
+    let mut pads = scan.pads.iter().peekable();
+    let mut escapes = scan.quote_escapes.iter().peekable();
+    let mut line_start = 0;
     for (i, line) in src.split_inclusive('\n').enumerate() {
         let line_no = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        let mut added = 0u32;
         if let Some(&&(l, pad)) = pads.peek()
             && l == line_no
         {
             pads.next();
-            for _ in 0..pad {
-                out.push(' ');
-            }
+            text.extend(std::iter::repeat_n(' ', pad as usize));
+            shifts.push((line_no, 1, pad));
+            added = pad;
         }
-        out.push_str(line);
+        let line_end = line_start + line.len();
+        let mut copied = line_start;
+        while let Some(&&at) = escapes.peek() {
+            if at >= line_end {
+                break;
+            }
+            escapes.next();
+            text.push_str(&src[copied..at]);
+            text.push_str("x27");
+            copied = at + 1;
+            // Columns after the `'` move by the two characters added.
+            let column = u32::try_from(src[line_start..at].chars().count()).unwrap_or(u32::MAX);
+            shifts.push((line_no, column.saturating_add(added).saturating_add(4), 2));
+            added = added.saturating_add(2);
+        }
+        text.push_str(&src[copied..line_end]);
+        line_start = line_end;
     }
-    out
+    Rewrite { text, shifts }
 }
 
-/// Moves positions on padded lines back to where they are in the file.
-pub(super) fn unpad(node: &mut Node, pads: &[(u32, u32)]) {
-    let fix = |pos: &mut Pos| {
-        if let Ok(i) = pads.binary_search_by_key(&pos.line, |(l, _)| *l) {
-            pos.column = pos.column.saturating_sub(pads[i].1).max(1);
-        }
-    };
-    let mut stack = vec![node];
-    while let Some(node) = stack.pop() {
-        fix(&mut node.pos);
-        match &mut node.value {
-            Value::Scalar(_) => {}
-            Value::Seq(items) => stack.extend(items.iter_mut()),
-            Value::Map(entries) => {
-                for (k, v) in entries.iter_mut() {
-                    stack.push(k);
-                    stack.push(v);
+impl Rewrite {
+    fn restore_pos(&self, pos: &mut Pos) {
+        let moved: u32 = self
+            .shifts
+            .iter()
+            .filter(|(line, from, _)| *line == pos.line && pos.column >= *from)
+            .map(|(_, _, by)| by)
+            .sum();
+        pos.column = pos.column.saturating_sub(moved).max(1);
+    }
+
+    /// Moves positions in `node` back to the file as written.
+    pub(super) fn restore(&self, node: &mut Node) {
+        let mut stack = vec![node];
+        while let Some(node) = stack.pop() {
+            self.restore_pos(&mut node.pos);
+            match &mut node.value {
+                Value::Scalar(_) => {}
+                Value::Seq(items) => stack.extend(items.iter_mut()),
+                Value::Map(entries) => {
+                    for (k, v) in entries.iter_mut() {
+                        stack.push(k);
+                        stack.push(v);
+                    }
                 }
             }
         }
     }
-}
 
-/// Moves an error's position on a padded line back likewise.
-pub(super) fn unpad_error(mut error: YamlError, pads: &[(u32, u32)]) -> YamlError {
-    if let Ok(i) = pads.binary_search_by_key(&error.pos.line, |(l, _)| *l) {
-        error.pos.column = error.pos.column.saturating_sub(pads[i].1).max(1);
+    pub(super) fn restore_error(&self, mut error: YamlError) -> YamlError {
+        self.restore_pos(&mut error.pos);
+        error
     }
-    error
 }
