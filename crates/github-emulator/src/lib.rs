@@ -167,6 +167,8 @@ fn check(inner: &Inner, headers: &HeaderMap, owner: &str, repo: &str) -> Option<
 #[derive(Deserialize)]
 struct ListQuery {
     state: Option<String>,
+    /// GitHub's `head=owner:branch` filter.
+    head: Option<String>,
     per_page: Option<usize>,
     page: Option<usize>,
 }
@@ -189,6 +191,12 @@ async fn list(
             "open" => p.open,
             "closed" => !p.open,
             _ => true,
+        })
+        .filter(|p| {
+            query
+                .head
+                .as_deref()
+                .is_none_or(|head| head == format!("{}:{}", inner.owner, p.head))
         })
         .collect();
     let per_page = query.per_page.unwrap_or(30).clamp(1, inner.page_cap);

@@ -706,6 +706,17 @@ impl GitHubRepository {
         let path = path.split(['?', '#']).next()?.trim_matches('/');
         GitHubRepository::parse(path)
     }
+
+    /// The host of a Git or API URL, lower-case, without userinfo or port.
+    pub fn url_host(url: &str) -> Option<String> {
+        let authority = match url.split_once("://") {
+            Some((_, rest)) => rest.split('/').next()?,
+            None => url.split_once(':')?.0,
+        };
+        let host = authority.rsplit('@').next()?;
+        let host = host.split(':').next()?.to_ascii_lowercase();
+        (!host.is_empty()).then_some(host)
+    }
 }
 
 fn parse_repo_location(value: &str) -> Result<RepoLocation, String> {

@@ -16,6 +16,8 @@ pub struct PullRef {
     pub url: String,
     /// The head branch (`catapult/...`).
     pub head_ref: String,
+    /// The commit the head branch holds.
+    pub head_sha: String,
 }
 
 /// The pull requests of one repository.
@@ -87,6 +89,37 @@ impl GitHub {
             .collect())
     }
 
+    /// Whether branch `head` had a pull request that was closed (or merged) and has no open
+    /// one: its claims are then stale, however young.
+    pub async fn was_closed(&self, head: &str) -> Result<bool, String> {
+        let GitHubRepository { owner, name } = &self.repository;
+        let what = format!(
+            "GET {}/repos/{owner}/{name}/pulls?state=all&head={owner}:{head}",
+            self.api_url
+        );
+        let page = self
+            .client
+            .pulls(owner, name)
+            .list()
+            .state(octocrab::params::State::All)
+            .head(format!("{owner}:{head}"))
+            .per_page(100u8)
+            .send()
+            .await
+            .map_err(|e| describe(&what, &e))?;
+        let mut closed = false;
+        for pr in &page.items {
+            if pr.head.ref_field != head {
+                continue;
+            }
+            if pr.state == Some(octocrab::models::IssueState::Open) {
+                return Ok(false);
+            }
+            closed = true;
+        }
+        Ok(closed)
+    }
+
     /// Opens a pull request from `head` into `base`.
     pub async fn create(
         &self,
@@ -151,6 +184,7 @@ fn pull_ref(pr: &PullRequest) -> PullRef {
             .as_ref()
             .map_or_else(|| pr.url.clone(), ToString::to_string),
         head_ref: pr.head.ref_field.clone(),
+        head_sha: pr.head.sha.clone(),
     }
 }
 

@@ -3,13 +3,18 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use topology::proposal::{PendingProposal, ProposalRequest, TemplateSource};
-use topology::repo::{Author, GitAuth, RepoError, Repository, Snapshot};
+use topology::proposal::{
+    BRANCH_PREFIX, Claims, OpenProposal, PendingProposal, ProposalRequest, Taken, TemplateSource,
+    claim_refs,
+};
+use topology::repo::{Author, CommitId, GitAuth, RepoError, Repository, Snapshot};
 
 use super::from_engine::{self, EngineSlot};
-use super::state::{FleetLoader, LoadOutcome, PendingRef, Prepared};
+use super::state::{
+    FleetLoader, LoadOutcome, Pending, PendingRef, Prepared, PublishError, Published,
+};
 use super::view::FleetView;
 use crate::config::{RepoLocation, Secret};
 
@@ -18,6 +23,8 @@ pub struct GitLoader {
     branch: String,
     cache_dir: PathBuf,
     auth: GitAuth,
+    /// How long a claim without a pull request yet stays alive.
+    claim_grace: Duration,
     inner: Mutex<Inner>,
 }
 
@@ -35,6 +42,7 @@ impl GitLoader {
         branch: String,
         cache_dir: PathBuf,
         token: Option<&Secret>,
+        claim_grace: Duration,
     ) -> GitLoader {
         let auth = token.map_or_else(GitAuth::anonymous, |token| {
             GitAuth::with_token(token.expose())
@@ -44,6 +52,7 @@ impl GitLoader {
             branch,
             cache_dir,
             auth,
+            claim_grace,
             inner: Mutex::new(Inner::default()),
         }
     }
@@ -159,7 +168,7 @@ impl FleetLoader for GitLoader {
     fn prepare_proposal(
         &self,
         request: &ProposalRequest,
-        pending: &[PendingRef],
+        pending: &Pending,
     ) -> Result<Prepared, String> {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let inner = &mut *inner;
@@ -203,6 +212,13 @@ impl FleetLoader for GitLoader {
                 (Some(repository), snapshot, base_commit, revision.short_id)
             }
         };
+        let pending: Vec<PendingRef> = match (pending, repository) {
+            (Pending::PullRequests(open), _) => open.clone(),
+            (Pending::Branches, Some(repository)) => {
+                self.open_branches(repository, &base_commit)?
+            }
+            (Pending::Branches, None) => Vec::new(),
+        };
         let engine = inner.engine.engine();
         let main = engine
             .analyze(&snapshot)
@@ -211,7 +227,7 @@ impl FleetLoader for GitLoader {
         // Each open proposal's head, analysed as a whole tree (the engine's cache makes the
         // files it shares with main free).
         let mut pending_fleets = Vec::new();
-        for proposal in pending {
+        for proposal in &pending {
             let rev = format!("refs/heads/{}", proposal.head_ref);
             let fleet = repository
                 .ok_or_else(|| "the release-config source is not a Git repository".to_owned())
@@ -238,28 +254,72 @@ impl FleetLoader for GitLoader {
             .collect();
         let plan = topology::proposal::plan(engine, &snapshot, &main, request, &template, &pending)
             .map_err(|e| e.to_string())?;
+        let branch_exists = pending_fleets
+            .iter()
+            .any(|(open, _)| open.head_ref == plan.branch);
+        let open = pending_fleets
+            .into_iter()
+            .map(|(open, _)| open.clone())
+            .collect();
         Ok(Prepared {
+            request: request.clone(),
             plan,
             base_commit,
             base_short,
+            open,
+            branch_exists,
         })
     }
 
-    fn publish_proposal(&self, prepared: &Prepared, message: &str) -> Result<(), String> {
+    fn publish_proposal(
+        &self,
+        prepared: &Prepared,
+        message: &str,
+        closed: &[String],
+    ) -> Result<Published, PublishError> {
+        self.publish(prepared, message, closed)
+            .map_err(|e| match e {
+                Held::Young { message, branch } => PublishError::HeldByYoung { message, branch },
+                Held::Not(message) => PublishError::Failed(message),
+            })
+    }
+}
+
+/// Why `publish` stopped.
+enum Held {
+    Young { message: String, branch: String },
+    Not(String),
+}
+
+impl From<String> for Held {
+    fn from(message: String) -> Held {
+        Held::Not(message)
+    }
+}
+
+impl GitLoader {
+    fn publish(
+        &self,
+        prepared: &Prepared,
+        message: &str,
+        closed: &[String],
+    ) -> Result<Published, Held> {
         let RepoLocation::Remote(url) = &self.location else {
             return Err(
                 "proposals push their branch to the repository's remote: set \
                  REGISTRY_RELEASE_CONFIG_REPO to its Git URL (a local path allows dry_run only)"
-                    .to_owned(),
+                    .to_owned()
+                    .into(),
             );
         };
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         // Opened (and fetched) by `prepare_proposal`; the commit is based on what it checked.
         let repository = self.opened(&mut inner.repository)?;
         let plan = &prepared.plan;
+        let branch = &plan.branch;
         let created = repository.commit_file_on_new_branch(
             &prepared.base_commit,
-            &plan.branch,
+            branch,
             &plan.compose_path,
             plan.rendered.as_bytes(),
             message,
@@ -270,27 +330,128 @@ impl FleetLoader for GitLoader {
             // The same proposal made before (its branch is named after its content): reuse the
             // branch if it holds this very file.
             Err(RepoError::BranchExists { .. }) => {
-                let rev = format!("refs/heads/{}", plan.branch);
+                let rev = format!("refs/heads/{branch}");
                 let same = repository
                     .snapshot(&rev)
                     .and_then(|snapshot| snapshot.read(&plan.compose_path, 4 << 20))
                     .is_ok_and(|bytes| bytes == plan.rendered.as_bytes());
                 if !same {
                     return Err(format!(
-                        "branch `{}` already exists with other content; nothing was pushed",
-                        plan.branch
-                    ));
+                        "branch `{branch}` already exists with other content; nothing was pushed"
+                    )
+                    .into());
                 }
             }
-            Err(e) => return Err(format!("cannot commit the proposal: {e}")),
+            Err(e) => return Err(format!("cannot commit the proposal: {e}").into()),
         }
-        repository
-            .push_branch(url, &plan.branch, &self.auth)
-            .map_err(|e| e.to_string())
+        let proposal = repository
+            .proposal_commit(branch)
+            .ok_or_else(|| format!("branch `{branch}` was just committed and is gone"))?;
+        let open: Vec<OpenProposal> = prepared
+            .open
+            .iter()
+            .filter_map(|open| {
+                CommitId::from_hex(&open.head_commit).map(|head| OpenProposal {
+                    label: open.label.clone(),
+                    head,
+                })
+            })
+            .collect();
+        let claims = Claims {
+            repository,
+            remote_url: url,
+            auth: &self.auth,
+            open: &open,
+            grace: self.claim_grace,
+            closed,
+        };
+        let request = &prepared.request;
+        let refs = claim_refs(&request.machine, request.port, &request.gpu_ids);
+        let claim_error = |e: RepoError| {
+            format!("cannot claim the GPUs and port on the release-config remote: {e}")
+        };
+        let claim = claims
+            .claim_commit(proposal, branch, &proposal_author())
+            .map_err(claim_error)?;
+        let (claim, proposal, taken_over) = match claims
+            .take(&refs, branch, claim, proposal)
+            .map_err(claim_error)?
+        {
+            Taken::All {
+                claim,
+                proposal,
+                taken_over,
+            } => (claim, proposal, taken_over),
+            Taken::Refused {
+                claim,
+                holder,
+                young_branch,
+            } => {
+                let _ = repository.drop_unpushed_branch(branch);
+                let message = format!(
+                    "{claim} is claimed by {holder} (another agent \
+                     proposed it at the same moment: list_release_configs and \
+                     get_machine_topology show what is free once it is a pull request)"
+                );
+                return Err(match young_branch {
+                    Some(branch) => Held::Young { message, branch },
+                    None => Held::Not(message),
+                });
+            }
+        };
+        if repository.proposal_commit(branch) != Some(proposal) {
+            repository
+                .adopt_branch(branch, proposal)
+                .map_err(|e| format!("cannot join the same proposal made by another agent: {e}"))?;
+        }
+        if let Err(e) = repository.push_branch(url, branch, &self.auth) {
+            let released = claims.release(&refs, claim);
+            let released = match released {
+                Ok(()) => "its claims were given back".to_owned(),
+                Err(release) => format!("and giving back its claims failed: {release}"),
+            };
+            return Err(format!("{e}; {released}").into());
+        }
+        let mut swept = taken_over;
+        match claims.sweep(&request.machine) {
+            Ok(removed) => swept.extend(removed),
+            Err(error) => tracing::warn!(%error, "stale claims were not swept"),
+        }
+        Ok(Published {
+            commit: proposal.to_string(),
+            claims: refs,
+            swept,
+        })
     }
 }
 
 impl GitLoader {
+    /// Branch-only mode: the remote's proposal branches not merged into `base`, as open
+    /// proposals (the mirror was just fetched).
+    fn open_branches(
+        &self,
+        repository: &Repository,
+        base: &str,
+    ) -> Result<Vec<PendingRef>, String> {
+        let glob = format!("refs/heads/{BRANCH_PREFIX}**");
+        let mut open = Vec::new();
+        for target in repository.refs_matching(&glob).map_err(|e| e.to_string())? {
+            if repository
+                .is_merged(target.commit, base)
+                .map_err(|e| e.to_string())?
+            {
+                continue;
+            }
+            let branch = target.name.trim_start_matches("refs/heads/").to_owned();
+            open.push(PendingRef {
+                label: format!("branch `{branch}`"),
+                head_ref: branch,
+                head_commit: target.commit.to_string(),
+            });
+        }
+        Ok(open)
+    }
+
     /// The configured path when it is a plain directory, not a Git repository.
     fn plain_directory(&self) -> Option<&Path> {
         match &self.location {

@@ -23,14 +23,22 @@ pub trait FleetLoader: Send + Sync + 'static {
     fn prepare_proposal(
         &self,
         _request: &ProposalRequest,
-        _pending: &[PendingRef],
+        _pending: &Pending,
     ) -> Result<Prepared, String> {
         Err("this release-config source cannot make proposals".to_owned())
     }
 
-    /// Commits a prepared proposal on its new branch and pushes it (create-only). Blocking.
-    fn publish_proposal(&self, _prepared: &Prepared, _message: &str) -> Result<(), String> {
-        Err("this release-config source cannot make proposals".to_owned())
+    /// Commits a prepared proposal, takes its claims on the remote, and pushes its new branch
+    /// (create-only). Blocking.
+    fn publish_proposal(
+        &self,
+        _prepared: &Prepared,
+        _message: &str,
+        _closed: &[String],
+    ) -> Result<Published, PublishError> {
+        Err(PublishError::Failed(
+            "this release-config source cannot make proposals".to_owned(),
+        ))
     }
 }
 
@@ -41,14 +49,63 @@ pub struct PendingRef {
     pub label: String,
     /// Its head branch.
     pub head_ref: String,
+    /// The commit GitHub says its head is.
+    pub head_commit: String,
+}
+
+/// Where the open proposals come from.
+#[derive(Debug, Clone)]
+pub enum Pending {
+    /// The open pull requests GitHub listed.
+    PullRequests(Vec<PendingRef>),
+    /// Without GitHub (branch-only mode): the remote's `catapult/*` branches not merged into the
+    /// production branch.
+    Branches,
 }
 
 /// A proposal that passed every check, and the production commit it is based on.
 #[derive(Debug, Clone)]
 pub struct Prepared {
+    pub request: ProposalRequest,
     pub plan: Plan,
     pub base_commit: String,
     pub base_short: String,
+    /// The open proposals it was checked against (their claims are alive).
+    pub open: Vec<PendingRef>,
+    /// Branch-only mode: this very proposal's branch is already on the remote.
+    pub branch_exists: bool,
+}
+
+/// Why a proposal was not published.
+#[derive(Debug, Clone)]
+pub enum PublishError {
+    /// A claim is held by a proposal without an open pull request, alive only because it is
+    /// young: if that branch's pull request was closed, publishing again with it in `closed`
+    /// takes the claim over.
+    HeldByYoung {
+        message: String,
+        branch: String,
+    },
+    Failed(String),
+}
+
+impl std::fmt::Display for PublishError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PublishError::HeldByYoung { message, .. } | PublishError::Failed(message) => {
+                f.write_str(message)
+            }
+        }
+    }
+}
+
+/// What publishing did: the branch's commit on the remote and the claims it holds.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub commit: String,
+    pub claims: Vec<String>,
+    /// Stale claims (of closed or merged proposals) removed or taken over on the way.
+    pub swept: Vec<String>,
 }
 
 /// What one load produced.
@@ -212,7 +269,7 @@ impl ReleaseConfigState {
     pub async fn prepare_proposal(
         &self,
         request: ProposalRequest,
-        pending: Vec<PendingRef>,
+        pending: Pending,
     ) -> Result<Prepared, String> {
         let loader = self.proposal_loader()?;
         self.blocking(move || loader.prepare_proposal(&request, &pending))
@@ -224,10 +281,12 @@ impl ReleaseConfigState {
         &self,
         prepared: Prepared,
         message: String,
-    ) -> Result<(), String> {
-        let loader = self.proposal_loader()?;
-        self.blocking(move || loader.publish_proposal(&prepared, &message))
+        closed: Vec<String>,
+    ) -> Result<Published, PublishError> {
+        let loader = self.proposal_loader().map_err(PublishError::Failed)?;
+        self.blocking(move || Ok(loader.publish_proposal(&prepared, &message, &closed)))
             .await
+            .map_err(PublishError::Failed)?
     }
 
     fn proposal_loader(&self) -> Result<Arc<dyn FleetLoader>, String> {

@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 use topology::proposal::{ProposalRequest, check_request};
 
 use super::{Render, ToolError, ToolSpec, tool};
-use crate::config::RepoLocation;
+use crate::config::{GitHubRepository, RepoLocation};
 use crate::context::Ctx;
 use crate::github::{CreateError, PullRef};
 use crate::release_configs::from_engine::finding_view;
-use crate::release_configs::state::{PendingRef, Prepared};
+use crate::release_configs::state::{Pending, PendingRef, Prepared, PublishError};
 use crate::release_configs::view::FindingView;
 
 /// GitHub refuses pull request bodies longer than this.
@@ -54,7 +54,7 @@ pub struct ProposeReleaseConfigParams {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ProposeReleaseConfigOutput {
-    /// `dry_run` or `pending_review`.
+    /// `dry_run`, `pending_review` or (no GitHub) `branch_pushed`.
     pub status: String,
     pub pr_url: Option<String>,
     pub pr_number: Option<u64>,
@@ -69,6 +69,10 @@ pub struct ProposeReleaseConfigOutput {
     // Empty for a plain directory (no commit); not described, to keep tools/list small.
     pub base_commit: String,
     pub warnings: Vec<String>,
+    /// Branch-only mode: GitHub's page to open the pull request.
+    pub compare_url: Option<String>,
+    /// Branch-only mode: no pull request was opened; how to open one.
+    pub next_step: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -95,15 +99,14 @@ async fn propose_release_config(
     check_request(&request).map_err(|e| ToolError(e.to_string()))?;
 
     let mut warnings = Vec::new();
-    // Open proposals count as allocated: a real proposal needs them, a dry run says when it
-    // could not see them.
+    // Open proposals count as allocated. With GitHub they are its open pull requests; without it
+    // (no token or repository: branch-only mode), the remote's unmerged `catapult/*` branches.
     let github = match ctx.github() {
         Ok(github) => Some(github),
-        Err(error) if dry_run => {
-            warnings.push(format!("open pull requests were not checked: {error}"));
+        Err(error) => {
+            tracing::debug!(%error, "branch-only mode");
             None
         }
-        Err(error) => return Err(ToolError(error.clone())),
     };
     let open: Vec<PullRef> = match github {
         Some(github) => match github.open_proposals().await {
@@ -121,18 +124,29 @@ async fn propose_release_config(
         },
         None => Vec::new(),
     };
-    let pending = open
-        .iter()
-        .map(|pr| PendingRef {
-            label: format!("pull request #{} ({})", pr.number, pr.url),
-            head_ref: pr.head_ref.clone(),
-        })
-        .collect();
+    let pending = match github {
+        Some(_) => Pending::PullRequests(
+            open.iter()
+                .map(|pr| PendingRef {
+                    label: format!("pull request #{} ({})", pr.number, pr.url),
+                    head_ref: pr.head_ref.clone(),
+                    head_commit: pr.head_sha.clone(),
+                })
+                .collect(),
+        ),
+        None => Pending::Branches,
+    };
     let prepared = ctx
         .release_configs
         .prepare_proposal(request.clone(), pending)
         .await
         .map_err(ToolError)?;
+    let branch_only = github.is_none();
+    let status = if branch_only {
+        "branch_pushed"
+    } else {
+        "pending_review"
+    };
     let existing = open
         .iter()
         .find(|pr| pr.head_ref == prepared.plan.branch)
@@ -144,22 +158,77 @@ async fn propose_release_config(
                 "this exact proposal is already open as pull request #{} ({})",
                 pr.number, pr.url
             ));
+        } else if prepared.branch_exists {
+            output.warnings.push(format!(
+                "this exact proposal is already pushed as branch `{}`",
+                prepared.plan.branch
+            ));
+        }
+        if let Err(error) = ctx.github() {
+            output.warnings.push(format!(
+                "no pull request can be opened ({error}); a real proposal pushes its branch only"
+            ));
         }
         return Ok(output);
     }
     if let Some(pr) = existing {
-        let mut output = output(&prepared, "pending_review", Some(&pr), warnings);
+        let mut output = output(&prepared, status, Some(&pr), warnings);
         output.existing = true;
         return Ok(output);
     }
-    let Some(github) = github else {
-        return Err(ToolError("no GitHub client".to_owned()));
+    let existed = prepared.branch_exists;
+    // A claim held by a young proposal without an open pull request is alive, unless its pull
+    // request was closed: GitHub says, and the claim is then taken over.
+    let mut closed: Vec<String> = Vec::new();
+    let published = loop {
+        let attempt = ctx
+            .release_configs
+            .publish_proposal(prepared.clone(), commit_message(&request), closed.clone())
+            .await;
+        match attempt {
+            Ok(published) => break published,
+            Err(PublishError::HeldByYoung { message, branch })
+                if github.is_some() && !closed.contains(&branch) && closed.len() < 8 =>
+            {
+                let was_closed = match github {
+                    Some(github) => github.was_closed(&branch).await.map_err(|e| {
+                        ToolError(format!(
+                            "nothing was proposed: {message}; and asking GitHub whether its pull \
+                             request was closed failed: {e}"
+                        ))
+                    })?,
+                    None => false,
+                };
+                if !was_closed {
+                    return Err(ToolError(format!("nothing was proposed: {message}")));
+                }
+                closed.push(branch);
+            }
+            Err(error) => return Err(ToolError(format!("nothing was proposed: {error}"))),
+        }
     };
-    ctx.release_configs
-        .publish_proposal(prepared.clone(), commit_message(&request))
-        .await
-        .map_err(|e| ToolError(format!("nothing was proposed: {e}")))?;
+    if !published.swept.is_empty() {
+        tracing::info!(claims = ?published.swept, "stale claims of closed or merged proposals removed");
+    }
     let branch = &prepared.plan.branch;
+    let Some(github) = github else {
+        let mut output = output(&prepared, status, None, warnings);
+        output.existing = existed;
+        let reason = ctx.github().as_ref().err().cloned().unwrap_or_default();
+        output.compare_url = compare_url(&ctx, branch);
+        output.next_step = Some(match &output.compare_url {
+            Some(url) => format!(
+                "No pull request was opened ({reason}). The branch `{branch}` is on the remote: \
+                 open the pull request at {url}"
+            ),
+            None => format!(
+                "No pull request was opened ({reason}). The branch `{branch}` is on the remote: \
+                 open a pull request (merge request) from it into `{}` on your forge",
+                ctx.settings.release_config_branch
+            ),
+        });
+        return Ok(output);
+    };
     let created = github
         .create(
             &title(&request),
@@ -169,7 +238,7 @@ async fn propose_release_config(
         )
         .await;
     match created {
-        Ok(pr) => Ok(output(&prepared, "pending_review", Some(&pr), warnings)),
+        Ok(pr) => Ok(output(&prepared, status, Some(&pr), warnings)),
         // Another agent made the same proposal at the same moment and opened
         // it first: that pull request is this proposal's.
         Err(CreateError::AlreadyExists(error)) => {
@@ -186,7 +255,7 @@ async fn propose_release_config(
                         "{error}; but no open pull request has head `{branch}`"
                     ))
                 })?;
-            let mut output = output(&prepared, "pending_review", Some(&pr), warnings);
+            let mut output = output(&prepared, status, Some(&pr), warnings);
             output.existing = true;
             Ok(output)
         }
@@ -196,12 +265,32 @@ async fn propose_release_config(
                 RepoLocation::display,
             );
             Err(ToolError(format!(
-                "{error}. The branch `{branch}` was pushed to {remote} and is left there: \
-                 make the same proposal again to retry (the branch is reused), or remove it \
-                 from a clone of that remote with `git push origin --delete {branch}`"
+                "{error}. The branch `{branch}` was pushed to {remote} and is left there, with \
+                 its claims on the GPUs and port: make the same proposal again to retry (the \
+                 branch is reused), or remove it from a clone of that remote with \
+                 `git push origin --delete {branch}`"
             )))
         }
     }
+}
+
+/// Where a human opens the pull request of a branch-only proposal: GitHub's compare page, for a
+/// remote on github.com or on the configured GitHub host.
+fn compare_url(ctx: &Ctx, branch: &str) -> Option<String> {
+    let Some(RepoLocation::Remote(url)) = &ctx.settings.release_config_repo else {
+        return None;
+    };
+    let repository = GitHubRepository::from_git_url(url)?;
+    let host = GitHubRepository::url_host(url)?;
+    let api_host = GitHubRepository::url_host(&ctx.settings.github_api_url);
+    let github_like = host == "github.com"
+        || api_host.is_some_and(|api| api == host || api == format!("api.{host}"));
+    github_like.then(|| {
+        format!(
+            "https://{host}/{}/{}/compare/{}...{branch}?expand=1",
+            repository.owner, repository.name, ctx.settings.release_config_branch
+        )
+    })
 }
 
 fn output(
@@ -226,6 +315,8 @@ fn output(
         },
         base_commit: prepared.base_commit.clone(),
         warnings,
+        compare_url: None,
+        next_step: None,
     }
 }
 
@@ -348,8 +439,15 @@ impl Render for ProposeReleaseConfigOutput {
                 "pull request #{} opened for review: {url}\n",
                 self.pr_number.unwrap_or_default()
             ),
+            (None, _) if self.status == "branch_pushed" => format!(
+                "branch {} pushed; no pull request was opened\n",
+                self.branch
+            ),
             (None, _) => "dry run: nothing was pushed\n".to_owned(),
         };
+        if let Some(next) = &self.next_step {
+            let _ = writeln!(text, "{next}");
+        }
         let base = if self.base_commit.is_empty() {
             "the working directory"
         } else {

@@ -345,23 +345,71 @@ async fn the_same_proposal_from_two_agents_gets_the_one_pull_request() {
     let _ = server.client.cancel().await;
 }
 
+/// Branch-only mode: without a GitHub token, a proposal still commits and pushes its branch
+/// (same checks, same claims), says that no pull request was opened, and later proposals count
+/// that branch as an open proposal.
 #[tokio::test]
-async fn without_a_token_only_dry_runs_work() {
-    let repo = FixtureRepo::new(FLEET);
+async fn without_github_a_proposal_pushes_its_branch_only() {
+    let repo = remote();
+    let head = repo.head();
     let server = start(
         &[("REGISTRY_RELEASE_CONFIG_REPO", repo.url().as_str())],
         &[],
     )
     .await;
-    let message = call_err(
-        &server.client,
+    let client = &server.client;
+    let answer = call_ok(client, "propose_release_config", proposal(8002, &[4, 5])).await;
+    assert_eq!(answer["status"], "branch_pushed", "{answer}");
+    assert_eq!(answer["pr_url"], Value::Null);
+    assert_eq!(answer["existing"], false);
+    let next = answer["next_step"].as_str().unwrap_or_default();
+    assert!(next.contains("No pull request was opened"), "{next}");
+    assert!(next.contains("REGISTRY_GITHUB_TOKEN"), "why: {next}");
+    assert!(next.contains("into `main`"), "{next}");
+    let branch = answer["branch"].as_str().unwrap_or_default().to_owned();
+    assert!(branches(&repo).contains(&branch), "{:?}", branches(&repo));
+    assert_eq!(repo.head(), head, "main never moves");
+    let claims = repo.git(&[
+        "for-each-ref",
+        "--format=%(refname)",
+        "refs/catapult/claims/",
+    ]);
+    assert_eq!(
+        claims.lines().collect::<Vec<_>>(),
+        [
+            "refs/catapult/claims/gpu-a/gpu-4",
+            "refs/catapult/claims/gpu-a/gpu-5",
+            "refs/catapult/claims/gpu-a/port-8002",
+        ],
+        "its claims are on the remote"
+    );
+    let claimed = repo.git(&["rev-parse", "refs/catapult/claims/gpu-a/gpu-4^"]);
+    let pushed = repo.git(&["rev-parse", &branch]);
+    assert_eq!(
+        claimed, pushed,
+        "a claim commit sits on the proposal commit"
+    );
+
+    // The same proposal again: the branch that is there.
+    let again = call_ok(client, "propose_release_config", proposal(8002, &[4, 5])).await;
+    assert_eq!(again["status"], "branch_pushed", "{again}");
+    assert_eq!(again["existing"], true, "{again}");
+    // The pushed branch is an open proposal: its GPUs are taken.
+    let clash = call_err(client, "propose_release_config", proposal(8003, &[5, 6])).await;
+    assert!(clash.contains(&format!("branch `{branch}`")), "{clash}");
+    let dry = call_ok(
+        client,
         "propose_release_config",
-        proposal(8002, &[4, 5]),
+        with(proposal(8004, &[6, 7]), "dry_run", json!(true)),
     )
     .await;
-    assert!(message.contains("REGISTRY_GITHUB_TOKEN"), "{message}");
-    assert!(message.contains("dry_run"), "{message}");
-    assert_eq!(branches(&repo), ["main"]);
+    assert!(
+        dry["warnings"]
+            .to_string()
+            .contains("pushes its branch only"),
+        "{dry}"
+    );
+
     let _ = server.client.cancel().await;
 }
 

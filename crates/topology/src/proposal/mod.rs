@@ -13,7 +13,10 @@ use crate::finding::{Finding, Severity};
 use crate::layout::{check_machine_name, closest, parse_port_name};
 use crate::repo::{ContentId, Snapshot};
 
+mod claims;
 mod render;
+
+pub use claims::{CLAIMS_NAMESPACE, Claims, OpenProposal, Taken, claim_refs, describe_claim};
 
 /// Longest model name or path a proposal accepts.
 const MAX_NAME_LEN: usize = 512;

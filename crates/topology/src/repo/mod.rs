@@ -31,6 +31,10 @@ use git2::{ObjectType, Oid};
 use rustc_hash::FxHashMap;
 use serde::{Serialize, Serializer};
 
+mod remote_ref;
+
+pub use remote_ref::RefUpdate;
+
 /// The three places of a release-config repository that a [`Snapshot`] lists.
 pub const MACHINES_DIR: &str = "machines";
 /// Directory of proposal templates.
@@ -47,7 +51,8 @@ const TOP_LEVEL: [&str; 3] = [MACHINES_DIR, CONFIG_FILE, TEMPLATES_DIR];
 const MIRROR_REFSPEC: &str = "+refs/*:refs/*";
 
 /// This tool's own refs in a mirror; fetches neither change nor prune them.
-const OWN_NAMESPACE: &str = "refs/catapult/";
+/// (Claims, `refs/catapult/claims/`, are the remote's and mirrored as any ref.)
+const OWN_NAMESPACE: &str = "refs/catapult/unpushed/";
 
 /// A proposal branch committed in a mirror but not pushed yet is also kept
 /// here, so that a fetch (which mirrors upstream's `refs/heads/*`, force and
@@ -139,6 +144,12 @@ pub enum RepoError {
     BranchExists { branch: String, repo: PathBuf },
     #[error("invalid repository path `{path}`: {reason}")]
     BadPath { path: String, reason: String },
+    #[error("cannot update ref `{name}` on {url}: {message}")]
+    RemoteRef {
+        name: String,
+        url: String,
+        message: String,
+    },
     #[error("cannot push branch `{branch}` to {url}: {message}")]
     Push {
         branch: String,
@@ -253,6 +264,15 @@ pub struct Revision {
     pub time: i64,
     /// Committer's UTC offset in minutes.
     pub time_offset_minutes: i32,
+}
+
+/// What [`Repository::commit_record`] reads of a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitRecord {
+    pub message: String,
+    pub parent: Option<CommitId>,
+    /// Committer time, seconds since the Unix epoch.
+    pub time: i64,
 }
 
 /// A ref and the commit it points to (see [`Repository::refs_matching`]).
@@ -816,6 +836,129 @@ impl Repository {
                 }
             })?;
         Ok(CommitId(commit_id))
+    }
+
+    /// The commit local branch `branch` holds for a proposal: its unpushed
+    /// commit if one is kept, else the branch itself; `None` if neither exists.
+    pub fn proposal_commit(&self, branch: &str) -> Option<CommitId> {
+        let git = lock(&self.git);
+        [
+            format!("{UNPUSHED_NAMESPACE}{branch}"),
+            format!("refs/heads/{branch}"),
+        ]
+        .iter()
+        .find_map(|name| git.refname_to_id(name).ok())
+        .map(CommitId)
+    }
+
+    /// Points local proposal branch `branch` (and its unpushed keep-ref, in a
+    /// mirror) at `commit`: another agent's commit of the same proposal, which
+    /// is then pushed instead of ours. Only `catapult/` names.
+    pub fn adopt_branch(&self, branch: &str, commit: CommitId) -> Result<(), RepoError> {
+        check_branch_name(branch)?;
+        if !branch.starts_with(crate::proposal::BRANCH_PREFIX) {
+            return Err(RepoError::BadBranch {
+                branch: branch.to_owned(),
+                reason: "only proposal branches are adopted".to_owned(),
+            });
+        }
+        let git = lock(&self.git);
+        let git_error = |e: git2::Error| RepoError::Git {
+            repo: self.git_dir.clone(),
+            action: format!("pointing branch `{branch}` at {}", commit.short()),
+            message: git_message(&e),
+        };
+        if self.remote_url.is_some() {
+            git.reference(
+                &format!("{UNPUSHED_NAMESPACE}{branch}"),
+                commit.0,
+                true,
+                "catapult: adopt",
+            )
+            .map_err(git_error)?;
+        }
+        git.reference(
+            &format!("refs/heads/{branch}"),
+            commit.0,
+            true,
+            "catapult: adopt",
+        )
+        .map_err(git_error)?;
+        Ok(())
+    }
+
+    /// Forgets local proposal branch `branch` if it was never pushed (a
+    /// refused proposal leaves nothing behind, and asking again makes a new
+    /// commit). A branch the mirrored remote has is left as it is.
+    pub fn drop_unpushed_branch(&self, branch: &str) -> Result<(), RepoError> {
+        let git = lock(&self.git);
+        let keep = format!("{UNPUSHED_NAMESPACE}{branch}");
+        let git_error = |e: git2::Error| RepoError::Git {
+            repo: self.git_dir.clone(),
+            action: format!("removing unpushed branch `{branch}`"),
+            message: git_message(&e),
+        };
+        let Ok(mut keep_ref) = git.find_reference(&keep) else {
+            return Ok(());
+        };
+        let kept = keep_ref.target();
+        keep_ref.delete().map_err(git_error)?;
+        if let Ok(mut head) = git.find_reference(&format!("refs/heads/{branch}"))
+            && head.target() == kept
+        {
+            head.delete().map_err(git_error)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a commit with `of`'s tree, `of` as its only parent and
+    /// `message`, on no ref (the caller pushes it somewhere).
+    pub fn commit_on(
+        &self,
+        of: CommitId,
+        message: &str,
+        author: &Author,
+    ) -> Result<CommitId, RepoError> {
+        let git = lock(&self.git);
+        let git_error = |e: git2::Error| RepoError::Git {
+            repo: self.git_dir.clone(),
+            action: format!("writing a commit on {}", of.short()),
+            message: git_message(&e),
+        };
+        let parent = git.find_commit(of.0).map_err(git_error)?;
+        let tree = parent.tree().map_err(git_error)?;
+        let signature = git2::Signature::now(&author.name, &author.email).map_err(git_error)?;
+        let id = git
+            .commit(None, &signature, &signature, message, &tree, &[&parent])
+            .map_err(git_error)?;
+        Ok(CommitId(id))
+    }
+
+    /// Message, first parent and committer time of `commit`, if this
+    /// repository has it.
+    pub fn commit_record(&self, commit: CommitId) -> Option<CommitRecord> {
+        let git = lock(&self.git);
+        let found = git.find_commit(commit.0).ok()?;
+        Some(CommitRecord {
+            message: String::from_utf8_lossy(found.message_bytes()).into_owned(),
+            parent: found.parent_ids().next().map(CommitId),
+            time: found.time().seconds(),
+        })
+    }
+
+    /// Whether `commit` is `rev` or one of its ancestors (merged into it).
+    pub fn is_merged(&self, commit: CommitId, rev: &str) -> Result<bool, RepoError> {
+        let git = lock(&self.git);
+        let (target, _) = resolve_commit(&git, &self.git_dir, rev)?;
+        if target.id() == commit.0 {
+            return Ok(true);
+        }
+        git.graph_descendant_of(target.id(), commit.0)
+            .map_err(|e| RepoError::Git {
+                repo: self.git_dir.clone(),
+                action: format!("comparing {} with {rev}", commit.short()),
+                message: git_message(&e),
+            })
     }
 
     /// Pushes local branch `branch` to a new branch of the same name on

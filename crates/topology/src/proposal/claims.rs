@@ -1,0 +1,354 @@
+//! Claims: how proposals made at the same moment, by any process on any
+//! host, agree on who gets a GPU or a port. The protocol is in
+//! `docs/release-config.md` ("Claims"); in short:
+//!
+//! - A claim is a ref on the release-config remote,
+//!   `refs/catapult/claims/<machine>/port-<port>` or `.../gpu-<index>`,
+//!   pointing at a *claim commit*: the proposal's tree, the proposal commit as
+//!   its parent, the branch named in its message, the time it was made.
+//! - A proposal takes its claims one at a time, port first, then GPUs in
+//!   ascending order (one order for everyone, so no two proposals can each
+//!   hold a part of what the other needs), each by a create-only update the
+//!   remote makes atomically. Only after it holds all of them is its branch
+//!   pushed and its pull request opened.
+//! - A claim held by someone else is judged: the same proposal (same branch)
+//!   is joined; an open proposal, or a claim younger than the grace period (a
+//!   proposal between its claims and its pull request), refuses ours and we
+//!   take back, compare-and-swap, what we took; anything else is stale (its
+//!   pull request was closed or merged, or its maker crashed) and is taken
+//!   over, compare-and-swap.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::repo::{Author, CommitId, GitAuth, RefUpdate, RepoError, Repository};
+
+/// Every claim ref is under this prefix.
+pub const CLAIMS_NAMESPACE: &str = "refs/catapult/claims/";
+
+/// First line of every claim commit's message; the branch follows.
+const CLAIM_SUBJECT: &str = "catapult claim";
+const BRANCH_FIELD: &str = "Branch: ";
+
+/// A holder that changed under us this many times in a row is left alone.
+const MAX_TAKEOVER_ATTEMPTS: usize = 5;
+
+/// The claim refs of a deployment on `machine:port` with `gpus`, in the one
+/// order every proposal takes them.
+pub fn claim_refs(machine: &str, port: u16, gpus: &[u32]) -> Vec<String> {
+    let mut gpus = gpus.to_vec();
+    gpus.sort_unstable();
+    gpus.dedup();
+    std::iter::once(format!("{CLAIMS_NAMESPACE}{machine}/port-{port}"))
+        .chain(
+            gpus.iter()
+                .map(|gpu| format!("{CLAIMS_NAMESPACE}{machine}/gpu-{gpu}")),
+        )
+        .collect()
+}
+
+/// `GPU 5 of gpu-a` / `port 8002 of gpu-a` for a claim ref.
+pub fn describe_claim(name: &str) -> String {
+    let rest = name.strip_prefix(CLAIMS_NAMESPACE).unwrap_or(name);
+    let Some((machine, what)) = rest.rsplit_once('/') else {
+        return rest.to_owned();
+    };
+    if let Some(gpu) = what.strip_prefix("gpu-") {
+        format!("GPU {gpu} of {machine}")
+    } else if let Some(port) = what.strip_prefix("port-") {
+        format!("port {port} of {machine}")
+    } else {
+        format!("{what} of {machine}")
+    }
+}
+
+/// An open proposal: how to name it, and the commit its branch holds.
+#[derive(Debug, Clone)]
+pub struct OpenProposal {
+    pub label: String,
+    pub head: CommitId,
+}
+
+/// Where claims are made and what counts as alive.
+pub struct Claims<'a> {
+    pub repository: &'a Repository,
+    pub remote_url: &'a str,
+    pub auth: &'a GitAuth,
+    /// Open proposals (pull requests, or in branch-only mode unmerged
+    /// branches): their claims are alive whatever their age.
+    pub open: &'a [OpenProposal],
+    /// How long a claim of a proposal without a pull request yet stays alive.
+    pub grace: Duration,
+    /// Branches whose pull requests were closed: their claims are stale at any age.
+    pub closed: &'a [String],
+}
+
+/// What [`Claims::take`] achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Taken {
+    /// Every claim points at `claim`; push the branch at `proposal` (another
+    /// agent's commit when the same proposal was being made by it).
+    All {
+        claim: CommitId,
+        proposal: CommitId,
+        /// Stale claims replaced on the way (ref names).
+        taken_over: Vec<String>,
+    },
+    /// Someone else holds `claim`; everything taken was given back.
+    Refused {
+        claim: String,
+        holder: String,
+        /// The holder's branch when it is alive only for its age (it has no
+        /// open pull request): if its pull request was closed, ask again
+        /// with it in [`Claims::closed`].
+        young_branch: Option<String>,
+    },
+}
+
+enum Judgement {
+    Ours,
+    /// The same proposal, being made by another agent: join it.
+    Same {
+        proposal: CommitId,
+    },
+    Alive(String),
+    /// Alive only because it is younger than the grace period.
+    Young {
+        label: String,
+        branch: String,
+    },
+    Stale,
+}
+
+impl Claims<'_> {
+    /// Writes the claim commit for `proposal` on `branch`.
+    pub fn claim_commit(
+        &self,
+        proposal: CommitId,
+        branch: &str,
+        author: &Author,
+    ) -> Result<CommitId, RepoError> {
+        let message = format!(
+            "{CLAIM_SUBJECT}\n\n{BRANCH_FIELD}{branch}\nProposal: {proposal}\n\n\
+             GPUs and ports of this proposal are held by refs under {CLAIMS_NAMESPACE} \
+             until its pull request is merged or closed.\n"
+        );
+        self.repository.commit_on(proposal, &message, author)
+    }
+
+    /// Takes every claim in `refs` (already in canonical order) for `claim`,
+    /// the claim commit of `proposal` on `branch`.
+    pub fn take(
+        &self,
+        refs: &[String],
+        branch: &str,
+        mut claim: CommitId,
+        mut proposal: CommitId,
+    ) -> Result<Taken, RepoError> {
+        let mut mine: Vec<String> = Vec::new();
+        let mut taken_over = Vec::new();
+        for name in refs {
+            let mut expected = None;
+            let mut attempts = 0;
+            loop {
+                let update = self.repository.update_remote_ref(
+                    self.remote_url,
+                    name,
+                    Some(claim),
+                    expected,
+                    self.auth,
+                )?;
+                let current = match update {
+                    RefUpdate::Done => {
+                        if expected.is_some() {
+                            taken_over.push(name.clone());
+                        }
+                        mine.push(name.clone());
+                        break;
+                    }
+                    RefUpdate::Mismatch { current: None } => {
+                        // Released meanwhile: create it.
+                        expected = None;
+                        attempts += 1;
+                        if attempts > MAX_TAKEOVER_ATTEMPTS {
+                            return self.refuse(&mine, claim, name, "another proposal".to_owned());
+                        }
+                        continue;
+                    }
+                    RefUpdate::Mismatch {
+                        current: Some(current),
+                    } => current,
+                };
+                match self.judge(current, branch, claim)? {
+                    Judgement::Ours => break,
+                    Judgement::Same { proposal: theirs } => {
+                        // Join it: the rest is claimed with its commit.
+                        if mine.is_empty() {
+                            claim = current;
+                            proposal = theirs;
+                            break;
+                        }
+                        // Our earlier claims point elsewhere; theirs win.
+                        return self.refuse(
+                            &mine,
+                            claim,
+                            name,
+                            format!(
+                                "the same proposal (`{branch}`), made at this moment by \
+                                 another agent: ask again"
+                            ),
+                        );
+                    }
+                    Judgement::Alive(holder) => {
+                        return self.refuse(&mine, claim, name, holder);
+                    }
+                    Judgement::Young { label, branch } => {
+                        self.release(&mine, claim)?;
+                        return Ok(Taken::Refused {
+                            claim: describe_claim(name),
+                            holder: label,
+                            young_branch: Some(branch),
+                        });
+                    }
+                    Judgement::Stale => {
+                        attempts += 1;
+                        if attempts > MAX_TAKEOVER_ATTEMPTS {
+                            return self.refuse(&mine, claim, name, "another proposal".to_owned());
+                        }
+                        expected = Some(current);
+                    }
+                }
+            }
+        }
+        Ok(Taken::All {
+            claim,
+            proposal,
+            taken_over,
+        })
+    }
+
+    /// Gives back `refs` where they still point at `claim` (a proposal that
+    /// could not be completed). Claims that moved on are someone else's.
+    pub fn release(&self, refs: &[String], claim: CommitId) -> Result<(), RepoError> {
+        for name in refs {
+            self.repository.update_remote_ref(
+                self.remote_url,
+                name,
+                None,
+                Some(claim),
+                self.auth,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the stale claims of `machine` the mirror knows of (those of
+    /// closed or merged proposals), compare-and-swap; returns their names.
+    /// Best effort: a claim it cannot judge is left.
+    pub fn sweep(&self, machine: &str) -> Result<Vec<String>, RepoError> {
+        let mut removed = Vec::new();
+        let glob = format!("{CLAIMS_NAMESPACE}{machine}/*");
+        for target in self.repository.refs_matching(&glob)? {
+            if matches!(
+                self.judge(target.commit, "", target.commit)?,
+                Judgement::Stale
+            ) && self.repository.update_remote_ref(
+                self.remote_url,
+                &target.name,
+                None,
+                Some(target.commit),
+                self.auth,
+            )? == RefUpdate::Done
+            {
+                removed.push(target.name);
+            }
+        }
+        Ok(removed)
+    }
+
+    fn refuse(
+        &self,
+        mine: &[String],
+        claim: CommitId,
+        name: &str,
+        holder: String,
+    ) -> Result<Taken, RepoError> {
+        self.release(mine, claim)?;
+        Ok(Taken::Refused {
+            claim: describe_claim(name),
+            holder,
+            young_branch: None,
+        })
+    }
+
+    fn judge(
+        &self,
+        holder: CommitId,
+        branch: &str,
+        ours: CommitId,
+    ) -> Result<Judgement, RepoError> {
+        if holder == ours && !branch.is_empty() {
+            return Ok(Judgement::Ours);
+        }
+        let record = match self.repository.commit_record(holder) {
+            Some(record) => record,
+            None => {
+                // Made by another process: its objects come with a fetch.
+                self.repository.fetch(self.auth)?;
+                match self.repository.commit_record(holder) {
+                    Some(record) => record,
+                    None => {
+                        return Ok(Judgement::Alive(format!(
+                            "a claim whose commit {} cannot be read",
+                            holder.short()
+                        )));
+                    }
+                }
+            }
+        };
+        let holder_branch = record
+            .message
+            .lines()
+            .find_map(|line| line.strip_prefix(BRANCH_FIELD))
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let holder_proposal = record.parent.unwrap_or(holder);
+        if let Some(open) = self
+            .open
+            .iter()
+            .find(|open| open.head == holder_proposal || open.head == holder)
+        {
+            if !branch.is_empty() && holder_branch == branch {
+                return Ok(Judgement::Same {
+                    proposal: holder_proposal,
+                });
+            }
+            return Ok(Judgement::Alive(open.label.clone()));
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let age = now.saturating_sub(record.time);
+        let grace = i64::try_from(self.grace.as_secs()).unwrap_or(i64::MAX);
+        let closed = self.closed.iter().any(|closed| *closed == holder_branch);
+        if age < grace && !closed {
+            if !branch.is_empty() && holder_branch == branch {
+                return Ok(Judgement::Same {
+                    proposal: holder_proposal,
+                });
+            }
+            let mut label = String::new();
+            let _ = write!(
+                label,
+                "proposal `{holder_branch}`, claimed {age} s ago and not yet a pull request \
+                 (claims without one expire after {grace} s)"
+            );
+            return Ok(Judgement::Young {
+                label,
+                branch: holder_branch,
+            });
+        }
+        Ok(Judgement::Stale)
+    }
+}
