@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod emu;
 mod http;
+mod proposal_race;
 mod proposals;
 mod registry_modes;
 mod registry_tools;

@@ -293,8 +293,11 @@ impl Claims<'_> {
         let record = match self.repository.commit_record(holder) {
             Some(record) => record,
             None => {
-                // Made by another process: its objects come with a fetch.
-                self.repository.fetch(self.auth)?;
+                // Made by another process: its objects come with a fetch. One
+                // that fails (claims move meanwhile) leaves it unreadable.
+                if let Err(error) = self.repository.fetch(self.auth) {
+                    tracing::debug!(%error, "fetch for a claim's holder failed");
+                }
                 match self.repository.commit_record(holder) {
                     Some(record) => record,
                     None => {

@@ -59,6 +59,9 @@ const OWN_NAMESPACE: &str = "refs/catapult/unpushed/";
 /// prune) cannot lose it. Removed once the push succeeded.
 const UNPUSHED_NAMESPACE: &str = "refs/catapult/unpushed/";
 
+/// Fetches again this often when a ref vanished during the fetch.
+const FETCH_RETRIES: usize = 3;
+
 /// File in a mirror's Git directory recording when the last fetch succeeded.
 const LAST_FETCH_FILE: &str = "catapult-last-fetch";
 
@@ -607,7 +610,23 @@ impl Repository {
                 .update_fetchhead(false)
                 .download_tags(git2::AutotagOption::None);
             let own_before = own_refs(&git).map_err(git_error)?;
-            let fetched = remote.fetch(&[MIRROR_REFSPEC], Some(&mut options), None);
+            let mut fetched = remote.fetch(&[MIRROR_REFSPEC], Some(&mut options), None);
+            // A ref deleted on the remote between its advertisement and its transfer (claims
+            // come and go while agents propose) fails the fetch; the next one sees it gone.
+            for _ in 0..FETCH_RETRIES {
+                match &fetched {
+                    Err(e) if e.code() == git2::ErrorCode::NotFound => {
+                        let mut retry = git2::FetchOptions::new();
+                        retry
+                            .remote_callbacks(auth.callbacks())
+                            .prune(git2::FetchPrune::Off)
+                            .update_fetchhead(false)
+                            .download_tags(git2::AutotagOption::None);
+                        fetched = remote.fetch(&[MIRROR_REFSPEC], Some(&mut retry), None);
+                    }
+                    _ => break,
+                }
+            }
             // Even when the fetch failed half-way.
             restore_own_refs(&git, &own_before).map_err(git_error)?;
             fetched.map_err(git_error)?;
@@ -993,6 +1012,48 @@ impl Repository {
                 .map_err(|_| push_error(format!("no local branch `{branch}` (create it first)")))?;
             ref_name.clone()
         };
+        if let Some(path) = remote_ref::local_remote_path(remote_url) {
+            // libgit2's local transport fails when any ref of the remote vanishes while it
+            // pushes, and does not compare before it writes: create the branch directly.
+            let commit = git
+                .refname_to_id(&source)
+                .map_err(|e| push_error(git_message(&e)))?;
+            let created = self
+                .update_local_remote_ref(&path, &ref_name, Some(CommitId(commit)), None)
+                .map_err(|e| push_error(git_message(&e)))?;
+            if let RefUpdate::Mismatch {
+                current: Some(current),
+            } = created
+            {
+                return Err(push_error(format!(
+                    "{ref_name} already exists on the remote (at {}); a proposal only creates new branches",
+                    current.short()
+                )));
+            }
+        } else {
+            self.push_with_transport(&git, remote_url, branch, &source, &ref_name, auth)?;
+        }
+        // Upstream holds the proposal now: the keep-ref has done its job.
+        if let Ok(mut keep) = git.find_reference(&keep_ref) {
+            keep.delete().map_err(|e| push_error(git_message(&e)))?;
+        }
+        Ok(())
+    }
+
+    fn push_with_transport(
+        &self,
+        git: &git2::Repository,
+        remote_url: &str,
+        branch: &str,
+        source: &str,
+        ref_name: &str,
+        auth: &GitAuth,
+    ) -> Result<(), RepoError> {
+        let push_error = |message: String| RepoError::Push {
+            branch: branch.to_owned(),
+            url: redact_url(remote_url),
+            message: auth.scrub(&message, remote_url),
+        };
         let mut remote = git
             .remote_anonymous(remote_url)
             .map_err(|e| push_error(git_message(&e)))?;
@@ -1035,10 +1096,6 @@ impl Repository {
         }
         if let Some(message) = rejection.into_inner() {
             return Err(push_error(message));
-        }
-        // Upstream holds the proposal now: the keep-ref has done its job.
-        if let Ok(mut keep) = git.find_reference(&keep_ref) {
-            keep.delete().map_err(|e| push_error(git_message(&e)))?;
         }
         Ok(())
     }

@@ -161,7 +161,7 @@ impl Repository {
         Ok(RefUpdate::Done)
     }
 
-    fn update_local_remote_ref(
+    pub(super) fn update_local_remote_ref(
         &self,
         path: &Path,
         name: &str,
@@ -204,7 +204,9 @@ impl Repository {
                 Err(e)
                     if matches!(
                         e.code(),
-                        git2::ErrorCode::Modified | git2::ErrorCode::Exists
+                        git2::ErrorCode::Modified
+                            | git2::ErrorCode::Exists
+                            | git2::ErrorCode::NotFound
                     ) =>
                 {
                     let current = current_value(&remote, name)?.map(CommitId);
@@ -225,7 +227,7 @@ impl Repository {
 
 /// The directory of a `file://` remote (libgit2 would use its local
 /// transport, which does not compare before it writes).
-fn local_remote_path(url: &str) -> Option<PathBuf> {
+pub(super) fn local_remote_path(url: &str) -> Option<PathBuf> {
     url.strip_prefix("file://").map(PathBuf::from)
 }
 
