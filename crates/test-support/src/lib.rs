@@ -4,7 +4,9 @@
 //! tests compare the workspace against (Docker Compose v2, ...), from the
 //! pinned, hashed list in `tools/reference/requirements.txt`, so that a fresh
 //! clone's `cargo test --workspace` needs nothing installed by hand.
+//! [`git_daemon`] serves repositories over the `git://` protocol on loopback.
 
+pub mod git_daemon;
 pub mod reference;
 
 use std::path::PathBuf;

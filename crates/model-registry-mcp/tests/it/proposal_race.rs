@@ -119,13 +119,30 @@ fn percentile(times: &mut [Duration], p: usize) -> Duration {
         .unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn of_proposals_made_at_once_exactly_one_gets_each_gpu_and_port() {
-    let rounds: usize = std::env::var("PROPOSAL_RACE_ROUNDS")
+fn rounds() -> usize {
+    std::env::var("PROPOSAL_RACE_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(60);
+        .unwrap_or(60)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_proposals_made_at_once_exactly_one_gets_each_gpu_and_port() {
     let remote = FixtureRepo::new(FLEET).bare_clone();
+    let url = remote.url();
+    race(&remote, url, rounds()).await;
+}
+
+/// The same over a network remote (`git daemon`: Git's receive-pack decides each ref update).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn over_the_git_protocol_exactly_one_gets_each_gpu_and_port() {
+    let remote = FixtureRepo::new(FLEET).bare_clone();
+    let daemon =
+        test_support::git_daemon::GitDaemon::serve(remote.path()).unwrap_or_else(|e| panic!("{e}"));
+    race(&remote, daemon.url(""), rounds() / 2).await;
+}
+
+async fn race(remote: &FixtureRepo, url: String, rounds: usize) {
     let fake = github_emulator::FakeGitHub::start(
         TOKEN,
         "acme",
@@ -135,7 +152,7 @@ async fn of_proposals_made_at_once_exactly_one_gets_each_gpu_and_port() {
     .await
     .unwrap_or_else(|e| panic!("GitHub double: {e}"));
     let env = vec![
-        ("REGISTRY_RELEASE_CONFIG_REPO", remote.url()),
+        ("REGISTRY_RELEASE_CONFIG_REPO", url.clone()),
         ("REGISTRY_GITHUB_TOKEN", TOKEN.to_owned()),
         ("REGISTRY_GITHUB_API_URL", fake.url.clone()),
         (
@@ -289,7 +306,7 @@ async fn of_proposals_made_at_once_exactly_one_gets_each_gpu_and_port() {
     }
     assert_eq!(remote.head(), main_before, "main never moves");
     eprintln!(
-        "proposal race: {rounds} rounds, accepted per round {accepted_per_round:?}, refused at \
+        "proposal race over {url}: {rounds} rounds, accepted per round {accepted_per_round:?}, refused at \
          the claims {refused_by_claim}, at the open pull requests {refused_by_open_pull}; \
          time per proposal p50 {:?} contended, {:?} alone (p90 {:?} / {:?})",
         percentile(&mut contended, 50),

@@ -334,7 +334,7 @@ impl Claims<'_> {
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let age = now.saturating_sub(record.time);
         let grace = i64::try_from(self.grace.as_secs()).unwrap_or(i64::MAX);
-        let closed = self.closed.iter().any(|closed| *closed == holder_branch);
+        let closed = self.closed.contains(&holder_branch);
         if age < grace && !closed {
             if !branch.is_empty() && holder_branch == branch {
                 return Ok(Judgement::Same {

@@ -225,10 +225,14 @@ impl Repository {
     }
 }
 
-/// The directory of a `file://` remote (libgit2 would use its local
+/// The directory of a `file://` or path remote (libgit2 would use its local
 /// transport, which does not compare before it writes).
 pub(super) fn local_remote_path(url: &str) -> Option<PathBuf> {
-    url.strip_prefix("file://").map(PathBuf::from)
+    if let Some(path) = url.strip_prefix("file://") {
+        return Some(PathBuf::from(path));
+    }
+    let path = Path::new(url);
+    (!url.contains("://") && path.is_dir()).then(|| path.to_path_buf())
 }
 
 fn current_value(git: &git2::Repository, name: &str) -> Result<Option<Oid>, git2::Error> {

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use tempfile::TempDir;
 use topology::repo::{
-    Author, ContentId, DirReader, EntryKind, GitAuth, LinkTarget, RepoError, Repository, Snapshot,
+    Author, ContentId, DirReader, EntryKind, GitAuth, LinkTarget, RefUpdate, RepoError, Repository,
+    Snapshot,
 };
 
 use crate::support::{Change, FixtureRepo, write_files};
@@ -1202,4 +1203,94 @@ fn snapshots_are_the_same_with_and_without_the_listing_cache() {
     // Switching the cache off later drops what it kept and changes no answer.
     cached.set_listing_cache(false);
     assert_eq!(listing(&cached.snapshot("main").unwrap()), head);
+}
+
+/// Claims rely on this: a remote ref changes only from the value the writer
+/// expected, over `file://` (written through the ref database) and over a real
+/// network remote (`git daemon`, where Git's receive-pack compares), and of
+/// writers racing to create one ref exactly one succeeds.
+#[test]
+fn remote_refs_change_only_from_the_expected_value() {
+    let upstream = FixtureRepo::init_bare();
+    upstream.commit_files("main", &sample_files(), "base");
+    let daemon = test_support::git_daemon::GitDaemon::serve(upstream.path())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let anonymous = GitAuth::anonymous();
+    for (transport, url) in [upstream.file_url(), daemon.url("")]
+        .into_iter()
+        .enumerate()
+    {
+        let cache = TempDir::new().unwrap();
+        let mirror = Repository::mirror(&url, cache.path(), &anonymous)
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let main = mirror.resolve("main").unwrap().id;
+        let one = mirror.commit_on(main, "one", &author()).unwrap();
+        let two = mirror.commit_on(main, "two", &author()).unwrap();
+        let name = format!("refs/catapult/claims/gpu-01/gpu-{transport}");
+        let update = |new, expected| {
+            mirror
+                .update_remote_ref(&url, &name, new, expected, &anonymous)
+                .unwrap_or_else(|e| panic!("{url}: {e}"))
+        };
+        let held = |commit| RefUpdate::Mismatch {
+            current: Some(commit),
+        };
+        assert_eq!(update(Some(one), None), RefUpdate::Done, "{url}: created");
+        assert_eq!(update(Some(two), None), held(one), "{url}: create-only");
+        assert_eq!(update(Some(two), Some(two)), held(one), "{url}: stale CAS");
+        assert_eq!(update(Some(two), Some(one)), RefUpdate::Done, "{url}: CAS");
+        assert_eq!(update(None, Some(one)), held(two), "{url}: stale delete");
+        assert_eq!(
+            mirror.remote_ref(&url, &name, &anonymous).unwrap(),
+            Some(two),
+            "{url}"
+        );
+        assert_eq!(update(None, Some(two)), RefUpdate::Done, "{url}: deleted");
+        assert_eq!(
+            update(None, Some(two)),
+            RefUpdate::Mismatch { current: None },
+            "{url}: gone"
+        );
+        assert_eq!(upstream.ref_target(&name), None, "{url}");
+        let branch = mirror.update_remote_ref(&url, "refs/heads/main", Some(one), None, &anonymous);
+        assert!(
+            matches!(branch, Err(RepoError::RemoteRef { .. })),
+            "{url}: branches are never updated in place: {branch:?}"
+        );
+
+        // Eight writers, one ref, at once: one wins, seven see its value.
+        let race = format!("{name}-race");
+        let commits: Vec<_> = (0..8)
+            .map(|i| {
+                mirror
+                    .commit_on(main, &format!("racer {i}"), &author())
+                    .unwrap()
+            })
+            .collect();
+        let results: Vec<RefUpdate> = std::thread::scope(|scope| {
+            let handles: Vec<_> = commits
+                .iter()
+                .map(|commit| {
+                    let (url, race, anonymous) = (&url, &race, &anonymous);
+                    let cache = cache.path().to_owned();
+                    scope.spawn(move || {
+                        // Each writer with its own handle, as separate processes would be.
+                        let own = Repository::open_mirror(url, cache).unwrap();
+                        own.update_remote_ref(url, race, Some(*commit), None, anonymous)
+                            .unwrap_or_else(|e| panic!("{url}: {e}"))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let winners: Vec<usize> = (0..8).filter(|i| results[*i] == RefUpdate::Done).collect();
+        assert_eq!(winners.len(), 1, "{url}: {results:?}");
+        let winner = commits[winners[0]];
+        assert!(
+            results
+                .iter()
+                .all(|r| *r == RefUpdate::Done || *r == held(winner)),
+            "{url}: {results:?}"
+        );
+    }
 }
