@@ -619,3 +619,155 @@ services:
         }
     }
 }
+
+/// Claims between two agents with their own mirrors of one remote: a young claim refuses and
+/// everything taken is given back; the same branch joins; an open proposal refuses whatever its
+/// age; a closed one, or one past the grace period, is taken over or swept.
+#[test]
+fn claims_refuse_join_and_take_over_as_the_protocol_says() {
+    use std::time::Duration;
+
+    use topology::proposal::{Claims, OpenProposal, Taken, claim_refs};
+    use topology::repo::{Author, GitAuth, Repository};
+
+    let upstream = crate::support::FixtureRepo::init_bare();
+    upstream.commit_files(
+        "main",
+        &[("machines/gpu-01/machine.yaml", "gpus: 8\n")],
+        "base",
+    );
+    let url = upstream.file_url();
+    let auth = GitAuth::anonymous();
+    let author = Author {
+        name: "catapult".to_owned(),
+        email: "catapult@example.invalid".to_owned(),
+    };
+    let (cache_a, cache_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let a = Repository::mirror(&url, cache_a.path(), &auth).unwrap();
+    let b = Repository::mirror(&url, cache_b.path(), &auth).unwrap();
+    let claims = |repository, open, grace, closed| Claims {
+        repository,
+        remote_url: &url,
+        auth: &auth,
+        open,
+        grace,
+        closed,
+    };
+    let minute = Duration::from_secs(60);
+    let claimed = |name: &str| upstream.ref_target(&format!("refs/catapult/claims/gpu-01/{name}"));
+
+    let main_a = a.resolve("main").unwrap().id;
+    let proposal_a = a.commit_on(main_a, "proposal a", &author).unwrap();
+    let agent_a = claims(&a, &[], minute, &[]);
+    let claim_a = agent_a
+        .claim_commit(proposal_a, "catapult/a", &author)
+        .unwrap();
+    let refs_a = claim_refs("gpu-01", 8001, &[2, 1]);
+    assert_eq!(
+        refs_a,
+        [
+            "refs/catapult/claims/gpu-01/port-8001",
+            "refs/catapult/claims/gpu-01/gpu-1",
+            "refs/catapult/claims/gpu-01/gpu-2",
+        ],
+        "port first, then GPUs in ascending order"
+    );
+    let taken = agent_a
+        .take(&refs_a, "catapult/a", claim_a, proposal_a)
+        .unwrap();
+    assert!(matches!(taken, Taken::All { .. }), "{taken:?}");
+
+    // B wants GPU 2 too: refused by a young claim, its port claim given back.
+    let main_b = b.resolve("main").unwrap().id;
+    let proposal_b = b.commit_on(main_b, "proposal b", &author).unwrap();
+    let refs_b = claim_refs("gpu-01", 8002, &[2, 3]);
+    let agent_b = claims(&b, &[], minute, &[]);
+    let claim_b = agent_b
+        .claim_commit(proposal_b, "catapult/b", &author)
+        .unwrap();
+    let Taken::Refused {
+        claim,
+        holder,
+        young_branch,
+    } = agent_b
+        .take(&refs_b, "catapult/b", claim_b, proposal_b)
+        .unwrap()
+    else {
+        panic!("GPU 2 is held");
+    };
+    assert_eq!(claim, "GPU 2 of gpu-01");
+    assert!(
+        holder.contains("`catapult/a`") && holder.contains("not yet a pull request"),
+        "{holder}"
+    );
+    assert_eq!(young_branch.as_deref(), Some("catapult/a"));
+    assert_eq!(
+        claimed("port-8002"),
+        None,
+        "nothing of a refused proposal is left"
+    );
+    assert_eq!(claimed("gpu-3"), None);
+
+    // The same proposal from B: it joins A's commit.
+    let same = b.commit_on(main_b, "proposal a, by b", &author).unwrap();
+    let same_claim = agent_b.claim_commit(same, "catapult/a", &author).unwrap();
+    let joined = agent_b
+        .take(&refs_a, "catapult/a", same_claim, same)
+        .unwrap();
+    let Taken::All {
+        claim, proposal, ..
+    } = joined
+    else {
+        panic!("joined: {joined:?}");
+    };
+    assert_eq!((claim, proposal), (claim_a, proposal_a));
+
+    // Open as a pull request: refused whatever its age, with its name.
+    let open = [OpenProposal {
+        label: "pull request #7".to_owned(),
+        head: proposal_a,
+    }];
+    let old = claims(&b, &open, Duration::ZERO, &[]);
+    let refused = old
+        .take(&refs_b, "catapult/b", claim_b, proposal_b)
+        .unwrap();
+    assert!(
+        matches!(&refused, Taken::Refused { holder, young_branch: None, .. } if holder == "pull request #7"),
+        "{refused:?}"
+    );
+
+    // Its pull request closed: taken over, compare-and-swap.
+    let closed = ["catapult/a".to_owned()];
+    let after_close = claims(&b, &[], minute, &closed);
+    let Taken::All { taken_over, .. } = after_close
+        .take(&refs_b, "catapult/b", claim_b, proposal_b)
+        .unwrap()
+    else {
+        panic!("a closed proposal's claim is stale");
+    };
+    assert_eq!(taken_over, ["refs/catapult/claims/gpu-01/gpu-2"]);
+    assert_eq!(
+        claimed("gpu-2"),
+        Some(git2::Oid::from_str(&claim_b.to_string()).unwrap())
+    );
+
+    // Past the grace period, A's other claims are swept; B's (open) stay.
+    b.fetch(&auth).unwrap();
+    let open_b = [OpenProposal {
+        label: "pull request #8".to_owned(),
+        head: proposal_b,
+    }];
+    let sweeper = claims(&b, &open_b, Duration::ZERO, &[]);
+    let mut swept = sweeper.sweep("gpu-01").unwrap();
+    swept.sort();
+    assert_eq!(
+        swept,
+        [
+            "refs/catapult/claims/gpu-01/gpu-1",
+            "refs/catapult/claims/gpu-01/port-8001",
+        ]
+    );
+    for kept in ["port-8002", "gpu-2", "gpu-3"] {
+        assert!(claimed(kept).is_some(), "{kept}");
+    }
+}
