@@ -133,12 +133,14 @@ pub fn validate(args: &Args) -> Result<Validated, ValidateError> {
     };
 
     // Ref globs are resolved before any analysis: a bad glob fails fast.
-    // A ref matched by several globs is read once.
+    // A proposal matched several times (by several globs, by its branch and
+    // its claims, by each of its claims) is read once.
     let mut pending_refs: Vec<String> = Vec::new();
     if let Some(repo) = &repo {
+        let mut seen = std::collections::HashSet::new();
         for glob in &args.pending {
             for target in repo.refs_matching(glob)? {
-                if !pending_refs.contains(&target.name) {
+                if seen.insert(topology::proposal::proposal_of(repo, target.commit)) {
                     pending_refs.push(target.name);
                 }
             }

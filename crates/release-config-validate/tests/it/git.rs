@@ -168,6 +168,44 @@ fn pending_claims_are_reported() {
     twice.pending = vec!["refs/pull/*/head".to_owned(), "refs/pull/**".to_owned()];
     assert_eq!(validate(&twice).codes(), ["PENDING001"]);
 
+    // A proposal made by model-registry-mcp is also seen by its claims (the refs under
+    // refs/catapult/claims/ point at a claim commit on the proposal): still one proposal.
+    let git = topology::repo::Repository::open(repo.path()).unwrap();
+    let proposal_id = topology::repo::CommitId::from_hex(proposal.trim()).unwrap();
+    let auth = topology::repo::GitAuth::anonymous();
+    let claims = topology::proposal::Claims {
+        repository: &git,
+        remote_url: "",
+        auth: &auth,
+        open: &[],
+        grace: std::time::Duration::ZERO,
+        closed: &[],
+    };
+    let author = topology::repo::Author {
+        name: "model-registry-mcp".to_owned(),
+        email: "mcp@example.invalid".to_owned(),
+    };
+    let claim = claims
+        .claim_commit(proposal_id, "catapult/m1-8001", &author)
+        .unwrap();
+    for name in topology::proposal::claim_refs("m1", 8001, &[1]) {
+        repo.git(&["update-ref", &name, &claim.to_string()]);
+    }
+    let mut claimed = with_pending.clone();
+    claimed.pending = vec!["refs/catapult/claims/**".to_owned()];
+    let outcome = validate(&claimed);
+    assert_eq!(outcome.codes(), ["PENDING001"], "by its claims");
+    assert!(
+        outcome.json()["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("refs/catapult/claims/m1/"),
+        "{}",
+        outcome.stdout
+    );
+    claimed.pending.push("refs/pull/*/head".to_owned());
+    assert_eq!(validate(&claimed).codes(), ["PENDING001"], "by both: once");
+
     // Without --pending nothing is reported; a glob matching nothing is fine.
     assert!(
         validate(&args(repo.path(), Format::Json))

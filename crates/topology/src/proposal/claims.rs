@@ -62,6 +62,18 @@ pub fn describe_claim(name: &str) -> String {
     }
 }
 
+/// The proposal commit behind `commit`: its parent when `commit` is a claim
+/// commit, else `commit` itself (so a proposal reached by its branch and by
+/// its claims is one proposal).
+pub fn proposal_of(repository: &Repository, commit: CommitId) -> CommitId {
+    match repository.commit_record(commit) {
+        Some(record) if record.message.starts_with(CLAIM_SUBJECT) => {
+            record.parent.unwrap_or(commit)
+        }
+        _ => commit,
+    }
+}
+
 /// An open proposal: how to name it, and the commit its branch holds.
 #[derive(Debug, Clone)]
 pub struct OpenProposal {

@@ -16,7 +16,9 @@ use crate::repo::{ContentId, Snapshot};
 mod claims;
 mod render;
 
-pub use claims::{CLAIMS_NAMESPACE, Claims, OpenProposal, Taken, claim_refs, describe_claim};
+pub use claims::{
+    CLAIMS_NAMESPACE, Claims, OpenProposal, Taken, claim_refs, describe_claim, proposal_of,
+};
 
 /// Longest model name or path a proposal accepts.
 const MAX_NAME_LEN: usize = 512;
