@@ -36,7 +36,7 @@ struct Inner {
     page_cap: usize,
     pulls: Vec<Pull>,
     /// Status of the next create (a GitHub outage), then back to normal.
-    fail_next_create: Option<u16>,
+    fail_next_create: Option<(u16, String)>,
     race_next_create: bool,
 }
 
@@ -92,7 +92,13 @@ impl FakeGitHub {
     }
 
     pub fn fail_next_create(&self, status: u16) {
-        self.lock().fail_next_create = Some(status);
+        self.fail_next_create_with(status, "Server Error");
+    }
+
+    /// The next create answers `status` with GitHub's error body carrying `message`
+    /// (GitHub's own words, e.g. "API rate limit exceeded for installation ID 1.").
+    pub fn fail_next_create_with(&self, status: u16, message: &str) {
+        self.lock().fail_next_create = Some((status, message.to_owned()));
     }
 
     /// Another agent wins the race: just before the next create, a pull
@@ -250,9 +256,9 @@ async fn create(
             open: true,
         });
     }
-    if let Some(status) = inner.fail_next_create.take() {
+    if let Some((status, message)) = inner.fail_next_create.take() {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-        return github_error(status, "Server Error", None);
+        return github_error(status, &message, None);
     }
     let invalid = |field: &str| {
         github_error(

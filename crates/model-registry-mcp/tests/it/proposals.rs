@@ -314,6 +314,28 @@ async fn github_refusals_say_what_failed_and_what_is_left() {
         assert!(!message.contains(TOKEN), "{status}: {message}");
         assert!(fake.pulls().is_empty(), "{status}");
     }
+    // A 403 is a rate limit or a permission, as GitHub's own words say.
+    for (message, meaning) in [
+        (
+            "API rate limit exceeded for installation ID 4242.",
+            "GitHub's rate limit: retry once it resets",
+        ),
+        (
+            "Resource not accessible by integration",
+            "lacks `pull_requests: write`",
+        ),
+    ] {
+        fake.fail_next_create_with(403, message);
+        let refused = call_err(
+            &server.client,
+            "propose_release_config",
+            proposal(8002, &[4, 5]),
+        )
+        .await;
+        assert!(refused.contains("answered 403 to POST"), "{refused}");
+        assert!(refused.contains(message), "GitHub's words: {refused}");
+        assert!(refused.contains(meaning), "{refused}");
+    }
     let answer = call_ok(
         &server.client,
         "propose_release_config",
@@ -321,6 +343,54 @@ async fn github_refusals_say_what_failed_and_what_is_left() {
     )
     .await;
     assert_eq!(answer["pr_number"], 1, "{answer}");
+    let _ = server.client.cancel().await;
+}
+
+/// GitHub accepts the connection and drops it without an answer: the proposal is refused before
+/// anything is pushed or claimed, naming GitHub and the request.
+#[tokio::test]
+async fn a_dropped_github_connection_refuses_before_anything_is_pushed() {
+    let repo = remote();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            // Read the request's first bytes, then hang up.
+            if let Ok(mut stream) = stream {
+                let mut buffer = [0u8; 512];
+                let _ = std::io::Read::read(&mut stream, &mut buffer);
+                drop(stream);
+            }
+        }
+    });
+    let api = format!("http://{address}");
+    let env = [
+        ("REGISTRY_RELEASE_CONFIG_REPO", repo.url()),
+        ("REGISTRY_GITHUB_TOKEN", TOKEN.to_owned()),
+        ("REGISTRY_GITHUB_API_URL", api.clone()),
+        (
+            "REGISTRY_GITHUB_REPOSITORY",
+            "acme/release-configs".to_owned(),
+        ),
+    ];
+    let server = start(&as_refs(&env), &[]).await;
+    let message = call_err(
+        &server.client,
+        "propose_release_config",
+        proposal(8002, &[4, 5]),
+    )
+    .await;
+    assert!(
+        message.contains(&format!(
+            "GitHub could not be reached for GET {api}/repos/acme/release-configs/pulls"
+        )),
+        "{message}"
+    );
+    assert!(message.contains("nothing was proposed"), "{message}");
+    assert!(!message.contains(TOKEN), "{message}");
+    assert_eq!(branches(&repo), ["main"], "nothing pushed");
+    let claims = repo.git(&["for-each-ref", "refs/catapult/"]);
+    assert!(claims.is_empty(), "nothing claimed: {claims}");
     let _ = server.client.cancel().await;
 }
 
