@@ -38,7 +38,7 @@ impl Shared {
             let settings = &self.settings;
             let token = settings.github_token.as_ref().ok_or_else(|| {
                 "opening a pull request needs a GitHub token: set REGISTRY_GITHUB_TOKEN (or \
-                 GITHUB_TOKEN); dry_run works without one"
+                 GITHUB_TOKEN); without one a proposal pushes its branch only"
                     .to_owned()
             })?;
             let repository = settings.github_repository.clone().ok_or_else(|| {

@@ -54,7 +54,7 @@ pub struct ProposeReleaseConfigParams {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ProposeReleaseConfigOutput {
-    /// `dry_run`, `pending_review` or (no GitHub) `branch_pushed`.
+    /// `dry_run`, `pending_review`, `branch_pushed` (no GitHub).
     pub status: String,
     pub pr_url: Option<String>,
     pub pr_number: Option<u64>,
@@ -69,9 +69,9 @@ pub struct ProposeReleaseConfigOutput {
     // Empty for a plain directory (no commit); not described, to keep tools/list small.
     pub base_commit: String,
     pub warnings: Vec<String>,
-    /// Branch-only mode: GitHub's page to open the pull request.
+    // Branch-only mode (no GitHub): where to open the pull request, and what to do. Not
+    // described, to keep tools/list small; the text says it all.
     pub compare_url: Option<String>,
-    /// Branch-only mode: no pull request was opened; how to open one.
     pub next_step: Option<String>,
 }
 
