@@ -354,13 +354,11 @@ async fn a_dropped_github_connection_refuses_before_anything_is_pushed() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
     let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
     std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            // Read the request's first bytes, then hang up.
-            if let Ok(mut stream) = stream {
-                let mut buffer = [0u8; 512];
-                let _ = std::io::Read::read(&mut stream, &mut buffer);
-                drop(stream);
-            }
+        // Read the request's first bytes, then hang up.
+        for mut stream in listener.incoming().flatten() {
+            let mut buffer = [0u8; 512];
+            let _ = std::io::Read::read(&mut stream, &mut buffer);
+            drop(stream);
         }
     });
     let api = format!("http://{address}");
