@@ -353,6 +353,7 @@ impl GitLoader {
             .filter_map(|open| {
                 CommitId::from_hex(&open.head_commit).map(|head| OpenProposal {
                     label: open.label.clone(),
+                    branch: open.head_ref.clone(),
                     head,
                 })
             })

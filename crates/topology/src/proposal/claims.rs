@@ -74,10 +74,13 @@ pub fn proposal_of(repository: &Repository, commit: CommitId) -> CommitId {
     }
 }
 
-/// An open proposal: how to name it, and the commit its branch holds.
+/// An open proposal: how to name it, its branch and the commit it holds.
+/// A claim is its if the claim names its branch (a human may have pushed
+/// more commits onto it since) or sits on its head.
 #[derive(Debug, Clone)]
 pub struct OpenProposal {
     pub label: String,
+    pub branch: String,
     pub head: CommitId,
 }
 
@@ -329,11 +332,11 @@ impl Claims<'_> {
             .trim()
             .to_owned();
         let holder_proposal = record.parent.unwrap_or(holder);
-        if let Some(open) = self
-            .open
-            .iter()
-            .find(|open| open.head == holder_proposal || open.head == holder)
-        {
+        if let Some(open) = self.open.iter().find(|open| {
+            open.head == holder_proposal
+                || open.head == holder
+                || (!holder_branch.is_empty() && open.branch == holder_branch)
+        }) {
             if !branch.is_empty() && holder_branch == branch {
                 return Ok(Judgement::Same {
                     proposal: holder_proposal,

@@ -723,9 +723,11 @@ fn claims_refuse_join_and_take_over_as_the_protocol_says() {
     assert_eq!((claim, proposal), (claim_a, proposal_a));
 
     // Open as a pull request: refused whatever its age, with its name.
+    // (By its branch: a human pushed a fix onto it, so its head moved on.)
     let open = [OpenProposal {
         label: "pull request #7".to_owned(),
-        head: proposal_a,
+        branch: "catapult/a".to_owned(),
+        head: main_a,
     }];
     let old = claims(&b, &open, Duration::ZERO, &[]);
     let refused = old
@@ -755,6 +757,7 @@ fn claims_refuse_join_and_take_over_as_the_protocol_says() {
     b.fetch(&auth).unwrap();
     let open_b = [OpenProposal {
         label: "pull request #8".to_owned(),
+        branch: "catapult/b".to_owned(),
         head: proposal_b,
     }];
     let sweeper = claims(&b, &open_b, Duration::ZERO, &[]);
