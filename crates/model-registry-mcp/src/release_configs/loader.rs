@@ -278,22 +278,6 @@ impl FleetLoader for GitLoader {
         closed: &[String],
     ) -> Result<Published, PublishError> {
         self.publish(prepared, message, closed)
-            .map_err(|e| match e {
-                Held::Young { message, branch } => PublishError::HeldByYoung { message, branch },
-                Held::Not(message) => PublishError::Failed(message),
-            })
-    }
-}
-
-/// Why `publish` stopped.
-enum Held {
-    Young { message: String, branch: String },
-    Not(String),
-}
-
-impl From<String> for Held {
-    fn from(message: String) -> Held {
-        Held::Not(message)
     }
 }
 
@@ -303,7 +287,7 @@ impl GitLoader {
         prepared: &Prepared,
         message: &str,
         closed: &[String],
-    ) -> Result<Published, Held> {
+    ) -> Result<Published, PublishError> {
         let RepoLocation::Remote(url) = &self.location else {
             return Err(
                 "proposals push their branch to the repository's remote: set \
@@ -395,8 +379,8 @@ impl GitLoader {
                      get_machine_topology show what is free once it is a pull request)"
                 );
                 return Err(match young_branch {
-                    Some(branch) => Held::Young { message, branch },
-                    None => Held::Not(message),
+                    Some(branch) => PublishError::HeldByYoung { message, branch },
+                    None => PublishError::Failed(message),
                 });
             }
         };

@@ -89,6 +89,12 @@ pub enum PublishError {
     Failed(String),
 }
 
+impl From<String> for PublishError {
+    fn from(message: String) -> PublishError {
+        PublishError::Failed(message)
+    }
+}
+
 impl std::fmt::Display for PublishError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
