@@ -143,23 +143,7 @@ async fn over_the_git_protocol_exactly_one_gets_each_gpu_and_port() {
 }
 
 async fn race(remote: &FixtureRepo, url: String, rounds: usize) {
-    let fake = github_emulator::FakeGitHub::start(
-        TOKEN,
-        "acme",
-        "release-configs",
-        remote.path().to_owned(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("GitHub double: {e}"));
-    let env = vec![
-        ("REGISTRY_RELEASE_CONFIG_REPO", url.clone()),
-        ("REGISTRY_GITHUB_TOKEN", TOKEN.to_owned()),
-        ("REGISTRY_GITHUB_API_URL", fake.url.clone()),
-        (
-            "REGISTRY_GITHUB_REPOSITORY",
-            "acme/release-configs".to_owned(),
-        ),
-    ];
+    let (fake, env) = crate::support::github_double(remote, url.clone(), TOKEN).await;
     let servers: Vec<Server> = vec![
         start(&as_refs(&env), &[]).await,
         start(&as_refs(&env), &[]).await,

@@ -37,19 +37,7 @@ fn remote() -> FixtureRepo {
 }
 
 async fn github_env(repo: &FixtureRepo) -> (FakeGitHub, Vec<(&'static str, String)>) {
-    let fake = FakeGitHub::start(TOKEN, "acme", "release-configs", repo.path().to_owned())
-        .await
-        .unwrap_or_else(|e| panic!("GitHub double: {e}"));
-    let env = vec![
-        ("REGISTRY_RELEASE_CONFIG_REPO", repo.url()),
-        ("REGISTRY_GITHUB_TOKEN", TOKEN.to_owned()),
-        ("REGISTRY_GITHUB_API_URL", fake.url.clone()),
-        (
-            "REGISTRY_GITHUB_REPOSITORY",
-            "acme/release-configs".to_owned(),
-        ),
-    ];
-    (fake, env)
+    crate::support::github_double(repo, repo.url(), TOKEN).await
 }
 
 fn branches(repo: &FixtureRepo) -> Vec<String> {

@@ -399,3 +399,30 @@ pub fn fixture_env(repo: &FixtureRepo) -> Vec<(&'static str, String)> {
 pub fn as_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
+
+/// The GitHub double over `repo` (which it reads branches from) and the settings that point a
+/// server at it and at `url`, the remote the server fetches from and pushes to.
+pub async fn github_double(
+    repo: &FixtureRepo,
+    url: String,
+    token: &str,
+) -> (github_emulator::FakeGitHub, Vec<(&'static str, String)>) {
+    let fake = github_emulator::FakeGitHub::start(
+        token,
+        "acme",
+        "release-configs",
+        repo.path().to_owned(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("GitHub double: {e}"));
+    let env = vec![
+        ("REGISTRY_RELEASE_CONFIG_REPO", url),
+        ("REGISTRY_GITHUB_TOKEN", token.to_owned()),
+        ("REGISTRY_GITHUB_API_URL", fake.url.clone()),
+        (
+            "REGISTRY_GITHUB_REPOSITORY",
+            "acme/release-configs".to_owned(),
+        ),
+    ];
+    (fake, env)
+}
