@@ -454,6 +454,19 @@ impl Settings {
             .map(|token| token.trim().to_owned())
             .filter(|token| !token.is_empty())
             .map(Secret::new);
+        if let (Some(RepoLocation::Remote(url)), Some(_)) = (&release_config_repo, &github_token)
+            && url.to_ascii_lowercase().starts_with("http://")
+        {
+            return Err(err(
+                name("--release-config-repo", "REGISTRY_RELEASE_CONFIG_REPO"),
+                format!(
+                    "{} is plain HTTP, and a GitHub token is configured: the token is only ever \
+                     sent over HTTPS (use an https:// URL, or unset REGISTRY_GITHUB_TOKEN and \
+                     GITHUB_TOKEN)",
+                    redact_url(url)
+                ),
+            ));
+        }
         let github_api_url = raw.github_api_url.trim().trim_end_matches('/').to_owned();
         if !is_http_url(&github_api_url) {
             return Err(err(
@@ -960,6 +973,14 @@ mod tests {
             (
                 &[("REGISTRY_RELEASE_CONFIG_REPO", "/definitely/not/here")],
                 "no such directory",
+            ),
+            (
+                &[
+                    ("REGISTRY_RELEASE_CONFIG_REPO", "http://git.internal/rc.git"),
+                    ("REGISTRY_GITHUB_TOKEN", "ghp_not_over_http"),
+                ],
+                "is plain HTTP, and a GitHub token is configured: the token is only ever sent \
+                 over HTTPS",
             ),
         ];
         for (env, expected) in cases {

@@ -78,14 +78,11 @@ pub fn run(cli: &Cli, settings: Settings) -> Result<(), RunError> {
 
 /// Builds the shared context: settings, the release-config state (not loaded yet) and the
 /// registry client.
-/// How long a claim of a proposal that has no pull request yet stays alive: the two steps
-/// after the claims (pushing the branch, opening the pull request) each have the request timeout,
-/// plus a margin for clocks that differ between hosts.
-pub fn claim_grace(request_timeout: Duration) -> Duration {
-    request_timeout * 2 + Duration::from_secs(30)
-}
-
 pub fn build_context(settings: Settings) -> Ctx {
+    // A silent remote fails a fetch within half a request, so the answer can still be the last
+    // state, marked stale.
+    let stall = (settings.request_timeout / 2).max(Duration::from_secs(1));
+    topology::repo::set_network_timeouts(stall, stall);
     let loader: Option<Arc<dyn FleetLoader>> =
         settings.release_config_repo.clone().map(|location| {
             Arc::new(GitLoader::new(
@@ -93,7 +90,7 @@ pub fn build_context(settings: Settings) -> Ctx {
                 settings.release_config_branch.clone(),
                 settings.release_config_cache_dir.clone(),
                 settings.github_token.as_ref(),
-                claim_grace(settings.request_timeout),
+                settings.request_timeout,
             )) as Arc<dyn FleetLoader>
         });
     let release_configs = Arc::new(ReleaseConfigState::new(

@@ -32,8 +32,6 @@ pub struct GitLoader {
 struct Inner {
     repository: Option<Repository>,
     engine: EngineSlot,
-    /// Commit of `previous` analysis, to skip re-analysing an unchanged branch.
-    analysed_commit: Option<String>,
 }
 
 impl GitLoader {
@@ -42,17 +40,21 @@ impl GitLoader {
         branch: String,
         cache_dir: PathBuf,
         token: Option<&Secret>,
-        claim_grace: Duration,
+        request_timeout: Duration,
     ) -> GitLoader {
-        let auth = token.map_or_else(GitAuth::anonymous, |token| {
-            GitAuth::with_token(token.expose())
-        });
+        // A transfer that trickles is cut after a few requests' time; one that stalls, by the
+        // read timeout (`set_network_timeouts`).
+        let auth = token
+            .map_or_else(GitAuth::anonymous, |token| {
+                GitAuth::with_token(token.expose())
+            })
+            .with_deadline(request_timeout * 4);
         GitLoader {
             location,
             branch,
             cache_dir,
             auth,
-            claim_grace,
+            claim_grace: claim_grace(request_timeout),
             inner: Mutex::new(Inner::default()),
         }
     }
@@ -114,8 +116,14 @@ impl GitLoader {
             }
         };
         let commit = revision.id.to_string();
+        // Reused only when the state being served describes this very commit: a load whose
+        // result was thrown away (it ran past the request timeout) must not make an old view
+        // stand for a new commit.
         if let Some(previous) = previous
-            && inner.analysed_commit.as_deref() == Some(commit.as_str())
+            && previous
+                .revision
+                .as_ref()
+                .is_some_and(|revision| revision.commit == commit)
         {
             return LoadOutcome {
                 view: Ok(Arc::clone(previous)),
@@ -134,9 +142,6 @@ impl GitLoader {
             .and_then(|snapshot| {
                 from_engine::analyze(&mut inner.engine, snapshot, Some(repository.git_dir()))
             });
-        if view.is_ok() {
-            inner.analysed_commit = Some(commit);
-        }
         LoadOutcome {
             view: view.map(Arc::new),
             fetched_at,
@@ -465,6 +470,13 @@ impl GitLoader {
         slot.as_ref()
             .ok_or_else(|| "the release-config repository is not open".to_owned())
     }
+}
+
+/// How long a claim of a proposal that has no pull request yet stays alive: the two steps
+/// after the claims (pushing the branch, opening the pull request) each have the request timeout,
+/// plus a margin for clocks that differ between hosts.
+fn claim_grace(request_timeout: Duration) -> Duration {
+    request_timeout * 2 + Duration::from_secs(30)
 }
 
 /// Author and committer of proposal commits.

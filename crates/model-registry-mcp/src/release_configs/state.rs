@@ -145,7 +145,14 @@ struct Cache {
     checked_at: Option<Instant>,
     /// Why the last load gave nothing, while there is no state at all.
     last_error: Option<String>,
+    /// The load running now, and when it started: one at a time, and its result is used even
+    /// when the call that started it has answered without it.
+    in_flight: Option<(tokio::task::JoinHandle<LoadOutcome>, Instant)>,
 }
+
+/// With a state to serve, a call waits this long at most for a refresh; a remote that does not
+/// answer then gets the last state, marked stale, at once rather than after the request timeout.
+const REFRESH_WAIT: Duration = Duration::from_secs(2);
 
 pub struct ReleaseConfigState {
     repository: Option<String>,
@@ -205,25 +212,53 @@ impl ReleaseConfigState {
         };
         let mut cache = self.cache.lock().await;
         let fresh = cache.checked_at.is_some_and(|at| at.elapsed() < self.ttl);
-        if !fresh {
+        if !fresh || cache.in_flight.is_some() {
             self.refresh(&mut cache, loader).await;
         }
         match &cache.current {
-            Some(current) => Ok(self.answer(current)),
+            Some(current) => {
+                let mut answer = self.answer(current);
+                if let Some((_, started)) = &cache.in_flight {
+                    answer.source.stale = true;
+                    answer.source.stale_reason = Some(format!(
+                        "the release-config remote has not answered a fetch for {} s; this is the \
+                         state of the last successful fetch",
+                        started.elapsed().as_secs()
+                    ));
+                }
+                Ok(answer)
+            }
             None => Err(cache.last_error.clone().unwrap_or_else(|| {
                 "the release-config repository has not been read yet".to_owned()
             })),
         }
     }
 
+    /// Starts a load unless one is running, and waits for it: up to [`REFRESH_WAIT`] when there
+    /// is a state to serve meanwhile, else up to the request timeout. A load that outlives the
+    /// wait keeps running; the next call uses its result.
     async fn refresh(&self, cache: &mut Cache, loader: &Arc<dyn FleetLoader>) {
-        let previous = cache
-            .current
-            .as_ref()
-            .map(|current| Arc::clone(&current.view));
-        let loader = Arc::clone(loader);
-        let task = tokio::task::spawn_blocking(move || loader.load(previous.as_ref()));
-        let outcome = match tokio::time::timeout(self.timeout, task).await {
+        if cache.in_flight.is_none() {
+            let previous = cache
+                .current
+                .as_ref()
+                .map(|current| Arc::clone(&current.view));
+            let loader = Arc::clone(loader);
+            let task = tokio::task::spawn_blocking(move || loader.load(previous.as_ref()));
+            cache.in_flight = Some((task, Instant::now()));
+        }
+        let Some((task, started)) = cache.in_flight.as_mut() else {
+            return;
+        };
+        let limit = if cache.current.is_some() {
+            REFRESH_WAIT.min(self.timeout)
+        } else {
+            self.timeout
+        };
+        let left = limit
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(1));
+        let outcome = match tokio::time::timeout(left, &mut *task).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(join_error)) => LoadOutcome {
                 view: Err(format!(
@@ -232,18 +267,20 @@ impl ReleaseConfigState {
                 fetched_at: None,
                 fetch_error: None,
             },
-            // The blocking task keeps running; its result is dropped. The loader serialises loads,
-            // so the next refresh waits for it rather than racing it.
+            Err(_) if cache.current.is_some() => return,
             Err(_) => LoadOutcome {
                 view: Err(format!(
-                    "reading the release-config repository timed out after {} s \
-                     (REGISTRY_REQUEST_TIMEOUT_SECONDS)",
+                    "reading the release-config repository has taken more than {} s \
+                     (REGISTRY_REQUEST_TIMEOUT_SECONDS); it goes on in the background",
                     self.timeout.as_secs()
                 )),
                 fetched_at: None,
                 fetch_error: None,
             },
         };
+        if outcome.view.is_ok() || task.is_finished() {
+            cache.in_flight = None;
+        }
         cache.checked_at = Some(Instant::now());
         match outcome.view {
             Ok(view) => {

@@ -465,3 +465,135 @@ async fn the_shared_fixture_repository_is_served_whole() {
     call_ok(client, "get_models_by_deployment", json!({})).await;
     let _ = server.client.cancel().await;
 }
+
+/// A TCP relay to `target` that can turn silent: it then accepts connections and never answers
+/// (a remote that hangs), and relays again when told.
+struct SilentableRelay {
+    address: std::net::SocketAddr,
+    silent: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SilentableRelay {
+    fn start(target: std::net::SocketAddr) -> SilentableRelay {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let silent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mode = std::sync::Arc::clone(&silent);
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for client in listener.incoming().flatten() {
+                if mode.load(Ordering::SeqCst) {
+                    held.push(client);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(target) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ]
+                .into_iter()
+                .filter_map(|(a, b)| Some((a.ok()?, b.ok()?)))
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        SilentableRelay { address, silent }
+    }
+
+    fn set_silent(&self, silent: bool) {
+        self.silent
+            .store(silent, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A remote that accepts and never answers: calls keep answering from the last state, marked
+/// stale, within seconds (not the request timeout); once the remote answers again, the new main
+/// is served as fresh (the old state never stands for the new commit).
+#[tokio::test]
+async fn a_silent_remote_gets_the_last_state_at_once_and_never_an_old_state_as_fresh() {
+    let repo = FixtureRepo::new(FLEET);
+    let daemon =
+        test_support::git_daemon::GitDaemon::serve(repo.path()).unwrap_or_else(|e| panic!("{e}"));
+    let daemon_address: std::net::SocketAddr = daemon
+        .url("")
+        .trim_start_matches("git://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let relay = SilentableRelay::start(daemon_address);
+    let url = format!("git://{}/", relay.address);
+    let env = [
+        ("REGISTRY_RELEASE_CONFIG_REPO", url.as_str()),
+        ("REGISTRY_CACHE_TTL_SECONDS", "0"),
+        ("REGISTRY_REQUEST_TIMEOUT_SECONDS", "20"),
+    ];
+    let server = start(&env, &[]).await;
+    let client = &server.client;
+    let first = call_ok(client, "list_release_configs", json!({})).await;
+    assert_eq!(first["source"]["stale"], false, "{first}");
+    let old_head = repo.head();
+
+    repo.commit(
+        &[(
+            "machines/gpu-b/9001/docker-compose.yml",
+            "services:\n  web:\n    image: nginx\n    ports: [\"9001:80\"]\n",
+        )],
+        "add gpu-b:9001",
+    );
+    relay.set_silent(true);
+    for call in 0..3 {
+        let started = std::time::Instant::now();
+        let answer = call_ok(client, "list_release_configs", json!({})).await;
+        let took = started.elapsed();
+        eprintln!("silent remote: call {call} answered in {took:?}");
+        assert!(
+            took < std::time::Duration::from_secs(6),
+            "call {call} waited {took:?} for a silent remote"
+        );
+        assert_eq!(answer["source"]["stale"], true, "call {call}: {answer}");
+        assert_eq!(answer["source"]["commit"]["commit"], old_head.as_str());
+        assert_eq!(answer["total"], 4);
+        let templates = call_ok(client, "list_docker_templates", json!({})).await;
+        assert!(templates["templates"].is_array(), "{templates}");
+    }
+
+    // The remote answers again: once the hung fetch has given up (its read timeout is half the
+    // request timeout), the new main is what is served, as fresh.
+    relay.set_silent(false);
+    let recovered = std::time::Instant::now();
+    let deadline = recovered + std::time::Duration::from_secs(40);
+    loop {
+        let answer = call_ok(client, "list_release_configs", json!({})).await;
+        if answer["source"]["stale"] == false {
+            assert_eq!(
+                answer["source"]["commit"]["commit"],
+                repo.head(),
+                "{answer}"
+            );
+            assert_eq!(answer["total"], 5, "{answer}");
+            eprintln!(
+                "silent remote: fresh again {:?} after it answered",
+                recovered.elapsed()
+            );
+            break;
+        }
+        assert_eq!(
+            answer["source"]["commit"]["commit"],
+            old_head.as_str(),
+            "a new commit is never shown stale, an old one never fresh: {answer}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never fresh again: {answer}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let _ = server.client.cancel().await;
+}

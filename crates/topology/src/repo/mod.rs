@@ -25,7 +25,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use git2::{ObjectType, Oid};
 use rustc_hash::FxHashMap;
@@ -289,18 +289,22 @@ pub struct RefTarget {
 // ---------------------------------------------------------------------------
 // Credentials and URLs
 
-/// How to authenticate to a remote. HTTPS uses the token (as the password of
-/// user `x-access-token`, or of the URL's user); SSH uses the ssh agent; local
-/// paths and `file://` need nothing. `Debug` never shows the token.
+/// How to authenticate to a remote, and how long a transfer may take. HTTPS
+/// uses the token (as the password of user `x-access-token`, or of the URL's
+/// user), offered only over HTTPS to the origin of the remote being accessed
+/// (never after a redirect elsewhere); SSH uses the ssh agent; local paths
+/// and `file://` need nothing. `Debug` never shows the token.
 #[derive(Clone, Default)]
 pub struct GitAuth {
     token: Option<String>,
+    /// A transfer running longer than this is aborted.
+    deadline: Option<Duration>,
 }
 
 impl GitAuth {
     /// No credentials: public HTTPS remotes, SSH through the agent, local paths.
     pub fn anonymous() -> GitAuth {
-        GitAuth { token: None }
+        GitAuth::default()
     }
 
     /// An HTTPS token (e.g. a GitHub installation or personal access token).
@@ -308,7 +312,17 @@ impl GitAuth {
         let token = token.into();
         GitAuth {
             token: (!token.is_empty()).then_some(token),
+            deadline: None,
         }
+    }
+
+    /// Aborts a fetch whose transfer has run for `deadline` (a peer that
+    /// trickles bytes never trips the read timeout of
+    /// [`set_network_timeouts`]).
+    #[must_use]
+    pub fn with_deadline(mut self, deadline: Duration) -> GitAuth {
+        self.deadline = Some(deadline);
+        self
     }
 
     /// Removes the URL's credentials and the token from a message libgit2 wrote.
@@ -325,18 +339,27 @@ impl GitAuth {
         clean
     }
 
-    fn callbacks<'a>(&'a self) -> git2::RemoteCallbacks<'a> {
+    fn callbacks<'a>(&'a self, remote_url: &'a str) -> git2::RemoteCallbacks<'a> {
         use git2::CredentialType;
         let mut tried = CredentialType::empty();
         let mut callbacks = git2::RemoteCallbacks::new();
         // libgit2 calls this again after every failed attempt: try each kind once,
         // then fail instead of looping.
-        callbacks.credentials(move |_url, username, allowed| {
+        callbacks.credentials(move |url, username, allowed| {
             if allowed.contains(CredentialType::USER_PASS_PLAINTEXT)
                 && !tried.contains(CredentialType::USER_PASS_PLAINTEXT)
                 && let Some(token) = &self.token
             {
                 tried |= CredentialType::USER_PASS_PLAINTEXT;
+                // The token is the configured remote's: never for another origin (a
+                // redirect), never in clear text.
+                if !token_belongs_to(url, remote_url) {
+                    return Err(git2::Error::from_str(&format!(
+                        "{} asked for credentials; the token is offered only over HTTPS to {}",
+                        redact_url(url),
+                        origin_of(remote_url).unwrap_or_else(|| redact_url(remote_url))
+                    )));
+                }
                 let user = username.unwrap_or("x-access-token");
                 return git2::Cred::userpass_plaintext(user, token);
             }
@@ -353,7 +376,55 @@ impl GitAuth {
             }
             Err(git2::Error::from_str(AUTH_FAILED))
         });
+        if let Some(deadline) = self.deadline {
+            let started = Instant::now();
+            callbacks.transfer_progress(move |_| started.elapsed() < deadline);
+            callbacks.sideband_progress(move |_| started.elapsed() < deadline);
+        }
         callbacks
+    }
+}
+
+/// `scheme://host[:port]` of a URL, lower-case, without userinfo.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit('@').next()?;
+    (!host.is_empty()).then(|| {
+        format!(
+            "{}://{}",
+            scheme.to_ascii_lowercase(),
+            host.to_ascii_lowercase()
+        )
+    })
+}
+
+/// Whether the token of `remote_url` may be sent to `asking` (the URL libgit2
+/// is talking to, after any redirect): HTTPS only, same origin.
+fn token_belongs_to(asking: &str, remote_url: &str) -> bool {
+    asking.to_ascii_lowercase().starts_with("https://")
+        && origin_of(asking).is_some()
+        && origin_of(asking) == origin_of(remote_url)
+}
+
+/// Sets libgit2's connect and read timeouts for every network transfer of the
+/// process (HTTP(S) and `git://`): a remote that accepts and stays silent fails
+/// after `stall` instead of hanging. Process-wide: call once at start-up,
+/// before any fetch or push.
+#[allow(unsafe_code)] // The workspace's one exception (see ARCHITECTURE.md).
+pub fn set_network_timeouts(connect: Duration, stall: Duration) {
+    let millis = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX).max(1);
+    // SAFETY: libgit2's global options are plain integers it reads when a
+    // transport connects; setting them before any transfer starts (as
+    // documented above) races with nothing.
+    unsafe {
+        if let Err(error) = git2::opts::set_server_connect_timeout_in_milliseconds(millis(connect))
+        {
+            tracing::warn!(%error, "libgit2 connect timeout not set");
+        }
+        if let Err(error) = git2::opts::set_server_timeout_in_milliseconds(millis(stall)) {
+            tracing::warn!(%error, "libgit2 read timeout not set");
+        }
     }
 }
 
@@ -605,7 +676,7 @@ impl Repository {
             let mut options = git2::FetchOptions::new();
             // Pruning is done below: libgit2's would also delete this tool's refs.
             options
-                .remote_callbacks(auth.callbacks())
+                .remote_callbacks(auth.callbacks(url))
                 .prune(git2::FetchPrune::Off)
                 .update_fetchhead(false)
                 .download_tags(git2::AutotagOption::None);
@@ -618,7 +689,7 @@ impl Repository {
                     Err(e) if e.code() == git2::ErrorCode::NotFound => {
                         let mut retry = git2::FetchOptions::new();
                         retry
-                            .remote_callbacks(auth.callbacks())
+                            .remote_callbacks(auth.callbacks(url))
                             .prune(git2::FetchPrune::Off)
                             .update_fetchhead(false)
                             .download_tags(git2::AutotagOption::None);
@@ -1059,7 +1130,7 @@ impl Repository {
             .map_err(|e| push_error(git_message(&e)))?;
         let rejection: RefCell<Option<String>> = RefCell::new(None);
         {
-            let mut callbacks = auth.callbacks();
+            let mut callbacks = auth.callbacks(remote_url);
             callbacks.push_negotiation(|updates| {
                 for update in updates {
                     let current = update.src();
@@ -2780,6 +2851,26 @@ mod tests {
         assert!(!with_token.contains("ghp_secret"));
         assert!(plain.starts_with("github.com_org_repo.git-"), "{plain}");
         assert_ne!(plain, mirror_dir_name("https://github.com/org/other.git"));
+    }
+
+    #[test]
+    fn the_token_goes_only_to_the_remotes_origin_over_https() {
+        let remote = "https://x-access-token:t@GitHub.com/acme/rc.git";
+        for (asking, offered) in [
+            ("https://github.com/acme/rc.git/info/refs", true),
+            ("https://github.com/other/repo.git", true),
+            ("http://github.com/acme/rc.git", false),
+            ("https://github.com:8443/acme/rc.git", false),
+            ("https://evil.example/acme/rc.git", false),
+            ("https://github.com.evil.example/acme/rc.git", false),
+            ("ssh://git@github.com/acme/rc.git", false),
+        ] {
+            assert_eq!(token_belongs_to(asking, remote), offered, "{asking}");
+        }
+        assert!(
+            !token_belongs_to("http://h/x", "http://h/x"),
+            "never in clear text"
+        );
     }
 
     #[test]

@@ -86,7 +86,11 @@ impl Repository {
         let git = self.fresh_handle().map_err(error)?;
         let mut remote = git.remote_anonymous(remote_url).map_err(error)?;
         let connection = remote
-            .connect_auth(git2::Direction::Push, Some(auth.callbacks()), None)
+            .connect_auth(
+                git2::Direction::Push,
+                Some(auth.callbacks(remote_url)),
+                None,
+            )
             .map_err(error)?;
         let found = connection
             .list()
@@ -115,7 +119,7 @@ impl Repository {
         let mismatch: RefCell<Option<Option<CommitId>>> = RefCell::new(None);
         let rejection: RefCell<Option<String>> = RefCell::new(None);
         let pushed = {
-            let mut callbacks = auth.callbacks();
+            let mut callbacks = auth.callbacks(remote_url);
             callbacks.push_negotiation(|updates| {
                 for update in updates {
                     if update.dst_refname().ok() == Some(name) && update.src() != expected_oid {

@@ -1294,3 +1294,77 @@ fn remote_refs_change_only_from_the_expected_value() {
         );
     }
 }
+
+/// A plain-HTTP remote that asks for credentials never gets the token: the fetch fails saying
+/// where the token goes, and no `Authorization` header ever arrives.
+#[test]
+fn a_token_is_never_sent_over_plain_http() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                if line.to_ascii_lowercase().starts_with("authorization:") {
+                    let _ = seen_tx.send(line.clone());
+                }
+                line.clear();
+            }
+            let mut stream = stream;
+            let _ = stream.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\n\
+                  Content-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let token = "ghp_must_not_travel_in_clear_0123456789";
+    let url = format!("http://{address}/rc.git");
+    let cache = TempDir::new().unwrap();
+    let error = Repository::mirror(&url, cache.path(), &GitAuth::with_token(token))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("offered only over HTTPS"), "{error}");
+    assert!(!error.contains(token), "{error}");
+    assert!(
+        seen_rx.try_recv().is_err(),
+        "an Authorization header was sent over plain HTTP"
+    );
+}
+
+/// A remote that accepts the connection and never answers: the fetch fails after the read
+/// timeout, naming the remote, instead of hanging for as long as the peer stays silent.
+#[test]
+fn a_silent_remote_fails_the_fetch_within_the_read_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    // Process-wide: generous, so that other tests of this binary on a busy machine never trip it.
+    topology::repo::set_network_timeouts(
+        std::time::Duration::from_secs(5),
+        std::time::Duration::from_secs(5),
+    );
+    let cache = TempDir::new().unwrap();
+    for url in [
+        format!("git://{address}/rc.git"),
+        format!("http://{address}/rc.git"),
+    ] {
+        let started = std::time::Instant::now();
+        let error = Repository::mirror(&url, cache.path(), &GitAuth::anonymous())
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        let took = started.elapsed();
+        assert!(took < std::time::Duration::from_secs(20), "{url}: {took:?}");
+        eprintln!("silent remote {url}: failed after {took:?}");
+        assert!(error.contains(&format!("cannot fetch {url}")), "{error}");
+    }
+}
