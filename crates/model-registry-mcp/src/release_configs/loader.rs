@@ -59,12 +59,58 @@ impl GitLoader {
         }
     }
 
+    /// [`GitLoader::load_once`]; a mirror found damaged (it cannot be opened, or cannot read
+    /// what it fetched) is moved aside and cloned again, once.
     fn load_locked(&self, inner: &mut Inner, previous: Option<&Arc<FleetView>>) -> LoadOutcome {
+        let (outcome, damaged) = self.load_once(inner, previous);
+        let (RepoLocation::Remote(url), true) = (&self.location, damaged) else {
+            return outcome;
+        };
+        let reason = outcome
+            .view
+            .as_ref()
+            .err()
+            .or(outcome.fetch_error.as_ref())
+            .cloned()
+            .unwrap_or_default();
+        inner.repository = None;
+        let aside = match Repository::set_mirror_aside(url, &self.cache_dir) {
+            Ok(aside) => aside,
+            Err(e) => {
+                return failed(format!(
+                    "{reason}; and the damaged mirror could not be moved aside: {e}"
+                ));
+            }
+        };
+        tracing::warn!(
+            %reason,
+            aside = %aside.display(),
+            "the release-config mirror is damaged: moved aside, cloning it again"
+        );
+        let (healed, _) = self.load_once(inner, previous);
+        match healed.view {
+            Ok(_) => healed,
+            Err(again) => failed(format!(
+                "{reason}; the mirror was moved aside to {} and cloned again, which failed too: \
+                 {again}",
+                aside.display()
+            )),
+        }
+    }
+
+    /// One load, and whether it failed because the mirror itself is damaged.
+    fn load_once(
+        &self,
+        inner: &mut Inner,
+        previous: Option<&Arc<FleetView>>,
+    ) -> (LoadOutcome, bool) {
         // The server keeps its own view of a revision; parsed trees kept for the next revision
         // would only raise its memory peak. Here, not in `new`: the call initialises libgit2
         // (and OpenSSL), which belongs to the first load in the background, not to start-up.
         topology::repo::set_object_cache(false);
         let mut fetch_error = None;
+        // The fetch failed on the mirror itself (it cannot be opened), not on the network.
+        let mut mirror_unreadable = false;
         let fetched_at = match &self.location {
             // A plain directory (no Git): analyse its files as they are.
             RepoLocation::Local(path) if self.plain_directory().is_some() => {
@@ -76,32 +122,41 @@ impl GitLoader {
                         )
                     })
                     .and_then(|snapshot| from_engine::analyze(&mut inner.engine, snapshot, None));
-                return LoadOutcome {
-                    view: view.map(Arc::new),
-                    fetched_at: Some(SystemTime::now()),
-                    fetch_error,
-                };
+                return (
+                    LoadOutcome {
+                        view: view.map(Arc::new),
+                        fetched_at: Some(SystemTime::now()),
+                        fetch_error,
+                    },
+                    false,
+                );
             }
             RepoLocation::Local(_) => match self.opened(&mut inner.repository) {
                 Ok(_) => Some(SystemTime::now()),
-                Err(e) => return failed(e),
+                Err(e) => return (failed(e), false),
             },
             RepoLocation::Remote(_) => match self.opened(&mut inner.repository) {
                 Ok(repository) => {
                     if let Err(e) = repository.fetch(&self.auth) {
+                        mirror_unreadable = matches!(e, RepoError::Mirror { .. });
                         fetch_error = Some(e.to_string());
                     }
                     repository.last_fetch_time()
                 }
-                Err(e) => return failed(e),
+                Err(e) => return (failed(e), true),
             },
         };
         let Some(repository) = &inner.repository else {
-            return failed("the release-config repository is not open".to_owned());
+            return (
+                failed("the release-config repository is not open".to_owned()),
+                false,
+            );
         };
         let revision = match repository.resolve(&self.branch) {
             Ok(revision) => revision,
             Err(e) => {
+                // A branch that is not there is not damage; refs that cannot be read are.
+                let damaged = !matches!(e, RepoError::UnknownRev { .. });
                 let reason = match &fetch_error {
                     Some(fetch) => format!(
                         "{fetch}; and no fetched copy of branch `{}` exists ({e})",
@@ -112,7 +167,7 @@ impl GitLoader {
                         self.branch
                     ),
                 };
-                return failed(reason);
+                return (failed(reason), damaged || mirror_unreadable);
             }
         };
         let commit = revision.id.to_string();
@@ -125,28 +180,34 @@ impl GitLoader {
                 .as_ref()
                 .is_some_and(|revision| revision.commit == commit)
         {
-            return LoadOutcome {
-                view: Ok(Arc::clone(previous)),
-                fetched_at,
-                fetch_error,
-            };
+            return (
+                LoadOutcome {
+                    view: Ok(Arc::clone(previous)),
+                    fetched_at,
+                    fetch_error,
+                },
+                mirror_unreadable,
+            );
         }
-        let view = repository
-            .snapshot(&commit)
-            .map_err(|e| {
-                format!(
+        let snapshot = match repository.snapshot(&commit) {
+            Ok(snapshot) => snapshot,
+            Err(e) => {
+                let reason = format!(
                     "cannot read commit {} of the release-config repository: {e}",
                     revision.short_id
-                )
-            })
-            .and_then(|snapshot| {
-                from_engine::analyze(&mut inner.engine, snapshot, Some(repository.git_dir()))
-            });
-        LoadOutcome {
-            view: view.map(Arc::new),
-            fetched_at,
-            fetch_error,
-        }
+                );
+                return (failed(reason), true);
+            }
+        };
+        let view = from_engine::analyze(&mut inner.engine, snapshot, Some(repository.git_dir()));
+        (
+            LoadOutcome {
+                view: view.map(Arc::new),
+                fetched_at,
+                fetch_error,
+            },
+            mirror_unreadable,
+        )
     }
 }
 

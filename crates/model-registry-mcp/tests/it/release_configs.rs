@@ -597,3 +597,90 @@ async fn a_silent_remote_gets_the_last_state_at_once_and_never_an_old_state_as_f
     }
     let _ = server.client.cancel().await;
 }
+
+/// Files under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// A damaged mirror (truncated packs and objects, or its `HEAD` deleted) is moved aside and
+/// cloned again, with a warning naming what was wrong; the new main is then served as fresh.
+#[tokio::test]
+async fn a_damaged_mirror_heals_itself() {
+    for damage in ["truncated objects", "deleted HEAD"] {
+        let repo = FixtureRepo::new(FLEET).bare_clone();
+        let env = [
+            ("REGISTRY_RELEASE_CONFIG_REPO", repo.url()),
+            ("REGISTRY_CACHE_TTL_SECONDS", "0".to_owned()),
+        ];
+        let (server, log) = crate::support::start_logged(&as_refs(&env), &[]).await;
+        let client = &server.client;
+        let first = call_ok(client, "list_release_configs", json!({})).await;
+        assert_eq!(first["source"]["stale"], false, "{damage}: {first}");
+        let mirrors = server._cache.path().join("mirrors");
+        let mirror = std::fs::read_dir(&mirrors)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.is_dir())
+            .unwrap_or_else(|| panic!("no mirror in {}", mirrors.display()));
+        match damage {
+            "truncated objects" => {
+                for file in files_under(&mirror.join("objects")) {
+                    let bytes = std::fs::read(&file).unwrap_or_default();
+                    let _ = std::fs::write(&file, &bytes[..bytes.len() / 2]);
+                }
+            }
+            _ => std::fs::remove_file(mirror.join("HEAD")).unwrap_or_else(|e| panic!("{e}")),
+        }
+        // Main moves on upstream, so the next answer needs objects the mirror must read.
+        let work = FixtureRepo::new(FLEET);
+        work.git(&["fetch", "--quiet", &repo.url(), "main"]);
+        work.git(&["reset", "--quiet", "--hard", "FETCH_HEAD"]);
+        work.commit(
+            &[(
+                "machines/gpu-b/9001/docker-compose.yml",
+                "services:\n  web:\n    image: nginx\n    ports: [\"9001:80\"]\n",
+            )],
+            "add gpu-b:9001",
+        );
+        work.git(&["push", "--quiet", &repo.url(), "HEAD:main"]);
+
+        let healed = call_ok(client, "list_release_configs", json!({})).await;
+        assert_eq!(healed["source"]["stale"], false, "{damage}: {healed}");
+        assert_eq!(
+            healed["source"]["commit"]["commit"],
+            repo.head(),
+            "{damage}"
+        );
+        assert_eq!(healed["total"], 5, "{damage}");
+        let dry = call_ok(
+            client,
+            "propose_release_config",
+            json!({
+                "machine": "gpu-a", "port": 8002, "template_name": "sglang",
+                "model_name": "qwen-2-72b", "model_path": "/models/qwen-2-72b",
+                "gpu_ids": [4, 5], "tensor_parallel": 2, "description": "after healing",
+                "dry_run": true,
+            }),
+        )
+        .await;
+        assert_eq!(dry["base_commit"], repo.head(), "{damage}: {dry}");
+        let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            stderr.contains("the release-config mirror is damaged: moved aside"),
+            "{damage}: {stderr}"
+        );
+        let _ = server.client.cancel().await;
+    }
+}

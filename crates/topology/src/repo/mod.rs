@@ -636,6 +636,29 @@ impl Repository {
         Ok(Repository::wrap(git, Some(url.to_owned())))
     }
 
+    /// Moves the mirror of `url` in `cache_dir` aside (to `<name>.damaged`,
+    /// replacing an older one, kept for a post-mortem), so that the next
+    /// [`Repository::open_mirror`] starts a fresh clone. For a mirror that
+    /// cannot be opened or read. Returns where it went.
+    pub fn set_mirror_aside(url: &str, cache_dir: impl AsRef<Path>) -> Result<PathBuf, RepoError> {
+        let path = cache_dir.as_ref().join(mirror_dir_name(url));
+        let aside = path.with_extension("damaged");
+        let mirror_error = |message: String| RepoError::Mirror {
+            url: redact_url(url),
+            path: path.clone(),
+            message,
+        };
+        if aside.exists() {
+            fs::remove_dir_all(&aside)
+                .map_err(|e| mirror_error(format!("removing {}: {e}", aside.display())))?;
+        }
+        if path.exists() {
+            fs::rename(&path, &aside)
+                .map_err(|e| mirror_error(format!("moving it to {}: {e}", aside.display())))?;
+        }
+        Ok(aside)
+    }
+
     /// [`Repository::open_mirror`], then [`Repository::fetch`].
     pub fn mirror(
         url: &str,
@@ -671,7 +694,12 @@ impl Repository {
         {
             // A handle of its own: snapshots keep reading through the shared one
             // while the network is slow (libgit2 updates refs and packs atomically).
-            let git = self.fresh_handle().map_err(git_error)?;
+            // The mirror itself unreadable is not a network problem: a `Mirror` error says so.
+            let git = self.fresh_handle().map_err(|e| RepoError::Mirror {
+                url: redact_url(url),
+                path: self.git_dir.clone(),
+                message: git_message(&e),
+            })?;
             let mut remote = git.remote_anonymous(url).map_err(git_error)?;
             let mut options = git2::FetchOptions::new();
             // Pruning is done below: libgit2's would also delete this tool's refs.
