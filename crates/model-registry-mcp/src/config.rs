@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+pub use secrets::{Secret, redact_url};
 use serde::Serialize;
 
 use crate::catalog::{self, Toolset};
@@ -186,33 +187,6 @@ pub struct RawOptions {
 /// Secrets are wrapped as soon as clap reads them, so that not even `Cli`'s Debug shows them.
 fn parse_secret(value: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret::new(value))
-}
-
-/// A secret string: Debug and Display print a mask, never the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The value, for the one place that sends it (an HTTP header, a Git credential).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"****\"")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("****")
-    }
 }
 
 /// Where the release-config repository lives.
@@ -656,19 +630,6 @@ fn is_http_url(url: &str) -> bool {
     })
 }
 
-/// `scheme://user:password@host/...` becomes `scheme://****@host/...`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}://****@{host}{path}"),
-        None => url.to_owned(),
-    }
-}
-
 /// A GitHub repository, `OWNER/NAME`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GitHubRepository {
@@ -1063,7 +1024,7 @@ mod tests {
     fn urls_are_redacted() {
         assert_eq!(
             redact_url("https://user:tok@github.com/o/r.git"),
-            "https://****@github.com/o/r.git"
+            "https://***@github.com/o/r.git"
         );
         assert_eq!(
             redact_url("https://github.com/o/r.git"),

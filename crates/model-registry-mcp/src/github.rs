@@ -7,7 +7,7 @@ use std::time::Duration;
 use octocrab::Octocrab;
 use octocrab::models::pulls::PullRequest;
 
-use crate::config::{GitHubRepository, Secret};
+use crate::config::{GitHubRepository, Secret, redact_url};
 
 /// A pull request, as proposals need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,17 +38,28 @@ impl GitHub {
         let builder = Octocrab::builder()
             .personal_token(token.expose().to_owned())
             .base_uri(api_url)
-            .map_err(|e| format!("REGISTRY_GITHUB_API_URL {api_url:?} is not usable: {e}"))?
+            .map_err(|e| {
+                format!(
+                    "REGISTRY_GITHUB_API_URL {:?} is not usable: {}",
+                    redact_url(api_url),
+                    secrets::redact_text(&e.to_string())
+                )
+            })?
             .set_connect_timeout(Some(timeout))
             .set_read_timeout(Some(timeout))
             .set_write_timeout(Some(timeout));
-        let client = builder
-            .build()
-            .map_err(|e| format!("cannot build the GitHub client for {api_url}: {e}"))?;
+        let client = builder.build().map_err(|e| {
+            format!(
+                "cannot build the GitHub client for {}: {}",
+                redact_url(api_url),
+                secrets::redact_text(&e.to_string())
+            )
+        })?;
         Ok(GitHub {
             client,
             repository,
-            api_url: api_url.to_owned(),
+            // Only ever shown: without credentials.
+            api_url: redact_url(api_url),
         })
     }
 
@@ -220,7 +231,7 @@ fn describe(what: &str, error: &octocrab::Error) -> String {
         }
         other => format!(
             "GitHub could not be reached for {what}: {}",
-            crate::registry::clip(&other.to_string(), 300)
+            crate::registry::clip(&secrets::redact_text(&other.to_string()), 300)
         ),
     }
 }

@@ -28,10 +28,7 @@ pub const LIMIT_NAME: &str = "~80 KB (about 25,000 tokens)";
 pub fn build_client(settings: &Settings) -> Result<RegistryClient, String> {
     let mut config = ClientConfig::new(
         settings.registry_url.clone(),
-        settings
-            .registry_api_key
-            .as_ref()
-            .map(|key| registry_client::Secret::new(key.expose())),
+        settings.registry_api_key.clone(),
     );
     config.timeout = settings.request_timeout;
     config.cache_ttl = settings.cache_ttl;

@@ -13,7 +13,6 @@
 
 pub mod discover;
 pub mod error;
-pub mod secret;
 pub mod types;
 
 use std::collections::HashMap;
@@ -27,7 +26,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use error::{Endpoint, FieldError, RegistryError, ResourceRef};
-pub use secret::Secret;
+pub use secrets::Secret;
 pub use types::*;
 
 /// The list size asked for when the caller gives none (the server's default).
@@ -63,7 +62,7 @@ pub struct ClientConfig {
 impl std::fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientConfig")
-            .field("base_url", &redact_raw_url(&self.base_url))
+            .field("base_url", &secrets::redact_url(&self.base_url))
             .field("api_key", &self.api_key)
             .field("timeout", &self.timeout)
             .field("cache_ttl", &self.cache_ttl)
@@ -210,35 +209,9 @@ pub struct RegistryClient {
 impl std::fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegistryClient")
-            .field("base_url", &redact_url(&self.base))
+            .field("base_url", &secrets::redact_url(self.base.as_str()))
             .field("api_key", &self.config.api_key)
             .finish_non_exhaustive()
-    }
-}
-
-/// The URL without userinfo, for messages.
-fn redact_url(url: &Url) -> String {
-    let mut shown = url.clone();
-    let _ = shown.set_password(None);
-    let _ = shown.set_username("");
-    shown.to_string()
-}
-
-/// A URL as the user wrote it (maybe unparseable) with any `user:password@` replaced by `***@`.
-fn redact_raw_url(raw: &str) -> String {
-    let Some(scheme_end) = raw.find("://").map(|i| i + 3) else {
-        return raw.to_owned();
-    };
-    let rest = raw.get(scheme_end..).unwrap_or("");
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = rest.get(..authority_end).unwrap_or("");
-    match authority.rfind('@') {
-        Some(at) => format!(
-            "{}***{}",
-            raw.get(..scheme_end).unwrap_or(""),
-            rest.get(at..).unwrap_or("")
-        ),
-        None => raw.to_owned(),
     }
 }
 
@@ -279,7 +252,7 @@ pub(crate) async fn read_capped(
 impl RegistryClient {
     pub fn new(config: ClientConfig) -> Result<Self, RegistryError> {
         let invalid = |reason: String| RegistryError::InvalidUrl {
-            url: redact_raw_url(&config.base_url),
+            url: secrets::redact_url(&config.base_url),
             reason,
         };
         let mut base = Url::parse(config.base_url.trim()).map_err(|e| invalid(e.to_string()))?;
@@ -375,7 +348,7 @@ impl RegistryClient {
         if let Some(body) = &call.body {
             request = request.json(body);
         }
-        let shown_url = redact_url(url);
+        let shown_url = secrets::redact_url(url.as_str());
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
                 RegistryError::Timeout {
@@ -514,7 +487,7 @@ impl RegistryClient {
 
     async fn fetch<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, RegistryError> {
         let endpoint = call.endpoint();
-        let url = redact_url(&self.url_for(&call));
+        let url = secrets::redact_url(self.url_for(&call).as_str());
         let result = match self.execute(call).await {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| RegistryError::Decode {
                 endpoint,
@@ -932,7 +905,7 @@ mod tests {
             ("http://u:p@", "http://***@"),
         ];
         for (raw, expected) in cases {
-            assert_eq!(redact_raw_url(raw), expected, "{raw}");
+            assert_eq!(secrets::redact_url(raw), expected, "{raw}");
         }
     }
 

@@ -24,10 +24,24 @@ async fn print_config_masks_secrets() {
         ("REGISTRY_API_KEY", "sk-live-123456"),
         ("REGISTRY_GITHUB_TOKEN", "ghp_abcdef"),
         ("REGISTRY_URL", "https://u:pw@registry.example/api"),
+        (
+            "REGISTRY_RELEASE_CONFIG_REPO",
+            "https://git.example/rc.git?access_token=tok_in_query_987",
+        ),
+        (
+            "REGISTRY_GITHUB_API_URL",
+            "https://api-user:api_pw_654@ghe.example/api/v3",
+        ),
     ];
     let (code, stdout, _) = output(&env, &["--print-config"]).await;
     assert_eq!(code, 0);
-    for secret in ["sk-live-123456", "ghp_abcdef", "u:pw"] {
+    for secret in [
+        "sk-live-123456",
+        "ghp_abcdef",
+        "u:pw",
+        "tok_in_query_987",
+        "api_pw_654",
+    ] {
         assert!(!stdout.contains(secret), "{secret} leaked: {stdout}");
     }
     assert!(
@@ -35,7 +49,7 @@ async fn print_config_masks_secrets() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("REGISTRY_URL                      = https://****@registry.example/api"),
+        stdout.contains("REGISTRY_URL                      = https://***@registry.example/api"),
         "{stdout}"
     );
 }

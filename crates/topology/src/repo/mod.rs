@@ -296,7 +296,7 @@ pub struct RefTarget {
 /// and `file://` need nothing. `Debug` never shows the token.
 #[derive(Clone, Default)]
 pub struct GitAuth {
-    token: Option<String>,
+    token: Option<secrets::Secret>,
     /// A transfer running longer than this is aborted.
     deadline: Option<Duration>,
 }
@@ -311,7 +311,7 @@ impl GitAuth {
     pub fn with_token(token: impl Into<String>) -> GitAuth {
         let token = token.into();
         GitAuth {
-            token: (!token.is_empty()).then_some(token),
+            token: (!token.is_empty()).then(|| secrets::Secret::new(token)),
             deadline: None,
         }
     }
@@ -334,9 +334,9 @@ impl GitAuth {
             clean = clean.replace(userinfo, "***");
         }
         if let Some(token) = &self.token {
-            clean = clean.replace(token.as_str(), "***");
+            clean = clean.replace(token.expose(), "***");
         }
-        clean
+        secrets::redact_text(&clean)
     }
 
     fn callbacks<'a>(&'a self, remote_url: &'a str) -> git2::RemoteCallbacks<'a> {
@@ -361,7 +361,7 @@ impl GitAuth {
                     )));
                 }
                 let user = username.unwrap_or("x-access-token");
-                return git2::Cred::userpass_plaintext(user, token);
+                return git2::Cred::userpass_plaintext(user, token.expose());
             }
             if allowed.contains(CredentialType::SSH_KEY) && !tried.contains(CredentialType::SSH_KEY)
             {
@@ -445,41 +445,8 @@ fn url_userinfo(url: &str) -> Option<&str> {
     authority.get(..at)
 }
 
-/// A URL safe to print: credentials in the user-info part and the query string
-/// are replaced by `***`. SSH user names (`ssh://git@host`, `git@host:org/repo`)
-/// are kept since they carry no secret; local paths are returned unchanged.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let mut out = String::with_capacity(url.len());
-    out.push_str(scheme);
-    out.push_str("://");
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let is_ssh =
-                scheme.eq_ignore_ascii_case("ssh") || scheme.eq_ignore_ascii_case("git+ssh");
-            if is_ssh && !userinfo.contains(':') {
-                out.push_str(userinfo);
-            } else {
-                out.push_str("***");
-            }
-            out.push('@');
-            out.push_str(host);
-        }
-        None => out.push_str(authority),
-    }
-    match tail.split_once('?') {
-        Some((path, _query)) => {
-            out.push_str(path);
-            out.push_str("?***");
-        }
-        None => out.push_str(tail),
-    }
-    out
-}
+/// A URL safe to print: the workspace's one redaction.
+pub use secrets::redact_url;
 
 /// Directory name of the mirror of `url` inside a cache directory: a readable
 /// slug of the credential-free URL plus a hash, so different remotes never share
@@ -2834,42 +2801,6 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_credentials_and_queries() {
-        let cases = [
-            (
-                "https://x-access-token:ghp_secret@github.com/org/repo.git",
-                "https://***@github.com/org/repo.git",
-            ),
-            (
-                "https://ghp_secret@github.com/org/repo",
-                "https://***@github.com/org/repo",
-            ),
-            (
-                "https://github.com/org/repo?token=abc",
-                "https://github.com/org/repo?***",
-            ),
-            (
-                "https://github.com/org/repo.git",
-                "https://github.com/org/repo.git",
-            ),
-            (
-                "ssh://git@github.com/org/repo.git",
-                "ssh://git@github.com/org/repo.git",
-            ),
-            (
-                "ssh://git:pw@github.com/org/repo.git",
-                "ssh://***@github.com/org/repo.git",
-            ),
-            ("git@github.com:org/repo.git", "git@github.com:org/repo.git"),
-            ("file:///srv/git/repo.git", "file:///srv/git/repo.git"),
-            ("/srv/git/repo.git", "/srv/git/repo.git"),
-        ];
-        for (url, expected) in cases {
-            assert_eq!(redact_url(url), expected, "{url}");
-        }
-    }
 
     #[test]
     fn mirror_names_ignore_credentials_and_hold_no_secret() {
