@@ -35,9 +35,12 @@ impl GitHub {
         repository: GitHubRepository,
         timeout: Duration,
     ) -> Result<GitHub, String> {
+        // GitHub authenticates by the token: credentials in the URL are dropped before the HTTP
+        // stack sees it (hyper's connection pool logs the authority at trace level).
+        let base = secrets::without_userinfo(api_url);
         let builder = Octocrab::builder()
             .personal_token(token.expose().to_owned())
-            .base_uri(api_url)
+            .base_uri(base.as_str())
             .map_err(|e| {
                 format!(
                     "REGISTRY_GITHUB_API_URL {:?} is not usable: {}",

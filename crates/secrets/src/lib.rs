@@ -125,6 +125,21 @@ pub fn redact_url(url: &str) -> String {
     mask_tokens(&out)
 }
 
+/// `url` without its user-info part (`scheme://user:pw@host/x` becomes
+/// `scheme://host/x`): for a client that authenticates otherwise, so that no
+/// library it hands the URL to can log the credentials.
+pub fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}{tail}")
+}
+
 /// A message from elsewhere (libgit2, an HTTP client, a server) safe to
 /// print: every URL in it through [`redact_url`], and token shapes masked.
 pub fn redact_text(text: &str) -> String {
@@ -266,6 +281,16 @@ mod tests {
             assert!(!clean.contains(secret), "{secret} in {clean}");
         }
         assert!(clean.contains("github.com/o/r.git"), "{clean}");
+    }
+
+    #[test]
+    fn userinfo_can_be_dropped() {
+        assert_eq!(
+            without_userinfo("https://u:p@ghe.example/api/v3?x=1"),
+            "https://ghe.example/api/v3?x=1"
+        );
+        assert_eq!(without_userinfo("https://h/a@b"), "https://h/a@b");
+        assert_eq!(without_userinfo("/local/path"), "/local/path");
     }
 
     #[test]

@@ -131,3 +131,67 @@ async fn secrets_stay_out_of_stdout_results_and_trace_logs() {
         assert!(stdout.iter().any(|l| l.contains(status)), "{stdout:#?}");
     }
 }
+
+/// Credentials written into URLs (user-info, a token query parameter) stay out of every answer
+/// and of trace logs too, including the errors of remotes that cannot be reached.
+#[tokio::test]
+async fn credentials_in_urls_stay_out_of_answers_and_trace_logs() {
+    let registry = Registry::start().await;
+    let key = registry.key(Role::Viewer);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let registry_url = registry
+        .emu
+        .base_url()
+        .replacen("http://", "http://svc:pw_in_url_4567@", 1);
+    let repo_url = format!("https://{closed}/rc.git?access_token=tok_in_query_1234&ref=main");
+    let api_url = format!("http://api-user:ghe_pw_7890@{closed}/api/v3");
+    let env = [
+        ("REGISTRY_URL", registry_url.as_str()),
+        ("REGISTRY_API_KEY", key.as_str()),
+        ("REGISTRY_RELEASE_CONFIG_REPO", repo_url.as_str()),
+        ("REGISTRY_REQUEST_TIMEOUT_SECONDS", "5"),
+        ("REGISTRY_GITHUB_TOKEN", GITHUB_TOKEN),
+        ("REGISTRY_GITHUB_API_URL", api_url.as_str()),
+        ("REGISTRY_GITHUB_REPOSITORY", "acme/rc"),
+        ("RUST_LOG", "trace"),
+    ];
+    let calls = [
+        ("list_models", json!({"limit": 1})),
+        ("health_check", json!({})),
+        ("list_release_configs", json!({})),
+        (
+            "propose_release_config",
+            json!({
+                "machine": "gpu-a", "port": 8002, "template_name": "sglang",
+                "model_name": "m", "model_path": "/m", "gpu_ids": [4],
+                "tensor_parallel": 1, "description": "d",
+            }),
+        ),
+    ];
+    let (stdout, stderr) = session(&env, &calls).await;
+    let everything = format!("{}\n{stderr}", stdout.join("\n"));
+    for leaked in [
+        "pw_in_url_4567",
+        "tok_in_query_1234",
+        "ghe_pw_7890",
+        GITHUB_TOKEN,
+        key.as_str(),
+    ] {
+        assert!(
+            !everything.contains(leaked),
+            "{leaked} leaked:\n{}",
+            everything
+                .lines()
+                .filter(|l| l.contains(leaked))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    // The answers did name the remote, redacted.
+    assert!(
+        everything.contains("rc.git?access_token=***"),
+        "the remote is named, its token masked"
+    );
+}
