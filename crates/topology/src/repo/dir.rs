@@ -1,0 +1,755 @@
+//! Listing a directory: a work tree read as a [`Snapshot`] with the blob ids
+//! Git would compute, through a stat cache so that re-listing is cheap, and
+//! without following a link that leaves the repository.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+//
+// A warm listing costs one `stat` per directory and per file, relative to the
+// repository root: a directory whose stamp is unchanged since the last listing
+// keeps its cached children (adding, removing or renaming an entry changes the
+// directory's mtime and ctime), and a file whose stamp is unchanged keeps its
+// blob id. Nothing is re-read or re-hashed unless it changed. Large trees are
+// walked on a few threads, machine directories split between them.
+
+/// Nanoseconds since the Unix epoch; 0 before it, saturating far after it.
+pub(super) fn epoch_nanos(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// What the stat cache compares: a file or directory whose stamp is unchanged
+/// (and was settled when cached) has unchanged content, or children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Stamp {
+    len: u64,
+    modified_ns: i64,
+    changed_ns: i64,
+    inode: u64,
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Stamp {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let ns =
+                |secs: i64, nanos: i64| secs.saturating_mul(1_000_000_000).saturating_add(nanos);
+            Stamp {
+                len: meta.len(),
+                modified_ns: ns(meta.mtime(), meta.mtime_nsec()),
+                changed_ns: ns(meta.ctime(), meta.ctime_nsec()),
+                inode: meta.ino(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Stamp {
+                len: meta.len(),
+                modified_ns: meta.modified().map_or(i64::MAX, epoch_nanos),
+                changed_ns: 0,
+                inode: 0,
+            }
+        }
+    }
+
+    /// Safe to cache: modified and changed long enough before `now_ns` that a
+    /// later change must give a different stamp, even with coarse timestamps.
+    fn is_settled(&self, now_ns: i64) -> bool {
+        let window = i64::try_from(RACY_WINDOW.as_nanos()).unwrap_or(i64::MAX);
+        self.modified_ns.max(self.changed_ns) <= now_ns.saturating_sub(window)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StatKind {
+    Dir,
+    File,
+    Symlink,
+    Other,
+}
+
+impl StatKind {
+    fn of(file_type: fs::FileType) -> StatKind {
+        if file_type.is_dir() {
+            StatKind::Dir
+        } else if file_type.is_file() {
+            StatKind::File
+        } else if file_type.is_symlink() {
+            StatKind::Symlink
+        } else {
+            StatKind::Other
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Stat {
+    kind: StatKind,
+    stamp: Stamp,
+}
+
+/// The file system calls of a listing, relative to the repository root.
+#[cfg(target_os = "linux")]
+pub(super) mod sys {
+    use std::fs;
+    use std::io;
+    use std::os::fd::OwnedFd;
+    use std::path::{Path, PathBuf};
+
+    use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, ResolveFlags, StatxFlags};
+    use rustix::io::Errno;
+
+    use super::{Stamp, Stat, StatKind};
+
+    /// An `O_PATH` handle on the repository root: `statx` and `openat2`
+    /// relative to it walk two or three path components instead of the whole
+    /// absolute path, and `RESOLVE_BENEATH` keeps every open inside it.
+    pub(in crate::repo) struct Root {
+        fd: OwnedFd,
+        path: PathBuf,
+    }
+
+    impl Root {
+        pub(in crate::repo) fn open(path: &Path) -> io::Result<Root> {
+            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            let fd = rustix::fs::openat(CWD, path, flags, Mode::empty())?;
+            Ok(Root {
+                fd,
+                path: path.to_owned(),
+            })
+        }
+
+        /// `lstat` of a root-relative path (never follows a final link).
+        pub(in crate::repo) fn lstat(&self, relative: &str) -> io::Result<Stat> {
+            let mask = StatxFlags::TYPE
+                | StatxFlags::MODE
+                | StatxFlags::INO
+                | StatxFlags::SIZE
+                | StatxFlags::MTIME
+                | StatxFlags::CTIME;
+            match rustix::fs::statx(&self.fd, relative, AtFlags::SYMLINK_NOFOLLOW, mask) {
+                Ok(st) => {
+                    let ns = |t: rustix::fs::StatxTimestamp| {
+                        t.tv_sec
+                            .saturating_mul(1_000_000_000)
+                            .saturating_add(i64::from(t.tv_nsec))
+                    };
+                    let kind = match FileType::from_raw_mode(u32::from(st.stx_mode)) {
+                        FileType::Directory => StatKind::Dir,
+                        FileType::RegularFile => StatKind::File,
+                        FileType::Symlink => StatKind::Symlink,
+                        _ => StatKind::Other,
+                    };
+                    Ok(Stat {
+                        kind,
+                        stamp: Stamp {
+                            len: st.stx_size,
+                            modified_ns: ns(st.stx_mtime),
+                            changed_ns: ns(st.stx_ctime),
+                            inode: st.stx_ino,
+                        },
+                    })
+                }
+                // Kernels before 4.11 and some container sandboxes lack statx.
+                Err(Errno::NOSYS) => {
+                    let meta = fs::symlink_metadata(self.path.join(relative))?;
+                    Ok(Stat {
+                        kind: StatKind::of(meta.file_type()),
+                        stamp: Stamp::of(&meta),
+                    })
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+
+        /// Opens a regular file for reading. No link is followed on the way
+        /// and the path cannot leave the root, even if the tree changed since
+        /// it was listed (a link put in place of a checked file or directory).
+        pub(in crate::repo) fn open_file(&self, relative: &str) -> io::Result<fs::File> {
+            // NONBLOCK: a FIFO put in place of the file must not hang the open.
+            let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+            let resolve =
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+            let fd = match rustix::fs::openat2(&self.fd, relative, flags, Mode::empty(), resolve) {
+                Ok(fd) => fd,
+                // openat2 is Linux 5.6+, and some seccomp profiles refuse it:
+                // then at least the last component is not followed.
+                Err(Errno::NOSYS | Errno::PERM) => {
+                    rustix::fs::openat(&self.fd, relative, flags | OFlags::NOFOLLOW, Mode::empty())?
+                }
+                Err(e) => return Err(e.into()),
+            };
+            Ok(fs::File::from(fd))
+        }
+    }
+}
+
+/// The file system calls of a listing, by absolute path (portable fallback).
+#[cfg(not(target_os = "linux"))]
+pub(super) mod sys {
+    use std::fs;
+    use std::io;
+    use std::path::{Path, PathBuf};
+
+    use super::{Stamp, Stat, StatKind};
+
+    pub(in crate::repo) struct Root {
+        path: PathBuf,
+    }
+
+    impl Root {
+        pub(in crate::repo) fn open(path: &Path) -> io::Result<Root> {
+            Ok(Root {
+                path: path.to_owned(),
+            })
+        }
+
+        pub(in crate::repo) fn lstat(&self, relative: &str) -> io::Result<Stat> {
+            let meta = fs::symlink_metadata(self.path.join(relative))?;
+            Ok(Stat {
+                kind: StatKind::of(meta.file_type()),
+                stamp: Stamp::of(&meta),
+            })
+        }
+
+        pub(in crate::repo) fn open_file(&self, relative: &str) -> io::Result<fs::File> {
+            fs::File::open(self.path.join(relative))
+        }
+    }
+}
+
+/// Files larger than this are hashed by libgit2 in chunks instead of being
+/// read into memory whole (a stray 50 MB file must not cost 50 MB).
+pub(super) const HASH_IN_MEMORY_MAX: u64 = 1 << 20;
+
+/// Hashes a regular file of the listing; returns its blob id and length.
+pub(super) fn hash_file(
+    root: &sys::Root,
+    canonical_root: &Path,
+    relative: &str,
+) -> Result<(ContentId, u64), RepoError> {
+    let io_error = |source| RepoError::Io {
+        path: relative.to_owned(),
+        source,
+    };
+    let mut file = root.open_file(relative).map_err(io_error)?;
+    let meta = file.metadata().map_err(io_error)?;
+    if !meta.is_file() {
+        return Err(changed_while_listing(relative));
+    }
+    if meta.len() > HASH_IN_MEMORY_MAX {
+        let id =
+            hash_large_file(&file, &canonical_root.join(relative)).map_err(|e| RepoError::Git {
+                repo: canonical_root.to_owned(),
+                action: format!("hashing `{relative}`"),
+                message: git_message(&e),
+            })?;
+        return Ok((id, meta.len()));
+    }
+    let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut data).map_err(io_error)?;
+    Ok((ContentId::of_bytes(&data)?, data.len() as u64))
+}
+
+/// Streams a large file through libgit2's hasher. On Linux the file already
+/// opened (safely, see `sys::Root::open_file`) is hashed through its
+/// `/proc/self/fd` link, so a file swapped in meanwhile cannot be the one read.
+pub(super) fn hash_large_file(file: &fs::File, path: &Path) -> Result<ContentId, git2::Error> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let by_fd = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        if by_fd.exists() {
+            return Oid::hash_file(ObjectType::Blob, by_fd).map(ContentId);
+        }
+    }
+    let _ = file;
+    Oid::hash_file(ObjectType::Blob, path).map(ContentId)
+}
+
+pub(super) fn changed_while_listing(relative: &str) -> RepoError {
+    RepoError::Io {
+        path: relative.to_owned(),
+        source: io::Error::other("it changed while the directory was being listed; list it again"),
+    }
+}
+
+/// The last listing of one directory, kept by a [`DirReader`].
+#[derive(Default)]
+pub(super) struct CachedDir {
+    /// The directory's stamp when `children` was read; `None` when it was too
+    /// recent to trust, so the next listing reads the directory again.
+    stamp: Option<Stamp>,
+    /// Sorted by name.
+    children: Vec<CachedChild>,
+}
+
+pub(super) struct CachedChild {
+    /// The file name (lossily converted when it is not UTF-8, see [`CachedNode::Other`]).
+    name: String,
+    node: CachedNode,
+}
+
+pub(super) enum CachedNode {
+    Dir(CachedDir),
+    /// The stamp and blob id of the file when it was last hashed, if settled.
+    File(Option<(Stamp, ContentId)>),
+    Symlink,
+    /// Not walked or read: a FIFO, socket or device, or a name that is not
+    /// UTF-8 (it could not be named in a finding, nor read back).
+    Other(&'static str),
+}
+
+pub(super) const NOT_UTF8: &str = "file whose name is not valid UTF-8";
+pub(super) const SPECIAL_FILE: &str = "special file (FIFO, socket or device)";
+
+impl CachedNode {
+    fn new(kind: StatKind) -> CachedNode {
+        match kind {
+            StatKind::Dir => CachedNode::Dir(CachedDir::default()),
+            StatKind::File => CachedNode::File(None),
+            StatKind::Symlink => CachedNode::Symlink,
+            StatKind::Other => CachedNode::Other(SPECIAL_FILE),
+        }
+    }
+
+    fn kind(&self) -> Option<StatKind> {
+        match self {
+            CachedNode::Dir(_) => Some(StatKind::Dir),
+            CachedNode::File(_) => Some(StatKind::File),
+            CachedNode::Symlink => Some(StatKind::Symlink),
+            CachedNode::Other(_) => None,
+        }
+    }
+}
+
+/// Everything a [`DirReader`] remembers between listings.
+#[derive(Default)]
+pub(super) struct DirCache {
+    /// The top-level entries of [`TOP_LEVEL`] (stat-ed every time), by name.
+    top: Vec<CachedChild>,
+    /// Links to files inside the repository: target path -> stamp and id.
+    link_targets: FxHashMap<String, (Stamp, ContentId)>,
+    /// Entries of the last listing, to size the next one.
+    last_len: usize,
+}
+
+/// Directories with at least this many children are walked on several threads.
+pub(super) const PARALLEL_MIN_CHILDREN: usize = 64;
+/// More threads do not help: the walk is bound by `stat` system calls.
+pub(super) const MAX_WALK_THREADS: usize = 4;
+
+/// Reads [`Snapshot`]s of one directory (any work tree, Git or not), keeping a
+/// stat cache: the last listing of each directory and the blob id of each file,
+/// keyed by `(size, mtime, ctime, inode)`, so that listing again after a
+/// one-file change costs one `stat` per entry and re-hashes only that file.
+pub struct DirReader {
+    root: PathBuf,
+    canonical_root: PathBuf,
+    /// Held for a whole listing: concurrent listings wait and then find it warm.
+    cache: Mutex<DirCache>,
+}
+
+impl fmt::Debug for DirReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DirReader")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DirReader {
+    /// A reader of the directory `root`, which must exist.
+    pub fn new(root: impl AsRef<Path>) -> Result<DirReader, RepoError> {
+        let root = root.as_ref().to_owned();
+        let canonical_root = fs::canonicalize(&root).map_err(|source| RepoError::Dir {
+            path: root.clone(),
+            source,
+        })?;
+        if !canonical_root.is_dir() {
+            return Err(RepoError::Dir {
+                path: root,
+                source: io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+            });
+        }
+        Ok(DirReader {
+            root,
+            canonical_root,
+            cache: Mutex::default(),
+        })
+    }
+
+    /// The directory as given.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Lists the directory now. Files are hashed unless the stat cache knows them.
+    pub fn snapshot(&self) -> Result<Snapshot, RepoError> {
+        let now_ns = epoch_nanos(SystemTime::now());
+        // Opened per listing, not kept: a root replaced meanwhile (a fresh
+        // clone in the same place) is then seen.
+        let root = sys::Root::open(&self.canonical_root).map_err(|source| RepoError::Dir {
+            path: self.root.clone(),
+            source,
+        })?;
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let DirCache {
+            top,
+            link_targets,
+            last_len,
+        } = &mut *cache;
+        let walk = DirWalk {
+            root: &root,
+            canonical_root: &self.canonical_root,
+            link_targets: Mutex::new(std::mem::take(link_targets)),
+            now_ns,
+        };
+        let mut entries = Vec::with_capacity(*last_len);
+        let mut old_top = std::mem::take(top).into_iter().peekable();
+        let mut path = String::with_capacity(128);
+        for name in TOP_LEVEL {
+            let cached = old_top.next_if(|c| c.name == name);
+            let stat = match root.lstat(name) {
+                Ok(stat) => stat,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(source) => {
+                    return Err(RepoError::Io {
+                        path: name.to_owned(),
+                        source,
+                    });
+                }
+            };
+            let node = match cached {
+                Some(child) if child.node.kind() == Some(stat.kind) => child.node,
+                _ => CachedNode::new(stat.kind),
+            };
+            let mut child = CachedChild {
+                name: name.to_owned(),
+                node,
+            };
+            path.clear();
+            path.push_str(name);
+            let result = walk.visit(&mut path, &mut child.node, Some(stat), &mut entries);
+            top.push(child);
+            result?;
+        }
+        *link_targets = walk
+            .link_targets
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        *last_len = entries.len();
+        drop(cache);
+        debug_assert!(entries.is_sorted_by(|a, b| path_order(&a.path, &b.path).is_le()));
+        Ok(Snapshot::new(
+            SnapshotSource::Dir {
+                root: self.canonical_root.clone(),
+            },
+            entries,
+            None,
+        ))
+    }
+}
+
+/// One listing in progress. `Sync`: threads share it.
+pub(super) struct DirWalk<'a> {
+    root: &'a sys::Root,
+    canonical_root: &'a Path,
+    link_targets: Mutex<FxHashMap<String, (Stamp, ContentId)>>,
+    now_ns: i64,
+}
+
+impl DirWalk<'_> {
+    /// Lists `path` (root-relative) into `out`, a directory's children in name
+    /// order so that entries come out sorted component-wise without a sort.
+    /// `stat` is passed when the caller already has it.
+    fn visit(
+        &self,
+        path: &mut String,
+        node: &mut CachedNode,
+        stat: Option<Stat>,
+        out: &mut Vec<Entry>,
+    ) -> Result<(), RepoError> {
+        match node {
+            CachedNode::Dir(dir) => self.dir(path, dir, stat, out),
+            CachedNode::File(cached) => {
+                let entry = self.file(path, cached, stat)?;
+                out.push(entry);
+                Ok(())
+            }
+            CachedNode::Symlink => {
+                let entry = self.link(path)?;
+                out.push(entry);
+                Ok(())
+            }
+            CachedNode::Other(what) => {
+                out.push(Entry {
+                    path: path.clone(),
+                    kind: EntryKind::Other {
+                        what: (*what).to_owned(),
+                    },
+                    size: None,
+                    id: None,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    fn lstat(&self, path: &str, expected: StatKind) -> Result<Stat, RepoError> {
+        let stat = self.root.lstat(path).map_err(|source| RepoError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        // The parent's listing said otherwise: it was replaced meanwhile.
+        if stat.kind != expected {
+            return Err(changed_while_listing(path));
+        }
+        Ok(stat)
+    }
+
+    fn dir(
+        &self,
+        path: &mut String,
+        dir: &mut CachedDir,
+        stat: Option<Stat>,
+        out: &mut Vec<Entry>,
+    ) -> Result<(), RepoError> {
+        let stat = match stat {
+            Some(stat) => stat,
+            None => self.lstat(path, StatKind::Dir)?,
+        };
+        // Stat first, list second: a change in between leaves a stamp that
+        // differs next time.
+        if dir.stamp != Some(stat.stamp) {
+            dir.children = self.read_children(path, std::mem::take(&mut dir.children))?;
+        }
+        dir.stamp = stat.stamp.is_settled(self.now_ns).then_some(stat.stamp);
+        out.push(Entry {
+            path: path.clone(),
+            kind: EntryKind::Dir,
+            size: None,
+            id: None,
+        });
+        if dir.children.len() >= PARALLEL_MIN_CHILDREN {
+            return self.children_in_parallel(path, &mut dir.children, out);
+        }
+        self.children(path, &mut dir.children, out)
+    }
+
+    fn children(
+        &self,
+        path: &mut String,
+        children: &mut [CachedChild],
+        out: &mut Vec<Entry>,
+    ) -> Result<(), RepoError> {
+        let len = path.len();
+        for child in children {
+            path.push('/');
+            path.push_str(&child.name);
+            let result = self.visit(path, &mut child.node, None, out);
+            path.truncate(len);
+            result?;
+        }
+        Ok(())
+    }
+
+    /// [`DirWalk::children`] split into consecutive runs, one per thread; the
+    /// runs' entries are concatenated in order.
+    fn children_in_parallel(
+        &self,
+        path: &mut String,
+        children: &mut [CachedChild],
+        out: &mut Vec<Entry>,
+    ) -> Result<(), RepoError> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_WALK_THREADS);
+        if threads < 2 {
+            return self.children(path, children, out);
+        }
+        let run_len = children.len().div_ceil(threads);
+        let runs: Vec<Mutex<Option<&mut [CachedChild]>>> = children
+            .chunks_mut(run_len)
+            .map(|run| Mutex::new(Some(run)))
+            .collect();
+        let base: &str = path;
+        let walk_run = |run: &Mutex<Option<&mut [CachedChild]>>| {
+            let mut entries = Vec::new();
+            let taken = run.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(run) = taken {
+                self.children(&mut base.to_owned(), run, &mut entries)?;
+            }
+            Ok(entries)
+        };
+        let walk_run = &walk_run;
+        let results: Vec<Result<Vec<Entry>, RepoError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = runs
+                .iter()
+                .skip(1)
+                .map(|run| {
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, move || walk_run(run))
+                        .ok()
+                })
+                .collect();
+            // The current thread takes the first run itself.
+            let mut results = Vec::with_capacity(runs.len());
+            results.extend(runs.first().map(walk_run));
+            for (run, handle) in runs.iter().skip(1).zip(handles) {
+                results.push(match handle {
+                    Some(handle) => handle.join().unwrap_or_else(|_| {
+                        Err(RepoError::Io {
+                            path: base.to_owned(),
+                            source: io::Error::other("a listing thread panicked"),
+                        })
+                    }),
+                    // No thread to be had: walk the run here.
+                    None => walk_run(run),
+                });
+            }
+            results
+        });
+        for result in results {
+            out.extend(result?);
+        }
+        Ok(())
+    }
+
+    /// Reads a directory whose stamp changed, keeping what is known of the
+    /// children that are still there with the same type.
+    fn read_children(
+        &self,
+        path: &str,
+        old: Vec<CachedChild>,
+    ) -> Result<Vec<CachedChild>, RepoError> {
+        let io_error = |source| RepoError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut listed = Vec::new();
+        for child in fs::read_dir(self.canonical_root.join(path)).map_err(io_error)? {
+            let child = child.map_err(io_error)?;
+            let kind = StatKind::of(child.file_type().map_err(io_error)?);
+            match child.file_name().into_string() {
+                Ok(name) => listed.push((name, Some(kind))),
+                Err(raw) => listed.push((raw.to_string_lossy().into_owned(), None)),
+            }
+        }
+        listed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut old = old.into_iter().peekable();
+        let mut children = Vec::with_capacity(listed.len());
+        for (name, kind) in listed {
+            while old.next_if(|c| c.name < name).is_some() {}
+            let kept = old.next_if(|c| c.name == name);
+            let node = match (kind, kept) {
+                (None, _) => CachedNode::Other(NOT_UTF8),
+                (Some(kind), Some(child)) if child.node.kind() == Some(kind) => child.node,
+                (Some(kind), _) => CachedNode::new(kind),
+            };
+            children.push(CachedChild { name, node });
+        }
+        Ok(children)
+    }
+
+    fn file(
+        &self,
+        path: &str,
+        cached: &mut Option<(Stamp, ContentId)>,
+        stat: Option<Stat>,
+    ) -> Result<Entry, RepoError> {
+        let stat = match stat {
+            Some(stat) => stat,
+            None => self.lstat(path, StatKind::File)?,
+        };
+        let id = match cached {
+            Some((stamp, id)) if *stamp == stat.stamp => *id,
+            _ => {
+                let (id, len) = hash_file(self.root, self.canonical_root, path)?;
+                // Racy files are hashed again next time; the stamp must also
+                // match the bytes hashed (a write during the read changes the
+                // length, or the mtime and ctime).
+                *cached = (stat.stamp.is_settled(self.now_ns) && len == stat.stamp.len)
+                    .then_some((stat.stamp, id));
+                id
+            }
+        };
+        Ok(Entry {
+            path: path.to_owned(),
+            kind: EntryKind::File,
+            size: Some(stat.stamp.len),
+            id: Some(id),
+        })
+    }
+
+    /// A link, resolved by [`resolve_link`] inside the root only.
+    fn link(&self, relative: &str) -> Result<Entry, RepoError> {
+        let absolute = self.canonical_root.join(relative);
+        let target = fs::read_link(&absolute)
+            .map_err(|source| RepoError::Io {
+                path: relative.to_owned(),
+                source,
+            })?
+            .to_string_lossy()
+            .into_owned();
+        let resolves_to = resolve_link(relative, &target, |path| self.path_kind(path));
+        let (size, id) = match &resolves_to {
+            LinkTarget::File(inside) => {
+                let stat = self.lstat(inside, StatKind::File)?;
+                let id = self.link_target_id(inside, stat.stamp)?;
+                (Some(stat.stamp.len), Some(id))
+            }
+            _ => (None, None),
+        };
+        let escapes = resolves_to == LinkTarget::Outside;
+        Ok(Entry {
+            path: relative.to_owned(),
+            kind: EntryKind::Symlink {
+                target,
+                escapes,
+                resolves_to,
+            },
+            size,
+            id,
+        })
+    }
+
+    /// What `path` names, for [`resolve_link`].
+    fn path_kind(&self, path: &str) -> PathKind {
+        match self.root.lstat(path) {
+            Ok(stat) => match stat.kind {
+                StatKind::Dir => PathKind::Dir,
+                StatKind::File => PathKind::File,
+                StatKind::Other => PathKind::Other,
+                StatKind::Symlink => match fs::read_link(self.canonical_root.join(path)) {
+                    Ok(text) => PathKind::Link(text.to_string_lossy().into_owned()),
+                    Err(_) => PathKind::Missing,
+                },
+            },
+            Err(_) => PathKind::Missing,
+        }
+    }
+
+    fn link_target_id(&self, inside: &str, stamp: Stamp) -> Result<ContentId, RepoError> {
+        let known = self
+            .link_targets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(inside)
+            .filter(|(cached, _)| *cached == stamp)
+            .map(|(_, id)| *id);
+        if let Some(id) = known {
+            return Ok(id);
+        }
+        let (id, len) = hash_file(self.root, self.canonical_root, inside)?;
+        if stamp.is_settled(self.now_ns) && len == stamp.len {
+            self.link_targets
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(inside.to_owned(), (stamp, id));
+        }
+        Ok(id)
+    }
+}
