@@ -684,3 +684,77 @@ async fn a_damaged_mirror_heals_itself() {
         let _ = server.client.cancel().await;
     }
 }
+
+/// A mirror left half-written by a killed process (a ref's lock file left behind, a
+/// `packed-refs` cut short, the index of a pack removed) heals too.
+#[tokio::test]
+async fn a_mirror_left_half_written_heals_itself() {
+    for damage in [
+        "stale ref lock",
+        "truncated packed-refs",
+        "pack index removed",
+    ] {
+        let repo = FixtureRepo::new(FLEET).bare_clone();
+        let env = [
+            ("REGISTRY_RELEASE_CONFIG_REPO", repo.url()),
+            ("REGISTRY_CACHE_TTL_SECONDS", "0".to_owned()),
+        ];
+        let (server, _log) = crate::support::start_logged(&as_refs(&env), &[]).await;
+        let client = &server.client;
+        let first = call_ok(client, "list_release_configs", json!({})).await;
+        assert_eq!(first["source"]["stale"], false, "{damage}: {first}");
+        let mirrors = server._cache.path().join("mirrors");
+        let mirror = std::fs::read_dir(&mirrors)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.is_dir())
+            .unwrap_or_else(|| panic!("no mirror in {}", mirrors.display()));
+        match damage {
+            "stale ref lock" => {
+                // Left an hour ago by a process that was killed.
+                let lock = mirror.join("refs/heads/main.lock");
+                std::fs::write(&lock, "").unwrap_or_else(|e| panic!("{e}"));
+                let touched = std::process::Command::new("touch")
+                    .args(["-d", "1 hour ago"])
+                    .arg(&lock)
+                    .status();
+                assert!(touched.is_ok_and(|s| s.success()), "touch -d");
+            }
+            "truncated packed-refs" => {
+                std::fs::write(
+                    mirror.join("packed-refs"),
+                    "# pack-refs with: peeled \n12ab",
+                )
+                .unwrap_or_else(|e| panic!("{e}"));
+            }
+            _ => {
+                for file in files_under(&mirror.join("objects/pack")) {
+                    if file.extension().is_some_and(|e| e == "idx") {
+                        let _ = std::fs::remove_file(&file);
+                    }
+                }
+            }
+        }
+        let work = FixtureRepo::new(FLEET);
+        work.git(&["fetch", "--quiet", &repo.url(), "main"]);
+        work.git(&["reset", "--quiet", "--hard", "FETCH_HEAD"]);
+        work.commit(
+            &[(
+                "machines/gpu-b/9001/docker-compose.yml",
+                "services:\n  web:\n    image: nginx\n    ports: [\"9001:80\"]\n",
+            )],
+            "add gpu-b:9001",
+        );
+        work.git(&["push", "--quiet", &repo.url(), "HEAD:main"]);
+        let healed = call_ok(client, "list_release_configs", json!({})).await;
+        assert_eq!(healed["source"]["stale"], false, "{damage}: {healed}");
+        assert_eq!(
+            healed["source"]["commit"]["commit"],
+            repo.head(),
+            "{damage}"
+        );
+        let _ = server.client.cancel().await;
+    }
+}

@@ -71,6 +71,9 @@ const UNPUSHED_NAMESPACE: &str = "refs/catapult/unpushed/";
 /// Fetches again this often when a ref vanished during the fetch.
 const FETCH_RETRIES: usize = 3;
 
+/// A lock file in a mirror older than this was left by a killed process.
+const STALE_LOCK_AGE: Duration = Duration::from_secs(10 * 60);
+
 /// File in a mirror's Git directory recording when the last fetch succeeded.
 const LAST_FETCH_FILE: &str = "catapult-last-fetch";
 
@@ -483,8 +486,21 @@ impl Repository {
             // A ref deleted on the remote between its advertisement and its transfer (claims
             // come and go while agents propose) fails the fetch; the next one sees it gone.
             for _ in 0..FETCH_RETRIES {
+                // A lock file left by a killed process blocks every later fetch (libgit2
+                // reports it as a generic error, by its message).
+                let locked = |e: &git2::Error| {
+                    e.code() == git2::ErrorCode::Locked
+                        || e.message().contains("failed to lock file")
+                };
+                let stale_locks = match &fetched {
+                    Err(e) if locked(e) => remove_stale_locks(&self.git_dir),
+                    _ => 0,
+                };
                 match &fetched {
-                    Err(e) if e.code() == git2::ErrorCode::NotFound => {
+                    Err(e)
+                        if e.code() == git2::ErrorCode::NotFound
+                            || (locked(e) && stale_locks > 0) =>
+                    {
                         let mut retry = git2::FetchOptions::new();
                         retry
                             .remote_callbacks(auth.callbacks(url))
@@ -970,6 +986,44 @@ impl Repository {
     }
 }
 
+/// Removes the lock files in a mirror's Git directory (`*.lock` under `refs/`,
+/// and `HEAD.lock`, `packed-refs.lock`, `config.lock`) older than
+/// [`STALE_LOCK_AGE`]: no fetch or push of this tool holds one that long, so
+/// they were left by a process that was killed. Returns how many went.
+fn remove_stale_locks(git_dir: &Path) -> usize {
+    fn visit(dir: &Path, found: &mut Vec<PathBuf>) {
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                visit(&path, found);
+            } else if path.extension().is_some_and(|e| e == "lock") {
+                found.push(path);
+            }
+        }
+    }
+    let mut locks = Vec::new();
+    visit(&git_dir.join("refs"), &mut locks);
+    locks.extend(
+        ["HEAD.lock", "packed-refs.lock", "config.lock"]
+            .iter()
+            .map(|name| git_dir.join(name))
+            .filter(|path| path.exists()),
+    );
+    let mut removed = 0;
+    for lock in locks {
+        let old = fs::metadata(&lock)
+            .and_then(|meta| meta.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > STALE_LOCK_AGE);
+        if old && fs::remove_file(&lock).is_ok() {
+            tracing::warn!(lock = %lock.display(), "removed a stale lock file left in the mirror");
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// This tool's refs (`refs/catapult/*`) and their commits.
 fn own_refs(git: &git2::Repository) -> Result<FxHashMap<String, Oid>, git2::Error> {
     let mut found = FxHashMap::default();
@@ -1162,12 +1216,18 @@ fn resolve_commit<'r>(
             _ => Err(first),
         },
     };
-    let (object, reference) = parsed.map_err(|e| {
-        if e.code() == git2::ErrorCode::NotFound {
+    let (object, reference) = parsed.map_err(|e| match e.code() {
+        git2::ErrorCode::NotFound => {
             unknown("no branch, tag, ref or commit of that name".to_owned())
-        } else {
-            unknown(git_message(&e))
         }
+        git2::ErrorCode::InvalidSpec | git2::ErrorCode::Ambiguous => unknown(git_message(&e)),
+        // The repository itself could not be read (damaged refs or objects): not the caller's
+        // revision's fault.
+        _ => RepoError::Git {
+            repo: git_dir.to_owned(),
+            action: format!("resolving `{rev}`"),
+            message: git_message(&e),
+        },
     })?;
     let ref_name = reference.and_then(|r| r.name().ok().map(str::to_owned));
     let kind = object.kind().map_or("object", |k| k.str());
