@@ -79,10 +79,6 @@ pub fn run(cli: &Cli, settings: Settings) -> Result<(), RunError> {
 /// Builds the shared context: settings, the release-config state (not loaded yet) and the
 /// registry client.
 pub fn build_context(settings: Settings) -> Ctx {
-    // A silent remote fails a fetch within half a request, so the answer can still be the last
-    // state, marked stale.
-    let stall = (settings.request_timeout / 2).max(Duration::from_secs(1));
-    topology::repo::set_network_timeouts(stall, stall);
     let loader: Option<Arc<dyn FleetLoader>> =
         settings.release_config_repo.clone().map(|location| {
             Arc::new(GitLoader::new(

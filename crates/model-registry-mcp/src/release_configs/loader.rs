@@ -25,6 +25,8 @@ pub struct GitLoader {
     auth: GitAuth,
     /// How long a claim without a pull request yet stays alive.
     claim_grace: Duration,
+    request_timeout: Duration,
+    network_limited: std::sync::Once,
     inner: Mutex<Inner>,
 }
 
@@ -55,6 +57,8 @@ impl GitLoader {
             cache_dir,
             auth,
             claim_grace: claim_grace(request_timeout),
+            request_timeout,
+            network_limited: std::sync::Once::new(),
             inner: Mutex::new(Inner::default()),
         }
     }
@@ -108,6 +112,7 @@ impl GitLoader {
         // would only raise its memory peak. Here, not in `new`: the call initialises libgit2
         // (and OpenSSL), which belongs to the first load in the background, not to start-up.
         topology::repo::set_object_cache(false);
+        self.limit_network();
         let mut fetch_error = None;
         // The fetch failed on the mirror itself (it cannot be opened), not on the network.
         let mut mirror_unreadable = false;
@@ -236,6 +241,7 @@ impl FleetLoader for GitLoader {
         request: &ProposalRequest,
         pending: &Pending,
     ) -> Result<Prepared, String> {
+        self.limit_network();
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let inner = &mut *inner;
         // A plain directory (no Git) can be checked and rendered (a dry run), not proposed.
@@ -477,6 +483,16 @@ impl GitLoader {
 }
 
 impl GitLoader {
+    /// libgit2's process-wide network timeouts, set before this loader's first transfer (not at
+    /// start-up: the call initialises libgit2 and OpenSSL). A silent remote then fails a fetch
+    /// within half a request, so the answer can still be the last state, marked stale.
+    fn limit_network(&self) {
+        self.network_limited.call_once(|| {
+            let stall = (self.request_timeout / 2).max(Duration::from_secs(1));
+            topology::repo::set_network_timeouts(stall, stall);
+        });
+    }
+
     /// Branch-only mode: the remote's proposal branches not merged into `base`, as open
     /// proposals (the mirror was just fetched).
     fn open_branches(
