@@ -612,6 +612,33 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     found
 }
 
+/// The server's mirror directory.
+fn mirror_of(server: &crate::support::Server) -> std::path::PathBuf {
+    let mirrors = server._cache.path().join("mirrors");
+    std::fs::read_dir(&mirrors)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| panic!("no mirror in {}", mirrors.display()))
+}
+
+/// One more commit on the bare `repo`'s main (gpu-b:9001), pushed from a clone.
+fn move_main_on(repo: &FixtureRepo) {
+    let work = FixtureRepo::new(FLEET);
+    work.git(&["fetch", "--quiet", &repo.url(), "main"]);
+    work.git(&["reset", "--quiet", "--hard", "FETCH_HEAD"]);
+    work.commit(
+        &[(
+            "machines/gpu-b/9001/docker-compose.yml",
+            "services:\n  web:\n    image: nginx\n    ports: [\"9001:80\"]\n",
+        )],
+        "add gpu-b:9001",
+    );
+    work.git(&["push", "--quiet", &repo.url(), "HEAD:main"]);
+}
+
 /// A damaged mirror (truncated packs and objects, or its `HEAD` deleted) is moved aside and
 /// cloned again, with a warning naming what was wrong; the new main is then served as fresh.
 #[tokio::test]
@@ -626,14 +653,7 @@ async fn a_damaged_mirror_heals_itself() {
         let client = &server.client;
         let first = call_ok(client, "list_release_configs", json!({})).await;
         assert_eq!(first["source"]["stale"], false, "{damage}: {first}");
-        let mirrors = server._cache.path().join("mirrors");
-        let mirror = std::fs::read_dir(&mirrors)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.is_dir())
-            .unwrap_or_else(|| panic!("no mirror in {}", mirrors.display()));
+        let mirror = mirror_of(&server);
         match damage {
             "truncated objects" => {
                 for file in files_under(&mirror.join("objects")) {
@@ -644,17 +664,7 @@ async fn a_damaged_mirror_heals_itself() {
             _ => std::fs::remove_file(mirror.join("HEAD")).unwrap_or_else(|e| panic!("{e}")),
         }
         // Main moves on upstream, so the next answer needs objects the mirror must read.
-        let work = FixtureRepo::new(FLEET);
-        work.git(&["fetch", "--quiet", &repo.url(), "main"]);
-        work.git(&["reset", "--quiet", "--hard", "FETCH_HEAD"]);
-        work.commit(
-            &[(
-                "machines/gpu-b/9001/docker-compose.yml",
-                "services:\n  web:\n    image: nginx\n    ports: [\"9001:80\"]\n",
-            )],
-            "add gpu-b:9001",
-        );
-        work.git(&["push", "--quiet", &repo.url(), "HEAD:main"]);
+        move_main_on(&repo);
 
         let healed = call_ok(client, "list_release_configs", json!({})).await;
         assert_eq!(healed["source"]["stale"], false, "{damage}: {healed}");
@@ -703,14 +713,7 @@ async fn a_mirror_left_half_written_heals_itself() {
         let client = &server.client;
         let first = call_ok(client, "list_release_configs", json!({})).await;
         assert_eq!(first["source"]["stale"], false, "{damage}: {first}");
-        let mirrors = server._cache.path().join("mirrors");
-        let mirror = std::fs::read_dir(&mirrors)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.is_dir())
-            .unwrap_or_else(|| panic!("no mirror in {}", mirrors.display()));
+        let mirror = mirror_of(&server);
         match damage {
             "stale ref lock" => {
                 // Left an hour ago by a process that was killed.
@@ -737,17 +740,7 @@ async fn a_mirror_left_half_written_heals_itself() {
                 }
             }
         }
-        let work = FixtureRepo::new(FLEET);
-        work.git(&["fetch", "--quiet", &repo.url(), "main"]);
-        work.git(&["reset", "--quiet", "--hard", "FETCH_HEAD"]);
-        work.commit(
-            &[(
-                "machines/gpu-b/9001/docker-compose.yml",
-                "services:\n  web:\n    image: nginx\n    ports: [\"9001:80\"]\n",
-            )],
-            "add gpu-b:9001",
-        );
-        work.git(&["push", "--quiet", &repo.url(), "HEAD:main"]);
+        move_main_on(&repo);
         let healed = call_ok(client, "list_release_configs", json!({})).await;
         assert_eq!(healed["source"]["stale"], false, "{damage}: {healed}");
         assert_eq!(
