@@ -4,10 +4,12 @@
 //! tests compare the workspace against (Docker Compose v2, ...), from the
 //! pinned, hashed list in `tools/reference/requirements.txt`, so that a fresh
 //! clone's `cargo test --workspace` needs nothing installed by hand.
-//! [`git_daemon`] serves repositories over the `git://` protocol on loopback.
+//! [`git_daemon`] serves repositories over the `git://` protocol on loopback,
+//! [`smart_http`] over smart HTTP(S) through `git http-backend`.
 
 pub mod git_daemon;
 pub mod reference;
+pub mod smart_http;
 
 use std::path::PathBuf;
 

@@ -4,6 +4,7 @@
 mod bench;
 mod cli;
 mod emu;
+mod git_remotes;
 mod http;
 mod proposal_race;
 mod proposals;

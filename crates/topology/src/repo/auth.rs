@@ -41,6 +41,11 @@ impl GitAuth {
         self
     }
 
+    /// The deadline of a transfer, if any.
+    pub(super) fn deadline(&self) -> Option<Duration> {
+        self.deadline
+    }
+
     /// Removes the URL's credentials and the token from a message libgit2 wrote.
     pub(super) fn scrub(&self, message: &str, url: &str) -> String {
         let mut clean = message.replace(url, &redact_url(url));

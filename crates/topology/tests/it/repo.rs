@@ -1368,3 +1368,45 @@ fn a_silent_remote_fails_the_fetch_within_the_read_timeout() {
         assert!(error.contains(&format!("cannot fetch {url}")), "{error}");
     }
 }
+
+/// A smart-HTTP remote (`git http-backend`) that answers the pack one byte at a time: the fetch
+/// ends at its deadline, naming the remote and the deadline, instead of lasting as long as the
+/// peer keeps trickling; the same remote answering at full speed is fetched.
+#[test]
+fn a_trickling_remote_fails_the_fetch_at_its_deadline() {
+    use test_support::smart_http::{Behaviour, SmartHttp};
+    let upstream = FixtureRepo::init_bare();
+    upstream.commit_files("main", &sample_files(), "fleet");
+    let root = upstream.path().parent().unwrap();
+    let name = upstream.path().file_name().unwrap().to_string_lossy();
+    let cache = TempDir::new().unwrap();
+
+    let fast = SmartHttp::serve(root, Behaviour::default()).unwrap();
+    let mirror = Repository::mirror(&fast.url(&name), cache.path(), &GitAuth::anonymous()).unwrap();
+    assert!(mirror.resolve("main").is_ok());
+
+    let slow = SmartHttp::serve(
+        root,
+        Behaviour {
+            trickle_pack: Some(std::time::Duration::from_millis(200)),
+            ..Behaviour::default()
+        },
+    )
+    .unwrap();
+    let url = slow.url(&name);
+    let deadline = std::time::Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    let error = Repository::mirror(
+        &url,
+        TempDir::new().unwrap().path(),
+        &GitAuth::anonymous().with_deadline(deadline),
+    )
+    .map(|_| ())
+    .unwrap_err()
+    .to_string();
+    let took = started.elapsed();
+    eprintln!("trickling remote: failed after {took:?}: {error}");
+    assert!(took < std::time::Duration::from_secs(15), "{took:?}");
+    assert!(error.contains(&format!("cannot fetch {url}")), "{error}");
+    assert!(error.contains("2 s deadline"), "{error}");
+}
