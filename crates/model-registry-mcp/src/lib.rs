@@ -8,7 +8,9 @@
 //! - [`registry`]: the Registry Server client built from the settings, and what registry tools
 //!   share (error messages, paging, size limits, untrusted-log fencing); [`resources`]: the
 //!   `model://`, `version://`, `deployment://` and `health://status` resources.
-//! - [`server`]: the rmcp handler; [`stdio`] and [`http`]: the transports.
+//! - [`server`]: the rmcp handler; [`session`]: what a call knows of its client and how it asks
+//!   the user to confirm (elicitation, or a sealed input-required round on 2026-07-28);
+//!   [`stdio`] and [`http`]: the transports.
 //! - [`bench`]: start-up, `tools/list` size and call latency, measured against the real binary.
 
 use std::sync::Arc;
@@ -29,6 +31,7 @@ pub mod release_configs;
 pub mod resources;
 pub mod selection;
 pub mod server;
+pub mod session;
 pub mod stdio;
 pub mod templates;
 pub mod tools;

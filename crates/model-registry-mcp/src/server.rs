@@ -342,13 +342,31 @@ impl ServerHandler for McpServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let session = Session {
-            peer: Some(context.peer),
+        let rounds = context
+            .protocol_version()
+            .is_some_and(|revision| !revision.has_initialize());
+        let session = if rounds {
+            let can_elicit = context
+                .client_capabilities()
+                .is_some_and(|capabilities| capabilities.elicitation.is_some());
+            Session::with_rounds(
+                &request.name,
+                request.arguments.as_ref(),
+                can_elicit,
+                request.input_responses,
+                request.request_state,
+            )
+        } else {
+            Session::with_peer(context.peer)
         };
-        self.surface
-            .call_in(&request.name, request.arguments, session)
-            .await
-            .map(CallToolResponse::from)
+        let result = self
+            .surface
+            .call_in(&request.name, request.arguments, session.clone())
+            .await?;
+        Ok(match session.take_input_required() {
+            Some(input_required) => CallToolResponse::InputRequired(input_required),
+            None => CallToolResponse::Complete(result),
+        })
     }
 
     async fn list_resources(

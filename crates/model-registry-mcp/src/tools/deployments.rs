@@ -482,7 +482,7 @@ async fn act(
         } else {
             String::new()
         };
-        if session.confirm(question).await? == Confirmation::Declined {
+        if session.confirm(question, &deployment_id).await? == Confirmation::Declined {
             return Ok(DeploymentActionOutput {
                 action: action.name(),
                 deployment_id,

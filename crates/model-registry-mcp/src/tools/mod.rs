@@ -12,9 +12,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use rmcp::ErrorData;
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool};
-use rmcp::service::{ElicitationError, Peer};
-use rmcp::{ErrorData, RoleServer};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -76,65 +75,7 @@ pub trait Render {
     fn render(&self) -> String;
 }
 
-/// What a call knows about its MCP session: the client, to ask its user for confirmation.
-#[derive(Clone, Default)]
-pub struct Session {
-    pub peer: Option<Peer<RoleServer>>,
-}
-
-/// The user's answer to a confirmation request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Confirmation {
-    /// The user confirmed.
-    Confirmed,
-    /// The client cannot ask (no elicitation capability): the call proceeds, as the design says.
-    NotAsked,
-    /// The user declined or dismissed the request: do nothing.
-    Declined,
-}
-
-#[derive(Debug, serde::Deserialize, JsonSchema)]
-struct Confirm {
-    /// Tick to go ahead.
-    confirm: bool,
-}
-rmcp::elicit_safe!(Confirm);
-
-/// How long a user has to answer a confirmation request.
-const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
-
-impl Session {
-    /// Whether the client declared that it can ask its user (form elicitation).
-    pub fn can_confirm(&self) -> bool {
-        self.peer.as_ref().is_some_and(|peer| {
-            peer.supported_elicitation_modes()
-                .contains(&rmcp::service::ElicitationMode::Form)
-        })
-    }
-
-    /// Asks the user (MCP elicitation) to confirm a destructive action, when the client can ask.
-    pub async fn confirm(&self, message: String) -> Result<Confirmation, ToolError> {
-        let Some(peer) = &self.peer else {
-            return Ok(Confirmation::NotAsked);
-        };
-        match peer
-            .elicit_with_timeout::<Confirm>(message, Some(CONFIRM_TIMEOUT))
-            .await
-        {
-            Ok(Some(Confirm { confirm: true })) => Ok(Confirmation::Confirmed),
-            Ok(_) | Err(ElicitationError::UserDeclined | ElicitationError::UserCancelled) => {
-                Ok(Confirmation::Declined)
-            }
-            Err(ElicitationError::CapabilityNotSupported) => Ok(Confirmation::NotAsked),
-            Err(ElicitationError::NoContent | ElicitationError::ParseError { .. }) => {
-                Ok(Confirmation::Declined)
-            }
-            Err(error) => Err(ToolError(format!(
-                "could not ask the user for confirmation ({error}); nothing was done"
-            ))),
-        }
-    }
-}
+pub use crate::session::{Confirmation, Session};
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<CallToolResult, ErrorData>> + Send>>;
 type Handler = Arc<dyn Fn(Ctx, Session, JsonObject) -> BoxFuture + Send + Sync>;

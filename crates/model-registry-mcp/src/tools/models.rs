@@ -222,7 +222,7 @@ async fn delete_model(
     } else {
         String::new()
     };
-    if session.confirm(question).await? == Confirmation::Declined {
+    if session.confirm(question, &model_id).await? == Confirmation::Declined {
         return Ok(DeleteModelOutput {
             model_id,
             deleted: false,

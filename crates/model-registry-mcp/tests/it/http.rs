@@ -13,7 +13,11 @@ use tokio::process::Child;
 use crate::support::{FLEET, FixtureRepo, as_refs, call_ok, command, fixture_env};
 
 /// Starts `--transport http` on a free port; returns the child and the port (read from its log).
-async fn start_http(env: &[(&str, &str)], extra: &[&str], cache: &std::path::Path) -> (Child, u16) {
+pub async fn start_http(
+    env: &[(&str, &str)],
+    extra: &[&str],
+    cache: &std::path::Path,
+) -> (Child, u16) {
     let mut args = vec!["--transport", "http", "--bind", "127.0.0.1:0"];
     args.extend_from_slice(extra);
     let mut env = env.to_vec();

@@ -12,6 +12,7 @@ mod registry_modes;
 mod registry_tools;
 mod release_configs;
 mod resources;
+mod revisions;
 mod secrets;
 mod stdio_raw;
 mod support;
