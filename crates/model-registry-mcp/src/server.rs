@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, CompletionInfo,
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CustomRequest, CustomResult, CompleteResult, CompletionInfo,
     ContentBlock, ErrorCode, GetPromptRequestParams, GetPromptResponse, Implementation,
     ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
     PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
@@ -359,10 +359,22 @@ impl ServerHandler for McpServer {
         } else {
             Session::with_peer(context.peer)
         };
-        let result = self
+        // `notifications/cancelled` (or, on 2026-07-28 over HTTP, the client closing the response
+        // stream) drops the call: no further registry request or retry is made for it.
+        let call = self
             .surface
-            .call_in(&request.name, request.arguments, session.clone())
-            .await?;
+            .call_in(&request.name, request.arguments, session.clone());
+        let result = tokio::select! {
+            result = call => result?,
+            () = context.ct.cancelled() => {
+                tracing::debug!(tool = %request.name, "call cancelled by the client");
+                return Err(ErrorData::new(
+                    ErrorCode::INTERNAL_ERROR,
+                    format!("{} was cancelled by the client", request.name),
+                    None,
+                ));
+            }
+        };
         Ok(match session.take_input_required() {
             Some(input_required) => CallToolResponse::InputRequired(input_required),
             None => CallToolResponse::Complete(result),
@@ -442,5 +454,38 @@ impl ServerHandler for McpServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         prompts::get(&request.name, request.arguments.as_ref()).map(GetPromptResponse::from)
+    }
+
+    /// rmcp hands a request of a known method whose parameters do not parse (e.g. `tools/call`
+    /// with `arguments` that is not an object) here, as if the method were unknown: answer -32602
+    /// naming what is wrong instead of -32601.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        let expected = match request.method.as_str() {
+            "tools/call" => "`name` (a string) and, if present, `arguments` (an object)",
+            "resources/read" => "`uri` (a string)",
+            "prompts/get" => "`name` (a string) and, if present, `arguments` (an object)",
+            "completion/complete" => "`ref` and `argument` (objects)",
+            "tools/list" | "resources/list" | "resources/templates/list" | "prompts/list" => {
+                "at most `cursor` (a string)"
+            }
+            _ => {
+                return Err(ErrorData::new(
+                    ErrorCode::METHOD_NOT_FOUND,
+                    request.method,
+                    None,
+                ));
+            }
+        };
+        Err(ErrorData::invalid_params(
+            format!(
+                "invalid params for {}: expected {expected}",
+                request.method
+            ),
+            None,
+        ))
     }
 }

@@ -508,3 +508,49 @@ async fn confirmation_states_are_sealed_bound_and_single_use() {
     assert!(writes(&registry).is_empty());
     let _ = connection.client.cancel().await;
 }
+
+/// A call the client gives up on (`notifications/cancelled` on the `initialize` revisions; the
+/// response stream closed on 2026-07-28 over HTTP) makes no further registry request: the slow
+/// GET it was waiting for is not retried, and the session goes on serving.
+#[tokio::test]
+async fn a_cancelled_call_is_not_retried() {
+    for (wire, revision) in [
+        (Wire::Stdio, ProtocolVersion::V_2025_11_25),
+        (Wire::Http, ProtocolVersion::V_2025_06_18),
+        (Wire::Http, ProtocolVersion::V_2026_07_28),
+    ] {
+        let case = format!("{wire:?} {revision}");
+        let registry = Registry::start().await;
+        let mut env = registry.env(Role::Viewer);
+        env.push(("REGISTRY_REQUEST_TIMEOUT_SECONDS", "1".to_owned()));
+        let agent = Agent {
+            revision,
+            answer: None,
+            asked: Arc::default(),
+        };
+        let connection = connect(agent, wire, &as_refs(&env)).await;
+        registry.emu.faults().set(registry_emulator::FaultSpec {
+            slow_ms: Some(4000),
+            methods: Some(vec!["GET".into()]),
+            path_prefix: Some("/v1/models".into()),
+            ..registry_emulator::FaultSpec::default()
+        });
+        let given_up = tokio::time::timeout(
+            std::time::Duration::from_millis(400),
+            call(&connection, "list_models", json!({})),
+        )
+        .await;
+        assert!(given_up.is_err(), "{case}: the slow call answered");
+        // Uncancelled, the 1 s timeout and two retries would have sent 3 requests by now.
+        tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+        assert_eq!(
+            registry.emu.requests().count("GET", "/v1/models"),
+            1,
+            "{case}: the cancelled call went on"
+        );
+        registry.emu.faults().clear();
+        let models = call(&connection, "list_models", json!({})).await;
+        assert_eq!(models.is_error, Some(false), "{case}: {}", text(&models));
+        let _ = connection.client.cancel().await;
+    }
+}
