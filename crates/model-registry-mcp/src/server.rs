@@ -4,12 +4,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CustomRequest, CustomResult, CompleteResult, CompletionInfo,
-    ContentBlock, ErrorCode, GetPromptRequestParams, GetPromptResponse, Implementation,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    Reference, Resource, ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig,
-    Tool,
+    CacheScope, CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
+    CompletionInfo, ContentBlock, CustomRequest, CustomResult, ErrorCode, GetPromptRequestParams,
+    GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Reference, Resource, ResourceContents,
+    ResourceTemplate, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -302,6 +302,18 @@ impl McpServer {
     }
 }
 
+/// Milliseconds, for `ttlMs`.
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl McpServer {
+    /// Lists do not change while the process runs; say so for as long as registry answers live.
+    fn list_ttl_ms(&self) -> u64 {
+        millis(self.surface.ctx.settings.cache_ttl)
+    }
+}
+
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
@@ -324,9 +336,11 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(
-            self.surface.listed_tools().to_vec(),
-        ))
+        Ok(
+            ListToolsResult::with_all_items(self.surface.listed_tools().to_vec())
+                .with_ttl_ms(self.list_ttl_ms())
+                .with_cache_scope(CacheScope::Private),
+        )
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -396,7 +410,9 @@ impl ServerHandler for McpServer {
                 .with_mime_type("application/json"),
         ];
         listed.extend(resources::fixed());
-        Ok(ListResourcesResult::with_all_items(listed))
+        Ok(ListResourcesResult::with_all_items(listed)
+            .with_ttl_ms(self.list_ttl_ms())
+            .with_cache_scope(CacheScope::Private))
     }
 
     async fn list_resource_templates(
@@ -418,7 +434,9 @@ impl ServerHandler for McpServer {
                 .with_mime_type("application/json"),
         ];
         templates.extend(resources::templates());
-        Ok(ListResourceTemplatesResult::with_all_items(templates))
+        Ok(ListResourceTemplatesResult::with_all_items(templates)
+            .with_ttl_ms(self.list_ttl_ms())
+            .with_cache_scope(CacheScope::Private))
     }
 
     async fn read_resource(
@@ -426,10 +444,19 @@ impl ServerHandler for McpServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        self.surface
-            .read(&request.uri)
-            .await
-            .map(ReadResourceResponse::from)
+        let result = self.surface.read(&request.uri).await?;
+        // What is true: a registry answer is cached for the TTL, a production answer until the
+        // next fetch; both depend on the API key.
+        let ttl = if RegistryUri::parse(&request.uri).is_some() {
+            self.surface.ctx.settings.cache_ttl
+        } else {
+            self.surface.ctx.release_configs.until_next_fetch().await
+        };
+        Ok(ReadResourceResponse::from(
+            result
+                .with_ttl_ms(millis(ttl))
+                .with_cache_scope(CacheScope::Private),
+        ))
     }
 
     async fn complete(
@@ -445,7 +472,9 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        Ok(ListPromptsResult::with_all_items(prompts::list()))
+        Ok(ListPromptsResult::with_all_items(prompts::list())
+            .with_ttl_ms(self.list_ttl_ms())
+            .with_cache_scope(CacheScope::Private))
     }
 
     async fn get_prompt(
@@ -481,10 +510,7 @@ impl ServerHandler for McpServer {
             }
         };
         Err(ErrorData::invalid_params(
-            format!(
-                "invalid params for {}: expected {expected}",
-                request.method
-            ),
+            format!("invalid params for {}: expected {expected}", request.method),
             None,
         ))
     }

@@ -200,6 +200,16 @@ impl ReleaseConfigState {
         });
     }
 
+    /// How long the state served now stays the answer: until the next fetch (zero while a fetch
+    /// is due or running).
+    pub async fn until_next_fetch(&self) -> Duration {
+        let cache = self.cache.lock().await;
+        match (cache.checked_at, &cache.in_flight) {
+            (Some(at), None) => self.ttl.saturating_sub(at.elapsed()),
+            _ => Duration::ZERO,
+        }
+    }
+
     /// The current state, refreshed when older than the TTL. Err: no state can be served, with
     /// the reason (not configured, unreadable, branch missing).
     pub async fn get(&self) -> Result<Answer, String> {

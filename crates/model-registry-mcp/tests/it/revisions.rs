@@ -554,3 +554,52 @@ async fn a_cancelled_call_is_not_retried() {
         let _ = connection.client.cancel().await;
     }
 }
+
+/// Cache hints say what is true: lists and registry resources live for
+/// `REGISTRY_CACHE_TTL_SECONDS`, the production map until the next fetch; all private.
+#[tokio::test]
+async fn cache_hints_say_how_long_an_answer_holds() {
+    let registry = Registry::start().await;
+    let repo = FixtureRepo::new(FLEET);
+    let mut env = registry.env(Role::Viewer);
+    env.retain(|(key, _)| *key != "REGISTRY_CACHE_TTL_SECONDS");
+    env.push(("REGISTRY_CACHE_TTL_SECONDS", "45".to_owned()));
+    env.push(("REGISTRY_RELEASE_CONFIG_REPO", repo.url()));
+    let agent = Agent {
+        revision: ProtocolVersion::V_2026_07_28,
+        answer: None,
+        asked: Arc::default(),
+    };
+    let connection = connect(agent, Wire::Http, &as_refs(&env)).await;
+    let client = &connection.client;
+    let private = Some(rmcp::model::CacheScope::Private);
+    let tools = client
+        .list_tools(None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((tools.ttl_ms, tools.cache_scope), (Some(45_000), private));
+    let prompts = client
+        .list_prompts(None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (prompts.ttl_ms, prompts.cache_scope),
+        (Some(45_000), private)
+    );
+    let health = client
+        .read_resource(ReadResourceRequestParams::new("health://status"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((health.ttl_ms, health.cache_scope), (Some(45_000), private));
+    let machines = client
+        .read_resource(ReadResourceRequestParams::new("topology://machines"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let until_fetch = machines.ttl_ms.unwrap_or_default();
+    assert!(
+        until_fetch > 30_000 && until_fetch <= 45_000,
+        "just fetched: {until_fetch} ms"
+    );
+    assert_eq!(machines.cache_scope, private);
+    let _ = connection.client.cancel().await;
+}
