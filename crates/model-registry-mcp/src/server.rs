@@ -31,7 +31,10 @@ const INSTRUCTIONS: &str = "Model registry and its GPU fleet. Two deployment dom
 LOCAL deployments are containers on the registry host for dev/staging/testing (list_deployments, \
 execute_deployment, stop_deployment); PRODUCTION deployments live in the release-config Git repository and are \
 only read here (list_release_configs, get_machine_topology) or changed through a pull request for human review \
-(propose_release_config). Every production answer names the commit it describes.";
+(propose_release_config). Every production answer names the commit it describes. Lists take `limit` (at \
+least 1, capped at REGISTRY_MAX_RESULTS) and `offset` (a previous `next_offset`); paged answers say `has_more` and \
+give the exact `next_call` for the next page, and also carry `offset`, `returned`, `next_offset` and `cut` (why a \
+page is shorter than asked).";
 
 /// Everything the server serves; built once, shared by every session.
 pub struct Surface {

@@ -40,11 +40,10 @@ pub struct ListArtifactsParams {
     /// E.g. weights, tokenizer, wheel, onnx.
     #[serde(default)]
     pub artifact_type: Option<String>,
-    /// Max items (cap: REGISTRY_MAX_RESULTS).
+    // Described once, in the server's instructions.
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub limit: Option<u32>,
-    /// A previous `next_offset`.
     #[serde(default)]
     pub offset: Option<u32>,
 }

@@ -51,11 +51,10 @@ pub fn tools() -> Vec<ToolSpec> {
 pub struct ListBenchmarksParams {
     #[serde(default)]
     pub deployment_id: Option<String>,
-    /// Max items (cap: REGISTRY_MAX_RESULTS).
+    // Described once, in the server's instructions.
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub limit: Option<u32>,
-    /// A previous `next_offset`.
     #[serde(default)]
     pub offset: Option<u32>,
 }

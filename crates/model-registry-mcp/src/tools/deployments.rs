@@ -96,8 +96,7 @@ pub fn tools() -> Vec<ToolSpec> {
             "start_deployment",
             "Start a stopped local deployment",
             "Starts a stopped LOCAL deployment's container again (same version and environment). \
-             Safe to repeat: on a deployment that is already running it changes nothing and fails \
-             with 409. To create a new deployment use execute_deployment; production is never \
+             Safe to repeat: an already running one is left as is (409). To create a new deployment use execute_deployment; production is never \
              started here.",
             start_deployment,
         ),
@@ -127,11 +126,10 @@ pub struct ListDeploymentsParams {
     /// Exact model name.
     #[serde(default)]
     pub model_name: Option<String>,
-    /// Max items (cap: REGISTRY_MAX_RESULTS).
+    // Described once, in the server's instructions.
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub limit: Option<u32>,
-    /// A previous `next_offset`.
     #[serde(default)]
     pub offset: Option<u32>,
 }

@@ -63,11 +63,10 @@ pub struct ListDockerBuildsParams {
     #[serde(default)]
     #[schemars(extend("enum" = ["pending", "building", "success", "failed"]))]
     pub status: Option<String>,
-    /// Max items (cap: REGISTRY_MAX_RESULTS).
+    // Described once, in the server's instructions.
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub limit: Option<u32>,
-    /// A previous `next_offset`.
     #[serde(default)]
     pub offset: Option<u32>,
 }

@@ -4,9 +4,10 @@
 //! so that a group only writes `async fn(Ctx, Params) -> Result<Output, ToolError>` (or, for tools
 //! that ask the user to confirm, `async fn(Ctx, Session, Params)`, built with [`tool_in_session`]).
 //!
-//! Schemas are kept compact so that `tools/list` with all 42 tools stays well under 40 KB: output
+//! Schemas are kept compact so that `tools/list` with every tool stays well under 40 KB: output
 //! schemas keep only their top-level properties (type and description; nested objects and array
-//! items are not spelled out) and no `$defs`; input schemas lose `$schema`, `title` and `format`.
+//! items are not spelled out; a page's bookkeeping fields are named once, in the server's
+//! instructions) and no `$defs`; input schemas lose `$schema`, `title` and `format`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -256,7 +257,16 @@ fn definition<P: JsonSchema + 'static, O: JsonSchema + 'static>(
         .with_annotations(entry.annotations())
 }
 
+/// Fields of a paged answer that its output schema leaves out (see [`compact_output_schema`]).
+const PAGE_BOOKKEEPING: [&str; 4] = ["offset", "returned", "next_offset", "cut"];
+
 fn parse_arguments<P: DeserializeOwned>(name: &str, arguments: JsonObject) -> Result<P, ErrorData> {
+    if arguments.get("limit").and_then(Value::as_u64) == Some(0) {
+        return Err(ErrorData::invalid_params(
+            format!("invalid arguments for {name}: limit: 0 asks for nothing; the minimum is 1"),
+            None,
+        ));
+    }
     let size = serde_json::to_string(&arguments).map_or(usize::MAX, |text| text.len());
     if size > MAX_ARGUMENT_BYTES {
         return Err(ErrorData::invalid_params(
@@ -367,8 +377,18 @@ pub fn compact_output_schema(schema: &JsonObject) -> Arc<JsonObject> {
     out.insert("type".to_owned(), Value::from("object"));
     let mut properties = JsonObject::new();
     if let Some(Value::Object(given)) = schema.get("properties") {
+        let paged = given.contains_key("next_call");
         for (name, property) in given {
-            properties.insert(name.clone(), Value::Object(shallow(property, &defs)));
+            // A page's bookkeeping is the same in every list: the server's instructions name
+            // it once, which keeps `tools/list` small.
+            if paged && PAGE_BOOKKEEPING.contains(&name.as_str()) {
+                continue;
+            }
+            let mut property = shallow(property, &defs);
+            if paged && name == "next_call" {
+                property.remove("description");
+            }
+            properties.insert(name.clone(), Value::Object(property));
         }
     }
     out.insert("properties".to_owned(), Value::Object(properties));

@@ -18,8 +18,7 @@ pub fn tools() -> Vec<ToolSpec> {
             "list_models",
             "List registry models",
             "List registry models (name, storage path, serving engine, tags). Start here to find a \
-             model's id or exact name; filter by `search` text, `server_type`, `source`; paged (follow \
-             `next_call`). Where a model runs: list_deployments (local), list_release_configs \
+             model's id or exact name; filter by `search` text, `server_type`, `source`; paged. Where a model runs: list_deployments (local), list_release_configs \
              (production).",
             list_models,
         ),
@@ -72,11 +71,10 @@ pub struct ListModelsParams {
     #[serde(default)]
     #[schemars(extend("enum" = ["huggingface", "internal", "ceph", "other"]))]
     pub source: Option<String>,
-    /// Max items (cap: REGISTRY_MAX_RESULTS).
+    // Described once, in the server's instructions.
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub limit: Option<u32>,
-    /// A previous `next_offset`.
     #[serde(default)]
     pub offset: Option<u32>,
 }

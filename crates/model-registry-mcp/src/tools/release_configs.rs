@@ -83,7 +83,6 @@ pub struct ListReleaseConfigsParams {
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub limit: Option<u32>,
-    /// A previous `next_offset`.
     #[serde(default)]
     pub offset: Option<u32>,
 }
@@ -110,7 +109,6 @@ pub struct GetMachineTopologyParams {
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub limit: Option<u32>,
-    /// A previous `next_offset`.
     #[serde(default)]
     pub offset: Option<u32>,
 }
@@ -122,7 +120,6 @@ pub struct GetModelsByDeploymentParams {
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub limit: Option<u32>,
-    /// A previous `next_offset`.
     #[serde(default)]
     pub offset: Option<u32>,
 }

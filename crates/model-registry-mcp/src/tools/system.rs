@@ -60,11 +60,10 @@ pub struct AuditLogsParams {
     /// E.g. model, version, deployment, build, benchmark.
     #[serde(default)]
     pub resource_type: Option<String>,
-    /// Max items (cap: REGISTRY_MAX_RESULTS).
+    // Described once, in the server's instructions.
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub limit: Option<u32>,
-    /// A previous `next_offset`.
     #[serde(default)]
     pub offset: Option<u32>,
 }

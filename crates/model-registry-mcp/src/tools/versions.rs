@@ -63,11 +63,10 @@ pub struct ListVersionsParams {
     pub model_name: Option<String>,
     #[serde(default)]
     pub is_release: Option<bool>,
-    /// Max items (cap: REGISTRY_MAX_RESULTS).
+    // Described once, in the server's instructions.
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub limit: Option<u32>,
-    /// A previous `next_offset`.
     #[serde(default)]
     pub offset: Option<u32>,
 }

@@ -54,6 +54,7 @@ async fn malformed_lines_get_errors_and_the_server_keeps_serving() {
         (r#"{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"list_models","arguments":[1]}}"#.to_owned(), json!(12), -32602),
         (r#"{"jsonrpc":"2.0","id":13,"method":"tools/call","params":{"name":"list_models","arguments":"x"}}"#.to_owned(), json!(13), -32602),
         (r#"{"jsonrpc":"2.0","id":14,"method":"resources/read","params":{"uri":7}}"#.to_owned(), json!(14), -32602),
+        (r#"{"jsonrpc":"2.0","id":15,"method":"tools/call","params":{"name":"list_models","arguments":{"limit":0}}}"#.to_owned(), json!(15), -32602),
         (format!(r#"{{"jsonrpc":"2.0","id":10,"method":"ping","params":{{"pad":"{}"}}}}"#, "x".repeat(5 * 1024 * 1024)), Value::Null, -32600),
         (
             r#"{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"get_release_config","arguments":{"machine":"../../etc","port":"x"}}}"#.to_owned(),

@@ -152,8 +152,13 @@ async fn every_tool_meets_the_surface_contract() {
 async fn tools_list_is_compact_and_modes_differ() {
     let all = tools_list(&[], &[]).await;
     let size = serde_json::to_string(&all).map_or(usize::MAX, |s| s.len());
-    assert!(size < 40_000, "tools/list is {size} bytes");
     let count = all.as_array().map_or(0, Vec::len);
+    // With room for three more tools of the average size.
+    let average = size / count.max(1);
+    assert!(
+        size + 3 * average < 40_000,
+        "tools/list is {size} bytes ({average} per tool): no room for three more under 40 KB"
+    );
     assert_eq!(
         count,
         catalog::CATALOG.len(),
