@@ -3,7 +3,9 @@
 //! With the deployment's `endpoint_url` (which may carry a path prefix such as
 //! `http://host:9002/audio`; probes are joined to it): `GET /openapi.json`, then
 //! `GET` each of [`PROBE_PATHS`] concurrently. Any answer but 404 means the path
-//! exists (405 included: it exists for another method, named by `Allow`). The
+//! exists (405 included: it exists for another method, named by `Allow`), but a
+//! server error (5xx) proves nothing: a deployment answering 5xx to every probe
+//! is reported unavailable. The
 //! classification is `openai` (models or completions endpoints), else `audio`,
 //! else `fastapi` (an OpenAPI document), else `unknown`. Probes never carry the
 //! registry API key, follow no redirects and each has a short timeout; a
@@ -185,6 +187,8 @@ pub async fn probe(
     let base = base.split(['?', '#']).next().unwrap_or(base);
 
     let mut endpoints: BTreeMap<String, DiscoveredEndpoint> = BTreeMap::new();
+    // Paths that answered with a server error: that proves nothing about them.
+    let mut server_errors: Vec<(&str, u16)> = Vec::new();
     let openapi = match probe_one(client.clone(), join(base, "/openapi.json"), timeout, true).await
     {
         // Nothing answers: report and skip the other probes (they would wait just as long).
@@ -192,7 +196,12 @@ pub async fn probe(
         ProbeOutcome::Answered {
             status: 200, body, ..
         } => parse_openapi(&body),
-        ProbeOutcome::Answered { .. } => None,
+        ProbeOutcome::Answered { status, .. } => {
+            if status >= 500 {
+                server_errors.push(("/openapi.json", status));
+            }
+            None
+        }
     };
     let openapi_info = openapi.map(|(info, paths)| {
         for (path, methods) in paths {
@@ -223,6 +232,9 @@ pub async fn probe(
         match outcome {
             ProbeOutcome::Failed(reason) => failures.push(reason),
             ProbeOutcome::Answered { status: 404, .. } => {}
+            ProbeOutcome::Answered { status, .. } if status >= 500 => {
+                server_errors.push((path, status));
+            }
             ProbeOutcome::Answered { status, allow, .. } => {
                 let methods = if status == 405 {
                     methods_from_allow(allow.as_deref())
@@ -250,7 +262,31 @@ pub async fn probe(
         }
     }
     failures.sort();
+    server_errors.sort_unstable();
     let endpoints: Vec<DiscoveredEndpoint> = endpoints.into_values().collect();
+    if endpoints.is_empty() && server_errors.len() == PROBE_PATHS.len() + 1 {
+        let mut statuses: Vec<u16> = server_errors.iter().map(|(_, status)| *status).collect();
+        statuses.dedup();
+        let statuses: Vec<String> = statuses.iter().map(u16::to_string).collect();
+        return unreachable(
+            deployment,
+            format!(
+                "{base} is unavailable: every probe got a server error ({}); the server is up \
+                 but not serving (still loading the model, or failing)",
+                statuses.join(", ")
+            ),
+        );
+    }
+    if !server_errors.is_empty() {
+        failures.push(format!(
+            "server errors (not listed as found): {}",
+            server_errors
+                .iter()
+                .map(|(path, status)| format!("{path} {status}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     ApiDiscovery {
         deployment_id: deployment.id.clone(),
         endpoint_url: deployment.endpoint_url.clone(),

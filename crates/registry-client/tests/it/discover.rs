@@ -211,3 +211,58 @@ async fn unreachable_deployments_are_reported_not_raised() {
         "{missing:?}"
     );
 }
+
+/// A deployment whose server answers 503 to everything (a model still loading) is reported
+/// unavailable, not as an OpenAI server with every probed path found; one 503 among real
+/// answers is named, not listed as found.
+#[tokio::test]
+async fn server_errors_are_not_endpoints() {
+    let env = Env::start().await;
+    let client = env.client(Role::Viewer);
+    let deployment = env.deployment_id("llama-3-70b-instruct", "1.1.0");
+    let unavailable = Router::new()
+        .fallback(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "loading") });
+    let server = must(spawn_model_server(unavailable).await, "503 server");
+    must(
+        env.emu
+            .state()
+            .set_endpoint_url(&deployment, Some(&server.url())),
+        "url",
+    );
+    let found = must(client.discover_api_spec(&deployment).await, "discover 503");
+    assert_eq!((found.reachable, found.api_type), (false, ApiType::Unknown));
+    assert!(found.endpoints.is_empty(), "{found:?}");
+    let error = found.error.unwrap_or_default();
+    assert!(
+        error.contains("is unavailable") && error.contains("503"),
+        "{error}"
+    );
+
+    let half = openai_like_router().route(
+        "/v1/embeddings",
+        axum::routing::get(|| async { axum::http::StatusCode::BAD_GATEWAY }),
+    );
+    let server = must(spawn_model_server(half).await, "half server");
+    must(
+        env.emu
+            .state()
+            .set_endpoint_url(&deployment, Some(&server.url())),
+        "url",
+    );
+    let found = must(client.discover_api_spec(&deployment).await, "discover half");
+    assert_eq!((found.reachable, found.api_type), (true, ApiType::Openai));
+    let probed: Vec<&str> = found
+        .endpoints
+        .iter()
+        .filter(|e| e.source == "probe")
+        .map(|e| e.path.as_str())
+        .collect();
+    assert!(!probed.contains(&"/v1/embeddings"), "{probed:?}");
+    assert!(
+        found
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("/v1/embeddings 502")),
+        "{found:?}"
+    );
+}
