@@ -313,6 +313,7 @@ pub fn view_of(mut fleet: Fleet, snapshot: Option<&Snapshot>) -> FleetView {
                 deployment_count: deployments.len(),
                 total_gpus: deployments.iter().map(|d| d.gpus.len()).sum(),
                 deployments,
+                deployments_left_out: None,
             }
         })
         .collect();

@@ -265,6 +265,10 @@ pub struct ModelDeployments {
     pub deployment_count: usize,
     pub total_gpus: usize,
     pub deployments: Vec<Arc<DeploymentBrief>>,
+    /// Set when `deployments` shows only the first ones (the model alone would exceed an
+    /// answer's budget): how many were left out and how to list them all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployments_left_out: Option<String>,
 }
 
 /// Closest names (shared with the engine's proposal refusals).

@@ -11,7 +11,7 @@ use registry_client::Page;
 
 use super::{Render, ToolError, ToolSpec, effective_limit, fleet_tool, tool};
 use crate::context::Ctx;
-use crate::registry::{BULK_BUDGET_BYTES, Paging};
+use crate::registry::{BULK_BUDGET_BYTES, LIMIT_NAME, Paging};
 use crate::release_configs::from_engine;
 use crate::release_configs::state::Answer;
 use crate::release_configs::view::{
@@ -379,7 +379,56 @@ fn get_release_config(
 
 /// The page of `all` from `offset`: at most `limit` items (capped at REGISTRY_MAX_RESULTS) and
 /// no more than fit the size budget, with the paging facts and the call for the next page.
-fn window<T: Clone + Serialize, P: Serialize>(
+/// An item of a page that can be made to fit an answer's budget on its own, so that a page
+/// always makes progress: when even the first item is too big, it comes summarised.
+trait Fit: Sized {
+    /// The item within about `budget` bytes of JSON (as it is, if nothing can be left out).
+    fn fit(self, budget: usize) -> Self {
+        let _ = budget;
+        self
+    }
+}
+
+impl Fit for DeploymentBrief {}
+
+impl Fit for MachineEntry {
+    fn fit(self, _budget: usize) -> Self {
+        match self {
+            MachineEntry::Detail(machine) => MachineEntry::Summary(MachineSummary::of(&machine)),
+            summary => summary,
+        }
+    }
+}
+
+impl Fit for ModelDeployments {
+    fn fit(mut self, budget: usize) -> Self {
+        let total = self.deployments.len();
+        let sizes: Vec<usize> = self
+            .deployments
+            .iter()
+            .map(|d| serde_json::to_string(d).map_or(usize::MAX, |s| s.len() + 1))
+            .collect();
+        // Half the budget for the deployments shown: the rest is the model's own fields.
+        let kept = fit_count(&sizes, budget / 2);
+        if kept < total {
+            self.deployments.truncate(kept);
+            let name = self.model_names.first().unwrap_or(&self.model);
+            self.deployments_left_out = Some(format!(
+                "{} of {total} deployments left out to keep the answer under {LIMIT_NAME}; list \
+                 them all with {}",
+                total - kept,
+                crate::registry::next_call(
+                    "list_release_configs",
+                    &serde_json::json!({"model_name": name}),
+                    0
+                )
+            ));
+        }
+        self
+    }
+}
+
+fn window<T: Clone + Serialize + Fit, P: Serialize>(
     ctx: &Ctx,
     tool: &str,
     params: &P,
@@ -388,14 +437,20 @@ fn window<T: Clone + Serialize, P: Serialize>(
     all: Vec<&T>,
 ) -> (Vec<T>, Paging) {
     let total = all.len();
-    window_of(ctx, tool, params, offset, limit, total, |offset, limit| {
-        all.into_iter().skip(offset).take(limit).cloned().collect()
-    })
+    window_of(
+        ctx.settings.max_results,
+        tool,
+        params,
+        offset,
+        limit,
+        total,
+        |offset, limit| all.into_iter().skip(offset).take(limit).cloned().collect(),
+    )
 }
 
 /// [`window`] over `total` items of which `page(offset, limit)` builds the ones asked for.
-fn window_of<T: Serialize, P: Serialize>(
-    ctx: &Ctx,
+fn window_of<T: Serialize + Fit, P: Serialize>(
+    max_results: u32,
     tool: &str,
     params: &P,
     offset: Option<u32>,
@@ -403,7 +458,7 @@ fn window_of<T: Serialize, P: Serialize>(
     total: usize,
     page: impl FnOnce(usize, usize) -> Vec<T>,
 ) -> (Vec<T>, Paging) {
-    let limit = effective_limit(limit, ctx.settings.max_results);
+    let limit = effective_limit(limit, max_results);
     let offset = offset.unwrap_or(0);
     let items = page(usize::try_from(offset).unwrap_or(usize::MAX), limit);
     let sizes: Vec<usize> = items
@@ -416,10 +471,20 @@ fn window_of<T: Serialize, P: Serialize>(
         limit: u32::try_from(limit).unwrap_or(u32::MAX),
         offset,
     };
-    let kept_count = fit_count(&sizes, BULK_BUDGET_BYTES);
+    let mut kept_count = fit_count(&sizes, BULK_BUDGET_BYTES);
+    if kept_count == 0 && !page.items.is_empty() {
+        kept_count = 1;
+    }
     let paging = Paging::of(tool, params, &page, kept_count);
     let mut kept = page.items;
     kept.truncate(kept_count);
+    // Never an empty page that points at itself: a first item too big comes summarised.
+    if sizes.first().is_some_and(|size| *size > BULK_BUDGET_BYTES) {
+        kept = kept
+            .into_iter()
+            .map(|item| item.fit(BULK_BUDGET_BYTES))
+            .collect();
+    }
     (kept, paging)
 }
 
@@ -499,7 +564,7 @@ fn get_machine_topology(
         }
     };
     let (machines, paging) = window_of(
-        ctx,
+        ctx.settings.max_results,
         "get_machine_topology",
         &params,
         params.offset,
@@ -720,5 +785,96 @@ impl Render for ListDockerTemplatesOutput {
             let _ = write!(text, "\nrepository templates unavailable: {error}");
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn brief(model: &str, machine: usize, port: u16) -> DeploymentBrief {
+        DeploymentBrief {
+            id: format!("m{machine}:{port}"),
+            machine: format!("m{machine}"),
+            port,
+            model_name: Some(model.to_owned()),
+            model_path: Some(format!("/models/{model}")),
+            tensor_parallel: 2,
+            pipeline_parallel: 1,
+            data_parallel: 1,
+            gpus: vec!["0".to_owned(), "1".to_owned()],
+            gpu_claim: "GPUs 0,1".to_owned(),
+            published_ports: vec![port],
+            services: vec!["vllm".to_owned()],
+            image: Some("vllm/vllm-openai:v0.8.5".to_owned()),
+            server: Some("vllm".to_owned()),
+        }
+    }
+
+    fn model(index: usize, deployments: usize) -> ModelDeployments {
+        let name = format!("model-{index}");
+        ModelDeployments {
+            model: format!("/models/{name}"),
+            model_names: vec![name.clone()],
+            deployment_count: deployments,
+            total_gpus: 2 * deployments,
+            deployments: (0..deployments)
+                .map(|d| Arc::new(brief(&name, d, 8000)))
+                .collect(),
+            deployments_left_out: None,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Following `next_offset` from the first page visits every model exactly once and ends,
+        /// whatever the sizes (a model with thousands of deployments included) and the limit;
+        /// every page is within the budget.
+        #[test]
+        fn following_the_pages_visits_every_item_once_and_ends(
+            counts in prop::collection::vec(prop_oneof![1usize..20, 300usize..2500], 1..12),
+            limit in prop::option::of(1u32..10),
+        ) {
+            let models: Vec<ModelDeployments> =
+                counts.iter().enumerate().map(|(i, n)| model(i, *n)).collect();
+            let params = serde_json::json!({"limit": limit});
+            let mut seen = Vec::new();
+            let mut offset = None;
+            for _ in 0..=models.len() {
+                let (page, paging) = window_of(
+                    100,
+                    "get_models_by_deployment",
+                    &params,
+                    offset,
+                    limit,
+                    models.len(),
+                    |offset, limit| models.iter().skip(offset).take(limit).cloned().collect(),
+                );
+                prop_assert!(!page.is_empty(), "an empty page at {offset:?}");
+                let size = serde_json::to_string(&page).map_or(usize::MAX, |s| s.len());
+                prop_assert!(size <= BULK_BUDGET_BYTES, "{size} bytes at {offset:?}");
+                for item in &page {
+                    if item.deployments.len() < item.deployment_count {
+                        let left_out = item.deployments_left_out.as_deref().unwrap_or_default();
+                        prop_assert!(left_out.contains("list_release_configs"), "{left_out}");
+                    }
+                    seen.push(item.model.clone());
+                }
+                match paging.next_offset {
+                    Some(next) => {
+                        prop_assert!(paging.next_call.is_some());
+                        offset = Some(next);
+                    }
+                    None => break,
+                }
+            }
+            let all: Vec<String> = models.iter().map(|m| m.model.clone()).collect();
+            prop_assert_eq!(seen, all);
+        }
     }
 }
