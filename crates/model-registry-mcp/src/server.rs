@@ -18,7 +18,8 @@ use serde::Serialize;
 use crate::catalog;
 use crate::context::Ctx;
 use crate::prompts;
-use crate::release_configs::view::{MachineTopology, SourceInfo};
+use crate::registry::{BULK_BUDGET_BYTES, LIMIT_NAME, MAX_RESULT_BYTES};
+use crate::release_configs::view::{MachineSummary, MachineTopology, SourceInfo};
 use crate::resources::{self, RegistryUri};
 use crate::selection;
 use crate::tools::{self, Session, ToolSpec, release_configs::unknown_machine};
@@ -161,10 +162,15 @@ impl Surface {
         };
         if uri == MACHINES_URI {
             let answer = self.ctx.release_configs.get().await.map_err(unavailable)?;
-            return json(&Machines {
+            let whole = Machines {
                 source: &answer.source,
                 machines: answer.view.machines.values().collect(),
-            });
+            };
+            let size = serde_json::to_string(&whole).map_or(usize::MAX, |text| text.len());
+            if size <= MAX_RESULT_BYTES {
+                return json(&whole);
+            }
+            return json(&machines_summary(&answer.source, &answer.view, size));
         }
         if let Some(encoded) = uri.strip_prefix(MACHINE_PREFIX) {
             let machine = percent_decode(encoded);
@@ -253,6 +259,52 @@ fn completion(matching: Vec<String>) -> CompletionInfo {
 }
 
 /// `Serialize` is not object-safe; this small shim lets `read` encode different shapes.
+/// `topology://machines` of a fleet too big for one answer: the totals, a line per machine as
+/// far as the budget goes, and where the rest is.
+#[derive(Serialize)]
+struct MachinesSummary<'a> {
+    source: &'a SourceInfo,
+    fleet: tools::release_configs::FleetTotals,
+    summarised: String,
+    machines: Vec<MachineSummary>,
+    machines_left_out: usize,
+    next: String,
+}
+
+fn machines_summary<'a>(
+    source: &'a SourceInfo,
+    view: &crate::release_configs::view::FleetView,
+    whole_size: usize,
+) -> MachinesSummary<'a> {
+    let mut used = 0usize;
+    let machines: Vec<MachineSummary> = view
+        .machines
+        .values()
+        .map(MachineSummary::of)
+        .take_while(|line| {
+            used += serde_json::to_string(line).map_or(usize::MAX, |s| s.len() + 1);
+            used <= BULK_BUDGET_BYTES
+        })
+        .collect();
+    let shown = machines.len();
+    MachinesSummary {
+        source,
+        fleet: tools::release_configs::fleet_totals(view),
+        summarised: format!(
+            "every machine in full would be {} KB, over the {LIMIT_NAME} an answer may be: a \
+             line per machine instead (the first {shown} of {})",
+            whole_size / 1024,
+            view.machines.len()
+        ),
+        machines_left_out: view.machines.len() - shown,
+        next: format!(
+            "one machine in full: {MACHINE_TEMPLATE}; the rest of the lines: \
+             get_machine_topology({{\"offset\": {shown}}})"
+        ),
+        machines,
+    }
+}
+
 mod erased {
     pub trait Json {
         fn to_json(&self) -> Result<String, serde_json::Error>;

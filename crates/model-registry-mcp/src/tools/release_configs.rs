@@ -509,7 +509,7 @@ fn hint(paging: &Paging, narrow: &str) -> Option<String> {
     Some(format!("{left} more; continue with {call}, or {narrow}"))
 }
 
-fn fleet_totals(view: &FleetView) -> FleetTotals {
+pub(crate) fn fleet_totals(view: &FleetView) -> FleetTotals {
     let mut totals = FleetTotals {
         machines: view.machines.len(),
         gpus: 0,

@@ -129,3 +129,68 @@ async fn prompts_name_real_tools() {
     assert!(missing.contains("model_name"), "{missing}");
     let _ = server.client.cancel().await;
 }
+
+/// `topology://machines` of a fleet too big for one answer is a summary under ~25k tokens: the
+/// fleet's totals, a line per machine as far as the budget goes, and where the rest is; a small
+/// fleet's stays whole.
+#[tokio::test]
+async fn the_machines_resource_of_a_big_fleet_is_a_summary_within_budget() {
+    let compose = |port: u16, gpus: &str| {
+        format!(
+            "services:\n  vllm:\n    image: vllm/vllm-openai:v0.8.5\n    labels:\n      \
+             catapult.model: llama-3-8b\n      catapult.model_path: /models/llama-3-8b\n    \
+             ports: [\"{port}:8000\"]\n    deploy:\n      resources:\n        reservations:\n          \
+             devices:\n            - driver: nvidia\n              capabilities: [gpu]\n              \
+             device_ids: [{gpus}]\n"
+        )
+    };
+    let mut files: Vec<(String, String)> = Vec::new();
+    for machine in 0..800 {
+        files.push((
+            format!("machines/node-{machine:04}/machine.yaml"),
+            "gpus: 8\ngpu_model: H100-80GB\ninterconnect: nvlink\n".to_owned(),
+        ));
+        files.push((
+            format!("machines/node-{machine:04}/8000/docker-compose.yml"),
+            compose(8000, "\"0\", \"1\""),
+        ));
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let repo = FixtureRepo::new(&refs);
+    let server = start(
+        &[("REGISTRY_RELEASE_CONFIG_REPO", repo.url().as_str())],
+        &[],
+    )
+    .await;
+    let read = server
+        .client
+        .read_resource(ReadResourceRequestParams::new("topology://machines"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = match read.contents.first() {
+        Some(ResourceContents::TextResourceContents { text, .. }) => text.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(text.len() < 80 * 1024, "{} bytes", text.len());
+    let summary: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(summary["fleet"]["machines"], 800, "{}", &text[..300]);
+    assert_eq!(summary["fleet"]["gpus_used"], 1600);
+    let shown = summary["machines"].as_array().map_or(0, Vec::len);
+    assert!(shown > 10, "{shown}");
+    assert_eq!(summary["machines_left_out"], 800 - shown);
+    let next = summary["next"].as_str().unwrap_or_default();
+    assert!(
+        next.contains(&format!("get_machine_topology({{\"offset\": {shown}}})"))
+            && next.contains("topology://machine/{machine}"),
+        "{next}"
+    );
+    assert!(
+        summary["summarised"]
+            .as_str()
+            .is_some_and(|s| s.contains("KB"))
+    );
+    let _ = server.client.cancel().await;
+}
