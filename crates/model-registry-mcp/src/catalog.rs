@@ -112,6 +112,46 @@ impl CatalogEntry {
     }
 }
 
+/// The role of a registry API key (spec `registry-api.md`: viewer reads, operator writes but
+/// deletes, admin everything), in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KeyRole {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl KeyRole {
+    pub fn parse(name: &str) -> Option<KeyRole> {
+        match name {
+            "viewer" => Some(KeyRole::Viewer),
+            "operator" => Some(KeyRole::Operator),
+            "admin" => Some(KeyRole::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyRole::Viewer => "viewer",
+            KeyRole::Operator => "operator",
+            KeyRole::Admin => "admin",
+        }
+    }
+}
+
+impl CatalogEntry {
+    /// The least key role that can use the tool (contract "Roles"): reads need a viewer, writes
+    /// an operator, deletes an admin.
+    pub fn needs_role(&self) -> KeyRole {
+        match self.class {
+            ToolClass::Read => KeyRole::Viewer,
+            _ if str_eq(self.name, "delete_model") => KeyRole::Admin,
+            _ => KeyRole::Operator,
+        }
+    }
+}
+
 const fn entry(name: &'static str, toolset: Toolset, class: ToolClass) -> CatalogEntry {
     // Spec: idempotent for every R tool and for four named writes; open world for three tools.
     let idempotent = matches!(class, ToolClass::Read)

@@ -1,9 +1,11 @@
 //! What every tool and resource handler gets: the settings and the services built from them.
 
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use registry_client::RegistryClient;
 
+use crate::catalog::KeyRole;
 use crate::config::Settings;
 use crate::github::GitHub;
 use crate::release_configs::state::ReleaseConfigState;
@@ -20,7 +22,23 @@ pub struct Shared {
     registry: OnceLock<Result<RegistryClient, String>>,
     /// The GitHub client for proposals, built on first use (as the registry client).
     github: OnceLock<Result<GitHub, String>>,
+    /// The API key's role, as `GET /v1/auth/me` said.
+    key_role: tokio::sync::Mutex<KeyRoleLookup>,
 }
+
+/// What is known of the API key's role.
+#[derive(Default)]
+enum KeyRoleLookup {
+    #[default]
+    NotAsked,
+    /// The key's name and role.
+    Known(String, KeyRole),
+    /// The last lookup failed (registry down, unknown role): every tool is listed meanwhile.
+    Failed(Instant),
+}
+
+/// After a failed lookup, the role is asked again at most this often.
+const KEY_ROLE_RETRY: Duration = Duration::from_secs(30);
 
 impl Shared {
     pub fn new(settings: Settings, release_configs: Arc<ReleaseConfigState>) -> Shared {
@@ -29,6 +47,7 @@ impl Shared {
             release_configs,
             registry: OnceLock::new(),
             github: OnceLock::new(),
+            key_role: tokio::sync::Mutex::default(),
         }
     }
 
@@ -60,6 +79,33 @@ impl Shared {
     pub fn registry(&self) -> &Result<RegistryClient, String> {
         self.registry
             .get_or_init(|| crate::registry::build_client(&self.settings))
+    }
+
+    /// The API key's name and role (`GET /v1/auth/me`, asked once; after a failure again at
+    /// most every 30 s), or `None` when it cannot be learned: no key, or the registry did not say.
+    pub async fn key_role(&self) -> Option<(String, KeyRole)> {
+        self.settings.registry_api_key.as_ref()?;
+        let mut lookup = self.key_role.lock().await;
+        match &*lookup {
+            KeyRoleLookup::Known(name, role) => return Some((name.clone(), *role)),
+            KeyRoleLookup::Failed(at) if at.elapsed() < KEY_ROLE_RETRY => return None,
+            _ => {}
+        }
+        let client = self.registry().as_ref().ok()?;
+        let answer = tokio::time::timeout(self.settings.request_timeout, client.me()).await;
+        match answer {
+            Ok(Ok(me)) => match KeyRole::parse(&me.role) {
+                Some(role) => {
+                    *lookup = KeyRoleLookup::Known(me.name.clone(), role);
+                    return Some((me.name, role));
+                }
+                None => tracing::warn!(role = %me.role, "unknown API key role: every tool listed"),
+            },
+            Ok(Err(error)) => tracing::warn!(%error, "API key role not learned: every tool listed"),
+            Err(_) => tracing::warn!("API key role not learned in time: every tool listed"),
+        }
+        *lookup = KeyRoleLookup::Failed(Instant::now());
+        None
     }
 
     /// Whether the registry client has been built yet (start-up tests).

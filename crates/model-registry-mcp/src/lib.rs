@@ -130,6 +130,9 @@ fn serve(settings: Settings) -> Result<(), RunError> {
         let ctx = build_context(settings);
         // Load the repository in the background: initialize must not wait for a fetch.
         ctx.release_configs.prefetch();
+        // And the API key's role, which decides the tools listed.
+        let learn = Arc::clone(&ctx);
+        tokio::spawn(async move { learn.key_role().await });
         let surface = Arc::new(Surface::new(ctx));
         match transport {
             TransportKind::Stdio => serve_stdio(surface).await,

@@ -15,7 +15,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde::Serialize;
 
-use crate::catalog;
+use crate::catalog::{self, KeyRole};
 use crate::context::Ctx;
 use crate::prompts;
 use crate::registry::{BULK_BUDGET_BYTES, LIMIT_NAME, MAX_RESULT_BYTES};
@@ -91,6 +91,20 @@ impl Surface {
         &self.listed
     }
 
+    /// The tools a key of `role` can use (all of them when the role is not known).
+    pub fn tools_for(&self, role: Option<KeyRole>) -> Vec<Tool> {
+        match role {
+            None => self.listed.clone(),
+            Some(role) => self
+                .enabled
+                .iter()
+                .zip(&self.listed)
+                .filter(|(spec, _)| spec.entry.needs_role() <= role)
+                .map(|(_, tool)| tool.clone())
+                .collect(),
+        }
+    }
+
     pub fn is_implemented(&self, name: &str) -> bool {
         self.implemented.contains_key(name)
     }
@@ -115,6 +129,18 @@ impl Surface {
         if let Some(index) = self.by_name.get(name)
             && let Some(spec) = self.enabled.get(*index)
         {
+            if let Some((key, role)) = self.ctx.key_role().await
+                && spec.entry.needs_role() > role
+            {
+                return Ok(rmcp::model::CallToolResult::error(vec![
+                    ContentBlock::text(format!(
+                        "{name} needs an API key with role '{}'; REGISTRY_API_KEY is key '{key}' \
+                         with role '{}', so this tool is not listed for it",
+                        spec.entry.needs_role().as_str(),
+                        role.as_str()
+                    )),
+                ]));
+            }
             return spec
                 .call_in(Arc::clone(&self.ctx), session, arguments)
                 .await;
@@ -391,11 +417,12 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(
-            ListToolsResult::with_all_items(self.surface.listed_tools().to_vec())
-                .with_ttl_ms(self.list_ttl_ms())
-                .with_cache_scope(CacheScope::Private),
+        Ok(ListToolsResult::with_all_items(
+            self.surface
+                .tools_for(self.surface.ctx.key_role().await.map(|(_, role)| role)),
         )
+        .with_ttl_ms(self.list_ttl_ms())
+        .with_cache_scope(CacheScope::Private))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

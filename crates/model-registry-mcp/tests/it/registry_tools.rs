@@ -1,11 +1,12 @@
 //! Every registry tool through the real binary over stdio, against the emulator: the result, and
 //! the HTTP requests the emulator received.
 
+use model_registry_mcp::catalog;
 use registry_emulator::Role;
 use serde_json::{Value, json};
 
 use crate::emu::{Registry, query};
-use crate::support::{as_refs, call, call_err, call_ok, start_logged, text_of};
+use crate::support::{as_refs, call, call_err, start_logged, text_of};
 
 /// Calls a tool expecting success (`call` checks structuredContent against the outputSchema),
 /// checks the requests it made, returns (structured, text).
@@ -606,15 +607,84 @@ async fn every_registry_tool_answers_and_sends_the_right_requests() {
     }
 }
 
+/// Tools the key's role cannot use are not listed (a viewer sees no write tool, an operator no
+/// `delete_model`), and calling one anyway names the role it needs without asking the registry.
+/// When the role cannot be learned, every tool is listed and the registry's 403 speaks.
 #[tokio::test]
-async fn roles_are_enforced_by_the_registry_and_named_in_errors() {
+async fn tools_are_listed_by_the_keys_role_and_the_role_is_named() {
     let registry = Registry::start().await;
-    let (server, stderr) = start_logged(&as_refs(&registry.env(Role::Viewer)), &[]).await;
-    let client = &server.client;
+    let writes: Vec<&str> = catalog::CATALOG
+        .iter()
+        .filter(|e| e.class != catalog::ToolClass::Read)
+        .map(|e| e.name)
+        .collect();
+    for (role, hidden, shown) in [
+        (
+            Role::Viewer,
+            writes.clone(),
+            vec!["list_models", "get_machine_topology"],
+        ),
+        (
+            Role::Operator,
+            vec!["delete_model"],
+            vec!["execute_deployment", "stop_deployment"],
+        ),
+        (Role::Admin, vec![], writes.clone()),
+    ] {
+        let (server, stderr) = start_logged(&as_refs(&registry.env(role)), &[]).await;
+        let client = &server.client;
+        let listed: Vec<String> = client
+            .list_all_tools()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .map(|t| t.name.into_owned())
+            .collect();
+        for name in &hidden {
+            assert!(!listed.iter().any(|l| l == name), "{role:?} sees {name}");
+        }
+        for name in &shown {
+            assert!(listed.iter().any(|l| l == name), "{role:?} misses {name}");
+        }
+        if let Some(name) = hidden.iter().find(|n| **n == "delete_model") {
+            registry.take();
+            let error = call_err(
+                client,
+                name,
+                json!({"model_id": registry.model_id("bge-m3")}),
+            )
+            .await;
+            assert!(
+                error.contains("needs an API key with role 'admin'")
+                    && error.contains(&format!("role '{}'", role.as_str())),
+                "{error}"
+            );
+            assert!(
+                registry.take().0.iter().all(|r| r.starts_with("GET ")),
+                "a refused call reached the registry"
+            );
+        }
+        let _ = server.client.cancel().await;
+        let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+        assert!(!log.contains(&registry.key(role)));
+    }
+
+    // The role cannot be learned: everything listed, the registry decides.
+    registry.emu.faults().set(registry_emulator::FaultSpec {
+        status: Some(500),
+        path_prefix: Some("/v1/auth/me".into()),
+        ..registry_emulator::FaultSpec::default()
+    });
+    let (server, _) = start_logged(&as_refs(&registry.env(Role::Viewer)), &[]).await;
+    let listed = server
+        .client
+        .list_all_tools()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(listed.len(), catalog::CATALOG.len());
     let llama_v100 = registry.version_id("llama-3-70b-instruct", "1.0.0");
-    call_ok(client, "list_models", json!({})).await;
     let error = call_err(
-        client,
+        &server.client,
         "execute_deployment",
         json!({"version_id": llama_v100, "environment": "staging"}),
     )
@@ -623,29 +693,8 @@ async fn roles_are_enforced_by_the_registry_and_named_in_errors() {
         error.contains("403") && error.contains("operator"),
         "{error}"
     );
-    let error = call_err(
-        client,
-        "delete_model",
-        json!({"model_id": registry.model_id("bge-m3")}),
-    )
-    .await;
-    assert!(error.contains("403") && error.contains("admin"), "{error}");
     let _ = server.client.cancel().await;
-
-    let (operator, _) = start_logged(&as_refs(&registry.env(Role::Operator)), &[]).await;
-    let error = call_err(
-        &operator.client,
-        "delete_model",
-        json!({"model_id": registry.model_id("bge-m3")}),
-    )
-    .await;
-    assert!(
-        error.contains("403") && error.contains("'admin'"),
-        "{error}"
-    );
-    let _ = operator.client.cancel().await;
-    let log = std::fs::read_to_string(&stderr).unwrap_or_default();
-    assert!(!log.contains(&registry.key(Role::Viewer)));
+    registry.emu.faults().clear();
 }
 
 #[tokio::test]

@@ -340,6 +340,10 @@ pub fn validate(schema: &Value, value: &Value, at: &str) -> Vec<String> {
                 None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
                     problems.push(format!("{at}: `{key}` is not allowed"));
                 }
+                // A page's bookkeeping, named once in the server's instructions.
+                None if at == "$"
+                    && properties.is_some_and(|p| p.contains_key("next_call"))
+                    && ["offset", "returned", "next_offset", "cut"].contains(&key.as_str()) => {}
                 // Stricter than JSON Schema: where properties are spelled out, an undeclared
                 // key means the listed schema is stale.
                 None if properties.is_some() => {
