@@ -208,7 +208,7 @@ impl Surface {
                 }),
                 None => Err(ErrorData::resource_not_found(
                     unknown_machine(&answer.view, &machine),
-                    None,
+                    Some(uri_data(uri)),
                 )),
             };
         }
@@ -226,7 +226,7 @@ impl Surface {
                 resources::DEPLOYMENT_LOGS_TEMPLATE,
                 resources::HEALTH_URI
             ),
-            None,
+            Some(uri_data(uri)),
         ))
     }
 
@@ -285,6 +285,11 @@ fn completion(matching: Vec<String>) -> CompletionInfo {
 }
 
 /// `Serialize` is not object-safe; this small shim lets `read` encode different shapes.
+/// `data` of a "resource not found" error: the URI asked for (as much of it as is sane).
+fn uri_data(uri: &str) -> serde_json::Value {
+    serde_json::json!({ "uri": uri.chars().take(2048).collect::<String>() })
+}
+
 /// `topology://machines` of a fleet too big for one answer: the totals, a line per machine as
 /// far as the budget goes, and where the rest is.
 #[derive(Serialize)]
@@ -397,19 +402,20 @@ impl McpServer {
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_completions()
-                .enable_prompts()
-                .enable_resources()
-                .enable_tools()
-                .build(),
-        )
-        .with_server_info(
-            Implementation::new("model-registry-mcp", env!("CARGO_PKG_VERSION"))
-                .with_title("Model Registry"),
-        )
-        .with_instructions(INSTRUCTIONS)
+        #[allow(deprecated)] // Logging: see `set_level`.
+        let capabilities = ServerCapabilities::builder()
+            .enable_completions()
+            .enable_logging()
+            .enable_prompts()
+            .enable_resources()
+            .enable_tools()
+            .build();
+        ServerConfig::new(capabilities)
+            .with_server_info(
+                Implementation::new("model-registry-mcp", env!("CARGO_PKG_VERSION"))
+                    .with_title("Model Registry"),
+            )
+            .with_instructions(INSTRUCTIONS)
     }
 
     async fn list_tools(
@@ -565,6 +571,17 @@ impl ServerHandler for McpServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         prompts::get(&request.name, request.arguments.as_ref()).map(GetPromptResponse::from)
+    }
+
+    /// Accepted on the `initialize` revisions; the server sends no log notifications, so every
+    /// level is already honoured. (Deprecated by SEP-2577, still required by 2025-11-25.)
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        _request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        Ok(())
     }
 
     /// rmcp hands a request of a known method whose parameters do not parse (e.g. `tools/call`

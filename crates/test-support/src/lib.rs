@@ -5,8 +5,10 @@
 //! pinned, hashed list in `tools/reference/requirements.txt`, so that a fresh
 //! clone's `cargo test --workspace` needs nothing installed by hand.
 //! [`git_daemon`] serves repositories over the `git://` protocol on loopback,
-//! [`smart_http`] over smart HTTP(S) through `git http-backend`.
+//! [`smart_http`] over smart HTTP(S) through `git http-backend`. [`conformance`]
+//! installs the official MCP conformance suite from npm.
 
+pub mod conformance;
 pub mod git_daemon;
 pub mod reference;
 pub mod smart_http;

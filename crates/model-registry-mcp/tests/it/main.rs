@@ -3,6 +3,7 @@
 
 mod bench;
 mod cli;
+mod conformance;
 mod emu;
 mod git_remotes;
 mod http;
