@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use model_registry_mcp::bench::{BenchOptions, BenchReport};
+use model_registry_mcp::bench::{BenchOptions, BenchReport, ConfirmTarget};
 use rmcp::ServiceExt as _;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
@@ -59,16 +59,37 @@ pub fn measure(context: &Context) -> anyhow::Result<Group> {
         "REGISTRY_RELEASE_CONFIG_CACHE_DIR".to_owned(),
         cache_dir.to_owned(),
     ));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    // The registry emulator on loopback, for the confirming tool's rounds.
+    let storage = tempfile::tempdir().context("creating the registry emulator's storage")?;
+    let config = registry_emulator::EmulatorConfig::demo(storage.path().join("storage"))
+        .context("the registry emulator's demo seed")?;
+    let deployment_id = config
+        .seed
+        .deployments
+        .first()
+        .map(|d| d.id.clone())
+        .context("the emulator's demo seed has no deployment")?;
+    let emulator = runtime
+        .block_on(registry_emulator::spawn(config))
+        .context("starting the registry emulator")?;
     let options = BenchOptions {
         binary,
         repository: Some(repository),
         calls: context.calls,
         env,
+        confirm_on: Some(ConfirmTarget {
+            registry_url: emulator.base_url().to_owned(),
+            api_key: emulator
+                .api_key(registry_emulator::Role::Operator)
+                .context("the emulator has no operator key")?
+                .to_owned(),
+            deployment_id,
+        }),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
 
     eprintln!("  checking {PACKAGE}'s answers ...");
     let answers = runtime.block_on(check_answers(&options, context.stats.machines))?;
@@ -251,6 +272,17 @@ fn truncate(text: &str, max: usize) -> &str {
 /// Turns the reports of the runs into table rows.
 fn rows(reports: &[BenchReport]) -> anyhow::Result<Group> {
     let startup: Vec<Duration> = reports.iter().map(|r| r.startup_to_initialize).collect();
+    let confirm_p50 = durations(reports, |r| r.confirm_p50, "confirming-tool p50")?;
+    let confirm_p99 = durations(reports, |r| r.confirm_p99, "confirming-tool p99")?;
+    let revisions: Vec<String> = reports
+        .first()
+        .map(|r| {
+            r.startup_by_revision
+                .iter()
+                .map(|(v, _)| v.clone())
+                .collect()
+        })
+        .unwrap_or_default();
     let first = durations(reports, |r| r.first_topology_call, "first call")?;
     let p50 = durations(reports, |r| r.topology_p50, "p50")?;
     let p99 = durations(reports, |r| r.topology_p99, "p99")?;
@@ -275,43 +307,72 @@ fn rows(reports: &[BenchReport]) -> anyhow::Result<Group> {
         figure: timing(samples, target),
         peak: None,
     };
+    let mut by_revision = Vec::new();
+    for (index, revision) in revisions.iter().enumerate() {
+        let samples = durations(
+            reports,
+            |r| r.startup_by_revision.get(index).map(|(_, took)| *took),
+            "start-up on a revision",
+        )?;
+        by_revision.push(time(
+            &format!("start-up to first answer, {revision}"),
+            samples,
+            Some(STARTUP_TARGET),
+        ));
+    }
+    let mut rows = vec![time(
+        "start-up to initialize result",
+        startup,
+        Some(STARTUP_TARGET),
+    )];
+    rows.extend(by_revision);
+    rows.extend([
+        time(
+            "stop_deployment on 2026-07-28, both rounds, p50",
+            confirm_p50,
+            None,
+        ),
+        time(
+            "stop_deployment on 2026-07-28, both rounds, p99",
+            confirm_p99,
+            None,
+        ),
+    ]);
     Ok(Group {
-        rows: vec![
-            time(
-                "start-up to initialize result",
-                startup,
-                Some(STARTUP_TARGET),
-            ),
-            Row {
-                group: GROUP,
-                name: "tools/list result size".to_owned(),
-                figure: Figure::Bytes {
-                    size: tools_list_bytes,
-                    target: Some(TOOLS_LIST_TARGET_BYTES),
+        rows: rows
+            .into_iter()
+            .chain([
+                Row {
+                    group: GROUP,
+                    name: "tools/list result size".to_owned(),
+                    figure: Figure::Bytes {
+                        size: tools_list_bytes,
+                        target: Some(TOOLS_LIST_TARGET_BYTES),
+                    },
+                    peak: None,
                 },
-                peak: None,
-            },
-            time(
-                &format!("{TOPOLOGY_TOOL} first call (fleet load)"),
-                first,
-                None,
-            ),
-            time(
-                &format!("{TOPOLOGY_TOOL} p50, warm"),
-                p50,
-                Some(TOPOLOGY_P50_TARGET),
-            ),
-            time(&format!("{TOPOLOGY_TOOL} p99, warm"), p99, None),
-            Row {
-                group: GROUP,
-                name: "server peak RSS, whole session".to_owned(),
-                figure: Figure::Nothing,
-                peak: Some(Peak {
-                    kb: peak_kb,
-                    target_mb: RSS_TARGET_MB,
-                }),
-            },
-        ],
+                time(
+                    &format!("{TOPOLOGY_TOOL} first call (fleet load)"),
+                    first,
+                    None,
+                ),
+                time(
+                    &format!("{TOPOLOGY_TOOL} p50, warm"),
+                    p50,
+                    Some(TOPOLOGY_P50_TARGET),
+                ),
+                time(&format!("{TOPOLOGY_TOOL} p99, warm"), p99, None),
+                Row {
+                    group: GROUP,
+                    name: "server peak RSS, whole session".to_owned(),
+                    figure: Figure::Nothing,
+                    peak: Some(Peak {
+                        kb: peak_kb,
+                        target_mb: RSS_TARGET_MB,
+                    }),
+                },
+            ])
+            .collect(),
         notes: Vec::new(),
     })
 }

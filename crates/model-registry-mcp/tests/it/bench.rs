@@ -2,13 +2,15 @@
 //! binary and report every figure. Timing targets are checked by the benchmark,
 //! not here; this only proves the measurement itself runs.
 
-use model_registry_mcp::bench::{BenchOptions, run};
+use model_registry_mcp::bench::{BenchOptions, ConfirmTarget, run};
+use registry_emulator::Role;
 
 use crate::support::{BINARY, FLEET, FixtureRepo};
 
 #[tokio::test]
 async fn bench_hook_reports_every_figure_for_the_fixture_fleet() {
     let repo = FixtureRepo::new(FLEET);
+    let registry = crate::emu::Registry::start().await;
     let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let options = BenchOptions {
         binary: BINARY.into(),
@@ -18,9 +20,27 @@ async fn bench_hook_reports_every_figure_for_the_fixture_fleet() {
             "REGISTRY_RELEASE_CONFIG_CACHE_DIR".to_owned(),
             cache.path().display().to_string(),
         )],
+        confirm_on: Some(ConfirmTarget {
+            registry_url: registry.emu.base_url().to_owned(),
+            api_key: registry.key(Role::Operator),
+            deployment_id: registry.deployment_id("qwen2.5-7b-instruct", "2024.10"),
+        }),
     };
     let report = run(&options).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(report.topology_p50.is_some(), "{report}");
     assert!(report.tools_list_bytes > 0, "{report}");
     assert!(report.peak_rss_kib.is_some(), "{report}");
+    let revisions: Vec<&str> = report
+        .startup_by_revision
+        .iter()
+        .map(|(revision, _)| revision.as_str())
+        .collect();
+    assert_eq!(
+        revisions,
+        ["2025-06-18", "2025-11-25", "2026-07-28"],
+        "{report}"
+    );
+    assert!(report.confirm_p99.is_some(), "{report}");
+    // Declined every time: the registry saw reads only.
+    assert!(registry.take().0.iter().all(|r| r.starts_with("GET ")));
 }
