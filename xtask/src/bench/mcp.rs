@@ -325,6 +325,37 @@ fn rows(reports: &[BenchReport]) -> anyhow::Result<Group> {
         startup,
         Some(STARTUP_TARGET),
     )];
+    rows.extend([
+        Row {
+            group: GROUP,
+            name: "tools/list result size".to_owned(),
+            figure: Figure::Bytes {
+                size: tools_list_bytes,
+                target: Some(TOOLS_LIST_TARGET_BYTES),
+            },
+            peak: None,
+        },
+        time(
+            &format!("{TOPOLOGY_TOOL} first call (fleet load)"),
+            first,
+            None,
+        ),
+        time(
+            &format!("{TOPOLOGY_TOOL} p50, warm"),
+            p50,
+            Some(TOPOLOGY_P50_TARGET),
+        ),
+        time(&format!("{TOPOLOGY_TOOL} p99, warm"), p99, None),
+        Row {
+            group: GROUP,
+            name: "server peak RSS, whole session".to_owned(),
+            figure: Figure::Nothing,
+            peak: Some(Peak {
+                kb: peak_kb,
+                target_mb: RSS_TARGET_MB,
+            }),
+        },
+    ]);
     rows.extend(by_revision);
     rows.extend([
         time(
@@ -339,40 +370,7 @@ fn rows(reports: &[BenchReport]) -> anyhow::Result<Group> {
         ),
     ]);
     Ok(Group {
-        rows: rows
-            .into_iter()
-            .chain([
-                Row {
-                    group: GROUP,
-                    name: "tools/list result size".to_owned(),
-                    figure: Figure::Bytes {
-                        size: tools_list_bytes,
-                        target: Some(TOOLS_LIST_TARGET_BYTES),
-                    },
-                    peak: None,
-                },
-                time(
-                    &format!("{TOPOLOGY_TOOL} first call (fleet load)"),
-                    first,
-                    None,
-                ),
-                time(
-                    &format!("{TOPOLOGY_TOOL} p50, warm"),
-                    p50,
-                    Some(TOPOLOGY_P50_TARGET),
-                ),
-                time(&format!("{TOPOLOGY_TOOL} p99, warm"), p99, None),
-                Row {
-                    group: GROUP,
-                    name: "server peak RSS, whole session".to_owned(),
-                    figure: Figure::Nothing,
-                    peak: Some(Peak {
-                        kb: peak_kb,
-                        target_mb: RSS_TARGET_MB,
-                    }),
-                },
-            ])
-            .collect(),
+        rows,
         notes: Vec::new(),
     })
 }
@@ -446,6 +444,9 @@ mod tests {
             topology_p50: Some(Duration::from_micros(p50_us)),
             topology_p99: Some(Duration::from_micros(p50_us * 3)),
             peak_rss_kib: Some(peak_kib),
+            startup_by_revision: vec![("2026-07-28".to_owned(), Duration::from_millis(startup_ms))],
+            confirm_p50: Some(Duration::from_micros(p50_us)),
+            confirm_p99: Some(Duration::from_micros(p50_us * 2)),
         }
     }
 
@@ -467,6 +468,9 @@ mod tests {
                 "get_machine_topology p50, warm",
                 "get_machine_topology p99, warm",
                 "server peak RSS, whole session",
+                "start-up to first answer, 2026-07-28",
+                "stop_deployment on 2026-07-28, both rounds, p50",
+                "stop_deployment on 2026-07-28, both rounds, p99",
             ]
         );
         let Figure::Time {
