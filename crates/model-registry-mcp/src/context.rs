@@ -1,7 +1,10 @@
 //! What every tool and resource handler gets: the settings and the services built from them.
 
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock, PoisonError};
+use std::time::Instant;
+
+use rmcp::RoleServer;
+use rmcp::service::Peer;
 
 use registry_client::RegistryClient;
 
@@ -24,7 +27,13 @@ pub struct Shared {
     github: OnceLock<Result<GitHub, String>>,
     /// The API key's role, as `GET /v1/auth/me` said.
     key_role: tokio::sync::Mutex<KeyRoleLookup>,
+    /// Sessions (on the `initialize` revisions) that were listed every tool while the role was
+    /// unknown: told `notifications/tools/list_changed` once it is learned.
+    listed_without_role: std::sync::Mutex<Vec<Peer<RoleServer>>>,
 }
+
+/// At most this many sessions are remembered for a `tools/list_changed` (closed ones go first).
+const MAX_REMEMBERED_SESSIONS: usize = 1024;
 
 /// What is known of the API key's role.
 #[derive(Default)]
@@ -37,9 +46,6 @@ enum KeyRoleLookup {
     Failed(Instant),
 }
 
-/// After a failed lookup, the role is asked again at most this often.
-const KEY_ROLE_RETRY: Duration = Duration::from_secs(30);
-
 impl Shared {
     pub fn new(settings: Settings, release_configs: Arc<ReleaseConfigState>) -> Shared {
         Shared {
@@ -48,6 +54,7 @@ impl Shared {
             registry: OnceLock::new(),
             github: OnceLock::new(),
             key_role: tokio::sync::Mutex::default(),
+            listed_without_role: std::sync::Mutex::default(),
         }
     }
 
@@ -88,7 +95,8 @@ impl Shared {
         let mut lookup = self.key_role.lock().await;
         match &*lookup {
             KeyRoleLookup::Known(name, role) => return Some((name.clone(), *role)),
-            KeyRoleLookup::Failed(at) if at.elapsed() < KEY_ROLE_RETRY => return None,
+            // Asked again once a registry answer would be stale.
+            KeyRoleLookup::Failed(at) if at.elapsed() < self.settings.cache_ttl => return None,
             _ => {}
         }
         let client = self.registry().as_ref().ok()?;
@@ -97,6 +105,8 @@ impl Shared {
             Ok(Ok(me)) => match KeyRole::parse(&me.role) {
                 Some(role) => {
                     *lookup = KeyRoleLookup::Known(me.name.clone(), role);
+                    drop(lookup);
+                    self.tell_listed_sessions();
                     return Some((me.name, role));
                 }
                 None => tracing::warn!(role = %me.role, "unknown API key role: every tool listed"),
@@ -106,6 +116,35 @@ impl Shared {
         }
         *lookup = KeyRoleLookup::Failed(Instant::now());
         None
+    }
+
+    /// Remembers a session that was listed every tool because the role was not known yet.
+    pub fn listed_without_role(&self, peer: Peer<RoleServer>) {
+        let mut peers = self
+            .listed_without_role
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        peers.retain(|peer| !peer.is_transport_closed());
+        if peers.len() < MAX_REMEMBERED_SESSIONS {
+            peers.push(peer);
+        }
+    }
+
+    /// The role is known now: the sessions listed without it get `tools/list_changed`.
+    fn tell_listed_sessions(&self) {
+        let peers = std::mem::take(
+            &mut *self
+                .listed_without_role
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for peer in peers {
+            tokio::spawn(async move {
+                if let Err(error) = peer.notify_tool_list_changed().await {
+                    tracing::debug!(%error, "tools/list_changed not delivered");
+                }
+            });
+        }
     }
 
     /// Whether the registry client has been built yet (start-up tests).

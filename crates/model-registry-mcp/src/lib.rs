@@ -1,7 +1,7 @@
 //! `model-registry-mcp`: an MCP server for the model registry and its production GPU fleet.
 //!
 //! - [`config`]: settings from the environment and flags, checked with one-line errors.
-//! - [`catalog`] and [`selection`]: all 42 tools of the surface and which are switched on.
+//! - [`catalog`] and [`selection`]: every tool of the surface and which are switched on.
 //! - [`tools`]: the implemented tool groups, one module each.
 //! - [`release_configs`]: the production topology, read from the release-config repository by the
 //!   topology engine, cached and refreshed.

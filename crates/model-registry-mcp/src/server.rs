@@ -409,6 +409,7 @@ impl ServerHandler for McpServer {
             .enable_prompts()
             .enable_resources()
             .enable_tools()
+            .enable_tool_list_changed()
             .build();
         ServerConfig::new(capabilities)
             .with_server_info(
@@ -421,14 +422,25 @@ impl ServerHandler for McpServer {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(
-            self.surface
-                .tools_for(self.surface.ctx.key_role().await.map(|(_, role)| role)),
+        let role = self.surface.ctx.key_role().await.map(|(_, role)| role);
+        // Every tool listed for want of the role: tell this session when it is learned (the
+        // 2026-07-28 revision has no session to tell).
+        let initialize_revision = context
+            .protocol_version()
+            .is_none_or(|revision| revision.has_initialize());
+        if role.is_none()
+            && self.surface.ctx.settings.registry_api_key.is_some()
+            && initialize_revision
+        {
+            self.surface.ctx.listed_without_role(context.peer.clone());
+        }
+        Ok(
+            ListToolsResult::with_all_items(self.surface.tools_for(role))
+                .with_ttl_ms(self.list_ttl_ms())
+                .with_cache_scope(CacheScope::Private),
         )
-        .with_ttl_ms(self.list_ttl_ms())
-        .with_cache_scope(CacheScope::Private))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

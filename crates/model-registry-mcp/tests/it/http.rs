@@ -99,7 +99,7 @@ async fn streamable_http_serves_tools() {
         .list_all_tools()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(tools.len(), 42);
+    assert_eq!(tools.len(), model_registry_mcp::catalog::CATALOG.len());
     let topology = call_ok(&client, "get_machine_topology", json!({"machine": "gpu-b"})).await;
     assert_eq!(topology["machines"][0]["gpu_count"], 4);
     let _ = client.cancel().await;

@@ -694,7 +694,62 @@ async fn tools_are_listed_by_the_keys_role_and_the_role_is_named() {
         "{error}"
     );
     let _ = server.client.cancel().await;
+
+    // Learned later (the registry answers again): a session listed every tool is told
+    // `tools/list_changed`, and its next listing has the viewer's tools only.
+    let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let env = registry.env(Role::Viewer);
+    let (transport, _) = rmcp::transport::TokioChildProcess::builder(crate::support::command(
+        &as_refs(&env),
+        &[],
+        cache.path(),
+    ))
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap_or_else(|e| panic!("spawn: {e}"));
+    let changed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let client = rmcp::ServiceExt::serve(
+        ListWatcher {
+            changed: std::sync::Arc::clone(&changed),
+        },
+        transport,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("initialize: {e}"));
+    let listed = client
+        .list_all_tools()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(listed.len(), catalog::CATALOG.len());
     registry.emu.faults().clear();
+    let _ = call(&client, "list_models", json!({})).await;
+    tokio::time::timeout(std::time::Duration::from_secs(10), changed.notified())
+        .await
+        .unwrap_or_else(|_| panic!("no tools/list_changed after the role was learned"));
+    let listed = client
+        .list_all_tools()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        listed.iter().all(|t| !writes.contains(&t.name.as_ref())),
+        "a viewer is listed a write tool after the role was learned"
+    );
+    let _ = client.cancel().await;
+}
+
+/// A client that notes `notifications/tools/list_changed`.
+#[derive(Clone)]
+struct ListWatcher {
+    changed: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl rmcp::ClientHandler for ListWatcher {
+    async fn on_tool_list_changed(
+        &self,
+        _context: rmcp::service::NotificationContext<rmcp::RoleClient>,
+    ) {
+        self.changed.notify_one();
+    }
 }
 
 #[tokio::test]
