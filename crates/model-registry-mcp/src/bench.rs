@@ -177,13 +177,8 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
             call().await.map_err(|e| BenchError::Mcp(e.to_string()))?;
             samples.push(t.elapsed());
         }
-        samples.sort();
-        let at = |q: f64| {
-            let index = ((samples.len() as f64 - 1.0) * q).round() as usize;
-            samples.get(index).copied()
-        };
-        p50 = at(0.5);
-        p99 = at(0.99);
+        p50 = quantile(&samples, 0.5);
+        p99 = quantile(&samples, 0.99);
     }
     let peak_rss_kib = pid.and_then(peak_rss_kib);
     let _ = client.cancel().await;

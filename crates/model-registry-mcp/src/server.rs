@@ -419,6 +419,22 @@ impl ServerHandler for McpServer {
             .with_instructions(INSTRUCTIONS)
     }
 
+    /// As rmcp's, but without `tools.listChanged`: on 2026-07-28 a change could be told only on
+    /// a `subscriptions/listen` stream, which this server does not offer.
+    async fn discover(
+        &self,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::DiscoverResult, ErrorData> {
+        let mut result = rmcp::model::DiscoverResult::from_server_info(
+            self.supported_protocol_versions().into_owned(),
+            self.get_info(),
+        );
+        if let Some(tools) = result.capabilities.tools.as_mut() {
+            tools.list_changed = None;
+        }
+        Ok(result)
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
