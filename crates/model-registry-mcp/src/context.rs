@@ -4,7 +4,7 @@ use std::sync::{Arc, OnceLock, PoisonError};
 use std::time::Instant;
 
 use rmcp::RoleServer;
-use rmcp::service::Peer;
+use rmcp::service::{Peer, SubscriptionContext, SubscriptionSink};
 
 use registry_client::RegistryClient;
 
@@ -30,6 +30,8 @@ pub struct Shared {
     /// Sessions (on the `initialize` revisions) that were listed every tool while the role was
     /// unknown: told `notifications/tools/list_changed` once it is learned.
     listed_without_role: std::sync::Mutex<Vec<Peer<RoleServer>>>,
+    /// Open `subscriptions/listen` streams (2026-07-28), by a number of their own.
+    listeners: std::sync::Mutex<Vec<(u64, SubscriptionSink)>>,
 }
 
 /// At most this many sessions are remembered for a `tools/list_changed` (closed ones go first).
@@ -55,6 +57,7 @@ impl Shared {
             github: OnceLock::new(),
             key_role: tokio::sync::Mutex::default(),
             listed_without_role: std::sync::Mutex::default(),
+            listeners: std::sync::Mutex::default(),
         }
     }
 
@@ -130,8 +133,39 @@ impl Shared {
         }
     }
 
-    /// The role is known now: the sessions listed without it get `tools/list_changed`.
+    /// Keeps a `subscriptions/listen` stream open until its client cancels it; it is told
+    /// `tools/list_changed` when the key's role is learned.
+    pub async fn listen(&self, subscription: SubscriptionContext) {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let number = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((number, subscription.sink().clone()));
+        subscription.cancelled().await;
+        self.listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(n, _)| *n != number);
+    }
+
+    /// The role is known now: the sessions listed without it and the open listen streams get
+    /// `tools/list_changed`.
     fn tell_listed_sessions(&self) {
+        let sinks: Vec<SubscriptionSink> = self
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(_, sink)| sink.clone())
+            .collect();
+        for sink in sinks {
+            tokio::spawn(async move {
+                if let Err(error) = sink.notify_tool_list_changed().await {
+                    tracing::debug!(%error, "tools/list_changed not delivered to a listen stream");
+                }
+            });
+        }
         let peers = std::mem::take(
             &mut *self
                 .listed_without_role

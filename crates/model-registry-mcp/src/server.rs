@@ -419,20 +419,17 @@ impl ServerHandler for McpServer {
             .with_instructions(INSTRUCTIONS)
     }
 
-    /// As rmcp's, but without `tools.listChanged`: on 2026-07-28 a change could be told only on
-    /// a `subscriptions/listen` stream, which this server does not offer.
-    async fn discover(
+    /// `subscriptions/listen` (2026-07-28): tool-list changes only, the one kind this server has.
+    fn accepted_subscription_filter(
         &self,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<rmcp::model::DiscoverResult, ErrorData> {
-        let mut result = rmcp::model::DiscoverResult::from_server_info(
-            self.supported_protocol_versions().into_owned(),
-            self.get_info(),
-        );
-        if let Some(tools) = result.capabilities.tools.as_mut() {
-            tools.list_changed = None;
-        }
-        Ok(result)
+        requested: &rmcp::model::SubscriptionFilter,
+    ) -> Option<rmcp::model::SubscriptionFilter> {
+        Some(requested.supported_by(&self.get_info().capabilities))
+    }
+
+    async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), ErrorData> {
+        self.surface.ctx.listen(context).await;
+        Ok(())
     }
 
     async fn list_tools(

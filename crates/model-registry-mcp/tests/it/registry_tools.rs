@@ -735,6 +735,63 @@ async fn tools_are_listed_by_the_keys_role_and_the_role_is_named() {
         "a viewer is listed a write tool after the role was learned"
     );
     let _ = client.cancel().await;
+
+    // On 2026-07-28 (no sessions) the same goes to an open `subscriptions/listen` stream.
+    registry.emu.faults().set(registry_emulator::FaultSpec {
+        status: Some(500),
+        path_prefix: Some("/v1/auth/me".into()),
+        ..registry_emulator::FaultSpec::default()
+    });
+    let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (transport, _) = rmcp::transport::TokioChildProcess::builder(crate::support::command(
+        &as_refs(&env),
+        &[],
+        cache.path(),
+    ))
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap_or_else(|e| panic!("spawn: {e}"));
+    let client = rmcp::service::ClientServiceExt::serve_with_lifecycle(
+        (),
+        transport,
+        rmcp::service::ClientLifecycleMode::Discover {
+            preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("discover: {e}"));
+    let mut subscription = client
+        .listen(
+            rmcp::model::SubscriptionFilter::builder()
+                .tools_list_changed()
+                .build(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("subscriptions/listen: {e}"));
+    let listed = client
+        .list_all_tools()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(listed.len(), catalog::CATALOG.len());
+    registry.emu.faults().clear();
+    let _ = call(&client, "list_models", json!({})).await;
+    let told = tokio::time::timeout(std::time::Duration::from_secs(10), subscription.next())
+        .await
+        .unwrap_or_else(|_| panic!("no tools/list_changed on the listen stream"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        matches!(
+            told,
+            Some(rmcp::model::ServerNotification::ToolListChangedNotification(_))
+        ),
+        "{told:?}"
+    );
+    let listed = client
+        .list_all_tools()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(listed.iter().all(|t| !writes.contains(&t.name.as_ref())));
+    let _ = client.cancel().await;
 }
 
 /// A client that notes `notifications/tools/list_changed`.
