@@ -140,22 +140,14 @@ pub enum BenchError {
 }
 
 pub async fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
-    let mut command = tokio::process::Command::new(&options.binary);
-    command.env_remove("REGISTRY_RELEASE_CONFIG_REPO");
-    if let Some(repository) = &options.repository {
-        command.env("REGISTRY_RELEASE_CONFIG_REPO", repository);
-    }
-    for (key, value) in &options.env {
-        command.env(key, value);
-    }
+    let repository: Vec<(&str, &str)> = options
+        .repository
+        .as_deref()
+        .map(|repository| ("REGISTRY_RELEASE_CONFIG_REPO", repository))
+        .into_iter()
+        .collect();
     let started = Instant::now();
-    let (transport, _stderr) = TokioChildProcess::builder(command)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|source| BenchError::Spawn {
-            binary: options.binary.clone(),
-            source,
-        })?;
+    let transport = spawn_server(options, &repository)?;
     let pid = transport.id();
     let client = ().serve(transport).await.map_err(|e| BenchError::Mcp(e.to_string()))?;
     let startup_to_initialize = started.elapsed();
@@ -207,6 +199,30 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
     })
 }
 
+/// The server with the options' environment plus `extra` (no repository unless `extra` names
+/// one), over stdio.
+fn spawn_server(
+    options: &BenchOptions,
+    extra: &[(&str, &str)],
+) -> Result<TokioChildProcess, BenchError> {
+    let mut command = tokio::process::Command::new(&options.binary);
+    command.env_remove("REGISTRY_RELEASE_CONFIG_REPO");
+    for (key, value) in &options.env {
+        command.env(key, value);
+    }
+    for (key, value) in extra {
+        command.env(key, value);
+    }
+    let (transport, _stderr) = TokioChildProcess::builder(command)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|source| BenchError::Spawn {
+            binary: options.binary.clone(),
+            source,
+        })?;
+    Ok(transport)
+}
+
 const REVISIONS: [ProtocolVersion; 3] = [
     ProtocolVersion::V_2025_06_18,
     ProtocolVersion::V_2025_11_25,
@@ -251,21 +267,7 @@ async fn connect(
     revision: &ProtocolVersion,
     extra: &[(&str, &str)],
 ) -> Result<rmcp::service::RunningService<rmcp::RoleClient, Decliner>, BenchError> {
-    let mut command = tokio::process::Command::new(&options.binary);
-    command.env_remove("REGISTRY_RELEASE_CONFIG_REPO");
-    for (key, value) in &options.env {
-        command.env(key, value);
-    }
-    for (key, value) in extra {
-        command.env(key, value);
-    }
-    let (transport, _stderr) = TokioChildProcess::builder(command)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|source| BenchError::Spawn {
-            binary: options.binary.clone(),
-            source,
-        })?;
+    let transport = spawn_server(options, extra)?;
     let lifecycle = if revision.has_initialize() {
         ClientLifecycleMode::Initialize
     } else {

@@ -699,14 +699,7 @@ async fn tools_are_listed_by_the_keys_role_and_the_role_is_named() {
     // `tools/list_changed`, and its next listing has the viewer's tools only.
     let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let env = registry.env(Role::Viewer);
-    let (transport, _) = rmcp::transport::TokioChildProcess::builder(crate::support::command(
-        &as_refs(&env),
-        &[],
-        cache.path(),
-    ))
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .unwrap_or_else(|e| panic!("spawn: {e}"));
+    let transport = spawn_quiet(&as_refs(&env), cache.path());
     let changed = std::sync::Arc::new(tokio::sync::Notify::new());
     let client = rmcp::ServiceExt::serve(
         ListWatcher {
@@ -743,14 +736,7 @@ async fn tools_are_listed_by_the_keys_role_and_the_role_is_named() {
         ..registry_emulator::FaultSpec::default()
     });
     let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (transport, _) = rmcp::transport::TokioChildProcess::builder(crate::support::command(
-        &as_refs(&env),
-        &[],
-        cache.path(),
-    ))
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .unwrap_or_else(|e| panic!("spawn: {e}"));
+    let transport = spawn_quiet(&as_refs(&env), cache.path());
     let client = rmcp::service::ClientServiceExt::serve_with_lifecycle(
         (),
         transport,
@@ -792,6 +778,19 @@ async fn tools_are_listed_by_the_keys_role_and_the_role_is_named() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(listed.iter().all(|t| !writes.contains(&t.name.as_ref())));
     let _ = client.cancel().await;
+}
+
+/// The server over stdio, its stderr discarded.
+fn spawn_quiet(
+    env: &[(&str, &str)],
+    cache: &std::path::Path,
+) -> rmcp::transport::TokioChildProcess {
+    let (transport, _) =
+        rmcp::transport::TokioChildProcess::builder(crate::support::command(env, &[], cache))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn: {e}"));
+    transport
 }
 
 /// A client that notes `notifications/tools/list_changed`.
