@@ -43,6 +43,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Make a bearer token for the shared HTTP service: prints the token (give it to the agent)
+    /// and the `[[token]]` entry for the auth file (which stores its SHA-256 only).
+    NewToken {
+        /// The caller's name in logs and rate limits.
+        name: String,
+    },
+    /// Print the SHA-256 of a bearer token read from standard input, as the auth file wants it.
+    HashToken,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -182,6 +190,8 @@ pub struct RawOptions {
         global = true
     )]
     pub exclude_tools: Vec<String>,
+    #[command(flatten)]
+    pub service: crate::http::settings::RawServiceOptions,
 }
 
 /// Secrets are wrapped as soon as clap reads them, so that not even `Cli`'s Debug shows them.
@@ -243,6 +253,8 @@ pub struct Settings {
     pub toolsets: Vec<Toolset>,
     pub tools: Vec<&'static str>,
     pub exclude_tools: Vec<&'static str>,
+    /// How `--transport http` serves a team: authentication, timeouts, caps.
+    pub service: crate::http::settings::ServiceSettings,
 }
 
 /// A setting that cannot be used. Displays as one line: `NAME: expected ..., got "..."`.
@@ -474,6 +486,32 @@ impl Settings {
         let exclude_tools = parse_tool_names(&raw.exclude_tools)
             .map_err(|problem| err(name("--exclude-tools", "REGISTRY_EXCLUDE_TOOLS"), problem))?;
 
+        let service = crate::http::settings::ServiceSettings::check(&raw.service, &name)?;
+        if raw.transport == TransportKind::Http
+            && !bind.ip().is_loopback()
+            && !service.authenticates()
+        {
+            return Err(err(
+                name("--bind", "REGISTRY_MCP_BIND"),
+                format!(
+                    "{bind} is reachable beyond this machine, and no authentication is \
+                     configured: set REGISTRY_MCP_AUTH_FILE (bearer tokens or OAuth rules, each \
+                     with its own registry API key), or bind to 127.0.0.1"
+                ),
+            ));
+        }
+        if raw.transport == TransportKind::Http
+            && service.authenticates()
+            && registry_api_key.is_some()
+        {
+            return Err(err(
+                name("--registry-api-key", "REGISTRY_API_KEY"),
+                "is not used when REGISTRY_MCP_AUTH_FILE is set: every caller acts with the \
+                 registry API key its token maps to there; unset it"
+                    .to_owned(),
+            ));
+        }
+
         Ok(Settings {
             transport: raw.transport,
             bind,
@@ -495,6 +533,7 @@ impl Settings {
             toolsets,
             tools,
             exclude_tools,
+            service,
         })
     }
 
@@ -586,6 +625,8 @@ impl Settings {
                 },
             ),
         ];
+        let mut rows = rows;
+        rows.extend(self.service.rows());
         let width = rows.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
         let mut out = String::new();
         for (name, value) in rows {
@@ -613,7 +654,7 @@ fn parse_bool(value: &str) -> Result<bool, String> {
     }
 }
 
-fn parse_number(value: &str, min: u64, max: u64, accepts: &str) -> Result<u64, String> {
+pub(crate) fn parse_number(value: &str, min: u64, max: u64, accepts: &str) -> Result<u64, String> {
     match value.trim().parse::<u64>() {
         Ok(number) if (min..=max).contains(&number) => Ok(number),
         _ => Err(format!("expected {accepts}, got {value:?}")),

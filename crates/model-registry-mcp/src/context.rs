@@ -9,7 +9,7 @@ use rmcp::service::{Peer, SubscriptionContext, SubscriptionSink};
 use registry_client::RegistryClient;
 
 use crate::catalog::KeyRole;
-use crate::config::Settings;
+use crate::config::{Secret, Settings};
 use crate::github::GitHub;
 use crate::release_configs::state::ReleaseConfigState;
 
@@ -32,6 +32,17 @@ pub struct Shared {
     listed_without_role: std::sync::Mutex<Vec<Peer<RoleServer>>>,
     /// Open `subscriptions/listen` streams (2026-07-28), by a number of their own.
     listeners: std::sync::Mutex<Vec<(u64, SubscriptionSink)>>,
+}
+
+/// Who is calling over HTTP, as the transport authenticated them: a name for logs and limits,
+/// and the context (registry API key, its role, its caches) their calls run with. Put into the
+/// HTTP request's extensions; absent on stdio and on unauthenticated loopback HTTP, where the
+/// server's own context is used.
+#[derive(Clone)]
+pub struct Caller {
+    /// `token:NAME`, `jwt:SUBJECT`, or `peer:ADDRESS` (no authentication).
+    pub name: String,
+    pub ctx: Ctx,
 }
 
 /// At most this many sessions are remembered for a `tools/list_changed` (closed ones go first).
@@ -59,6 +70,15 @@ impl Shared {
             listed_without_role: std::sync::Mutex::default(),
             listeners: std::sync::Mutex::default(),
         }
+    }
+
+    /// The same server acting with another registry API key (a caller of the shared HTTP
+    /// service): the release-config state is shared; the registry client, its caches and the
+    /// key's role are the key's own.
+    pub fn with_api_key(&self, key: Secret) -> Shared {
+        let mut settings = self.settings.clone();
+        settings.registry_api_key = Some(key);
+        Shared::new(settings, Arc::clone(&self.release_configs))
     }
 
     /// The GitHub client proposals open pull requests with, or what is missing for one.

@@ -52,6 +52,10 @@ pub enum RunError {
         bind: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot read standard input: {0}")]
+    Stdin(std::io::Error),
+    #[error("cannot authenticate callers: {0}")]
+    Auth(String),
     #[error("the MCP session failed: {0}")]
     Session(String),
     #[error("cannot encode the tool list: {0}")]
@@ -73,6 +77,28 @@ pub fn run(cli: &Cli, settings: Settings) -> Result<(), RunError> {
                 tools_table(&surface)
             };
             print!("{text}");
+            Ok(())
+        }
+        Some(Command::NewToken { ref name }) => {
+            let token = format!("mrm_{}", http::auth_file::hex(&rand::random::<[u8; 32]>()));
+            let sha256 = http::auth_file::hex(&http::auth_file::token_sha256(&token));
+            print!(
+                "{token}\n\n# For REGISTRY_MCP_AUTH_FILE (the token itself is not stored):\n\
+                 [[token]]\nname = {name:?}\nsha256 = \"{sha256}\"\n\
+                 registry_api_key_env = \"REGISTRY_KEY_{}\"\n",
+                name.to_ascii_uppercase().replace(['-', '.'], "_")
+            );
+            Ok(())
+        }
+        Some(Command::HashToken) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(RunError::Stdin)?;
+            println!(
+                "{}",
+                http::auth_file::hex(&http::auth_file::token_sha256(line.trim()))
+            );
             Ok(())
         }
         Some(Command::Serve) | None => serve(settings),
@@ -126,27 +152,34 @@ fn serve(settings: Settings) -> Result<(), RunError> {
     let result = runtime.block_on(async move {
         let transport = settings.transport;
         let bind = settings.bind;
-        let allowed_hosts = settings.allowed_hosts.clone();
         let ctx = build_context(settings);
         // Load the repository in the background: initialize must not wait for a fetch.
         ctx.release_configs.prefetch();
-        // And the API key's role, which decides the tools listed.
-        let learn = Arc::clone(&ctx);
-        tokio::spawn(async move { learn.key_role().await });
-        let surface = Arc::new(Surface::new(ctx));
         match transport {
-            TransportKind::Stdio => serve_stdio(surface).await,
+            TransportKind::Stdio => {
+                // And the API key's role, which decides the tools listed.
+                let learn = Arc::clone(&ctx);
+                tokio::spawn(async move { learn.key_role().await });
+                serve_stdio(Arc::new(Surface::new(ctx))).await
+            }
             TransportKind::Http => {
+                let auth = http::Authenticator::build(&ctx).map_err(RunError::Auth)?;
+                http::auth::learn_roles(&auth);
+                let surface = Arc::new(Surface::new(ctx));
                 let cancel = tokio_util::sync::CancellationToken::new();
                 let on_signal = cancel.clone();
                 tokio::spawn(async move {
                     let _ = tokio::signal::ctrl_c().await;
                     on_signal.cancel();
                 });
-                let ctx = Arc::clone(surface.ctx());
-                http::serve(surface, bind, &allowed_hosts, cancel, |_| prewarm(ctx))
-                    .await
-                    .map_err(|source| RunError::Http { bind, source })
+                let contexts = auth.contexts();
+                http::serve(surface, auth, cancel, move |_| {
+                    for ctx in contexts {
+                        prewarm(ctx);
+                    }
+                })
+                .await
+                .map_err(|source| RunError::Http { bind, source })
             }
         }
     });

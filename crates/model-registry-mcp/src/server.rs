@@ -16,7 +16,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde::Serialize;
 
 use crate::catalog::{self, KeyRole};
-use crate::context::Ctx;
+use crate::context::{Caller, Ctx};
 use crate::prompts;
 use crate::registry::{BULK_BUDGET_BYTES, LIMIT_NAME, MAX_RESULT_BYTES};
 use crate::release_configs::view::{MachineSummary, MachineTopology, SourceInfo};
@@ -126,24 +126,33 @@ impl Surface {
         arguments: Option<rmcp::model::JsonObject>,
         session: Session,
     ) -> Result<rmcp::model::CallToolResult, ErrorData> {
+        self.call_as(&self.ctx, name, arguments, session).await
+    }
+
+    /// [`Surface::call_in`] with a caller's context (its registry API key and role).
+    pub async fn call_as(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        arguments: Option<rmcp::model::JsonObject>,
+        session: Session,
+    ) -> Result<rmcp::model::CallToolResult, ErrorData> {
         if let Some(index) = self.by_name.get(name)
             && let Some(spec) = self.enabled.get(*index)
         {
-            if let Some((key, role)) = self.ctx.key_role().await
+            if let Some((key, role)) = ctx.key_role().await
                 && spec.entry.needs_role() > role
             {
                 return Ok(rmcp::model::CallToolResult::error(vec![
                     ContentBlock::text(format!(
-                        "{name} needs an API key with role '{}'; REGISTRY_API_KEY is key '{key}' \
-                         with role '{}', so this tool is not listed for it",
+                        "{name} needs an API key with role '{}'; the registry API key this caller \
+                         acts with is '{key}', with role '{}', so this tool is not listed for it",
                         spec.entry.needs_role().as_str(),
                         role.as_str()
                     )),
                 ]));
             }
-            return spec
-                .call_in(Arc::clone(&self.ctx), session, arguments)
-                .await;
+            return spec.call_in(Arc::clone(ctx), session, arguments).await;
         }
         match catalog::lookup(name) {
             Some(entry) => {
@@ -168,6 +177,11 @@ impl Surface {
     }
 
     pub async fn read(&self, uri: &str) -> Result<ReadResourceResult, ErrorData> {
+        self.read_as(&self.ctx, uri).await
+    }
+
+    /// [`Surface::read`] with a caller's context.
+    pub async fn read_as(&self, ctx: &Ctx, uri: &str) -> Result<ReadResourceResult, ErrorData> {
         #[derive(Serialize)]
         struct Machines<'a> {
             source: &'a SourceInfo,
@@ -213,7 +227,7 @@ impl Surface {
             };
         }
         if let Some(resource) = RegistryUri::parse(uri) {
-            return resources::read(&self.ctx, uri, resource).await;
+            return resources::read(ctx, uri, resource).await;
         }
         let shown: String = uri.chars().take(128).collect();
         Err(ErrorData::resource_not_found(
@@ -231,13 +245,18 @@ impl Surface {
     }
 
     pub async fn complete(&self, request: &CompleteRequestParams) -> CompletionInfo {
+        self.complete_as(&self.ctx, request).await
+    }
+
+    /// [`Surface::complete`] with a caller's context (registry ids are the key's to see).
+    pub async fn complete_as(&self, ctx: &Ctx, request: &CompleteRequestParams) -> CompletionInfo {
         let target = match &request.r#ref {
             Reference::Resource(reference) => reference.uri.as_str(),
             Reference::Prompt(prompt) => prompt.name.as_str(),
             _ => "",
         };
         if let Some(kind) = resources::id_kind(target, &request.argument.name) {
-            let matching = resources::complete_ids(&self.ctx, kind, &request.argument.value).await;
+            let matching = resources::complete_ids(ctx, kind, &request.argument.value).await;
             return completion(matching);
         }
         let wants_machine = match &request.r#ref {
@@ -394,6 +413,18 @@ fn millis(duration: std::time::Duration) -> u64 {
 }
 
 impl McpServer {
+    /// The context a request runs with: its caller's, as the HTTP transport authenticated it
+    /// (in the request's HTTP parts), else the server's own (stdio, unauthenticated loopback).
+    fn ctx_of(&self, extensions: &rmcp::model::Extensions) -> Ctx {
+        extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Caller>())
+            .map_or_else(
+                || Arc::clone(&self.surface.ctx),
+                |caller| Arc::clone(&caller.ctx),
+            )
+    }
+
     /// Lists do not change while the process runs; say so for as long as registry answers live.
     fn list_ttl_ms(&self) -> u64 {
         millis(self.surface.ctx.settings.cache_ttl)
@@ -428,7 +459,8 @@ impl ServerHandler for McpServer {
     }
 
     async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), ErrorData> {
-        self.surface.ctx.listen(context).await;
+        let ctx = self.ctx_of(&context.request_context().extensions);
+        ctx.listen(context).await;
         Ok(())
     }
 
@@ -437,17 +469,15 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let role = self.surface.ctx.key_role().await.map(|(_, role)| role);
+        let ctx = self.ctx_of(&context.extensions);
+        let role = ctx.key_role().await.map(|(_, role)| role);
         // Every tool listed for want of the role: tell this session when it is learned (the
         // 2026-07-28 revision has no session to tell).
         let initialize_revision = context
             .protocol_version()
             .is_none_or(|revision| revision.has_initialize());
-        if role.is_none()
-            && self.surface.ctx.settings.registry_api_key.is_some()
-            && initialize_revision
-        {
-            self.surface.ctx.listed_without_role(context.peer.clone());
+        if role.is_none() && ctx.settings.registry_api_key.is_some() && initialize_revision {
+            ctx.listed_without_role(context.peer.clone());
         }
         Ok(
             ListToolsResult::with_all_items(self.surface.tools_for(role))
@@ -488,9 +518,10 @@ impl ServerHandler for McpServer {
         };
         // `notifications/cancelled` (or, on 2026-07-28 over HTTP, the client closing the response
         // stream) drops the call: no further registry request or retry is made for it.
+        let ctx = self.ctx_of(&context.extensions);
         let call = self
             .surface
-            .call_in(&request.name, request.arguments, session.clone());
+            .call_as(&ctx, &request.name, request.arguments, session.clone());
         let result = tokio::select! {
             result = call => result?,
             () = context.ct.cancelled() => {
@@ -555,15 +586,16 @@ impl ServerHandler for McpServer {
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let result = self.surface.read(&request.uri).await?;
+        let ctx = self.ctx_of(&context.extensions);
+        let result = self.surface.read_as(&ctx, &request.uri).await?;
         // What is true: a registry answer is cached for the TTL, a production answer until the
         // next fetch; both depend on the API key.
         let ttl = if RegistryUri::parse(&request.uri).is_some() {
-            self.surface.ctx.settings.cache_ttl
+            ctx.settings.cache_ttl
         } else {
-            self.surface.ctx.release_configs.until_next_fetch().await
+            ctx.release_configs.until_next_fetch().await
         };
         Ok(ReadResourceResponse::from(
             result
@@ -575,9 +607,12 @@ impl ServerHandler for McpServer {
     async fn complete(
         &self,
         request: CompleteRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
-        Ok(CompleteResult::new(self.surface.complete(&request).await))
+        let ctx = self.ctx_of(&context.extensions);
+        Ok(CompleteResult::new(
+            self.surface.complete_as(&ctx, &request).await,
+        ))
     }
 
     async fn list_prompts(
