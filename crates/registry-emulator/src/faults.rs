@@ -107,6 +107,10 @@ pub struct RecordedRequest {
     /// The body as JSON when it parses, else as a string; absent when empty.
     pub body: Option<Value>,
     pub api_key_present: bool,
+    /// The name of the seeded key it authenticated with (the audit log's name for the caller);
+    /// `None` without a key or with an unknown one.
+    #[serde(default)]
+    pub api_key_name: Option<String>,
 }
 
 /// The request log shared by the server and tests.
@@ -183,7 +187,7 @@ fn recorded_body(bytes: &[u8]) -> Option<Value> {
 
 /// Records the request (buffering its body), then applies any matching fault.
 pub async fn record_and_inject(
-    State((log, faults)): State<(RequestLog, Faults)>,
+    State((log, faults, state)): State<(RequestLog, Faults, crate::state::EmulatorState)>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -207,6 +211,12 @@ pub async fn record_and_inject(
         query: parts.uri.query().map(str::to_owned),
         body: recorded_body(&bytes),
         api_key_present: parts.headers.contains_key("x-api-key"),
+        api_key_name: parts
+            .headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|key| state.db().authenticate(key))
+            .map(|caller| caller.name),
     });
     if let Some(fault) = faults.take(&parts.method, &path) {
         if let Some(ms) = fault.slow_ms {
@@ -246,6 +256,7 @@ pub async fn record_only(State(log): State<RequestLog>, request: Request, next: 
         query: request.uri().query().map(str::to_owned),
         body: None,
         api_key_present: request.headers().contains_key("x-api-key"),
+        api_key_name: None,
     });
     next.run(request).await
 }

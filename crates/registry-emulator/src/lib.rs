@@ -95,10 +95,10 @@ impl EmulatorConfig {
 
 /// The whole HTTP application: the API under [`BASE_PATH`] plus the `/_emulator` controls.
 pub fn app(state: EmulatorState, faults: Faults, log: RequestLog) -> Router {
-    let api = routes::api_router(state)
+    let api = routes::api_router(state.clone())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(from_fn_with_state(
-            (log.clone(), faults.clone()),
+            (log.clone(), faults.clone(), state),
             faults::record_and_inject,
         ));
     Router::new()

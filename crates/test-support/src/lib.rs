@@ -6,10 +6,12 @@
 //! clone's `cargo test --workspace` needs nothing installed by hand.
 //! [`git_daemon`] serves repositories over the `git://` protocol on loopback,
 //! [`smart_http`] over smart HTTP(S) through `git http-backend`. [`conformance`]
-//! installs the official MCP conformance suite from npm.
+//! installs the official MCP conformance suite from npm. [`oauth_issuer`] is an
+//! OAuth issuer's metadata and JWKS on loopback, and mints JWTs.
 
 pub mod conformance;
 pub mod git_daemon;
+pub mod oauth_issuer;
 pub mod reference;
 pub mod smart_http;
 
@@ -22,4 +24,25 @@ pub fn workspace_root() -> PathBuf {
         .parent()
         .and_then(|crates| crates.parent())
         .map_or(manifest.clone(), PathBuf::from)
+}
+
+/// Base64 of `data` in `alphabet`, with `=` padding or without.
+fn base64(data: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let bytes = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(bytes[0]) << 16) | (u32::from(bytes[1]) << 8) | u32::from(bytes[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(alphabet[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else if pad {
+                out.push('=');
+            }
+        }
+    }
+    out
 }

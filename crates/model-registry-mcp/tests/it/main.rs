@@ -15,6 +15,7 @@ mod release_configs;
 mod resources;
 mod revisions;
 mod secrets;
+mod shared_service;
 mod stdio_raw;
 mod support;
 mod surface;

@@ -155,7 +155,9 @@ async fn request_log_records_requests_but_never_the_key() {
         ("GET", "/v1/models", Some("limit=2"))
     );
     assert!(log[0].api_key_present);
+    assert_eq!(log[0].api_key_name.as_deref(), Some("demo-viewer"));
     assert!(!log[1].api_key_present);
+    assert_eq!(log[1].api_key_name, None);
     assert_eq!(
         log[2].body,
         Some(json!({"model_name": "bge-m3", "version": "9"}))

@@ -78,6 +78,7 @@ async fn the_request_log_is_bounded() {
             query: None,
             body: None,
             api_key_present: false,
+            api_key_name: None,
         });
     }
     let entries = log.snapshot();
