@@ -500,6 +500,17 @@ impl Settings {
                 ),
             ));
         }
+        if raw.transport == TransportKind::Http && !bind.ip().is_loopback() && !service.encrypted()
+        {
+            return Err(err(
+                name("--bind", "REGISTRY_MCP_BIND"),
+                format!(
+                    "{bind} is reachable beyond this machine, and bearer tokens must not cross \
+                     the network in clear: set REGISTRY_MCP_TLS_CERT and REGISTRY_MCP_TLS_KEY, \
+                     or REGISTRY_MCP_PUBLIC_URL=https://... when a proxy in front terminates TLS"
+                ),
+            ));
+        }
         if raw.transport == TransportKind::Http
             && service.authenticates()
             && registry_api_key.is_some()

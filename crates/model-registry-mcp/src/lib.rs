@@ -54,8 +54,8 @@ pub enum RunError {
     },
     #[error("cannot read standard input: {0}")]
     Stdin(std::io::Error),
-    #[error("cannot authenticate callers: {0}")]
-    Auth(String),
+    #[error("cannot serve HTTP: {0}")]
+    Prepare(String),
     #[error("the MCP session failed: {0}")]
     Session(String),
     #[error("cannot encode the tool list: {0}")]
@@ -163,8 +163,8 @@ fn serve(settings: Settings) -> Result<(), RunError> {
                 serve_stdio(Arc::new(Surface::new(ctx))).await
             }
             TransportKind::Http => {
-                let auth = http::Authenticator::build(&ctx).map_err(RunError::Auth)?;
-                http::auth::learn_roles(&auth);
+                let prepared = http::Prepared::new(&ctx).map_err(RunError::Prepare)?;
+                http::auth::learn_roles(&prepared.auth);
                 let surface = Arc::new(Surface::new(ctx));
                 let cancel = tokio_util::sync::CancellationToken::new();
                 let on_signal = cancel.clone();
@@ -172,8 +172,8 @@ fn serve(settings: Settings) -> Result<(), RunError> {
                     let _ = tokio::signal::ctrl_c().await;
                     on_signal.cancel();
                 });
-                let contexts = auth.contexts();
-                http::serve(surface, auth, cancel, move |_| {
+                let contexts = prepared.auth.contexts();
+                http::serve(surface, prepared, cancel, move |_| {
                     for ctx in contexts {
                         prewarm(ctx);
                     }

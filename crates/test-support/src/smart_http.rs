@@ -56,6 +56,14 @@ pub struct SmartHttp {
 struct Certificate {
     config: Arc<rustls::ServerConfig>,
     pem: String,
+    key_pem: String,
+}
+
+/// The run's certificate for `127.0.0.1` and `localhost`, and its private key, as PEM: for a
+/// server under test to serve (the same certificate [`SmartHttp`] serves over HTTPS).
+pub fn certificate_pem() -> Result<(String, String), String> {
+    let cert = certificate()?;
+    Ok((cert.pem.clone(), cert.key_pem.clone()))
 }
 
 fn certificate() -> Result<&'static Certificate, String> {
@@ -64,6 +72,7 @@ fn certificate() -> Result<&'static Certificate, String> {
         let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
             .map_err(|e| format!("cannot make a test certificate: {e}"))?;
         let pem = made.cert.pem();
+        let key_pem = made.signing_key.serialize_pem();
         let key = rustls::pki_types::PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
@@ -75,6 +84,7 @@ fn certificate() -> Result<&'static Certificate, String> {
         Ok(Certificate {
             config: Arc::new(config),
             pem,
+            key_pem,
         })
     })
     .as_ref()

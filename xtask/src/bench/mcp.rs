@@ -26,6 +26,11 @@ const STARTUP_TARGET: Duration = Duration::from_millis(20);
 const TOPOLOGY_P50_TARGET: Duration = Duration::from_millis(2);
 const TOOLS_LIST_TARGET_BYTES: u64 = 40_000;
 const RSS_TARGET_MB: f64 = 60.0;
+/// The shared HTTP service (issue 12): sessions held, and authenticated throughput.
+const HTTP_SESSIONS: usize = 1000;
+const HTTP_CLIENTS: usize = 4;
+const HTTP_RSS_TARGET_MB: f64 = 100.0;
+const HTTP_RATE_TARGET: f64 = 2000.0;
 /// The `tools/list` target is for the whole surface.
 const SURFACE_TOOLS: usize = model_registry_mcp::catalog::CATALOG.len();
 
@@ -101,7 +106,33 @@ pub fn measure(context: &Context) -> anyhow::Result<Group> {
             .with_context(|| format!("measuring {}", options.binary.display()))?;
         reports.push(report);
     }
+    eprintln!("  {PACKAGE} over HTTP: {HTTP_SESSIONS} sessions, authenticated pings ...");
+    let work = tempfile::tempdir().context("creating the HTTP bench's directory")?;
+    let http = runtime
+        .block_on(model_registry_mcp::bench::http::run(
+            &options,
+            work.path(),
+            HTTP_SESSIONS,
+            context.calls * 10,
+            HTTP_CLIENTS,
+        ))
+        .context("measuring the HTTP service")?;
     let mut group = rows(&reports)?;
+    group.rows.extend(http_rows(&http));
+    group.notes.push(format!(
+        "mcp http: {} sessions opened by {} clients in {:.0} ms with a bearer token; VmRSS {:.1} MB \
+         after the first, {:.1} MB after all ({:.1} KiB per session); then {} pings in one session \
+         by the {} clients, {:.0} ms (rate limit off, so the figure is the server's)",
+        http.sessions,
+        http.concurrency,
+        http.sessions_took.as_secs_f64() * 1e3,
+        http.rss_before_kib as f64 / 1024.0,
+        http.rss_after_kib as f64 / 1024.0,
+        http.kib_per_session(),
+        http.requests,
+        http.concurrency,
+        http.requests_took.as_secs_f64() * 1e3,
+    ));
     group.notes.push(format!(
         "mcp: {} runs = {} server processes, each: spawn, initialize, tools/list, one {TOPOLOGY_TOOL} \
          call that waits for the fleet to load from Git, then {} timed warm calls (p50/p99 within a \
@@ -373,6 +404,29 @@ fn rows(reports: &[BenchReport]) -> anyhow::Result<Group> {
         rows,
         notes: Vec::new(),
     })
+}
+
+fn http_rows(http: &model_registry_mcp::bench::http::HttpBenchReport) -> Vec<Row> {
+    vec![
+        Row {
+            group: GROUP,
+            name: format!("HTTP: RSS with {} sessions (VmRSS)", http.sessions),
+            figure: Figure::Nothing,
+            peak: Some(Peak {
+                kb: http.rss_after_kib,
+                target_mb: HTTP_RSS_TARGET_MB,
+            }),
+        },
+        Row {
+            group: GROUP,
+            name: format!("HTTP: authenticated requests, {} clients", http.concurrency),
+            figure: Figure::Rate {
+                per_second: http.requests_per_second(),
+                target: Some(HTTP_RATE_TARGET),
+            },
+            peak: None,
+        },
+    ]
 }
 
 /// One optional duration of every report; an absent one is an error (the

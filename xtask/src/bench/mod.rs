@@ -90,6 +90,11 @@ pub enum Figure {
     },
     /// A size in bytes (the same in every run).
     Bytes { size: u64, target: Option<u64> },
+    /// Events per second (the median run's); the target is a floor.
+    Rate {
+        per_second: f64,
+        target: Option<f64>,
+    },
     /// Nothing but the row's peak memory.
     Nothing,
 }
@@ -149,7 +154,17 @@ impl Row {
                 target: format!("< {}", kilobytes(*target)),
                 met: size <= target,
             }),
-            Figure::Time { target: None, .. } | Figure::Bytes { target: None, .. } => {}
+            Figure::Rate {
+                per_second,
+                target: Some(target),
+            } => checks.push(Check {
+                figure: rate(*per_second),
+                target: format!("> {}", rate(*target)),
+                met: per_second >= target,
+            }),
+            Figure::Time { target: None, .. }
+            | Figure::Bytes { target: None, .. }
+            | Figure::Rate { target: None, .. } => {}
             Figure::Nothing => {}
         }
         if let Some(peak) = self.peak {
@@ -369,6 +384,11 @@ fn table(context: &Context, rows: &[Row], notes: &[String]) -> String {
                 "-".to_owned(),
                 target.map_or_else(|| "-".to_owned(), |t| format!("< {}", kilobytes(t))),
             ),
+            Figure::Rate { per_second, target } => (
+                rate(*per_second),
+                "-".to_owned(),
+                target.map_or_else(|| "-".to_owned(), |t| format!("> {}", rate(t))),
+            ),
             Figure::Nothing => ("-".to_owned(), "-".to_owned(), "-".to_owned()),
         };
         let (peak, peak_target) = match row.peak {
@@ -457,6 +477,10 @@ fn load_note(before: Option<f64>, after: Option<f64>) -> String {
 /// Bytes in KB of 1,000 bytes (the unit of the `tools/list` target).
 fn kilobytes(bytes: u64) -> String {
     format!("{:.1} KB", bytes as f64 / 1000.0)
+}
+
+fn rate(per_second: f64) -> String {
+    format!("{per_second:.0}/s")
 }
 
 fn millis(duration: Duration) -> String {

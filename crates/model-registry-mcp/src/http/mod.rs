@@ -11,10 +11,11 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -28,10 +29,11 @@ pub mod oauth;
 pub mod rate;
 pub mod sessions;
 pub mod settings;
+mod tls;
 
 pub use auth::Authenticator;
 use guard::{Gate, Peer};
-use io::SharedStream;
+use io::SharedIo;
 use rate::RateLimit;
 use sessions::Sessions;
 
@@ -90,7 +92,7 @@ pub fn http_config(
 /// the caps on connections and sessions, the header and body deadlines and the rate limit.
 pub async fn serve(
     surface: Arc<Surface>,
-    auth: Authenticator,
+    prepared: Prepared,
     cancel: CancellationToken,
     on_bound: impl FnOnce(SocketAddr),
 ) -> std::io::Result<()> {
@@ -110,6 +112,7 @@ pub async fn serve(
         Arc::clone(&sessions),
         config,
     );
+    let Prepared { auth, tls } = prepared;
     let metadata = auth.resource_metadata().cloned();
     let gate = Arc::new(Gate {
         auth,
@@ -137,10 +140,11 @@ pub async fn serve(
     }
     let listener = TcpListener::bind(bind).await?;
     let local = listener.local_addr()?;
-    tracing::info!(address = %local, path = MCP_PATH, "serving MCP over streamable HTTP");
+    tracing::info!(address = %local, path = MCP_PATH, tls = tls.is_some(), "serving MCP over streamable HTTP");
     on_bound(local);
     accept_loop(
         listener,
+        tls,
         router,
         service_settings.max_connections,
         service_settings.header_timeout,
@@ -152,10 +156,29 @@ pub async fn serve(
 
 const WELL_KNOWN_RESOURCE: &str = "/.well-known/oauth-protected-resource";
 
+/// What serving needs beyond the settings, read before the port is bound so that a bad auth
+/// file or certificate stops start-up with its message.
+pub struct Prepared {
+    pub auth: Authenticator,
+    pub tls: Option<TlsAcceptor>,
+}
+
+impl Prepared {
+    pub fn new(ctx: &crate::context::Ctx) -> Result<Prepared, String> {
+        let auth = Authenticator::build(ctx)?;
+        let tls = match &ctx.settings.service.tls {
+            Some((cert, key)) => Some(tls::acceptor(cert, key)?),
+            None => None,
+        };
+        Ok(Prepared { auth, tls })
+    }
+}
+
 /// Accepts until cancelled: at most `max_connections` at once (503 beyond), each with hyper's
 /// header-read deadline (408 when a first request's headers are late).
 async fn accept_loop(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     router: axum::Router,
     max_connections: usize,
     header_timeout: Duration,
@@ -177,31 +200,67 @@ async fn accept_loop(
                         continue;
                     }
                 };
-                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-                    tracing::info!(%peer, max_connections, "connection refused: at the cap");
-                    tokio::spawn(refuse_connection(stream, max_connections));
-                    continue;
+                let slot = Arc::clone(&slots).try_acquire_owned();
+                let served = slot.is_ok();
+                let (router, cancel, tls) = (router.clone(), cancel.clone(), tls.clone());
+                let work = async move {
+                    // The handshake is bounded like the headers: a client that stalls in it
+                    // holds a slot no longer than one that stalls in its request.
+                    match tls {
+                        None => handle(stream, slot, peer, router, header_timeout, max_connections, cancel).await,
+                        Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => handle(stream, slot, peer, router, header_timeout, max_connections, cancel).await,
+                            Ok(Err(error)) => tracing::info!(%peer, %error, "TLS handshake failed"),
+                            Err(_) => tracing::info!(%peer, "TLS handshake not finished in time"),
+                        },
+                    }
                 };
-                let router = router.clone();
-                let cancel = cancel.clone();
-                connections.spawn(async move {
-                    serve_connection(stream, peer, router, header_timeout, cancel).await;
-                    drop(slot);
-                });
+                if served {
+                    connections.spawn(work);
+                } else {
+                    // Refusals are not tracked: each ends within a second on its own.
+                    tokio::spawn(work);
+                }
             }
         }
     }
     connections.shutdown().await;
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+/// Serves the connection if it got a slot, else refuses it with 503.
+async fn handle<T>(
+    stream: T,
+    slot: Result<OwnedSemaphorePermit, TryAcquireError>,
+    peer: SocketAddr,
+    router: axum::Router,
+    header_timeout: Duration,
+    max_connections: usize,
+    cancel: CancellationToken,
+) where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    match slot {
+        Ok(slot) => {
+            serve_connection(stream, peer, router, header_timeout, cancel).await;
+            drop(slot);
+        }
+        Err(_) => {
+            tracing::info!(%peer, max_connections, "connection refused: at the cap");
+            refuse_connection(stream, max_connections).await;
+        }
+    }
+}
+
+async fn serve_connection<T>(
+    stream: T,
     peer: SocketAddr,
     router: axum::Router,
     header_timeout: Duration,
     cancel: CancellationToken,
-) {
-    let stream = SharedStream(Arc::new(stream));
+) where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let stream = SharedIo::new(stream);
     let requests = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&requests);
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
@@ -233,7 +292,12 @@ async fn serve_connection(
                 "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
-            let _ = stream.0.try_write(response.as_bytes());
+            let mut stream = stream;
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                stream.write_all(response.as_bytes()).await?;
+                stream.shutdown().await
+            })
+            .await;
         } else {
             tracing::debug!(%peer, %error, "connection ended");
         }
@@ -242,7 +306,10 @@ async fn serve_connection(
 
 /// Answers 503 on a connection beyond the cap, then drains what the client sent (so that the
 /// close does not reset the answer away) for at most a second.
-async fn refuse_connection(mut stream: TcpStream, max_connections: usize) {
+async fn refuse_connection<T: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: T,
+    max_connections: usize,
+) {
     let body = format!(
         "the server holds its most connections ({max_connections}, REGISTRY_MCP_MAX_CONNECTIONS); retry shortly\n"
     );

@@ -21,6 +21,12 @@ pub struct RawServiceOptions {
     /// The URL clients reach `/mcp` at: the JWT audience and the protected resource's name.
     #[arg(long, env = "REGISTRY_MCP_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
+    /// PEM certificate chain to serve HTTPS with (with --tls-key).
+    #[arg(long, env = "REGISTRY_MCP_TLS_CERT", global = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "REGISTRY_MCP_TLS_KEY", global = true)]
+    pub tls_key: Option<PathBuf>,
     /// Seconds a client has to send a request's headers (408 after).
     #[arg(
         long,
@@ -79,6 +85,8 @@ pub struct ServiceSettings {
     pub oauth_issuer: Option<String>,
     /// Without a trailing slash.
     pub public_url: Option<String>,
+    /// Certificate chain and key, both or neither.
+    pub tls: Option<(PathBuf, PathBuf)>,
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub max_connections: usize,
@@ -92,6 +100,16 @@ impl ServiceSettings {
     /// Whether callers must authenticate.
     pub fn authenticates(&self) -> bool {
         self.auth_file.is_some()
+    }
+
+    /// Whether bearer tokens travel encrypted: served over TLS here, or behind a proxy that
+    /// terminates TLS (an https:// public URL says there is one).
+    pub fn encrypted(&self) -> bool {
+        self.tls.is_some()
+            || self
+                .public_url
+                .as_deref()
+                .is_some_and(|url| url.starts_with("https://"))
     }
 
     /// `name(flag, variable)` names a setting the way the user gave it.
@@ -160,10 +178,31 @@ impl ServiceSettings {
                 ));
             }
         }
+        let path = |value: &Option<PathBuf>| value.clone().filter(|p| !p.as_os_str().is_empty());
+        let tls = match (path(&raw.tls_cert), path(&raw.tls_key)) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(err(
+                    "--tls-key",
+                    "REGISTRY_MCP_TLS_KEY",
+                    "required with REGISTRY_MCP_TLS_CERT: the certificate's private key (PEM)"
+                        .to_owned(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    "--tls-cert",
+                    "REGISTRY_MCP_TLS_CERT",
+                    "required with REGISTRY_MCP_TLS_KEY: the certificate chain (PEM)".to_owned(),
+                ));
+            }
+        };
         Ok(ServiceSettings {
             auth_file,
             oauth_issuer,
             public_url,
+            tls,
             header_timeout: seconds(
                 &raw.header_timeout_seconds,
                 "--header-timeout-seconds",
@@ -228,6 +267,20 @@ impl ServiceSettings {
             ),
             ("REGISTRY_MCP_OAUTH_ISSUER", or_unset(&self.oauth_issuer)),
             ("REGISTRY_MCP_PUBLIC_URL", or_unset(&self.public_url)),
+            (
+                "REGISTRY_MCP_TLS_CERT",
+                self.tls.as_ref().map_or_else(
+                    || "(not set: plain HTTP)".to_owned(),
+                    |(cert, _)| cert.display().to_string(),
+                ),
+            ),
+            (
+                "REGISTRY_MCP_TLS_KEY",
+                self.tls.as_ref().map_or_else(
+                    || "(not set)".to_owned(),
+                    |(_, key)| key.display().to_string(),
+                ),
+            ),
             (
                 "REGISTRY_MCP_HEADER_TIMEOUT_SECONDS",
                 self.header_timeout.as_secs().to_string(),

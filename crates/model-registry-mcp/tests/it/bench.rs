@@ -44,3 +44,22 @@ async fn bench_hook_reports_every_figure_for_the_fixture_fleet() {
     // Declined every time: the registry saw reads only.
     assert!(registry.take().0.iter().all(|r| r.starts_with("GET ")));
 }
+
+/// The HTTP service's bench (authentication on): sessions held and authenticated requests.
+#[tokio::test]
+async fn the_http_bench_opens_sessions_and_counts_authenticated_requests() {
+    let work = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let options = BenchOptions {
+        binary: BINARY.into(),
+        ..BenchOptions::default()
+    };
+    let report = model_registry_mcp::bench::http::run(&options, work.path(), 50, 200, 4)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((report.sessions, report.requests), (50, 200));
+    assert!(
+        report.rss_after_kib >= report.rss_before_kib && report.rss_before_kib > 0,
+        "{report:?}"
+    );
+    assert!(report.requests_per_second() > 0.0);
+}

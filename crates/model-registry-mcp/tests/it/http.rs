@@ -12,13 +12,24 @@ use tokio::process::Child;
 
 use crate::support::{FLEET, FixtureRepo, as_refs, call_ok, command, fixture_env};
 
-/// Starts `--transport http` on a free port; returns the child and the port (read from its log).
+/// Starts `--transport http` on a free loopback port; returns the child and the port (read from
+/// its log).
 pub async fn start_http(
     env: &[(&str, &str)],
     extra: &[&str],
     cache: &std::path::Path,
 ) -> (Child, u16) {
-    let mut args = vec!["--transport", "http", "--bind", "127.0.0.1:0"];
+    start_http_at("127.0.0.1:0", env, extra, cache).await
+}
+
+/// [`start_http`] bound to `bind` (port 0: a free one).
+pub async fn start_http_at(
+    bind: &str,
+    env: &[(&str, &str)],
+    extra: &[&str],
+    cache: &std::path::Path,
+) -> (Child, u16) {
+    let mut args = vec!["--transport", "http", "--bind", bind];
     args.extend_from_slice(extra);
     let mut env = env.to_vec();
     env.push(("RUST_LOG", "model_registry_mcp=info"));

@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::emu::Registry;
-use crate::http::start_http;
+use crate::http::{start_http, start_http_at};
 use crate::support::{call_ok, command};
 
 const TOKEN_A: &str = "mrm_token-of-the-planner-agent-0123456789";
@@ -177,6 +177,23 @@ async fn a_bind_beyond_loopback_needs_authentication() {
     assert!(
         stderr.contains("--bind: 0.0.0.0:0 is reachable beyond this machine")
             && stderr.contains("REGISTRY_MCP_AUTH_FILE"),
+        "{stderr}"
+    );
+    // Authenticated, but tokens would cross the network in clear: refused too.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let auth = auth_file(dir.path(), "");
+    let output = command(
+        &[("REGISTRY_MCP_AUTH_FILE", &auth)],
+        &["--transport", "http", "--bind", "0.0.0.0:0"],
+        cache.path(),
+    )
+    .output()
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("must not cross the network in clear")
+            && stderr.contains("REGISTRY_MCP_TLS_CERT"),
         "{stderr}"
     );
     // With REGISTRY_API_KEY beside an auth file, which key would a caller act with? Refused.
@@ -659,4 +676,50 @@ async fn idle_sessions_end_and_are_404_after() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(use_session(port, TOKEN_A, &session).await, 404);
     assert_eq!(delete_session(port, TOKEN_A, &session).await, 404);
+}
+
+/// Beyond loopback with TLS of its own: agents reach it over HTTPS with their tokens; plain
+/// HTTP to the port gets no answer.
+#[tokio::test]
+async fn beyond_loopback_the_service_speaks_https() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let auth = auth_file(dir.path(), "");
+    let (cert_pem, key_pem) =
+        test_support::smart_http::certificate_pem().unwrap_or_else(|e| panic!("{e}"));
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, &cert_pem).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&key, key_pem).unwrap_or_else(|e| panic!("{e}"));
+    let (cert_path, key_path) = (cert.display().to_string(), key.display().to_string());
+    let env = [
+        ("PLANNER_KEY", "sk-planner"),
+        ("OPERATOR_KEY", "sk-operator"),
+        ("REGISTRY_MCP_AUTH_FILE", auth.as_str()),
+        ("REGISTRY_MCP_TLS_CERT", cert_path.as_str()),
+        ("REGISTRY_MCP_TLS_KEY", key_path.as_str()),
+    ];
+    let (_child, port) = start_http_at("0.0.0.0:0", &env, &[], dir.path()).await;
+    let trusted =
+        reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let https = reqwest::Client::builder()
+        .add_root_certificate(trusted)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(format!("https://127.0.0.1:{port}/mcp"))
+            .auth_header(TOKEN_A);
+    let client =
+        ().serve(StreamableHttpClientTransport::with_client(https, config))
+            .await
+            .unwrap_or_else(|e| panic!("initialize over HTTPS: {e}"));
+    let tools = client
+        .list_all_tools()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!tools.is_empty());
+    let _ = client.cancel().await;
+    let (status, head, _) = exchange(port, &post(port, &bearer(TOKEN_A), &initialize_body())).await;
+    assert_eq!(
+        status, 0,
+        "plain HTTP to the TLS port is not answered in HTTP: {head}"
+    );
 }

@@ -1,7 +1,7 @@
 //! Measurements of the real binary for `cargo xtask bench` (or by hand): start-up to the
 //! `initialize` result, start-up to the first answer on each protocol revision, `tools/list`
 //! size, `get_machine_topology` latency, a confirming tool's two rounds on 2026-07-28, and peak
-//! memory.
+//! memory; [`http`]: the shared HTTP service with authentication, sessions and throughput.
 //!
 //! `cargo xtask bench` drives it; by hand (inside an async context):
 //!
@@ -14,6 +14,8 @@
 //! }).await?;
 //! println!("{report}");
 //! ```
+
+pub mod http;
 
 use std::fmt;
 use std::path::PathBuf;
