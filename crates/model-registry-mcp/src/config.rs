@@ -995,6 +995,33 @@ mod tests {
                 "is plain HTTP, and a GitHub token is configured: the token is only ever sent \
                  over HTTPS",
             ),
+            (
+                &[("REGISTRY_MCP_MAX_SESSIONS", "0")],
+                "REGISTRY_MCP_MAX_SESSIONS: expected a whole number from 1 to 1000000",
+            ),
+            (
+                &[("REGISTRY_MCP_HEADER_TIMEOUT_SECONDS", "never")],
+                "REGISTRY_MCP_HEADER_TIMEOUT_SECONDS: expected a whole number of seconds",
+            ),
+            (
+                &[("REGISTRY_MCP_TLS_CERT", "/etc/mcp/cert.pem")],
+                "REGISTRY_MCP_TLS_KEY: required with REGISTRY_MCP_TLS_CERT",
+            ),
+            (
+                &[("REGISTRY_MCP_OAUTH_ISSUER", "https://id.example")],
+                "REGISTRY_MCP_PUBLIC_URL: required with an OAuth issuer",
+            ),
+            (
+                &[("REGISTRY_MCP_PUBLIC_URL", "http://mcp.example/mcp")],
+                "REGISTRY_MCP_PUBLIC_URL: expected an https:// URL (http:// only for loopback)",
+            ),
+            (
+                &[
+                    ("REGISTRY_MCP_OAUTH_ISSUER", "https://id.example"),
+                    ("REGISTRY_MCP_PUBLIC_URL", "https://mcp.example/mcp"),
+                ],
+                "REGISTRY_MCP_AUTH_FILE: required with an OAuth issuer",
+            ),
         ];
         for (env, expected) in cases {
             let message = check(&["model-registry-mcp"], env)

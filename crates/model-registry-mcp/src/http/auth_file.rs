@@ -119,9 +119,7 @@ impl AuthFile {
     ) -> Result<AuthFile, AuthFileError> {
         let raw: RawFile = toml::from_str(text).map_err(|error| AuthFileError::Syntax {
             path: path.to_owned(),
-            line: error.span().map_or(1, |span| {
-                text[..span.start.min(text.len())].lines().count().max(1)
-            }),
+            line: error.span().map_or(1, |span| line_of(text, span.start)),
             message: error.message().to_owned(),
         })?;
         let entry = |what: String, problem: String| AuthFileError::Entry {
@@ -195,6 +193,13 @@ impl AuthFile {
         }
         Ok(AuthFile { tokens, jwt_rules })
     }
+}
+
+/// The line of byte `at`, past any whitespace there (spans can start before a key's line).
+fn line_of(text: &str, at: usize) -> usize {
+    let rest = text.get(at..).unwrap_or("");
+    let at = at + (rest.len() - rest.trim_start().len());
+    text.get(..at).unwrap_or(text).matches('\n').count() + 1
 }
 
 fn check_name(name: &str, names: &mut HashSet<String>) -> Result<(), String> {

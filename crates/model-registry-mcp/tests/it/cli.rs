@@ -44,12 +44,22 @@ async fn print_config_masks_secrets() {
     ] {
         assert!(!stdout.contains(secret), "{secret} leaked: {stdout}");
     }
+    let row = |name: &str, value: &str| {
+        stdout.lines().any(|line| {
+            line.split_once(" = ")
+                .is_some_and(|(n, v)| n.trim_end() == name && v == value)
+        })
+    };
+    assert!(row("REGISTRY_API_KEY", "**** (set)"), "{stdout}");
     assert!(
-        stdout.contains("REGISTRY_API_KEY                  = **** (set)"),
+        row("REGISTRY_URL", "https://***@registry.example/api"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("REGISTRY_URL                      = https://***@registry.example/api"),
+        row(
+            "REGISTRY_MCP_AUTH_FILE",
+            "(not set: no authentication, loopback only)"
+        ),
         "{stdout}"
     );
 }
