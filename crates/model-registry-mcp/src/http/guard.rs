@@ -54,24 +54,20 @@ pub async fn guard(State(gate): State<Arc<Gate>>, request: Request, next: Next) 
         Ok(caller) => caller,
         Err(refusal) => {
             tracing::info!(%peer, ?refusal, "request refused: not authenticated");
+            // Failed attempts count against the peer's address, so that guessing tokens (or
+            // making the server check JWTs) is rate limited like everything else.
+            if let Some(rate) = &gate.rate
+                && let Err(wait) = rate.admit(&format!("peer:{}", peer.ip()))
+            {
+                return too_many(&format!("peer {}", peer.ip()), wait);
+            }
             return gate.auth.refuse(&refusal);
         }
     };
     if let Some(rate) = &gate.rate
         && let Err(wait) = rate.admit(&caller.name)
     {
-        let seconds = wait.as_secs_f64().ceil().max(1.0);
-        let mut response = refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!(
-                "{} is over its rate limit (REGISTRY_MCP_RATE_LIMIT_PER_MINUTE); retry in {seconds} s",
-                caller.name
-            ),
-        );
-        if let Ok(value) = HeaderValue::from_str(&format!("{seconds}")) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        return response;
+        return too_many(&caller.name, wait);
     }
     let session = parts
         .headers
@@ -157,6 +153,20 @@ fn is_initialize(body: &[u8]) -> bool {
         method: Option<String>,
     }
     serde_json::from_slice::<Method>(body).is_ok_and(|m| m.method.as_deref() == Some("initialize"))
+}
+
+fn too_many(who: &str, wait: Duration) -> Response {
+    let seconds = wait.as_secs_f64().ceil().max(1.0);
+    let mut response = refuse(
+        StatusCode::TOO_MANY_REQUESTS,
+        &format!(
+            "{who} is over its rate limit (REGISTRY_MCP_RATE_LIMIT_PER_MINUTE); retry in {seconds} s"
+        ),
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!("{seconds}")) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 fn refuse(status: StatusCode, message: &str) -> Response {

@@ -200,6 +200,11 @@ async fn accept_loop(
                         continue;
                     }
                 };
+                // Answers go out in several writes (headers, SSE events): without this, Nagle's
+                // algorithm and the peer's delayed ACK add 40 ms to each.
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::debug!(%peer, %error, "TCP_NODELAY not set");
+                }
                 let slot = Arc::clone(&slots).try_acquire_owned();
                 let served = slot.is_ok();
                 let (router, cancel, tls) = (router.clone(), cancel.clone(), tls.clone());

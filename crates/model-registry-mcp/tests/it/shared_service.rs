@@ -658,6 +658,26 @@ async fn connections_sessions_and_rates_are_capped_with_their_status() {
         200,
         "another caller is not limited"
     );
+    // Guessing tokens is limited too: failed attempts count against the peer's address.
+    let mut statuses = Vec::new();
+    for guess in 0..20 {
+        let request = post(
+            port,
+            &bearer(&format!("mrm_guess_{guess}")),
+            &initialize_body(),
+        );
+        statuses.push(exchange(port, &request).await.0);
+    }
+    assert!(
+        statuses[..5].iter().all(|s| *s == 401)
+            && statuses.iter().filter(|s| **s == 429).count() >= 5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        use_session(port, TOKEN_B, &fourth).await,
+        200,
+        "callers with tokens are served"
+    );
 }
 
 #[tokio::test]
