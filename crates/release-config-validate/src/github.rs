@@ -56,6 +56,18 @@ pub fn render(report: &Report, in_step_summary: bool) -> String {
             escape_data(&message(reported, report))
         );
     }
+    if report
+        .baseline
+        .as_ref()
+        .is_some_and(|b| !b.stale.is_empty())
+    {
+        let _ = writeln!(
+            out,
+            "::notice title={}::{}",
+            escape_property("release-config: baseline entries fixed"),
+            escape_data(&crate::report::stale_lines(report).join("\n"))
+        );
+    }
     let _ = writeln!(
         out,
         "release-config: {}; {}",
@@ -160,7 +172,7 @@ pub fn step_summary(report: &Report) -> String {
         return out;
     }
     let mut left_out = 0usize;
-    let diff_aware = report.base.is_some();
+    let diff_aware = report.diff_aware();
     if diff_aware {
         let _ = writeln!(
             out,

@@ -77,6 +77,9 @@ pub fn render(report: &Report, sources: Lookup<'_>, color: bool) -> String {
         paint.paint(style, verdict),
         paint.paint(BOLD, &summary_line(&counts))
     );
+    for line in crate::report::stale_lines(report) {
+        let _ = writeln!(out, "{line}");
+    }
     out
 }
 

@@ -14,6 +14,9 @@ struct JsonReport<'a> {
     revision: Option<&'a RevisionInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     base: Option<&'a RevisionInfo>,
+    /// With `--baseline`: the file, its entry count and the entries no longer occurring.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline: Option<Value>,
     summary: Value,
     findings: Vec<Value>,
     topology: &'a Value,
@@ -33,6 +36,10 @@ fn json_report(report: &Report) -> JsonReport<'_> {
     JsonReport {
         revision: report.revision.as_ref(),
         base: report.base.as_ref(),
+        baseline: report
+            .baseline
+            .as_ref()
+            .map(|b| json!({"path": b.path, "entries": b.entries, "stale": b.stale})),
         summary,
         findings: report.findings.iter().map(finding_value).collect(),
         topology: &report.topology,

@@ -4,6 +4,7 @@
 //! and reports findings as a compiler-style text, JSON, GitHub workflow
 //! commands or SARIF. Contract: `shared/spec/release-config-repo.md`, section 5.
 
+pub mod baseline;
 pub mod github;
 pub mod human;
 pub mod json;
@@ -37,6 +38,13 @@ pub struct Args {
     /// Diff-aware mode: findings that also exist at REV are pre-existing and do not fail the run.
     #[arg(long, value_name = "REV")]
     pub base: Option<String>,
+    /// Findings listed in this baseline file are pre-existing (like --base); entries that no
+    /// longer occur are reported, so the file shrinks as things are fixed.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Record this run's findings in FILE (by fingerprint, sorted) for --baseline.
+    #[arg(long, value_name = "FILE")]
+    pub write_baseline: Option<PathBuf>,
     /// Also report GPUs or ports claimed by refs matching GLOB, e.g. 'refs/pull/*/head' (repeatable).
     #[arg(long = "pending", value_name = "GLOB")]
     pub pending: Vec<String>,
@@ -58,6 +66,8 @@ impl Args {
             path: path.into(),
             rev: None,
             base: None,
+            baseline: None,
+            write_baseline: None,
             pending: Vec::new(),
             format: Format::Human,
             machine: None,

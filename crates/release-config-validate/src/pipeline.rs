@@ -8,6 +8,7 @@ use topology::repo::{RepoError, Repository, Revision, Snapshot};
 
 use serde_json::Value;
 
+use crate::baseline::BaselineUse;
 use crate::report::{Report, ReportedFinding, RevisionInfo, mark_new_in};
 use crate::{Args, Format};
 
@@ -44,6 +45,8 @@ pub enum ValidateError {
     },
     #[error("cannot write the report: {source}")]
     Output { source: std::io::Error },
+    #[error("baseline {}: {problem}", path.display())]
+    Baseline { path: PathBuf, problem: String },
     #[error("cannot append to the step summary {}: {source}", path.display())]
     StepSummary {
         path: PathBuf,
@@ -241,10 +244,42 @@ pub fn validate(args: &Args) -> Result<Validated, ValidateError> {
         None => None,
     };
 
+    // Read before it is written, so that `--baseline F --write-baseline F` reports what F said.
+    let baseline = match &args.baseline {
+        Some(file) => {
+            let entries = crate::baseline::read(file)?;
+            let count = entries.len();
+            let stale = crate::baseline::apply(&mut findings, entries);
+            Some(BaselineUse {
+                path: file.display().to_string(),
+                entries: count,
+                stale,
+            })
+        }
+        None => None,
+    };
+    let baseline = match &args.write_baseline {
+        Some(file) => {
+            let entries = crate::baseline::entries(&findings);
+            crate::baseline::write(file, entries.clone())?;
+            // Recorded means accepted: this run is then checked against what it wrote.
+            match baseline {
+                Some(used) => Some(used),
+                None => Some(BaselineUse {
+                    path: file.display().to_string(),
+                    entries: entries.len(),
+                    stale: crate::baseline::apply(&mut findings, entries),
+                }),
+            }
+        }
+        None => baseline,
+    };
+
     let report = Report {
         findings,
         revision: snapshot.revision().map(revision_info),
         base,
+        baseline,
         machines,
         deployments,
         topology,

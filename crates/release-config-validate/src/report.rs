@@ -54,6 +54,8 @@ pub struct Report {
     pub revision: Option<RevisionInfo>,
     /// The base of a diff-aware run (`--base`).
     pub base: Option<RevisionInfo>,
+    /// The baseline file of the run (`--baseline`), and its entries that no longer occur.
+    pub baseline: Option<crate::baseline::BaselineUse>,
     /// How many machines and deployments were checked (after `--machine`).
     pub machines: usize,
     pub deployments: usize,
@@ -83,6 +85,7 @@ impl Report {
             findings: findings.into_iter().map(ReportedFinding::new).collect(),
             revision: None,
             base: None,
+            baseline: None,
             machines: 0,
             deployments: 0,
             topology: serde_json::Value::Null,
@@ -91,7 +94,7 @@ impl Report {
 
     pub fn counts(&self) -> Counts {
         let all = Summary::of(self.findings.iter().map(|f| &f.finding));
-        let new = self.base.is_some().then(|| {
+        let new = self.diff_aware().then(|| {
             Summary::of(
                 self.findings
                     .iter()
@@ -100,6 +103,11 @@ impl Report {
             )
         });
         Counts { all, new }
+    }
+
+    /// Whether findings are told new from pre-existing (`--base`, `--baseline`).
+    pub fn diff_aware(&self) -> bool {
+        self.base.is_some() || self.baseline.is_some()
     }
 
     /// True when the run fails: at least one error-severity finding that counts.
@@ -174,7 +182,42 @@ pub fn scope_line(report: &Report) -> String {
         line.push_str(" against base ");
         line.push_str(&describe_revision(base));
     }
+    if let Some(baseline) = &report.baseline {
+        line.push_str(&format!(" and baseline {}", baseline.path));
+    }
     line
+}
+
+/// With `--baseline`: the entries that no longer occur, as lines for humans (none when every
+/// entry still matches).
+pub fn stale_lines(report: &Report) -> Vec<String> {
+    let Some(baseline) = &report.baseline else {
+        return Vec::new();
+    };
+    if baseline.stale.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![format!(
+        "baseline {}: {} of {} entries no longer occur (fixed); `--write-baseline {}` drops them:",
+        baseline.path,
+        baseline.stale.len(),
+        baseline.entries,
+        baseline.path
+    )];
+    for entry in &baseline.stale {
+        lines.push(format!(
+            "  {} {}{}: {}",
+            entry.rule,
+            entry.path,
+            entry
+                .machine
+                .as_ref()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default(),
+            entry.message
+        ));
+    }
+    lines
 }
 
 /// `main (1a2b3c4)` or just `1a2b3c4`.

@@ -1,5 +1,6 @@
 //! Integration tests of the validator.
 
+mod baseline;
 mod cli;
 mod fixtures;
 mod git;
