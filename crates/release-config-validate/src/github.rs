@@ -30,7 +30,11 @@ pub fn render(report: &Report, in_step_summary: bool) -> String {
             escape_data(&note)
         );
     }
-    for reported in ordered(report) {
+    // Suppressed findings are accepted: the step summary lists them, no annotation nags.
+    for reported in ordered(report)
+        .into_iter()
+        .filter(|f| f.finding.suppressed.is_none())
+    {
         let finding = &reported.finding;
         let command = match finding.severity {
             Severity::Error => "error",

@@ -156,14 +156,19 @@ fn render_finding(
             (printable(&text).into_owned(), s)
         })
         .collect();
-    if reported.new == Some(false) {
-        let base = report
-            .base
-            .as_ref()
-            .map(describe_revision)
-            .unwrap_or_else(|| "the base".to_owned());
+    if let Some(reason) = &finding.suppressed {
         notes.push((
-            format!("pre-existing: also reported at {base}; does not fail this run"),
+            format!("suppressed where it happens: {reason}; does not fail this run"),
+            None,
+        ));
+    } else if reported.new == Some(false) {
+        let origin = match (&report.base, &report.baseline) {
+            (Some(base), _) => format!("also reported at {}", describe_revision(base)),
+            (None, Some(baseline)) => format!("listed in the baseline {}", baseline.path),
+            (None, None) => "also reported at the base".to_owned(),
+        };
+        notes.push((
+            format!("pre-existing: {origin}; does not fail this run"),
             None,
         ));
     }

@@ -100,5 +100,8 @@ fn finding_value(reported: &ReportedFinding) -> Value {
     if let Some(new) = reported.new {
         object.insert("new".to_owned(), json!(new));
     }
+    if let Some(reason) = &finding.suppressed {
+        object.insert("suppressed".to_owned(), json!({ "reason": reason }));
+    }
     Value::Object(object)
 }

@@ -30,7 +30,7 @@ impl ReportedFinding {
     /// Whether this finding counts against the run: pre-existing findings
     /// (`new == Some(false)`) never do.
     pub fn counts(&self) -> bool {
-        self.new != Some(false)
+        self.new != Some(false) && self.finding.suppressed.is_none()
     }
 }
 
@@ -66,9 +66,12 @@ pub struct Report {
 /// Counts by severity, plus how many of them are new in diff-aware mode.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
+    /// Not counting suppressed findings.
     pub all: Summary,
     /// `Some` with `--base`: counts of the new findings only.
     pub new: Option<Summary>,
+    /// Findings suppressed in the files (with a reason).
+    pub suppressed: usize,
 }
 
 impl Counts {
@@ -102,7 +105,19 @@ impl Report {
                     .map(|f| &f.finding),
             )
         });
-        Counts { all, new }
+        Counts {
+            all,
+            new,
+            suppressed: self.suppressed(),
+        }
+    }
+
+    /// Findings accepted in the file with a reason.
+    pub fn suppressed(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.finding.suppressed.is_some())
+            .count()
     }
 
     /// Whether findings are told new from pre-existing (`--base`, `--baseline`).
@@ -147,6 +162,9 @@ pub fn summary_line(counts: &Counts) -> String {
             Some(list) => line.push_str(&format!(" ({fresh} new: {list})")),
             None => line.push_str(" (none new)"),
         }
+    }
+    if counts.suppressed > 0 {
+        line.push_str(&format!("; {} suppressed", counts.suppressed));
     }
     line
 }
@@ -250,7 +268,14 @@ mod tests {
     #[test]
     fn summary_lines() {
         let check = |all: Summary, new: Option<Summary>, expected: &str| {
-            assert_eq!(summary_line(&Counts { all, new }), expected);
+            assert_eq!(
+                summary_line(&Counts {
+                    all,
+                    new,
+                    suppressed: 0
+                }),
+                expected
+            );
         };
         let s = |errors, warnings, infos| Summary {
             errors,

@@ -83,6 +83,12 @@ pub fn to_value(report: &Report, version: &str) -> Value {
                     json!(if new { "new" } else { "unchanged" }),
                 );
             }
+            if let Some(reason) = &finding.suppressed {
+                result.insert(
+                    "suppressions".to_owned(),
+                    json!([{ "kind": "inSource", "justification": reason }]),
+                );
+            }
             let mut properties = Map::new();
             if let Some(machine) = &finding.machine {
                 properties.insert("machine".to_owned(), json!(machine));

@@ -107,6 +107,8 @@ type ContentKey = (ContentId, Option<ContentId>);
 struct ParsedDeployment {
     deployment: Arc<Deployment>,
     findings: Vec<Finding>,
+    /// The compose file's `# release-config: ignore` comments.
+    suppressions: Vec<crate::suppress::Suppression>,
 }
 
 /// An inventory (`None` when unusable) and the findings of reading it.
@@ -526,6 +528,13 @@ impl Engine {
             );
             stats.timings.rules_us = micros(phase);
             phase = Instant::now();
+            let suppressions: Vec<crate::suppress::Suppression> = parsed
+                .iter()
+                .flat_map(|(_, result)| result.suppressions.iter().cloned())
+                .collect();
+            if !suppressions.is_empty() {
+                crate::suppress::apply(&mut findings, &suppressions);
+            }
             config.apply(&mut findings);
             findings.sort_by(|a, b| {
                 a.location
@@ -686,6 +695,7 @@ impl Engine {
         id: &DeploymentId,
         source: &Source<'_>,
     ) -> ParsedDeployment {
+        let mut suppressions = Vec::new();
         let (deployment, findings) = match source {
             Source::Dir(dir) => {
                 let compose = self.read_text(snapshot, &dir.compose);
@@ -704,6 +714,11 @@ impl Engine {
                 };
                 match compose {
                     Ok(text) => {
+                        suppressions = crate::suppress::scan(
+                            &Arc::from(dir.compose.path.as_str()),
+                            Some(&id.machine),
+                            &text,
+                        );
                         let (deployment, more) = compose::read_deployment(
                             id.clone(),
                             &dir.compose.path,
@@ -730,6 +745,11 @@ impl Engine {
             Source::Extra(extra, _, _) => {
                 let compose_path = extra.compose_path();
                 let env_path = extra.env_path();
+                suppressions = crate::suppress::scan(
+                    &Arc::from(compose_path.as_str()),
+                    Some(&id.machine),
+                    &extra.compose,
+                );
                 compose::read_deployment(
                     id.clone(),
                     &compose_path,
@@ -746,6 +766,7 @@ impl Engine {
         ParsedDeployment {
             deployment: Arc::new(deployment),
             findings,
+            suppressions,
         }
     }
 

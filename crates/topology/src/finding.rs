@@ -85,6 +85,7 @@ rules! {
     Port002 => "PORT002", Warning, "the port directory is not among the host ports the service publishes";
     Inv001 => "INV001", Info, "machine has no inventory";
     Pending001 => "PENDING001", Warning, "a GPU or port claimed by the head is also claimed by an open proposal";
+    Sup001 => "SUP001", Warning, "a suppression comment without a reason, naming no rule, or accepting no finding";
 }
 
 impl fmt::Display for Rule {
@@ -196,6 +197,10 @@ pub struct Finding {
     pub subjects: Vec<String>,
     /// Stable identity across runs: rule + machine + deployments + subjects.
     pub fingerprint: String,
+    /// Accepted where it happens (`# release-config: ignore CODE -- reason`): the reason. A
+    /// suppressed finding is reported as such and never fails a run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<String>,
 }
 
 impl Finding {
@@ -226,6 +231,7 @@ impl Finding {
             related: Vec::new(),
             subjects,
             fingerprint,
+            suppressed: None,
         }
     }
 
@@ -271,7 +277,7 @@ fn fingerprint(
     format!("{}:{hash:016x}", rule.code())
 }
 
-/// Counts by severity.
+/// Counts by severity; suppressed findings are not counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     pub errors: usize,
@@ -283,6 +289,9 @@ impl Summary {
     pub fn of<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> Summary {
         let mut summary = Summary::default();
         for finding in findings {
+            if finding.suppressed.is_some() {
+                continue;
+            }
             match finding.severity {
                 Severity::Error => summary.errors += 1,
                 Severity::Warning => summary.warnings += 1,

@@ -16,6 +16,7 @@ pub mod layout;
 pub mod proposal;
 pub mod repo;
 pub mod rules;
+pub mod suppress;
 pub mod yaml;
 
 pub use finding::{Finding, Location, Related, Rule, Severity, Summary};

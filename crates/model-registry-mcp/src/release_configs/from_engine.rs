@@ -170,12 +170,13 @@ pub fn finding_view(finding: &Finding) -> FindingView {
             .iter()
             .map(|r| format!("{}: {}", r.location, r.message))
             .collect(),
+        suppressed: finding.suppressed.clone(),
     }
 }
 
 fn counts(findings: &[Arc<FindingView>]) -> FindingCounts {
     let mut counts = FindingCounts::default();
-    for finding in findings {
+    for finding in findings.iter().filter(|f| f.suppressed.is_none()) {
         match finding.severity.as_str() {
             "error" => counts.errors += 1,
             "warning" => counts.warnings += 1,

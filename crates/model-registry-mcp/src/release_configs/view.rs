@@ -95,6 +95,9 @@ pub struct FindingView {
     pub deployments: Vec<String>,
     /// The other side(s) of a conflict, as `path:line:column: message`.
     pub related: Vec<String>,
+    /// Accepted in the file (`# release-config: ignore CODE -- reason`): the reason. Not counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<String>,
 }
 
 /// A GPU of a machine and who holds it.

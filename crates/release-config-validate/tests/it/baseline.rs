@@ -78,6 +78,7 @@ fn a_baseline_round_trip_shrinks_as_findings_are_fixed() {
     let worse = with_baseline(Format::Sarif);
     assert_eq!(worse.exit, Exit::Findings);
     let sarif: serde_json::Value = serde_json::from_str(&worse.stdout).unwrap_or_default();
+    crate::sarif_shape::assert_sarif_shape(&sarif);
     let states: Vec<&str> = sarif["runs"][0]["results"]
         .as_array()
         .map(|results| {

@@ -7,3 +7,4 @@ mod git;
 mod renderers;
 mod sarif_shape;
 mod support;
+mod suppress;
