@@ -9,6 +9,7 @@
 //! the same programs (each calls its crate's `process_main`, exactly as the crate's `main.rs`
 //! does) under names that do not collide with the real ones in the target directory.
 
+mod ci_files;
 mod deploy;
 mod production;
 mod propose;

