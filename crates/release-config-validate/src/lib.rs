@@ -54,6 +54,10 @@ pub struct Args {
     /// Only report findings (and topology) of this machine.
     #[arg(long, value_name = "NAME")]
     pub machine: Option<String>,
+    /// Explain a rule (what it checks, why it matters, an example and its fix) and exit; with
+    /// --format json, as JSON.
+    #[arg(long, value_name = "CODE")]
+    pub explain: Option<String>,
     /// Colour the human report.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
@@ -71,6 +75,7 @@ impl Args {
             pending: Vec::new(),
             format: Format::Human,
             machine: None,
+            explain: None,
             color: ColorChoice::Auto,
         }
     }
@@ -162,6 +167,13 @@ fn run_inner(
     env: &Environment,
     stdout: &mut dyn Write,
 ) -> Result<Exit, ValidateError> {
+    if let Some(code) = &args.explain {
+        let text = explain(code, args.format)?;
+        stdout
+            .write_all(text.as_bytes())
+            .map_err(|source| ValidateError::Output { source })?;
+        return Ok(Exit::Clean);
+    }
     let validated = validate(args)?;
     let report = &validated.report;
     let text = match args.format {
@@ -192,6 +204,41 @@ fn run_inner(
         Exit::Findings
     } else {
         Exit::Clean
+    })
+}
+
+/// `--explain CODE`: the rule's explanation as text (human formats) or JSON.
+pub fn explain(code: &str, format: Format) -> Result<String, ValidateError> {
+    let rule = topology::Rule::from_code(&code.trim().to_ascii_uppercase()).ok_or_else(|| {
+        ValidateError::UnknownRule {
+            code: code.to_owned(),
+            known: topology::Rule::ALL
+                .iter()
+                .map(|r| r.code())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    })?;
+    Ok(match format {
+        Format::Json => {
+            let mut text = serde_json::to_string_pretty(&serde_json::json!({
+                "code": rule.code(),
+                "severity": rule.default_severity().as_str(),
+                "summary": rule.summary(),
+                "explanation": rule.explanation(),
+                "help_uri": sarif::help_uri(rule),
+            }))
+            .unwrap_or_default();
+            text.push('\n');
+            text
+        }
+        _ => format!(
+            "{} ({} by default): {}\n\n{}",
+            rule.code(),
+            rule.default_severity(),
+            rule.summary(),
+            rule.explanation()
+        ),
     })
 }
 

@@ -45,6 +45,8 @@ pub enum ValidateError {
     },
     #[error("cannot write the report: {source}")]
     Output { source: std::io::Error },
+    #[error("no rule `{code}` (rules: {known})")]
+    UnknownRule { code: String, known: String },
     #[error("baseline {}: {problem}", path.display())]
     Baseline { path: PathBuf, problem: String },
     #[error("cannot append to the step summary {}: {source}", path.display())]

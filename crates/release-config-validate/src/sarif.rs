@@ -16,6 +16,14 @@ pub const INFORMATION_URI: &str = match option_env!("CARGO_PKG_REPOSITORY") {
 /// fingerprint's recipe changes.
 pub const FINGERPRINT_KEY: &str = "releaseConfig/v1";
 
+/// A stable URL of the rule's explanation: its file in the repository's main branch.
+pub fn help_uri(rule: Rule) -> String {
+    format!(
+        "{INFORMATION_URI}/blob/main/crates/topology/rules/{}.md",
+        rule.code()
+    )
+}
+
 /// The SARIF log for the report; `version` is the tool's version.
 pub fn to_value(report: &Report, version: &str) -> Value {
     let rules: Vec<Value> = Rule::ALL
@@ -27,6 +35,8 @@ pub fn to_value(report: &Report, version: &str) -> Value {
                 "shortDescription": { "text": rule.summary() },
                 "fullDescription": { "text": rule.summary() },
                 "defaultConfiguration": { "level": level(rule.default_severity()) },
+                "help": { "text": rule.explanation(), "markdown": rule.explanation() },
+                "helpUri": help_uri(*rule),
                 "properties": { "tags": ["release-config"] },
             })
         })

@@ -56,6 +56,13 @@ macro_rules! rules {
                 match self { $(Rule::$variant => $summary,)* }
             }
 
+            /// The rule's explanation (Markdown): what it checks, why it matters on a GPU
+            /// fleet, an example that fires, and its fix. One file per rule,
+            /// `crates/topology/rules/<CODE>.md` (`--explain`, SARIF `help`).
+            pub fn explanation(self) -> &'static str {
+                match self { $(Rule::$variant => include_str!(concat!("../rules/", $code, ".md")),)* }
+            }
+
             pub fn from_code(code: &str) -> Option<Rule> {
                 match code { $($code => Some(Rule::$variant),)* _ => None }
             }

@@ -2,6 +2,7 @@
 
 mod baseline;
 mod cli;
+mod explain;
 mod fixtures;
 mod git;
 mod renderers;
