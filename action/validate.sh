@@ -51,19 +51,21 @@ args=("$repo")
 if [ -n "$base" ]; then args+=(--base "$base"); fi
 if [ "${#refspecs[@]}" -gt 0 ]; then args+=(--pending 'refs/remotes/origin/pr/*'); fi
 
-# Annotations (stdout) and the Markdown report, which becomes the job summary and the comment.
+# Annotations (stdout) and the Markdown table of every finding, which becomes the job summary.
 status=0
 GITHUB_STEP_SUMMARY="$work/summary.md" "$validator" "${args[@]}" --format github || status=$?
 if [ "$status" -ge 2 ]; then exit "$status"; fi
 "$validator" "${args[@]}" --format sarif > "$sarif" || [ $? -le 1 ]
 "$validator" "${args[@]}" --format json > "$work/report.json" || [ $? -le 1 ]
+"$validator" "${args[@]}" --format markdown > "$work/comment.md" || [ $? -le 1 ]
 if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then cat "$work/summary.md" >> "$GITHUB_STEP_SUMMARY"; fi
 
-# One sticky comment per pull request, found again by its marker and updated in place.
+# One sticky comment per pull request (each touched machine's GPU map before and after, new
+# findings first), found again by its marker and updated in place.
 marker="<!-- release-config-validate -->"
 if [ "${COMMENT:-true}" = true ] && [ -n "${PR_NUMBER:-}" ] && [ -n "${GH_TOKEN:-}" ]; then
   issue="${GITHUB_API_URL:-https://api.github.com}/repos/$GITHUB_REPOSITORY/issues"
-  { echo "$marker"; cat "$work/summary.md"; } | jq -Rs '{body: .}' > "$work/comment.json"
+  { echo "$marker"; cat "$work/comment.md"; } | jq -Rs '{body: .}' > "$work/comment.json"
   api "$issue/$PR_NUMBER/comments?per_page=100" > "$work/comments.json"
   existing=$(jq -r --arg m "$marker" '[.[] | select(.body | startswith($m))][0].id // empty' "$work/comments.json")
   if [ -n "$existing" ]; then

@@ -8,6 +8,7 @@ pub mod baseline;
 pub mod github;
 pub mod human;
 pub mod json;
+pub mod markdown;
 mod pipeline;
 pub mod report;
 pub mod sarif;
@@ -91,6 +92,9 @@ pub enum Format {
     Github,
     /// SARIF 2.1.0 for code scanning.
     Sarif,
+    /// For a pull-request comment: each touched machine's GPU map before and after, new
+    /// findings first.
+    Markdown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -193,6 +197,7 @@ fn run_inner(
             github::render(report, env.step_summary.is_some())
         }
         Format::Sarif => sarif::render(report, env!("CARGO_PKG_VERSION")),
+        Format::Markdown => markdown::render(report),
     };
     stdout
         .write_all(text.as_bytes())

@@ -9,6 +9,7 @@ use topology::repo::{RepoError, Repository, Revision, Snapshot};
 use serde_json::Value;
 
 use crate::baseline::BaselineUse;
+use crate::markdown::MachineChange;
 use crate::report::{Report, ReportedFinding, RevisionInfo, mark_new_in};
 use crate::{Args, Format};
 
@@ -237,10 +238,12 @@ pub fn validate(args: &Args) -> Result<Validated, ValidateError> {
     }
     let mut findings = only_machine(findings, args.machine.as_deref());
 
+    let mut base_fleet = None;
     let base = match &base_snapshot {
         Some(base_snapshot) => {
-            let base_fleet = analyze(&mut engine, base_snapshot)?;
-            mark_new_in(&mut findings, &base_fleet.findings);
+            let fleet = analyze(&mut engine, base_snapshot)?;
+            mark_new_in(&mut findings, &fleet.findings);
+            base_fleet = Some(fleet);
             base_snapshot.revision().map(revision_info)
         }
         None => None,
@@ -277,7 +280,18 @@ pub fn validate(args: &Args) -> Result<Validated, ValidateError> {
         None => baseline,
     };
 
+    let changes = if args.format == Format::Markdown {
+        changed_machines(
+            &head,
+            base_fleet.as_ref(),
+            &findings,
+            args.machine.as_deref(),
+        )
+    } else {
+        Vec::new()
+    };
     let report = Report {
+        changes,
         findings,
         revision: snapshot.revision().map(revision_info),
         base,
@@ -291,6 +305,56 @@ pub fn validate(args: &Args) -> Result<Validated, ValidateError> {
         snapshot,
         pending,
     })
+}
+
+/// The machines a Markdown report shows: with a base, those whose GPU map, ports or findings
+/// differ from the base's; without, those with a finding that counts.
+fn changed_machines(
+    head: &Fleet,
+    base: Option<&Fleet>,
+    findings: &[ReportedFinding],
+    only: Option<&str>,
+) -> Vec<MachineChange> {
+    let with_new_finding: std::collections::BTreeSet<&str> = findings
+        .iter()
+        .filter(|f| f.counts())
+        .filter_map(|f| f.finding.machine.as_deref())
+        .collect();
+    let mut names: std::collections::BTreeSet<&str> =
+        head.machines.keys().map(String::as_str).collect();
+    if let Some(base) = base {
+        names.extend(base.machines.keys().map(String::as_str));
+    }
+    fn comparable(
+        t: &Option<topology::engine::MachineTopology>,
+    ) -> Option<(
+        &std::collections::BTreeMap<String, Vec<String>>,
+        &Vec<topology::engine::DeploymentSummary>,
+        Option<u32>,
+        &Option<Vec<Vec<u32>>>,
+    )> {
+        t.as_ref()
+            .map(|t| (&t.gpu_holders, &t.deployments, t.gpu_count, &t.free_by_numa))
+    }
+    names
+        .into_iter()
+        .filter(|name| only.is_none_or(|only| only == *name))
+        .filter_map(|name| {
+            let after = head.machine_topology(name);
+            let before = base.and_then(|base| base.machine_topology(name));
+            let changed = match base {
+                Some(_) => {
+                    comparable(&before) != comparable(&after) || with_new_finding.contains(name)
+                }
+                None => with_new_finding.contains(name),
+            };
+            changed.then(|| MachineChange {
+                machine: name.to_owned(),
+                before,
+                after,
+            })
+        })
+        .collect()
 }
 
 fn analyze(engine: &mut Engine, snapshot: &Snapshot) -> Result<Fleet, ValidateError> {

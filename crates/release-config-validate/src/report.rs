@@ -61,6 +61,8 @@ pub struct Report {
     pub deployments: usize,
     /// The engine's topology (all machines, or the one of `--machine`).
     pub topology: serde_json::Value,
+    /// `--format markdown`: the machines the change touches, before and after.
+    pub changes: Vec<crate::markdown::MachineChange>,
 }
 
 /// Counts by severity, plus how many of them are new in diff-aware mode.
@@ -92,6 +94,7 @@ impl Report {
             machines: 0,
             deployments: 0,
             topology: serde_json::Value::Null,
+            changes: Vec::new(),
         }
     }
 

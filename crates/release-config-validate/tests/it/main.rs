@@ -5,6 +5,7 @@ mod cli;
 mod explain;
 mod fixtures;
 mod git;
+mod markdown;
 mod renderers;
 mod sarif_shape;
 mod support;
