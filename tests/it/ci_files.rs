@@ -251,6 +251,12 @@ async fn the_action_reports_and_keeps_one_sticky_comment() {
         "{}",
         comments[0].body
     );
+    assert!(
+        comments[0].body.contains("### `gpu-new-01` (new machine)")
+            && comments[0].body.contains("| GPU | before | after |"),
+        "the comment is the GPU map of the touched machine: {}",
+        comments[0].body
+    );
     let sarif_log: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap_or_default())
             .unwrap_or_default();

@@ -325,14 +325,14 @@ fn changed_machines(
     if let Some(base) = base {
         names.extend(base.machines.keys().map(String::as_str));
     }
-    fn comparable(
-        t: &Option<topology::engine::MachineTopology>,
-    ) -> Option<(
-        &std::collections::BTreeMap<String, Vec<String>>,
-        &Vec<topology::engine::DeploymentSummary>,
+    /// What a reviewer sees change: holders, deployments (GPUs, ports, shapes), capacity.
+    type Comparable<'a> = (
+        &'a std::collections::BTreeMap<String, Vec<String>>,
+        &'a Vec<topology::engine::DeploymentSummary>,
         Option<u32>,
-        &Option<Vec<Vec<u32>>>,
-    )> {
+        &'a Option<Vec<Vec<u32>>>,
+    );
+    fn comparable(t: &Option<topology::engine::MachineTopology>) -> Option<Comparable<'_>> {
         t.as_ref()
             .map(|t| (&t.gpu_holders, &t.deployments, t.gpu_count, &t.free_by_numa))
     }
