@@ -7,8 +7,10 @@
 #   COMMENT          true | false: keep one sticky comment on the pull request (default true)
 #   SARIF_FILE       where the SARIF report goes (default release-config.sarif)
 #   GH_TOKEN         token for the GitHub API (open pull requests, the comment)
-#   EVENT_NAME, BASE_REF, BEFORE, PR_NUMBER   from the triggering event
-# and GitHub's own GITHUB_API_URL, GITHUB_REPOSITORY, GITHUB_STEP_SUMMARY, RUNNER_TEMP.
+#   EVENT_NAME, BASE_REF, BEFORE, PR_NUMBER   from the triggering event (PR_NUMBER and BASE_REF
+#                    are read from GITHUB_EVENT_PATH when not given)
+# and GitHub's own GITHUB_API_URL, GITHUB_REPOSITORY, GITHUB_STEP_SUMMARY, GITHUB_EVENT_PATH,
+# RUNNER_TEMP.
 set -euo pipefail
 
 validator="${VALIDATOR:?VALIDATOR: the release-config-validate binary}"
@@ -27,6 +29,12 @@ api() {
     -H "Authorization: Bearer $GH_TOKEN" -H "Accept: application/vnd.github+json" \
     -H "X-GitHub-Api-Version: 2022-11-28" -H "Content-Type: application/json" "$@"
 }
+
+# The pull request, from the event file GitHub writes when the caller did not say.
+if [ -n "${GITHUB_EVENT_PATH:-}" ] && [ -f "$GITHUB_EVENT_PATH" ]; then
+  if [ -z "${PR_NUMBER:-}" ]; then PR_NUMBER=$(jq -r '.pull_request.number // empty' "$GITHUB_EVENT_PATH"); fi
+  if [ -z "${BASE_REF:-}" ]; then BASE_REF=$(jq -r '.pull_request.base.ref // empty' "$GITHUB_EVENT_PATH"); fi
+fi
 
 # The base of the comparison: the pull request's base branch, or what a pushed branch was.
 base=""

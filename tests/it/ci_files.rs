@@ -193,6 +193,18 @@ async fn the_action_reports_and_keeps_one_sticky_comment() {
     let runner = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let summary = runner.path().join("step-summary.md");
     let sarif = runner.path().join("release-config.sarif");
+    // The event file GitHub writes for a pull_request event (the fields the script reads).
+    let event = runner.path().join("event.json");
+    std::fs::write(
+        &event,
+        serde_json::json!({
+            "action": "synchronize",
+            "number": this,
+            "pull_request": {"number": this, "base": {"ref": "main"}, "head": {"ref": "proposal"}},
+        })
+        .to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let run = |fail_on: &str| {
         let output = Command::new("bash")
             .arg(workspace().join("action/validate.sh"))
@@ -204,8 +216,7 @@ async fn the_action_reports_and_keeps_one_sticky_comment() {
             .env("SARIF_FILE", &sarif)
             .env("GH_TOKEN", TOKEN)
             .env("EVENT_NAME", "pull_request")
-            .env("BASE_REF", "main")
-            .env("PR_NUMBER", this.to_string())
+            .env("GITHUB_EVENT_PATH", &event)
             .env("GITHUB_API_URL", &github.url)
             .env("GITHUB_REPOSITORY", "acme/release-configs")
             .env("GITHUB_STEP_SUMMARY", &summary)

@@ -161,6 +161,7 @@ fn cut(bytes: &[u8]) -> (String, bool) {
 pub fn finding_view(finding: &Finding) -> FindingView {
     FindingView {
         code: finding.rule.code().to_owned(),
+        rule: finding.rule.summary(),
         severity: finding.severity.as_str().to_owned(),
         message: finding.message.clone(),
         location: finding.location.to_string(),

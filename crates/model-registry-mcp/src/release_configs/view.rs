@@ -86,6 +86,8 @@ pub struct SourceInfo {
 pub struct FindingView {
     /// Rule code, e.g. GPU001.
     pub code: String,
+    /// What the rule checks, in one line (the validator's `--explain CODE` says more).
+    pub rule: &'static str,
     /// error, warning or info.
     pub severity: String,
     pub message: String,
