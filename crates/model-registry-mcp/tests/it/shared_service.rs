@@ -130,6 +130,18 @@ async fn client_with(
         .unwrap_or_else(|e| panic!("initialize with a token: {e}"))
 }
 
+/// The env of a server with the tokens of `auth` (their registry keys made up: these tests do
+/// not reach a registry) and `limits`.
+fn token_env(auth: &str, limits: &[(&'static str, &'static str)]) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("PLANNER_KEY", "sk-planner".to_owned()),
+        ("OPERATOR_KEY", "sk-operator".to_owned()),
+        ("REGISTRY_MCP_AUTH_FILE", auth.to_owned()),
+    ];
+    env.extend(limits.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    env
+}
+
 /// The env of a server whose callers act with the emulator's viewer and operator keys.
 fn keyed_env(registry: &Registry, auth: &str) -> Vec<(&'static str, String)> {
     vec![
@@ -161,19 +173,24 @@ fn keys_seen(registry: &Registry) -> Vec<String> {
     names
 }
 
+/// Start-up that must refuse: its exit status and stderr.
+async fn refused_start(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
+    let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let output = command(env, args, cache.path())
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 #[tokio::test]
 async fn a_bind_beyond_loopback_needs_authentication() {
-    let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let output = command(
-        &[],
-        &["--transport", "http", "--bind", "0.0.0.0:0"],
-        cache.path(),
-    )
-    .output()
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let beyond = ["--transport", "http", "--bind", "0.0.0.0:0"];
+    let (status, stderr) = refused_start(&[], &beyond).await;
+    assert_eq!(status, Some(2), "{stderr}");
     assert!(
         stderr.contains("--bind: 0.0.0.0:0 is reachable beyond this machine")
             && stderr.contains("REGISTRY_MCP_AUTH_FILE"),
@@ -182,50 +199,26 @@ async fn a_bind_beyond_loopback_needs_authentication() {
     // Authenticated, but tokens would cross the network in clear: refused too.
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let auth = auth_file(dir.path(), "");
-    let output = command(
-        &[("REGISTRY_MCP_AUTH_FILE", &auth)],
-        &["--transport", "http", "--bind", "0.0.0.0:0"],
-        cache.path(),
-    )
-    .output()
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (_, stderr) = refused_start(&[("REGISTRY_MCP_AUTH_FILE", &auth)], &beyond).await;
     assert!(
         stderr.contains("must not cross the network in clear")
             && stderr.contains("REGISTRY_MCP_TLS_CERT"),
         "{stderr}"
     );
     // With REGISTRY_API_KEY beside an auth file, which key would a caller act with? Refused.
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let auth = auth_file(dir.path(), "");
-    let output = command(
-        &[
-            ("REGISTRY_MCP_AUTH_FILE", &auth),
-            ("REGISTRY_API_KEY", "sk-shared"),
-        ],
-        &["--transport", "http"],
-        cache.path(),
-    )
-    .output()
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let with_key = [
+        ("REGISTRY_MCP_AUTH_FILE", auth.as_str()),
+        ("REGISTRY_API_KEY", "sk-shared"),
+    ];
+    let (_, stderr) = refused_start(&with_key, &["--transport", "http"]).await;
     assert!(
         stderr.contains("REGISTRY_API_KEY: is not used when REGISTRY_MCP_AUTH_FILE is set"),
         "{stderr}"
     );
     assert!(!stderr.contains("sk-shared"), "{stderr}");
     // An auth file naming an unset variable: start-up says which entry and which variable.
-    let output = command(
-        &[("REGISTRY_MCP_AUTH_FILE", &auth)],
-        &["--transport", "http", "--bind", "127.0.0.1:0"],
-        cache.path(),
-    )
-    .output()
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let loopback = ["--transport", "http", "--bind", "127.0.0.1:0"];
+    let (_, stderr) = refused_start(&[("REGISTRY_MCP_AUTH_FILE", &auth)], &loopback).await;
     assert!(
         stderr.contains("[[token]] \"planner\": registry_api_key_env \"PLANNER_KEY\" is not set"),
         "{stderr}"
@@ -508,14 +501,14 @@ fn since(start: Instant) -> f64 {
 async fn slow_clients_are_cut_off_with_408_and_others_are_served_meanwhile() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let auth = auth_file(dir.path(), "");
-    let env = [
-        ("PLANNER_KEY", "sk-planner"),
-        ("OPERATOR_KEY", "sk-operator"),
-        ("REGISTRY_MCP_AUTH_FILE", auth.as_str()),
-        ("REGISTRY_MCP_HEADER_TIMEOUT_SECONDS", "2"),
-        ("REGISTRY_MCP_BODY_TIMEOUT_SECONDS", "2"),
-    ];
-    let (_child, port) = start_http(&env, &[], dir.path()).await;
+    let env = token_env(
+        &auth,
+        &[
+            ("REGISTRY_MCP_HEADER_TIMEOUT_SECONDS", "2"),
+            ("REGISTRY_MCP_BODY_TIMEOUT_SECONDS", "2"),
+        ],
+    );
+    let (_child, port) = start_http(&refs(&env), &[], dir.path()).await;
 
     let start = Instant::now();
     let mut slow_headers = TcpStream::connect(("127.0.0.1", port))
@@ -575,16 +568,16 @@ async fn slow_clients_are_cut_off_with_408_and_others_are_served_meanwhile() {
 async fn connections_sessions_and_rates_are_capped_with_their_status() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let auth = auth_file(dir.path(), "");
-    let env = [
-        ("PLANNER_KEY", "sk-planner"),
-        ("OPERATOR_KEY", "sk-operator"),
-        ("REGISTRY_MCP_AUTH_FILE", auth.as_str()),
-        ("REGISTRY_MCP_MAX_CONNECTIONS", "4"),
-        ("REGISTRY_MCP_MAX_SESSIONS", "3"),
-        ("REGISTRY_MCP_SESSION_IDLE_SECONDS", "10"),
-        ("REGISTRY_MCP_RATE_LIMIT_PER_MINUTE", "60"),
-    ];
-    let (_child, port) = start_http(&env, &[], dir.path()).await;
+    let env = token_env(
+        &auth,
+        &[
+            ("REGISTRY_MCP_MAX_CONNECTIONS", "4"),
+            ("REGISTRY_MCP_MAX_SESSIONS", "3"),
+            ("REGISTRY_MCP_SESSION_IDLE_SECONDS", "10"),
+            ("REGISTRY_MCP_RATE_LIMIT_PER_MINUTE", "60"),
+        ],
+    );
+    let (_child, port) = start_http(&refs(&env), &[], dir.path()).await;
 
     // Connections: four held open, the fifth is told 503 at once; one closed, service resumes.
     let mut held = Vec::new();
@@ -684,13 +677,8 @@ async fn connections_sessions_and_rates_are_capped_with_their_status() {
 async fn idle_sessions_end_and_are_404_after() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let auth = auth_file(dir.path(), "");
-    let env = [
-        ("PLANNER_KEY", "sk-planner"),
-        ("OPERATOR_KEY", "sk-operator"),
-        ("REGISTRY_MCP_AUTH_FILE", auth.as_str()),
-        ("REGISTRY_MCP_SESSION_IDLE_SECONDS", "2"),
-    ];
-    let (_child, port) = start_http(&env, &[], dir.path()).await;
+    let env = token_env(&auth, &[("REGISTRY_MCP_SESSION_IDLE_SECONDS", "2")]);
+    let (_child, port) = start_http(&refs(&env), &[], dir.path()).await;
     let session = open_session(port, TOKEN_A).await;
     assert_eq!(use_session(port, TOKEN_A, &session).await, 200);
     tokio::time::sleep(Duration::from_secs(4)).await;
