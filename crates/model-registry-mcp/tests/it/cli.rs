@@ -124,3 +124,47 @@ async fn tools_command_prints_the_surface() {
     assert_eq!(rows[31]["name"], "get_machine_topology");
     assert_eq!(rows[31]["definition"]["annotations"]["readOnlyHint"], true);
 }
+
+/// The README's configuration table and the command line name the same settings: every
+/// `REGISTRY_*` variable clap reads is documented, and every documented one is read.
+#[test]
+fn the_readme_configuration_table_matches_the_command_line() {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let table: Vec<&str> = readme
+        .lines()
+        .skip_while(|line| !line.starts_with("| variable | default | meaning |"))
+        .take_while(|line| line.starts_with('|'))
+        .collect();
+    let mut documented: Vec<String> = table
+        .iter()
+        .filter_map(|row| row.split('|').nth(1))
+        .flat_map(|cell| {
+            cell.split('`')
+                .filter(|part| part.starts_with("REGISTRY_"))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    documented.sort();
+    documented.dedup();
+    let command = <model_registry_mcp::config::Cli as clap::CommandFactory>::command();
+    let mut read: Vec<String> = command
+        .get_arguments()
+        .filter_map(|arg| arg.get_env())
+        .filter_map(|env| env.to_str())
+        .map(str::to_owned)
+        .collect();
+    read.sort();
+    read.dedup();
+    assert!(
+        !documented.is_empty(),
+        "no configuration table in README.md"
+    );
+    assert_eq!(
+        documented, read,
+        "README.md's configuration table vs the command line"
+    );
+}
