@@ -14,4 +14,5 @@ mod deploy;
 mod production;
 mod propose;
 mod support;
+mod tidy;
 mod validate_and_serve;
