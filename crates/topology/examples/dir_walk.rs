@@ -9,6 +9,9 @@
 //! for every third deployment, `.env`, in a temporary directory.
 //! `-- --loop` lists warm for a few seconds and prints nothing, for `perf`.
 
+// A measuring tool run by hand: a failed expectation stops it with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 use std::hint::black_box;
 use std::path::Path;

@@ -4,6 +4,9 @@
 //! `cargo run --release -p topology --example yaml_speed`
 //! (`-- --loop` parses for a few seconds and prints nothing, for `perf`).
 
+// A measuring tool run by hand: a failed expectation stops it with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

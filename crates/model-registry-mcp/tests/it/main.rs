@@ -1,6 +1,9 @@
 //! Integration tests: the real binary, over stdio (rmcp client and raw lines) and HTTP, against
 //! a release-config fixture repository and the registry emulator on 127.0.0.1.
 
+// Test helpers may unwrap: a failure there is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod bench;
 mod cli;
 mod conformance;

@@ -1,5 +1,8 @@
 //! The client against the real emulator on 127.0.0.1.
 
+// Test helpers may unwrap: a failure there is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod cache_and_paging;
 mod deployments;
 mod discover;

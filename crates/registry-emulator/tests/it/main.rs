@@ -1,6 +1,9 @@
 //! Contract tests of the emulator with plain HTTP: these pin the wire behaviour the
 //! client relies on (shared/spec/registry-api.md).
 
+// Test helpers may unwrap: a failure there is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod deployments;
 mod docker_benchmarks_artifacts;
 mod faults;

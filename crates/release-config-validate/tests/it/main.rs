@@ -1,5 +1,8 @@
 //! Integration tests of the validator.
 
+// Test helpers may unwrap: a failure there is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod baseline;
 mod cli;
 mod explain;

@@ -1,5 +1,8 @@
 //! Integration tests of the topology engine (one test binary for the crate).
 
+// Test helpers may unwrap: a failure there is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod compose;
 mod compose_reference;
 mod engine;
