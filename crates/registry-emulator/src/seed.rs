@@ -278,14 +278,6 @@ impl Seed {
         }
         problems
     }
-
-    /// The key of the first seeded API key with this role (the demo keys).
-    pub fn key_for(&self, role: crate::model::Role) -> Option<&str> {
-        self.api_keys
-            .iter()
-            .find(|k| k.role == role)
-            .map(|k| k.key.as_str())
-    }
 }
 
 #[cfg(test)]

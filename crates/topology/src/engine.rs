@@ -937,13 +937,6 @@ impl Fleet {
         Summary::of(&self.findings)
     }
 
-    /// True when some finding has error severity.
-    pub fn has_errors(&self) -> bool {
-        self.findings
-            .iter()
-            .any(|f| f.severity == crate::Severity::Error)
-    }
-
     pub fn findings_for_machine<'a>(
         &'a self,
         machine: &str,

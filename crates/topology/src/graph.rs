@@ -311,10 +311,6 @@ impl AllocationGraph {
         &self.graph
     }
 
-    pub fn machine_node(&self, machine: &str) -> Option<NodeIndex> {
-        self.machines.get(machine).map(|m| m.node)
-    }
-
     pub fn deployment_node(&self, id: &DeploymentId) -> Option<NodeIndex> {
         let machine = self.machines.get(&id.machine)?;
         machine
@@ -434,9 +430,5 @@ impl AllocationGraph {
     /// Model path -> the deployments serving it (sorted).
     pub fn deployments_by_model_path(&self) -> &BTreeMap<String, Vec<DeploymentId>> {
         &self.by_model_path
-    }
-
-    pub fn machine_count(&self) -> usize {
-        self.machines.len()
     }
 }

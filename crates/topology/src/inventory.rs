@@ -59,12 +59,6 @@ impl Inventory {
         0..self.gpus.min(MAX_GPUS_PER_MACHINE)
     }
 
-    /// The NUMA domain (index) of a GPU, if the inventory lists one. Scans
-    /// the domains: for many look-ups use [`Inventory::numa_domain_by_gpu`].
-    pub fn numa_domain_of(&self, gpu: u32) -> Option<usize> {
-        self.numa_domains.iter().position(|d| d.contains(&gpu))
-    }
-
     /// The NUMA domain of every GPU id in [`Inventory::gpu_ids`], indexed by
     /// id (`None`: in no domain). One pass over the domains, however many
     /// (empty) domains a file lists.

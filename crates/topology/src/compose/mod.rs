@@ -189,16 +189,6 @@ pub struct PublishedPort {
 }
 
 impl PublishedPort {
-    /// Two bindings of one port number clash unless both name different
-    /// specific addresses (or use different protocols).
-    pub fn clashes_with(&self, other: &PublishedPort) -> bool {
-        self.host == other.host
-            && self.protocol == other.protocol
-            && (self.binds_every_address()
-                || other.binds_every_address()
-                || self.host_ip == other.host_ip)
-    }
-
     /// No host address, or an unspecified one (`0.0.0.0`, `::`).
     pub fn binds_every_address(&self) -> bool {
         matches!(

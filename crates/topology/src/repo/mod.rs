@@ -435,11 +435,6 @@ impl Repository {
         self.work_tree.as_deref()
     }
 
-    /// The mirrored remote, credentials redacted.
-    pub fn remote_display(&self) -> Option<String> {
-        self.remote_url.as_deref().map(redact_url)
-    }
-
     /// Resolves `rev` (a branch, tag, any ref, `origin/pr/12`, a full or
     /// abbreviated commit id, `main~2`, ...) to a commit. In a mirror, where
     /// upstream branches are local ones, `origin/<name>` falls back to `<name>`.

@@ -442,14 +442,6 @@ impl Snapshot {
         self.revision.as_ref()
     }
 
-    /// The directory this snapshot was read from; `None` for a Git revision.
-    pub fn dir_root(&self) -> Option<&Path> {
-        match &self.source {
-            SnapshotSource::Dir { root } => Some(root),
-            SnapshotSource::Git { .. } => None,
-        }
-    }
-
     /// For messages: `directory /srv/release-config` or `revision main (0123abcd4567)`.
     pub fn describe(&self) -> String {
         match (&self.source, &self.revision) {
