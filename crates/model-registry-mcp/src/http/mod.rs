@@ -102,7 +102,18 @@ pub async fn serve(
     if !bind.ip().is_loopback() && settings.allowed_hosts.is_empty() {
         tracing::warn!(%bind, "listening beyond loopback, but only loopback Host names are accepted; add --allowed-host");
     }
-    let config = http_config(&settings.allowed_hosts, cancel.clone());
+    // The public URL's host is where clients reach the server: accepted like --allowed-host.
+    let mut allowed_hosts = settings.allowed_hosts.clone();
+    if let Some(host) = service_settings
+        .public_url
+        .as_deref()
+        .and_then(|url| url.split_once("://"))
+        .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
+        .filter(|host| !host.is_empty())
+    {
+        allowed_hosts.push(host.to_ascii_lowercase());
+    }
+    let config = http_config(&allowed_hosts, cancel.clone());
     let sessions = Arc::new(Sessions::new(
         service_settings.max_sessions,
         service_settings.session_idle,

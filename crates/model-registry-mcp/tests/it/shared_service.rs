@@ -381,6 +381,16 @@ async fn jwts_from_the_issuer_are_checked_and_never_reach_the_registry() {
     ));
     let ops = mint(claims("agent-ops", "", audience, &issuer.url(), later));
 
+    // The public URL's host is accepted as a Host (a proxy in front forwards it).
+    let proxied = format!(
+        "POST /mcp HTTP/1.1\r\nHost: mcp.example.test\r\n{}Content-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        bearer(&reader),
+        initialize_body().len(),
+        initialize_body()
+    );
+    let (status, head, _) = exchange(port, &proxied).await;
+    assert_eq!(status, 200, "{head}");
     let client = client_with(port, &reader).await;
     registry.take();
     call_ok(&client, "list_models", json!({})).await;
