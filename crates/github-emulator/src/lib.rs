@@ -345,6 +345,20 @@ fn comment_json(fake: &FakeGitHub, inner: &Inner, comment: &Comment) -> Value {
     })
 }
 
+/// [`check`], then that pull request `number` exists (404 as GitHub answers otherwise).
+fn check_pull(
+    inner: &Inner,
+    headers: &HeaderMap,
+    owner: &str,
+    repo: &str,
+    number: u64,
+) -> Option<Response> {
+    check(inner, headers, owner, repo).or_else(|| {
+        (!inner.pulls.iter().any(|p| p.number == number))
+            .then(|| github_error(StatusCode::NOT_FOUND, "Not Found", None))
+    })
+}
+
 #[derive(Deserialize)]
 struct CommentBody {
     body: String,
@@ -363,11 +377,8 @@ async fn list_comments(
     headers: HeaderMap,
 ) -> Response {
     let inner = fake.lock();
-    if let Some(refused) = check(&inner, &headers, &owner, &repo) {
+    if let Some(refused) = check_pull(&inner, &headers, &owner, &repo, number) {
         return refused;
-    }
-    if !inner.pulls.iter().any(|p| p.number == number) {
-        return github_error(StatusCode::NOT_FOUND, "Not Found", None);
     }
     let per_page = query.per_page.unwrap_or(30).clamp(1, inner.page_cap);
     let page = query.page.unwrap_or(1).max(1);
@@ -389,11 +400,8 @@ async fn create_comment(
     Json(request): Json<CommentBody>,
 ) -> Response {
     let mut inner = fake.lock();
-    if let Some(refused) = check(&inner, &headers, &owner, &repo) {
+    if let Some(refused) = check_pull(&inner, &headers, &owner, &repo, number) {
         return refused;
-    }
-    if !inner.pulls.iter().any(|p| p.number == number) {
-        return github_error(StatusCode::NOT_FOUND, "Not Found", None);
     }
     let comment = Comment {
         id: 5000 + inner.comments.len() as u64,

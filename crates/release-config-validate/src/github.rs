@@ -159,18 +159,20 @@ pub fn escape_property(text: &str) -> String {
     escape_data(text).replace(':', "%3A").replace(',', "%2C")
 }
 
+/// The verdict heading and the summary line that open every Markdown report (the job summary,
+/// the pull-request comment).
+pub(crate) fn heading(report: &Report) -> String {
+    let verdict = if report.failed() { "failed" } else { "passed" };
+    format!(
+        "## Release-config validation {verdict}\n\n**{}** ({})\n\n",
+        markdown_text(&summary_line(&report.counts())),
+        markdown_text(&scope_line(report))
+    )
+}
+
 /// The Markdown report appended to `$GITHUB_STEP_SUMMARY`.
 pub fn step_summary(report: &Report) -> String {
-    let counts = report.counts();
-    let mut out = String::new();
-    let verdict = if report.failed() { "failed" } else { "passed" };
-    let _ = writeln!(out, "## Release-config validation {verdict}\n");
-    let _ = writeln!(
-        out,
-        "**{}** ({})\n",
-        summary_line(&counts),
-        markdown_text(&scope_line(report))
-    );
+    let mut out = heading(report);
     if report.findings.is_empty() {
         let _ = writeln!(out, "No findings.");
         return out;

@@ -11,7 +11,7 @@ use topology::Severity;
 use topology::engine::MachineTopology;
 
 use crate::github::{code_span, markdown_text as text};
-use crate::report::{Report, ReportedFinding, scope_line, summary_line};
+use crate::report::{Report, ReportedFinding};
 
 /// GitHub refuses a comment over 65,536 characters; the maps stop well before.
 pub const MAX_BYTES: usize = 60_000;
@@ -27,15 +27,7 @@ pub struct MachineChange {
 }
 
 pub fn render(report: &Report) -> String {
-    let mut out = String::new();
-    let verdict = if report.failed() { "failed" } else { "passed" };
-    let _ = writeln!(out, "## Release-config validation {verdict}\n");
-    let _ = writeln!(
-        out,
-        "**{}** ({})\n",
-        text(&summary_line(&report.counts())),
-        text(&scope_line(report))
-    );
+    let mut out = crate::github::heading(report);
     if report.changes.is_empty() {
         let _ = writeln!(
             out,
