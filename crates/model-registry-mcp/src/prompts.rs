@@ -36,9 +36,10 @@ const PROMPTS: [PromptDef; 5] = [
     },
     PromptDef {
         name: "production_deployment_workflow",
-        title: "Propose a production deployment",
-        description: "Plan a PRODUCTION deployment from the GPU map, check capacity, choose a template, dry-run \
-                      the proposal, then open a pull request for human review. Never deploys directly.",
+        title: "Propose a production change",
+        description: "Plan a PRODUCTION deployment, replacement or removal from the GPU map, check capacity, choose \
+                      a template, dry-run the proposal, then open a pull request for human review. Never deploys \
+                      directly.",
         arguments: &[
             ("model_name", "Model to deploy", true),
             (
@@ -173,11 +174,16 @@ pub fn get(name: &str, arguments: Option<&JsonObject>) -> Result<GetPromptResult
                  pull request, reviewed and merged by a human.\n\
                  1. get_machine_topology() — read free_gpus and free_gpus_by_numa; prefer a GPU set inside one NUMA \
                  domain; check the machine has no error findings.\n\
-                 2. list_release_configs(model_name=\"{model}\") — is it already deployed? Avoid a duplicate.\n\
+                 2. list_release_configs(model_name=\"{model}\") — is it already deployed? Choose the action: a new \
+                 deployment on a free port is action=\"add\" (the default); a new version, TP size or GPU set for a \
+                 deployment that exists is action=\"replace\" on its machine and port (it may reuse that \
+                 deployment's GPUs, no others); retiring one is action=\"remove\" (machine, port, description only; \
+                 its GPUs are free only after the merge; say so if it is the model's last deployment).\n\
                  3. list_models(search=\"{model}\") and get_latest_version — confirm the model and its storage path \
                  (browse_model_storage).\n\
                  4. list_docker_templates() — choose the template for the serving engine (vllm, sglang, tgi).\n\
-                 5. propose_release_config(..., dry_run=true) — read the rendered file and the findings; fix any error.\n\
+                 5. propose_release_config(action=..., ..., dry_run=true) — read the rendered file (or what a removal \
+                 deletes), the findings and the GPU map after; fix any error.\n\
                  6. propose_release_config(...) without dry_run — opens the pull request; report its URL and that it \
                  awaits human review. Never deploy directly, never stop production services."
             )

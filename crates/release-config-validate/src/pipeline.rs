@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use topology::engine::{Engine, EngineError, Fleet, pending_conflicts};
+use topology::engine::{Engine, EngineError, Fleet, pending_conflicts_of};
+use topology::proposal::changed_deployments;
 use topology::repo::{RepoError, Repository, Revision, Snapshot};
 
 use serde_json::Value;
@@ -223,8 +224,20 @@ pub fn validate(args: &Args) -> Result<Validated, ValidateError> {
     for name in pending_refs {
         let pending_snapshot = snapshot_at("--pending", &name)?;
         let pending_fleet = analyze(&mut engine, &pending_snapshot)?;
+        // What the proposal changes since it forked from the base (else the head): on an older
+        // main it does not claim what main changed since, and a removal claims nothing. Without
+        // a fork point (unrelated histories), every difference from the head counts.
+        let fork_base = args
+            .base
+            .as_deref()
+            .or(args.rev.as_deref())
+            .unwrap_or("HEAD");
+        let changed = repo
+            .as_ref()
+            .and_then(|repo| repo.changed_since_fork(fork_base, &name, "machines").ok())
+            .map(|paths| changed_deployments(paths.iter().map(String::as_str)));
         findings.extend(
-            pending_conflicts(&head, &pending_fleet, &name)
+            pending_conflicts_of(&head, &pending_fleet, &name, changed.as_ref())
                 .into_iter()
                 .map(|finding| ReportedFinding {
                     related_at: Some(name.clone()),

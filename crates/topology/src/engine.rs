@@ -6,7 +6,7 @@
 //! cached by the content ids of everything on the machine, so only machines
 //! whose files changed are checked again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -78,19 +78,32 @@ pub struct EngineStats {
 
 /// A deployment to analyse in addition to (or instead of) the snapshot's
 /// deployment with the same id: a proposal being validated before it exists
-/// anywhere. Its compose file is `machines/<machine>/<port>/docker-compose.yml`.
+/// anywhere. Its compose file is `machines/<machine>/<port>/<file_name>`.
 #[derive(Debug, Clone)]
 pub struct ExtraDeployment {
     pub id: DeploymentId,
+    /// `docker-compose.yml` for a new deployment; a replacement keeps the
+    /// name of the file it replaces (`compose.yaml`, ...).
+    pub file_name: String,
     pub compose: String,
     pub env: Option<String>,
 }
 
 impl ExtraDeployment {
+    /// A new deployment's file: `docker-compose.yml`, no `.env`.
+    pub fn new(id: DeploymentId, compose: String) -> ExtraDeployment {
+        ExtraDeployment {
+            id,
+            file_name: "docker-compose.yml".to_owned(),
+            compose,
+            env: None,
+        }
+    }
+
     pub fn compose_path(&self) -> String {
         format!(
-            "machines/{}/{}/docker-compose.yml",
-            self.id.machine, self.id.port
+            "machines/{}/{}/{}",
+            self.id.machine, self.id.port, self.file_name
         )
     }
 
@@ -325,6 +338,17 @@ impl Engine {
         snapshot: &Snapshot,
         extra: &[ExtraDeployment],
     ) -> Result<Fleet, EngineError> {
+        self.analyze_changes(snapshot, extra, &[])
+    }
+
+    /// [`Engine::analyze_with`], and without the snapshot's deployments in
+    /// `removed` (a proposal that retires one).
+    pub fn analyze_changes(
+        &mut self,
+        snapshot: &Snapshot,
+        extra: &[ExtraDeployment],
+        removed: &[DeploymentId],
+    ) -> Result<Fleet, EngineError> {
         self.generation += 1;
         let generation = self.generation;
         let mut stats = AnalyzeStats::default();
@@ -361,6 +385,9 @@ impl Engine {
                 )
             })
             .collect();
+        if !removed.is_empty() {
+            sources.retain(|(id, _)| !removed.contains(id));
+        }
         if !extra.is_empty() {
             for item in extra {
                 let compose = ContentId::of_bytes(item.compose.as_bytes())?;
@@ -1092,11 +1119,27 @@ fn claims(fleet: &Fleet, deployment: &Deployment) -> Claims {
 /// One finding per (head deployment, proposal deployment) pair, at the head's
 /// claim, naming the ref like a lock names its holder.
 pub fn pending_conflicts(head: &Fleet, pending: &Fleet, refname: &str) -> Vec<Finding> {
+    pending_conflicts_of(head, pending, refname, None)
+}
+
+/// [`pending_conflicts`] with the proposal's claims limited to the
+/// deployments it `changed` since it forked (`None`: all that differ from
+/// `head`). A proposal based on an older main then does not claim what main
+/// changed since, and a removal in it claims nothing.
+pub fn pending_conflicts_of(
+    head: &Fleet,
+    pending: &Fleet,
+    refname: &str,
+    changed: Option<&BTreeSet<DeploymentId>>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     // The head's claims, computed once per deployment however many proposed
     // deployments share its machine.
     let mut head_claims: FxHashMap<&DeploymentId, Claims> = FxHashMap::default();
     for (id, proposed) in &pending.deployments {
+        if changed.is_some_and(|changed| !changed.contains(id)) {
+            continue;
+        }
         let unchanged = head.deployments.get(id).is_some_and(|current| {
             match (&current.content, &proposed.content) {
                 (Some(a), Some(b)) => a == b,

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use topology::proposal::{
-    BRANCH_PREFIX, Claims, OpenProposal, PendingProposal, ProposalRequest, Taken, TemplateSource,
-    claim_refs,
+    BRANCH_PREFIX, Claims, OpenProposal, PendingProposal, ProposalAction, ProposalRequest, Taken,
+    TemplateSource, changed_deployments, claim_refs,
 };
-use topology::repo::{Author, CommitId, GitAuth, RepoError, Repository, Snapshot};
+use topology::repo::{Author, CommitId, GitAuth, RepoError, Repository, Snapshot, TreeChange};
 
 use super::from_engine::{self, EngineSlot};
 use super::state::{
@@ -295,18 +295,34 @@ impl FleetLoader for GitLoader {
         let main = engine
             .analyze(&snapshot)
             .map_err(|e| format!("cannot analyse {}: {e}", snapshot.describe()))?;
-        let template = template_source(&snapshot, &request.template_name)?;
+        let template = match request.action {
+            ProposalAction::Remove => None,
+            ProposalAction::Add | ProposalAction::Replace => {
+                Some(template_source(&snapshot, &request.template_name)?)
+            }
+        };
         // Each open proposal's head, analysed as a whole tree (the engine's cache makes the
         // files it shares with main free).
         let mut pending_fleets = Vec::new();
         for proposal in &pending {
             let rev = format!("refs/heads/{}", proposal.head_ref);
-            let fleet = repository
+            let read = repository
                 .ok_or_else(|| "the release-config source is not a Git repository".to_owned())
-                .and_then(|repository| repository.snapshot(&rev).map_err(|e| e.to_string()))
-                .and_then(|snapshot| engine.analyze(&snapshot).map_err(|e| e.to_string()));
-            match fleet {
-                Ok(fleet) => pending_fleets.push((proposal, fleet)),
+                .and_then(|repository| {
+                    // What it changes since it forked from main: a proposal on an older main
+                    // does not claim what main changed since.
+                    let changed = repository
+                        .changed_since_fork(&base_commit, &rev, "machines")
+                        .map_err(|e| e.to_string())?;
+                    let snapshot = repository.snapshot(&rev).map_err(|e| e.to_string())?;
+                    let fleet = engine.analyze(&snapshot).map_err(|e| e.to_string())?;
+                    Ok((
+                        fleet,
+                        changed_deployments(changed.iter().map(String::as_str)),
+                    ))
+                });
+            match read {
+                Ok(read) => pending_fleets.push((proposal, read)),
                 Err(error) => {
                     return Err(format!(
                         "open proposal {} cannot be read ({error}); its claims cannot be \
@@ -318,14 +334,22 @@ impl FleetLoader for GitLoader {
         }
         let pending: Vec<PendingProposal<'_>> = pending_fleets
             .iter()
-            .map(|(proposal, fleet)| PendingProposal {
+            .map(|(proposal, (fleet, changed))| PendingProposal {
                 label: proposal.label.clone(),
                 head_ref: proposal.head_ref.clone(),
                 fleet,
+                changed: Some(changed.clone()),
             })
             .collect();
-        let plan = topology::proposal::plan(engine, &snapshot, &main, request, &template, &pending)
-            .map_err(|e| e.to_string())?;
+        let plan = topology::proposal::plan(
+            engine,
+            &snapshot,
+            &main,
+            request,
+            template.as_ref(),
+            &pending,
+        )
+        .map_err(|e| e.to_string())?;
         let branch_exists = pending_fleets
             .iter()
             .any(|(open, _)| open.head_ref == plan.branch);
@@ -373,24 +397,27 @@ impl GitLoader {
         let repository = self.opened(&mut inner.repository)?;
         let plan = &prepared.plan;
         let branch = &plan.branch;
-        let created = repository.commit_file_on_new_branch(
+        let created = repository.commit_changes_on_new_branch(
             &prepared.base_commit,
             branch,
-            &plan.compose_path,
-            plan.rendered.as_bytes(),
+            &plan.changes,
             message,
             &proposal_author(),
         );
         match created {
             Ok(_) => {}
             // The same proposal made before (its branch is named after its content): reuse the
-            // branch if it holds this very file.
+            // branch if it makes this very change.
             Err(RepoError::BranchExists { .. }) => {
                 let rev = format!("refs/heads/{branch}");
-                let same = repository
-                    .snapshot(&rev)
-                    .and_then(|snapshot| snapshot.read(&plan.compose_path, 4 << 20))
-                    .is_ok_and(|bytes| bytes == plan.rendered.as_bytes());
+                let same = repository.snapshot(&rev).is_ok_and(|snapshot| {
+                    plan.changes.iter().all(|change| match change {
+                        TreeChange::Write { path, contents } => snapshot
+                            .read(path, 4 << 20)
+                            .is_ok_and(|bytes| bytes == *contents),
+                        TreeChange::Remove { path } => snapshot.entry(path).is_none(),
+                    })
+                });
                 if !same {
                     return Err(format!(
                         "branch `{branch}` already exists with other content; nothing was pushed"
@@ -423,7 +450,13 @@ impl GitLoader {
             closed,
         };
         let request = &prepared.request;
-        let refs = claim_refs(&request.machine, request.port, &request.gpu_ids);
+        // A removal claims its port (one change per deployment at a time) and no GPU: they are
+        // not free before it is merged. An addition or replacement claims the GPUs it will hold.
+        let gpus: &[u32] = match request.action {
+            ProposalAction::Remove => &[],
+            ProposalAction::Add | ProposalAction::Replace => &request.gpu_ids,
+        };
+        let refs = claim_refs(&request.machine, request.port, gpus);
         let claim_error = |e: RepoError| {
             format!("cannot claim the GPUs and port on the release-config remote: {e}")
         };

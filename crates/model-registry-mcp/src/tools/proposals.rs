@@ -1,13 +1,14 @@
-//! `propose_release_config`: a production change as a pull request for human review
-//! (spec section 6). Checks and renders through the engine, counts open proposals as allocated,
-//! pushes a new branch (never main, never forced) and opens the pull request. The same proposal
-//! made twice answers the open pull request instead of making a second one.
+//! `propose_release_config`: a production change (add, replace or remove one deployment) as a
+//! pull request for human review (spec section 6). Checks and renders through the engine, counts
+//! open proposals as allocated, pushes a new branch (never main, never forced) and opens the pull
+//! request. The same proposal made twice answers the open pull request instead of making a
+//! second one.
 
 use std::fmt::Write as _;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use topology::proposal::{ProposalRequest, check_request};
+use topology::proposal::{Previous, ProposalAction, ProposalRequest, check_request};
 
 use super::{Render, ToolError, ToolSpec, tool};
 use crate::config::{GitHubRepository, RepoLocation};
@@ -23,10 +24,11 @@ const MAX_BODY_CHARS: usize = 60_000;
 pub fn tools() -> Vec<ToolSpec> {
     vec![tool(
         "propose_release_config",
-        "Propose a production deployment (pull request)",
-        "Propose a PRODUCTION deployment as a pull request a human reviews; nothing deploys \
-         directly. Renders template_name on gpu_ids, validates the result; refuses taken ports, \
-         held GPUs, TP misfits, clashes with open proposals (naming free GPUs). dry_run first.",
+        "Propose a production change (pull request)",
+        "PRODUCTION change as a pull request for human review. action (default add): add \
+         (free port), replace (that port's deployment; may reuse its GPUs), remove (machine, \
+         port, description only). Validates; refuses taken ports, held GPUs, TP misfits, \
+         open-proposal clashes. dry_run first.",
         propose_release_config,
     )]
 }
@@ -34,17 +36,24 @@ pub fn tools() -> Vec<ToolSpec> {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProposeReleaseConfigParams {
+    #[serde(default)]
+    #[schemars(extend("enum" = ["add", "replace", "remove"]))]
+    pub action: Option<String>,
     pub machine: String,
-    /// Host port (port directory).
     pub port: u16,
     /// See list_docker_templates.
-    pub template_name: String,
-    pub model_name: String,
-    pub model_path: String,
+    #[serde(default)]
+    pub template_name: Option<String>,
+    #[serde(default)]
+    pub model_name: Option<String>,
+    #[serde(default)]
+    pub model_path: Option<String>,
     /// Host GPU indices, one per TP rank.
-    pub gpu_ids: Vec<u32>,
+    #[serde(default)]
+    pub gpu_ids: Option<Vec<u32>>,
+    #[serde(default)]
     #[schemars(range(min = 1))]
-    pub tensor_parallel: u32,
+    pub tensor_parallel: Option<u32>,
     /// The pull request's text.
     pub description: String,
     /// Check and render only.
@@ -56,6 +65,7 @@ pub struct ProposeReleaseConfigParams {
 pub struct ProposeReleaseConfigOutput {
     /// `dry_run`, `pending_review`, `branch_pushed` (no GitHub).
     pub status: String,
+    pub action: String,
     pub pr_url: Option<String>,
     pub pr_number: Option<u64>,
     pub branch: String,
@@ -86,16 +96,7 @@ async fn propose_release_config(
     params: ProposeReleaseConfigParams,
 ) -> Result<ProposeReleaseConfigOutput, ToolError> {
     let dry_run = params.dry_run.unwrap_or(false);
-    let request = ProposalRequest {
-        machine: params.machine,
-        port: params.port,
-        template_name: params.template_name,
-        model_name: params.model_name,
-        model_path: params.model_path,
-        gpu_ids: params.gpu_ids,
-        tensor_parallel: params.tensor_parallel,
-        description: params.description,
-    };
+    let request = request_of(params)?;
     check_request(&request).map_err(|e| ToolError(e.to_string()))?;
 
     let mut warnings = Vec::new();
@@ -183,7 +184,7 @@ async fn propose_release_config(
     let published = loop {
         let attempt = ctx
             .release_configs
-            .publish_proposal(prepared.clone(), commit_message(&request), closed.clone())
+            .publish_proposal(prepared.clone(), commit_message(&prepared), closed.clone())
             .await;
         match attempt {
             Ok(published) => break published,
@@ -231,10 +232,10 @@ async fn propose_release_config(
     };
     let created = github
         .create(
-            &title(&request),
+            &title(&prepared),
             branch,
             &ctx.settings.release_config_branch,
-            &body(&request, &prepared),
+            &body(&prepared),
         )
         .await;
     match created {
@@ -274,6 +275,62 @@ async fn propose_release_config(
     }
 }
 
+/// The engine's request: the fields the action needs, all of them, and none it ignores.
+fn request_of(params: ProposeReleaseConfigParams) -> Result<ProposalRequest, ToolError> {
+    let action = match params.action.as_deref() {
+        None => ProposalAction::Add,
+        Some(text) => ProposalAction::parse(text).ok_or_else(|| {
+            ToolError(format!(
+                "invalid proposal: action `{}` is none of add, replace, remove",
+                one_line(text, 40)
+            ))
+        })?,
+    };
+    let given = [
+        ("template_name", params.template_name.is_some()),
+        ("model_name", params.model_name.is_some()),
+        ("model_path", params.model_path.is_some()),
+        ("gpu_ids", params.gpu_ids.is_some()),
+        ("tensor_parallel", params.tensor_parallel.is_some()),
+    ];
+    let (wrong, what): (Vec<&str>, &str) = match action {
+        ProposalAction::Remove => (
+            given
+                .iter()
+                .filter(|(_, is)| *is)
+                .map(|(name, _)| *name)
+                .collect(),
+            "takes only machine, port and description; leave out",
+        ),
+        ProposalAction::Add | ProposalAction::Replace => (
+            given
+                .iter()
+                .filter(|(_, is)| !*is)
+                .map(|(name, _)| *name)
+                .collect(),
+            "needs",
+        ),
+    };
+    if !wrong.is_empty() {
+        return Err(ToolError(format!(
+            "invalid proposal: action `{}` {what} {}",
+            action.as_str(),
+            wrong.join(", ")
+        )));
+    }
+    Ok(ProposalRequest {
+        action,
+        machine: params.machine,
+        port: params.port,
+        template_name: params.template_name.unwrap_or_default(),
+        model_name: params.model_name.unwrap_or_default(),
+        model_path: params.model_path.unwrap_or_default(),
+        gpu_ids: params.gpu_ids.unwrap_or_default(),
+        tensor_parallel: params.tensor_parallel.unwrap_or_default(),
+        description: params.description,
+    })
+}
+
 /// Where a human opens the pull request of a branch-only proposal: GitHub's compare page, for a
 /// remote on github.com or on the configured GitHub host.
 fn compare_url(ctx: &Ctx, branch: &str) -> Option<String> {
@@ -300,8 +357,15 @@ fn output(
     warnings: Vec<String>,
 ) -> ProposeReleaseConfigOutput {
     let plan = &prepared.plan;
+    let mut warnings = warnings;
+    if let (ProposalAction::Remove, Some(previous)) = (plan.action, &plan.previous)
+        && previous.other_copies.is_empty()
+    {
+        warnings.push(last_copy_warning(previous));
+    }
     ProposeReleaseConfigOutput {
         status: status.to_owned(),
+        action: plan.action.as_str().to_owned(),
         pr_url: pr.map(|pr| pr.url.clone()),
         pr_number: pr.map(|pr| pr.number),
         branch: plan.branch.clone(),
@@ -335,76 +399,189 @@ fn gpus(request: &ProposalRequest) -> String {
     ids.join(",")
 }
 
-fn title(request: &ProposalRequest) -> String {
+/// The replaced or removed deployment's model, as one line.
+fn previous_model(prepared: &Prepared) -> String {
+    prepared
+        .plan
+        .previous
+        .as_ref()
+        .and_then(|p| p.model.as_deref())
+        .map_or_else(|| "the deployment".to_owned(), |m| one_line(m, 120))
+}
+
+fn last_copy_warning(previous: &Previous) -> String {
     format!(
-        "Deploy {} on {}:{} (TP {})",
-        one_line(&request.model_name, 120),
-        request.machine,
-        request.port,
-        request.tensor_parallel
+        "this is the last deployment of `{}` in the fleet: once merged, nothing serves it",
+        previous
+            .model
+            .as_deref()
+            .map_or_else(String::new, |m| one_line(m, 200))
     )
 }
 
-fn commit_message(request: &ProposalRequest) -> String {
+fn title(prepared: &Prepared) -> String {
+    let request = &prepared.request;
+    match request.action {
+        ProposalAction::Add => format!(
+            "Deploy {} on {}:{} (TP {})",
+            one_line(&request.model_name, 120),
+            request.machine,
+            request.port,
+            request.tensor_parallel
+        ),
+        ProposalAction::Replace => format!(
+            "Replace {} on {}:{} with {} (TP {})",
+            previous_model(prepared),
+            request.machine,
+            request.port,
+            one_line(&request.model_name, 120),
+            request.tensor_parallel
+        ),
+        ProposalAction::Remove => format!(
+            "Remove {} from {}:{}",
+            previous_model(prepared),
+            request.machine,
+            request.port
+        ),
+    }
+}
+
+fn commit_message(prepared: &Prepared) -> String {
+    let request = &prepared.request;
+    let on = match request.action {
+        ProposalAction::Remove => String::new(),
+        ProposalAction::Add | ProposalAction::Replace => format!(" on GPUs {}", gpus(request)),
+    };
     format!(
-        "{} on GPUs {}\n\n{}\n\nProposed with model-registry-mcp (propose_release_config).\n",
-        title(request),
-        gpus(request),
+        "{}{on}\n\n{}\n\nProposed with model-registry-mcp (propose_release_config).\n",
+        title(prepared),
         request.description.trim()
     )
 }
 
-/// The pull request's text: the description, the rendered file, the validation summary and the
-/// machine's GPU map before and after.
-fn body(request: &ProposalRequest, prepared: &Prepared) -> String {
+/// The pull request's text: the description, what changes (the rendered file, or the compose
+/// file's diff, or what stops serving), the validation summary, the findings that appear and
+/// disappear, and the machine's GPU map before and after.
+fn body(prepared: &Prepared) -> String {
+    let request = &prepared.request;
     let plan = &prepared.plan;
     let mut body = String::new();
     let _ = writeln!(body, "{}\n", request.description.trim());
-    let _ = writeln!(
-        body,
-        "## Proposed deployment\n\n`{}:{}`: `{}` from `{}`, tensor parallel {} on GPUs {}, \
-         template `{}` ({}), based on `{}` at {}.\n",
-        request.machine,
-        request.port,
-        one_line(&request.model_name, 200),
-        one_line(&request.model_path, 300),
-        request.tensor_parallel,
-        gpus(request),
-        request.template_name,
-        plan.template_origin,
-        prepared.base_short,
-        prepared.base_commit
+    let based = format!(
+        "based on `{}` at {}",
+        prepared.base_short, prepared.base_commit
     );
-    let _ = writeln!(
-        body,
-        "## `{}`\n\n```yaml\n{}```\n",
-        plan.compose_path, plan.rendered
-    );
-    let _ = writeln!(body, "## Validation\n");
-    if plan.findings.is_empty() {
-        let _ = writeln!(body, "No findings name this deployment.");
-    } else {
-        for finding in &plan.findings {
+    let rendering = |body: &mut String| {
+        let _ = write!(
+            body,
+            "`{}` from `{}`, tensor parallel {} on GPUs {}, template `{}` ({})",
+            one_line(&request.model_name, 200),
+            one_line(&request.model_path, 300),
+            request.tensor_parallel,
+            gpus(request),
+            request.template_name,
+            plan.template_origin,
+        );
+    };
+    match (plan.action, &plan.previous) {
+        (ProposalAction::Remove, Some(previous)) => {
             let _ = writeln!(
                 body,
-                "- {} {} at `{}`: {}",
-                finding.severity.as_str(),
-                finding.rule,
-                finding.location,
-                one_line(&finding.message, 500)
+                "## What stops serving\n\n`{}:{}` stops serving `{}` (GPUs {}), {based}. The \
+                 GPUs and the port are free once this is merged, not before.\n",
+                request.machine,
+                request.port,
+                previous_model(prepared),
+                previous.gpus.join(","),
+            );
+            if previous.other_copies.is_empty() {
+                let _ = writeln!(body, "> **Warning:** {}.\n", last_copy_warning(previous));
+            } else {
+                let copies: Vec<String> = previous
+                    .other_copies
+                    .iter()
+                    .map(|id| format!("`{id}`"))
+                    .collect();
+                let _ = writeln!(body, "Still served by {}.\n", copies.join(", "));
+            }
+            let _ = writeln!(
+                body,
+                "Deleted with `machines/{}/{}/`:\n",
+                request.machine, request.port
+            );
+            for file in &previous.files {
+                let _ = writeln!(body, "- `{file}`");
+            }
+            let _ = writeln!(body);
+        }
+        (ProposalAction::Replace, Some(previous)) => {
+            let _ = write!(
+                body,
+                "## Proposed replacement\n\n`{}:{}`: `{}` (GPUs {}) becomes ",
+                request.machine,
+                request.port,
+                previous_model(prepared),
+                previous.gpus.join(","),
+            );
+            rendering(&mut body);
+            let _ = writeln!(body, ", {based}.\n");
+            let kept: Vec<String> = previous
+                .files
+                .iter()
+                .filter(|f| **f != plan.compose_path)
+                .map(|f| format!("`{f}`"))
+                .collect();
+            if !kept.is_empty() {
+                let _ = writeln!(body, "Kept as they are: {}.\n", kept.join(", "));
+            }
+            let diff =
+                topology::repo::unified_diff(&plan.compose_path, &previous.compose, &plan.rendered)
+                    .unwrap_or_else(|e| format!("(no diff: {e})\n"));
+            let _ = writeln!(body, "## `{}`\n\n```diff\n{diff}```\n", plan.compose_path);
+        }
+        _ => {
+            let _ = write!(
+                body,
+                "## Proposed deployment\n\n`{}:{}`: ",
+                request.machine, request.port
+            );
+            rendering(&mut body);
+            let _ = writeln!(body, ", {based}.\n");
+            let _ = writeln!(
+                body,
+                "## `{}`\n\n```yaml\n{}```\n",
+                plan.compose_path, plan.rendered
             );
         }
+    }
+    let _ = writeln!(body, "## Validation\n");
+    if plan.action != ProposalAction::Remove {
+        if plan.findings.is_empty() {
+            let _ = writeln!(body, "No findings name this deployment.\n");
+        } else {
+            findings(&mut body, "Findings that name it", &plan.findings);
+        }
+    }
+    if plan.appeared.is_empty() && plan.resolved.is_empty() {
+        let _ = writeln!(
+            body,
+            "No finding on `{}` appears or disappears.\n",
+            request.machine
+        );
+    } else {
+        findings(&mut body, "Findings that appear", &plan.appeared);
+        findings(&mut body, "Findings that disappear", &plan.resolved);
     }
     if plan.preexisting_errors > 0 {
         let _ = writeln!(
             body,
-            "\n{} error(s) elsewhere in the tree were already on the base branch.",
+            "{} error(s) in the tree were already on the base branch.\n",
             plan.preexisting_errors
         );
     }
     let _ = writeln!(
         body,
-        "\n## GPU map of `{}`\n\n| before | after |\n|---|---|",
+        "## GPU map of `{}`\n\n| before | after |\n|---|---|",
         request.machine
     );
     let rows = plan.gpu_map_before.len().max(plan.gpu_map_after.len());
@@ -419,13 +596,32 @@ fn body(request: &ProposalRequest, prepared: &Prepared) -> String {
     }
     let _ = writeln!(
         body,
-        "\n_Opened by model-registry-mcp. Merging this pull request deploys; review it._"
+        "\n_Opened by model-registry-mcp. Merging this pull request changes production; review it._"
     );
     if body.chars().count() > MAX_BODY_CHARS {
         body = body.chars().take(MAX_BODY_CHARS).collect();
-        body.push_str("\n\n(cut: the full file is in the branch)\n");
+        body.push_str("\n\n(cut: the full change is in the branch)\n");
     }
     body
+}
+
+/// `heading:` and one line per finding; nothing when there is none.
+fn findings(body: &mut String, heading: &str, findings: &[topology::Finding]) {
+    if findings.is_empty() {
+        return;
+    }
+    let _ = writeln!(body, "{heading}:\n");
+    for finding in findings {
+        let _ = writeln!(
+            body,
+            "- {} {} at `{}`: {}",
+            finding.severity.as_str(),
+            finding.rule,
+            finding.location,
+            one_line(&finding.message, 500)
+        );
+    }
+    let _ = writeln!(body);
 }
 
 impl Render for ProposeReleaseConfigOutput {
@@ -468,7 +664,19 @@ impl Render for ProposeReleaseConfigOutput {
         for warning in &self.warnings {
             let _ = writeln!(text, "warning: {warning}");
         }
-        let _ = write!(text, "{}:\n{}", self.compose_path, self.compose_file);
+        if self.action == ProposalAction::Remove.as_str() {
+            let directory = self
+                .compose_path
+                .rsplit_once('/')
+                .map_or("", |(dir, _)| dir);
+            let _ = write!(
+                text,
+                "removes {directory}/ ({} and all beside it)",
+                self.compose_path
+            );
+        } else {
+            let _ = write!(text, "{}:\n{}", self.compose_path, self.compose_file);
+        }
         text
     }
 }

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bench;
+mod changes;
 mod cli;
 mod conformance;
 mod emu;

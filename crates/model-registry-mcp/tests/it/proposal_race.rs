@@ -238,7 +238,7 @@ async fn race(remote: &FixtureRepo, url: String, rounds: usize) {
             .filter(|branch| {
                 contenders
                     .iter()
-                    .any(|c| branch.starts_with(&format!("catapult/gpu-a-{}-", c.port)))
+                    .any(|c| branch.starts_with(&format!("catapult/add-gpu-a-{}-", c.port)))
             })
             .collect();
         assert_eq!(

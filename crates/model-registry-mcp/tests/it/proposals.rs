@@ -114,7 +114,7 @@ async fn a_proposal_opens_one_pull_request_and_counts_as_allocated() {
     let url = answer["pr_url"].as_str().unwrap_or_default();
     assert!(url.ends_with("/acme/release-configs/pull/1"), "{url}");
     let branch = answer["branch"].as_str().unwrap_or_default().to_owned();
-    assert!(branch.starts_with("catapult/gpu-a-8002-"), "{branch}");
+    assert!(branch.starts_with("catapult/add-gpu-a-8002-"), "{branch}");
 
     // The branch is on the remote with exactly the rendered file; main is untouched.
     assert!(branches(&repo).contains(&branch), "{:?}", branches(&repo));

@@ -120,6 +120,31 @@ async fn prompts_name_real_tools() {
     ] {
         assert!(text.contains(tool), "{tool} missing: {text}");
     }
+    // Every action the tool takes, as its input schema lists them.
+    let tools = client
+        .list_all_tools()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let propose = tools
+        .iter()
+        .find(|t| t.name == "propose_release_config")
+        .expect("propose_release_config listed");
+    let actions = propose.input_schema["properties"]["action"]["enum"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let engine_actions: Vec<&str> = topology::proposal::ProposalAction::ALL
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
+    assert_eq!(
+        actions, engine_actions,
+        "the schema lists the engine's actions"
+    );
+    for action in actions {
+        let action = format!("action=\\\"{}\\\"", action.as_str().unwrap_or_default());
+        assert!(text.contains(&action), "{action} missing: {text}");
+    }
     let missing = client
         .get_prompt(GetPromptRequestParams::new("deploy_workflow"))
         .await

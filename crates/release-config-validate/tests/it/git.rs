@@ -112,6 +112,54 @@ fn base_equal_to_head_with_errors_passes() {
     assert_eq!(report["findings"][0]["new"], false);
 }
 
+/// Open replacements and removals are read as what they change since they forked from main:
+/// a replacement claims its new GPUs, a removal claims nothing, and what main changed since
+/// the fork is not taken for a claim of the proposal's.
+#[test]
+fn pending_replacements_and_removals_claim_what_they_change() {
+    let repo = base_repo();
+    repo.write("machines/m1/8100/docker-compose.yml", &deployment(8100, 5));
+    repo.commit("m1:8100 on GPU 5");
+    // refs/pull/2/head: m1:8000 replaced, onto GPU 2.
+    repo.git(&["checkout", "--quiet", "-b", "replace"]);
+    repo.write("machines/m1/8000/docker-compose.yml", &deployment(8000, 2));
+    let replacement = repo.commit("replace m1:8000, on GPU 2");
+    repo.git(&["update-ref", "refs/pull/2/head", &replacement]);
+    // refs/pull/3/head: m1:8100 removed.
+    repo.git(&["checkout", "--quiet", "main"]);
+    repo.git(&["checkout", "--quiet", "-b", "remove"]);
+    repo.git(&["rm", "-r", "--quiet", "machines/m1/8100"]);
+    let removal = repo.commit("remove m1:8100");
+    repo.git(&["update-ref", "refs/pull/3/head", &removal]);
+    repo.git(&["checkout", "--quiet", "main"]);
+    // Main moves on: m1:8100 to GPU 6, m1:8101 on GPU 5 (which the proposals' older trees still
+    // show m1:8100 holding).
+    repo.write("machines/m1/8100/docker-compose.yml", &deployment(8100, 6));
+    repo.write("machines/m1/8101/docker-compose.yml", &deployment(8101, 5));
+    repo.commit("main moves on");
+    // This change: m1:8300 on GPU 2, the replacement's new GPU.
+    repo.write("machines/m1/8300/docker-compose.yml", &deployment(8300, 2));
+
+    let mut with_pending = args(repo.path(), Format::Json);
+    with_pending.pending = vec!["refs/pull/*/head".to_owned()];
+    let outcome = validate(&with_pending);
+    let report = outcome.json();
+    let pending: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["code"] == "PENDING001")
+        .collect();
+    assert_eq!(pending.len(), 1, "{pending:#?}");
+    assert_eq!(
+        pending[0]["deployments"],
+        serde_json::json!(["m1:8000", "m1:8300"])
+    );
+    let message = pending[0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("GPU 2"), "{message}");
+    assert!(message.contains("refs/pull/2/head"), "{message}");
+}
+
 #[test]
 fn pending_claims_are_reported() {
     let repo = base_repo();

@@ -4,6 +4,24 @@
 #[allow(clippy::wildcard_imports)]
 use super::*;
 
+/// One change a proposal commit makes to its base tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeChange {
+    /// Set the file at `path` to `contents` (creating directories on the way).
+    Write { path: String, contents: Vec<u8> },
+    /// Delete the file or the whole directory at `path`; it must exist in
+    /// the base tree (a change that changes nothing is a mistake).
+    Remove { path: String },
+}
+
+impl TreeChange {
+    pub fn path(&self) -> &str {
+        match self {
+            TreeChange::Write { path, .. } | TreeChange::Remove { path } => path,
+        }
+    }
+}
+
 impl Repository {
     /// Builds a commit whose tree is `base_rev`'s with `path` set to `contents`,
     /// and creates branch `branch` on it. No work tree or index is touched;
@@ -17,8 +35,28 @@ impl Repository {
         message: &str,
         author: &Author,
     ) -> Result<CommitId, RepoError> {
+        let change = TreeChange::Write {
+            path: path.to_owned(),
+            contents: contents.to_vec(),
+        };
+        self.commit_changes_on_new_branch(base_rev, branch, &[change], message, author)
+    }
+
+    /// [`Repository::commit_file_on_new_branch`] with any number of
+    /// changes, applied in one commit on `base_rev`'s tree. A directory left
+    /// empty by a removal disappears with it (Git has no empty directories).
+    pub fn commit_changes_on_new_branch(
+        &self,
+        base_rev: &str,
+        branch: &str,
+        changes: &[TreeChange],
+        message: &str,
+        author: &Author,
+    ) -> Result<CommitId, RepoError> {
         check_branch_name(branch)?;
-        check_repo_path(path)?;
+        for change in changes {
+            check_repo_path(change.path())?;
+        }
         let git = lock(&self.git);
         let ref_name = format!("refs/heads/{branch}");
         let git_error = |action: &str, e: git2::Error| RepoError::Git {
@@ -37,13 +75,29 @@ impl Repository {
         let base_tree = base
             .tree()
             .map_err(|e| git_error("reading the base tree", e))?;
-        let blob = git
-            .blob(contents)
-            .map_err(|e| git_error("writing the blob", e))?;
-        let tree_id = git2::build::TreeUpdateBuilder::new()
-            .upsert(path, blob, git2::FileMode::Blob)
+        let mut update = git2::build::TreeUpdateBuilder::new();
+        for change in changes {
+            match change {
+                TreeChange::Write { path, contents } => {
+                    let blob = git
+                        .blob(contents)
+                        .map_err(|e| git_error("writing the blob", e))?;
+                    update.upsert(path.as_str(), blob, git2::FileMode::Blob);
+                }
+                TreeChange::Remove { path } => {
+                    if base_tree.get_path(Path::new(path)).is_err() {
+                        return Err(RepoError::BadPath {
+                            path: path.clone(),
+                            reason: format!("not in the tree of `{base_rev}`: nothing to remove"),
+                        });
+                    }
+                    update.remove(path.as_str());
+                }
+            }
+        }
+        let tree_id = update
             .create_updated(&git, &base_tree)
-            .map_err(|e| git_error(&format!("writing `{path}` into the tree"), e))?;
+            .map_err(|e| git_error("writing the changed tree", e))?;
         let tree = git
             .find_tree(tree_id)
             .map_err(|e| git_error("reading the new tree", e))?;
@@ -71,6 +125,53 @@ impl Repository {
                 }
             })?;
         Ok(CommitId(commit_id))
+    }
+
+    /// The paths under `under` that `head_rev` changed since it forked from
+    /// `base_rev` (their merge base): what a proposal branch proposes,
+    /// whatever `base_rev` did since. Sorted, each once (a rename gives
+    /// both paths).
+    pub fn changed_since_fork(
+        &self,
+        base_rev: &str,
+        head_rev: &str,
+        under: &str,
+    ) -> Result<Vec<String>, RepoError> {
+        let git = lock(&self.git);
+        let git_error = |action: String, e: git2::Error| RepoError::Git {
+            repo: self.git_dir.clone(),
+            action,
+            message: git_message(&e),
+        };
+        let (base, _) = resolve_commit(&git, &self.git_dir, base_rev)?;
+        let (head, _) = resolve_commit(&git, &self.git_dir, head_rev)?;
+        let fork = git.merge_base(base.id(), head.id()).map_err(|e| {
+            git_error(
+                format!("finding where `{head_rev}` forked from `{base_rev}`"),
+                e,
+            )
+        })?;
+        let fork_tree = git
+            .find_commit(fork)
+            .and_then(|c| c.tree())
+            .map_err(|e| git_error(format!("reading the tree of {fork}"), e))?;
+        let head_tree = head
+            .tree()
+            .map_err(|e| git_error(format!("reading the tree of `{head_rev}`"), e))?;
+        let mut options = git2::DiffOptions::new();
+        options.pathspec(under).disable_pathspec_match(false);
+        let diff = git
+            .diff_tree_to_tree(Some(&fork_tree), Some(&head_tree), Some(&mut options))
+            .map_err(|e| git_error(format!("comparing `{head_rev}` with its fork point"), e))?;
+        let mut paths: Vec<String> = diff
+            .deltas()
+            .flat_map(|delta| [delta.old_file().path(), delta.new_file().path()])
+            .flatten()
+            .filter_map(|path| path.to_str().map(str::to_owned))
+            .collect();
+        paths.sort();
+        paths.dedup();
+        Ok(paths)
     }
 
     /// The commit local branch `branch` holds for a proposal: its unpushed
@@ -363,4 +464,20 @@ pub(super) fn check_repo_path(path: &str) -> Result<(), RepoError> {
         }
     }
     Ok(())
+}
+
+/// The unified diff (`git diff` style, three lines of context) of one file
+/// from `old` to `new`, for a pull request's text; empty when they are equal.
+pub fn unified_diff(path: &str, old: &str, new: &str) -> Result<String, RepoError> {
+    let git_error = |e: git2::Error| RepoError::Git {
+        repo: PathBuf::new(),
+        action: format!("comparing two versions of `{path}`"),
+        message: git_message(&e),
+    };
+    let at = Path::new(path);
+    let mut patch =
+        git2::Patch::from_buffers(old.as_bytes(), Some(at), new.as_bytes(), Some(at), None)
+            .map_err(git_error)?;
+    let text = patch.to_buf().map_err(git_error)?;
+    Ok(String::from_utf8_lossy(&text).into_owned())
 }

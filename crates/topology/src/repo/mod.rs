@@ -41,6 +41,7 @@ mod snapshot;
 #[allow(clippy::wildcard_imports)]
 use auth::*;
 pub use auth::{GitAuth, redact_url, set_network_timeouts};
+pub use branches::{TreeChange, unified_diff};
 pub use dir::DirReader;
 #[allow(clippy::wildcard_imports)]
 use dir::*;

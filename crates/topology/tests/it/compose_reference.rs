@@ -192,6 +192,7 @@ fn corpus_cases() -> Vec<Case> {
                 text: fs::read_to_string(&path).expect("template"),
             };
             let request = topology::proposal::ProposalRequest {
+                action: topology::proposal::ProposalAction::Add,
                 machine: "gpu-01".into(),
                 port: 8001,
                 template_name: name.clone(),

@@ -282,11 +282,10 @@ fn extra_deployments_are_validated_with_the_tree() {
     write(dir.path(), &repo_files());
     let snapshot = Snapshot::from_dir(dir.path()).expect("snapshot");
     let mut engine = Engine::new();
-    let proposal = ExtraDeployment {
-        id: DeploymentId::new("gpu-01", 8002),
-        compose: vllm(8002, "'3'", 1, "/models/new"),
-        env: None,
-    };
+    let proposal = ExtraDeployment::new(
+        DeploymentId::new("gpu-01", 8002),
+        vllm(8002, "'3'", 1, "/models/new"),
+    );
     let fleet = engine
         .analyze_with(&snapshot, &[proposal])
         .expect("analyze");

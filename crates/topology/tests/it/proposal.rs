@@ -5,10 +5,11 @@ use tempfile::TempDir;
 use topology::compose::{self, Deployment, DeploymentId};
 use topology::engine::{Engine, ExtraDeployment, Fleet};
 use topology::proposal::{
-    PendingProposal, Plan, ProposalError, ProposalRequest, TemplateSource, check_request, plan,
-    render,
+    PendingProposal, Plan, ProposalAction, ProposalError, ProposalRequest, TemplateSource,
+    changed_deployments, check_request, plan, render,
 };
 use topology::repo::Snapshot;
+use topology::repo::TreeChange;
 use topology::yaml::Limits;
 
 use crate::support::write_files;
@@ -35,6 +36,7 @@ fn vllm_template() -> TemplateSource {
 
 fn request(machine: &str, port: u16, gpu_ids: &[u32], tp: u32) -> ProposalRequest {
     ProposalRequest {
+        action: ProposalAction::Add,
         machine: machine.to_owned(),
         port,
         template_name: "vllm".to_owned(),
@@ -97,6 +99,7 @@ fn attempt(
             label: (*label).to_owned(),
             head_ref: "catapult/other".to_owned(),
             fleet,
+            changed: None,
         })
         .collect();
     let result = plan(
@@ -104,7 +107,7 @@ fn attempt(
         &snapshot,
         &main,
         request,
-        &vllm_template(),
+        Some(&vllm_template()),
         &pending,
     );
     (result, main)
@@ -123,7 +126,7 @@ fn a_fitting_proposal_is_planned_with_its_gpu_map() {
     let plan = result.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(plan.compose_path, "machines/gpu-01/8001/docker-compose.yml");
     assert!(
-        plan.branch.starts_with("catapult/gpu-01-8001-"),
+        plan.branch.starts_with("catapult/add-gpu-01-8001-"),
         "{}",
         plan.branch
     );
@@ -306,7 +309,14 @@ fn a_rendered_file_that_does_not_validate_is_refused() {
             text: text.to_owned(),
         };
         let request = request("gpu-01", 8001, &[2], 1);
-        match plan(&mut engine, &snapshot, &main, &request, &template, &[]) {
+        match plan(
+            &mut engine,
+            &snapshot,
+            &main,
+            &request,
+            Some(&template),
+            &[],
+        ) {
             Ok(plan) => panic!("accepted: {}", plan.rendered),
             Err(error) => error.to_string(),
         }
@@ -329,14 +339,7 @@ fn open_proposals_count_as_allocated() {
     let other = request("gpu-01", 8002, &[4, 5], 2);
     let rendered = render(&vllm_template(), &other).unwrap_or_else(|e| panic!("{e}"));
     let pending = Engine::new()
-        .analyze_with(
-            &snapshot,
-            &[ExtraDeployment {
-                id: other.id(),
-                compose: rendered,
-                env: None,
-            }],
-        )
+        .analyze_with(&snapshot, &[ExtraDeployment::new(other.id(), rendered)])
         .expect("analyze the open proposal");
 
     let label = "pull request #7 (https://github.invalid/acme/rc/pull/7)";
@@ -353,6 +356,266 @@ fn open_proposals_count_as_allocated() {
     // The same proposal again is not its own conflict.
     let (same, _) = attempt(&other, &[(label, &pending)]);
     assert!(same.is_ok(), "{:?}", same.err().map(|e| e.to_string()));
+}
+
+fn with_action(action: ProposalAction, mut request: ProposalRequest) -> ProposalRequest {
+    request.action = action;
+    request
+}
+
+fn replace(port: u16, gpu_ids: &[u32]) -> ProposalRequest {
+    let tp = u32::try_from(gpu_ids.len()).unwrap_or(1);
+    with_action(
+        ProposalAction::Replace,
+        request("gpu-01", port, gpu_ids, tp),
+    )
+}
+
+fn remove(port: u16) -> ProposalRequest {
+    ProposalRequest {
+        action: ProposalAction::Remove,
+        machine: "gpu-01".to_owned(),
+        port,
+        description: "Drain.".to_owned(),
+        ..ProposalRequest::default()
+    }
+}
+
+#[test]
+fn a_replacement_may_reuse_what_it_replaces_and_nothing_else() {
+    // Same GPUs: free for the replacement.
+    let (kept, _) = attempt(&replace(8000, &[0, 1]), &[]);
+    let kept = kept.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(kept.action, ProposalAction::Replace);
+    assert!(
+        kept.branch.starts_with("catapult/replace-gpu-01-8000-"),
+        "{}",
+        kept.branch
+    );
+    let previous = kept.previous.as_ref().expect("the replaced deployment");
+    assert_eq!(previous.model.as_deref(), Some("llama"));
+    assert_eq!(previous.gpus, ["0", "1"]);
+    assert!(previous.compose.contains("v0.8.5"));
+    assert_eq!(
+        kept.changes,
+        [TreeChange::Write {
+            path: "machines/gpu-01/8000/docker-compose.yml".to_owned(),
+            contents: kept.rendered.clone().into_bytes(),
+        }]
+    );
+    assert!(
+        kept.gpu_map_after
+            .contains(&"GPU 0: gpu-01:8000/vllm".to_owned())
+    );
+
+    // Other GPUs: the old ones are free afterwards.
+    let (moved, _) = attempt(&replace(8000, &[4, 5]), &[]);
+    let moved = moved.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        moved.gpu_map_after.contains(&"GPU 0: free".to_owned()),
+        "{:?}",
+        moved.gpu_map_after
+    );
+    assert!(
+        moved
+            .gpu_map_after
+            .contains(&"GPU 4: gpu-01:8000/vllm".to_owned())
+    );
+    assert_ne!(moved.branch, kept.branch);
+
+    // A replacement frees its GPUs for itself only: an addition still finds them held.
+    let message = refusal(&request("gpu-01", 8001, &[0, 1], 2));
+    assert!(
+        message.contains("GPU 0 is held by gpu-01:8000"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_removal_deletes_the_directory_and_says_what_stops_serving() {
+    let (result, _) = attempt(&remove(8000), &[]);
+    let plan = result.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        plan.changes,
+        [TreeChange::Remove {
+            path: "machines/gpu-01/8000".to_owned()
+        }]
+    );
+    assert!(
+        plan.branch.starts_with("catapult/remove-gpu-01-8000-"),
+        "{}",
+        plan.branch
+    );
+    assert!(plan.rendered.is_empty());
+    let previous = plan.previous.as_ref().expect("the removed deployment");
+    assert_eq!(previous.files, ["machines/gpu-01/8000/docker-compose.yml"]);
+    assert!(previous.other_copies.is_empty(), "the last copy of llama");
+    assert!(plan.gpu_map_after.contains(&"GPU 0: free".to_owned()));
+    let (again, _) = attempt(&remove(8000), &[]);
+    assert_eq!(again.map(|p| p.branch).ok(), Some(plan.branch));
+}
+
+#[test]
+fn each_action_is_refused_where_it_does_not_apply() {
+    let cases = [
+        (
+            request("gpu-01", 8000, &[2, 3], 2),
+            vec![
+                "port 8000 on gpu-01 is taken by gpu-01:8000 (llama)",
+                "action `replace`",
+            ],
+        ),
+        (
+            replace(8005, &[2, 3]),
+            vec![
+                "no deployment on gpu-01:8005 to replace",
+                "gpu-01:8000 (llama)",
+                "action `add`",
+            ],
+        ),
+        (
+            remove(8005),
+            vec!["no deployment on gpu-01:8005 to remove", "action `add`"],
+        ),
+        (
+            replace(8000, &[8, 9]),
+            vec![
+                "GPU 8,9 not on gpu-01",
+                "free GPU sets of 2 on gpu-01: [0,1]",
+            ],
+        ),
+    ];
+    for (request, expected) in cases {
+        let message = refusal(&request);
+        for part in expected {
+            assert!(message.contains(part), "{part:?} not in: {message}");
+        }
+    }
+    // A removal needs no template, model or GPUs; a replacement does.
+    assert!(check_request(&remove(8000)).is_ok());
+    let mut bare = remove(8000);
+    bare.action = ProposalAction::Replace;
+    let message = check_request(&bare)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(message.contains("template_name is empty"), "{message}");
+    assert!(message.contains("gpu_ids is empty"), "{message}");
+}
+
+#[test]
+fn open_replacements_and_removals_count_as_claims() {
+    let dir = fleet_dir();
+    let snapshot = Snapshot::from_dir(dir.path()).expect("snapshot");
+    let mut engine = Engine::new();
+    // An open addition on GPUs 4 and 5, an open removal of 8000.
+    let other = request("gpu-01", 8002, &[4, 5], 2);
+    let rendered = render(&vllm_template(), &other).unwrap_or_else(|e| panic!("{e}"));
+    let adding = engine
+        .analyze_with(&snapshot, &[ExtraDeployment::new(other.id(), rendered)])
+        .expect("analyze the open addition");
+    let removing = engine
+        .analyze_changes(&snapshot, &[], &[DeploymentId::new("gpu-01", 8000)])
+        .expect("analyze the open removal");
+    let label = "pull request #7";
+
+    let (clash, _) = attempt(&replace(8000, &[4, 5]), &[(label, &adding)]);
+    let message = clash.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.contains("pull request #7: GPU 4, 5 on gpu-01"),
+        "{message}"
+    );
+    // The open addition's tree holds 8000 as main has it: no claim of its own there.
+    let (apart, _) = attempt(&replace(8000, &[2, 3]), &[(label, &adding)]);
+    assert!(apart.is_ok(), "{:?}", apart.err().map(|e| e.to_string()));
+
+    let (both, _) = attempt(&replace(8000, &[2, 3]), &[(label, &removing)]);
+    let message = both.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.contains("proposes removing gpu-01:8000 too"),
+        "{message}"
+    );
+    // The same removal again is the same proposal.
+    let (same, _) = attempt(&remove(8000), &[(label, &removing)]);
+    assert!(same.is_ok(), "{:?}", same.err().map(|e| e.to_string()));
+    // An open removal frees nothing for others until it is merged.
+    let (early, _) = attempt(&request("gpu-01", 8003, &[0, 1], 2), &[(label, &removing)]);
+    assert!(
+        early.is_err(),
+        "GPUs of a deployment whose removal is open are still held"
+    );
+}
+
+#[test]
+fn a_replacement_that_breaks_what_main_has_working_is_refused() {
+    let dir = fleet_dir();
+    let snapshot = Snapshot::from_dir(dir.path()).expect("snapshot");
+    let mut engine = Engine::new();
+    let main = engine.analyze(&snapshot).expect("analyze");
+    // Two GPUs pinned, tensor parallel 4 on the command line: TP001, which main does not have.
+    let template = TemplateSource {
+        name: "custom".to_owned(),
+        origin: "repository",
+        text: "services:\n  x:\n    image: vllm/vllm-openai\n    command: [\"--tensor-parallel-size\", \"4\"]\n    deploy: {resources: {reservations: {devices: [{capabilities: [gpu], device_ids: {{ gpu_ids | map('string') | list }}}]}}}\n    ports: [{{ port ~ \":80\" }}]\n".to_owned(),
+    };
+    let message = match plan(
+        &mut engine,
+        &snapshot,
+        &main,
+        &replace(8000, &[0, 1]),
+        Some(&template),
+        &[],
+    ) {
+        Ok(plan) => panic!("accepted: {}", plan.rendered),
+        Err(error) => error.to_string(),
+    };
+    assert!(
+        message.contains("machines/gpu-01/8000/docker-compose.yml does not validate"),
+        "{message}"
+    );
+    assert!(message.contains("TP001"), "{message}");
+    // The replacement of a file by itself changes nothing.
+    let (first, _) = attempt(&replace(8000, &[0, 1]), &[]);
+    let rendered = first.map(|p| p.rendered).unwrap_or_default();
+    let same = TemplateSource {
+        name: "same".to_owned(),
+        origin: "repository",
+        text: std::fs::read_to_string(dir.path().join("machines/gpu-01/8000/docker-compose.yml"))
+            .expect("read"),
+    };
+    assert!(!rendered.is_empty());
+    let message = match plan(
+        &mut engine,
+        &snapshot,
+        &main,
+        &replace(8000, &[0, 1]),
+        Some(&same),
+        &[],
+    ) {
+        Ok(plan) => panic!("accepted: {}", plan.rendered),
+        Err(error) => error.to_string(),
+    };
+    assert!(
+        message.contains("the replacement changes nothing"),
+        "{message}"
+    );
+}
+
+#[test]
+fn changed_paths_name_the_deployments_they_touch() {
+    let changed = changed_deployments([
+        "machines/gpu-01/8000/docker-compose.yml",
+        "machines/gpu-01/8000/.env",
+        "machines/gpu-02/9000/assets/chat.jinja",
+        "machines/gpu-01/machine.yaml",
+        "machines/gpu-01/notes",
+        "README.md",
+    ]);
+    let expected: Vec<DeploymentId> = vec![
+        DeploymentId::new("gpu-01", 8000),
+        DeploymentId::new("gpu-02", 9000),
+    ];
+    assert_eq!(changed.into_iter().collect::<Vec<_>>(), expected);
 }
 
 mod rendering_as_data {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use tempfile::TempDir;
 use topology::repo::{
     Author, ContentId, DirReader, EntryKind, GitAuth, LinkTarget, RefUpdate, RepoError, Repository,
-    Snapshot,
+    Snapshot, TreeChange,
 };
 
 use crate::support::{Change, FixtureRepo, write_files};
@@ -695,6 +695,72 @@ fn check_links(snapshot: &Snapshot, compose_id: ContentId) {
     // A link through a linked directory still lands on the file inside.
     let through = link("machines/c/8000/docker-compose.yml");
     assert_eq!(through.id, Some(compose_id), "{source}: {through:?}");
+}
+
+#[test]
+fn a_removal_commit_deletes_the_directory_and_changes_since_fork_ignore_main() {
+    let upstream = FixtureRepo::init_bare();
+    upstream.commit_files("main", &sample_files(), "base");
+    let cache = TempDir::new().unwrap();
+    let upstream_url = upstream.path().display().to_string();
+    let mirror = Repository::mirror(&upstream_url, cache.path(), &GitAuth::anonymous()).unwrap();
+    let removal = [TreeChange::Remove {
+        path: "machines/gpu-01/8000".to_owned(),
+    }];
+    mirror
+        .commit_changes_on_new_branch(
+            "main",
+            "catapult/remove-gpu-01-8000",
+            &removal,
+            "Remove",
+            &author(),
+        )
+        .unwrap();
+    let removed = mirror.snapshot("catapult/remove-gpu-01-8000").unwrap();
+    let paths: Vec<&str> = removed.entries().iter().map(|e| e.path.as_str()).collect();
+    assert!(
+        !paths.iter().any(|p| p.starts_with("machines/gpu-01/8000")),
+        "{paths:?}"
+    );
+    assert!(paths.contains(&"machines/gpu-01/machine.yaml"), "{paths:?}");
+    assert!(
+        paths.contains(&"machines/gpu-02/9000/compose.yaml"),
+        "{paths:?}"
+    );
+
+    // Removing what is not there is a mistake, not a no-op.
+    let nothing = [TreeChange::Remove {
+        path: "machines/gpu-01/8009".to_owned(),
+    }];
+    let error = mirror.commit_changes_on_new_branch(
+        "main",
+        "catapult/remove-none",
+        &nothing,
+        "x",
+        &author(),
+    );
+    assert!(matches!(error, Err(RepoError::BadPath { .. })), "{error:?}");
+
+    // Main moves on (another deployment changes): the branch still changed only its own.
+    upstream.commit_files(
+        "main",
+        &[(
+            "machines/gpu-02/9000/compose.yaml",
+            "services: {x: {image: a}}\n",
+        )],
+        "main moves",
+    );
+    mirror.fetch(&GitAuth::anonymous()).unwrap();
+    let changed = mirror
+        .changed_since_fork("main", "catapult/remove-gpu-01-8000", "machines")
+        .unwrap();
+    assert_eq!(
+        changed,
+        [
+            "machines/gpu-01/8000/.env",
+            "machines/gpu-01/8000/docker-compose.yml"
+        ]
+    );
 }
 
 #[test]
