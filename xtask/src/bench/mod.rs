@@ -10,6 +10,7 @@
 
 mod fleet;
 mod mcp;
+mod script;
 mod validator;
 
 use std::path::{Path, PathBuf};
@@ -271,6 +272,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     };
     if wants(Only::Engine) {
         add(validator::measure(&context)?);
+        add(script::measure(&context)?);
     }
     if wants(Only::Mcp) {
         add(mcp::measure(&context)?);

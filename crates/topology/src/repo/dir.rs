@@ -90,18 +90,22 @@ pub(super) struct Stat {
     stamp: Stamp,
 }
 
+/// One child as a directory read gives it: its name (`Err`: lossily
+/// converted, not UTF-8) and its kind, if the file system says.
+pub(super) type Listed = (Result<String, String>, Option<StatKind>);
+
 /// The file system calls of a listing, relative to the repository root.
 #[cfg(target_os = "linux")]
 pub(super) mod sys {
     use std::fs;
     use std::io;
-    use std::os::fd::OwnedFd;
+    use std::os::fd::{AsFd, OwnedFd};
     use std::path::{Path, PathBuf};
 
     use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, ResolveFlags, StatxFlags};
     use rustix::io::Errno;
 
-    use super::{Stamp, Stat, StatKind};
+    use super::{Listed, Stamp, Stat, StatKind};
 
     /// An `O_PATH` handle on the repository root: `statx` and `openat2`
     /// relative to it walk two or three path components instead of the whole
@@ -123,35 +127,8 @@ pub(super) mod sys {
 
         /// `lstat` of a root-relative path (never follows a final link).
         pub(in crate::repo) fn lstat(&self, relative: &str) -> io::Result<Stat> {
-            let mask = StatxFlags::TYPE
-                | StatxFlags::MODE
-                | StatxFlags::INO
-                | StatxFlags::SIZE
-                | StatxFlags::MTIME
-                | StatxFlags::CTIME;
-            match rustix::fs::statx(&self.fd, relative, AtFlags::SYMLINK_NOFOLLOW, mask) {
-                Ok(st) => {
-                    let ns = |t: rustix::fs::StatxTimestamp| {
-                        t.tv_sec
-                            .saturating_mul(1_000_000_000)
-                            .saturating_add(i64::from(t.tv_nsec))
-                    };
-                    let kind = match FileType::from_raw_mode(u32::from(st.stx_mode)) {
-                        FileType::Directory => StatKind::Dir,
-                        FileType::RegularFile => StatKind::File,
-                        FileType::Symlink => StatKind::Symlink,
-                        _ => StatKind::Other,
-                    };
-                    Ok(Stat {
-                        kind,
-                        stamp: Stamp {
-                            len: st.stx_size,
-                            modified_ns: ns(st.stx_mtime),
-                            changed_ns: ns(st.stx_ctime),
-                            inode: st.stx_ino,
-                        },
-                    })
-                }
+            match rustix::fs::statx(&self.fd, relative, AtFlags::SYMLINK_NOFOLLOW, MASK) {
+                Ok(st) => Ok(stat_of(&st)),
                 // Kernels before 4.11 and some container sandboxes lack statx.
                 Err(Errno::NOSYS) => {
                     let meta = fs::symlink_metadata(self.path.join(relative))?;
@@ -164,24 +141,109 @@ pub(super) mod sys {
             }
         }
 
+        /// The stat of an open file or directory.
+        pub(in crate::repo) fn fstat(fd: impl AsFd) -> io::Result<Stat> {
+            match rustix::fs::statx(&fd, "", AtFlags::EMPTY_PATH, MASK) {
+                Ok(st) => Ok(stat_of(&st)),
+                Err(Errno::NOSYS) => {
+                    let meta = fs::File::from(fd.as_fd().try_clone_to_owned()?).metadata()?;
+                    Ok(Stat {
+                        kind: StatKind::of(meta.file_type()),
+                        stamp: Stamp::of(&meta),
+                    })
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+
+        /// The children of a root-relative directory, opened as files are
+        /// (no link followed, never outside the root): names and kinds from
+        /// one `getdents64` buffer, without a `stat` per child (`None` where
+        /// the file system does not say the kind), and the directory's own
+        /// stat. Four system calls for a small directory.
+        pub(in crate::repo) fn list_dir(&self, relative: &str) -> io::Result<(Stat, Vec<Listed>)> {
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOCTTY;
+            let fd = self.open_beneath(relative, flags)?;
+            let stat = Root::fstat(&fd)?;
+            let mut buffer = vec![std::mem::MaybeUninit::<u8>::uninit(); 32 * 1024];
+            let mut dir = rustix::fs::RawDir::new(&fd, &mut buffer);
+            let mut children = Vec::new();
+            while let Some(entry) = dir.next() {
+                let entry = entry?;
+                let name = entry.file_name().to_bytes();
+                if name == b"." || name == b".." {
+                    continue;
+                }
+                let kind = match entry.file_type() {
+                    FileType::Directory => Some(StatKind::Dir),
+                    FileType::RegularFile => Some(StatKind::File),
+                    FileType::Symlink => Some(StatKind::Symlink),
+                    FileType::Unknown => None,
+                    _ => Some(StatKind::Other),
+                };
+                let name = match std::str::from_utf8(name) {
+                    Ok(name) => Ok(name.to_owned()),
+                    Err(_) => Err(String::from_utf8_lossy(name).into_owned()),
+                };
+                children.push((name, kind));
+            }
+            Ok((stat, children))
+        }
+
+        fn open_beneath(&self, relative: &str, flags: OFlags) -> io::Result<OwnedFd> {
+            let resolve =
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+            match rustix::fs::openat2(&self.fd, relative, flags, Mode::empty(), resolve) {
+                Ok(fd) => Ok(fd),
+                // openat2 is Linux 5.6+, and some seccomp profiles refuse it:
+                // then at least the last component is not followed.
+                Err(Errno::NOSYS | Errno::PERM) => Ok(rustix::fs::openat(
+                    &self.fd,
+                    relative,
+                    flags | OFlags::NOFOLLOW,
+                    Mode::empty(),
+                )?),
+                Err(e) => Err(e.into()),
+            }
+        }
+
         /// Opens a regular file for reading. No link is followed on the way
         /// and the path cannot leave the root, even if the tree changed since
         /// it was listed (a link put in place of a checked file or directory).
         pub(in crate::repo) fn open_file(&self, relative: &str) -> io::Result<fs::File> {
             // NONBLOCK: a FIFO put in place of the file must not hang the open.
             let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
-            let resolve =
-                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
-            let fd = match rustix::fs::openat2(&self.fd, relative, flags, Mode::empty(), resolve) {
-                Ok(fd) => fd,
-                // openat2 is Linux 5.6+, and some seccomp profiles refuse it:
-                // then at least the last component is not followed.
-                Err(Errno::NOSYS | Errno::PERM) => {
-                    rustix::fs::openat(&self.fd, relative, flags | OFlags::NOFOLLOW, Mode::empty())?
-                }
-                Err(e) => return Err(e.into()),
-            };
-            Ok(fs::File::from(fd))
+            Ok(fs::File::from(self.open_beneath(relative, flags)?))
+        }
+    }
+
+    const MASK: StatxFlags = StatxFlags::TYPE
+        .union(StatxFlags::MODE)
+        .union(StatxFlags::INO)
+        .union(StatxFlags::SIZE)
+        .union(StatxFlags::MTIME)
+        .union(StatxFlags::CTIME);
+
+    fn stat_of(st: &rustix::fs::Statx) -> Stat {
+        let ns = |t: rustix::fs::StatxTimestamp| {
+            t.tv_sec
+                .saturating_mul(1_000_000_000)
+                .saturating_add(i64::from(t.tv_nsec))
+        };
+        let kind = match FileType::from_raw_mode(u32::from(st.stx_mode)) {
+            FileType::Directory => StatKind::Dir,
+            FileType::RegularFile => StatKind::File,
+            FileType::Symlink => StatKind::Symlink,
+            _ => StatKind::Other,
+        };
+        Stat {
+            kind,
+            stamp: Stamp {
+                len: st.stx_size,
+                modified_ns: ns(st.stx_mtime),
+                changed_ns: ns(st.stx_ctime),
+                inode: st.stx_ino,
+            },
         }
     }
 }
@@ -193,7 +255,7 @@ pub(super) mod sys {
     use std::io;
     use std::path::{Path, PathBuf};
 
-    use super::{Stamp, Stat, StatKind};
+    use super::{Listed, Stamp, Stat, StatKind};
 
     pub(in crate::repo) struct Root {
         path: PathBuf,
@@ -217,6 +279,29 @@ pub(super) mod sys {
         pub(in crate::repo) fn open_file(&self, relative: &str) -> io::Result<fs::File> {
             fs::File::open(self.path.join(relative))
         }
+
+        pub(in crate::repo) fn fstat(file: &fs::File) -> io::Result<Stat> {
+            let meta = file.metadata()?;
+            Ok(Stat {
+                kind: StatKind::of(meta.file_type()),
+                stamp: Stamp::of(&meta),
+            })
+        }
+
+        pub(in crate::repo) fn list_dir(&self, relative: &str) -> io::Result<(Stat, Vec<Listed>)> {
+            let stat = self.lstat(relative)?;
+            let mut children = Vec::new();
+            for child in fs::read_dir(self.path.join(relative))? {
+                let child = child?;
+                let kind = child.file_type().ok().map(StatKind::of);
+                let name = child
+                    .file_name()
+                    .into_string()
+                    .map_err(|raw| raw.to_string_lossy().into_owned());
+                children.push((name, kind));
+            }
+            Ok((stat, children))
+        }
     }
 }
 
@@ -224,33 +309,84 @@ pub(super) mod sys {
 /// read into memory whole (a stray 50 MB file must not cost 50 MB).
 pub(super) const HASH_IN_MEMORY_MAX: u64 = 1 << 20;
 
-/// Hashes a regular file of the listing; returns its blob id and length.
+/// `open` with `RESOLVE_NO_SYMLINKS` or `O_NOFOLLOW` met a link.
+const ELOOP: i32 = 40;
+
+/// Files up to this size are kept in memory by the listing that hashed them,
+/// so the engine's read of them costs no system call.
+pub(super) const KEEP_MAX: u64 = 64 << 10;
+
+/// A regular file of the listing, hashed: its blob id, its stat (taken on the
+/// open file, after the listing's), and its bytes if it is small.
+pub(super) struct Hashed {
+    pub(super) id: ContentId,
+    pub(super) stat: Stat,
+    pub(super) data: Option<Box<[u8]>>,
+    /// As long as its stat said: the stamp may be cached (if settled).
+    pub(super) complete: bool,
+}
+
+/// Hashes a regular file of the listing: one open, one `stat` of the open
+/// file, the reads of its size (as Git reads a file it hashes), one close.
 pub(super) fn hash_file(
     root: &sys::Root,
     canonical_root: &Path,
     relative: &str,
-) -> Result<(ContentId, u64), RepoError> {
+) -> Result<Hashed, RepoError> {
     let io_error = |source| RepoError::Io {
         path: relative.to_owned(),
         source,
     };
-    let mut file = root.open_file(relative).map_err(io_error)?;
-    let meta = file.metadata().map_err(io_error)?;
-    if !meta.is_file() {
+    let mut file = root.open_file(relative).map_err(|e| {
+        // A link put in place of the listed file.
+        if e.raw_os_error() == Some(ELOOP) {
+            changed_while_listing(relative)
+        } else {
+            io_error(e)
+        }
+    })?;
+    let stat = sys::Root::fstat(&file).map_err(io_error)?;
+    if stat.kind != StatKind::File {
         return Err(changed_while_listing(relative));
     }
-    if meta.len() > HASH_IN_MEMORY_MAX {
+    let len = stat.stamp.len;
+    if len > HASH_IN_MEMORY_MAX {
         let id =
             hash_large_file(&file, &canonical_root.join(relative)).map_err(|e| RepoError::Git {
                 repo: canonical_root.to_owned(),
                 action: format!("hashing `{relative}`"),
                 message: git_message(&e),
             })?;
-        return Ok((id, meta.len()));
+        return Ok(Hashed {
+            id,
+            stat,
+            data: None,
+            complete: true,
+        });
     }
-    let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.read_to_end(&mut data).map_err(io_error)?;
-    Ok((ContentId::of_bytes(&data)?, data.len() as u64))
+    let size = usize::try_from(len).unwrap_or(0);
+    let mut data = vec![0u8; size];
+    let mut filled = 0;
+    while filled < size {
+        match file.read(data.get_mut(filled..).unwrap_or_default()) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_error(e)),
+        }
+    }
+    // Shorter than its stat said: it changed meanwhile; the bytes read are
+    // what is hashed, and the stamp is not cached.
+    let complete = filled == size;
+    data.truncate(filled);
+    let id = ContentId::of_bytes(&data)?;
+    let data = (len <= KEEP_MAX).then(|| data.into_boxed_slice());
+    Ok(Hashed {
+        id,
+        stat,
+        data,
+        complete,
+    })
 }
 
 /// Streams a large file through libgit2's hasher. On Linux the file already
@@ -405,6 +541,7 @@ impl DirReader {
             root: &root,
             canonical_root: &self.canonical_root,
             link_targets: Mutex::new(std::mem::take(link_targets)),
+            kept: Mutex::default(),
             now_ns,
         };
         let mut entries = Vec::with_capacity(*last_len);
@@ -443,13 +580,18 @@ impl DirReader {
         *last_len = entries.len();
         drop(cache);
         debug_assert!(entries.is_sorted_by(|a, b| path_order(&a.path, &b.path).is_le()));
+        let kept = walk
+            .kept
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
         Ok(Snapshot::new(
             SnapshotSource::Dir {
                 root: self.canonical_root.clone(),
             },
             entries,
             None,
-        ))
+        )
+        .with_kept(kept))
     }
 }
 
@@ -458,6 +600,8 @@ pub(super) struct DirWalk<'a> {
     root: &'a sys::Root,
     canonical_root: &'a Path,
     link_targets: Mutex<FxHashMap<String, (Stamp, ContentId)>>,
+    /// The small files hashed by this listing, by blob id (see [`KEEP_MAX`]).
+    kept: Mutex<FxHashMap<ContentId, Box<[u8]>>>,
     now_ns: i64,
 }
 
@@ -517,16 +661,23 @@ impl DirWalk<'_> {
         stat: Option<Stat>,
         out: &mut Vec<Entry>,
     ) -> Result<(), RepoError> {
-        let stat = match stat {
-            Some(stat) => stat,
-            None => self.lstat(path, StatKind::Dir)?,
+        // A directory listed before: one stat says whether its children
+        // changed. One never listed is read at once (its stat comes with it).
+        let unchanged = match dir.stamp {
+            Some(stamp) => {
+                let stat = match stat {
+                    Some(stat) => stat,
+                    None => self.lstat(path, StatKind::Dir)?,
+                };
+                stat.stamp == stamp
+            }
+            None => false,
         };
-        // Stat first, list second: a change in between leaves a stamp that
-        // differs next time.
-        if dir.stamp != Some(stat.stamp) {
-            dir.children = self.read_children(path, std::mem::take(&mut dir.children))?;
+        if !unchanged {
+            let (stat, children) = self.read_children(path, std::mem::take(&mut dir.children))?;
+            dir.children = children;
+            dir.stamp = stat.stamp.is_settled(self.now_ns).then_some(stat.stamp);
         }
-        dir.stamp = stat.stamp.is_settled(self.now_ns).then_some(stat.stamp);
         out.push(Entry {
             path: path.clone(),
             kind: EntryKind::Dir,
@@ -618,30 +769,48 @@ impl DirWalk<'_> {
         Ok(())
     }
 
-    /// Reads a directory whose stamp changed, keeping what is known of the
-    /// children that are still there with the same type.
+    /// Reads a directory whose stamp changed (or was never known), keeping
+    /// what is known of the children that are still there with the same
+    /// type. Returns the directory's stat, taken before its children were
+    /// read: a change in between leaves a stamp that differs next time.
     fn read_children(
         &self,
         path: &str,
         old: Vec<CachedChild>,
-    ) -> Result<Vec<CachedChild>, RepoError> {
-        let io_error = |source| RepoError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let mut listed = Vec::new();
-        for child in fs::read_dir(self.canonical_root.join(path)).map_err(io_error)? {
-            let child = child.map_err(io_error)?;
-            let kind = StatKind::of(child.file_type().map_err(io_error)?);
-            match child.file_name().into_string() {
-                Ok(name) => listed.push((name, Some(kind))),
-                Err(raw) => listed.push((raw.to_string_lossy().into_owned(), None)),
+    ) -> Result<(Stat, Vec<CachedChild>), RepoError> {
+        let io_error = |source: io::Error| {
+            if source.raw_os_error() == Some(ELOOP) {
+                return changed_while_listing(path);
             }
+            RepoError::Io {
+                path: path.to_owned(),
+                source,
+            }
+        };
+        let (stat, mut listed) = self.root.list_dir(path).map_err(io_error)?;
+        if stat.kind != StatKind::Dir {
+            return Err(changed_while_listing(path));
         }
-        listed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        listed.sort_unstable_by(|a, b| {
+            let name = |n: &Result<String, String>| match n {
+                Ok(name) | Err(name) => name.clone(),
+            };
+            name(&a.0).cmp(&name(&b.0))
+        });
         let mut old = old.into_iter().peekable();
         let mut children = Vec::with_capacity(listed.len());
         for (name, kind) in listed {
+            let (name, kind) = match name {
+                Ok(name) => {
+                    // The file system did not say (DT_UNKNOWN): ask.
+                    let kind = match kind {
+                        Some(kind) => kind,
+                        None => self.lstat_kind(&format!("{path}/{name}"))?,
+                    };
+                    (name, Some(kind))
+                }
+                Err(lossy) => (lossy, None),
+            };
             while old.next_if(|c| c.name < name).is_some() {}
             let kept = old.next_if(|c| c.name == name);
             let node = match (kind, kept) {
@@ -651,7 +820,17 @@ impl DirWalk<'_> {
             };
             children.push(CachedChild { name, node });
         }
-        Ok(children)
+        Ok((stat, children))
+    }
+
+    fn lstat_kind(&self, path: &str) -> Result<StatKind, RepoError> {
+        self.root
+            .lstat(path)
+            .map(|stat| stat.kind)
+            .map_err(|source| RepoError::Io {
+                path: path.to_owned(),
+                source,
+            })
     }
 
     fn file(
@@ -660,28 +839,45 @@ impl DirWalk<'_> {
         cached: &mut Option<(Stamp, ContentId)>,
         stat: Option<Stat>,
     ) -> Result<Entry, RepoError> {
-        let stat = match stat {
-            Some(stat) => stat,
-            None => self.lstat(path, StatKind::File)?,
-        };
-        let id = match cached {
-            Some((stamp, id)) if *stamp == stat.stamp => *id,
-            _ => {
-                let (id, len) = hash_file(self.root, self.canonical_root, path)?;
-                // Racy files are hashed again next time; the stamp must also
-                // match the bytes hashed (a write during the read changes the
-                // length, or the mtime and ctime).
-                *cached = (stat.stamp.is_settled(self.now_ns) && len == stat.stamp.len)
-                    .then_some((stat.stamp, id));
-                id
+        // A file hashed before: one stat says whether it changed.
+        if let Some((stamp, id)) = *cached {
+            let stat = match stat {
+                Some(stat) => stat,
+                None => self.lstat(path, StatKind::File)?,
+            };
+            if stat.stamp == stamp {
+                return Ok(Entry {
+                    path: path.to_owned(),
+                    kind: EntryKind::File,
+                    size: Some(stamp.len),
+                    id: Some(id),
+                });
             }
-        };
-        Ok(Entry {
+        }
+        let hashed = hash_file(self.root, self.canonical_root, path)?;
+        // Racy files are hashed again next time; the stamp must also match
+        // the bytes hashed.
+        *cached = (hashed.complete && hashed.stat.stamp.is_settled(self.now_ns))
+            .then_some((hashed.stat.stamp, hashed.id));
+        let entry = Entry {
             path: path.to_owned(),
             kind: EntryKind::File,
-            size: Some(stat.stamp.len),
-            id: Some(id),
-        })
+            size: Some(hashed.stat.stamp.len),
+            id: Some(hashed.id),
+        };
+        self.keep(hashed);
+        Ok(entry)
+    }
+
+    /// Keeps a small file's bytes for the snapshot's reads, by blob id.
+    fn keep(&self, hashed: Hashed) {
+        if let (Some(data), true) = (hashed.data, hashed.complete) {
+            self.kept
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(hashed.id)
+                .or_insert(data);
+        }
     }
 
     /// A link, resolved by [`resolve_link`] inside the root only.
@@ -743,13 +939,15 @@ impl DirWalk<'_> {
         if let Some(id) = known {
             return Ok(id);
         }
-        let (id, len) = hash_file(self.root, self.canonical_root, inside)?;
-        if stamp.is_settled(self.now_ns) && len == stamp.len {
+        let hashed = hash_file(self.root, self.canonical_root, inside)?;
+        if stamp.is_settled(self.now_ns) && hashed.complete && hashed.stat.stamp == stamp {
             self.link_targets
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .insert(inside.to_owned(), (stamp, id));
+                .insert(inside.to_owned(), (stamp, hashed.id));
         }
+        let id = hashed.id;
+        self.keep(hashed);
         Ok(id)
     }
 }

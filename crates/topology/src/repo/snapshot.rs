@@ -390,6 +390,10 @@ pub struct Snapshot {
     /// paths: no copy of every path per listing.
     pub(super) by_hash: FxHashMap<u64, usize>,
     revision: Option<Revision>,
+    /// Small files a directory listing already read (it hashed them), by
+    /// blob id: reads take their bytes from here instead of the disk. By id,
+    /// so what is read is what was hashed.
+    kept: Mutex<FxHashMap<ContentId, Box<[u8]>>>,
 }
 
 /// A `by_hash` slot shared by several paths.
@@ -428,7 +432,13 @@ impl Snapshot {
             entries,
             by_hash,
             revision,
+            kept: Mutex::default(),
         }
+    }
+
+    pub(super) fn with_kept(mut self, kept: FxHashMap<ContentId, Box<[u8]>>) -> Snapshot {
+        self.kept = Mutex::new(kept);
+        self
     }
 
     /// A one-off snapshot of a directory, without a stat cache (use a
@@ -586,6 +596,23 @@ impl Snapshot {
             }
             SnapshotSource::Dir { root } => {
                 let relative = self.readable_path(entry)?;
+                // Copied, not taken: identical files (one id) are common.
+                let kept = entry.id.and_then(|id| {
+                    self.kept
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get(&id)
+                        .map(|data| {
+                            if data.len() as u64 > max_bytes {
+                                Err(too_large(data.len() as u64))
+                            } else {
+                                Ok(data.to_vec())
+                            }
+                        })
+                });
+                if let Some(data) = kept {
+                    return data;
+                }
                 let io_error = |source: io::Error| RepoError::Io {
                     path: entry.path.clone(),
                     source,

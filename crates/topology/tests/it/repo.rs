@@ -1113,8 +1113,12 @@ fn reads_never_follow_a_link_put_in_place_after_listing() {
     let path = "machines/a/8000/docker-compose.yml";
     std::fs::remove_file(dir.path().join(path)).unwrap();
     std::os::unix::fs::symlink(outside.path().join("secret.yml"), dir.path().join(path)).unwrap();
-    let read = snapshot.read(path, 1000);
-    assert!(matches!(read, Err(RepoError::Io { .. })), "{read:?}");
+    // The listing's bytes (what it hashed), or an error; never the link's target.
+    let listed_or_refused = |read: Result<Vec<u8>, RepoError>| match read {
+        Ok(bytes) => assert_eq!(bytes, COMPOSE.as_bytes()),
+        Err(error) => assert!(matches!(error, RepoError::Io { .. }), "{error:?}"),
+    };
+    listed_or_refused(snapshot.read(path, 1000));
     // Nor through a directory swapped for a link.
     std::fs::remove_file(dir.path().join(path)).unwrap();
     std::fs::remove_dir(dir.path().join("machines/a/8000")).unwrap();
@@ -1127,7 +1131,21 @@ fn reads_never_follow_a_link_put_in_place_after_listing() {
         dir.path().join("machines/a/8000"),
     )
     .unwrap();
-    let read = snapshot.read(path, 1000);
+    listed_or_refused(snapshot.read(path, 1000));
+
+    // A file too large to be kept by the listing is read from the disk, and
+    // not through a link put in its place.
+    let big = format!("{COMPOSE}#{}\n", "x".repeat(80 << 10));
+    write_files(
+        dir.path(),
+        &[("machines/b/8000/docker-compose.yml", big.as_str())],
+    );
+    let snapshot = Snapshot::from_dir(dir.path()).unwrap();
+    let path = "machines/b/8000/docker-compose.yml";
+    assert_eq!(snapshot.read(path, 1 << 20).unwrap(), big.as_bytes());
+    std::fs::remove_file(dir.path().join(path)).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret.yml"), dir.path().join(path)).unwrap();
+    let read = snapshot.read(path, 1 << 20);
     assert!(matches!(read, Err(RepoError::Io { .. })), "{read:?}");
 }
 
