@@ -85,15 +85,7 @@ pub fn plan(
     let refuse = |message: String| Err(ProposalError::Refused { message });
     let machine = &request.machine;
     if !main.machines.contains_key(machine) {
-        let near = closest(machine, main.machines.keys().map(String::as_str), 3);
-        return refuse(format!(
-            "machine `{machine}` is not in the release-config repository; closest: {}",
-            if near.is_empty() {
-                "(none)".to_owned()
-            } else {
-                near.join(", ")
-            }
-        ));
+        return Err(unknown_machine(main, machine));
     }
     let id = request.id();
     let existing = main.deployments.get(&id);
@@ -285,6 +277,21 @@ pub fn plan(
     })
 }
 
+/// `machine` is not in the tree: the closest names that are.
+fn unknown_machine(main: &Fleet, machine: &str) -> ProposalError {
+    let near = closest(machine, main.machines.keys().map(String::as_str), 3);
+    ProposalError::Refused {
+        message: format!(
+            "machine `{machine}` is not in the release-config repository; closest: {}",
+            if near.is_empty() {
+                "(none)".to_owned()
+            } else {
+                near.join(", ")
+            }
+        ),
+    }
+}
+
 fn read_text(snapshot: &Snapshot, path: &str) -> Result<String, ProposalError> {
     let bytes = snapshot
         .read(path, MAX_PREVIOUS_BYTES)
@@ -356,15 +363,7 @@ fn check_against(main: &Fleet, request: &ProposalRequest) -> Result<(), Proposal
     let machine = &request.machine;
     let refuse = |message: String| Err(ProposalError::Refused { message });
     let Some(info) = main.machines.get(machine) else {
-        let near = closest(machine, main.machines.keys().map(String::as_str), 3);
-        return refuse(format!(
-            "machine `{machine}` is not in the release-config repository; closest: {}",
-            if near.is_empty() {
-                "(none)".to_owned()
-            } else {
-                near.join(", ")
-            }
-        ));
+        return Err(unknown_machine(main, machine));
     };
     let Some(inventory) = &info.inventory else {
         return refuse(format!(
