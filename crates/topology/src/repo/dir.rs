@@ -94,6 +94,12 @@ pub(super) struct Stat {
 /// converted, not UTF-8) and its kind, if the file system says.
 pub(super) type Listed = (Result<String, String>, Option<StatKind>);
 
+fn listed_name(name: &Result<String, String>) -> &str {
+    match name {
+        Ok(name) | Err(name) => name,
+    }
+}
+
 /// The file system calls of a listing, relative to the repository root.
 #[cfg(target_os = "linux")]
 pub(super) mod sys {
@@ -791,12 +797,7 @@ impl DirWalk<'_> {
         if stat.kind != StatKind::Dir {
             return Err(changed_while_listing(path));
         }
-        listed.sort_unstable_by(|a, b| {
-            let name = |n: &Result<String, String>| match n {
-                Ok(name) | Err(name) => name.clone(),
-            };
-            name(&a.0).cmp(&name(&b.0))
-        });
+        listed.sort_unstable_by(|a, b| listed_name(&a.0).cmp(listed_name(&b.0)));
         let mut old = old.into_iter().peekable();
         let mut children = Vec::with_capacity(listed.len());
         for (name, kind) in listed {
