@@ -7,7 +7,7 @@
 //! whose files changed are checked again.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -62,7 +62,6 @@ pub struct Timings {
     pub inventories_us: u64,
     pub rules_us: u64,
     pub assemble_us: u64,
-    pub graph_us: u64,
     pub total_us: u64,
 }
 
@@ -125,7 +124,7 @@ struct ParsedDeployment {
 }
 
 /// An inventory (`None` when unusable) and the findings of reading it.
-type ParsedInventory = (Option<Inventory>, Vec<Finding>);
+type ParsedInventory = (Option<Arc<Inventory>>, Vec<Finding>);
 
 /// GPU ids and host ports a deployment claims, where each is written.
 type Claims = (Vec<(String, Location)>, Vec<(u16, Location)>);
@@ -442,6 +441,19 @@ impl Engine {
         // Machines and inventories. Extras may name a machine directory that
         // does not exist yet: it is a machine without inventory.
         // Collected in the layout's (name) order and built in bulk.
+        // Inventories the cache does not know are parsed first, in parallel.
+        let inventory_misses: Vec<(&str, &Entry)> = layout
+            .machines
+            .iter()
+            .filter_map(|dir| Some((dir.name.as_str(), dir.inventory.as_ref()?)))
+            .filter(|(_, entry)| {
+                entry.id.is_none_or(|id| {
+                    lookup(&mut self.inventories, &entry.path, &id, generation).is_none()
+                })
+            })
+            .collect();
+        let mut fresh_inventories: FxHashMap<&str, Arc<ParsedInventory>> =
+            self.parse_inventories(snapshot, &inventory_misses)?;
         let mut machine_list: Vec<(String, Machine)> = Vec::with_capacity(layout.machines.len());
         let mut inventories: FxHashMap<&str, Arc<ParsedInventory>> = FxHashMap::default();
         inventories.reserve(layout.machines.len());
@@ -453,25 +465,24 @@ impl Engine {
             };
             if let Some(entry) = &dir.inventory {
                 machine.inventory_path = Some(entry.path.clone());
-                let hit = entry
-                    .id
-                    .and_then(|id| lookup(&mut self.inventories, &entry.path, &id, generation));
-                let result = match hit {
-                    Some(result) => {
+                let fresh = fresh_inventories.remove(dir.name.as_str());
+                let hit = match fresh {
+                    Some(_) => None,
+                    None => entry
+                        .id
+                        .and_then(|id| lookup(&mut self.inventories, &entry.path, &id, generation)),
+                };
+                let result = match (hit, fresh) {
+                    (Some(result), _) => {
                         stats.inventories_reused += 1;
                         result
                     }
-                    None => {
+                    (None, fresh) => {
                         stats.inventories_parsed += 1;
-                        let result = Arc::new(match self.read_text(snapshot, entry) {
-                            Ok(text) => inventory::read_inventory(
-                                &dir.name,
-                                &entry.path,
-                                &text,
-                                &self.limits,
-                            ),
-                            Err(finding) => (None, vec![*finding]),
-                        });
+                        let result = match fresh {
+                            Some(result) => result,
+                            None => Arc::new(self.parse_inventory(snapshot, &dir.name, entry)),
+                        };
                         if let Some(id) = entry.id {
                             store(
                                 &mut self.inventories,
@@ -521,73 +532,36 @@ impl Engine {
                 .push(result);
         }
 
-        // The graph needs only machines and deployments: it is built on a
-        // second thread while the rules and findings are assembled here.
-        let in_order = parsed.iter().map(|(id, result)| (*id, &result.deployment));
-        let (graph, graph_us, deployments) = std::thread::scope(|scope| {
-            let machines = &machines;
-            let for_graph = in_order.clone();
-            let graph_thread = (self.threads > 1)
-                .then(|| {
-                    std::thread::Builder::new()
-                        .name("allocation-graph".to_owned())
-                        .spawn_scoped(scope, move || {
-                            let started = Instant::now();
-                            (
-                                AllocationGraph::build_from(machines, for_graph),
-                                micros(started),
-                            )
-                        })
-                        .ok()
-                })
-                .flatten();
-            let deployments: BTreeMap<DeploymentId, Arc<Deployment>> = in_order
-                .clone()
-                .map(|(id, deployment)| (id.clone(), Arc::clone(deployment)))
-                .collect();
-            self.check_machines(
-                machines,
-                &by_machine,
-                &inventories,
-                generation,
-                &mut stats,
-                &mut findings,
-            );
-            stats.timings.rules_us = micros(phase);
-            phase = Instant::now();
-            let suppressions: Vec<crate::suppress::Suppression> = parsed
-                .iter()
-                .flat_map(|(_, result)| result.suppressions.iter().cloned())
-                .collect();
-            if !suppressions.is_empty() {
-                crate::suppress::apply(&mut findings, &suppressions);
-            }
-            config.apply(&mut findings);
-            findings.sort_by(|a, b| {
-                a.location
-                    .cmp(&b.location)
-                    .then_with(|| a.rule.cmp(&b.rule))
-                    .then_with(|| a.message.cmp(&b.message))
-            });
-            stats.timings.assemble_us = micros(phase);
-            // Old cache entries are freed while the graph is built.
-            self.evict(generation);
-            phase = Instant::now();
-            let (graph, graph_us) = match graph_thread {
-                Some(handle) => handle.join().map_err(|_| EngineError::Worker)?,
-                // No thread to be had: build it here.
-                None => {
-                    let started = Instant::now();
-                    (
-                        AllocationGraph::build_from(machines, in_order),
-                        micros(started),
-                    )
-                }
-            };
-            Ok::<_, EngineError>((graph, graph_us, deployments))
-        })?;
-        // Build time on its thread, plus any wait for it here.
-        stats.timings.graph_us = graph_us.max(micros(phase));
+        let deployments: BTreeMap<DeploymentId, Arc<Deployment>> = parsed
+            .iter()
+            .map(|(id, result)| ((*id).clone(), Arc::clone(&result.deployment)))
+            .collect();
+        self.check_machines(
+            &machines,
+            &by_machine,
+            &inventories,
+            generation,
+            &mut stats,
+            &mut findings,
+        );
+        stats.timings.rules_us = micros(phase);
+        phase = Instant::now();
+        let suppressions: Vec<crate::suppress::Suppression> = parsed
+            .iter()
+            .flat_map(|(_, result)| result.suppressions.iter().cloned())
+            .collect();
+        if !suppressions.is_empty() {
+            crate::suppress::apply(&mut findings, &suppressions);
+        }
+        config.apply(&mut findings);
+        findings.sort_by(|a, b| {
+            a.location
+                .cmp(&b.location)
+                .then_with(|| a.rule.cmp(&b.rule))
+                .then_with(|| a.message.cmp(&b.message))
+        });
+        self.evict(generation);
+        stats.timings.assemble_us = micros(phase);
         stats.timings.total_us = micros(started);
         self.stats.analyses += 1;
         self.stats.last = stats;
@@ -596,7 +570,6 @@ impl Engine {
             findings,
             machines,
             deployments,
-            graph,
             config,
             layout.templates,
         ))
@@ -680,6 +653,58 @@ impl Engine {
             variants.retain(|v| keep(v.last_used));
             !variants.is_empty()
         });
+    }
+
+    /// One `machine.yaml` read and parsed (a read failure is its finding).
+    fn parse_inventory(
+        &self,
+        snapshot: &Snapshot,
+        machine: &str,
+        entry: &Entry,
+    ) -> ParsedInventory {
+        match self.read_text(snapshot, entry) {
+            Ok(text) => {
+                let (inventory, findings) =
+                    inventory::read_inventory(machine, &entry.path, &text, &self.limits);
+                (inventory.map(Arc::new), findings)
+            }
+            Err(finding) => (None, vec![*finding]),
+        }
+    }
+
+    /// Parses the inventories the cache does not know, on up to
+    /// [`Engine::set_threads`] threads, by machine name.
+    fn parse_inventories<'a>(
+        &self,
+        snapshot: &Snapshot,
+        misses: &[(&'a str, &Entry)],
+    ) -> Result<FxHashMap<&'a str, Arc<ParsedInventory>>, EngineError> {
+        let parse_part = |part: &[(&'a str, &Entry)]| -> Vec<(&'a str, Arc<ParsedInventory>)> {
+            part.iter()
+                .map(|(machine, entry)| {
+                    (
+                        *machine,
+                        Arc::new(self.parse_inventory(snapshot, machine, entry)),
+                    )
+                })
+                .collect()
+        };
+        if misses.len() < 32 || self.threads == 1 {
+            return Ok(parse_part(misses).into_iter().collect());
+        }
+        let chunk = misses.len().div_ceil(self.threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = misses
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || parse_part(part)))
+                .collect();
+            let mut out = FxHashMap::default();
+            out.reserve(misses.len());
+            for handle in handles {
+                out.extend(handle.join().map_err(|_| EngineError::Worker)?);
+            }
+            Ok(out)
+        })
     }
 
     /// Parses the deployments the cache does not know, on up to
@@ -879,7 +904,8 @@ pub struct Fleet {
     /// Every machine directory, with or without inventory.
     pub machines: BTreeMap<String, Machine>,
     pub deployments: BTreeMap<DeploymentId, Arc<Deployment>>,
-    pub graph: AllocationGraph,
+    /// Built on first use (see [`Fleet::graph`]): validation needs none.
+    graph: OnceLock<AllocationGraph>,
     /// The release-config.toml in force (default when absent).
     pub config: Config,
     /// `templates/<name>.yml.j2` entries of the snapshot.
@@ -935,7 +961,6 @@ impl Fleet {
         findings: Vec<Finding>,
         machines: BTreeMap<String, Machine>,
         deployments: BTreeMap<DeploymentId, Arc<Deployment>>,
-        graph: AllocationGraph,
         config: Config,
         templates: Vec<Entry>,
     ) -> Fleet {
@@ -953,11 +978,24 @@ impl Fleet {
             findings,
             machines,
             deployments,
-            graph,
+            graph: OnceLock::new(),
             config,
             templates,
             findings_by_machine,
         }
+    }
+
+    /// The allocation graph of machines, GPUs and deployments, built on the
+    /// first call (a validation run never asks; a topology query does).
+    pub fn graph(&self) -> &AllocationGraph {
+        self.graph
+            .get_or_init(|| AllocationGraph::build(&self.machines, &self.deployments))
+    }
+
+    /// Frees the graph (it is rebuilt if asked for again): for a caller
+    /// that has read what it needs from it and keeps the fleet.
+    pub fn free_graph(&mut self) {
+        self.graph = OnceLock::new();
     }
 
     pub fn summary(&self) -> Summary {
@@ -979,15 +1017,15 @@ impl Fleet {
 
     pub fn machine_topology(&self, machine: &str) -> Option<MachineTopology> {
         let info = self.machines.get(machine)?;
-        let inventory = info.inventory.as_ref();
+        let inventory = info.inventory.as_deref();
         let gpu_holders: BTreeMap<String, Vec<String>> = self
-            .graph
+            .graph()
             .gpu_holders(machine)
             .into_iter()
             .map(|(gpu, holders)| (gpu, holders.iter().map(|h| h.display_name()).collect()))
             .collect();
         let deployments = self
-            .graph
+            .graph()
             .deployments_on(machine)
             .filter_map(|id| self.deployments.get(id))
             .map(|d| self.summarise(d, inventory))
@@ -998,10 +1036,10 @@ impl Fleet {
             gpu_model: inventory.and_then(|i| i.gpu_model.clone()),
             gpu_memory_gb: inventory.and_then(|i| i.gpu_memory_gb),
             interconnect: inventory.and_then(|i| i.interconnect),
-            gpus_used: self.graph.gpus_used(machine),
-            free_gpus: self.graph.free_gpus(machine),
-            free_by_numa: self.graph.free_by_numa(machine),
-            unpinned_gpus: self.graph.unpinned_gpus(machine),
+            gpus_used: self.graph().gpus_used(machine),
+            free_gpus: self.graph().free_gpus(machine),
+            free_by_numa: self.graph().free_by_numa(machine),
+            unpinned_gpus: self.graph().unpinned_gpus(machine),
             gpu_holders,
             deployments,
             findings: Summary::of(self.findings_for_machine(machine)),
@@ -1068,11 +1106,11 @@ impl Fleet {
 
     /// `None` for an unknown machine or one without inventory.
     pub fn free_gpus(&self, machine: &str) -> Option<Vec<u32>> {
-        self.graph.free_gpus(machine)
+        self.graph().free_gpus(machine)
     }
 
     pub fn deployments_by_model_path(&self) -> BTreeMap<String, Vec<DeploymentId>> {
-        self.graph.deployments_by_model_path().clone()
+        self.graph().deployments_by_model_path().clone()
     }
 }
 
@@ -1085,7 +1123,7 @@ fn claims(fleet: &Fleet, deployment: &Deployment) -> Claims {
     let inventory_gpus = fleet
         .machines
         .get(&deployment.id.machine)
-        .and_then(|m| m.inventory.as_ref())
+        .and_then(|m| m.inventory.as_deref())
         .map(Inventory::gpu_ids);
     let mut gpus: Vec<(String, Location)> = Vec::new();
     let mut ports: Vec<(u16, Location)> = Vec::new();
@@ -1161,7 +1199,7 @@ pub fn pending_conflicts_of(
                 |s| s.location.clone(),
             )
         });
-        for current_id in head.graph.deployments_on(&id.machine) {
+        for current_id in head.graph().deployments_on(&id.machine) {
             if current_id == id {
                 continue;
             }

@@ -161,7 +161,7 @@ impl AllocationGraph {
     ) -> AllocationGraph {
         let gpu_nodes: usize = machines
             .values()
-            .filter_map(|m| m.inventory.as_ref())
+            .filter_map(|m| m.inventory.as_deref())
             .map(|i| i.gpu_ids().len())
             .sum();
         // Exact sizes (ids missing from the inventory counted as new GPU
@@ -170,7 +170,7 @@ impl AllocationGraph {
         let machine_gpus = |machine: &str| {
             machines
                 .get(machine)
-                .and_then(|m| m.inventory.as_ref())
+                .and_then(|m| m.inventory.as_deref())
                 .map_or(0, |i| i.gpu_ids().len())
         };
         let (deployment_nodes, service_nodes, hold_edges, unlisted_gpus) =

@@ -83,13 +83,13 @@ pub struct Machine {
     pub name: String,
     /// `None` when there is no `machine.yaml`, or it could not be read
     /// (then `inventory_path` is set and RC001/RC002 say why).
-    pub inventory: Option<Inventory>,
+    pub inventory: Option<std::sync::Arc<Inventory>>,
     pub inventory_path: Option<String>,
 }
 
 impl Machine {
     pub fn gpu_count(&self) -> Option<u32> {
-        self.inventory.as_ref().map(|i| i.gpus)
+        self.inventory.as_deref().map(|i| i.gpus)
     }
 
     /// `machines/<name>`: where machine-level findings point.

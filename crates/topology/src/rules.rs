@@ -98,7 +98,7 @@ pub fn check_machine(machine: &Machine, deployments: &[&Deployment]) -> Vec<Find
     // service, and a file may list any number of (empty) domains.
     let numa: Vec<Option<usize>> = machine
         .inventory
-        .as_ref()
+        .as_deref()
         .filter(|i| i.interconnect == Some(Interconnect::Pcie) && !i.numa_domains.is_empty())
         .map(Inventory::numa_domain_by_gpu)
         .unwrap_or_default();
@@ -507,7 +507,7 @@ fn tp_rules(
 ) {
     let service = holder.service;
     let needed = service.gpus_needed();
-    let inventory = machine.inventory.as_ref();
+    let inventory = machine.inventory.as_deref();
     let parallel_at = service
         .tensor_parallel_at
         .clone()
@@ -686,7 +686,7 @@ fn mem001(machine: &Machine, holder: &Holder<'_>, findings: &mut Vec<Finding>) {
     let service = holder.service;
     let (Some(params_b), Some(memory_gb)) = (
         service.params_b,
-        machine.inventory.as_ref().and_then(|i| i.gpu_memory_gb),
+        machine.inventory.as_deref().and_then(|i| i.gpu_memory_gb),
     ) else {
         return;
     };

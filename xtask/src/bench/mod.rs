@@ -73,11 +73,13 @@ pub struct OneArgs {
 }
 
 /// What one child measured.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Sample {
     pub median: Duration,
     pub min: Duration,
     pub peak_kb: u64,
+    /// Where the last run's time went (engine phases), when the scenario says.
+    pub phases: Option<String>,
 }
 
 /// The figure of one row, with its target.
@@ -308,25 +310,36 @@ pub fn child(scenario: &str, repo: &Path, runs: usize) -> anyhow::Result<Sample>
     parse_sample(&text).with_context(|| format!("bench-one {scenario} printed {text:?}"))
 }
 
-/// The child's answer: `median_ns min_ns peak_kb`.
+/// The child's answer: `median_ns min_ns peak_kb`, then the phases (if any)
+/// on a second line.
 pub fn format_sample(sample: &Sample) -> String {
-    format!(
+    let mut out = format!(
         "{} {} {}",
         sample.median.as_nanos(),
         sample.min.as_nanos(),
         sample.peak_kb
-    )
+    );
+    if let Some(phases) = &sample.phases {
+        out.push('\n');
+        out.push_str(phases);
+    }
+    out
 }
 
 fn parse_sample(text: &str) -> Option<Sample> {
-    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
+    let mut fields = first.split_whitespace().map(str::parse::<u64>);
     let median = Duration::from_nanos(fields.next()?.ok()?);
     let min = Duration::from_nanos(fields.next()?.ok()?);
     let peak_kb = fields.next()?.ok()?;
+    let phases = Some(rest.trim())
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned);
     Some(Sample {
         median,
         min,
         peak_kb,
+        phases,
     })
 }
 

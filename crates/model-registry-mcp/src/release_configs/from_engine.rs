@@ -199,7 +199,7 @@ pub fn view_of(mut fleet: Fleet, snapshot: Option<&Snapshot>) -> FleetView {
         committed_at: rfc3339_secs(r.time),
     });
     let topologies = fleet.topology();
-    drop(std::mem::take(&mut fleet.graph));
+    fleet.free_graph();
 
     // Each finding once, shared by its machine's and its deployments' lists.
     let finding_views: Vec<Arc<FindingView>> = fleet
@@ -229,7 +229,10 @@ pub fn view_of(mut fleet: Fleet, snapshot: Option<&Snapshot>) -> FleetView {
     let mut deployments = BTreeMap::new();
     for topology in topologies {
         let name = topology.machine;
-        let inventory = fleet.machines.get(&name).and_then(|m| m.inventory.as_ref());
+        let inventory = fleet
+            .machines
+            .get(&name)
+            .and_then(|m| m.inventory.as_deref());
         let briefs: Vec<Arc<DeploymentBrief>> = topology
             .deployments
             .into_iter()

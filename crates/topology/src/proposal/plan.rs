@@ -102,7 +102,7 @@ pub fn plan(
         }
         (ProposalAction::Replace | ProposalAction::Remove, None) => {
             let on_machine: Vec<String> = main
-                .graph
+                .graph()
                 .deployments_on(machine)
                 .filter_map(|other| main.deployments.get(other))
                 .map(|d| describe_deployment(d))
@@ -371,7 +371,7 @@ fn check_against(main: &Fleet, request: &ProposalRequest) -> Result<(), Proposal
              cannot be checked, so nothing is proposed on it; add the inventory first"
         ));
     };
-    for other in main.graph.deployments_on(machine) {
+    for other in main.graph().deployments_on(machine) {
         let Some(deployment) = main.deployments.get(other) else {
             continue;
         };
@@ -403,10 +403,10 @@ fn check_against(main: &Fleet, request: &ProposalRequest) -> Result<(), Proposal
         .copied()
         .filter(|g| *g >= gpus)
         .collect();
-    let unpinned = main.graph.unpinned_gpus(machine);
+    let unpinned = main.graph().unpinned_gpus(machine);
     let mut held = Vec::new();
     for gpu in &request.gpu_ids {
-        let holders = main.graph.holders(machine, &gpu.to_string());
+        let holders = main.graph().holders(machine, &gpu.to_string());
         if !holders.is_empty() {
             let names: Vec<String> = holders.iter().map(|h| h.display_name()).collect();
             held.push(format!("GPU {gpu} is held by {}", names.join(", ")));
@@ -509,7 +509,7 @@ fn check_pending(
 /// the inventory has them.
 fn free_sets(fleet: &Fleet, machine: &str, size: u32) -> String {
     let size = usize::try_from(size).unwrap_or(usize::MAX);
-    let Some(domains) = fleet.graph.free_by_numa(machine) else {
+    let Some(domains) = fleet.graph().free_by_numa(machine) else {
         return String::new();
     };
     let mut sets: Vec<String> = domains
@@ -543,17 +543,17 @@ fn other_machines(fleet: &Fleet, machine: &str, size: u32) -> String {
     let model = fleet
         .machines
         .get(machine)
-        .and_then(|m| m.inventory.as_ref())
+        .and_then(|m| m.inventory.as_deref())
         .and_then(|i| i.gpu_model.clone());
     let mut fits: Vec<(bool, String)> = fleet
         .machines
         .iter()
         .filter(|(name, _)| name.as_str() != machine)
-        .filter(|(name, _)| fleet.graph.unpinned_gpus(name) == 0)
+        .filter(|(name, _)| fleet.graph().unpinned_gpus(name) == 0)
         .filter_map(|(name, info)| {
-            let free = fleet.graph.free_gpus(name)?;
+            let free = fleet.graph().free_gpus(name)?;
             (free.len() >= size_usize).then(|| {
-                let same = info.inventory.as_ref().and_then(|i| i.gpu_model.clone()) == model;
+                let same = info.inventory.as_deref().and_then(|i| i.gpu_model.clone()) == model;
                 let shown = free.get(..size_usize).unwrap_or(&free);
                 (!same, format!("{name} [{}]", join(shown)))
             })
@@ -574,7 +574,7 @@ fn other_machines(fleet: &Fleet, machine: &str, size: u32) -> String {
 /// Ports near `port` with no deployment on the machine.
 fn free_ports(fleet: &Fleet, machine: &str, port: u16) -> String {
     let taken: BTreeSet<u16> = fleet
-        .graph
+        .graph()
         .deployments_on(machine)
         .filter_map(|id| fleet.deployments.get(id))
         .flat_map(|d| {

@@ -393,7 +393,7 @@ fn build(
             name.clone(),
             Machine {
                 name: name.clone(),
-                inventory: Some(inventory),
+                inventory: Some(Arc::new(inventory)),
                 inventory_path: None,
             },
         );
@@ -496,7 +496,7 @@ fn a_hand_built_inventory_is_bounded_in_the_graph() {
         "m1".to_owned(),
         Machine {
             name: "m1".into(),
-            inventory: Some(Inventory {
+            inventory: Some(Arc::new(Inventory {
                 gpus: u32::MAX,
                 gpu_model: None,
                 gpu_memory_gb: None,
@@ -505,7 +505,7 @@ fn a_hand_built_inventory_is_bounded_in_the_graph() {
                 labels: BTreeMap::new(),
                 numa_domains_at: None,
                 gpus_at: None,
-            }),
+            })),
             inventory_path: None,
         },
     );

@@ -30,7 +30,7 @@ fn findings(inventory: Option<&str>, deployments: &[(u16, &str)]) -> Vec<topolog
     all.extend(inventory_findings);
     let machine = Machine {
         name: "m1".into(),
-        inventory,
+        inventory: inventory.map(std::sync::Arc::new),
         inventory_path: has_inventory.then(|| "machine.yaml".to_owned()),
     };
     let mut parsed = Vec::new();
