@@ -10,7 +10,9 @@ use topology::engine::{Engine, Timings};
 use topology::repo::{Author, DirReader, Repository, Snapshot};
 
 use super::fleet::CHANGED_FILE;
-use super::{Context, Group, OneArgs, Row, Sample, child, format_sample, median, peak_kb};
+use super::{
+    Context, Group, OneArgs, Row, Sample, ValidatorTargets, child, format_sample, median, peak_kb,
+};
 
 /// The branch holding the one-file change (made by [`prepare`]).
 const CHANGED_BRANCH: &str = "bench-one-file";
@@ -68,29 +70,64 @@ fn changed(original: &str, iteration: usize) -> String {
 }
 
 pub fn measure(context: &Context) -> anyhow::Result<Group> {
-    let full = Duration::from_millis(300);
-    let one = Duration::from_millis(30);
+    let targets = ValidatorTargets::for_machines(context.stats.machines);
     let cases = [
-        (Scenario::FullDir, "full validation, directory", full),
-        (Scenario::FullGit, "full validation, git revision", full),
+        (
+            Scenario::FullDir,
+            "full validation, directory",
+            targets.full_dir,
+        ),
+        (
+            Scenario::FullGit,
+            "full validation, git revision",
+            targets.full_git,
+        ),
         (
             Scenario::AnalyzeDir,
             "  of which listing + analyze, directory",
-            full,
+            targets.full_dir,
         ),
-        (Scenario::OneFileDir, "one file changed, directory", one),
-        (Scenario::OneFileGit, "one file changed, git revision", one),
+        (
+            Scenario::OneFileDir,
+            "one file changed, directory",
+            targets.one_file,
+        ),
+        (
+            Scenario::OneFileGit,
+            "one file changed, git revision",
+            targets.one_file,
+        ),
     ];
     let mut rows = Vec::new();
     let mut notes = Vec::new();
+    let machines = context.stats.machines.max(1) as f64;
+    let mut per_machine = Vec::new();
     for (scenario, name, target) in cases {
         eprintln!("  {name} ...");
         let sample = child(scenario.arg(), &context.repo, context.runs)?;
         if let Some(phases) = &sample.phases {
             notes.push(format!("phases of {}: {phases}", name.trim()));
         }
-        rows.push(Row::from_sample("validator", name, sample, target));
+        // Per machine, so that runs at two fleet sizes show a superlinear step.
+        per_machine.push(format!(
+            "{} {:.1} us, {:.1} KiB",
+            name.trim(),
+            sample.median.as_secs_f64() * 1e6 / machines,
+            sample.peak_kb as f64 / machines
+        ));
+        rows.push(Row::from_sample(
+            "validator",
+            name,
+            sample,
+            target,
+            targets.peak_mb,
+        ));
     }
+    notes.push(format!(
+        "per machine ({} machines): {}",
+        context.stats.machines,
+        per_machine.join("; ")
+    ));
     Ok(Group { rows, notes })
 }
 

@@ -274,7 +274,8 @@ pub(super) fn list_git_tree(
                 let listing = listings.listing(git, machine.id())?;
                 entries.reserve(listing.len());
                 entries.extend(listing.iter().map(|entry| Entry {
-                    path: format!("{machine_path}/{}", entry.path),
+                    // Not `format!`: this runs once per file of the fleet.
+                    path: [machine_path.as_str(), "/", entry.path.as_str()].concat(),
                     kind: entry.kind.clone(),
                     size: entry.size,
                     id: entry.id,
