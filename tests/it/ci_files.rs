@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{ReleaseRepo, VALIDATE_BINARY};
+use crate::support::{VALIDATE_BINARY, release_repo};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -144,7 +144,7 @@ fn deployment(port: u16, gpu: u32) -> String {
 // Multi-threaded: the script is run blocking while the GitHub double answers it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_action_reports_and_keeps_one_sticky_comment() {
-    let upstream = ReleaseRepo::from_fixture();
+    let upstream = release_repo();
     upstream.commit_on_branch(
         "proposal",
         &[

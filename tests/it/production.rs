@@ -4,11 +4,11 @@ use registry_emulator::Role;
 use rmcp::model::{ReadResourceRequestParams, ResourceContents};
 use serde_json::{Value, json};
 
-use crate::support::{Registry, ReleaseRepo, Server};
+use crate::support::{Registry, Server, release_repo};
 
 #[tokio::test]
 async fn production_topology_from_the_release_config_repository() {
-    let repo = ReleaseRepo::from_fixture();
+    let repo = release_repo();
     let registry = Registry::start().await;
     let mut env = registry.env(Role::Viewer);
     env.push(("REGISTRY_RELEASE_CONFIG_REPO", repo.url()));

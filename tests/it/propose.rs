@@ -5,13 +5,13 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{ReleaseRepo, Server, validate};
+use crate::support::{Server, release_repo, validate};
 
 const TOKEN: &str = "ghp_e2e_token_0123456789abcdef";
 
 #[tokio::test]
 async fn an_agents_proposal_passes_ci_and_holds_its_gpus_for_other_branches() {
-    let remote = ReleaseRepo::from_fixture().bare_clone();
+    let remote = release_repo().bare_clone();
     let main = remote.head();
     let github = github_emulator::FakeGitHub::start(
         TOKEN,

@@ -2,8 +2,8 @@
 //! release-config fixture, the real `model-registry-mcp` program over stdio and the real
 //! `release-config-validate` program.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 
 use registry_emulator::{EmulatorConfig, Role, RunningEmulator};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
@@ -17,17 +17,6 @@ use tempfile::TempDir;
 pub const MCP_BINARY: &str = env!("CARGO_BIN_EXE_e2e-model-registry-mcp");
 /// The validator program.
 pub const VALIDATE_BINARY: &str = env!("CARGO_BIN_EXE_e2e-release-config-validate");
-
-/// Git identity and isolation for every process that touches a fixture repository: no system
-/// or user configuration of the machine running the tests leaks in.
-const GIT_ENV: &[(&str, &str)] = &[
-    ("GIT_CONFIG_NOSYSTEM", "1"),
-    ("GIT_CONFIG_GLOBAL", "/dev/null"),
-    ("GIT_AUTHOR_NAME", "Fixture"),
-    ("GIT_AUTHOR_EMAIL", "fixture@example.invalid"),
-    ("GIT_COMMITTER_NAME", "Fixture"),
-    ("GIT_COMMITTER_EMAIL", "fixture@example.invalid"),
-];
 
 /// The registry emulator (the Registry Server's test double), seeded with the demo data.
 pub struct Registry {
@@ -71,111 +60,14 @@ impl Registry {
     }
 }
 
+/// A Git repository (isolated, fixed identity: `test_support::fixture_repo`).
+pub use test_support::fixture_repo::FixtureRepo as ReleaseRepo;
+
 /// The release-config fixture of this project, committed to a fresh Git repository (branch
-/// `main`) with isolated Git configuration.
-pub struct ReleaseRepo {
-    pub dir: TempDir,
-}
-
-impl ReleaseRepo {
-    pub fn from_fixture() -> ReleaseRepo {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/release-config");
-        copy_tree(&fixture, dir.path());
-        let repo = ReleaseRepo { dir };
-        repo.git(&["init", "--quiet", "--initial-branch=main"]);
-        repo.git(&["add", "--all"]);
-        repo.git(&["commit", "--quiet", "-m", "production fleet"]);
-        repo
-    }
-
-    /// A bare clone: a remote that pushes can go to.
-    pub fn bare_clone(&self) -> ReleaseRepo {
-        self.clone_into(&["--bare"])
-    }
-
-    /// A clone with a work tree, `origin` being this repository.
-    pub fn work_clone(&self) -> ReleaseRepo {
-        self.clone_into(&[])
-    }
-
-    fn clone_into(&self, options: &[&str]) -> ReleaseRepo {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let source = self.path().to_string_lossy().into_owned();
-        let target = dir.path().to_string_lossy().into_owned();
-        let mut args = vec!["clone", "--quiet"];
-        args.extend_from_slice(options);
-        args.extend([source.as_str(), target.as_str()]);
-        self.git(&args);
-        ReleaseRepo { dir }
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// As a remote, so that the server mirrors it rather than reading the work tree.
-    pub fn url(&self) -> String {
-        format!("file://{}", self.path().display())
-    }
-
-    pub fn head(&self) -> String {
-        self.rev_parse("main")
-    }
-
-    pub fn rev_parse(&self, rev: &str) -> String {
-        self.git(&["rev-parse", rev]).trim().to_owned()
-    }
-
-    /// Commits `files` on a new branch `branch` forked from `main`, then checks `main` out again
-    /// (so only `--rev` or the server's branch setting can see the change).
-    pub fn commit_on_branch(&self, branch: &str, files: &[(&str, &str)], message: &str) {
-        self.git(&["checkout", "--quiet", "-b", branch, "main"]);
-        for (path, content) in files {
-            let full = self.path().join(path);
-            if let Some(parent) = full.parent() {
-                std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir {parent:?}: {e}"));
-            }
-            std::fs::write(&full, content).unwrap_or_else(|e| panic!("write {full:?}: {e}"));
-        }
-        self.git(&["add", "--all"]);
-        self.git(&["commit", "--quiet", "-m", message]);
-        self.git(&["checkout", "--quiet", "main"]);
-    }
-
-    pub fn git(&self, args: &[&str]) -> String {
-        let output = Command::new("git")
-            .args(args)
-            .current_dir(self.path())
-            .env("HOME", self.path())
-            .envs(GIT_ENV.iter().copied())
-            .output()
-            .unwrap_or_else(|e| panic!("git {args:?}: {e}"));
-        assert!(
-            output.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    let entries = std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {from:?}: {e}"));
-    for entry in entries {
-        let entry = entry.unwrap_or_else(|e| panic!("entry in {from:?}: {e}"));
-        let target: PathBuf = to.join(entry.file_name());
-        let kind = entry
-            .file_type()
-            .unwrap_or_else(|e| panic!("type of {:?}: {e}", entry.path()));
-        if kind.is_dir() {
-            std::fs::create_dir_all(&target).unwrap_or_else(|e| panic!("mkdir {target:?}: {e}"));
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target)
-                .unwrap_or_else(|e| panic!("copy {:?}: {e}", entry.path()));
-        }
-    }
+/// `main`).
+pub fn release_repo() -> ReleaseRepo {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/release-config");
+    ReleaseRepo::from_tree(&fixture, "production fleet")
 }
 
 /// `program` with a clean environment: nothing from the developer's shell or CI (no registry
@@ -186,7 +78,9 @@ fn clean_command(program: &str, home: &Path) -> tokio::process::Command {
     if let Some(path) = std::env::var_os("PATH") {
         command.env("PATH", path);
     }
-    command.env("HOME", home).envs(GIT_ENV.iter().copied());
+    command
+        .env("HOME", home)
+        .envs(test_support::fixture_repo::ENV.iter().copied());
     command
 }
 

@@ -7,7 +7,7 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Every package of the workspace: `crates/*`, `xtask`, `tests`.
+/// Every package of the workspace: `crates/*`, `xtask`, `bench`, `tests`.
 fn packages() -> Vec<PathBuf> {
     let mut packages: Vec<PathBuf> = std::fs::read_dir(workspace().join("crates"))
         .unwrap_or_else(|e| panic!("crates/: {e}"))
@@ -16,6 +16,7 @@ fn packages() -> Vec<PathBuf> {
         .filter(|path| path.join("Cargo.toml").is_file())
         .collect();
     packages.push(workspace().join("xtask"));
+    packages.push(workspace().join("bench"));
     packages.push(workspace().join("tests"));
     packages.sort();
     packages
@@ -153,5 +154,133 @@ fn every_file_architecture_md_names_exists() {
     assert!(
         missing.is_empty(),
         "ARCHITECTURE.md names files that do not exist: {missing:?}"
+    );
+}
+
+/// The `### ` sections of ARCHITECTURE.md: (header, body).
+fn architecture_sections() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(workspace().join("ARCHITECTURE.md"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut sections = Vec::new();
+    for chunk in text.split("\n### ").skip(1) {
+        let (header, body) = chunk.split_once('\n').unwrap_or((chunk, ""));
+        // A section ends where the next `## ` part starts.
+        let body = body.split("\n## ").next().unwrap_or(body);
+        sections.push((header.to_owned(), body.to_owned()));
+    }
+    sections
+}
+
+/// The names written in backticks in `text`.
+fn backticked(text: &str) -> Vec<&str> {
+    text.split('`')
+        .enumerate()
+        .filter(|(index, _)| index % 2 == 1)
+        .map(|(_, span)| span)
+        .collect()
+}
+
+/// Every source file of every package is under a module the code map describes: the package's
+/// section of ARCHITECTURE.md names the file (`repo/dir.rs`, `engine.rs`), its module
+/// (`reference`) or its directory (`tools/`). A new file means a new line in the map.
+#[test]
+fn every_source_file_is_in_the_code_map() {
+    let sections = architecture_sections();
+    let mut undocumented = Vec::new();
+    for package in packages() {
+        let name = package
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name == "tests" {
+            continue; // test code: its files are the tests
+        }
+        let key = if package.parent().is_some_and(|p| p.ends_with("crates")) {
+            format!("crates/{name}")
+        } else {
+            name.clone()
+        };
+        let spans: Vec<&str> = sections
+            .iter()
+            .filter(|(header, _)| backticked(header).contains(&key.as_str()))
+            .flat_map(|(_, body)| backticked(body))
+            .collect();
+        assert!(
+            !spans.is_empty(),
+            "ARCHITECTURE.md has no section for `{key}`"
+        );
+        let mut files = Vec::new();
+        workspace_files(&package.join("src"), "", &mut files);
+        for file in files.iter().filter(|f| f.ends_with(".rs")) {
+            if matches!(file.as_str(), "lib.rs" | "main.rs") || file.starts_with("bin/") {
+                continue;
+            }
+            let documented = spans.iter().any(|span| {
+                let span = span.strip_prefix("src/").unwrap_or(span);
+                span == file
+                    || format!("{span}.rs") == *file
+                    || file.ends_with(&format!("/{span}")) && span.contains('/')
+                    || (span.ends_with('/') && file.starts_with(span))
+            });
+            if !documented {
+                undocumented.push(format!("{key}/src/{file}"));
+            }
+        }
+    }
+    assert!(
+        undocumented.is_empty(),
+        "source files the code map in ARCHITECTURE.md does not name (name the file or its \
+         directory in the package's section): {undocumented:?}"
+    );
+}
+
+/// The counts of the surface live in their catalogs (`model-registry-mcp`'s `catalog.rs`, the
+/// rule catalogue, the prompt and resource lists) and are derived everywhere else: no document
+/// or source file outside tests writes "42 tools" or "30 rules" by hand, to go stale when one
+/// is added.
+#[test]
+fn no_count_of_tools_rules_or_prompts_is_written_by_hand() {
+    let mut files = Vec::new();
+    workspace_files(&workspace(), "", &mut files);
+    let nouns = [
+        "tools",
+        "rules",
+        "prompts",
+        "resource kinds",
+        "resources",
+        "toolsets",
+    ];
+    let mut stray = Vec::new();
+    for file in &files {
+        let checked = (file.ends_with(".md") && !file.starts_with("fixtures/"))
+            || (file.ends_with(".rs") && file.contains("/src/"));
+        if !checked {
+            continue;
+        }
+        let text = std::fs::read_to_string(workspace().join(file)).unwrap_or_default();
+        // Tests may state the counts they check.
+        let text = text.split("#[cfg(test)]").next().unwrap_or(&text);
+        for (number, line) in text.lines().enumerate() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            for pair in words.windows(2) {
+                let count = pair[0].trim_start_matches(['(', '"', '`', '*']);
+                let rest = line
+                    .split_once(pair[0])
+                    .map(|(_, rest)| rest.trim_start())
+                    .unwrap_or_default();
+                let noun = nouns.iter().find(|noun| rest.starts_with(**noun));
+                // "2 tools" in prose is not the surface's count; "5 prompts" is.
+                let significant = noun.is_some_and(|noun| {
+                    count.len() > 1 || !matches!(*noun, "tools" | "rules" | "resources")
+                });
+                if significant && !count.is_empty() && count.chars().all(|c| c.is_ascii_digit()) {
+                    stray.push(format!("{file}:{}: {}", number + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        stray.is_empty(),
+        "counts written by hand (derive them from the catalog): {stray:#?}"
     );
 }

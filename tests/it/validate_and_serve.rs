@@ -5,7 +5,7 @@
 use registry_emulator::Role;
 use serde_json::{Value, json};
 
-use crate::support::{Registry, ReleaseRepo, Server, str_of, validate};
+use crate::support::{Registry, Server, release_repo, str_of, validate};
 
 const CONFLICT_BRANCH: &str = "bge-on-gpu-3";
 
@@ -47,7 +47,7 @@ fn severity_counts<'a>(findings: impl IntoIterator<Item = &'a Value>) -> Value {
 
 #[tokio::test]
 async fn validator_verdict_and_server_topology_agree_on_a_gpu_conflict() {
-    let repo = ReleaseRepo::from_fixture();
+    let repo = release_repo();
     repo.commit_on_branch(
         CONFLICT_BRANCH,
         &[CONFLICTING_DEPLOYMENT],

@@ -202,6 +202,7 @@ impl Shared {
     }
 
     /// Whether the registry client has been built yet (start-up tests).
+    #[cfg(test)]
     pub fn registry_built(&self) -> bool {
         self.registry.get().is_some()
     }

@@ -12,6 +12,10 @@
 //!   the user to confirm (elicitation, or a sealed input-required round on 2026-07-28);
 //!   [`stdio`] and [`http`]: the transports.
 //! - [`bench`]: start-up, `tools/list` size and call latency, measured against the real binary.
+//!
+//! The public surface is what this list marks as links plus the curated `pub use` below (what
+//! the binaries, the bench and the tests use); every other module is crate-private, so that the
+//! compiler reports what nothing calls.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,22 +25,32 @@ use serde::Serialize;
 
 pub mod bench;
 pub mod catalog;
-pub mod config;
-pub mod context;
-pub mod github;
-pub mod http;
-pub mod prompts;
-pub mod registry;
-pub mod release_configs;
-pub mod resources;
-pub mod selection;
-pub mod server;
-pub mod session;
-pub mod stdio;
-pub mod templates;
-pub mod tools;
+mod config;
+mod context;
+mod github;
+mod http;
+mod prompts;
+mod registry;
+mod release_configs;
+mod resources;
+mod selection;
+mod server;
+mod session;
+mod stdio;
+mod templates;
+mod tools;
 
-use config::{Cli, Command, RepoLocation, Settings, TransportKind};
+pub use config::{Cli, GitHubRepository, Secret};
+pub use github::{CreateError, GitHub};
+pub use http::MAX_REQUEST_BODY_BYTES;
+pub use http::auth_file::token_digest;
+
+/// How many tools this build implements (of the catalog's surface).
+pub fn implemented_tools() -> usize {
+    tools::all().len()
+}
+
+use config::{Command, RepoLocation, Settings, TransportKind};
 use context::{Ctx, Shared};
 use release_configs::loader::GitLoader;
 use release_configs::state::{FleetLoader, ReleaseConfigState};
@@ -44,7 +58,7 @@ use server::{McpServer, Surface};
 
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
+enum RunError {
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error("cannot serve MCP over HTTP at {bind}: {source}")]
@@ -63,7 +77,7 @@ pub enum RunError {
 }
 
 /// Does what the command line asks: print the configuration, print the tool surface, or serve.
-pub fn run(cli: &Cli, settings: Settings) -> Result<(), RunError> {
+fn run(cli: &Cli, settings: Settings) -> Result<(), RunError> {
     if cli.print_config {
         print!("{}", settings.render());
         return Ok(());
@@ -81,7 +95,7 @@ pub fn run(cli: &Cli, settings: Settings) -> Result<(), RunError> {
         }
         Some(Command::NewToken { ref name }) => {
             let token = format!("mrm_{}", http::auth_file::hex(&rand::random::<[u8; 32]>()));
-            let sha256 = http::auth_file::hex(&http::auth_file::token_sha256(&token));
+            let sha256 = token_digest(&token);
             print!(
                 "{token}\n\n# For REGISTRY_MCP_AUTH_FILE (the token itself is not stored):\n\
                  [[token]]\nname = {name:?}\nsha256 = \"{sha256}\"\n\
@@ -95,10 +109,7 @@ pub fn run(cli: &Cli, settings: Settings) -> Result<(), RunError> {
             std::io::stdin()
                 .read_line(&mut line)
                 .map_err(RunError::Stdin)?;
-            println!(
-                "{}",
-                http::auth_file::hex(&http::auth_file::token_sha256(line.trim()))
-            );
+            println!("{}", token_digest(line.trim()));
             Ok(())
         }
         Some(Command::Serve) | None => serve(settings),
@@ -107,7 +118,7 @@ pub fn run(cli: &Cli, settings: Settings) -> Result<(), RunError> {
 
 /// Builds the shared context: settings, the release-config state (not loaded yet) and the
 /// registry client.
-pub fn build_context(settings: Settings) -> Ctx {
+pub(crate) fn build_context(settings: Settings) -> Ctx {
     let loader: Option<Arc<dyn FleetLoader>> =
         settings.release_config_repo.clone().map(|location| {
             Arc::new(GitLoader::new(
@@ -256,12 +267,12 @@ fn tool_rows(surface: &Surface) -> Vec<ToolRow> {
 }
 
 /// `model-registry-mcp tools --json`.
-pub fn tools_json(surface: &Surface) -> Result<String, serde_json::Error> {
+fn tools_json(surface: &Surface) -> Result<String, serde_json::Error> {
     serde_json::to_string_pretty(&tool_rows(surface)).map(|text| text + "\n")
 }
 
 /// `model-registry-mcp tools`.
-pub fn tools_table(surface: &Surface) -> String {
+fn tools_table(surface: &Surface) -> String {
     let rows = tool_rows(surface);
     let mut out = format!(
         "{:<26} {:<16} {:<5} {:<10} {:<10} {}\n",

@@ -109,27 +109,9 @@ impl Surface {
         self.implemented.contains_key(name)
     }
 
-    /// Calls a tool by name. Unknown names are JSON-RPC errors; known but disabled tools answer an
-    /// error result naming the setting that disables them.
-    pub async fn call(
-        &self,
-        name: &str,
-        arguments: Option<rmcp::model::JsonObject>,
-    ) -> Result<rmcp::model::CallToolResult, ErrorData> {
-        self.call_in(name, arguments, Session::default()).await
-    }
-
-    /// [`Surface::call`] within an MCP session, whose client may be asked to confirm.
-    pub async fn call_in(
-        &self,
-        name: &str,
-        arguments: Option<rmcp::model::JsonObject>,
-        session: Session,
-    ) -> Result<rmcp::model::CallToolResult, ErrorData> {
-        self.call_as(&self.ctx, name, arguments, session).await
-    }
-
-    /// [`Surface::call_in`] with a caller's context (its registry API key and role).
+    /// Calls a tool by name with a caller's context (its registry API key and role), within an MCP
+    /// session whose client may be asked to confirm. Unknown names are JSON-RPC errors; known but
+    /// disabled tools answer an error result naming the setting that disables them.
     pub async fn call_as(
         &self,
         ctx: &Ctx,
@@ -176,11 +158,7 @@ impl Surface {
         }
     }
 
-    pub async fn read(&self, uri: &str) -> Result<ReadResourceResult, ErrorData> {
-        self.read_as(&self.ctx, uri).await
-    }
-
-    /// [`Surface::read`] with a caller's context.
+    /// Reads a resource with a caller's context.
     pub async fn read_as(&self, ctx: &Ctx, uri: &str) -> Result<ReadResourceResult, ErrorData> {
         #[derive(Serialize)]
         struct Machines<'a> {
@@ -244,11 +222,7 @@ impl Surface {
         ))
     }
 
-    pub async fn complete(&self, request: &CompleteRequestParams) -> CompletionInfo {
-        self.complete_as(&self.ctx, request).await
-    }
-
-    /// [`Surface::complete`] with a caller's context (registry ids are the key's to see).
+    /// Completes an argument with a caller's context (registry ids are the key's to see).
     pub async fn complete_as(&self, ctx: &Ctx, request: &CompleteRequestParams) -> CompletionInfo {
         let target = match &request.r#ref {
             Reference::Resource(reference) => reference.uri.as_str(),

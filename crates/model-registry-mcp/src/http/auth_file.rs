@@ -86,8 +86,8 @@ pub enum JwtMatch {
     Scope(String),
 }
 
+/// A `[[jwt]]` rule (its name only names it in the file's errors).
 pub struct JwtRule {
-    pub name: String,
     pub matches: JwtMatch,
     pub registry_api_key: Secret,
 }
@@ -180,7 +180,6 @@ impl AuthFile {
             )
             .map_err(|p| entry(what, p))?;
             jwt_rules.push(JwtRule {
-                name: rule.name,
                 matches,
                 registry_api_key,
             });
@@ -278,6 +277,11 @@ pub fn token_sha256(token: &str) -> [u8; 32] {
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The lowercase hex SHA-256 of a bearer token: what an auth file stores instead of the token.
+pub fn token_digest(token: &str) -> String {
+    hex(&token_sha256(token))
 }
 
 #[cfg(test)]

@@ -70,11 +70,6 @@ impl Sessions {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Live sessions (the bench and tests).
-    pub fn live(&self) -> usize {
-        self.table().live.len()
-    }
-
     /// Room for one more session of `owner`: counted at once, so that concurrent `initialize`
     /// requests cannot overshoot the cap together. At the cap, the session idle longest is
     /// closed if it has been idle at least a minute (or half the idle timeout).

@@ -507,11 +507,7 @@ impl GitLoader {
             Ok(removed) => swept.extend(removed),
             Err(error) => tracing::warn!(%error, "stale claims were not swept"),
         }
-        Ok(Published {
-            commit: proposal.to_string(),
-            claims: refs,
-            swept,
-        })
+        Ok(Published { swept })
     }
 }
 

@@ -105,11 +105,9 @@ impl std::fmt::Display for PublishError {
     }
 }
 
-/// What publishing did: the branch's commit on the remote and the claims it holds.
+/// What publishing did, beyond pushing the branch and taking its claims.
 #[derive(Debug, Clone)]
 pub struct Published {
-    pub commit: String,
-    pub claims: Vec<String>,
     /// Stale claims (of closed or merged proposals) removed or taken over on the way.
     pub swept: Vec<String>,
 }

@@ -102,17 +102,9 @@ impl ToolSpec {
         self.entry.name
     }
 
-    /// Runs the tool. `Err` is a JSON-RPC error (arguments that do not fit the schema); a failure
-    /// of the tool itself is `Ok` with `isError: true`.
-    pub async fn call(
-        &self,
-        ctx: Ctx,
-        arguments: Option<JsonObject>,
-    ) -> Result<CallToolResult, ErrorData> {
-        self.call_in(ctx, Session::default(), arguments).await
-    }
-
-    /// Runs the tool within an MCP session (destructive tools may ask the user to confirm).
+    /// Runs the tool within an MCP session (destructive tools may ask the user to confirm). `Err`
+    /// is a JSON-RPC error (arguments that do not fit the schema); a failure of the tool itself is
+    /// `Ok` with `isError: true`.
     pub async fn call_in(
         &self,
         ctx: Ctx,

@@ -5,11 +5,11 @@
 use model_registry_mcp::bench::{BenchOptions, ConfirmTarget, run};
 use registry_emulator::Role;
 
-use crate::support::{BINARY, FLEET, FixtureRepo};
+use crate::support::{BINARY, FLEET, repo_with};
 
 #[tokio::test]
 async fn bench_hook_reports_every_figure_for_the_fixture_fleet() {
-    let repo = FixtureRepo::new(FLEET);
+    let repo = repo_with(FLEET);
     let registry = crate::emu::Registry::start().await;
     let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let options = BenchOptions {

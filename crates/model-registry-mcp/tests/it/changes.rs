@@ -7,7 +7,7 @@ use github_emulator::FakeGitHub;
 use release_config_validate::{Args, Environment, Exit, Format};
 use serde_json::{Value, json};
 
-use crate::support::{FLEET, FixtureRepo, as_refs, call_err, call_ok, start};
+use crate::support::{FLEET, FixtureRepo, as_refs, call_err, call_ok, repo_with, start};
 
 const TOKEN: &str = "ghp_fake_token_for_tests_0123456789";
 
@@ -48,7 +48,7 @@ fn add(port: u16, gpus: &[u32]) -> Value {
 }
 
 async fn setup() -> (FixtureRepo, FakeGitHub, crate::support::Server) {
-    let repo = FixtureRepo::new(FLEET).bare_clone();
+    let repo = repo_with(FLEET).bare_clone();
     let (fake, env) = crate::support::github_double(&repo, repo.url(), TOKEN).await;
     let server = start(&as_refs(&env), &[]).await;
     (repo, fake, server)

@@ -150,7 +150,7 @@ fn the_readme_configuration_table_matches_the_command_line() {
         .collect();
     documented.sort();
     documented.dedup();
-    let command = <model_registry_mcp::config::Cli as clap::CommandFactory>::command();
+    let command = <model_registry_mcp::Cli as clap::CommandFactory>::command();
     let mut read: Vec<String> = command
         .get_arguments()
         .filter_map(|arg| arg.get_env())

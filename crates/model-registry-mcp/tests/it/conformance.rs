@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use registry_emulator::Role;
 
 use crate::emu::Registry;
-use crate::support::{FLEET, FixtureRepo, as_refs};
+use crate::support::{FLEET, as_refs, repo_with};
 
 /// `not-applicable.txt`: scenario → reason.
 fn not_applicable(suite: &test_support::conformance::Suite) -> BTreeMap<String, String> {
@@ -51,7 +51,7 @@ async fn the_official_conformance_suite_passes_on_every_revision() {
     let suite = test_support::conformance::suite().unwrap_or_else(|e| panic!("{e}"));
     let skipped = not_applicable(&suite);
     let registry = Registry::start().await;
-    let repo = FixtureRepo::new(FLEET);
+    let repo = repo_with(FLEET);
     let mut env = registry.env(Role::Admin);
     env.push(("REGISTRY_RELEASE_CONFIG_REPO", repo.url()));
     let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

@@ -5,7 +5,7 @@
 use serde_json::json;
 use test_support::smart_http::{Behaviour, SmartHttp, basic_authorization};
 
-use crate::support::{FLEET, FixtureRepo, as_refs, call_err, call_ok, start};
+use crate::support::{FLEET, FixtureRepo, as_refs, call_err, call_ok, repo_with, start};
 
 const TOKEN: &str = "ghp_smart_http_token_0123456789abcdefghij";
 
@@ -31,7 +31,7 @@ fn https(credentials: Option<(&str, &str)>, redirect_to: Option<String>) -> Beha
 
 #[tokio::test]
 async fn the_token_goes_to_the_https_remote_for_fetch_and_push_and_nowhere_else() {
-    let repo = FixtureRepo::new(FLEET).bare_clone();
+    let repo = repo_with(FLEET).bare_clone();
     let (root, name) = served(&repo);
     let remote = SmartHttp::serve(&root, https(Some(("x-access-token", TOKEN)), None))
         .unwrap_or_else(|e| panic!("{e}"));

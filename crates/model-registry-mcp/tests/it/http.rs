@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::Child;
 
-use crate::support::{FLEET, FixtureRepo, as_refs, call_ok, command, fixture_env};
+use crate::support::{FLEET, as_refs, call_ok, command, fixture_env, repo_with};
 
 /// Starts `--transport http` on a free loopback port; returns the child and the port (read from
 /// its log).
@@ -100,7 +100,7 @@ async fn post_body_status(port: u16, host: &str, origin: Option<&str>, body: Str
 
 #[tokio::test]
 async fn streamable_http_serves_tools() {
-    let repo = FixtureRepo::new(FLEET);
+    let repo = repo_with(FLEET);
     let env = fixture_env(&repo);
     let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (_child, port) = start_http(&as_refs(&env), &[], cache.path()).await;
@@ -146,7 +146,7 @@ async fn oversized_bodies_are_refused() {
     let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (_child, port) = start_http(&[], &[], cache.path()).await;
     let local = format!("127.0.0.1:{port}");
-    let padding = "x".repeat(model_registry_mcp::http::MAX_REQUEST_BODY_BYTES + 1);
+    let padding = "x".repeat(model_registry_mcp::MAX_REQUEST_BODY_BYTES + 1);
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": padding, "version": "0"}}})
     .to_string();

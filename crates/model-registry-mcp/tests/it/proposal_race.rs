@@ -13,7 +13,7 @@ use rmcp::RoleClient;
 use rmcp::service::Peer;
 use serde_json::{Value, json};
 
-use crate::support::{FLEET, FixtureRepo, Server, as_refs, call, start, text_of};
+use crate::support::{FLEET, FixtureRepo, Server, as_refs, call, repo_with, start, text_of};
 
 const TOKEN: &str = "ghp_fake_token_for_race_tests_0123456789";
 
@@ -128,7 +128,7 @@ fn rounds() -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn of_proposals_made_at_once_exactly_one_gets_each_gpu_and_port() {
-    let remote = FixtureRepo::new(FLEET).bare_clone();
+    let remote = repo_with(FLEET).bare_clone();
     let url = remote.url();
     race(&remote, url, rounds()).await;
 }
@@ -136,7 +136,7 @@ async fn of_proposals_made_at_once_exactly_one_gets_each_gpu_and_port() {
 /// The same over a network remote (`git daemon`: Git's receive-pack decides each ref update).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn over_the_git_protocol_exactly_one_gets_each_gpu_and_port() {
-    let remote = FixtureRepo::new(FLEET).bare_clone();
+    let remote = repo_with(FLEET).bare_clone();
     let daemon =
         test_support::git_daemon::GitDaemon::serve(remote.path()).unwrap_or_else(|e| panic!("{e}"));
     race(&remote, daemon.url(""), rounds() / 2).await;

@@ -5,11 +5,13 @@
 use std::time::Duration;
 
 use github_emulator::FakeGitHub;
-use model_registry_mcp::config::{GitHubRepository, Secret};
-use model_registry_mcp::github::{CreateError, GitHub};
+use model_registry_mcp::{CreateError, GitHub};
+use model_registry_mcp::{GitHubRepository, Secret};
 use serde_json::{Value, json};
 
-use crate::support::{FLEET, FixtureRepo, as_refs, call, call_err, call_ok, start, text_of};
+use crate::support::{
+    FLEET, FixtureRepo, as_refs, call, call_err, call_ok, repo_with, start, text_of,
+};
 
 const TOKEN: &str = "ghp_fake_token_for_tests_0123456789";
 
@@ -33,7 +35,7 @@ fn with(mut value: Value, key: &str, new: Value) -> Value {
 
 /// The fleet as a bare repository: the remote the server fetches from and pushes to.
 fn remote() -> FixtureRepo {
-    FixtureRepo::new(FLEET).bare_clone()
+    repo_with(FLEET).bare_clone()
 }
 
 async fn github_env(repo: &FixtureRepo) -> (FakeGitHub, Vec<(&'static str, String)>) {
@@ -49,7 +51,7 @@ fn branches(repo: &FixtureRepo) -> Vec<String> {
 
 #[tokio::test]
 async fn a_dry_run_renders_and_validates_and_pushes_nothing() {
-    let repo = FixtureRepo::new(FLEET);
+    let repo = repo_with(FLEET);
     let head = repo.head();
     let server = start(
         &[("REGISTRY_RELEASE_CONFIG_REPO", repo.url().as_str())],
@@ -473,7 +475,7 @@ async fn without_github_a_proposal_pushes_its_branch_only() {
 /// 401 and 422 answers, and only this tool's open branches counted.
 #[tokio::test]
 async fn the_github_double_answers_as_github_does() {
-    let repo = FixtureRepo::new(FLEET);
+    let repo = repo_with(FLEET);
     for branch in ["catapult/a", "catapult/b", "catapult/c", "feature/docs"] {
         repo.git(&["branch", branch]);
     }

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::emu::Registry;
 use crate::support::{
-    FLEET, FixtureRepo, as_refs, call, call_err, call_ok, command, start_logged, text_of,
+    FLEET, as_refs, call, call_err, call_ok, command, repo_with, start_logged, text_of,
 };
 
 #[tokio::test]
@@ -316,7 +316,7 @@ fn text_contents(contents: &[ResourceContents]) -> (String, Option<String>) {
 #[tokio::test]
 async fn registry_resources_templates_and_id_completion() {
     let registry = Registry::start().await;
-    let repo = FixtureRepo::new(FLEET);
+    let repo = repo_with(FLEET);
     let mut env = registry.env(Role::Viewer);
     env.push(("REGISTRY_RELEASE_CONFIG_REPO", repo.url()));
     let (server, _) = start_logged(&as_refs(&env), &[]).await;

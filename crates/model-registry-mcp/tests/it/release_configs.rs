@@ -4,7 +4,7 @@ use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
 
 use crate::support::{
-    FLEET, FixtureRepo, args, as_refs, call_err, call_ok, fixture_env, start, text_of,
+    FLEET, FixtureRepo, args, as_refs, call_err, call_ok, fixture_env, repo_with, start, text_of,
 };
 
 fn ids(deployments: &Value) -> Vec<String> {
@@ -21,7 +21,7 @@ fn ids(deployments: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn every_tool_answers_from_the_fixture_fleet() {
-    let repo = FixtureRepo::new(FLEET);
+    let repo = repo_with(FLEET);
     let env = fixture_env(&repo);
     let server = start(&as_refs(&env), &[]).await;
     let client = &server.client;
@@ -245,7 +245,7 @@ async fn every_tool_answers_from_the_fixture_fleet() {
 
 #[tokio::test]
 async fn unknown_and_hostile_names_are_tool_errors_with_suggestions() {
-    let repo = FixtureRepo::new(FLEET);
+    let repo = repo_with(FLEET);
     let env = fixture_env(&repo);
     let server = start(&as_refs(&env), &[]).await;
     let client = &server.client;
@@ -362,7 +362,7 @@ async fn without_a_repository_the_tools_say_what_to_configure() {
 
 #[tokio::test]
 async fn follows_new_commits_and_serves_the_last_state_when_the_remote_is_gone() {
-    let repo = FixtureRepo::new(FLEET);
+    let repo = repo_with(FLEET);
     let mut env = fixture_env(&repo);
     env.push(("REGISTRY_CACHE_TTL_SECONDS", "0".to_owned()));
     let server = start(&as_refs(&env), &[]).await;
@@ -370,7 +370,7 @@ async fn follows_new_commits_and_serves_the_last_state_when_the_remote_is_gone()
     let first = call_ok(client, "list_release_configs", json!({})).await;
     assert_eq!(first["total"], 4);
 
-    repo.commit(
+    repo.commit_work_tree(
         &[(
             "machines/gpu-b/9001/docker-compose.yml",
             "services:\n  web:\n    image: nginx\n    ports: [\"9001:80\"]\n",
@@ -433,7 +433,7 @@ async fn the_shared_fixture_repository_is_served_whole() {
         .iter()
         .map(|(p, t)| (p.as_str(), t.as_str()))
         .collect();
-    let repo = FixtureRepo::new(&refs);
+    let repo = repo_with(&refs);
     let mut env = fixture_env(&repo);
     env.push(("REGISTRY_MAX_RESULTS", "10000".to_owned()));
     let server = start(&as_refs(&env), &[]).await;
@@ -518,7 +518,7 @@ impl SilentableRelay {
 /// is served as fresh (the old state never stands for the new commit).
 #[tokio::test]
 async fn a_silent_remote_gets_the_last_state_at_once_and_never_an_old_state_as_fresh() {
-    let repo = FixtureRepo::new(FLEET);
+    let repo = repo_with(FLEET);
     let daemon =
         test_support::git_daemon::GitDaemon::serve(repo.path()).unwrap_or_else(|e| panic!("{e}"));
     let daemon_address: std::net::SocketAddr = daemon
@@ -540,7 +540,7 @@ async fn a_silent_remote_gets_the_last_state_at_once_and_never_an_old_state_as_f
     assert_eq!(first["source"]["stale"], false, "{first}");
     let old_head = repo.head();
 
-    repo.commit(
+    repo.commit_work_tree(
         &[(
             "machines/gpu-b/9001/docker-compose.yml",
             "services:\n  web:\n    image: nginx\n    ports: [\"9001:80\"]\n",
@@ -626,10 +626,10 @@ fn mirror_of(server: &crate::support::Server) -> std::path::PathBuf {
 
 /// One more commit on the bare `repo`'s main (gpu-b:9001), pushed from a clone.
 fn move_main_on(repo: &FixtureRepo) {
-    let work = FixtureRepo::new(FLEET);
+    let work = repo_with(FLEET);
     work.git(&["fetch", "--quiet", &repo.url(), "main"]);
     work.git(&["reset", "--quiet", "--hard", "FETCH_HEAD"]);
-    work.commit(
+    work.commit_work_tree(
         &[(
             "machines/gpu-b/9001/docker-compose.yml",
             "services:\n  web:\n    image: nginx\n    ports: [\"9001:80\"]\n",
@@ -644,7 +644,7 @@ fn move_main_on(repo: &FixtureRepo) {
 #[tokio::test]
 async fn a_damaged_mirror_heals_itself() {
     for damage in ["truncated objects", "deleted HEAD"] {
-        let repo = FixtureRepo::new(FLEET).bare_clone();
+        let repo = repo_with(FLEET).bare_clone();
         let env = [
             ("REGISTRY_RELEASE_CONFIG_REPO", repo.url()),
             ("REGISTRY_CACHE_TTL_SECONDS", "0".to_owned()),
@@ -704,7 +704,7 @@ async fn a_mirror_left_half_written_heals_itself() {
         "truncated packed-refs",
         "pack index removed",
     ] {
-        let repo = FixtureRepo::new(FLEET).bare_clone();
+        let repo = repo_with(FLEET).bare_clone();
         let env = [
             ("REGISTRY_RELEASE_CONFIG_REPO", repo.url()),
             ("REGISTRY_CACHE_TTL_SECONDS", "0".to_owned()),

@@ -6,7 +6,7 @@ use rmcp::model::{
 };
 use serde_json::Value;
 
-use crate::support::{FLEET, FixtureRepo, args, as_refs, fixture_env, start};
+use crate::support::{FLEET, args, as_refs, fixture_env, repo_with, start};
 
 fn json_of(contents: &[ResourceContents]) -> Value {
     match contents.first() {
@@ -22,7 +22,7 @@ fn json_of(contents: &[ResourceContents]) -> Value {
 
 #[tokio::test]
 async fn topology_resources_templates_and_completion() {
-    let repo = FixtureRepo::new(FLEET);
+    let repo = repo_with(FLEET);
     let env = fixture_env(&repo);
     let server = start(&as_refs(&env), &[]).await;
     let client = &server.client;
@@ -184,7 +184,7 @@ async fn the_machines_resource_of_a_big_fleet_is_a_summary_within_budget() {
         .iter()
         .map(|(p, c)| (p.as_str(), c.as_str()))
         .collect();
-    let repo = FixtureRepo::new(&refs);
+    let repo = repo_with(&refs);
     let server = start(
         &[("REGISTRY_RELEASE_CONFIG_REPO", repo.url().as_str())],
         &[],

@@ -19,7 +19,7 @@ use rmcp::{ClientHandler, ErrorData, RoleClient};
 use serde_json::{Value, json};
 
 use crate::emu::Registry;
-use crate::support::{FLEET, FixtureRepo, args, as_refs, command};
+use crate::support::{FLEET, args, as_refs, command, repo_with};
 
 const REVISIONS: [ProtocolVersion; 3] = [
     ProtocolVersion::V_2025_06_18,
@@ -153,7 +153,7 @@ fn writes(registry: &Registry) -> Vec<String> {
 
 #[tokio::test]
 async fn every_scenario_on_every_revision_over_stdio_and_http() {
-    let repo = FixtureRepo::new(FLEET);
+    let repo = repo_with(FLEET);
     for wire in [Wire::Stdio, Wire::Http] {
         for revision in REVISIONS {
             for answer in [
@@ -560,7 +560,7 @@ async fn a_cancelled_call_is_not_retried() {
 #[tokio::test]
 async fn cache_hints_say_how_long_an_answer_holds() {
     let registry = Registry::start().await;
-    let repo = FixtureRepo::new(FLEET);
+    let repo = repo_with(FLEET);
     let mut env = registry.env(Role::Viewer);
     env.retain(|(key, _)| *key != "REGISTRY_CACHE_TTL_SECONDS");
     env.push(("REGISTRY_CACHE_TTL_SECONDS", "45".to_owned()));

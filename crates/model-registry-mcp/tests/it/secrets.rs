@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::emu::Registry;
-use crate::support::{FLEET, FixtureRepo, command};
+use crate::support::{FLEET, command, repo_with};
 
 const GITHUB_TOKEN: &str = "ghp_trace_secret_0123456789";
 
@@ -76,7 +76,7 @@ async fn session(env: &[(&str, &str)], calls: &[(&str, Value)]) -> (Vec<String>,
 #[tokio::test]
 async fn secrets_stay_out_of_stdout_results_and_trace_logs() {
     let registry = Registry::start().await;
-    let repo = FixtureRepo::new(FLEET);
+    let repo = repo_with(FLEET);
     let key = registry.key(Role::Admin);
     let deployment = registry.deployment_id("llama-3-70b-instruct", "1.1.0");
     let calls = [

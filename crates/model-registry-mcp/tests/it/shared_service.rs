@@ -22,9 +22,7 @@ const TOKEN_A: &str = "mrm_token-of-the-planner-agent-0123456789";
 const TOKEN_B: &str = "mrm_token-of-the-operator-agent-987654321";
 
 fn sha256_hex(token: &str) -> String {
-    model_registry_mcp::http::auth_file::hex(&model_registry_mcp::http::auth_file::token_sha256(
-        token,
-    ))
+    model_registry_mcp::token_digest(token)
 }
 
 /// An auth file with tokens A and B (keys from PLANNER_KEY and OPERATOR_KEY) and `extra`.

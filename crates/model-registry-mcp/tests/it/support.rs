@@ -2,7 +2,6 @@
 //! to the server as a `file://` remote), and the real binary started over stdio.
 
 use std::path::Path;
-use std::process::Command;
 
 use rmcp::RoleClient;
 use rmcp::ServiceExt;
@@ -89,74 +88,7 @@ pub const FLEET: &[(&str, &str)] = &[
     ("templates/custom.yml.j2", "services: {}\n"),
 ];
 
-/// A Git repository (branch `main`) holding `files`, with isolated Git configuration.
-pub struct FixtureRepo {
-    pub dir: TempDir,
-}
-
-impl FixtureRepo {
-    pub fn new(files: &[(&str, &str)]) -> FixtureRepo {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let repo = FixtureRepo { dir };
-        repo.git(&["init", "--quiet", "--initial-branch=main"]);
-        repo.commit(files, "initial fleet");
-        repo
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn url(&self) -> String {
-        format!("file://{}", self.path().display())
-    }
-
-    pub fn commit(&self, files: &[(&str, &str)], message: &str) {
-        for (path, content) in files {
-            let full = self.path().join(path);
-            if let Some(parent) = full.parent() {
-                std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir {parent:?}: {e}"));
-            }
-            std::fs::write(&full, content).unwrap_or_else(|e| panic!("write {full:?}: {e}"));
-        }
-        self.git(&["add", "--all"]);
-        self.git(&["commit", "--quiet", "-m", message]);
-    }
-
-    /// A bare clone (what a push can go to), in a temp dir of its own.
-    pub fn bare_clone(&self) -> FixtureRepo {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let target = dir.path().to_string_lossy().into_owned();
-        let source = self.path().to_string_lossy().into_owned();
-        self.git(&["clone", "--quiet", "--bare", &source, &target]);
-        FixtureRepo { dir }
-    }
-
-    pub fn head(&self) -> String {
-        self.git(&["rev-parse", "main"]).trim().to_owned()
-    }
-
-    pub fn git(&self, args: &[&str]) -> String {
-        let output = Command::new("git")
-            .args(args)
-            .current_dir(self.path())
-            .env("HOME", self.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_AUTHOR_NAME", "Fixture")
-            .env("GIT_AUTHOR_EMAIL", "fixture@example.invalid")
-            .env("GIT_COMMITTER_NAME", "Fixture")
-            .env("GIT_COMMITTER_EMAIL", "fixture@example.invalid")
-            .output()
-            .unwrap_or_else(|e| panic!("git {args:?}: {e}"));
-        assert!(
-            output.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-}
+pub use test_support::fixture_repo::{FixtureRepo, repo_with};
 
 /// The binary's command with a clean environment (nothing from the developer's shell).
 pub fn command(env: &[(&str, &str)], args: &[&str], cache: &Path) -> tokio::process::Command {

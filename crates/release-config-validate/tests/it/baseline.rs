@@ -7,7 +7,7 @@ use crate::support::{GitRepo, INVENTORY, args, deployment, validate};
 
 /// m1 with GPU 0 held twice (8000, 8001) and GPU 1 held twice (8002, 8003): two GPU001.
 fn fleet() -> GitRepo {
-    let repo = GitRepo::new();
+    let repo = GitRepo::init();
     repo.write("machines/m1/machine.yaml", INVENTORY);
     for (port, gpu) in [(8000, 0), (8001, 0), (8002, 1), (8003, 1)] {
         repo.write(

@@ -7,10 +7,10 @@ use crate::support::{GitRepo, INVENTORY, WithBase as _, args, deployment, valida
 
 /// main: m1 with one deployment on GPU 0.
 fn base_repo() -> GitRepo {
-    let repo = GitRepo::new();
+    let repo = GitRepo::init();
     repo.write("machines/m1/machine.yaml", INVENTORY);
     repo.write("machines/m1/8000/docker-compose.yml", &deployment(8000, 0));
-    repo.commit("m1:8000 on GPU 0");
+    repo.commit_all("m1:8000 on GPU 0");
     repo
 }
 
@@ -29,10 +29,7 @@ fn rev_reads_the_revision_not_the_work_tree() {
     assert_eq!(outcome.exit, Exit::Clean, "{}", outcome.stderr);
     let report = outcome.json();
     assert_eq!(report["revision"]["ref"], "main");
-    assert_eq!(
-        report["revision"]["commit"],
-        repo.git(&["rev-parse", "main"])
-    );
+    assert_eq!(report["revision"]["commit"], repo.rev_parse("main"));
     assert_eq!(report["summary"]["deployments"], 1);
 }
 
@@ -42,10 +39,10 @@ fn base_reports_only_the_new_conflict_as_new() {
     // main also carries an old conflict on GPU 5 (m1:8100 and m1:8101).
     repo.write("machines/m1/8100/docker-compose.yml", &deployment(8100, 5));
     repo.write("machines/m1/8101/docker-compose.yml", &deployment(8101, 5));
-    repo.commit("old conflict");
+    repo.commit_all("old conflict");
     repo.git(&["checkout", "--quiet", "-b", "feature"]);
     repo.write("machines/m1/8001/docker-compose.yml", &deployment(8001, 0));
-    repo.commit("new conflict on GPU 0");
+    repo.commit_all("new conflict on GPU 0");
 
     let mut diff = args(repo.path(), Format::Json);
     diff.base = Some("main".to_owned());
@@ -101,7 +98,7 @@ fn base_reports_only_the_new_conflict_as_new() {
 fn base_equal_to_head_with_errors_passes() {
     let repo = base_repo();
     repo.write("machines/m1/8001/docker-compose.yml", &deployment(8001, 0));
-    repo.commit("conflict on main");
+    repo.commit_all("conflict on main");
     let plain = validate(&args(repo.path(), Format::Json));
     assert_eq!(plain.exit, Exit::Findings);
     let outcome = validate(&args(repo.path(), Format::Json).with_base("main"));
@@ -119,24 +116,24 @@ fn base_equal_to_head_with_errors_passes() {
 fn pending_replacements_and_removals_claim_what_they_change() {
     let repo = base_repo();
     repo.write("machines/m1/8100/docker-compose.yml", &deployment(8100, 5));
-    repo.commit("m1:8100 on GPU 5");
+    repo.commit_all("m1:8100 on GPU 5");
     // refs/pull/2/head: m1:8000 replaced, onto GPU 2.
     repo.git(&["checkout", "--quiet", "-b", "replace"]);
     repo.write("machines/m1/8000/docker-compose.yml", &deployment(8000, 2));
-    let replacement = repo.commit("replace m1:8000, on GPU 2");
+    let replacement = repo.commit_all("replace m1:8000, on GPU 2");
     repo.git(&["update-ref", "refs/pull/2/head", &replacement]);
     // refs/pull/3/head: m1:8100 removed.
     repo.git(&["checkout", "--quiet", "main"]);
     repo.git(&["checkout", "--quiet", "-b", "remove"]);
     repo.git(&["rm", "-r", "--quiet", "machines/m1/8100"]);
-    let removal = repo.commit("remove m1:8100");
+    let removal = repo.commit_all("remove m1:8100");
     repo.git(&["update-ref", "refs/pull/3/head", &removal]);
     repo.git(&["checkout", "--quiet", "main"]);
     // Main moves on: m1:8100 to GPU 6, m1:8101 on GPU 5 (which the proposals' older trees still
     // show m1:8100 holding).
     repo.write("machines/m1/8100/docker-compose.yml", &deployment(8100, 6));
     repo.write("machines/m1/8101/docker-compose.yml", &deployment(8101, 5));
-    repo.commit("main moves on");
+    repo.commit_all("main moves on");
     // This change: m1:8300 on GPU 2, the replacement's new GPU.
     repo.write("machines/m1/8300/docker-compose.yml", &deployment(8300, 2));
 
@@ -166,7 +163,7 @@ fn pending_claims_are_reported() {
     // An open proposal (refs/pull/1/head) puts m1:8001 on GPU 1 ...
     repo.git(&["checkout", "--quiet", "-b", "proposal"]);
     repo.write("machines/m1/8001/docker-compose.yml", &deployment(8001, 1));
-    let proposal = repo.commit("propose m1:8001 on GPU 1");
+    let proposal = repo.commit_all("propose m1:8001 on GPU 1");
     repo.git(&["update-ref", "refs/pull/1/head", &proposal]);
     repo.git(&["checkout", "--quiet", "main"]);
     repo.git(&["branch", "--quiet", "-D", "proposal"]);
@@ -310,7 +307,7 @@ fn rev_and_base_together() {
     let repo = base_repo();
     repo.git(&["checkout", "--quiet", "-b", "feature"]);
     repo.write("machines/m1/8001/docker-compose.yml", &deployment(8001, 0));
-    repo.commit("conflict on GPU 0");
+    repo.commit_all("conflict on GPU 0");
     repo.git(&["checkout", "--quiet", "main"]);
     let mut both = args(repo.path(), Format::Json).with_base("main");
     both.rev = Some("feature".to_owned());

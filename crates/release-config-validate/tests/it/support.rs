@@ -1,8 +1,7 @@
-//! Helpers: running the validator in-process, fixture paths, Git repositories
-//! in temp dirs with an isolated Git configuration.
+//! Helpers: running the validator in-process, fixture paths; Git repositories
+//! are the workspace's one fixture builder (`test_support::fixture_repo`).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use release_config_validate::{Args, ColorChoice, Environment, Exit, Format, run};
 
@@ -61,66 +60,7 @@ pub fn args(path: impl Into<PathBuf>, format: Format) -> Args {
     }
 }
 
-/// A Git repository in a temp dir, driven by the `git` CLI with no user or
-/// system configuration.
-pub struct GitRepo {
-    dir: tempfile::TempDir,
-}
-
-impl GitRepo {
-    pub fn new() -> GitRepo {
-        let repo = GitRepo {
-            dir: tempfile::tempdir().expect("temp dir"),
-        };
-        repo.git(&["init", "--quiet", "--initial-branch=main"]);
-        repo
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn git(&self, args: &[&str]) -> String {
-        let output = Command::new("git")
-            .args(args)
-            .current_dir(self.path())
-            .env("HOME", self.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_AUTHOR_NAME", "test")
-            .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
-            .env("GIT_COMMITTER_NAME", "test")
-            .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
-            .output()
-            .expect("running git");
-        assert!(
-            output.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
-    }
-
-    pub fn write(&self, path: &str, text: &str) {
-        let full = self.path().join(path);
-        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
-        std::fs::write(full, text).expect("write");
-    }
-
-    /// Commits everything; returns the commit id.
-    pub fn commit(&self, message: &str) -> String {
-        self.git(&["add", "--all"]);
-        self.git(&[
-            "commit",
-            "--quiet",
-            "--no-gpg-sign",
-            "--allow-empty",
-            "-m",
-            message,
-        ]);
-        self.git(&["rev-parse", "HEAD"])
-    }
-}
+pub use test_support::fixture_repo::FixtureRepo as GitRepo;
 
 pub const INVENTORY: &str = "gpus: 8\ngpu_model: H100-SXM-80GB\ngpu_memory_gb: 80\ninterconnect: nvlink\nnuma_domains: [[0, 1, 2, 3], [4, 5, 6, 7]]\n";
 

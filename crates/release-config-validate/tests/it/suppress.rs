@@ -9,7 +9,7 @@ use crate::support::{GitRepo, args, fixtures, validate};
 /// The GPU003 fixture (an unpinned `count: 2` at line 13 beside a pinned service), with
 /// `comment` inserted above line 13 of the unpinned service's file.
 fn gpu003_with(comment: &str) -> GitRepo {
-    let repo = GitRepo::new();
+    let repo = GitRepo::init();
     let source = fixtures().join("rules/GPU003/machines/m1");
     for file in ["machine.yaml", "8001/docker-compose.yml"] {
         let text = std::fs::read_to_string(source.join(file)).unwrap_or_else(|e| panic!("{e}"));

@@ -196,7 +196,7 @@ fn write_dir(root: &Path, files: &[(&str, Content)]) {
 /// object database (bytes and links included, which `support` cannot do).
 fn commit(files: &[(&str, Content)]) -> FixtureRepo {
     let fixture = FixtureRepo::init();
-    write_commit(&fixture.git, files);
+    write_commit(fixture.repo(), files);
     fixture
 }
 

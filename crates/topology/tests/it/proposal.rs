@@ -899,7 +899,7 @@ fn claims_refuse_join_and_take_over_as_the_protocol_says() {
         &[("machines/gpu-01/machine.yaml", "gpus: 8\n")],
         "base",
     );
-    let url = upstream.file_url();
+    let url = upstream.url();
     let auth = GitAuth::anonymous();
     let author = Author {
         name: "catapult".to_owned(),

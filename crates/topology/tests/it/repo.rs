@@ -282,7 +282,7 @@ fn mirror_fetches_incrementally_from_path_and_file_url() {
     let cache = TempDir::new().unwrap();
 
     let by_path = upstream.path().display().to_string();
-    for url in [by_path.clone(), upstream.file_url()] {
+    for url in [by_path.clone(), upstream.url()] {
         let mirror = Repository::mirror(&url, cache.path(), &GitAuth::anonymous()).unwrap();
         assert!(
             mirror.git_dir().starts_with(cache.path()),
@@ -313,7 +313,7 @@ fn mirror_fetches_incrementally_from_path_and_file_url() {
     );
     // Removed upstream: pruned from the mirror on the next fetch.
     upstream
-        .git
+        .repo()
         .find_reference("refs/pull/7/head")
         .unwrap()
         .delete()
@@ -972,7 +972,7 @@ fn fetch_never_loses_an_unpushed_proposal_and_push_only_creates() {
     mirror.fetch(&anonymous).unwrap();
     assert_eq!(mirror.refs_matching("refs/pull/*/head").unwrap().len(), 1);
     upstream
-        .git
+        .repo()
         .find_reference("refs/pull/3/head")
         .unwrap()
         .delete()
@@ -1254,7 +1254,7 @@ fn a_large_file_gets_its_git_blob_id() {
 fn snapshots_are_the_same_with_and_without_the_listing_cache() {
     let fixture = FixtureRepo::init();
     fixture.commit_files("main", &sample_files(), "first");
-    let first = fixture.git.head().unwrap().target().unwrap().to_string();
+    let first = fixture.repo().head().unwrap().target().unwrap().to_string();
     // The second revision changes one machine and adds one, so a kept listing
     // of gpu-02 is reused and gpu-01's is read anew.
     fixture.commit(
@@ -1300,10 +1300,7 @@ fn remote_refs_change_only_from_the_expected_value() {
     let daemon = test_support::git_daemon::GitDaemon::serve(upstream.path())
         .unwrap_or_else(|e| panic!("{e}"));
     let anonymous = GitAuth::anonymous();
-    for (transport, url) in [upstream.file_url(), daemon.url("")]
-        .into_iter()
-        .enumerate()
-    {
+    for (transport, url) in [upstream.url(), daemon.url("")].into_iter().enumerate() {
         let cache = TempDir::new().unwrap();
         let mirror = Repository::mirror(&url, cache.path(), &anonymous)
             .unwrap_or_else(|e| panic!("{url}: {e}"));

@@ -131,7 +131,7 @@ pub fn measure(context: &Context) -> anyhow::Result<Group> {
     Ok(Group { rows, notes })
 }
 
-/// `bench-one`: runs one scenario `runs` times and prints `median min peak`.
+/// `bench one`: runs one scenario `runs` times and prints `median min peak`.
 pub fn run_one(args: &OneArgs) -> anyhow::Result<()> {
     let runs = args.runs.max(1);
     let mut times = Vec::with_capacity(runs);

@@ -142,7 +142,7 @@ pub fn measure(context: &Context) -> anyhow::Result<Group> {
     ));
     group.notes.push(tools_note(
         answers.tools,
-        model_registry_mcp::tools::all().len(),
+        model_registry_mcp::implemented_tools(),
         reports
             .iter()
             .map(|r| r.tools_list_bytes)
@@ -215,7 +215,7 @@ fn build_server() -> anyhow::Result<PathBuf> {
     })
 }
 
-/// The workspace root: xtask's parent directory.
+/// The workspace root: the bench package's parent directory.
 fn workspace_root() -> &'static Path {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest_dir.parent().unwrap_or(manifest_dir)

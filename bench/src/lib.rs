@@ -1,7 +1,7 @@
-//! `cargo xtask bench`: builds a synthetic fleet (a Git repository in a temp
-//! dir, packed like a fetched mirror), then measures it in processes of their
+//! `cargo xtask bench` runs this package's binary: it builds a synthetic fleet
+//! (a Git repository in a temp dir, packed like a fetched mirror), then measures it in processes of their
 //! own so that each peak memory (VmHWM) is its own: the validator in a child of
-//! xtask (`bench-one`), the MCP server as its release binary. Prints a table
+//! the bench (`bench one`), the MCP server as its release binary. Prints a table
 //! with the targets beside the figures, notes, and a summary of the misses.
 //!
 //! Measurements come in groups, one function per group returning a [`Group`]
@@ -146,7 +146,7 @@ pub struct Row {
 }
 
 impl Row {
-    /// A wall-time row of a `bench-one` child, with the validator's peak target.
+    /// A wall-time row of a `bench one` child, with the validator's peak target.
     fn from_sample(
         group: &'static str,
         name: &str,
@@ -318,12 +318,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `xtask bench-one` for a scenario and parses its one-line answer.
+/// Runs `bench one` for a scenario and parses its one-line answer.
 pub fn child(scenario: &str, repo: &Path, runs: usize) -> anyhow::Result<Sample> {
-    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let exe = std::env::current_exe().context("locating the bench binary")?;
     let output = Command::new(exe)
         .args([
-            "bench-one",
+            "one",
             "--scenario",
             scenario,
             "--runs",
@@ -332,15 +332,15 @@ pub fn child(scenario: &str, repo: &Path, runs: usize) -> anyhow::Result<Sample>
         ])
         .arg(repo)
         .output()
-        .context("running bench-one")?;
+        .context("running bench one")?;
     if !output.status.success() {
         bail!(
-            "bench-one {scenario} failed: {}",
+            "bench one {scenario} failed: {}",
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
     let text = String::from_utf8_lossy(&output.stdout);
-    parse_sample(&text).with_context(|| format!("bench-one {scenario} printed {text:?}"))
+    parse_sample(&text).with_context(|| format!("bench one {scenario} printed {text:?}"))
 }
 
 /// The child's answer: `median_ns min_ns peak_kb`, then the phases (if any)

@@ -21,7 +21,7 @@ const SYSCALLS_PER_FILE_TARGET: f64 = 5.0;
 pub fn measure(context: &Context) -> anyhow::Result<Group> {
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let exe = std::env::current_exe().context("locating the bench binary")?;
     let dir = &context.repo;
     let ours = time_process(context.runs, || {
         let mut command = Command::new(&exe);
