@@ -10,9 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
+use crate::capacity::DeploymentClaims;
 use crate::compose;
 pub use crate::compose::{
     Deployment, DeploymentId, GpuClaim, GpuRef, PublishedPort, ServerKind, Service,
@@ -125,9 +126,6 @@ struct ParsedDeployment {
 
 /// An inventory (`None` when unusable) and the findings of reading it.
 type ParsedInventory = (Option<Arc<Inventory>>, Vec<Finding>);
-
-/// GPU ids and host ports a deployment claims, where each is written.
-type Claims = (Vec<(String, Location)>, Vec<(u16, Location)>);
 
 /// The inputs of one machine's rules, compared by identity: the cached parse
 /// of an unchanged file is the same `Arc`, so equal pointers mean equal
@@ -1117,37 +1115,6 @@ impl Fleet {
 // ---------------------------------------------------------------------------
 // Pending proposals
 
-/// What one deployment claims on its machine: GPU ids (pinned, or all of an
-/// inventoried machine) and host ports (published, plus its port directory).
-fn claims(fleet: &Fleet, deployment: &Deployment) -> Claims {
-    let inventory_gpus = fleet
-        .machines
-        .get(&deployment.id.machine)
-        .and_then(|m| m.inventory.as_deref())
-        .map(Inventory::gpu_ids);
-    let mut gpus: Vec<(String, Location)> = Vec::new();
-    let mut ports: Vec<(u16, Location)> = Vec::new();
-    for service in &deployment.services {
-        let at = service
-            .gpus_at
-            .clone()
-            .unwrap_or_else(|| service.location.clone());
-        match &service.gpus {
-            GpuClaim::Pinned(refs) => {
-                gpus.extend(refs.iter().map(|r| (r.id.clone(), r.pos.clone())))
-            }
-            GpuClaim::All => {
-                if let Some(ids) = inventory_gpus.clone() {
-                    gpus.extend(ids.map(|g| (g.to_string(), at.clone())));
-                }
-            }
-            GpuClaim::None | GpuClaim::Count(_) => {}
-        }
-        ports.extend(service.ports.iter().map(|p| (p.host, p.pos.clone())));
-    }
-    (gpus, ports)
-}
-
 /// PENDING001: where `head` claims a GPU or port that an open proposal
 /// (`pending`, the fleet at ref `refname`) claims too. The proposal's own
 /// claims are its deployments whose compose/env content differs from (or is
@@ -1173,7 +1140,7 @@ pub fn pending_conflicts_of(
     let mut out = Vec::new();
     // The head's claims, computed once per deployment however many proposed
     // deployments share its machine.
-    let mut head_claims: FxHashMap<&DeploymentId, Claims> = FxHashMap::default();
+    let mut head_claims: FxHashMap<&DeploymentId, DeploymentClaims<'_>> = FxHashMap::default();
     for (id, proposed) in &pending.deployments {
         if changed.is_some_and(|changed| !changed.contains(id)) {
             continue;
@@ -1187,18 +1154,7 @@ pub fn pending_conflicts_of(
         if unchanged {
             continue;
         }
-        let (pending_gpus, pending_ports) = claims(pending, proposed);
-        // Each id or port once, at its first claim: look-ups below are by key,
-        // so a deployment pinning many ids costs no pairwise comparison.
-        let pending_gpus: BTreeMap<String, Location> = pending_gpus.into_iter().rev().collect();
-        let mut pending_ports: BTreeMap<u16, Location> = pending_ports.into_iter().rev().collect();
-        // The port directory is the port it will serve on.
-        pending_ports.entry(id.port).or_insert_with(|| {
-            proposed.main_service().map_or_else(
-                || Location::file(proposed.compose_path.clone()),
-                |s| s.location.clone(),
-            )
-        });
+        let theirs = DeploymentClaims::of(pending, proposed);
         for current_id in head.graph().deployments_on(&id.machine) {
             if current_id == id {
                 continue;
@@ -1206,47 +1162,33 @@ pub fn pending_conflicts_of(
             let Some(current) = head.deployments.get(current_id) else {
                 continue;
             };
-            let (head_gpus, head_ports) = head_claims
+            let ours = head_claims
                 .entry(current_id)
-                .or_insert_with(|| claims(head, current));
+                .or_insert_with(|| DeploymentClaims::of(head, current));
             let mut subjects: Vec<String> = Vec::new();
             let mut primary: Option<Location> = None;
             let mut related: Vec<Related> = Vec::new();
             let mut gpu_ids: Vec<&str> = Vec::new();
-            let mut seen_gpus: FxHashSet<&str> = FxHashSet::default();
-            for (gpu, at) in head_gpus.iter() {
-                if let Some(there) = pending_gpus.get(gpu)
-                    && seen_gpus.insert(gpu.as_str())
-                {
-                    gpu_ids.push(gpu);
-                    subjects.push(format!("gpu:{gpu}"));
-                    primary.get_or_insert_with(|| at.clone());
-                    related.push(Related {
-                        location: there.clone(),
-                        message: format!(
-                            "GPU {gpu} is claimed by {refname} ({}) here",
-                            proposed.id
-                        ),
-                    });
-                }
+            for (held, there) in ours.conflicting_gpus(&theirs) {
+                let gpu = held.gpu.as_str();
+                gpu_ids.push(gpu);
+                subjects.push(format!("gpu:{gpu}"));
+                primary.get_or_insert_with(|| held.at.clone());
+                related.push(Related {
+                    location: there.at.clone(),
+                    message: format!("GPU {gpu} is claimed by {refname} ({}) here", proposed.id),
+                });
             }
             let mut port_numbers: Vec<String> = Vec::new();
-            let mut seen_ports: FxHashSet<u16> = FxHashSet::default();
-            for (port, at) in head_ports.iter() {
-                if let Some(there) = pending_ports.get(port)
-                    && seen_ports.insert(*port)
-                {
-                    port_numbers.push(port.to_string());
-                    subjects.push(format!("port:{port}"));
-                    primary.get_or_insert_with(|| at.clone());
-                    related.push(Related {
-                        location: there.clone(),
-                        message: format!(
-                            "port {port} is claimed by {refname} ({}) here",
-                            proposed.id
-                        ),
-                    });
-                }
+            for (held, there) in ours.clashing_ports(&theirs) {
+                let port = held.binding.port;
+                port_numbers.push(port.to_string());
+                subjects.push(format!("port:{port}"));
+                primary.get_or_insert_with(|| held.at.clone());
+                related.push(Related {
+                    location: there.at.clone(),
+                    message: format!("port {port} is claimed by {refname} ({}) here", proposed.id),
+                });
             }
             let Some(primary) = primary else { continue };
             let mut what = Vec::new();

@@ -4,6 +4,7 @@
 //!
 //! Nothing in this crate knows about MCP, JSON-RPC or HTTP.
 
+pub mod capacity;
 pub mod compose;
 pub mod config;
 pub mod dotenv;

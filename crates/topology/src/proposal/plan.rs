@@ -10,6 +10,7 @@ use super::{
     Plan, Previous, ProposalAction, ProposalError, ProposalRequest, TemplateSource, branch_name,
     gpu_map, join, render,
 };
+use crate::capacity::{DeploymentClaims, FreeGpus, PortBinding, free_ports_after, machine_claims};
 use crate::compose::{Deployment, DeploymentId, GpuClaim};
 use crate::engine::{Engine, EngineError, ExtraDeployment, Fleet, pending_conflicts_of};
 use crate::finding::{Finding, Severity};
@@ -97,7 +98,11 @@ pub fn plan(
                 request.port,
                 describe_deployment(existing),
                 existing.compose_path,
-                free_ports(main, machine, request.port)
+                ports_text(&free_ports_after(
+                    &machine_claims(main, machine),
+                    request.port,
+                    3
+                ))
             ));
         }
         (ProposalAction::Replace | ProposalAction::Remove, None) => {
@@ -150,7 +155,8 @@ pub fn plan(
             } else {
                 main
             };
-            check_against(capacity, request)?;
+            let proposed_gpus = open_proposal_gpus(main, machine, pending);
+            check_against(capacity, request, &proposed_gpus)?;
             let rendered = render(template, request)?;
             let mut extra = ExtraDeployment::new(id.clone(), rendered.clone());
             if let (Some(previous), Some(existing)) = (&previous, existing) {
@@ -356,10 +362,37 @@ fn previous_of(
     })
 }
 
+/// The GPUs of `machine` that open proposals hold (what they add or change
+/// there), which suggestions leave out.
+fn open_proposal_gpus(
+    main: &Fleet,
+    machine: &str,
+    pending: &[PendingProposal<'_>],
+) -> BTreeSet<u32> {
+    let mut held = BTreeSet::new();
+    for proposal in pending {
+        let changed = proposal
+            .changed
+            .clone()
+            .unwrap_or_else(|| differs_from_main(main, proposal.fleet));
+        for id in changed.iter().filter(|id| id.machine == machine) {
+            if let Some(deployment) = proposal.fleet.deployments.get(id) {
+                let claims = DeploymentClaims::of(proposal.fleet, deployment);
+                held.extend(claims.gpus.iter().filter_map(|g| g.gpu.parse::<u32>().ok()));
+            }
+        }
+    }
+    held
+}
+
 /// The port, GPU and TP checks against the production tree (for a
 /// replacement, main without the deployment it replaces), with what would fit
-/// instead.
-fn check_against(main: &Fleet, request: &ProposalRequest) -> Result<(), ProposalError> {
+/// instead (leaving out `proposed_gpus`, what open proposals hold there).
+fn check_against(
+    main: &Fleet,
+    request: &ProposalRequest,
+    proposed_gpus: &BTreeSet<u32>,
+) -> Result<(), ProposalError> {
     let machine = &request.machine;
     let refuse = |message: String| Err(ProposalError::Refused { message });
     let Some(info) = main.machines.get(machine) else {
@@ -371,21 +404,19 @@ fn check_against(main: &Fleet, request: &ProposalRequest) -> Result<(), Proposal
              cannot be checked, so nothing is proposed on it; add the inventory first"
         ));
     };
-    for other in main.graph().deployments_on(machine) {
-        let Some(deployment) = main.deployments.get(other) else {
-            continue;
-        };
-        if deployment
-            .services
-            .iter()
-            .flat_map(|s| &s.ports)
-            .any(|p| p.host == request.port)
-        {
+    let claims = machine_claims(main, machine);
+    let wanted = PortBinding::directory(request.port);
+    for other in &claims {
+        if other.ports.iter().any(|p| p.binding.clashes(&wanted)) {
+            let file = main
+                .deployments
+                .get(other.id)
+                .map_or("", |d| d.compose_path.as_str());
             return refuse(format!(
-                "host port {} on {machine} is already published by {other} ({}); free ports near it: {}",
+                "host port {} on {machine} is already published by {} ({file}); free ports near it: {}",
                 request.port,
-                deployment.compose_path,
-                free_ports(main, machine, request.port)
+                other.id,
+                ports_text(&free_ports_after(&claims, request.port, 3))
             ));
         }
     }
@@ -443,7 +474,7 @@ fn check_against(main: &Fleet, request: &ProposalRequest) -> Result<(), Proposal
     let _ = write!(
         message,
         ". {}{}",
-        free_sets(main, machine, request.tensor_parallel),
+        free_sets(main, machine, request.tensor_parallel, proposed_gpus),
         other_machines(main, machine, request.tensor_parallel)
     );
     refuse(message)
@@ -505,35 +536,42 @@ fn check_pending(
     })
 }
 
-/// Free GPU sets of `size` on the machine, each inside one NUMA domain when
-/// the inventory has them.
-fn free_sets(fleet: &Fleet, machine: &str, size: u32) -> String {
+/// Free GPU sets of `size` on the machine (without `proposed_gpus`), each
+/// inside one NUMA domain when the inventory has them.
+fn free_sets(fleet: &Fleet, machine: &str, size: u32, proposed_gpus: &BTreeSet<u32>) -> String {
     let size = usize::try_from(size).unwrap_or(usize::MAX);
-    let Some(domains) = fleet.graph().free_by_numa(machine) else {
+    let Some(mut free) = FreeGpus::of(fleet, machine) else {
         return String::new();
     };
-    let mut sets: Vec<String> = domains
-        .iter()
-        .filter(|free| free.len() >= size)
-        .flat_map(|free| {
-            free.chunks_exact(size.max(1))
-                .map(|set| format!("[{}]", join(set)))
-        })
-        .take(3)
-        .collect();
-    if sets.is_empty() {
-        let all: Vec<u32> = domains.iter().flatten().copied().collect();
-        if all.len() >= size {
-            sets.push(format!(
-                "[{}] (spans NUMA domains)",
-                join(all.get(..size).unwrap_or(&all))
-            ));
-        }
+    if free.unpinned > 0 {
+        // Docker picks those GPUs at start: any set shown could be one of them.
+        return format!(
+            "no free GPU set on {machine} can be named while {} GPU(s) there are claimed with \
+             `count:`",
+            free.unpinned
+        );
     }
-    if sets.is_empty() {
-        format!("{machine} has no {size} free GPU(s)")
+    free.remove(proposed_gpus);
+    let sets: Vec<String> = free
+        .sets_of(size, 3)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let pending = if proposed_gpus.is_empty() {
+        String::new()
     } else {
-        format!("free GPU sets of {size} on {machine}: {}", sets.join(", "))
+        format!(
+            " (GPU {} held by open proposals left out)",
+            join(proposed_gpus)
+        )
+    };
+    if sets.is_empty() {
+        format!("{machine} has no {size} free GPU(s){pending}")
+    } else {
+        format!(
+            "free GPU sets of {size} on {machine}: {}{pending}",
+            sets.join(", ")
+        )
     }
 }
 
@@ -551,7 +589,7 @@ fn other_machines(fleet: &Fleet, machine: &str, size: u32) -> String {
         .filter(|(name, _)| name.as_str() != machine)
         .filter(|(name, _)| fleet.graph().unpinned_gpus(name) == 0)
         .filter_map(|(name, info)| {
-            let free = fleet.graph().free_gpus(name)?;
+            let free = FreeGpus::of(fleet, name)?.all();
             (free.len() >= size_usize).then(|| {
                 let same = info.inventory.as_deref().and_then(|i| i.gpu_model.clone()) == model;
                 let shown = free.get(..size_usize).unwrap_or(&free);
@@ -571,26 +609,10 @@ fn other_machines(fleet: &Fleet, machine: &str, size: u32) -> String {
     }
 }
 
-/// Ports near `port` with no deployment on the machine.
-fn free_ports(fleet: &Fleet, machine: &str, port: u16) -> String {
-    let taken: BTreeSet<u16> = fleet
-        .graph()
-        .deployments_on(machine)
-        .filter_map(|id| fleet.deployments.get(id))
-        .flat_map(|d| {
-            std::iter::once(d.id.port).chain(
-                d.services
-                    .iter()
-                    .flat_map(|s| s.ports.iter().map(|p| p.host)),
-            )
-        })
-        .collect();
-    let free: Vec<String> = (port.saturating_add(1)..=u16::MAX)
-        .filter(|p| !taken.contains(p))
-        .take(3)
-        .map(|p| p.to_string())
-        .collect();
-    free.join(", ")
+/// Ports as a refusal lists them: `8001, 8002, 8003`.
+fn ports_text(ports: &[u16]) -> String {
+    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+    ports.join(", ")
 }
 
 fn describe_deployment(deployment: &Deployment) -> String {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use tempfile::TempDir;
+use topology::capacity::PortBinding;
 use topology::compose::{self, Deployment, DeploymentId};
 use topology::engine::{Engine, ExtraDeployment, Fleet, pending_conflicts};
 use topology::graph::AllocationGraph;
@@ -559,4 +560,189 @@ fn one_thread_gives_the_same_fleet_as_several() {
     }
     assert_eq!(serial.deployments.len(), 600);
     assert_eq!(serial.topology(), parallel.topology());
+}
+
+/// One published binding: (port, udp, address: 0 every, 1 127.0.0.1, 2 10.0.0.1).
+type Binding = (u16, bool, u8);
+
+fn bindings_strategy() -> impl Strategy<Value = Vec<Vec<Binding>>> {
+    let binding = (8000u16..8003, any::<bool>(), 0u8..3);
+    proptest::collection::vec(proptest::collection::vec(binding, 0..4), 2..6)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// PORT001's index and `capacity::PortBinding::clashes` are one rule: per
+    /// host port, a service's owner is the earliest service one of its bindings
+    /// of that port clashes with, and PORT001 reports each (service, owner) once.
+    #[test]
+    fn port001_is_the_clash_predicate(services in bindings_strategy()) {
+        let mut deployments = Vec::new();
+        for (index, bindings) in services.iter().enumerate() {
+            let ports: Vec<String> = bindings
+                .iter()
+                .map(|(port, udp, address)| {
+                    let address = ["", "127.0.0.1:", "10.0.0.1:"][usize::from(*address)];
+                    let protocol = if *udp { "/udp" } else { "" };
+                    format!("'{address}{port}:80{protocol}'")
+                })
+                .collect();
+            let yaml = format!(
+                "services:\n  s:\n    image: nginx\n    ports: [{}]\n",
+                ports.join(", ")
+            );
+            let id = DeploymentId::new("m1", 9000 + u16::try_from(index).unwrap_or(0));
+            let (deployment, _) =
+                compose::read_deployment(id, "c.yml", &yaml, None, &Limits::default());
+            deployments.push(deployment);
+        }
+        let machine = Machine {
+            name: "m1".into(),
+            inventory: None,
+            inventory_path: None,
+        };
+        let refs: Vec<&Deployment> = deployments.iter().collect();
+        let reported = rules::check_machine(&machine, &refs)
+            .iter()
+            .filter(|f| f.rule == Rule::Port001)
+            .count();
+        let bindings: Vec<Vec<PortBinding<'_>>> = deployments
+            .iter()
+            .map(|d| d.services.iter().flat_map(|s| &s.ports).map(PortBinding::published).collect())
+            .collect();
+        // Per port, a service's owner is the earliest service it clashes with there; one
+        // finding per (service, owner).
+        let expected: usize = (0..bindings.len())
+            .map(|later| {
+                let owners: std::collections::BTreeSet<usize> = bindings[later]
+                    .iter()
+                    .filter_map(|own| {
+                        (0..later).find(|&earlier| {
+                            bindings[earlier].iter().any(|theirs| {
+                                bindings[later]
+                                    .iter()
+                                    .filter(|mine| mine.port == own.port)
+                                    .any(|mine| mine.clashes(theirs))
+                            })
+                        })
+                    })
+                    .collect();
+                owners.len()
+            })
+            .sum();
+        prop_assert_eq!(reported, expected);
+    }
+}
+
+/// A compose file for PENDING001's cases: one service publishing `ports` (YAML
+/// flow items), on GPUs `ids`, sharing them on purpose when `sharing`.
+fn claimant(ports: &str, ids: &str, sharing: bool) -> String {
+    let labels = if sharing {
+        "    labels: {catapult.gpu_sharing: 'true'}\n"
+    } else {
+        ""
+    };
+    format!(
+        "services:\n  llm:\n    image: vllm/vllm-openai\n    ports: [{ports}]\n{labels}    deploy:\n      resources:\n        reservations:\n          devices: [{{capabilities: [gpu], device_ids: [{ids}]}}]\n"
+    )
+}
+
+/// A PENDING001 case: its name, main's (port, compose), the proposal's, and
+/// the subjects expected.
+type PendingCase = (
+    &'static str,
+    (u16, String),
+    (u16, String),
+    &'static [&'static str],
+);
+
+/// PENDING001 reads claims as PORT001 and GPU001 do (`capacity`): ports clash
+/// as Docker binds them, a GPU both sides share on purpose is no conflict, and
+/// the head's port directory is held as the proposal's is. Each case: main's
+/// `machines/m1/<port>` compose, the proposal's, and the subjects expected.
+#[test]
+fn pending_conflicts_read_claims_as_the_machine_rules_do() {
+    let cases: &[PendingCase] = &[
+        (
+            "the same GPU",
+            (8000, claimant("'8000:80'", "'0'", false)),
+            (8001, claimant("'8001:80'", "'0'", false)),
+            &["gpu:0"],
+        ),
+        (
+            "a GPU both share on purpose",
+            (8000, claimant("'8000:80'", "'0'", true)),
+            (8001, claimant("'8001:80'", "'0'", true)),
+            &[],
+        ),
+        (
+            "a GPU only one side shares",
+            (8000, claimant("'8000:80'", "'0'", true)),
+            (8001, claimant("'8001:80'", "'0'", false)),
+            &["gpu:0"],
+        ),
+        (
+            "UDP beside TCP on one port",
+            (8000, claimant("'8000:80', '9000:90/udp'", "'0'", false)),
+            (8001, claimant("'8001:80', '9000:90'", "'1'", false)),
+            &[],
+        ),
+        (
+            "two specific addresses",
+            (
+                8000,
+                claimant("'8000:80', '127.0.0.1:9000:90'", "'0'", false),
+            ),
+            (
+                8001,
+                claimant("'8001:80', '10.0.0.1:9000:90'", "'1'", false),
+            ),
+            &[],
+        ),
+        (
+            "every address against one",
+            (8000, claimant("'8000:80', '9000:90'", "'0'", false)),
+            (
+                8001,
+                claimant("'8001:80', '10.0.0.1:9000:90'", "'1'", false),
+            ),
+            &["port:9000"],
+        ),
+        (
+            "the head's port directory, which it does not publish",
+            (8000, claimant("'9100:80'", "'0'", false)),
+            (8001, claimant("'8001:80', '8000:81'", "'1'", false)),
+            &["port:8000"],
+        ),
+    ];
+    for (name, (head_port, head), (proposal_port, proposal), expected) in cases {
+        let fixture = FixtureRepo::init();
+        let head_path = format!("machines/m1/{head_port}/docker-compose.yml");
+        fixture.commit_files(
+            "main",
+            &[
+                ("machines/m1/machine.yaml", "gpus: 4\n"),
+                (&head_path, head),
+            ],
+            "base",
+        );
+        let proposal_path = format!("machines/m1/{proposal_port}/docker-compose.yml");
+        let pr = fixture.commit_files("pr", &[(&proposal_path, proposal)], "propose");
+        fixture.set_ref("refs/pull/1/head", pr);
+        let repo = Repository::open(fixture.path()).expect("open");
+        let mut engine = Engine::new();
+        let main = engine
+            .analyze(&repo.snapshot("main").expect("main"))
+            .expect("analyze");
+        let pending = engine
+            .analyze(&repo.snapshot("refs/pull/1/head").expect("pr"))
+            .expect("analyze");
+        let subjects: Vec<String> = pending_conflicts(&main, &pending, "refs/pull/1/head")
+            .iter()
+            .flat_map(|f| f.subjects.clone())
+            .filter(|s| !s.starts_with("ref:"))
+            .collect();
+        assert_eq!(subjects, *expected, "{name}");
+    }
 }

@@ -351,6 +351,22 @@ fn open_proposals_count_as_allocated() {
     let (port_clash, _) = attempt(&request("gpu-01", 8002, &[6, 7], 2), &[(label, &pending)]);
     assert!(port_clash.is_err(), "the open proposal's port is taken");
 
+    // What would fit instead leaves out what the open proposal holds.
+    let (held, _) = attempt(&request("gpu-01", 8003, &[0, 1], 2), &[(label, &pending)]);
+    let message = held.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.contains(
+            "free GPU sets of 2 on gpu-01: [2,3], [6,7] (GPU 4,5 held by open proposals left out)"
+        ),
+        "{message}"
+    );
+    let (alone, _) = attempt(&request("gpu-01", 8003, &[0, 1], 2), &[]);
+    let message = alone.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.contains("free GPU sets of 2 on gpu-01: [2,3], [4,5], [6,7]"),
+        "{message}"
+    );
+
     let (apart, _) = attempt(&request("gpu-01", 8003, &[6, 7], 2), &[(label, &pending)]);
     assert!(apart.is_ok(), "{:?}", apart.err().map(|e| e.to_string()));
     // The same proposal again is not its own conflict.
