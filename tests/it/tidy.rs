@@ -284,3 +284,36 @@ fn no_count_of_tools_rules_or_prompts_is_written_by_hand() {
         "counts written by hand (derive them from the catalog): {stray:#?}"
     );
 }
+
+/// The rule units (`crates/topology/src/rules/<code>.rs`) are declared by generated code,
+/// which `cargo fmt` does not follow: they are held to rustfmt here. To format them:
+/// `rustfmt --edition 2024 crates/topology/src/rules/*.rs`.
+#[test]
+fn the_rule_units_are_formatted() {
+    let dir = workspace().join("crates/topology/src/rules");
+    let mut units: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "rs"))
+        .collect();
+    units.sort();
+    assert!(units.len() > 1, "{}: no rule units", dir.display());
+    let rustfmt = std::env::var_os("RUSTFMT").unwrap_or_else(|| "rustfmt".into());
+    let output = std::process::Command::new(&rustfmt)
+        .args(["--edition", "2024", "--check"])
+        .args(&units)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (rustfmt is installed with `rustup component add rustfmt`)",
+                rustfmt.to_string_lossy()
+            )
+        });
+    assert!(
+        output.status.success(),
+        "rule units not formatted (run `rustfmt --edition 2024 crates/topology/src/rules/*.rs`):\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

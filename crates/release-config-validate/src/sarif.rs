@@ -18,10 +18,7 @@ pub const FINGERPRINT_KEY: &str = "releaseConfig/v1";
 
 /// A stable URL of the rule's explanation: its file in the repository's main branch.
 pub fn help_uri(rule: Rule) -> String {
-    format!(
-        "{INFORMATION_URI}/blob/main/crates/topology/rules/{}.md",
-        rule.code()
-    )
+    format!("{INFORMATION_URI}/blob/main/{}", rule.explanation_path())
 }
 
 /// The SARIF log for the report; `version` is the tool's version.

@@ -30,70 +30,7 @@ impl fmt::Display for Severity {
     }
 }
 
-macro_rules! rules {
-    ($($variant:ident => $code:literal, $sev:ident, $summary:literal;)*) => {
-        /// Every validation rule of the release-config contract (section 4), plus
-        /// PENDING001 (section 5, `--pending`).
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        pub enum Rule {
-            $(#[serde(rename = $code)] $variant,)*
-        }
-
-        impl Rule {
-            pub const ALL: &'static [Rule] = &[$(Rule::$variant,)*];
-
-            /// The rule's code, e.g. `GPU001`.
-            pub fn code(self) -> &'static str {
-                match self { $(Rule::$variant => $code,)* }
-            }
-
-            pub fn default_severity(self) -> Severity {
-                match self { $(Rule::$variant => Severity::$sev,)* }
-            }
-
-            /// One line saying when the rule fires (SARIF `shortDescription`, docs).
-            pub fn summary(self) -> &'static str {
-                match self { $(Rule::$variant => $summary,)* }
-            }
-
-            /// The rule's explanation (Markdown): what it checks, why it matters on a GPU
-            /// fleet, an example that fires, and its fix. One file per rule,
-            /// `crates/topology/rules/<CODE>.md` (`--explain`, SARIF `help`).
-            pub fn explanation(self) -> &'static str {
-                match self { $(Rule::$variant => include_str!(concat!("../rules/", $code, ".md")),)* }
-            }
-
-            pub fn from_code(code: &str) -> Option<Rule> {
-                match code { $($code => Some(Rule::$variant),)* _ => None }
-            }
-        }
-    };
-}
-
-rules! {
-    Rc001 => "RC001", Error, "YAML does not parse, or exceeds the alias / depth / size bounds";
-    Rc002 => "RC002", Error, "compose structure of the wrong type";
-    Rc003 => "RC003", Error, "interpolation: missing required variable or malformed expression";
-    Rc004 => "RC004", Error, "layout: bad machine or port name, no compose file in a port directory, link leaving the repo";
-    Rc005 => "RC005", Warning, "interpolation of an unset variable without default (it becomes empty)";
-    Gpu001 => "GPU001", Error, "one host GPU held by two services on one machine";
-    Gpu002 => "GPU002", Error, "GPU id not on the machine";
-    Gpu003 => "GPU003", Error, "unpinned GPUs on a machine where another service also holds GPUs";
-    Gpu004 => "GPU004", Error, "CUDA_VISIBLE_DEVICES inconsistent with pinned GPUs";
-    Gpu005 => "GPU005", Error, "several GPU ids packed into one device_ids string";
-    Gpu006 => "GPU006", Warning, "host ids in CUDA_VISIBLE_DEVICES without CUDA_DEVICE_ORDER=PCI_BUS_ID";
-    Tp001 => "TP001", Error, "TP x PP x DP differs from the number of GPUs the service holds";
-    Tp002 => "TP002", Error, "TP x PP x DP exceeds the machine's GPU count";
-    Tp003 => "TP003", Error, "num_attention_heads not divisible by TP";
-    Tp004 => "TP004", Warning, "TP group spans more than one NUMA domain on a pcie machine";
-    Mem001 => "MEM001", Warning, "weight bytes per GPU exceed gpu_memory_gb x memory utilisation";
-    Mem002 => "MEM002", Error, "services sharing a GPU on purpose claim more than 0.95 of its memory together";
-    Port001 => "PORT001", Error, "one host port published by two deployments on one machine";
-    Port002 => "PORT002", Warning, "the port directory is not among the host ports the service publishes";
-    Inv001 => "INV001", Info, "machine has no inventory";
-    Pending001 => "PENDING001", Warning, "a GPU or port claimed by the head is also claimed by an open proposal";
-    Sup001 => "SUP001", Warning, "a suppression comment without a reason, naming no rule, or accepting no finding";
-}
+pub use crate::rules::Rule;
 
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

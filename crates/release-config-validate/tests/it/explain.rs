@@ -50,32 +50,54 @@ fn every_rule_is_explained_in_the_same_sections() {
     }
 }
 
-/// The rule table of docs/release-config.md lists every rule of the catalogue, in its order,
-/// with its default severity.
+const TABLE_START: &str =
+    "<!-- generated from the rule units, crates/topology/src/rules/: edit them, not this table -->";
+const TABLE_END: &str = "<!-- end of the generated rule table -->";
+
+/// The rule table of docs/release-config.md, made from the catalogue: code (a link to the
+/// explanation), default severity, summary, and what keeps the rule silent.
+fn rule_table() -> String {
+    let mut table =
+        String::from("| code | default | fires when | not reported when |\n|---|---|---|---|\n");
+    for rule in Rule::ALL {
+        let silent = match rule.not_reported_when() {
+            "" => "—",
+            text => text,
+        };
+        table.push_str(&format!(
+            "| [{code}](../{path}) | {severity} | {summary} | {silent} |\n",
+            code = rule.code(),
+            path = rule.explanation_path(),
+            severity = rule.default_severity(),
+            summary = rule.summary(),
+        ));
+    }
+    table
+}
+
+/// The docs' rule table is generated from the rule units (rust-analyzer's sourcegen tests
+/// are the model): when a unit changes, this test rewrites the table and fails once, so
+/// the change shows in `git diff` like an updated snapshot.
 #[test]
-fn the_docs_rule_table_matches_the_catalogue() {
-    let docs = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/release-config.md"),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let rows: Vec<(String, String)> = docs
-        .lines()
-        .skip_while(|line| !line.starts_with("| code | default |"))
-        .skip(2)
-        .take_while(|line| line.starts_with('|'))
-        .map(|line| {
-            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            (cells[1].to_owned(), cells[2].to_owned())
-        })
-        .collect();
-    let catalogue: Vec<(String, String)> = Rule::ALL
-        .iter()
-        .map(|rule| {
-            (
-                rule.code().to_owned(),
-                rule.default_severity().as_str().to_owned(),
-            )
-        })
-        .collect();
-    assert_eq!(rows, catalogue);
+fn the_docs_rule_table_is_generated_from_the_rule_units() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/release-config.md");
+    let docs = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let start = docs
+        .find(TABLE_START)
+        .unwrap_or_else(|| panic!("{}: no line {TABLE_START}", path.display()))
+        + TABLE_START.len();
+    let end = docs
+        .find(TABLE_END)
+        .unwrap_or_else(|| panic!("{}: no line {TABLE_END}", path.display()));
+    let wanted = format!("\n{}", rule_table());
+    if docs.get(start..end) == Some(wanted.as_str()) {
+        return;
+    }
+    let updated = format!("{}{wanted}{}", &docs[..start], &docs[end..]);
+    std::fs::write(&path, updated).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    panic!(
+        "{}: the rule table was not the rule units'; it has been regenerated: review it with `git diff` and commit it",
+        path.display()
+    );
 }

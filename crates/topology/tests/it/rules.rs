@@ -839,3 +839,59 @@ fn tp004_with_many_empty_numa_domains_stays_fast() {
         .collect();
     assert_eq!(tp004, ["8001.yml:6:31"]);
 }
+
+/// The Rust sources of `dir` (recursively), as (path under `src/`, text before any
+/// `#[cfg(test)]`), without the rule units themselves.
+fn engine_sources(dir: &std::path::Path, prefix: &str, out: &mut Vec<(String, String)>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            if name != "rules" {
+                engine_sources(&path, &format!("{prefix}{name}/"), out);
+            }
+        } else if name.ends_with(".rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text
+                .split("#[cfg(test)]")
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            out.push((format!("{prefix}{name}"), code));
+        }
+    }
+}
+
+/// A rule unit without a machine check names the files that find the rule, and they are
+/// exactly the files that make its findings: the unit stays a true index of its rule,
+/// and a machine-level rule is made by its unit alone.
+#[test]
+fn every_rule_unit_names_the_files_that_find_it() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut sources = Vec::new();
+    engine_sources(&src, "", &mut sources);
+    for rule in topology::Rule::ALL {
+        let name = format!("Rule::{rule:?}");
+        let writers: Vec<&str> = sources
+            .iter()
+            .filter(|(_, code)| {
+                code.match_indices(&name).any(|(at, _)| {
+                    !code[at + name.len()..].starts_with(|c: char| c.is_ascii_alphanumeric())
+                })
+            })
+            .map(|(path, _)| path.as_str())
+            .collect();
+        let mut named: Vec<&str> = rule.found_in().to_vec();
+        named.sort_unstable();
+        assert_eq!(
+            writers,
+            named,
+            "{}: the files that make its findings, and those its unit names",
+            rule.code()
+        );
+    }
+}
