@@ -103,8 +103,8 @@ fn machine(out: &mut String, change: &MachineChange, report: &Report, shown: &mu
             let counted = (0..t.gpu_count.unwrap_or(0)).collect::<Vec<u32>>();
             let held: Vec<u32> = t
                 .gpu_holders
-                .keys()
-                .filter_map(|g| g.parse().ok())
+                .iter()
+                .filter_map(|held| held.gpu.parse().ok())
                 .collect();
             counted.into_iter().chain(held)
         })
@@ -112,13 +112,13 @@ fn machine(out: &mut String, change: &MachineChange, report: &Report, shown: &mu
     let holders = |t: &Option<MachineTopology>, gpu: u32| -> String {
         match t {
             None => "—".to_owned(),
-            Some(t) => match t.gpu_holders.get(&gpu.to_string()) {
-                Some(holders) if !holders.is_empty() => holders
+            Some(t) => match t.holders_of(&gpu.to_string()) {
+                [] => "free".to_owned(),
+                holders => holders
                     .iter()
-                    .map(|h| code_span(h))
+                    .map(|h| code_span(&h.to_string()))
                     .collect::<Vec<_>>()
                     .join(", "),
-                _ => "free".to_owned(),
             },
         }
     };

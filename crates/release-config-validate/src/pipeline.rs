@@ -340,7 +340,7 @@ fn changed_machines(
     }
     /// What a reviewer sees change: holders, deployments (GPUs, ports, shapes), capacity.
     type Comparable<'a> = (
-        &'a std::collections::BTreeMap<String, Vec<String>>,
+        &'a Vec<topology::engine::GpuHolders>,
         &'a Vec<topology::engine::DeploymentSummary>,
         Option<u32>,
         &'a Option<Vec<Vec<u32>>>,

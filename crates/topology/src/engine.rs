@@ -20,7 +20,7 @@ pub use crate::compose::{
 };
 pub use crate::config::{Config, Level};
 use crate::finding::{Finding, Location, Related, Rule, Summary};
-pub use crate::graph::{AllocationGraph, HolderRef};
+pub use crate::graph::{AllocationGraph, GpuHolders, HolderRef};
 use crate::inventory;
 pub use crate::inventory::{Interconnect, Inventory, Machine};
 use crate::layout::{DeploymentDir, Layout};
@@ -947,10 +947,30 @@ pub struct MachineTopology {
     pub free_by_numa: Option<Vec<Vec<u32>>>,
     /// GPUs held through `count: N` (which ones is unknown).
     pub unpinned_gpus: u32,
-    /// GPU id -> `machine:port/service` holders.
-    pub gpu_holders: BTreeMap<String, Vec<String>>,
+    /// Each held GPU and its holders, in GPU order (numeric, then the other ids).
+    /// Serialised as an object, GPU id -> holders (the report's shape), in that order.
+    #[serde(serialize_with = "holders_by_gpu")]
+    pub gpu_holders: Vec<GpuHolders>,
     pub deployments: Vec<DeploymentSummary>,
     pub findings: Summary,
+}
+
+/// `{"0": ["m1:8000/llm"], "2": [...], "10": [...]}`.
+fn holders_by_gpu<S: serde::Serializer>(
+    held: &[GpuHolders],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(held.iter().map(|h| (&h.gpu, &h.holders)))
+}
+
+impl MachineTopology {
+    /// The holders of `gpu` (empty when nobody holds it).
+    pub fn holders_of(&self, gpu: &str) -> &[HolderRef] {
+        self.gpu_holders
+            .iter()
+            .find(|held| held.gpu == gpu)
+            .map_or(&[], |held| held.holders.as_slice())
+    }
 }
 
 impl Fleet {
@@ -1016,12 +1036,7 @@ impl Fleet {
     pub fn machine_topology(&self, machine: &str) -> Option<MachineTopology> {
         let info = self.machines.get(machine)?;
         let inventory = info.inventory.as_deref();
-        let gpu_holders: BTreeMap<String, Vec<String>> = self
-            .graph()
-            .gpu_holders(machine)
-            .into_iter()
-            .map(|(gpu, holders)| (gpu, holders.iter().map(|h| h.display_name()).collect()))
-            .collect();
+        let gpu_holders = self.graph().gpu_holders(machine);
         let deployments = self
             .graph()
             .deployments_on(machine)

@@ -73,8 +73,31 @@ pub struct HolderRef {
 impl HolderRef {
     /// `machine:port/service`.
     pub fn display_name(&self) -> String {
-        format!("{}/{}", self.deployment, self.service)
+        self.to_string()
     }
+}
+
+impl std::fmt::Display for HolderRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.deployment, self.service)
+    }
+}
+
+/// Shown as `machine:port/service`, the form every answer names a holder in.
+impl serde::Serialize for HolderRef {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// One held GPU of a machine and the services holding it (more than one is GPU001, or
+/// `catapult.gpu_sharing`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GpuHolders {
+    /// The GPU id as the compose files write it (an index, a UUID, a MIG id).
+    pub gpu: String,
+    /// In (deployment, service) order.
+    pub holders: Vec<HolderRef>,
 }
 
 #[derive(Debug)]
@@ -365,11 +388,14 @@ impl AllocationGraph {
             .collect()
     }
 
-    /// Each held GPU with its holders.
-    pub fn gpu_holders(&self, machine: &str) -> BTreeMap<String, Vec<HolderRef>> {
+    /// Each held GPU with its holders, in GPU order (numeric, then the other ids).
+    pub fn gpu_holders(&self, machine: &str) -> Vec<GpuHolders> {
         self.gpus_used(machine)
             .into_iter()
-            .map(|gpu| (gpu.clone(), self.holders(machine, &gpu)))
+            .map(|gpu| GpuHolders {
+                holders: self.holders(machine, &gpu),
+                gpu,
+            })
             .collect()
     }
 

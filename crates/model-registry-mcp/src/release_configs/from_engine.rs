@@ -280,7 +280,10 @@ pub fn view_of(mut fleet: Fleet, snapshot: Option<&Snapshot>) -> FleetView {
                 gpu_holders: topology
                     .gpu_holders
                     .into_iter()
-                    .map(|(gpu, holders)| GpuHolders { gpu, holders })
+                    .map(|held| GpuHolders {
+                        gpu: held.gpu,
+                        holders: held.holders.iter().map(ToString::to_string).collect(),
+                    })
                     .collect(),
                 deployments: briefs,
                 finding_counts: counts(&findings),

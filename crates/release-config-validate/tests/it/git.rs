@@ -233,8 +233,8 @@ fn pending_claims_are_reported() {
     let claim = claims
         .claim_commit(proposal_id, "catapult/m1-8001", &author)
         .unwrap();
-    for name in topology::proposal::claim_refs("m1", 8001, &[1]) {
-        repo.git(&["update-ref", &name, &claim.to_string()]);
+    for wanted in topology::proposal::claim_refs("m1", 8001, &[1]) {
+        repo.git(&["update-ref", &wanted.ref_name(), &claim.to_string()]);
     }
     let mut claimed = with_pending.clone();
     claimed.pending = vec!["refs/catapult/claims/**".to_owned()];

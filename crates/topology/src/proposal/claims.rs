@@ -33,33 +33,71 @@ const BRANCH_FIELD: &str = "Branch: ";
 /// A holder that changed under us this many times in a row is left alone.
 const MAX_TAKEOVER_ATTEMPTS: usize = 5;
 
-/// The claim refs of a deployment on `machine:port` with `gpus`, in the one
-/// order every proposal takes them.
-pub fn claim_refs(machine: &str, port: u16, gpus: &[u32]) -> Vec<String> {
+/// What one claim holds on its machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Claimed {
+    Port(u16),
+    Gpu(u32),
+}
+
+/// One claim: a port or a GPU of a machine, held by the ref [`ClaimRef::ref_name`] names
+/// on the release-config remote. The ref's name is made and read here only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRef {
+    pub machine: String,
+    pub claimed: Claimed,
+}
+
+impl ClaimRef {
+    /// `refs/catapult/claims/<machine>/port-<port>` or `.../gpu-<index>`.
+    pub fn ref_name(&self) -> String {
+        match self.claimed {
+            Claimed::Port(port) => format!("{CLAIMS_NAMESPACE}{}/port-{port}", self.machine),
+            Claimed::Gpu(gpu) => format!("{CLAIMS_NAMESPACE}{}/gpu-{gpu}", self.machine),
+        }
+    }
+
+    /// The claim a ref names; `None` for a ref outside the namespace or of another shape.
+    pub fn parse(name: &str) -> Option<ClaimRef> {
+        let (machine, what) = name.strip_prefix(CLAIMS_NAMESPACE)?.split_once('/')?;
+        fn number(digits: &str) -> Option<&str> {
+            (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
+        }
+        let claimed = if let Some(gpu) = what.strip_prefix("gpu-").and_then(number) {
+            Claimed::Gpu(gpu.parse().ok()?)
+        } else {
+            Claimed::Port(what.strip_prefix("port-").and_then(number)?.parse().ok()?)
+        };
+        (!machine.is_empty()).then(|| ClaimRef {
+            machine: machine.to_owned(),
+            claimed,
+        })
+    }
+}
+
+/// `GPU 5 of gpu-a` / `port 8002 of gpu-a`.
+impl std::fmt::Display for ClaimRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.claimed {
+            Claimed::Port(port) => write!(f, "port {port} of {}", self.machine),
+            Claimed::Gpu(gpu) => write!(f, "GPU {gpu} of {}", self.machine),
+        }
+    }
+}
+
+/// The claims of a deployment on `machine:port` with `gpus`, in the one order every
+/// proposal takes them: the port, then the GPUs ascending.
+pub fn claim_refs(machine: &str, port: u16, gpus: &[u32]) -> Vec<ClaimRef> {
     let mut gpus = gpus.to_vec();
     gpus.sort_unstable();
     gpus.dedup();
-    std::iter::once(format!("{CLAIMS_NAMESPACE}{machine}/port-{port}"))
-        .chain(
-            gpus.iter()
-                .map(|gpu| format!("{CLAIMS_NAMESPACE}{machine}/gpu-{gpu}")),
-        )
+    std::iter::once(Claimed::Port(port))
+        .chain(gpus.into_iter().map(Claimed::Gpu))
+        .map(|claimed| ClaimRef {
+            machine: machine.to_owned(),
+            claimed,
+        })
         .collect()
-}
-
-/// `GPU 5 of gpu-a` / `port 8002 of gpu-a` for a claim ref.
-pub fn describe_claim(name: &str) -> String {
-    let rest = name.strip_prefix(CLAIMS_NAMESPACE).unwrap_or(name);
-    let Some((machine, what)) = rest.rsplit_once('/') else {
-        return rest.to_owned();
-    };
-    if let Some(gpu) = what.strip_prefix("gpu-") {
-        format!("GPU {gpu} of {machine}")
-    } else if let Some(port) = what.strip_prefix("port-") {
-        format!("port {port} of {machine}")
-    } else {
-        format!("{what} of {machine}")
-    }
 }
 
 /// The proposal commit behind `commit`: its parent when `commit` is a claim
@@ -111,7 +149,7 @@ pub enum Taken {
     },
     /// Someone else holds `claim`; everything taken was given back.
     Refused {
-        claim: String,
+        claim: ClaimRef,
         holder: String,
         /// The holder's branch when it is alive only for its age (it has no
         /// open pull request): if its pull request was closed, ask again
@@ -155,14 +193,15 @@ impl Claims<'_> {
     /// the claim commit of `proposal` on `branch`.
     pub fn take(
         &self,
-        refs: &[String],
+        refs: &[ClaimRef],
         branch: &str,
         mut claim: CommitId,
         mut proposal: CommitId,
     ) -> Result<Taken, RepoError> {
-        let mut mine: Vec<String> = Vec::new();
+        let mut mine: Vec<ClaimRef> = Vec::new();
         let mut taken_over = Vec::new();
-        for name in refs {
+        for wanted in refs {
+            let name = &wanted.ref_name();
             let mut expected = None;
             let mut attempts = 0;
             loop {
@@ -178,7 +217,7 @@ impl Claims<'_> {
                         if expected.is_some() {
                             taken_over.push(name.clone());
                         }
-                        mine.push(name.clone());
+                        mine.push(wanted.clone());
                         break;
                     }
                     RefUpdate::Mismatch { current: None } => {
@@ -186,7 +225,12 @@ impl Claims<'_> {
                         expected = None;
                         attempts += 1;
                         if attempts > MAX_TAKEOVER_ATTEMPTS {
-                            return self.refuse(&mine, claim, name, "another proposal".to_owned());
+                            return self.refuse(
+                                &mine,
+                                claim,
+                                wanted,
+                                "another proposal".to_owned(),
+                            );
                         }
                         continue;
                     }
@@ -207,7 +251,7 @@ impl Claims<'_> {
                         return self.refuse(
                             &mine,
                             claim,
-                            name,
+                            wanted,
                             format!(
                                 "the same proposal (`{branch}`), made at this moment by \
                                  another agent: ask again"
@@ -215,12 +259,12 @@ impl Claims<'_> {
                         );
                     }
                     Judgement::Alive(holder) => {
-                        return self.refuse(&mine, claim, name, holder);
+                        return self.refuse(&mine, claim, wanted, holder);
                     }
                     Judgement::Young { label, branch } => {
                         self.release(&mine, claim)?;
                         return Ok(Taken::Refused {
-                            claim: describe_claim(name),
+                            claim: wanted.clone(),
                             holder: label,
                             young_branch: Some(branch),
                         });
@@ -228,7 +272,12 @@ impl Claims<'_> {
                     Judgement::Stale => {
                         attempts += 1;
                         if attempts > MAX_TAKEOVER_ATTEMPTS {
-                            return self.refuse(&mine, claim, name, "another proposal".to_owned());
+                            return self.refuse(
+                                &mine,
+                                claim,
+                                wanted,
+                                "another proposal".to_owned(),
+                            );
                         }
                         expected = Some(current);
                     }
@@ -244,11 +293,11 @@ impl Claims<'_> {
 
     /// Gives back `refs` where they still point at `claim` (a proposal that
     /// could not be completed). Claims that moved on are someone else's.
-    pub fn release(&self, refs: &[String], claim: CommitId) -> Result<(), RepoError> {
-        for name in refs {
+    pub fn release(&self, refs: &[ClaimRef], claim: CommitId) -> Result<(), RepoError> {
+        for wanted in refs {
             self.repository.update_remote_ref(
                 self.remote_url,
-                name,
+                &wanted.ref_name(),
                 None,
                 Some(claim),
                 self.auth,
@@ -283,14 +332,14 @@ impl Claims<'_> {
 
     fn refuse(
         &self,
-        mine: &[String],
+        mine: &[ClaimRef],
         claim: CommitId,
-        name: &str,
+        wanted: &ClaimRef,
         holder: String,
     ) -> Result<Taken, RepoError> {
         self.release(mine, claim)?;
         Ok(Taken::Refused {
-            claim: describe_claim(name),
+            claim: wanted.clone(),
             holder,
             young_branch: None,
         })

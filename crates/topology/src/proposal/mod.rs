@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use crate::compose::DeploymentId;
-use crate::engine::{EngineError, Fleet};
+use crate::engine::{EngineError, Fleet, HolderRef};
 use crate::finding::Finding;
 use crate::layout::{check_machine_name, parse_port_name};
 use crate::repo::{ContentId, TreeChange};
@@ -20,7 +20,7 @@ mod render;
 pub use plan::{PendingProposal, changed_deployments, plan};
 
 pub use claims::{
-    CLAIMS_NAMESPACE, Claims, OpenProposal, Taken, claim_refs, describe_claim, proposal_of,
+    CLAIMS_NAMESPACE, ClaimRef, Claimed, Claims, OpenProposal, Taken, claim_refs, proposal_of,
 };
 
 /// Longest model name or path a proposal accepts.
@@ -316,6 +316,15 @@ pub fn branch_name(request: &ProposalRequest, file: &str) -> String {
     )
 }
 
+/// `a:8000/llm, b:8001/llm`: holders as every answer names them.
+fn names(holders: &[HolderRef]) -> String {
+    holders
+        .iter()
+        .map(HolderRef::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// One line per GPU of the machine: `GPU 3: machine:port/service` or `GPU 3: free`.
 pub fn gpu_map(fleet: &Fleet, machine: &str) -> Vec<String> {
     let Some(topology) = fleet.machine_topology(machine) else {
@@ -326,20 +335,24 @@ pub fn gpu_map(fleet: &Fleet, machine: &str) -> Vec<String> {
     let count = topology.gpu_count.unwrap_or(0);
     for gpu in 0..count {
         let key = gpu.to_string();
-        let line = match topology.gpu_holders.get(&key) {
-            Some(holders) if !holders.is_empty() => format!("GPU {gpu}: {}", holders.join(", ")),
-            _ if free.contains(&gpu) => format!("GPU {gpu}: free"),
-            _ => format!("GPU {gpu}: unknown"),
+        let holders = topology.holders_of(&key);
+        let line = if !holders.is_empty() {
+            format!("GPU {gpu}: {}", names(holders))
+        } else if free.contains(&gpu) {
+            format!("GPU {gpu}: free")
+        } else {
+            format!("GPU {gpu}: unknown")
         };
         lines.push(line);
     }
-    for (gpu, holders) in &topology.gpu_holders {
-        if gpu.parse::<u32>().is_ok_and(|g| g < count) {
+    for held in &topology.gpu_holders {
+        if held.gpu.parse::<u32>().is_ok_and(|g| g < count) {
             continue;
         }
         lines.push(format!(
-            "GPU {gpu} (not in inventory): {}",
-            holders.join(", ")
+            "GPU {} (not in inventory): {}",
+            held.gpu,
+            names(&held.holders)
         ));
     }
     if topology.unpinned_gpus > 0 {

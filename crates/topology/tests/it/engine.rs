@@ -104,10 +104,12 @@ fn analyze_a_directory() {
     assert_eq!(topology.gpus_used, ["0", "1"]);
     assert_eq!(topology.free_gpus, Some(vec![2, 3]));
     assert_eq!(topology.free_by_numa, Some(vec![vec![], vec![2, 3]]));
-    assert_eq!(
-        topology.gpu_holders["1"],
-        ["gpu-01:8000/llm", "gpu-01:8001/llm"]
-    );
+    let holders: Vec<String> = topology
+        .holders_of("1")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(holders, ["gpu-01:8000/llm", "gpu-01:8001/llm"]);
     assert_eq!(topology.deployments.len(), 2);
     assert_eq!(topology.deployments[0].tp, 2);
     assert_eq!(
@@ -745,4 +747,43 @@ fn pending_conflicts_read_claims_as_the_machine_rules_do() {
             .collect();
         assert_eq!(subjects, *expected, "{name}");
     }
+}
+
+/// A machine's GPU holders come in GPU order, 2 before 10, as `gpus_used` and every GPU
+/// map list them (ordering them as strings put 10 first).
+#[test]
+fn gpu_holders_are_in_gpu_order() {
+    let dir = TempDir::new().expect("temp dir");
+    let compose = |port: u16, gpu: u32| {
+        format!(
+            "services:\n  llm:\n    image: vllm/vllm-openai\n    ports: ['{port}:8000']\n    gpus: [{{device_ids: ['{gpu}']}}]\n"
+        )
+    };
+    let files: Vec<(String, String)> = vec![
+        ("machines/big/machine.yaml".into(), "gpus: 16\n".into()),
+        (
+            "machines/big/8000/docker-compose.yml".into(),
+            compose(8000, 10),
+        ),
+        (
+            "machines/big/8001/docker-compose.yml".into(),
+            compose(8001, 2),
+        ),
+    ];
+    write(dir.path(), &files);
+    let snapshot = Snapshot::from_dir(dir.path()).expect("snapshot");
+    let fleet = Engine::new().analyze(&snapshot).expect("analyze");
+    let topology = fleet.machine_topology("big").expect("big");
+    let order: Vec<(&str, String)> = topology
+        .gpu_holders
+        .iter()
+        .map(|held| (held.gpu.as_str(), held.holders[0].to_string()))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("2", "big:8001/llm".to_owned()),
+            ("10", "big:8000/llm".to_owned())
+        ]
+    );
 }

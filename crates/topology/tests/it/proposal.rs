@@ -906,7 +906,7 @@ services:
 fn claims_refuse_join_and_take_over_as_the_protocol_says() {
     use std::time::Duration;
 
-    use topology::proposal::{Claims, OpenProposal, Taken, claim_refs};
+    use topology::proposal::{ClaimRef, Claims, OpenProposal, Taken, claim_refs};
     use topology::repo::{Author, GitAuth, Repository};
 
     let upstream = crate::support::FixtureRepo::init_bare();
@@ -943,7 +943,7 @@ fn claims_refuse_join_and_take_over_as_the_protocol_says() {
         .unwrap();
     let refs_a = claim_refs("gpu-01", 8001, &[2, 1]);
     assert_eq!(
-        refs_a,
+        refs_a.iter().map(ClaimRef::ref_name).collect::<Vec<_>>(),
         [
             "refs/catapult/claims/gpu-01/port-8001",
             "refs/catapult/claims/gpu-01/gpu-1",
@@ -974,7 +974,7 @@ fn claims_refuse_join_and_take_over_as_the_protocol_says() {
     else {
         panic!("GPU 2 is held");
     };
-    assert_eq!(claim, "GPU 2 of gpu-01");
+    assert_eq!(claim.to_string(), "GPU 2 of gpu-01");
     assert!(
         holder.contains("`catapult/a`") && holder.contains("not yet a pull request"),
         "{holder}"
@@ -1052,4 +1052,36 @@ fn claims_refuse_join_and_take_over_as_the_protocol_says() {
     for kept in ["port-8002", "gpu-2", "gpu-3"] {
         assert!(claimed(kept).is_some(), "{kept}");
     }
+}
+
+/// A claim's ref name is made and read by one type: every claim reads back as itself,
+/// and a ref of another shape is no claim (a sweep or a refusal never misnames it).
+#[test]
+fn claim_refs_read_back_as_the_claims_they_name() {
+    use topology::proposal::{ClaimRef, Claimed, claim_refs};
+    for claim in claim_refs("gpu-01", 8001, &[0, 7, 4_294_967_295]) {
+        assert_eq!(ClaimRef::parse(&claim.ref_name()), Some(claim.clone()));
+    }
+    let cases: &[(&str, Option<(&str, Claimed)>)] = &[
+        ("refs/catapult/claims/a/gpu-3", Some(("a", Claimed::Gpu(3)))),
+        (
+            "refs/catapult/claims/a/port-8000",
+            Some(("a", Claimed::Port(8000))),
+        ),
+        ("refs/catapult/claims/a/port-70000", None),
+        ("refs/catapult/claims/a/gpu-", None),
+        ("refs/catapult/claims/a/gpu-+1", None),
+        ("refs/catapult/claims/a/lock", None),
+        ("refs/catapult/claims//gpu-1", None),
+        ("refs/heads/a/gpu-1", None),
+    ];
+    for (name, expected) in cases {
+        let expected = expected.map(|(machine, claimed)| ClaimRef {
+            machine: machine.to_owned(),
+            claimed,
+        });
+        assert_eq!(ClaimRef::parse(name), expected, "{name}");
+    }
+    let gpu = ClaimRef::parse("refs/catapult/claims/gpu-01/gpu-5").unwrap();
+    assert_eq!(gpu.to_string(), "GPU 5 of gpu-01");
 }
