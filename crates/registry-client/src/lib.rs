@@ -11,9 +11,9 @@
 //!   health, audit logs) is never cached: callers poll it.
 //! - List `limit`s are clamped to `max_results`; lists come back as [`Page`].
 
-pub mod discover;
-pub mod error;
-pub mod types;
+mod discover;
+mod error;
+mod types;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -14,16 +14,16 @@
 //! - Fake model servers for API discovery tests ([`openai_like_router`],
 //!   [`audio_like_router`], [`fastapi_like_router`], [`spawn_model_server`]).
 
-pub mod error;
+mod error;
 mod extract;
-pub mod faults;
-pub mod model;
-pub mod model_server;
-pub mod routes;
-pub mod seed;
-pub mod state;
-pub mod storage;
-pub mod validate;
+mod faults;
+mod model;
+mod model_server;
+mod routes;
+mod seed;
+mod state;
+mod storage;
+mod validate;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,7 +40,10 @@ use tokio::task::{JoinHandle, JoinSet};
 use tower::ServiceExt;
 
 pub use error::{ApiError, FieldError};
-pub use faults::{ConnectionKill, FaultSpec, Faults, RecordedRequest, RequestLog};
+pub use faults::{
+    ConnectionKill, FaultSpec, Faults, MAX_LOG_ENTRIES, MAX_RECORDED_BODY, RecordedRequest,
+    RequestLog,
+};
 pub use model::Role;
 pub use model_server::{audio_like_router, fastapi_like_router, openai_like_router};
 pub use seed::{Seed, SeedError};

@@ -65,19 +65,18 @@ impl<'a> PortBinding<'a> {
 
 /// One GPU a deployment holds.
 #[derive(Debug, Clone)]
-pub struct GpuHold<'a> {
+pub struct GpuHold {
     /// The GPU's id as the machine names it (an index, or a UUID).
     pub gpu: String,
-    pub service: &'a str,
     /// `catapult.gpu_sharing`: shares the GPU on purpose (MEM002 checks it).
     pub sharing: bool,
     pub at: Location,
 }
 
-impl GpuHold<'_> {
+impl GpuHold {
     /// Whether two holds of one GPU conflict: unless both share it on purpose.
     /// (GPU001's rule.)
-    pub fn conflicts_with(&self, other: &GpuHold<'_>) -> bool {
+    pub fn conflicts_with(&self, other: &GpuHold) -> bool {
         self.gpu == other.gpu && !(self.sharing && other.sharing)
     }
 }
@@ -86,8 +85,6 @@ impl GpuHold<'_> {
 #[derive(Debug, Clone)]
 pub struct PortHold<'a> {
     pub binding: PortBinding<'a>,
-    /// The publishing service; `None` for the port directory.
-    pub service: Option<&'a str>,
     pub at: Location,
 }
 
@@ -97,7 +94,7 @@ pub struct PortHold<'a> {
 #[derive(Debug, Clone)]
 pub struct DeploymentClaims<'a> {
     pub id: &'a DeploymentId,
-    pub gpus: Vec<GpuHold<'a>>,
+    pub gpus: Vec<GpuHold>,
     /// GPUs taken with `count:`, which no id names.
     pub unpinned: u32,
     pub ports: Vec<PortHold<'a>>,
@@ -121,7 +118,6 @@ impl<'a> DeploymentClaims<'a> {
         for service in &deployment.services {
             let hold = |gpu: String, at: Location| GpuHold {
                 gpu,
-                service: &service.name,
                 sharing: service.gpu_sharing,
                 at,
             };
@@ -145,7 +141,6 @@ impl<'a> DeploymentClaims<'a> {
             }
             claims.ports.extend(service.ports.iter().map(|p| PortHold {
                 binding: PortBinding::published(p),
-                service: Some(&service.name),
                 at: p.pos.clone(),
             }));
         }
@@ -155,7 +150,6 @@ impl<'a> DeploymentClaims<'a> {
         if !claims.ports.iter().any(|p| p.binding.clashes(&directory)) {
             claims.ports.push(PortHold {
                 binding: directory,
-                service: None,
                 at: deployment.main_service().map_or_else(
                     || Location::file(deployment.compose_path.clone()),
                     |s| s.location.clone(),
@@ -170,10 +164,10 @@ impl<'a> DeploymentClaims<'a> {
     pub fn conflicting_gpus<'s, 'o>(
         &'s self,
         other: &'o DeploymentClaims<'_>,
-    ) -> Vec<(&'s GpuHold<'a>, &'o GpuHold<'o>)> {
+    ) -> Vec<(&'s GpuHold, &'o GpuHold)> {
         // Other's holds by id: a deployment may pin many GPUs, so no
         // pairwise scan.
-        let mut by_gpu: FxHashMap<&str, Vec<&GpuHold<'_>>> = FxHashMap::default();
+        let mut by_gpu: FxHashMap<&str, Vec<&GpuHold>> = FxHashMap::default();
         for hold in &other.gpus {
             by_gpu.entry(hold.gpu.as_str()).or_default().push(hold);
         }

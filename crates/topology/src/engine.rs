@@ -15,10 +15,8 @@ use serde::Serialize;
 
 use crate::capacity::DeploymentClaims;
 use crate::compose;
-pub use crate::compose::{
-    Deployment, DeploymentId, GpuClaim, GpuRef, PublishedPort, ServerKind, Service,
-};
-pub use crate::config::{Config, Level};
+pub use crate::compose::{Deployment, DeploymentId, GpuClaim, ServerKind};
+pub use crate::config::Config;
 use crate::finding::{Finding, Location, Related, Rule, Summary};
 pub use crate::graph::{AllocationGraph, GpuHolders, HolderRef};
 use crate::inventory;

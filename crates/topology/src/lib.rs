@@ -6,7 +6,7 @@
 
 pub mod capacity;
 pub mod compose;
-pub mod config;
+mod config;
 pub mod dotenv;
 pub mod engine;
 pub mod finding;
@@ -17,7 +17,7 @@ pub mod layout;
 pub mod proposal;
 pub mod repo;
 pub mod rules;
-pub mod suppress;
+mod suppress;
 pub mod yaml;
 
 pub use finding::{Finding, Location, Related, Rule, Severity, Summary};

@@ -472,19 +472,18 @@ impl GitLoader {
                 proposal,
                 taken_over,
             } => (claim, proposal, taken_over),
-            Taken::Refused {
-                claim,
-                holder,
-                young_branch,
-            } => {
+            Taken::Refused { claim, holder } => {
                 let _ = repository.drop_unpushed_branch(branch);
                 let message = format!(
                     "{claim} is claimed by {holder} (another agent \
                      proposed it at the same moment: list_release_configs and \
                      get_machine_topology show what is free once it is a pull request)"
                 );
-                return Err(match young_branch {
-                    Some(branch) => PublishError::HeldByYoung { message, branch },
+                return Err(match holder.young_branch() {
+                    Some(branch) => PublishError::HeldByYoung {
+                        message,
+                        branch: branch.to_owned(),
+                    },
                     None => PublishError::Failed(message),
                 });
             }

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use registry_emulator::faults::{MAX_LOG_ENTRIES, MAX_RECORDED_BODY};
 use registry_emulator::{FaultSpec, MAX_BODY_BYTES, RecordedRequest, RequestLog, Role};
+use registry_emulator::{MAX_LOG_ENTRIES, MAX_RECORDED_BODY};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 

@@ -18,7 +18,6 @@
 //!   pull request was closed or merged, or its maker crashed) and is taken
 //!   over, compare-and-swap.
 
-use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::repo::{Author, CommitId, GitAuth, RefUpdate, RepoError, Repository};
@@ -150,12 +149,66 @@ pub enum Taken {
     /// Someone else holds `claim`; everything taken was given back.
     Refused {
         claim: ClaimRef,
-        holder: String,
-        /// The holder's branch when it is alive only for its age (it has no
-        /// open pull request): if its pull request was closed, ask again
-        /// with it in [`Claims::closed`].
-        young_branch: Option<String>,
+        holder: ClaimHolder,
     },
+}
+
+/// Who holds a claim another proposal asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimHolder {
+    /// An open proposal (its pull request, or in branch-only mode its branch): alive
+    /// whatever its age.
+    Open { label: String },
+    /// A proposal without a pull request yet, alive for its age: if its pull request was
+    /// closed, ask again with `branch` in [`Claims::closed`].
+    Young {
+        branch: String,
+        age_secs: i64,
+        grace_secs: i64,
+    },
+    /// The same proposal, being made at this moment by another agent.
+    SameProposal { branch: String },
+    /// Another proposal whose claims kept moving while this one tried.
+    Racing,
+    /// A claim whose commit cannot be read.
+    Unreadable { commit: String },
+}
+
+impl ClaimHolder {
+    /// The branch of a holder alive only for its age.
+    pub fn young_branch(&self) -> Option<&str> {
+        match self {
+            ClaimHolder::Young { branch, .. } => Some(branch),
+            _ => None,
+        }
+    }
+}
+
+/// `pull request #7` / `proposal `catapult/a`, claimed 12 s ago and not yet a pull request
+/// (...)`: how refusals name the holder.
+impl std::fmt::Display for ClaimHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClaimHolder::Open { label } => f.write_str(label),
+            ClaimHolder::Young {
+                branch,
+                age_secs,
+                grace_secs,
+            } => write!(
+                f,
+                "proposal `{branch}`, claimed {age_secs} s ago and not yet a pull request \
+                 (claims without one expire after {grace_secs} s)"
+            ),
+            ClaimHolder::SameProposal { branch } => write!(
+                f,
+                "the same proposal (`{branch}`), made at this moment by another agent: ask again"
+            ),
+            ClaimHolder::Racing => f.write_str("another proposal"),
+            ClaimHolder::Unreadable { commit } => {
+                write!(f, "a claim whose commit {commit} cannot be read")
+            }
+        }
+    }
 }
 
 enum Judgement {
@@ -164,12 +217,7 @@ enum Judgement {
     Same {
         proposal: CommitId,
     },
-    Alive(String),
-    /// Alive only because it is younger than the grace period.
-    Young {
-        label: String,
-        branch: String,
-    },
+    Alive(ClaimHolder),
     Stale,
 }
 
@@ -225,12 +273,7 @@ impl Claims<'_> {
                         expected = None;
                         attempts += 1;
                         if attempts > MAX_TAKEOVER_ATTEMPTS {
-                            return self.refuse(
-                                &mine,
-                                claim,
-                                wanted,
-                                "another proposal".to_owned(),
-                            );
+                            return self.refuse(&mine, claim, wanted, ClaimHolder::Racing);
                         }
                         continue;
                     }
@@ -252,32 +295,18 @@ impl Claims<'_> {
                             &mine,
                             claim,
                             wanted,
-                            format!(
-                                "the same proposal (`{branch}`), made at this moment by \
-                                 another agent: ask again"
-                            ),
+                            ClaimHolder::SameProposal {
+                                branch: branch.to_owned(),
+                            },
                         );
                     }
                     Judgement::Alive(holder) => {
                         return self.refuse(&mine, claim, wanted, holder);
                     }
-                    Judgement::Young { label, branch } => {
-                        self.release(&mine, claim)?;
-                        return Ok(Taken::Refused {
-                            claim: wanted.clone(),
-                            holder: label,
-                            young_branch: Some(branch),
-                        });
-                    }
                     Judgement::Stale => {
                         attempts += 1;
                         if attempts > MAX_TAKEOVER_ATTEMPTS {
-                            return self.refuse(
-                                &mine,
-                                claim,
-                                wanted,
-                                "another proposal".to_owned(),
-                            );
+                            return self.refuse(&mine, claim, wanted, ClaimHolder::Racing);
                         }
                         expected = Some(current);
                     }
@@ -335,13 +364,12 @@ impl Claims<'_> {
         mine: &[ClaimRef],
         claim: CommitId,
         wanted: &ClaimRef,
-        holder: String,
+        holder: ClaimHolder,
     ) -> Result<Taken, RepoError> {
         self.release(mine, claim)?;
         Ok(Taken::Refused {
             claim: wanted.clone(),
             holder,
-            young_branch: None,
         })
     }
 
@@ -365,10 +393,9 @@ impl Claims<'_> {
                 match self.repository.commit_record(holder) {
                     Some(record) => record,
                     None => {
-                        return Ok(Judgement::Alive(format!(
-                            "a claim whose commit {} cannot be read",
-                            holder.short()
-                        )));
+                        return Ok(Judgement::Alive(ClaimHolder::Unreadable {
+                            commit: holder.short(),
+                        }));
                     }
                 }
             }
@@ -391,7 +418,9 @@ impl Claims<'_> {
                     proposal: holder_proposal,
                 });
             }
-            return Ok(Judgement::Alive(open.label.clone()));
+            return Ok(Judgement::Alive(ClaimHolder::Open {
+                label: open.label.clone(),
+            }));
         }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -405,16 +434,11 @@ impl Claims<'_> {
                     proposal: holder_proposal,
                 });
             }
-            let mut label = String::new();
-            let _ = write!(
-                label,
-                "proposal `{holder_branch}`, claimed {age} s ago and not yet a pull request \
-                 (claims without one expire after {grace} s)"
-            );
-            return Ok(Judgement::Young {
-                label,
+            return Ok(Judgement::Alive(ClaimHolder::Young {
                 branch: holder_branch,
-            });
+                age_secs: age,
+                grace_secs: grace,
+            }));
         }
         Ok(Judgement::Stale)
     }

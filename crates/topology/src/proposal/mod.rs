@@ -20,7 +20,7 @@ mod render;
 pub use plan::{PendingProposal, changed_deployments, plan};
 
 pub use claims::{
-    CLAIMS_NAMESPACE, ClaimRef, Claimed, Claims, OpenProposal, Taken, claim_refs, proposal_of,
+    ClaimHolder, ClaimRef, Claimed, Claims, OpenProposal, Taken, claim_refs, proposal_of,
 };
 
 /// Longest model name or path a proposal accepts.

@@ -906,7 +906,7 @@ services:
 fn claims_refuse_join_and_take_over_as_the_protocol_says() {
     use std::time::Duration;
 
-    use topology::proposal::{ClaimRef, Claims, OpenProposal, Taken, claim_refs};
+    use topology::proposal::{ClaimHolder, ClaimRef, Claims, OpenProposal, Taken, claim_refs};
     use topology::repo::{Author, GitAuth, Repository};
 
     let upstream = crate::support::FixtureRepo::init_bare();
@@ -964,11 +964,7 @@ fn claims_refuse_join_and_take_over_as_the_protocol_says() {
     let claim_b = agent_b
         .claim_commit(proposal_b, "catapult/b", &author)
         .unwrap();
-    let Taken::Refused {
-        claim,
-        holder,
-        young_branch,
-    } = agent_b
+    let Taken::Refused { claim, holder } = agent_b
         .take(&refs_b, "catapult/b", claim_b, proposal_b)
         .unwrap()
     else {
@@ -976,10 +972,15 @@ fn claims_refuse_join_and_take_over_as_the_protocol_says() {
     };
     assert_eq!(claim.to_string(), "GPU 2 of gpu-01");
     assert!(
-        holder.contains("`catapult/a`") && holder.contains("not yet a pull request"),
-        "{holder}"
+        matches!(&holder, ClaimHolder::Young { branch, grace_secs: 60, .. } if branch == "catapult/a"),
+        "{holder:?}"
     );
-    assert_eq!(young_branch.as_deref(), Some("catapult/a"));
+    let named = holder.to_string();
+    assert!(
+        named.contains("`catapult/a`") && named.contains("not yet a pull request"),
+        "{named}"
+    );
+    assert_eq!(holder.young_branch(), Some("catapult/a"));
     assert_eq!(
         claimed("port-8002"),
         None,
@@ -1013,7 +1014,7 @@ fn claims_refuse_join_and_take_over_as_the_protocol_says() {
         .take(&refs_b, "catapult/b", claim_b, proposal_b)
         .unwrap();
     assert!(
-        matches!(&refused, Taken::Refused { holder, young_branch: None, .. } if holder == "pull request #7"),
+        matches!(&refused, Taken::Refused { holder: ClaimHolder::Open { label }, .. } if label == "pull request #7"),
         "{refused:?}"
     );
 
