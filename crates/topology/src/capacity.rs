@@ -65,7 +65,7 @@ impl<'a> PortBinding<'a> {
 
 /// One GPU a deployment holds.
 #[derive(Debug, Clone)]
-pub struct GpuHold {
+pub(crate) struct GpuHold {
     /// The GPU's id as the machine names it (an index, or a UUID).
     pub gpu: String,
     /// `catapult.gpu_sharing`: shares the GPU on purpose (MEM002 checks it).
@@ -83,7 +83,7 @@ impl GpuHold {
 
 /// One host port a deployment holds.
 #[derive(Debug, Clone)]
-pub struct PortHold<'a> {
+pub(crate) struct PortHold<'a> {
     pub binding: PortBinding<'a>,
     pub at: Location,
 }
@@ -92,7 +92,7 @@ pub struct PortHold<'a> {
 /// the inventory for `all`), how many more it takes by `count:` (Docker
 /// picks which), its published ports and its port directory.
 #[derive(Debug, Clone)]
-pub struct DeploymentClaims<'a> {
+pub(crate) struct DeploymentClaims<'a> {
     pub id: &'a DeploymentId,
     pub gpus: Vec<GpuHold>,
     /// GPUs taken with `count:`, which no id names.
@@ -214,7 +214,7 @@ impl<'a> DeploymentClaims<'a> {
 }
 
 /// The claims of every deployment on `machine` in `fleet`, in port order.
-pub fn machine_claims<'f>(fleet: &'f Fleet, machine: &str) -> Vec<DeploymentClaims<'f>> {
+pub(crate) fn machine_claims<'f>(fleet: &'f Fleet, machine: &str) -> Vec<DeploymentClaims<'f>> {
     fleet
         .graph()
         .deployments_on(machine)
@@ -225,7 +225,7 @@ pub fn machine_claims<'f>(fleet: &'f Fleet, machine: &str) -> Vec<DeploymentClai
 
 /// Ports above `port` that nothing on the machine binds (published or as a
 /// port directory), up to `n` of them: where a new deployment could go.
-pub fn free_ports_after(claims: &[DeploymentClaims<'_>], port: u16, n: usize) -> Vec<u16> {
+pub(crate) fn free_ports_after(claims: &[DeploymentClaims<'_>], port: u16, n: usize) -> Vec<u16> {
     let taken: BTreeSet<u16> = claims
         .iter()
         .flat_map(|c| &c.ports)
@@ -244,7 +244,7 @@ pub fn free_ports_after(claims: &[DeploymentClaims<'_>], port: u16, n: usize) ->
 /// The free GPUs of one inventoried machine, grouped by NUMA domain (one
 /// group when the inventory lists none), as data.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FreeGpus {
+pub(crate) struct FreeGpus {
     /// Free GPU indices per domain, ascending.
     pub domains: Vec<Vec<u32>>,
     /// GPUs taken with `count:` on the machine: Docker picks which, so any of
@@ -254,7 +254,7 @@ pub struct FreeGpus {
 
 /// A set of free GPUs for one deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GpuSet {
+pub(crate) struct GpuSet {
     pub gpus: Vec<u32>,
     /// Not inside one NUMA domain.
     pub spans_domains: bool,

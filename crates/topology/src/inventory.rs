@@ -12,7 +12,7 @@ use crate::yaml::{self, Limits, Node, Pos, Value};
 /// 8-16 GPUs and a rack-scale NVLink domain (NVL72) 72; a bigger count is a
 /// typo or hostile, and the engine keeps per-GPU state (graph nodes, free
 /// lists), so `gpus: 4294967295` must not be believed.
-pub const MAX_GPUS_PER_MACHINE: u32 = 1024;
+pub(crate) const MAX_GPUS_PER_MACHINE: u32 = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]

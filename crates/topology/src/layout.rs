@@ -43,7 +43,7 @@ use crate::repo::{
 };
 
 /// Accepted compose file names, in the order of preference.
-pub const COMPOSE_FILE_NAMES: [&str; 4] = [
+pub(crate) const COMPOSE_FILE_NAMES: [&str; 4] = [
     "docker-compose.yml",
     "docker-compose.yaml",
     "compose.yml",
@@ -51,7 +51,7 @@ pub const COMPOSE_FILE_NAMES: [&str; 4] = [
 ];
 
 /// Files `docker compose` merges automatically; the validator refuses them.
-pub const OVERRIDE_FILE_NAMES: [&str; 4] = [
+pub(crate) const OVERRIDE_FILE_NAMES: [&str; 4] = [
     "docker-compose.override.yml",
     "docker-compose.override.yaml",
     "compose.override.yml",
@@ -59,11 +59,11 @@ pub const OVERRIDE_FILE_NAMES: [&str; 4] = [
 ];
 
 /// The machine inventory, inside a machine directory.
-pub const INVENTORY_FILE: &str = "machine.yaml";
+pub(crate) const INVENTORY_FILE: &str = "machine.yaml";
 /// Interpolation variables, inside a port directory.
-pub const ENV_FILE: &str = ".env";
+pub(crate) const ENV_FILE: &str = ".env";
 /// Suffix of a proposal template in `templates/`.
-pub const TEMPLATE_SUFFIX: &str = ".yml.j2";
+pub(crate) const TEMPLATE_SUFFIX: &str = ".yml.j2";
 /// Placeholder accepted anywhere.
 const PLACEHOLDER_FILE: &str = ".gitkeep";
 
@@ -74,7 +74,7 @@ const PARALLEL_MIN_MACHINES: usize = 256;
 
 /// Why a machine or port directory name is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NameError {
+pub(crate) enum NameError {
     #[error("machine name `{name}` {reason} (expected ^[A-Za-z0-9][A-Za-z0-9._-]{{0,62}}$)")]
     Machine { name: String, reason: String },
     #[error("port `{name}` {reason} (expected a decimal number 1..65535 without leading zeros)")]
@@ -82,7 +82,7 @@ pub enum NameError {
 }
 
 /// Checks a machine name against `^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`.
-pub fn check_machine_name(name: &str) -> Result<(), NameError> {
+pub(crate) fn check_machine_name(name: &str) -> Result<(), NameError> {
     let bad = |reason: String| {
         Err(NameError::Machine {
             name: name.to_owned(),
@@ -113,7 +113,7 @@ pub fn check_machine_name(name: &str) -> Result<(), NameError> {
 }
 
 /// Parses a port directory name: decimal 1..65535, no sign, no leading zero.
-pub fn parse_port_name(name: &str) -> Result<u16, NameError> {
+pub(crate) fn parse_port_name(name: &str) -> Result<u16, NameError> {
     let bad = |reason: &str| {
         Err(NameError::Port {
             name: name.to_owned(),
@@ -161,13 +161,6 @@ pub struct MachineDir {
     pub deployments: Vec<DeploymentDir>,
 }
 
-impl MachineDir {
-    /// Repository-relative path of the machine directory.
-    pub fn path(&self) -> String {
-        format!("{MACHINES_DIR}/{}", self.name)
-    }
-}
-
 /// `machines/<machine>/<port>/`: one deployment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeploymentDir {
@@ -178,18 +171,6 @@ pub struct DeploymentDir {
     pub compose: Entry,
     /// `.env`, when present.
     pub env: Option<Entry>,
-}
-
-impl DeploymentDir {
-    /// The deployment's identity, `<machine>:<port>`.
-    pub fn id(&self) -> String {
-        format!("{}:{}", self.machine, self.port)
-    }
-
-    /// Repository-relative path of the port directory.
-    pub fn path(&self) -> String {
-        format!("{MACHINES_DIR}/{}/{}", self.machine, self.port)
-    }
 }
 
 impl fmt::Display for DeploymentDir {

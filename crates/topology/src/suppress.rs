@@ -16,11 +16,11 @@ use std::sync::Arc;
 use crate::finding::{Finding, Location, Rule};
 
 /// What a suppression comment starts with (after `#` and spaces).
-pub const MARKER: &str = "release-config: ignore";
+pub(crate) const MARKER: &str = "release-config: ignore";
 
 /// One suppression comment of a compose file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Suppression {
+pub(crate) struct Suppression {
     pub location: Location,
     pub machine: Option<String>,
     pub rules: Vec<Rule>,
@@ -32,7 +32,7 @@ pub struct Suppression {
 
 /// The suppression comments of `text` (the file at `path`). Cheap when there are none: one
 /// substring search.
-pub fn scan(path: &Arc<str>, machine: Option<&str>, text: &str) -> Vec<Suppression> {
+pub(crate) fn scan(path: &Arc<str>, machine: Option<&str>, text: &str) -> Vec<Suppression> {
     if !text.contains(MARKER) {
         return Vec::new();
     }
@@ -97,7 +97,7 @@ fn comment_start(line: &str) -> Option<usize> {
 
 /// Marks the findings each suppression accepts (same file; its line or the next; one of its
 /// rules), and adds SUP001 for each suppression that is unusable or accepts nothing.
-pub fn apply(findings: &mut Vec<Finding>, suppressions: &[Suppression]) {
+pub(crate) fn apply(findings: &mut Vec<Finding>, suppressions: &[Suppression]) {
     let mut problems = Vec::new();
     for suppression in suppressions {
         let at = &suppression.location;

@@ -253,7 +253,7 @@ impl Service {
 }
 
 /// Bytes per parameter for a dtype or quantisation name (section 2.3).
-pub fn bytes_per_param(dtype: &str) -> Option<f64> {
+pub(crate) fn bytes_per_param(dtype: &str) -> Option<f64> {
     match dtype.trim().to_ascii_lowercase().as_str() {
         "fp32" | "float32" | "float" => Some(4.0),
         "bf16" | "bfloat16" | "fp16" | "float16" | "half" | "auto" => Some(2.0),
@@ -264,7 +264,7 @@ pub fn bytes_per_param(dtype: &str) -> Option<f64> {
 }
 
 /// Canonical GPU id: decimal ids without leading zeros, anything else verbatim.
-pub fn canonical_gpu_id(raw: &str) -> String {
+pub(crate) fn canonical_gpu_id(raw: &str) -> String {
     let raw = raw.trim();
     if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
         let digits = raw.trim_start_matches('0');

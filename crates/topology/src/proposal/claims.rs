@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::repo::{Author, CommitId, GitAuth, RefUpdate, RepoError, Repository};
 
 /// Every claim ref is under this prefix.
-pub const CLAIMS_NAMESPACE: &str = "refs/catapult/claims/";
+pub(crate) const CLAIMS_NAMESPACE: &str = "refs/catapult/claims/";
 
 /// First line of every claim commit's message; the branch follows.
 const CLAIM_SUBJECT: &str = "catapult claim";

@@ -299,7 +299,7 @@ fn describe_template_error(e: &minijinja::Error) -> String {
 
 /// `catapult/<action>-<machine>-<port>-<10 hex>`: of the rendered file's
 /// blob id (add, replace), of the removed file's (remove).
-pub fn branch_name(request: &ProposalRequest, file: &str) -> String {
+pub(crate) fn branch_name(request: &ProposalRequest, file: &str) -> String {
     let hash = ContentId::of_bytes(file.as_bytes())
         .map(|id| id.to_string())
         .unwrap_or_default();
@@ -326,7 +326,7 @@ fn names(holders: &[HolderRef]) -> String {
 }
 
 /// One line per GPU of the machine: `GPU 3: machine:port/service` or `GPU 3: free`.
-pub fn gpu_map(fleet: &Fleet, machine: &str) -> Vec<String> {
+pub(crate) fn gpu_map(fleet: &Fleet, machine: &str) -> Vec<String> {
     let Some(topology) = fleet.machine_topology(machine) else {
         return Vec::new();
     };

@@ -52,11 +52,11 @@ use snapshot::*;
 pub use snapshot::{Entry, EntryKind, LinkTarget, Snapshot};
 
 /// The three places of a release-config repository that a [`Snapshot`] lists.
-pub const MACHINES_DIR: &str = "machines";
+pub(crate) const MACHINES_DIR: &str = "machines";
 /// Directory of proposal templates.
-pub const TEMPLATES_DIR: &str = "templates";
+pub(crate) const TEMPLATES_DIR: &str = "templates";
 /// Repository-level configuration file.
-pub const CONFIG_FILE: &str = "release-config.toml";
+pub(crate) const CONFIG_FILE: &str = "release-config.toml";
 
 /// In name order (directory listings rely on it to come out sorted).
 const TOP_LEVEL: [&str; 3] = [MACHINES_DIR, CONFIG_FILE, TEMPLATES_DIR];

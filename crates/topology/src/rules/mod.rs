@@ -35,12 +35,12 @@ use crate::finding::{Finding, Location, Severity};
 use crate::inventory::{Interconnect, Inventory, Machine};
 
 /// Sum of memory fractions that services sharing one GPU may claim (MEM002).
-pub const SHARED_MEMORY_LIMIT: f64 = 0.95;
+pub(crate) const SHARED_MEMORY_LIMIT: f64 = 0.95;
 
 /// Other services a GPU003 / MEM002 message names (and MEM002 points at)
 /// before it says "and N more": enough to act on, bounded however many
 /// services a machine runs.
-pub const LISTED_HOLDERS: usize = 5;
+pub(crate) const LISTED_HOLDERS: usize = 5;
 
 /// Pinned ids a GPU003 related message shows before "and N more".
 const LISTED_GPU_IDS: usize = 8;
@@ -280,7 +280,7 @@ pub fn check_machine(machine: &Machine, deployments: &[&Deployment]) -> Vec<Find
 
 /// Sort key putting decimal GPU ids in numeric order (ids beyond `u64` last
 /// among them), then the others.
-pub fn gpu_sort_key(id: &str) -> (u8, u64, &str) {
+pub(crate) fn gpu_sort_key(id: &str) -> (u8, u64, &str) {
     match decimal_gpu_id(id) {
         Some(n) => (0, n, id),
         None => (1, 0, id),
@@ -289,7 +289,7 @@ pub fn gpu_sort_key(id: &str) -> (u8, u64, &str) {
 
 /// The index a decimal GPU id names (`u64::MAX` for one with more digits than
 /// `u64` holds); `None` for UUIDs, MIG ids and anything not all digits.
-pub fn decimal_gpu_id(id: &str) -> Option<u64> {
+pub(crate) fn decimal_gpu_id(id: &str) -> Option<u64> {
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

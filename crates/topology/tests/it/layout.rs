@@ -33,7 +33,7 @@ fn summarize(layout: &Layout) -> Summary {
             .deployments()
             .map(|d| {
                 let env = if d.env.is_some() { "+env" } else { "" };
-                format!("{}={}{env}", d.id(), d.compose.name())
+                format!("{}={}{env}", d, d.compose.name())
             })
             .collect(),
         machines: layout
