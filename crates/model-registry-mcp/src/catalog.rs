@@ -1,6 +1,7 @@
-//! The static catalog of every tool of the MCP surface (shared/spec/mcp-surface.md), implemented
-//! or not. Selection (`--toolsets`, `--tools`, read-only, production gate) and name validation
-//! work on this table, so they cover every tool of the surface even before its group is written.
+//! The static catalog of every tool of the MCP surface (shared/spec/mcp-surface.md): each tool
+//! group declares its rows (toolset, R/W/D class) beside its tools, and this module joins them
+//! into [`CATALOG`] at compile time. Selection (`--toolsets`, `--tools`, read-only, production
+//! gate), name validation and the annotations work on this table.
 
 use std::fmt;
 
@@ -152,7 +153,7 @@ impl CatalogEntry {
     }
 }
 
-const fn entry(name: &'static str, toolset: Toolset, class: ToolClass) -> CatalogEntry {
+pub const fn entry(name: &'static str, toolset: Toolset, class: ToolClass) -> CatalogEntry {
     // Spec: idempotent for every R tool and for four named writes; open world for three tools.
     let idempotent = matches!(class, ToolClass::Read)
         || str_eq(name, "update_model")
@@ -186,59 +187,56 @@ const fn str_eq(a: &str, b: &str) -> bool {
     true
 }
 
-pub use table::CATALOG;
+/// The tool groups' catalogs, in the contract's order: each group declares its own rows
+/// (`tools/<group>.rs`), so adding a tool touches its group only.
+const GROUPS: &[&[CatalogEntry]] = {
+    use crate::tools::{
+        artifacts, benchmarks, deployments, docker, models, proposals, release_configs, search,
+        system, versions,
+    };
+    &[
+        models::CATALOG,
+        versions::CATALOG,
+        deployments::CATALOG,
+        docker::CATALOG,
+        benchmarks::CATALOG,
+        release_configs::CATALOG,
+        proposals::CATALOG,
+        artifacts::CATALOG,
+        system::CATALOG,
+        search::CATALOG,
+    ]
+};
 
-/// The table, with short names for classes and toolsets in scope.
-mod table {
-    use super::ToolClass::{Destructive as D, Read as R, Write as W};
-    use super::Toolset::*;
-    use super::{CatalogEntry, entry};
+const TOOL_COUNT: usize = {
+    let mut count = 0;
+    let mut group = 0;
+    while group < GROUPS.len() {
+        count += GROUPS[group].len();
+        group += 1;
+    }
+    count
+};
 
-    /// Every tool of the v1 surface, in the spec's order.
-    pub const CATALOG: &[CatalogEntry] = &[
-        entry("list_models", Models, R),
-        entry("get_model", Models, R),
-        entry("create_model", Models, W),
-        entry("update_model", Models, W),
-        entry("delete_model", Models, D),
-        entry("list_versions", Versions, R),
-        entry("get_version", Versions, R),
-        entry("get_latest_version", Versions, R),
-        entry("create_version", Versions, W),
-        entry("promote_version", Versions, W),
-        entry("list_deployments", Deployments, R),
-        entry("get_deployment", Deployments, R),
-        entry("get_deployment_status", Deployments, R),
-        entry("get_deployment_logs", Deployments, R),
-        entry("get_deployment_health", Deployments, R),
-        entry("discover_api_spec", Deployments, R),
-        entry("execute_deployment", Deployments, W),
-        entry("stop_deployment", Deployments, D),
-        entry("start_deployment", Deployments, W),
-        entry("restart_deployment", Deployments, D),
-        entry("list_docker_builds", Docker, R),
-        entry("get_docker_build", Docker, R),
-        entry("get_docker_build_logs", Docker, R),
-        entry("trigger_docker_build", Docker, W),
-        entry("get_docker_disk_usage", Docker, R),
-        entry("list_benchmarks", Benchmarks, R),
-        entry("get_benchmark", Benchmarks, R),
-        entry("run_benchmark", Benchmarks, W),
-        entry("get_benchmark_summary", Benchmarks, R),
-        entry("list_release_configs", ReleaseConfigs, R),
-        entry("get_release_config", ReleaseConfigs, R),
-        entry("get_machine_topology", ReleaseConfigs, R),
-        entry("get_models_by_deployment", ReleaseConfigs, R),
-        entry("list_docker_templates", ReleaseConfigs, R),
-        entry("propose_release_config", ReleaseConfigs, W),
-        entry("list_artifacts", Artifacts, R),
-        entry("get_artifact", Artifacts, R),
-        entry("health_check", System, R),
-        entry("get_audit_logs", System, R),
-        entry("get_storage_usage", System, R),
-        entry("browse_model_storage", System, R),
-        entry("search", Search, R),
-    ];
+/// Every tool of the surface, in the contract's order.
+pub const CATALOG: &[CatalogEntry] = &concat::<TOOL_COUNT>(GROUPS);
+
+/// The groups' rows as one array (a compile-time error if `N` is not their count).
+const fn concat<const N: usize>(groups: &[&[CatalogEntry]]) -> [CatalogEntry; N] {
+    let mut out = [entry("", Toolset::Search, ToolClass::Read); N];
+    let mut at = 0;
+    let mut group = 0;
+    while group < groups.len() {
+        let mut row = 0;
+        while row < groups[group].len() {
+            out[at] = groups[group][row];
+            at += 1;
+            row += 1;
+        }
+        group += 1;
+    }
+    assert!(at == N, "TOOL_COUNT is the groups' rows");
+    out
 }
 
 /// The tool that writes to production; `REGISTRY_ALLOW_PRODUCTION_CHANGES=false` turns it off.

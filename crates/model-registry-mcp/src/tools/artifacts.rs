@@ -7,8 +7,15 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Render, ToolError, ToolSpec, effective_limit, tool};
+use crate::catalog::{CatalogEntry, ToolClass, Toolset, entry};
 use crate::context::Ctx;
 use crate::registry::{JsonMap, Paging, bytes, client, failed, fit_page, id, non_blank};
+
+/// This group's rows of the tool catalog (`crate::catalog`), in the contract's order.
+pub const CATALOG: &[CatalogEntry] = &[
+    entry("list_artifacts", Toolset::Artifacts, ToolClass::Read),
+    entry("get_artifact", Toolset::Artifacts, ToolClass::Read),
+];
 
 pub fn tools() -> Vec<ToolSpec> {
     vec![

@@ -7,8 +7,21 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Render, ToolError, ToolSpec, effective_limit, tool};
+use crate::catalog::{CatalogEntry, ToolClass, Toolset, entry};
 use crate::context::Ctx;
 use crate::registry::{JsonMap, Paging, client, failed, fit_page, id, non_blank};
+
+/// This group's rows of the tool catalog (`crate::catalog`), in the contract's order.
+pub const CATALOG: &[CatalogEntry] = &[
+    entry("list_benchmarks", Toolset::Benchmarks, ToolClass::Read),
+    entry("get_benchmark", Toolset::Benchmarks, ToolClass::Read),
+    entry("run_benchmark", Toolset::Benchmarks, ToolClass::Write),
+    entry(
+        "get_benchmark_summary",
+        Toolset::Benchmarks,
+        ToolClass::Read,
+    ),
+];
 
 pub fn tools() -> Vec<ToolSpec> {
     vec![

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     Confirmation, Render, Session, ToolError, ToolSpec, effective_limit, tool, tool_in_session,
 };
+use crate::catalog::{CatalogEntry, ToolClass, Toolset, entry};
 use crate::context::Ctx;
 use crate::registry::{
     self, BULK_BUDGET_BYTES, JsonMap, Paging, UntrustedLog, client, failed, fit, fit_page, id,
@@ -25,6 +26,36 @@ production is not affected: production changes go through propose_release_config
 
 /// Default number of log lines when `lines` is not given.
 const DEFAULT_LOG_LINES: u32 = 100;
+
+/// This group's rows of the tool catalog (`crate::catalog`), in the contract's order.
+pub const CATALOG: &[CatalogEntry] = &[
+    entry("list_deployments", Toolset::Deployments, ToolClass::Read),
+    entry("get_deployment", Toolset::Deployments, ToolClass::Read),
+    entry(
+        "get_deployment_status",
+        Toolset::Deployments,
+        ToolClass::Read,
+    ),
+    entry("get_deployment_logs", Toolset::Deployments, ToolClass::Read),
+    entry(
+        "get_deployment_health",
+        Toolset::Deployments,
+        ToolClass::Read,
+    ),
+    entry("discover_api_spec", Toolset::Deployments, ToolClass::Read),
+    entry("execute_deployment", Toolset::Deployments, ToolClass::Write),
+    entry(
+        "stop_deployment",
+        Toolset::Deployments,
+        ToolClass::Destructive,
+    ),
+    entry("start_deployment", Toolset::Deployments, ToolClass::Write),
+    entry(
+        "restart_deployment",
+        Toolset::Deployments,
+        ToolClass::Destructive,
+    ),
+];
 
 pub fn tools() -> Vec<ToolSpec> {
     vec![

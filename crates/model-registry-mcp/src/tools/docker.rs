@@ -7,10 +7,20 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Render, ToolError, ToolSpec, effective_limit, tool};
+use crate::catalog::{CatalogEntry, ToolClass, Toolset, entry};
 use crate::context::Ctx;
 use crate::registry::{
     self, JsonMap, Paging, UntrustedLog, bytes, client, failed, fit_page, id, non_blank,
 };
+
+/// This group's rows of the tool catalog (`crate::catalog`), in the contract's order.
+pub const CATALOG: &[CatalogEntry] = &[
+    entry("list_docker_builds", Toolset::Docker, ToolClass::Read),
+    entry("get_docker_build", Toolset::Docker, ToolClass::Read),
+    entry("get_docker_build_logs", Toolset::Docker, ToolClass::Read),
+    entry("trigger_docker_build", Toolset::Docker, ToolClass::Write),
+    entry("get_docker_disk_usage", Toolset::Docker, ToolClass::Read),
+];
 
 pub fn tools() -> Vec<ToolSpec> {
     vec![

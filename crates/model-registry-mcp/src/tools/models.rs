@@ -9,8 +9,18 @@ use serde::{Deserialize, Serialize};
 use super::{
     Confirmation, Render, Session, ToolError, ToolSpec, effective_limit, tool, tool_in_session,
 };
+use crate::catalog::{CatalogEntry, ToolClass, Toolset, entry};
 use crate::context::Ctx;
 use crate::registry::{self, JsonMap, Paging, client, failed, fit_page, id, non_blank};
+
+/// This group's rows of the tool catalog (`crate::catalog`), in the contract's order.
+pub const CATALOG: &[CatalogEntry] = &[
+    entry("list_models", Toolset::Models, ToolClass::Read),
+    entry("get_model", Toolset::Models, ToolClass::Read),
+    entry("create_model", Toolset::Models, ToolClass::Write),
+    entry("update_model", Toolset::Models, ToolClass::Write),
+    entry("delete_model", Toolset::Models, ToolClass::Destructive),
+];
 
 pub fn tools() -> Vec<ToolSpec> {
     vec![

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use topology::proposal::{Previous, ProposalAction, ProposalRequest, check_request};
 
 use super::{Render, ToolError, ToolSpec, tool};
+use crate::catalog::{CatalogEntry, ToolClass, Toolset, entry};
 use crate::config::{GitHubRepository, RepoLocation};
 use crate::context::Ctx;
 use crate::github::{CreateError, PullRef};
@@ -20,6 +21,13 @@ use crate::release_configs::view::FindingView;
 
 /// GitHub refuses pull request bodies longer than this.
 const MAX_BODY_CHARS: usize = 60_000;
+
+/// This group's rows of the tool catalog (`crate::catalog`), in the contract's order.
+pub const CATALOG: &[CatalogEntry] = &[entry(
+    "propose_release_config",
+    Toolset::ReleaseConfigs,
+    ToolClass::Write,
+)];
 
 pub fn tools() -> Vec<ToolSpec> {
     vec![tool(

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use registry_client::Page;
 
 use super::{Render, ToolError, ToolSpec, effective_limit, fleet_tool, tool};
+use crate::catalog::{CatalogEntry, ToolClass, Toolset, entry};
 use crate::context::Ctx;
 use crate::registry::{BULK_BUDGET_BYTES, LIMIT_NAME, Paging};
 use crate::release_configs::from_engine;
@@ -19,6 +20,35 @@ use crate::release_configs::view::{
     ReleaseConfigDetail, SourceInfo, closest,
 };
 use crate::templates;
+
+/// This group's rows of the tool catalog (`crate::catalog`), in the contract's order.
+pub const CATALOG: &[CatalogEntry] = &[
+    entry(
+        "list_release_configs",
+        Toolset::ReleaseConfigs,
+        ToolClass::Read,
+    ),
+    entry(
+        "get_release_config",
+        Toolset::ReleaseConfigs,
+        ToolClass::Read,
+    ),
+    entry(
+        "get_machine_topology",
+        Toolset::ReleaseConfigs,
+        ToolClass::Read,
+    ),
+    entry(
+        "get_models_by_deployment",
+        Toolset::ReleaseConfigs,
+        ToolClass::Read,
+    ),
+    entry(
+        "list_docker_templates",
+        Toolset::ReleaseConfigs,
+        ToolClass::Read,
+    ),
+];
 
 pub fn tools() -> Vec<ToolSpec> {
     vec![

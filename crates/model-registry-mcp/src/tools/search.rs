@@ -10,8 +10,12 @@ use super::deployments::deployment_line;
 use super::models::model_line;
 use super::versions::version_line;
 use super::{Render, ToolError, ToolSpec, effective_limit, tool};
+use crate::catalog::{CatalogEntry, ToolClass, Toolset, entry};
 use crate::context::Ctx;
 use crate::registry::{BULK_BUDGET_BYTES, JsonMap, LIMIT_NAME, client, failed, fit};
+
+/// This group's rows of the tool catalog (`crate::catalog`), in the contract's order.
+pub const CATALOG: &[CatalogEntry] = &[entry("search", Toolset::Search, ToolClass::Read)];
 
 pub fn tools() -> Vec<ToolSpec> {
     vec![tool(

@@ -9,10 +9,19 @@ use serde::{Deserialize, Serialize};
 
 use super::docker::NoParams;
 use super::{Render, ToolError, ToolSpec, effective_limit, tool};
+use crate::catalog::{CatalogEntry, ToolClass, Toolset, entry};
 use crate::context::Ctx;
 use crate::registry::{
     BULK_BUDGET_BYTES, JsonMap, LIMIT_NAME, Paging, bytes, client, failed, fit, fit_page, non_blank,
 };
+
+/// This group's rows of the tool catalog (`crate::catalog`), in the contract's order.
+pub const CATALOG: &[CatalogEntry] = &[
+    entry("health_check", Toolset::System, ToolClass::Read),
+    entry("get_audit_logs", Toolset::System, ToolClass::Read),
+    entry("get_storage_usage", Toolset::System, ToolClass::Read),
+    entry("browse_model_storage", Toolset::System, ToolClass::Read),
+];
 
 pub fn tools() -> Vec<ToolSpec> {
     vec![

@@ -7,8 +7,18 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Render, ToolError, ToolSpec, effective_limit, tool};
+use crate::catalog::{CatalogEntry, ToolClass, Toolset, entry};
 use crate::context::Ctx;
 use crate::registry::{JsonMap, Paging, client, failed, fit_page, id, non_blank};
+
+/// This group's rows of the tool catalog (`crate::catalog`), in the contract's order.
+pub const CATALOG: &[CatalogEntry] = &[
+    entry("list_versions", Toolset::Versions, ToolClass::Read),
+    entry("get_version", Toolset::Versions, ToolClass::Read),
+    entry("get_latest_version", Toolset::Versions, ToolClass::Read),
+    entry("create_version", Toolset::Versions, ToolClass::Write),
+    entry("promote_version", Toolset::Versions, ToolClass::Write),
+];
 
 pub fn tools() -> Vec<ToolSpec> {
     vec![
