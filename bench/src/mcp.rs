@@ -594,15 +594,26 @@ mod tests {
 
     #[test]
     fn a_partial_tool_list_is_projected_to_the_whole_surface() {
-        assert_eq!(
-            tools_note(21, 21, 19_000),
-            "mcp: tools/list lists 21 tools (21 implemented in this build, 42 in the surface); \
-             the 40 KB target is for all 42, which at the same average per tool would be 38.0 KB"
+        // Half the surface listed at 900 bytes a tool: the whole surface at the same rate.
+        let half = SURFACE_TOOLS / 2;
+        let note = tools_note(half, half, 900 * half);
+        assert!(
+            note.starts_with(&format!(
+                "mcp: tools/list lists {half} tools ({half} implemented in this build, \
+                 {SURFACE_TOOLS} in the surface); the 40 KB target is for all {SURFACE_TOOLS}, \
+                 which at the same average per tool would be "
+            )),
+            "{note}"
         );
+        let projected = crate::kilobytes((900 * SURFACE_TOOLS) as u64);
+        assert!(note.ends_with(&projected), "{note} (expected {projected})");
+        let whole = tools_note(SURFACE_TOOLS, SURFACE_TOOLS, 39_000);
         assert_eq!(
-            tools_note(42, 42, 39_000),
-            "mcp: tools/list lists 42 tools (42 implemented in this build, 42 in the surface); \
-             the 40 KB target is for all 42"
+            whole,
+            format!(
+                "mcp: tools/list lists {SURFACE_TOOLS} tools ({SURFACE_TOOLS} implemented in this \
+                 build, {SURFACE_TOOLS} in the surface); the 40 KB target is for all {SURFACE_TOOLS}"
+            )
         );
     }
 

@@ -109,7 +109,7 @@ impl Repository {
             let mut fetched = remote.fetch(&[MIRROR_REFSPEC], Some(&mut options), None);
             // A ref deleted on the remote between its advertisement and its transfer (claims
             // come and go while agents propose) fails the fetch; the next one sees it gone.
-            for _ in 0..FETCH_RETRIES {
+            for attempt in 0..FETCH_RETRIES {
                 // A lock file left by a killed process blocks every later fetch (libgit2
                 // reports it as a generic error, by its message).
                 let locked = |e: &git2::Error| {
@@ -125,6 +125,17 @@ impl Repository {
                         if e.code() == git2::ErrorCode::NotFound
                             || (locked(e) && stale_locks > 0) =>
                     {
+                        if e.code() == git2::ErrorCode::NotFound {
+                            let pause = FETCH_RETRY_PAUSE * 2u32.pow(attempt);
+                            // Never past the transfer's deadline.
+                            if auth
+                                .deadline()
+                                .is_some_and(|deadline| started.elapsed() + pause >= deadline)
+                            {
+                                break;
+                            }
+                            std::thread::sleep(pause);
+                        }
                         let mut retry = git2::FetchOptions::new();
                         retry
                             .remote_callbacks(auth.callbacks(url))

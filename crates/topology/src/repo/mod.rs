@@ -76,7 +76,12 @@ const OWN_NAMESPACE: &str = "refs/catapult/unpushed/";
 const UNPUSHED_NAMESPACE: &str = "refs/catapult/unpushed/";
 
 /// Fetches again this often when a ref vanished during the fetch.
-const FETCH_RETRIES: usize = 3;
+const FETCH_RETRIES: u32 = 6;
+
+/// The pause before the first fetch again after a ref vanished, doubled for each next one
+/// (10 + 20 + ... + 320 ms at most): agents proposing at once create and give back claims in
+/// bursts, and a fetch made straight after one can meet the next.
+const FETCH_RETRY_PAUSE: Duration = Duration::from_millis(10);
 
 /// A lock file in a mirror older than this was left by a killed process.
 const STALE_LOCK_AGE: Duration = Duration::from_secs(10 * 60);
