@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
-use release_config_validate::{Args, validate};
+use release_config_validate::{Args, Environment, Exit, Format, run, validate};
 use topology::engine::{Engine, Timings};
 use topology::repo::{Author, DirReader, Repository, Snapshot};
 
@@ -23,6 +23,9 @@ pub enum Scenario {
     FullDir,
     /// `validate PATH --rev main`: the same from Git objects.
     FullGit,
+    /// `validate PATH --format json`: the full run with the JSON report
+    /// (findings and the whole topology) written out, to a sink.
+    FullDirJson,
     /// Listing and `Engine::analyze` only (cold engine, no report): the
     /// engine's share of `FullDir`.
     AnalyzeDir,
@@ -37,6 +40,7 @@ impl Scenario {
         match self {
             Scenario::FullDir => "full-dir",
             Scenario::FullGit => "full-git",
+            Scenario::FullDirJson => "full-dir-json",
             Scenario::AnalyzeDir => "analyze-dir",
             Scenario::OneFileDir => "one-file-dir",
             Scenario::OneFileGit => "one-file-git",
@@ -81,6 +85,11 @@ pub fn measure(context: &Context) -> anyhow::Result<Group> {
             Scenario::FullGit,
             "full validation, git revision",
             targets.full_git,
+        ),
+        (
+            Scenario::FullDirJson,
+            "full validation, directory, --format json",
+            targets.full_dir,
         ),
         (
             Scenario::AnalyzeDir,
@@ -150,6 +159,24 @@ pub fn run_one(args: &OneArgs) -> anyhow::Result<()> {
                 std::hint::black_box(&validated.report);
             }
         }
+        Scenario::FullDirJson => {
+            let mut validate_args = Args::for_path(&args.repo);
+            validate_args.format = Format::Json;
+            let env = Environment {
+                stdout_is_tty: false,
+                step_summary: None,
+                no_color: true,
+            };
+            for _ in 0..runs {
+                let mut report = CountingSink::default();
+                let start = Instant::now();
+                let exit = run(&validate_args, &env, &mut report, &mut std::io::stderr());
+                times.push(start.elapsed());
+                if exit == Exit::Failure || report.bytes == 0 {
+                    return Err(anyhow!("validate --format json wrote no report ({exit:?})"));
+                }
+            }
+        }
         Scenario::AnalyzeDir => {
             for _ in 0..runs {
                 let start = Instant::now();
@@ -214,6 +241,24 @@ pub fn run_one(args: &OneArgs) -> anyhow::Result<()> {
     };
     println!("{}", format_sample(&sample));
     Ok(())
+}
+
+/// Where the JSON report goes: counted, not kept (the run's peak is the
+/// validator's, not a buffer's).
+#[derive(Default)]
+struct CountingSink {
+    bytes: usize,
+}
+
+impl std::io::Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// `snapshot 3.1 ms, layout 1.0 ms, ...`: the last run's phases.

@@ -1,14 +1,19 @@
 //! The JSON report: one object with `findings`, `summary`, `topology`,
-//! `revision` (and `base` in diff-aware mode).
+//! `revision` (and `base` in diff-aware mode). It is written as it is
+//! serialised: findings one by one, the topology machine by machine (see
+//! [`Topology`](crate::Topology)), so a 20,000-machine report is never in
+//! memory whole.
+
+use std::io::{self, Write};
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use topology::Summary;
 
-use crate::report::{Report, ReportedFinding, RevisionInfo};
+use crate::report::{Report, ReportedFinding, RevisionInfo, Topology};
 
-/// The report object, borrowing the (possibly large) topology so that
-/// rendering does not copy it.
+/// The report object, borrowing everything large so that writing it copies
+/// nothing.
 #[derive(Serialize)]
 struct JsonReport<'a> {
     revision: Option<&'a RevisionInfo>,
@@ -18,8 +23,17 @@ struct JsonReport<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     baseline: Option<Value>,
     summary: Value,
-    findings: Vec<Value>,
-    topology: &'a Value,
+    findings: Findings<'a>,
+    topology: &'a Topology,
+}
+
+/// Each finding made a JSON object as it is written.
+struct Findings<'a>(&'a [ReportedFinding]);
+
+impl Serialize for Findings<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(finding_value))
+    }
 }
 
 fn json_report(report: &Report) -> JsonReport<'_> {
@@ -41,7 +55,7 @@ fn json_report(report: &Report) -> JsonReport<'_> {
             .as_ref()
             .map(|b| json!({"path": b.path, "entries": b.entries, "stale": b.stale})),
         summary,
-        findings: report.findings.iter().map(finding_value).collect(),
+        findings: Findings(&report.findings),
         topology: &report.topology,
     }
 }
@@ -53,10 +67,20 @@ pub fn to_value(report: &Report) -> Value {
 
 /// Pretty-printed, with a trailing newline.
 pub fn render(report: &Report) -> String {
-    let mut text =
-        serde_json::to_string_pretty(&json_report(report)).unwrap_or_else(|_| "{}".to_owned());
-    text.push('\n');
-    text
+    let mut text = Vec::new();
+    // Writing into memory fails only on a map key that is not a string,
+    // which the report's shape never has.
+    if write(report, &mut text).is_err() {
+        return "{}\n".to_owned();
+    }
+    String::from_utf8(text).unwrap_or_default()
+}
+
+/// Writes the report pretty-printed, with a trailing newline, as it is
+/// serialised (`out` should be buffered).
+pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &json_report(report))?;
+    out.write_all(b"\n")
 }
 
 fn summary_value(summary: Summary) -> Value {

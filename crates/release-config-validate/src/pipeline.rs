@@ -2,16 +2,15 @@
 //! on the head, the base and pending refs, and building the [`Report`].
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use topology::engine::{Engine, EngineError, Fleet, pending_conflicts_of};
 use topology::proposal::changed_deployments;
 use topology::repo::{RepoError, Repository, Revision, Snapshot};
 
-use serde_json::Value;
-
 use crate::baseline::BaselineUse;
 use crate::markdown::MachineChange;
-use crate::report::{Report, ReportedFinding, RevisionInfo, mark_new_in};
+use crate::report::{Report, ReportedFinding, RevisionInfo, Topology, mark_new_in};
 use crate::{Args, Format};
 
 /// Source files larger than this are not shown in the human report.
@@ -188,35 +187,25 @@ pub fn validate(args: &Args) -> Result<Validated, ValidateError> {
         });
     }
 
-    // Built before the findings are moved out of `head` (the topology counts
-    // them per machine). Only the JSON report carries the topology; building
-    // it for 2,000 machines is a noticeable share of a run, so other formats
-    // skip it.
-    let with_topology = args.format == Format::Json;
-    let (topology, machines, deployments) = match &args.machine {
+    let (machines, deployments) = match &args.machine {
         Some(machine) => (
-            if with_topology {
-                serde_json::to_value(head.machine_topology(machine)).unwrap_or_default()
-            } else {
-                Value::Null
-            },
             1,
             head.deployments
                 .keys()
                 .filter(|id| &id.machine == machine)
                 .count(),
         ),
-        None => (
-            if with_topology {
-                serde_json::to_value(head.topology()).unwrap_or_default()
-            } else {
-                Value::Null
-            },
-            head.machines.len(),
-            head.deployments.len(),
-        ),
+        None => (head.machines.len(), head.deployments.len()),
     };
-    let mut findings: Vec<ReportedFinding> = std::mem::take(&mut head.findings)
+    // Only the JSON report carries the topology, written from the head as the
+    // report is (it counts findings per machine, so the head keeps its own).
+    let with_topology = args.format == Format::Json;
+    let head_findings = if with_topology {
+        head.findings.clone()
+    } else {
+        std::mem::take(&mut head.findings)
+    };
+    let mut findings: Vec<ReportedFinding> = head_findings
         .into_iter()
         .map(ReportedFinding::new)
         .collect();
@@ -311,7 +300,14 @@ pub fn validate(args: &Args) -> Result<Validated, ValidateError> {
         baseline,
         machines,
         deployments,
-        topology,
+        topology: if with_topology {
+            Topology::Fleet {
+                fleet: Arc::new(head),
+                machine: args.machine.clone(),
+            }
+        } else {
+            Topology::None
+        },
     };
     Ok(Validated {
         report,

@@ -140,6 +140,28 @@ fn clean_fleet_has_no_error() {
     }
 }
 
+/// The JSON report's topology is written machine by machine as the report is
+/// (never built whole); what it writes is the engine's own topology.
+#[test]
+fn json_topology_is_the_engines() {
+    let path = fixtures().join("release-config");
+    let outcome = validate(&args(&path, Format::Json));
+    assert_eq!(outcome.exit as u8, 0, "{}", outcome.stderr);
+    let report = outcome.json();
+    let snapshot = topology::repo::Snapshot::from_dir(&path).unwrap();
+    let fleet = topology::engine::Engine::new().analyze(&snapshot).unwrap();
+    let expected = serde_json::to_value(fleet.topology()).unwrap();
+    assert_eq!(report["topology"], expected);
+    let machines = report["topology"].as_array().unwrap();
+    assert_eq!(machines.len(), fleet.machines.len());
+    // The machine with the INV001 finding counts it in its topology.
+    let without_inventory = machines
+        .iter()
+        .find(|m| m["machine"] == "gpu-h100-03")
+        .unwrap();
+    assert_eq!(without_inventory["findings"]["infos"], 1);
+}
+
 #[test]
 fn machine_filter_narrows_findings_and_topology() {
     let path = fixtures().join("release-config");

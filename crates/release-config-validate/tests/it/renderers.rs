@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use release_config_validate::{Report, RevisionInfo, github, human, json, mark_new, sarif};
+use release_config_validate::{
+    Report, RevisionInfo, Topology, github, human, json, mark_new, sarif,
+};
 use topology::{Finding, Location, Rule, Severity};
 
 use crate::sarif_shape::assert_sarif_shape;
@@ -74,7 +76,10 @@ fn report() -> Report {
     let mut report = Report::new(findings());
     report.machines = 2;
     report.deployments = 2;
-    report.topology = serde_json::json!([{ "machine": "m1", "gpu_count": 8 }, { "machine": "m9" }]);
+    report.topology = Topology::Value(serde_json::json!([
+        { "machine": "m1", "gpu_count": 8 },
+        { "machine": "m9" }
+    ]));
     report
 }
 
