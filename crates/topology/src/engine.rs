@@ -258,7 +258,11 @@ fn store<K: PartialEq, T>(
 ) {
     let versions = match cache.get_mut(path) {
         Some(versions) => versions,
-        None => cache.entry(path.to_owned()).or_default(),
+        // Most paths only ever have one version: a vector grown by its first
+        // push would hold four (12 MB at 50,000 deployments).
+        None => cache
+            .entry(path.to_owned())
+            .or_insert_with(|| Vec::with_capacity(1)),
     };
     versions.retain(|(k, _)| *k != key);
     if versions.len() >= VERSIONS_PER_PATH

@@ -529,6 +529,9 @@ impl Reader<'_> {
             }
         }
         deployments.sort_by_key(|deployment| deployment.port);
+        // Kept for the whole analysis: at 2.5 deployments per machine the
+        // capacity of four that pushing leaves was 10 MB at 20,000 machines.
+        deployments.shrink_to_fit();
         MachineDir {
             name,
             inventory,

@@ -80,6 +80,8 @@ impl Reader<'_> {
             );
             return;
         };
+        // Usually one binding per item: exact, not the four a first push gives.
+        service.ports.reserve_exact(items.len());
         let mut seen = FxHashSet::default();
         for item in items {
             let parsed = match &item.value {

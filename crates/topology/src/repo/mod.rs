@@ -61,6 +61,15 @@ pub(crate) const CONFIG_FILE: &str = "release-config.toml";
 /// In name order (directory listings rely on it to come out sorted).
 const TOP_LEVEL: [&str; 3] = [MACHINES_DIR, CONFIG_FILE, TEMPLATES_DIR];
 
+/// Turns libgit2's object cache off, once per process. Every tree is read
+/// once per revision and kept as a listing by `TreeListings` (blobs are
+/// never cached by libgit2), so the cache only held a second copy of each
+/// tree: 15 MB of a 20,000-machine validation's peak, for no hit.
+fn disable_object_cache() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| git2::opts::enable_caching(false));
+}
+
 /// Refspec of a mirror: every ref of the remote, force-updated (upstream may
 /// rewrite pull-request branches). This tool's own namespace is put back
 /// after each fetch (libgit2 does not apply negative refspecs to updates).
@@ -373,6 +382,7 @@ impl Repository {
     }
 
     fn wrap(git: git2::Repository, remote_url: Option<String>) -> Repository {
+        disable_object_cache();
         let git_dir = git.path().to_owned();
         let work_tree = git.workdir().map(Path::to_owned);
         Repository {
