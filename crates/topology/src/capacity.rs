@@ -4,7 +4,7 @@
 //! GPUs: the same id unless both sides share on purpose), and which GPUs are
 //! free per NUMA domain ([`FreeGpus`]), as data.
 //!
-//! PENDING001 (`engine.rs`), the proposal refusals and suggestions
+//! PENDING001 (`engine/pending.rs`), the proposal refusals and suggestions
 //! (`proposal/plan.rs`) read claims through this module. PORT001 and GPU001
 //! (`rules.rs`) apply the same predicates through an index of their own, for
 //! speed on large machines; a test holds the two to each other. Messages are

@@ -10,4 +10,4 @@ pub(super) const SUMMARY: &str =
     "a GPU or port claimed by the head is also claimed by an open proposal";
 pub(super) const NOT_REPORTED_WHEN: &str = "without `--pending`";
 pub(super) const EXPLANATION: &str = include_str!("pending001.md");
-pub(super) const CHECK: Check = Check::Elsewhere(&["engine.rs"]);
+pub(super) const CHECK: Check = Check::Elsewhere(&["engine/pending.rs"]);
