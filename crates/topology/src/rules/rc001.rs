@@ -12,7 +12,7 @@ pub(super) const NOT_REPORTED_WHEN: &str = "";
 pub(super) const EXPLANATION: &str = include_str!("rc001.md");
 pub(super) const CHECK: Check = Check::Elsewhere(&[
     "compose/mod.rs",
-    "inventory.rs",
+    "inventory/mod.rs",
     "config.rs",
     "engine/mod.rs",
 ]);

@@ -15,6 +15,6 @@ pub(super) const CHECK: Check = Check::Elsewhere(&[
     "compose/model.rs",
     "compose/gpus.rs",
     "compose/ports.rs",
-    "inventory.rs",
+    "inventory/mod.rs",
     "config.rs",
 ]);

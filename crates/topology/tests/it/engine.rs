@@ -389,6 +389,8 @@ fn build(
             interconnect: None,
             numa_domains: vec![vec![0, 1], vec![2, 3]],
             labels: BTreeMap::new(),
+            devices: Vec::new(),
+            links: None,
             numa_domains_at: None,
             gpus_at: None,
         };
@@ -506,6 +508,8 @@ fn a_hand_built_inventory_is_bounded_in_the_graph() {
                 interconnect: None,
                 numa_domains: Vec::new(),
                 labels: BTreeMap::new(),
+                devices: Vec::new(),
+                links: None,
                 numa_domains_at: None,
                 gpus_at: None,
             })),

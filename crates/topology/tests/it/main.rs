@@ -8,6 +8,7 @@ mod compose_reference;
 mod engine;
 mod hostile;
 mod interpolate;
+mod inventory;
 mod layout;
 mod proposal;
 mod repo;

@@ -1,5 +1,7 @@
-//! Machine inventory: `machines/<machine>/machine.yaml` (contract section 3).
+//! Machine inventory: `machines/<machine>/machine.yaml` (contract section 3,
+//! and the GPU topology extension of docs/release-config.md).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
@@ -7,6 +9,12 @@ use serde::Serialize;
 
 use crate::finding::{Finding, Location, Rule};
 use crate::yaml::{self, Limits, Node, Pos, Value};
+
+mod devices;
+mod links;
+
+pub use devices::{GpuDevice, MigSlice, is_gpu_uuid, is_mig_uuid, mig_profile_size};
+pub use links::{Link, LinkMatrix, MatrixError};
 
 /// The most GPUs one `machine.yaml` may declare. The largest single hosts have
 /// 8-16 GPUs and a rack-scale NVLink domain (NVL72) 72; a bigger count is a
@@ -43,6 +51,14 @@ pub struct Inventory {
     /// GPUs that share a socket / PCIe switch.
     pub numa_domains: Vec<Vec<u32>>,
     pub labels: BTreeMap<String, String>,
+    /// What nvidia-smi says of each GPU, by index (sorted); GPUs not listed
+    /// are known by index only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<GpuDevice>,
+    /// The link matrix as given; see [`Inventory::link_matrix`] for the one
+    /// the shorthand stands for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub links: Option<LinkMatrix>,
     /// Where `numa_domains` is written, for TP004's related location.
     #[serde(skip)]
     pub numa_domains_at: Option<Location>,
@@ -74,6 +90,40 @@ impl Inventory {
             }
         }
         by_gpu
+    }
+
+    /// How every pair of GPUs is linked: `links` when given, else what the
+    /// shorthand stands for (`nvlink`: NV everywhere; `pcie` with NUMA
+    /// domains: NODE within a domain, SYS across). `None` without either.
+    pub fn link_matrix(&self) -> Option<Cow<'_, LinkMatrix>> {
+        if let Some(links) = &self.links {
+            return Some(Cow::Borrowed(links));
+        }
+        let gpus = self.gpu_ids().len();
+        match self.interconnect? {
+            Interconnect::Nvlink => Some(Cow::Owned(LinkMatrix::uniform(gpus, Link::Nvlink(0)))),
+            Interconnect::Pcie if self.numa_domains.is_empty() => None,
+            Interconnect::Pcie => {
+                let domain = self.numa_domain_by_gpu();
+                let rows = (0..gpus).map(|a| {
+                    (0..gpus)
+                        .map(|b| match (a == b, domain.get(a), domain.get(b)) {
+                            (true, _, _) => "X",
+                            (false, Some(Some(x)), Some(Some(y))) if x == y => "NODE",
+                            _ => "SYS",
+                        })
+                        .collect::<Vec<_>>()
+                });
+                LinkMatrix::from_rows(gpus, rows).ok().map(Cow::Owned)
+            }
+        }
+    }
+
+    /// The device with this GPU UUID, if any.
+    pub fn device_by_uuid(&self, uuid: &str) -> Option<&GpuDevice> {
+        self.devices
+            .iter()
+            .find(|device| device.uuid.as_deref() == Some(uuid))
     }
 }
 
@@ -153,11 +203,16 @@ pub fn read_inventory(
         interconnect: None,
         numa_domains: Vec::new(),
         labels: BTreeMap::new(),
+        devices: Vec::new(),
+        links: None,
         numa_domains_at: None,
         gpus_at: None,
     };
     let mut gpus_seen = false;
     let mut numa_node: Option<&Node> = None;
+    let mut devices_node: Option<&Node> = None;
+    let mut links_node: Option<&Node> = None;
+    let mut interconnect_at: Option<Pos> = None;
     for (key, value) in entries {
         let Some(key_text) = key.as_str() else {
             rc002(key.pos, "", "keys must be strings".into());
@@ -215,7 +270,11 @@ pub fn read_inventory(
                     ),
                 ),
             },
-            "interconnect" => match value.as_str().map(str::trim) {
+            "interconnect" => match value
+                .as_str()
+                .map(str::trim)
+                .inspect(|_| interconnect_at = Some(value.pos))
+            {
                 Some("nvlink") => inventory.interconnect = Some(Interconnect::Nvlink),
                 Some("pcie") => inventory.interconnect = Some(Interconnect::Pcie),
                 _ if value.is_null() => {}
@@ -229,6 +288,8 @@ pub fn read_inventory(
                 ),
             },
             "numa_domains" => numa_node = Some(value),
+            "devices" => devices_node = Some(value).filter(|v| !v.is_null()),
+            "links" => links_node = Some(value).filter(|v| !v.is_null()),
             "labels" => match &value.value {
                 Value::Map(labels) => {
                     for (k, v) in labels {
@@ -252,7 +313,7 @@ pub fn read_inventory(
                 key.pos,
                 other,
                 format!(
-                    "unknown key `{other}` (known: gpus, gpu_model, gpu_memory_gb, interconnect, numa_domains, labels)"
+                    "unknown key `{other}` (known: gpus, gpu_model, gpu_memory_gb, interconnect, numa_domains, labels, devices, links)"
                 ),
             ),
         }
@@ -325,6 +386,39 @@ pub fn read_inventory(
                     }
                     members.dedup();
                     inventory.numa_domains.push(members);
+                }
+            }
+        }
+    }
+    if let Some(node) = devices_node {
+        inventory.devices = devices::read_devices(node, gpus, &mut rc002);
+    }
+    if let Some(node) = links_node {
+        inventory.links = devices::read_links(node, gpus, &mut rc002);
+    }
+    // The shorthand must agree with the matrix it sits beside.
+    if let (Some(links), Some(interconnect), Some(pos)) =
+        (&inventory.links, inventory.interconnect, interconnect_at)
+    {
+        match interconnect {
+            Interconnect::Nvlink => {
+                if let Some((a, b, link)) = links.first_non_nvlink() {
+                    rc002(
+                        pos,
+                        "interconnect",
+                        format!(
+                            "`interconnect: nvlink` says every pair of GPUs is NVLink, but `links` has {link} between GPU {a} and GPU {b}"
+                        ),
+                    );
+                }
+            }
+            Interconnect::Pcie => {
+                if links.gpus() > 1 && links.all_nvlink() {
+                    rc002(
+                        pos,
+                        "interconnect",
+                        "`interconnect: pcie`, but `links` has NVLink between every pair of GPUs (write `nvlink`)".to_owned(),
+                    );
                 }
             }
         }
