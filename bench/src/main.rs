@@ -33,7 +33,7 @@ enum Child {
     One(bench::OneArgs),
     /// The validator, timed as a process beside the Python script.
     #[command(hide = true)]
-    Validate(release_config_validate::Args),
+    Validate(Box<release_config_validate::Args>),
 }
 
 fn main() -> ExitCode {

@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Task {
     /// Validate a release-config repository (PATH defaults to the current directory).
-    Validate(release_config_validate::Args),
+    Validate(Box<release_config_validate::Args>),
     /// Generate a synthetic fleet; measure the validator and the MCP server against their
     /// targets (`cargo xtask bench --help` lists the options).
     #[command(disable_help_flag = true)]

@@ -7,6 +7,7 @@
 pub mod baseline;
 pub mod github;
 pub mod human;
+pub mod import;
 pub mod json;
 pub mod markdown;
 mod pipeline;
@@ -27,9 +28,13 @@ pub use report::{Counts, Report, ReportedFinding, RevisionInfo, Topology, mark_n
     version,
     about = "Validate a release-config repository (GPU, port and parallelism conflicts).",
     after_help = "Exit status: 0 no error-severity finding (no new one with --base), 1 at least one, \
-                  2 the validator could not run."
+                  2 the validator could not run.",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Args {
+    /// Instead of validating: write a machine's inventory (`inventory import`).
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// The release-config repository (any directory; a Git work tree for --rev, --base, --pending).
     #[arg(value_name = "PATH", default_value = ".")]
     pub path: PathBuf,
@@ -64,10 +69,26 @@ pub struct Args {
     pub color: ColorChoice,
 }
 
+/// What the validator does besides validating.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Machine inventories (`machines/<machine>/machine.yaml`).
+    #[command(subcommand)]
+    Inventory(InventoryCommand),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum InventoryCommand {
+    /// Write a machine's machine.yaml (to stdout) from nvidia-smi's outputs on it: topo -m,
+    /// --query-gpu, -L.
+    Import(import::ImportArgs),
+}
+
 impl Args {
     /// Arguments for validating `path` in the human format.
     pub fn for_path(path: impl Into<PathBuf>) -> Args {
         Args {
+            command: None,
             path: path.into(),
             rev: None,
             base: None,
@@ -171,6 +192,10 @@ fn run_inner(
     env: &Environment,
     stdout: &mut dyn Write,
 ) -> Result<Exit, ValidateError> {
+    if let Some(Command::Inventory(InventoryCommand::Import(import))) = &args.command {
+        import::run(import, stdout)?;
+        return Ok(Exit::Clean);
+    }
     if let Some(code) = &args.explain {
         let text = explain(code, args.format)?;
         stdout

@@ -50,6 +50,8 @@ pub enum ValidateError {
     UnknownRule { code: String, known: String },
     #[error("baseline {}: {problem}", path.display())]
     Baseline { path: PathBuf, problem: String },
+    #[error("inventory import: {message}")]
+    Import { message: String },
     #[error("cannot append to the step summary {}: {source}", path.display())]
     StepSummary {
         path: PathBuf,

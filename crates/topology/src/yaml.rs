@@ -51,6 +51,32 @@ pub struct Node {
     pub pos: Pos,
 }
 
+/// A YAML double-quoted scalar holding exactly `text`: no line break, quote
+/// or backslash left unescaped, and nothing YAML or go-yaml reads as a break
+/// (U+0085, U+2028, U+2029). How this crate writes every value it emits.
+pub fn double_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{85}' => out.push_str("\\N"),
+            '\u{2028}' => out.push_str("\\L"),
+            '\u{2029}' => out.push_str("\\P"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' || c == '\u{feff}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Bounds that make a hostile file fail fast.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {

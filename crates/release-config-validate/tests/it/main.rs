@@ -8,6 +8,7 @@ mod cli;
 mod explain;
 mod fixtures;
 mod git;
+mod import;
 mod markdown;
 mod renderers;
 mod sarif_shape;

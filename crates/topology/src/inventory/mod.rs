@@ -11,9 +11,11 @@ use crate::finding::{Finding, Location, Rule};
 use crate::yaml::{self, Limits, Node, Pos, Value};
 
 mod devices;
+mod import;
 mod links;
 
 pub use devices::{GpuDevice, MigSlice, is_gpu_uuid, is_mig_uuid, mig_profile_size};
+pub use import::{ImportError, SmiOutput, SmiOutputs, import, to_machine_yaml};
 pub use links::{Link, LinkMatrix, MatrixError};
 
 /// The most GPUs one `machine.yaml` may declare. The largest single hosts have

@@ -155,32 +155,11 @@ fn yaml_value(value: &Value) -> Result<String, minijinja::Error> {
     }
 }
 
-/// A YAML double-quoted scalar holding exactly `text` for Docker Compose: no
-/// line break, quote or backslash left unescaped, nothing YAML or go-yaml
-/// reads as a break (U+0085, U+2028, U+2029), and `$` doubled so that
-/// Compose's interpolation gives it back.
+/// A YAML double-quoted scalar holding exactly `text` for Docker Compose
+/// ([`yaml::double_quoted`]), with `$` doubled so that Compose's
+/// interpolation gives it back.
 pub(crate) fn quoted(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '$' => out.push_str("$$"),
-            '\u{85}' => out.push_str("\\N"),
-            '\u{2028}' => out.push_str("\\L"),
-            '\u{2029}' => out.push_str("\\P"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' || c == '\u{feff}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    yaml::double_quoted(&text.replace('$', "$$"))
 }
 
 /// Pass 1's check: where each of the `expressions` markers stands (see the

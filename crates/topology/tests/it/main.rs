@@ -10,6 +10,7 @@ mod hostile;
 mod interpolate;
 mod inventory;
 mod layout;
+mod nvidia_smi;
 mod proposal;
 mod repo;
 mod rules;
