@@ -104,11 +104,15 @@ impl<'a> DeploymentClaims<'a> {
     /// The claims of `deployment`, a deployment of `fleet` (whose inventory
     /// says what `all` means).
     pub fn of(fleet: &Fleet, deployment: &'a Deployment) -> DeploymentClaims<'a> {
-        let inventory_gpus = fleet
+        let inventory = fleet
             .machines
             .get(&deployment.id.machine)
-            .and_then(|m| m.inventory.as_deref())
-            .map(crate::inventory::Inventory::gpu_ids);
+            .and_then(|m| m.inventory.as_deref());
+        let inventory_gpus = inventory.map(crate::inventory::Inventory::gpu_ids);
+        // A GPU claimed by its UUID is the GPU of that index.
+        let canonical = |id: &str| {
+            inventory.map_or_else(|| id.to_owned(), |i| i.canonical_gpu(id).into_owned())
+        };
         let mut claims = DeploymentClaims {
             id: &deployment.id,
             gpus: Vec::new(),
@@ -124,7 +128,7 @@ impl<'a> DeploymentClaims<'a> {
             match &service.gpus {
                 GpuClaim::Pinned(refs) => claims
                     .gpus
-                    .extend(refs.iter().map(|r| hold(r.id.clone(), r.pos.clone()))),
+                    .extend(refs.iter().map(|r| hold(canonical(&r.id), r.pos.clone()))),
                 GpuClaim::All => {
                     let at = service
                         .gpus_at

@@ -12,7 +12,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use rustc_hash::FxHashMap;
 
 use crate::compose::{Deployment, DeploymentId, GpuClaim};
-use crate::inventory::Machine;
+use crate::inventory::{GpuIdentity, Inventory, Machine};
 use crate::rules::{decimal_gpu_id, gpu_sort_key};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -111,6 +111,8 @@ struct MachineIndex {
     inventory_gpus: Vec<NodeIndex>,
     /// GPU nodes of ids the inventory does not list, in numeric order.
     other_gpus: BTreeMap<(u8, u64, String), NodeIndex>,
+    /// What names a GPU by UUID (devices, MIG slices).
+    inventory: Option<Arc<Inventory>>,
     deployments: Vec<(Arc<Deployment>, NodeIndex)>,
     /// Sum of `count: N` claims: GPUs held, but which is unknown.
     unpinned: u32,
@@ -127,6 +129,7 @@ impl MachineIndex {
             numa_domains: Vec::new(),
             inventory_gpus: Vec::new(),
             other_gpus: BTreeMap::new(),
+            inventory: None,
             deployments: Vec::new(),
             unpinned: 0,
         }
@@ -135,6 +138,17 @@ impl MachineIndex {
     fn gpu(&self, id: &str) -> Option<NodeIndex> {
         if let Some(n) = decimal_gpu_id(id).and_then(|n| usize::try_from(n).ok())
             && let Some(node) = self.inventory_gpus.get(n)
+        {
+            return Some(*node);
+        }
+        // A GPU's UUID names the GPU; a MIG slice's holds part of its GPU,
+        // which is then not free for anyone else.
+        if let Some(inventory) = &self.inventory
+            && let GpuIdentity::Whole(n) | GpuIdentity::Slice { gpu: n, .. } =
+                inventory.identify(id)
+            && let Some(node) = usize::try_from(n)
+                .ok()
+                .and_then(|n| self.inventory_gpus.get(n))
         {
             return Some(*node);
         }
@@ -237,6 +251,7 @@ impl AllocationGraph {
         for machine in machines.values() {
             let mut entry = MachineIndex::new(&mut graph, &machine.name);
             if let Some(inventory) = &machine.inventory {
+                entry.inventory = Some(Arc::clone(inventory));
                 entry.gpu_count = Some(inventory.gpus);
                 entry.numa_domains = inventory.numa_domains.clone();
                 let ids = inventory.gpu_ids();
@@ -298,6 +313,8 @@ impl AllocationGraph {
                         }
                     }
                     GpuClaim::Pinned(_) => {
+                        // Two slices of one GPU are one hold of that GPU.
+                        let mut held: Vec<NodeIndex> = Vec::with_capacity(service.host_gpus.len());
                         for gpu in &service.host_gpus {
                             let gpu_node = match machine.gpu(gpu) {
                                 Some(node) => node,
@@ -313,7 +330,10 @@ impl AllocationGraph {
                                     node
                                 }
                             };
-                            graph.add_edge(service_node, gpu_node, GraphEdge::Holds);
+                            if !held.contains(&gpu_node) {
+                                held.push(gpu_node);
+                                graph.add_edge(service_node, gpu_node, GraphEdge::Holds);
+                            }
                         }
                     }
                 }

@@ -183,7 +183,10 @@ impl Fleet {
         for service in &deployment.services {
             match &service.gpus {
                 GpuClaim::None => continue,
-                GpuClaim::Pinned(_) => gpus.extend(service.host_gpus.iter().cloned()),
+                GpuClaim::Pinned(_) => gpus.extend(service.host_gpus.iter().map(|id| {
+                    // A GPU's UUID shown as its index, the id everything else uses.
+                    inventory.map_or_else(|| id.clone(), |i| i.canonical_gpu(id).into_owned())
+                })),
                 GpuClaim::All => {
                     if let Some(inventory) = inventory {
                         gpus.extend(inventory.gpu_ids().map(|g| g.to_string()));

@@ -121,12 +121,71 @@ impl Inventory {
         }
     }
 
+    /// What a GPU id of a claim names on this machine: a decimal id or the
+    /// UUID of one of `devices` is a whole GPU, a listed MIG UUID a slice of
+    /// its GPU (docs/release-config.md, "GPU topology").
+    pub fn identify<'i>(&'i self, id: &str) -> GpuIdentity<'i> {
+        if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+            return id
+                .parse::<u32>()
+                .map_or(GpuIdentity::Other, GpuIdentity::Whole);
+        }
+        for device in &self.devices {
+            if device.uuid.as_deref() == Some(id) {
+                return GpuIdentity::Whole(device.index);
+            }
+            if let Some(slice) = device.mig.iter().find(|s| s.uuid.as_deref() == Some(id)) {
+                return GpuIdentity::Slice {
+                    gpu: device.index,
+                    uuid: slice.uuid.as_deref().unwrap_or_default(),
+                };
+            }
+        }
+        if is_gpu_uuid(id) || is_mig_uuid(id) {
+            GpuIdentity::UnknownUuid
+        } else {
+            GpuIdentity::Other
+        }
+    }
+
+    /// Whether any device or MIG slice has a UUID (only then is a UUID
+    /// the machine does not list known to be wrong).
+    pub fn lists_uuids(&self) -> bool {
+        self.devices
+            .iter()
+            .any(|d| d.uuid.is_some() || d.mig.iter().any(|s| s.uuid.is_some()))
+    }
+
+    /// `id` as the GPU index it names when it is a listed GPU UUID, else as
+    /// written: the one spelling capacity, the graph and the views compare.
+    pub fn canonical_gpu<'t>(&self, id: &'t str) -> Cow<'t, str> {
+        match self.identify(id) {
+            GpuIdentity::Whole(index) if !id.bytes().all(|b| b.is_ascii_digit()) => {
+                Cow::Owned(index.to_string())
+            }
+            _ => Cow::Borrowed(id),
+        }
+    }
+
     /// The device with this GPU UUID, if any.
     pub fn device_by_uuid(&self, uuid: &str) -> Option<&GpuDevice> {
         self.devices
             .iter()
             .find(|device| device.uuid.as_deref() == Some(uuid))
     }
+}
+
+/// What a GPU id of a claim names ([`Inventory::identify`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuIdentity<'i> {
+    /// A whole GPU, by index.
+    Whole(u32),
+    /// A MIG slice of GPU `gpu`, by its UUID.
+    Slice { gpu: u32, uuid: &'i str },
+    /// A GPU or MIG UUID the inventory does not list.
+    UnknownUuid,
+    /// Anything else (a name the claim gives verbatim, a number beyond u32).
+    Other,
 }
 
 /// A machine directory, with or without inventory.

@@ -21,36 +21,75 @@ pub(super) const NOT_REPORTED_WHEN: &str = "unpinned claims (`count`, `all`: see
 pub(super) const EXPLANATION: &str = include_str!("gpu001.md");
 pub(super) const CHECK: Check = Check::Machine(check);
 
+/// (holder, owner) -> the GPUs they share: (holder's entry, owner's entry).
+type Pairs<'r> = BTreeMap<(usize, usize), Vec<(&'r GpuRef, &'r GpuRef)>>;
+
+/// Records each user's conflict with its owner among `users` (holder order):
+/// any earlier holder for an exclusive service, the first exclusive one for
+/// a sharing service. `counts` says which pairs to keep.
+fn owners<'r>(
+    cx: &MachineContext<'_>,
+    users: &[(usize, &'r GpuRef)],
+    counts: impl Fn(&GpuRef, &GpuRef) -> bool,
+    conflicts: &mut Pairs<'r>,
+) {
+    let Some(&first) = users.first() else {
+        return;
+    };
+    let mut first_exclusive: Option<(usize, &GpuRef)> = None;
+    for &(index, entry) in users {
+        let owner = if cx.sharing(index) {
+            first_exclusive
+        } else {
+            Some(first)
+        };
+        if let Some((owner, owner_entry)) = owner
+            && owner != index
+            && counts(entry, owner_entry)
+        {
+            conflicts
+                .entry((index, owner))
+                .or_default()
+                .push((entry, owner_entry));
+        }
+        if first_exclusive.is_none() && !cx.sharing(index) {
+            first_exclusive = Some((index, entry));
+        }
+    }
+}
+
 fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
-    // (holder, owner) -> the GPUs they share: (holder's entry, owner's entry).
-    type Pairs<'r> = BTreeMap<(usize, usize), Vec<(&'r GpuRef, &'r GpuRef)>>;
     let mut conflicts: Pairs<'_> = BTreeMap::new();
     for users in cx.gpu_users.values() {
-        let Some(&first) = users.first() else {
+        if users.len() >= 2 {
+            owners(cx, users, |_, _| true, &mut conflicts);
+        }
+    }
+    // A MIG slice is part of its GPU: a claim of the whole GPU conflicts with
+    // each claim of one of its slices (two different slices do not).
+    for ((kind, gpu, _), slice_users) in &cx.gpu_users {
+        if *kind != 1 {
+            continue;
+        }
+        let Some(whole_users) = cx
+            .gpu_users
+            .iter()
+            .find(|((k, g, _), _)| *k == 0 && g == gpu)
+            .map(|(_, users)| users)
+        else {
             continue;
         };
-        if users.len() < 2 {
-            continue;
-        }
-        let mut first_exclusive: Option<(usize, &GpuRef)> = None;
-        for &(index, entry) in users {
-            let owner = if cx.sharing(index) {
-                first_exclusive
-            } else {
-                Some(first)
-            };
-            if let Some((owner, owner_entry)) = owner
-                && owner != index
-            {
-                conflicts
-                    .entry((index, owner))
-                    .or_default()
-                    .push((entry, owner_entry));
-            }
-            if first_exclusive.is_none() && !cx.sharing(index) {
-                first_exclusive = Some((index, entry));
-            }
-        }
+        let mut users: Vec<(usize, &GpuRef)> =
+            whole_users.iter().chain(slice_users).copied().collect();
+        users.sort_by_key(|(holder, _)| *holder);
+        let slice_ids: Vec<&str> = slice_users.iter().map(|(_, r)| r.id.as_str()).collect();
+        let is_slice = |r: &GpuRef| slice_ids.contains(&r.id.as_str());
+        owners(
+            cx,
+            &users,
+            |a, b| is_slice(a) != is_slice(b),
+            &mut conflicts,
+        );
     }
     for ((index, owner_index), refs) in conflicts {
         let (Some(holder), Some(owner)) = (cx.holders.get(index), cx.holders.get(owner_index))

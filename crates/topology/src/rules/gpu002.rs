@@ -1,14 +1,16 @@
-//! GPU002: a pinned decimal GPU id at or above the inventory's `gpus`.
+//! GPU002: a pinned GPU the machine does not have: a decimal id at or above the
+//! inventory's `gpus`, or a GPU or MIG UUID that `devices` does not list.
 //!
-//! UUIDs and MIG ids cannot be checked against a count and are left alone; without
-//! inventory the rule is skipped (INV001).
+//! UUIDs are checked only when `machine.yaml` lists UUIDs (its `devices`, as `inventory
+//! import` writes them); without inventory the rule is skipped (INV001).
 
 use super::*;
 use crate::finding::Related;
 
 pub(super) const SEVERITY: Severity = Severity::Error;
 pub(super) const SUMMARY: &str = "GPU id not on the machine";
-pub(super) const NOT_REPORTED_WHEN: &str = "no usable inventory; non-decimal ids (UUIDs, MIG)";
+pub(super) const NOT_REPORTED_WHEN: &str =
+    "no usable inventory; UUIDs on a machine whose machine.yaml lists none; other names";
 pub(super) const EXPLANATION: &str = include_str!("gpu002.md");
 pub(super) const CHECK: Check = Check::Machine(check);
 
@@ -23,6 +25,30 @@ fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
         };
         for gpu in refs {
             let Some(n) = decimal_gpu_id(&gpu.id) else {
+                if inventory.lists_uuids()
+                    && inventory.identify(&gpu.id) == GpuIdentity::UnknownUuid
+                {
+                    let mut finding = Finding::new(
+                        Rule::Gpu002,
+                        Some(&machine.name),
+                        [holder.id()],
+                        [gpu.id.clone()],
+                        gpu.pos.clone(),
+                        format!(
+                            "{} uses GPU {}, which is not a GPU or MIG slice of {} (its machine.yaml lists their UUIDs)",
+                            holder.name(),
+                            gpu.id,
+                            machine.name
+                        ),
+                    );
+                    if let Some(path) = &machine.inventory_path {
+                        finding.related.push(Related {
+                            location: Location::file(path.clone()),
+                            message: format!("the inventory of {}", machine.name),
+                        });
+                    }
+                    findings.push(finding);
+                }
                 continue;
             };
             if n < u64::from(inventory.gpus) {

@@ -24,7 +24,7 @@ fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
             .filter(|h| cx.sharing(*h))
             .collect();
         if sharers.len() >= 2 {
-            shared.entry(sharers).or_default().push(gpu);
+            shared.entry(sharers).or_default().push(gpu.as_ref());
         }
     }
     for (sharers, gpus) in shared {

@@ -26,13 +26,14 @@
 //! Without inventory, range and capacity checks (GPU002, TP002, TP004, MEM001, TP001 for
 //! `all`) are skipped; INV001 says so once per machine.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::compose::{Deployment, GpuClaim, GpuRef, Service};
 use crate::finding::{Finding, Location, Severity};
-use crate::inventory::{Interconnect, Inventory, Machine};
+use crate::inventory::{GpuIdentity, Interconnect, Inventory, Machine};
 
 /// Sum of memory fractions that services sharing one GPU may claim (MEM002).
 pub(crate) const SHARED_MEMORY_LIMIT: f64 = 0.95;
@@ -181,8 +182,27 @@ impl Holder<'_> {
     }
 }
 
-/// A GPU id in [`gpu_sort_key`] order.
-type GpuKey<'k> = (u8, u64, &'k str);
+/// A claimed GPU by what it names on the machine, in GPU order: `(0, index,
+/// index)` a whole GPU (by decimal id or by its UUID), `(1, index, uuid)` a
+/// MIG slice of GPU `index`, `(2, 0, id)` anything else, as written. The
+/// text is what messages name.
+type GpuKey<'k> = (u8, u64, Cow<'k, str>);
+
+/// The key of a claimed `id` on a machine with `inventory`.
+fn gpu_key<'k>(inventory: Option<&'k Inventory>, id: &'k str) -> GpuKey<'k> {
+    match inventory.map(|i| i.identify(id)) {
+        Some(GpuIdentity::Whole(index)) => (
+            0,
+            u64::from(index),
+            inventory.map_or(Cow::Borrowed(id), |i| i.canonical_gpu(id)),
+        ),
+        Some(GpuIdentity::Slice { gpu, uuid }) => (1, u64::from(gpu), Cow::Borrowed(uuid)),
+        _ => match decimal_gpu_id(id) {
+            Some(n) => (0, n, Cow::Borrowed(id)),
+            None => (2, 0, Cow::Borrowed(id)),
+        },
+    }
+}
 
 /// What every machine check reads: the machine, its deployments and services in owner
 /// order, and the indexes built once for all of them.
@@ -226,11 +246,12 @@ impl<'a> MachineContext<'a> {
             .filter(|i| i.interconnect == Some(Interconnect::Pcie) && !i.numa_domains.is_empty())
             .map(Inventory::numa_domain_by_gpu)
             .unwrap_or_default();
+        let inventory = machine.inventory.as_deref();
         let mut gpu_users: BTreeMap<GpuKey<'_>, Vec<(usize, &GpuRef)>> = BTreeMap::new();
         for (index, holder) in holders.iter().enumerate() {
             if let GpuClaim::Pinned(refs) = &holder.service.gpus {
                 for gpu in refs {
-                    let users = gpu_users.entry(gpu_sort_key(&gpu.id)).or_default();
+                    let users = gpu_users.entry(gpu_key(inventory, &gpu.id)).or_default();
                     if users.last().is_none_or(|(h, _)| *h != index) {
                         users.push((index, gpu));
                     }

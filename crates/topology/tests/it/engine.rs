@@ -791,3 +791,48 @@ fn gpu_holders_are_in_gpu_order() {
         ]
     );
 }
+
+/// A GPU claimed by its UUID, or through one of its MIG slices, is that GPU:
+/// not free, shown by index, held by the deployment.
+#[test]
+fn gpus_claimed_by_uuid_are_held_by_index() {
+    let dir = TempDir::new().expect("temp dir");
+    let claim = |port: u16, id: &str| {
+        format!(
+            "services:\n  llm:\n    image: vllm/vllm-openai\n    ports: ['{port}:8000']\n    gpus: [{{device_ids: ['{id}']}}]\n"
+        )
+    };
+    let machine_yaml = "gpus: 4\ninterconnect: nvlink\ndevices:\n  - {index: 2, uuid: GPU-22222222-0000-0000-0000-000000000000}\n  - index: 3\n    mig: [{profile: 3g.40gb, uuid: MIG-33333333-0000-0000-0000-000000000000}]\n";
+    let by_uuid = claim(8000, "GPU-22222222-0000-0000-0000-000000000000");
+    let by_slice = claim(8001, "MIG-33333333-0000-0000-0000-000000000000");
+    write(
+        dir.path(),
+        &[
+            (
+                "machines/m1/machine.yaml".to_owned(),
+                machine_yaml.to_owned(),
+            ),
+            ("machines/m1/8000/docker-compose.yml".to_owned(), by_uuid),
+            ("machines/m1/8001/docker-compose.yml".to_owned(), by_slice),
+        ],
+    );
+    let fleet = Engine::new()
+        .analyze(&Snapshot::from_dir(dir.path()).expect("snapshot"))
+        .expect("analyze");
+    assert_eq!(lines(&fleet), Vec::<String>::new());
+    let topology = fleet.machine_topology("m1").expect("m1");
+    assert_eq!(topology.free_gpus, Some(vec![0, 1]));
+    assert_eq!(topology.deployments[0].gpus, ["2"]);
+    let holders: Vec<String> = topology
+        .holders_of("2")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(holders, ["m1:8000/llm"]);
+    let holders: Vec<String> = topology
+        .holders_of("3")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(holders, ["m1:8001/llm"]);
+}

@@ -183,6 +183,107 @@ fn gpu002_id_beyond_inventory() {
     check(Some("gpus: 4\n"), &[(8000, &dep(8000, "'GPU-9'", ""))], &[]);
 }
 
+// --- GPU identity: UUIDs and MIG slices (docs/release-config.md, "GPU topology") ---
+
+/// Two GPUs by UUID; GPU 1 split in two MIG slices.
+const WITH_UUIDS: &str = "gpus: 2
+interconnect: nvlink
+devices:
+  - {index: 0, uuid: GPU-aaaaaaaa-0000-0000-0000-000000000000}
+  - index: 1
+    uuid: GPU-bbbbbbbb-0000-0000-0000-000000000000
+    mig:
+      - {profile: 3g.20gb, uuid: MIG-cccccccc-0000-0000-0000-000000000000}
+      - {profile: 3g.20gb, uuid: MIG-dddddddd-0000-0000-0000-000000000000}
+";
+
+#[test]
+fn gpu_identity_uuids_and_mig_slices() {
+    let gpu0 = "'GPU-aaaaaaaa-0000-0000-0000-000000000000'";
+    let slice_c = "'MIG-cccccccc-0000-0000-0000-000000000000'";
+    let slice_d = "'MIG-dddddddd-0000-0000-0000-000000000000'";
+    /// (case, deployments as (port, device ids, extra lines), expected findings).
+    type Case<'a> = (&'a str, &'a [(u16, &'a str, &'a str)], &'a [&'a str]);
+    let cases: &[Case<'_>] = &[
+        (
+            "a claim by UUID and one by index of the same GPU",
+            &[(8000, "'0'", ""), (8001, gpu0, "")],
+            &["GPU001 error m1:8000,m1:8001 8001.yml:5:26"],
+        ),
+        (
+            "a MIG slice and its whole GPU",
+            &[(8000, "'1'", ""), (8001, slice_c, "")],
+            &["GPU001 error m1:8000,m1:8001 8001.yml:5:26"],
+        ),
+        (
+            "the whole GPU claimed after its slice",
+            &[
+                (8000, slice_d, ""),
+                (8001, "'GPU-bbbbbbbb-0000-0000-0000-000000000000'", ""),
+            ],
+            &["GPU001 error m1:8000,m1:8001 8001.yml:5:26"],
+        ),
+        (
+            "two slices of one GPU are two devices",
+            &[(8000, slice_c, ""), (8001, slice_d, "")],
+            &[],
+        ),
+        (
+            "one slice twice",
+            &[(8000, slice_c, ""), (8001, slice_c, "")],
+            &["GPU001 error m1:8000,m1:8001 8001.yml:5:26"],
+        ),
+        (
+            "a UUID the machine does not list",
+            &[(8000, "'GPU-eeeeeeee-0000-0000-0000-000000000000'", "")],
+            &["GPU002 error m1:8000 8000.yml:5:26"],
+        ),
+        (
+            "tensor parallelism over slices",
+            &[(
+                8000,
+                &format!("{slice_c}, {slice_d}"),
+                "    command: --tensor-parallel-size 2\n",
+            )],
+            &["TP005 error m1:8000 8000.yml:5:26"],
+        ),
+        (
+            "one server per slice",
+            &[(8000, slice_c, ""), (8001, slice_d, "")],
+            &[],
+        ),
+    ];
+    for (name, deployments, expected) in cases {
+        let files: Vec<(u16, String)> = deployments
+            .iter()
+            .map(|(port, ids, extra)| (*port, dep(*port, ids, extra)))
+            .collect();
+        let refs: Vec<(u16, &str)> = files.iter().map(|(p, y)| (*p, y.as_str())).collect();
+        let got: Vec<String> = findings(Some(WITH_UUIDS), &refs)
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {} {} {}",
+                    f.rule,
+                    f.severity,
+                    f.deployments.join(","),
+                    f.location
+                )
+            })
+            .collect();
+        assert_eq!(&got, expected, "{name}");
+    }
+    // Without UUIDs in machine.yaml a UUID cannot be known wrong (as before).
+    check(
+        Some("gpus: 2\n"),
+        &[(
+            8000,
+            &dep(8000, "'GPU-eeeeeeee-0000-0000-0000-000000000000'", ""),
+        )],
+        &[],
+    );
+}
+
 // --- GPU003 ------------------------------------------------------------------------
 
 #[test]
