@@ -226,6 +226,9 @@ pub struct Service {
     pub dtype: Option<String>,
     pub num_attention_heads: Option<u32>,
     pub num_attention_heads_at: Option<Location>,
+    /// Key/value heads (label `catapult.num_kv_heads`; grouped-query attention).
+    pub num_kv_heads: Option<u32>,
+    pub num_kv_heads_at: Option<Location>,
     /// Fraction of each GPU's memory the server takes (default 0.9).
     pub memory_utilization: f64,
     pub memory_utilization_at: Option<Location>,
@@ -858,6 +861,8 @@ impl<'a> Reader<'a> {
             dtype: None,
             num_attention_heads: None,
             num_attention_heads_at: None,
+            num_kv_heads: None,
+            num_kv_heads_at: None,
             memory_utilization: 0.9,
             memory_utilization_at: None,
             gpu_sharing: false,

@@ -161,22 +161,29 @@ impl Reader<'_> {
             .map(|(v, _)| v)
             .or_else(|| flag_value(argv, &["--quantization", "-q"]).map(|t| t.text.clone()))
             .or_else(|| flag_value(argv, &["--dtype"]).map(|t| t.text.clone()));
-        if let Some((text, pos)) = label("catapult.num_attention_heads") {
+        for key in ["catapult.num_attention_heads", "catapult.num_kv_heads"] {
+            let Some((text, pos)) = label(key) else {
+                continue;
+            };
             match text.parse::<u32>() {
                 Ok(v) if v > 0 => {
-                    service.num_attention_heads = Some(v);
-                    service.num_attention_heads_at = Some(self.loc(pos));
+                    let at = Some(self.loc(pos));
+                    if key == "catapult.num_kv_heads" {
+                        service.num_kv_heads = Some(v);
+                        service.num_kv_heads_at = at;
+                    } else {
+                        service.num_attention_heads = Some(v);
+                        service.num_attention_heads_at = at;
+                    }
                 }
                 _ => {
                     let message = format!(
-                        "{}: service `{name}`: label catapult.num_attention_heads must be a positive integer, found `{text}`",
+                        "{}: service `{name}`: label {key} must be a positive integer, found `{text}`",
                         self.path
                     );
                     self.push(
                         Rule::Rc002,
-                        vec![format!(
-                            "services.{name}.labels.catapult.num_attention_heads"
-                        )],
+                        vec![format!("services.{name}.labels.{key}")],
                         pos,
                         message,
                     );

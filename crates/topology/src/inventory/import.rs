@@ -533,6 +533,7 @@ pub fn import(
         links,
         numa_domains_at: None,
         gpus_at: None,
+        links_at: None,
     })
 }
 

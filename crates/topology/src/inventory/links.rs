@@ -62,7 +62,7 @@ impl Link {
     pub fn describe(self) -> &'static str {
         match self {
             Link::Sys => "across NUMA nodes (SYS)",
-            Link::Node => "within a NUMA node, across host bridges (NODE)",
+            Link::Node => "within one NUMA node (NODE)",
             Link::Phb => "through a PCIe host bridge (PHB)",
             Link::Pxb => "through several PCIe switches (PXB)",
             Link::Pix => "through one PCIe switch (PIX)",
@@ -90,6 +90,11 @@ impl Serialize for Link {
         serializer.collect_str(self)
     }
 }
+
+/// Steps one [`LinkMatrix::best_group`] search may take per link level:
+/// an 8-GPU machine needs a few hundred, a 72-GPU NVLink domain a few
+/// thousand.
+const SEARCH_STEPS: u32 = 200_000;
 
 /// The links between every pair of a machine's GPUs, by GPU index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,6 +238,77 @@ impl LinkMatrix {
             }
         }
         worst
+    }
+
+    /// Among `candidates` (GPU indices), a group of `size` whose worst link
+    /// is the best any such group has, with that link; of equally good
+    /// groups the one of the lowest indices. `None` for `size < 2` or fewer
+    /// candidates than `size`. A search that would take too long (a machine
+    /// of hundreds of GPUs) settles for a worse level, never a wrong one:
+    /// the group returned always has the link returned.
+    pub fn best_group(&self, size: usize, candidates: &[usize]) -> Option<(Link, Vec<usize>)> {
+        let mut candidates: Vec<usize> = candidates
+            .iter()
+            .copied()
+            .filter(|&g| g < self.gpus)
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        if size < 2 || candidates.len() < size {
+            return None;
+        }
+        let mut levels: Vec<Link> = Vec::new();
+        for (i, &a) in candidates.iter().enumerate() {
+            for &b in candidates.iter().skip(i + 1) {
+                if let Some(link) = self.link(a, b)
+                    && !levels.contains(&link)
+                {
+                    levels.push(link);
+                }
+            }
+        }
+        levels.sort_unstable_by(|a, b| b.cmp(a));
+        for level in levels {
+            let mut budget = SEARCH_STEPS;
+            let mut group = Vec::with_capacity(size);
+            if self.clique(&candidates, size, level, 0, &mut group, &mut budget) {
+                return Some((level, group));
+            }
+        }
+        None
+    }
+
+    /// Extends `group` to `size` GPUs of `candidates[from..]`, every pair
+    /// linked at least `level`.
+    fn clique(
+        &self,
+        candidates: &[usize],
+        size: usize,
+        level: Link,
+        from: usize,
+        group: &mut Vec<usize>,
+        budget: &mut u32,
+    ) -> bool {
+        if group.len() == size {
+            return true;
+        }
+        for (offset, &gpu) in candidates.iter().enumerate().skip(from) {
+            if *budget == 0 || candidates.len() - offset < size - group.len() {
+                return false;
+            }
+            *budget -= 1;
+            if group
+                .iter()
+                .all(|&member| self.link(member, gpu).is_some_and(|link| link >= level))
+            {
+                group.push(gpu);
+                if self.clique(candidates, size, level, offset + 1, group, budget) {
+                    return true;
+                }
+                group.pop();
+            }
+        }
+        false
     }
 
     /// Every pair NVLink.

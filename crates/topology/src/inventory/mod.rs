@@ -67,6 +67,9 @@ pub struct Inventory {
     /// Where `gpus` is written, for GPU002's related location.
     #[serde(skip)]
     pub gpus_at: Option<Location>,
+    /// Where `links` is written, for TP004's related location.
+    #[serde(skip)]
+    pub links_at: Option<Location>,
 }
 
 impl Inventory {
@@ -96,7 +99,8 @@ impl Inventory {
 
     /// How every pair of GPUs is linked: `links` when given, else what the
     /// shorthand stands for (`nvlink`: NV everywhere; `pcie` with NUMA
-    /// domains: NODE within a domain, SYS across). `None` without either.
+    /// domains: NODE within a domain, SYS across, NODE for a GPU in no
+    /// domain). `None` without either.
     pub fn link_matrix(&self) -> Option<Cow<'_, LinkMatrix>> {
         if let Some(links) = &self.links {
             return Some(Cow::Borrowed(links));
@@ -111,8 +115,10 @@ impl Inventory {
                     (0..gpus)
                         .map(|b| match (a == b, domain.get(a), domain.get(b)) {
                             (true, _, _) => "X",
-                            (false, Some(Some(x)), Some(Some(y))) if x == y => "NODE",
-                            _ => "SYS",
+                            (false, Some(Some(x)), Some(Some(y))) if x != y => "SYS",
+                            // Within a domain, or a GPU in none (its locality
+                            // unknown: nothing is claimed against it).
+                            _ => "NODE",
                         })
                         .collect::<Vec<_>>()
                 });
@@ -268,6 +274,7 @@ pub fn read_inventory(
         links: None,
         numa_domains_at: None,
         gpus_at: None,
+        links_at: None,
     };
     let mut gpus_seen = false;
     let mut numa_node: Option<&Node> = None;
@@ -455,6 +462,7 @@ pub fn read_inventory(
         inventory.devices = devices::read_devices(node, gpus, &mut rc002);
     }
     if let Some(node) = links_node {
+        inventory.links_at = Some(Location::new(path, node.pos.line, node.pos.column));
         inventory.links = devices::read_links(node, gpus, &mut rc002);
     }
     // The shorthand must agree with the matrix it sits beside.

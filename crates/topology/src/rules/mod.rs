@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::compose::{Deployment, GpuClaim, GpuRef, Service};
 use crate::finding::{Finding, Location, Severity};
-use crate::inventory::{GpuIdentity, Interconnect, Inventory, Machine};
+use crate::inventory::{GpuIdentity, Inventory, Machine};
 
 /// Sum of memory fractions that services sharing one GPU may claim (MEM002).
 pub(crate) const SHARED_MEMORY_LIMIT: f64 = 0.95;
@@ -213,9 +213,6 @@ struct MachineContext<'a> {
     /// Every service, ordered by (deployment id, service name): the order that decides
     /// who "owns" a shared GPU or port (file order would change with an unrelated edit).
     holders: Vec<Holder<'a>>,
-    /// The NUMA domain of each inventory GPU id, on a pcie machine with domains (TP004
-    /// looks up every GPU of every service, and a file may list any number of domains).
-    numa: Vec<Option<usize>>,
     /// Pinned GPU -> its holders (indexes into `holders`) in holder order, each once,
     /// with the entry naming it (GPU001, MEM002).
     gpu_users: BTreeMap<GpuKey<'a>, Vec<(usize, &'a GpuRef)>>,
@@ -240,12 +237,6 @@ impl<'a> MachineContext<'a> {
                 .cmp(&b.deployment.id)
                 .then_with(|| a.service.name.cmp(&b.service.name))
         });
-        let numa: Vec<Option<usize>> = machine
-            .inventory
-            .as_deref()
-            .filter(|i| i.interconnect == Some(Interconnect::Pcie) && !i.numa_domains.is_empty())
-            .map(Inventory::numa_domain_by_gpu)
-            .unwrap_or_default();
         let inventory = machine.inventory.as_deref();
         let mut gpu_users: BTreeMap<GpuKey<'_>, Vec<(usize, &GpuRef)>> = BTreeMap::new();
         for (index, holder) in holders.iter().enumerate() {
@@ -262,7 +253,6 @@ impl<'a> MachineContext<'a> {
             machine,
             deployments,
             holders,
-            numa,
             gpu_users,
         }
     }

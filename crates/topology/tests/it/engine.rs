@@ -393,6 +393,7 @@ fn build(
             links: None,
             numa_domains_at: None,
             gpus_at: None,
+            links_at: None,
         };
         machines.insert(
             name.clone(),
@@ -512,6 +513,7 @@ fn a_hand_built_inventory_is_bounded_in_the_graph() {
                 links: None,
                 numa_domains_at: None,
                 gpus_at: None,
+                links_at: None,
             })),
             inventory_path: None,
         },

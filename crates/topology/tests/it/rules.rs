@@ -421,6 +421,50 @@ fn tp003_heads_not_divisible() {
         &[(8000, &dep(8000, "'0', '1', '2', '3'", &extra(32)))],
         &[],
     );
+    let message = |labels: &str| {
+        let yaml = dep(
+            8000,
+            "'0', '1', '2', '3'",
+            &format!("    command: vllm serve m -tp 4\n    labels: {{{labels}}}\n"),
+        );
+        let got = findings(Some(NVLINK8), &[(8000, &yaml)]);
+        got.iter()
+            .filter(|f| f.rule.code() == "TP003")
+            .map(|f| f.message.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        message("catapult.num_attention_heads: '30'"),
+        [
+            "m1:8000/llm: 30 attention heads cannot be split evenly over tensor parallel size 4 (sizes that work on m1's 8 GPUs: 1, 2, 3, 5, 6)"
+        ]
+    );
+    // Grouped-query attention: 8 KV heads split over 4 (2 each), or replicated to 16.
+    assert_eq!(
+        message("catapult.num_attention_heads: '64', catapult.num_kv_heads: '8'"),
+        Vec::<String>::new()
+    );
+    // 3 KV heads: TP 4 neither splits nor replicates them.
+    assert_eq!(
+        message("catapult.num_attention_heads: '24', catapult.num_kv_heads: '3'"),
+        [
+            "m1:8000/llm: 3 KV heads can neither be split evenly over nor replicated to tensor parallel size 4 (sizes that work on m1's 8 GPUs: 1, 3, 6)"
+        ]
+    );
+    // A KV label that is not a positive integer is RC002 and left out.
+    let got = findings(
+        Some(NVLINK8),
+        &[(
+            8000,
+            &dep(
+                8000,
+                "'0', '1', '2', '3'",
+                "    command: vllm serve m -tp 4\n    labels: {catapult.num_kv_heads: 'eight'}\n",
+            ),
+        )],
+    );
+    let codes: Vec<&str> = got.iter().map(|f| f.rule.code()).collect();
+    assert_eq!(codes, ["RC002"]);
 }
 
 #[test]
@@ -442,6 +486,66 @@ fn tp004_group_across_numa_domains_on_pcie() {
             8000,
             &dep(8000, "'1', '2'", "    command: vllm serve m -dp 2\n"),
         )],
+        &[],
+    );
+}
+
+#[test]
+fn tp004_on_the_link_matrix() {
+    // H100 PCIe cards bridged in pairs: NV12 within 0-1 and 2-3, SYS between.
+    let pairs = "gpus: 4\ninterconnect: pcie\nlinks:\n  - [X, NV12, SYS, SYS]\n  - [NV12, X, SYS, SYS]\n  - [SYS, SYS, X, NV12]\n  - [SYS, SYS, NV12, X]\n";
+    let tp = |n: u32| format!("    command: vllm serve m -tp {n}\n");
+    check(
+        Some(pairs),
+        &[(8000, &dep(8000, "'1', '2'", &tp(2)))],
+        &["TP004 warning m1:8000 8000.yml:6:31"],
+    );
+    let got = findings(Some(pairs), &[(8000, &dep(8000, "'1', '2'", &tp(2)))]);
+    assert_eq!(
+        got[0].message,
+        "m1:8000/llm: tensor parallel group of GPUs 1, 2 is linked across NUMA nodes (SYS) on m1, where a group of 2 can be linked NVLink: GPUs 0, 1 are free and linked NVLink"
+    );
+    // The better groups held by others: the warning says none is free.
+    let got = findings(
+        Some(pairs),
+        &[
+            (8000, &dep(8000, "'1', '2'", &tp(2))),
+            (8001, &dep(8001, "'0'", "")),
+            (8002, &dep(8002, "'3'", "")),
+        ],
+    );
+    let tp004: Vec<&str> = got
+        .iter()
+        .filter(|f| f.rule.code() == "TP004")
+        .map(|f| f.message.as_str())
+        .collect();
+    assert_eq!(tp004.len(), 1, "{got:#?}");
+    assert!(
+        tp004[0].ends_with(": no such group is free now"),
+        "{}",
+        tp004[0]
+    );
+    // Near-misses: an NVLink pair; TP 4 (no group of four does better than SYS);
+    // two TP-1 replicas.
+    check(Some(pairs), &[(8000, &dep(8000, "'2', '3'", &tp(2)))], &[]);
+    check(
+        Some(pairs),
+        &[(8000, &dep(8000, "'0', '1', '2', '3'", &tp(4)))],
+        &[],
+    );
+    check(
+        Some(pairs),
+        &[(
+            8000,
+            &dep(8000, "'1', '2'", "    command: vllm serve m -dp 2\n"),
+        )],
+        &[],
+    );
+    // An 8-GPU NVSwitch board: every group is as good as any.
+    let nvswitch = "gpus: 8\ninterconnect: nvlink\n";
+    check(
+        Some(nvswitch),
+        &[(8000, &dep(8000, "'1', '6'", &tp(2)))],
         &[],
     );
 }
