@@ -17,7 +17,8 @@ pub(super) const CHECK: Check = Check::Machine(check);
 /// Whether TP `tp` can serve the heads: attention heads split evenly; KV heads split
 /// evenly, or each replicated on `tp / kv` GPUs (vLLM's rule for grouped-query attention).
 fn fits(tp: u32, heads: Option<u32>, kv_heads: Option<u32>) -> bool {
-    heads.is_none_or(|h| h % tp == 0) && kv_heads.is_none_or(|kv| kv % tp == 0 || tp % kv == 0)
+    heads.is_none_or(|h| h.is_multiple_of(tp))
+        && kv_heads.is_none_or(|kv| kv.is_multiple_of(tp) || tp.is_multiple_of(kv))
 }
 
 fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
@@ -31,7 +32,7 @@ fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
         if fits(tp, heads, kv_heads) {
             continue;
         }
-        let heads_fit = heads.is_none_or(|h| h % tp == 0);
+        let heads_fit = heads.is_none_or(|h| h.is_multiple_of(tp));
         let (what, at) = if heads_fit {
             (
                 format!(
