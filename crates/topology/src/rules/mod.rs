@@ -298,6 +298,15 @@ pub(crate) fn gpu_sort_key(id: &str) -> (u8, u64, &str) {
     }
 }
 
+/// Whether TP `tp` can serve a model's heads: attention heads split evenly; KV heads
+/// split evenly, or each replicated on `tp / kv` GPUs (vLLM's rule for grouped-query
+/// attention). TP003 and the planner ask the same question.
+pub(crate) fn tp_fits_heads(tp: u32, heads: Option<u32>, kv_heads: Option<u32>) -> bool {
+    tp > 0
+        && heads.is_none_or(|h| h.is_multiple_of(tp))
+        && kv_heads.is_none_or(|kv| kv.is_multiple_of(tp) || tp.is_multiple_of(kv))
+}
+
 /// The index a decimal GPU id names (`u64::MAX` for one with more digits than
 /// `u64` holds); `None` for UUIDs, MIG ids and anything not all digits.
 pub(crate) fn decimal_gpu_id(id: &str) -> Option<u64> {

@@ -14,13 +14,6 @@ pub(super) const NOT_REPORTED_WHEN: &str = "labels absent";
 pub(super) const EXPLANATION: &str = include_str!("tp003.md");
 pub(super) const CHECK: Check = Check::Machine(check);
 
-/// Whether TP `tp` can serve the heads: attention heads split evenly; KV heads split
-/// evenly, or each replicated on `tp / kv` GPUs (vLLM's rule for grouped-query attention).
-fn fits(tp: u32, heads: Option<u32>, kv_heads: Option<u32>) -> bool {
-    heads.is_none_or(|h| h.is_multiple_of(tp))
-        && kv_heads.is_none_or(|kv| kv.is_multiple_of(tp) || tp.is_multiple_of(kv))
-}
-
 fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
     for holder in &cx.holders {
         let service = holder.service;
@@ -29,7 +22,7 @@ fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
             continue;
         }
         let tp = service.tensor_parallel.max(1);
-        if fits(tp, heads, kv_heads) {
+        if tp_fits_heads(tp, heads, kv_heads) {
             continue;
         }
         let heads_fit = heads.is_none_or(|h| h.is_multiple_of(tp));
@@ -59,7 +52,7 @@ fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
             .unwrap_or(64)
             .min(1024);
         let valid: Vec<String> = (1..=limit)
-            .filter(|t| fits(*t, heads, kv_heads))
+            .filter(|t| tp_fits_heads(*t, heads, kv_heads))
             .map(|t| t.to_string())
             .collect();
         let mut finding = Finding::new(

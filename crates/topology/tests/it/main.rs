@@ -11,6 +11,7 @@ mod interpolate;
 mod inventory;
 mod layout;
 mod nvidia_smi;
+mod placement;
 mod proposal;
 mod repo;
 mod rules;

@@ -1,0 +1,381 @@
+//! The planner: where a model could go in the fleet, ranked, with reasons
+//! (docs/release-config.md, "Placement"). One pass over the machines of an
+//! analysed [`Fleet`]: cheap filters first (labels, GPU model, memory, free
+//! GPU count), then the best free GPU set of each machine by its link matrix.
+//!
+//! Ranked by: fewer GPUs (with "any valid" TP), the better worst link in the
+//! group, fewer NUMA domains spanned, more memory headroom per GPU, then the
+//! machine name. Each placement says why it ranks below the one before.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::compose::bytes_per_param;
+use crate::engine::Fleet;
+use crate::inventory::{Inventory, Link};
+use crate::rules::tp_fits_heads;
+
+/// What to place, and where it may go.
+#[derive(Debug, Clone, Default)]
+pub struct PlacementQuery {
+    /// Tensor parallel size; `None`: the smallest valid one that fits.
+    pub tp: Option<u32>,
+    /// Billions of parameters, for the weights per GPU.
+    pub params_b: Option<f64>,
+    /// Weight dtype or quantisation (`bf16`, `fp8`, `awq`); `None` is `auto` (2 bytes).
+    pub dtype: Option<String>,
+    /// The server's memory fraction (default 0.9).
+    pub memory_utilization: Option<f64>,
+    pub num_attention_heads: Option<u32>,
+    pub num_kv_heads: Option<u32>,
+    /// Only machines whose GPU model contains this (case-insensitive).
+    pub gpu_model: Option<String>,
+    /// Only GPUs with at least this much memory (GB).
+    pub min_memory_gb: Option<f64>,
+    /// Only machines with every one of these labels.
+    pub labels: BTreeMap<String, String>,
+    /// GPUs held outside main, by machine: open proposals, pending claims.
+    pub held_elsewhere: BTreeMap<String, BTreeSet<u32>>,
+    /// Most placements to return.
+    pub limit: usize,
+}
+
+/// One place the model could go.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Placement {
+    pub machine: String,
+    pub tp: u32,
+    pub gpus: Vec<u32>,
+    /// The lowest host port from 8000 that no deployment of the machine uses.
+    pub port: u16,
+    /// The slowest link between two GPUs of the set (`None` for one GPU, or a
+    /// machine without link information).
+    pub worst_link: Option<Link>,
+    /// NUMA domains the set spans (0: the machine names none).
+    pub numa_domains: usize,
+    pub memory_gb_per_gpu: Option<f64>,
+    pub weights_gb_per_gpu: Option<f64>,
+    /// Memory x utilisation - weights, per GPU.
+    pub headroom_gb_per_gpu: Option<f64>,
+    /// Deployments already on the machine.
+    pub neighbours: Vec<String>,
+    /// GPUs of the machine that open proposals or pending claims hold.
+    pub held_elsewhere: Vec<u32>,
+    /// Why it is a candidate, in words.
+    pub reasons: Vec<String>,
+    /// Why it ranks below the placement before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ranked_below_because: Option<String>,
+}
+
+/// The planner's answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlacementPlan {
+    pub placements: Vec<Placement>,
+    /// Machines that could take it (before `limit`).
+    pub candidates: usize,
+    /// Machines left out, by reason.
+    pub excluded: BTreeMap<&'static str, usize>,
+}
+
+/// The ports from which a free one is chosen.
+const FIRST_PORT: u16 = 8000;
+
+/// The ranked placements of `query` in `fleet`.
+pub fn find_placement(fleet: &Fleet, query: &PlacementQuery) -> PlacementPlan {
+    let mut excluded: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut placements = Vec::new();
+    let utilization = query.memory_utilization.unwrap_or(0.9).clamp(0.01, 1.0);
+    let bytes = query.dtype.as_deref().map_or(Some(2.0), bytes_per_param);
+    let model_wanted = query.gpu_model.as_deref().map(str::to_ascii_lowercase);
+    let graph = fleet.graph();
+    for (name, machine) in &fleet.machines {
+        let Some(inventory) = machine.inventory.as_deref() else {
+            *excluded.entry("no inventory").or_default() += 1;
+            continue;
+        };
+        if !query
+            .labels
+            .iter()
+            .all(|(k, v)| inventory.labels.get(k) == Some(v))
+        {
+            *excluded.entry("labels differ").or_default() += 1;
+            continue;
+        }
+        if let Some(wanted) = &model_wanted
+            && !inventory
+                .gpu_model
+                .as_deref()
+                .is_some_and(|m| m.to_ascii_lowercase().contains(wanted))
+        {
+            *excluded.entry("another GPU model").or_default() += 1;
+            continue;
+        }
+        let memory = inventory.gpu_memory_gb;
+        if let Some(min) = query.min_memory_gb
+            && memory.is_none_or(|m| m < min)
+        {
+            *excluded.entry("less GPU memory").or_default() += 1;
+            continue;
+        }
+        if graph.unpinned_gpus(name) > 0 {
+            // `count:` claims: which GPUs they take is unknown (GPU003).
+            *excluded.entry("unpinned GPU claims").or_default() += 1;
+            continue;
+        }
+        let held = query.held_elsewhere.get(name);
+        let free: Vec<u32> = graph
+            .free_gpus(name)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|g| held.is_none_or(|h| !h.contains(g)))
+            .filter(|g| !is_partitioned(inventory, *g))
+            .collect();
+        let Some(tp) = choose_tp(query, inventory, memory, bytes, utilization, free.len()) else {
+            *excluded
+                .entry(if free.is_empty() {
+                    "no free GPU"
+                } else {
+                    "no valid TP fits the free GPUs"
+                })
+                .or_default() += 1;
+            continue;
+        };
+        let weights = query
+            .params_b
+            .zip(bytes)
+            .map(|(params, bytes)| params * bytes / f64::from(tp));
+        let (gpus, worst_link) = best_set(inventory, &free, tp);
+        let domain = inventory.numa_domain_by_gpu();
+        let numa_domains = gpus
+            .iter()
+            .filter_map(|g| {
+                usize::try_from(*g)
+                    .ok()
+                    .and_then(|g| domain.get(g).copied().flatten())
+            })
+            .collect::<BTreeSet<usize>>()
+            .len();
+        let neighbours: Vec<String> = graph
+            .deployments_on(name)
+            .map(ToString::to_string)
+            .collect();
+        let port = free_port(fleet, name);
+        let headroom = memory.zip(weights).map(|(m, w)| m * utilization - w);
+        let mut reasons = Vec::new();
+        reasons.push(match worst_link {
+            Some(link) => format!("GPUs {} linked {}", list(&gpus), link.describe()),
+            None if gpus.len() == 1 => format!("GPU {}", list(&gpus)),
+            None => format!(
+                "GPUs {} (the machine gives no link information)",
+                list(&gpus)
+            ),
+        });
+        if numa_domains > 1 {
+            reasons.push(format!("spans {numa_domains} NUMA domains"));
+        }
+        if let (Some(weights), Some(headroom)) = (weights, headroom) {
+            reasons.push(format!(
+                "{weights:.1} GB of weights per GPU, {headroom:.1} GB to spare at memory utilisation {utilization}"
+            ));
+        }
+        if !neighbours.is_empty() {
+            reasons.push(format!("shares the machine with {}", neighbours.join(", ")));
+        }
+        let held_elsewhere: Vec<u32> = held
+            .map(|h| h.iter().copied().collect())
+            .unwrap_or_default();
+        if !held_elsewhere.is_empty() {
+            reasons.push(if held_elsewhere.len() == 1 {
+                format!(
+                    "GPU {} is claimed by an open proposal",
+                    list(&held_elsewhere)
+                )
+            } else {
+                format!(
+                    "GPUs {} are claimed by open proposals",
+                    list(&held_elsewhere)
+                )
+            });
+        }
+        placements.push(Placement {
+            machine: name.clone(),
+            tp,
+            gpus,
+            port,
+            worst_link,
+            numa_domains,
+            memory_gb_per_gpu: memory,
+            weights_gb_per_gpu: weights,
+            headroom_gb_per_gpu: headroom,
+            neighbours,
+            held_elsewhere,
+            reasons,
+            ranked_below_because: None,
+        });
+    }
+    let candidates = placements.len();
+    placements.sort_by(|a, b| {
+        a.tp.cmp(&b.tp)
+            .then_with(|| b.worst_link.cmp(&a.worst_link))
+            .then_with(|| a.numa_domains.cmp(&b.numa_domains))
+            .then_with(|| {
+                b.headroom_gb_per_gpu
+                    .unwrap_or(f64::NEG_INFINITY)
+                    .total_cmp(&a.headroom_gb_per_gpu.unwrap_or(f64::NEG_INFINITY))
+            })
+            .then_with(|| a.machine.cmp(&b.machine))
+    });
+    placements.truncate(query.limit.max(1));
+    for i in 1..placements.len() {
+        let because = placements
+            .get(i - 1)
+            .zip(placements.get(i))
+            .map(|(better, this)| lost_because(better, this));
+        if let Some(slot) = placements.get_mut(i) {
+            slot.ranked_below_because = because;
+        }
+    }
+    PlacementPlan {
+        placements,
+        candidates,
+        excluded,
+    }
+}
+
+/// A GPU split into MIG slices cannot be given whole.
+fn is_partitioned(inventory: &Inventory, gpu: u32) -> bool {
+    inventory
+        .devices
+        .iter()
+        .any(|d| d.index == gpu && !d.mig.is_empty())
+}
+
+/// The TP to place with: the one asked for, if the heads allow it and enough
+/// GPUs are free; else the smallest valid size whose weights fit.
+fn choose_tp(
+    query: &PlacementQuery,
+    inventory: &Inventory,
+    memory: Option<f64>,
+    bytes: Option<f64>,
+    utilization: f64,
+    free: usize,
+) -> Option<u32> {
+    let fits_memory = |tp: u32| match (query.params_b, bytes, memory) {
+        (Some(params), Some(bytes), Some(memory)) => {
+            params * bytes / f64::from(tp) <= memory * utilization
+        }
+        _ => true,
+    };
+    let usable = |tp: u32| {
+        usize::try_from(tp).is_ok_and(|t| t >= 1 && t <= free)
+            && tp_fits_heads(tp, query.num_attention_heads, query.num_kv_heads)
+            && fits_memory(tp)
+    };
+    match query.tp {
+        Some(tp) => usable(tp).then_some(tp),
+        None => (1..=inventory.gpus.min(1024)).find(|tp| usable(*tp)),
+    }
+}
+
+/// The best set of `tp` GPUs among `free`: by the link matrix when the
+/// machine has one, else consecutive free GPUs in one NUMA domain.
+fn best_set(inventory: &Inventory, free: &[u32], tp: u32) -> (Vec<u32>, Option<Link>) {
+    let size = usize::try_from(tp).unwrap_or(usize::MAX);
+    if size == 1 {
+        return (free.iter().take(1).copied().collect(), None);
+    }
+    if let Some(links) = inventory.link_matrix() {
+        let candidates: Vec<usize> = free
+            .iter()
+            .filter_map(|g| usize::try_from(*g).ok())
+            .collect();
+        if let Some((link, group)) = links.best_group(size, &candidates) {
+            let gpus = group
+                .iter()
+                .filter_map(|g| u32::try_from(*g).ok())
+                .collect();
+            return (gpus, Some(link));
+        }
+    }
+    // No links: consecutive free GPUs of one NUMA domain, else the first ones.
+    let domain = inventory.numa_domain_by_gpu();
+    let of_domain = |d: Option<usize>| -> Vec<u32> {
+        free.iter()
+            .copied()
+            .filter(|g| {
+                usize::try_from(*g)
+                    .ok()
+                    .and_then(|g| domain.get(g).copied().flatten())
+                    == d
+            })
+            .collect()
+    };
+    for d in 0..inventory.numa_domains.len() {
+        let members = of_domain(Some(d));
+        if members.len() >= size {
+            return (members.into_iter().take(size).collect(), None);
+        }
+    }
+    (free.iter().take(size).copied().collect(), None)
+}
+
+/// The lowest port from [`FIRST_PORT`] no deployment of the machine uses
+/// (as its directory or as a published host port).
+fn free_port(fleet: &Fleet, machine: &str) -> u16 {
+    let mut used: BTreeSet<u16> = BTreeSet::new();
+    for id in fleet.graph().deployments_on(machine) {
+        used.insert(id.port);
+        if let Some(deployment) = fleet.deployments.get(id) {
+            for service in &deployment.services {
+                used.extend(service.ports.iter().map(|p| p.host));
+            }
+        }
+    }
+    (FIRST_PORT..=u16::MAX)
+        .find(|port| !used.contains(port))
+        .unwrap_or(FIRST_PORT)
+}
+
+/// Why `this` ranks below `better`: the first ranking key that differs.
+fn lost_because(better: &Placement, this: &Placement) -> String {
+    let link = |l: Option<Link>| l.map_or_else(|| "unknown".to_owned(), |l| l.to_string());
+    if this.tp != better.tp {
+        return format!(
+            "it needs TP {} where {} takes it on {} GPU(s)",
+            this.tp, better.machine, better.tp
+        );
+    }
+    if this.worst_link != better.worst_link {
+        return format!(
+            "its worst link is {} where {}'s is {}",
+            link(this.worst_link),
+            better.machine,
+            link(better.worst_link)
+        );
+    }
+    if this.numa_domains != better.numa_domains {
+        return format!(
+            "it spans {} NUMA domains where {} spans {}",
+            this.numa_domains, better.machine, better.numa_domains
+        );
+    }
+    if let (Some(a), Some(b)) = (this.headroom_gb_per_gpu, better.headroom_gb_per_gpu)
+        && a < b
+    {
+        return format!(
+            "{:.1} GB less memory headroom per GPU than {}",
+            b - a,
+            better.machine
+        );
+    }
+    format!("as good as {}; ordered by machine name", better.machine)
+}
+
+fn list(gpus: &[u32]) -> String {
+    gpus.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
