@@ -7,12 +7,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow};
 use release_config_validate::{Args, Environment, Exit, Format, run, validate};
 use topology::engine::{Engine, Timings};
+use topology::placement::{PlacementQuery, find_placement};
 use topology::repo::{Author, DirReader, Repository, Snapshot};
 
 use super::fleet::CHANGED_FILE;
 use super::{
     Context, Group, OneArgs, Row, Sample, ValidatorTargets, child, format_sample, median, peak_kb,
 };
+
+/// The planner's p50 target (issue 17), at every fleet size.
+const PLACEMENT_P50_TARGET: Duration = Duration::from_millis(20);
 
 /// The branch holding the one-file change (made by [`prepare`]).
 const CHANGED_BRANCH: &str = "bench-one-file";
@@ -33,6 +37,9 @@ pub enum Scenario {
     OneFileDir,
     /// Warm engine, alternating between two commits that differ in one file.
     OneFileGit,
+    /// The placement planner on the analysed fleet (Git revision): TP 2, and
+    /// a 70B model at the smallest TP that fits; median and p99 per query.
+    Placement,
 }
 
 impl Scenario {
@@ -44,6 +51,7 @@ impl Scenario {
             Scenario::AnalyzeDir => "analyze-dir",
             Scenario::OneFileDir => "one-file-dir",
             Scenario::OneFileGit => "one-file-git",
+            Scenario::Placement => "placement",
         }
     }
 }
@@ -106,6 +114,11 @@ pub fn measure(context: &Context) -> anyhow::Result<Group> {
             "one file changed, git revision",
             targets.one_file,
         ),
+        (
+            Scenario::Placement,
+            "placement query (find_placement), p50",
+            PLACEMENT_P50_TARGET,
+        ),
     ];
     let mut rows = Vec::new();
     let mut notes = Vec::new();
@@ -115,7 +128,12 @@ pub fn measure(context: &Context) -> anyhow::Result<Group> {
         eprintln!("  {name} ...");
         let sample = child(scenario.arg(), &context.repo, context.runs)?;
         if let Some(phases) = &sample.phases {
-            notes.push(format!("phases of {}: {phases}", name.trim()));
+            let what = if scenario == Scenario::Placement {
+                "placement"
+            } else {
+                "phases of"
+            };
+            notes.push(format!("{what} {}: {phases}", name.trim()));
         }
         // Per machine, so that runs at two fleet sizes show a superlinear step.
         per_machine.push(format!(
@@ -151,6 +169,8 @@ pub fn run_one(args: &OneArgs) -> anyhow::Result<()> {
     // kept from the one before, which raises the high-water mark 50-70 MB at
     // 20,000 machines without any run needing more.
     let mut first_peak: Option<u64> = None;
+    // The planner's p99 and first query, printed where the phases go.
+    let mut placement_note: Option<String> = None;
     match args.scenario {
         Scenario::FullDir | Scenario::FullGit => {
             let mut validate_args = Args::for_path(&args.repo);
@@ -241,16 +261,82 @@ pub fn run_one(args: &OneArgs) -> anyhow::Result<()> {
                 std::hint::black_box(&fleet);
             }
         }
+        Scenario::Placement => {
+            let repo = Repository::open(&args.repo)?;
+            let snapshot = repo.snapshot("main")?;
+            let mut engine = Engine::new();
+            // The generated fleet is packed; without each machine's last
+            // deployment most machines have free GPUs to rank.
+            let full = engine.analyze(&snapshot).map_err(|e| anyhow!("{e}"))?;
+            let mut last: std::collections::BTreeMap<&str, topology::compose::DeploymentId> =
+                std::collections::BTreeMap::new();
+            for id in full.deployments.keys() {
+                last.insert(id.machine.as_str(), id.clone());
+            }
+            let removed: Vec<topology::compose::DeploymentId> = last.into_values().collect();
+            let fleet = engine
+                .analyze_changes(&snapshot, &[], &removed)
+                .map_err(|e| anyhow!("{e}"))?;
+            drop(full);
+            // The first query builds the allocation graph (once per fleet).
+            let start = Instant::now();
+            let first = find_placement(&fleet, &placement_queries()[0]);
+            let graph_built = start.elapsed();
+            let queries = placement_queries();
+            for _ in 0..runs.max(1) * 10 {
+                for query in &queries {
+                    let start = Instant::now();
+                    let plan = find_placement(&fleet, query);
+                    times.push(start.elapsed());
+                    std::hint::black_box(&plan);
+                }
+            }
+            let mut sorted = times.clone();
+            sorted.sort_unstable();
+            let p99 = sorted
+                .get(sorted.len().saturating_mul(99) / 100)
+                .copied()
+                .unwrap_or_default();
+            placement_note = Some(format!(
+                "p99 {:.1} ms over {} queries, on the fleet without each machine's last deployment; the first (which builds the allocation graph) {:.0} ms; {} candidate machines for TP 2",
+                p99.as_secs_f64() * 1e3,
+                times.len(),
+                graph_built.as_secs_f64() * 1e3,
+                first.candidates
+            ));
+        }
     }
     let min = times.iter().min().copied().unwrap_or_default();
     let sample = Sample {
         median: median(&mut times),
         min,
         peak_kb: first_peak.unwrap_or_else(peak_kb),
-        phases: phases.map(|(listed, timings)| describe_phases(listed, &timings)),
+        phases: placement_note
+            .or_else(|| phases.map(|(listed, timings)| describe_phases(listed, &timings))),
     };
     println!("{}", format_sample(&sample));
     Ok(())
+}
+
+/// The planner's queries: TP 2 anywhere; a 70B bf16 model (64 heads, 8 KV
+/// heads) at the smallest TP that fits, on at least 40 GB.
+fn placement_queries() -> Vec<PlacementQuery> {
+    vec![
+        PlacementQuery {
+            tp: Some(2),
+            limit: 5,
+            ..PlacementQuery::default()
+        },
+        PlacementQuery {
+            params_b: Some(70.0),
+            dtype: Some("bf16".to_owned()),
+            num_attention_heads: Some(64),
+            num_kv_heads: Some(8),
+            min_memory_gb: Some(40.0),
+            limit: 5,
+            ..PlacementQuery::default()
+        },
+    ]
 }
 
 /// Where the JSON report goes: counted, not kept (the run's peak is the

@@ -85,7 +85,7 @@ const FIRST_PORT: u16 = 8000;
 /// The ranked placements of `query` in `fleet`.
 pub fn find_placement(fleet: &Fleet, query: &PlacementQuery) -> PlacementPlan {
     let mut excluded: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let mut placements = Vec::new();
+    let mut candidates: Vec<Candidate<'_>> = Vec::new();
     let utilization = query.memory_utilization.unwrap_or(0.9).clamp(0.01, 1.0);
     let bytes = query.dtype.as_deref().map_or(Some(2.0), bytes_per_param);
     let model_wanted = query.gpu_model.as_deref().map(str::to_ascii_lowercase);
@@ -147,87 +147,38 @@ pub fn find_placement(fleet: &Fleet, query: &PlacementQuery) -> PlacementPlan {
             .zip(bytes)
             .map(|(params, bytes)| params * bytes / f64::from(tp));
         let (gpus, worst_link) = best_set(inventory, &free, tp);
-        let domain = inventory.numa_domain_by_gpu();
-        let numa_domains = gpus
-            .iter()
-            .filter_map(|g| {
-                usize::try_from(*g)
-                    .ok()
-                    .and_then(|g| domain.get(g).copied().flatten())
-            })
-            .collect::<BTreeSet<usize>>()
-            .len();
-        let neighbours: Vec<String> = graph
-            .deployments_on(name)
-            .map(ToString::to_string)
-            .collect();
-        let port = free_port(fleet, name);
+        let numa_domains = numa_span(inventory, &gpus);
         let headroom = memory.zip(weights).map(|(m, w)| m * utilization - w);
-        let mut reasons = Vec::new();
-        reasons.push(match worst_link {
-            Some(link) => format!("GPUs {} linked {}", list(&gpus), link.describe()),
-            None if gpus.len() == 1 => format!("GPU {}", list(&gpus)),
-            None => format!(
-                "GPUs {} (the machine gives no link information)",
-                list(&gpus)
-            ),
-        });
-        if numa_domains > 1 {
-            reasons.push(format!("spans {numa_domains} NUMA domains"));
-        }
-        if let (Some(weights), Some(headroom)) = (weights, headroom) {
-            reasons.push(format!(
-                "{weights:.1} GB of weights per GPU, {headroom:.1} GB to spare at memory utilisation {utilization}"
-            ));
-        }
-        if !neighbours.is_empty() {
-            reasons.push(format!("shares the machine with {}", neighbours.join(", ")));
-        }
-        let held_elsewhere: Vec<u32> = held
-            .map(|h| h.iter().copied().collect())
-            .unwrap_or_default();
-        if !held_elsewhere.is_empty() {
-            reasons.push(if held_elsewhere.len() == 1 {
-                format!(
-                    "GPU {} is claimed by an open proposal",
-                    list(&held_elsewhere)
-                )
-            } else {
-                format!(
-                    "GPUs {} are claimed by open proposals",
-                    list(&held_elsewhere)
-                )
-            });
-        }
-        placements.push(Placement {
-            machine: name.clone(),
+        candidates.push(Candidate {
+            machine: name,
             tp,
             gpus,
-            port,
             worst_link,
             numa_domains,
-            memory_gb_per_gpu: memory,
-            weights_gb_per_gpu: weights,
-            headroom_gb_per_gpu: headroom,
-            neighbours,
-            held_elsewhere,
-            reasons,
-            ranked_below_because: None,
+            memory,
+            weights,
+            headroom,
         });
     }
-    let candidates = placements.len();
-    placements.sort_by(|a, b| {
+    let considered = candidates.len();
+    // Ranked in full, described only for what is returned: the reasons,
+    // neighbours and a free port of 20,000 machines are not wanted.
+    candidates.sort_by(|a, b| {
         a.tp.cmp(&b.tp)
             .then_with(|| b.worst_link.cmp(&a.worst_link))
             .then_with(|| a.numa_domains.cmp(&b.numa_domains))
             .then_with(|| {
-                b.headroom_gb_per_gpu
+                b.headroom
                     .unwrap_or(f64::NEG_INFINITY)
-                    .total_cmp(&a.headroom_gb_per_gpu.unwrap_or(f64::NEG_INFINITY))
+                    .total_cmp(&a.headroom.unwrap_or(f64::NEG_INFINITY))
             })
-            .then_with(|| a.machine.cmp(&b.machine))
+            .then_with(|| a.machine.cmp(b.machine))
     });
-    placements.truncate(query.limit.max(1));
+    candidates.truncate(query.limit.max(1));
+    let mut placements: Vec<Placement> = candidates
+        .into_iter()
+        .map(|c| describe(fleet, query, utilization, c))
+        .collect();
     for i in 1..placements.len() {
         let because = placements
             .get(i - 1)
@@ -239,8 +190,98 @@ pub fn find_placement(fleet: &Fleet, query: &PlacementQuery) -> PlacementPlan {
     }
     PlacementPlan {
         placements,
-        candidates,
+        candidates: considered,
         excluded,
+    }
+}
+
+/// A machine that can take the model, before it is described.
+struct Candidate<'f> {
+    machine: &'f str,
+    tp: u32,
+    gpus: Vec<u32>,
+    worst_link: Option<Link>,
+    numa_domains: usize,
+    memory: Option<f64>,
+    weights: Option<f64>,
+    headroom: Option<f64>,
+}
+
+/// NUMA domains the GPUs span.
+fn numa_span(inventory: &Inventory, gpus: &[u32]) -> usize {
+    let mut domains: Vec<usize> = gpus
+        .iter()
+        .filter_map(|g| inventory.numa_domains.iter().position(|d| d.contains(g)))
+        .collect();
+    domains.sort_unstable();
+    domains.dedup();
+    domains.len()
+}
+
+/// The placement of a candidate, with its reasons.
+fn describe(
+    fleet: &Fleet,
+    query: &PlacementQuery,
+    utilization: f64,
+    c: Candidate<'_>,
+) -> Placement {
+    let graph = fleet.graph();
+    let neighbours: Vec<String> = graph
+        .deployments_on(c.machine)
+        .map(ToString::to_string)
+        .collect();
+    let mut reasons = Vec::new();
+    reasons.push(match c.worst_link {
+        Some(link) => format!("GPUs {} linked {}", list(&c.gpus), link.describe()),
+        None if c.gpus.len() == 1 => format!("GPU {}", list(&c.gpus)),
+        None => format!(
+            "GPUs {} (the machine gives no link information)",
+            list(&c.gpus)
+        ),
+    });
+    if c.numa_domains > 1 {
+        reasons.push(format!("spans {} NUMA domains", c.numa_domains));
+    }
+    if let (Some(weights), Some(headroom)) = (c.weights, c.headroom) {
+        reasons.push(format!(
+            "{weights:.1} GB of weights per GPU, {headroom:.1} GB to spare at memory utilisation {utilization}"
+        ));
+    }
+    if !neighbours.is_empty() {
+        reasons.push(format!("shares the machine with {}", neighbours.join(", ")));
+    }
+    let held_elsewhere: Vec<u32> = query
+        .held_elsewhere
+        .get(c.machine)
+        .map(|h| h.iter().copied().collect())
+        .unwrap_or_default();
+    if !held_elsewhere.is_empty() {
+        reasons.push(if held_elsewhere.len() == 1 {
+            format!(
+                "GPU {} is claimed by an open proposal",
+                list(&held_elsewhere)
+            )
+        } else {
+            format!(
+                "GPUs {} are claimed by open proposals",
+                list(&held_elsewhere)
+            )
+        });
+    }
+    Placement {
+        machine: c.machine.to_owned(),
+        tp: c.tp,
+        gpus: c.gpus,
+        port: free_port(fleet, c.machine),
+        worst_link: c.worst_link,
+        numa_domains: c.numa_domains,
+        memory_gb_per_gpu: c.memory,
+        weights_gb_per_gpu: c.weights,
+        headroom_gb_per_gpu: c.headroom,
+        neighbours,
+        held_elsewhere,
+        reasons,
+        ranked_below_because: None,
     }
 }
 

@@ -154,6 +154,24 @@ impl LinkMatrix {
         }
     }
 
+    /// Each pair's link from `link(a, b)` (called for `a < b`; the matrix is
+    /// made symmetric).
+    pub fn from_fn(gpus: usize, mut link: impl FnMut(usize, usize) -> Link) -> LinkMatrix {
+        let mut cells = vec![Link::Nvlink(0); gpus * gpus];
+        for a in 0..gpus {
+            for b in a + 1..gpus {
+                let value = link(a, b);
+                if let Some(cell) = cells.get_mut(a * gpus + b) {
+                    *cell = value;
+                }
+                if let Some(cell) = cells.get_mut(b * gpus + a) {
+                    *cell = value;
+                }
+            }
+        }
+        LinkMatrix { gpus, cells }
+    }
+
     /// From the rows' texts, as `machine.yaml` or `nvidia-smi topo -m` give
     /// them: `gpus` rows of `gpus` entries, `X` on the diagonal.
     pub fn from_rows<R, T>(gpus: usize, rows: R) -> Result<LinkMatrix, MatrixError>

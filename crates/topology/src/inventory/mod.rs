@@ -111,18 +111,14 @@ impl Inventory {
             Interconnect::Pcie if self.numa_domains.is_empty() => None,
             Interconnect::Pcie => {
                 let domain = self.numa_domain_by_gpu();
-                let rows = (0..gpus).map(|a| {
-                    (0..gpus)
-                        .map(|b| match (a == b, domain.get(a), domain.get(b)) {
-                            (true, _, _) => "X",
-                            (false, Some(Some(x)), Some(Some(y))) if x != y => "SYS",
-                            // Within a domain, or a GPU in none (its locality
-                            // unknown: nothing is claimed against it).
-                            _ => "NODE",
-                        })
-                        .collect::<Vec<_>>()
-                });
-                LinkMatrix::from_rows(gpus, rows).ok().map(Cow::Owned)
+                Some(Cow::Owned(LinkMatrix::from_fn(gpus, |a, b| {
+                    match (domain.get(a), domain.get(b)) {
+                        (Some(Some(x)), Some(Some(y))) if x != y => Link::Sys,
+                        // Within a domain, or a GPU in none (its locality
+                        // unknown: nothing is claimed against it).
+                        _ => Link::Node,
+                    }
+                })))
             }
         }
     }
