@@ -185,31 +185,10 @@ fn github_format_appends_the_step_summary() {
 /// The README's usage block of the validator names exactly the flags the command line has.
 #[test]
 fn the_readme_usage_matches_the_command_line() {
-    let readme = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let usage: String = readme
-        .lines()
-        .skip_while(|line| !line.starts_with("cargo xtask validate [PATH]"))
-        .take_while(|line| !line.starts_with("```"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mut documented: Vec<&str> = usage
-        .split(|c: char| c.is_whitespace() || c == '[' || c == ']')
-        .filter(|word| word.starts_with("--"))
-        .collect();
-    documented.sort_unstable();
-    documented.dedup();
     let command = <release_config_validate::Args as clap::CommandFactory>::command();
-    let mut flags: Vec<String> = command
-        .get_arguments()
-        .filter_map(|arg| arg.get_long())
-        .map(|long| format!("--{long}"))
-        .collect();
-    flags.sort();
     assert_eq!(
-        documented, flags,
+        crate::support::readme_usage_flags("cargo xtask validate [PATH]"),
+        crate::support::long_flags(&command),
         "README.md's usage block vs the command line"
     );
 }

@@ -113,30 +113,13 @@ fn what_cannot_be_imported_exits_2_naming_it() {
 /// The README's usage block of `inventory import` names exactly its flags.
 #[test]
 fn the_readme_names_the_import_flags() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
-            .unwrap();
-    let usage: String = readme
-        .lines()
-        .skip_while(|line| !line.starts_with("release-config-validate inventory import"))
-        .take_while(|line| !line.starts_with("```"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mut documented: Vec<&str> = usage
-        .split(|c: char| c.is_whitespace() || c == '[' || c == ']')
-        .filter(|word| word.starts_with("--"))
-        .collect();
-    documented.sort_unstable();
     let command = <release_config_validate::Args as clap::CommandFactory>::command();
     let import = command
         .find_subcommand("inventory")
         .and_then(|inventory| inventory.find_subcommand("import"))
         .unwrap();
-    let mut flags: Vec<String> = import
-        .get_arguments()
-        .filter_map(|arg| arg.get_long())
-        .map(|long| format!("--{long}"))
-        .collect();
-    flags.sort();
-    assert_eq!(documented, flags);
+    assert_eq!(
+        crate::support::readme_usage_flags("release-config-validate inventory import"),
+        crate::support::long_flags(import)
+    );
 }

@@ -93,3 +93,37 @@ impl WithBase for Args {
         self
     }
 }
+
+/// The `--flags` of the README's usage block whose first line starts with
+/// `first_line`, sorted, each once.
+pub fn readme_usage_flags(first_line: &str) -> Vec<String> {
+    let readme = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let usage: String = readme
+        .lines()
+        .skip_while(|line| !line.starts_with(first_line))
+        .take_while(|line| !line.starts_with("```"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut flags: Vec<String> = usage
+        .split(|c: char| c.is_whitespace() || c == '[' || c == ']')
+        .filter(|word| word.starts_with("--"))
+        .map(str::to_owned)
+        .collect();
+    flags.sort_unstable();
+    flags.dedup();
+    flags
+}
+
+/// The long flags of a clap command, `--name`, sorted.
+pub fn long_flags(command: &clap::Command) -> Vec<String> {
+    let mut flags: Vec<String> = command
+        .get_arguments()
+        .filter_map(|arg| arg.get_long())
+        .map(|long| format!("--{long}"))
+        .collect();
+    flags.sort();
+    flags
+}

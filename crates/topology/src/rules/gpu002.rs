@@ -24,40 +24,35 @@ fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
             continue;
         };
         for gpu in refs {
-            let Some(n) = decimal_gpu_id(&gpu.id) else {
-                if inventory.lists_uuids()
-                    && inventory.identify(&gpu.id) == GpuIdentity::UnknownUuid
-                {
-                    let mut finding = Finding::new(
-                        Rule::Gpu002,
-                        Some(&machine.name),
-                        [holder.id()],
-                        [gpu.id.clone()],
-                        gpu.pos.clone(),
+            // Why the GPU is not on the machine, and where the inventory says so.
+            let (why, inventory_at) = match decimal_gpu_id(&gpu.id) {
+                Some(n) if n < u64::from(inventory.gpus) => continue,
+                Some(_) => {
+                    let range = if inventory.gpus == 0 {
+                        "none".to_owned()
+                    } else {
+                        format!("0-{}", inventory.gpus - 1)
+                    };
+                    (
                         format!(
-                            "{} uses GPU {}, which is not a GPU or MIG slice of {} (its machine.yaml lists their UUIDs)",
-                            holder.name(),
-                            gpu.id,
+                            " but {} has {} GPU(s) (ids {range})",
+                            machine.name, inventory.gpus
+                        ),
+                        inventory.gpus_at.clone(),
+                    )
+                }
+                None if inventory.lists_uuids()
+                    && inventory.identify(&gpu.id) == GpuIdentity::UnknownUuid =>
+                {
+                    (
+                        format!(
+                            ", which is not a GPU or MIG slice of {} (its machine.yaml lists their UUIDs)",
                             machine.name
                         ),
-                    );
-                    if let Some(path) = &machine.inventory_path {
-                        finding.related.push(Related {
-                            location: Location::file(path.clone()),
-                            message: format!("the inventory of {}", machine.name),
-                        });
-                    }
-                    findings.push(finding);
+                        None,
+                    )
                 }
-                continue;
-            };
-            if n < u64::from(inventory.gpus) {
-                continue;
-            }
-            let range = if inventory.gpus == 0 {
-                "none".to_owned()
-            } else {
-                format!("0-{}", inventory.gpus - 1)
+                None => continue,
             };
             let mut finding = Finding::new(
                 Rule::Gpu002,
@@ -65,15 +60,9 @@ fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
                 [holder.id()],
                 [gpu.id.clone()],
                 gpu.pos.clone(),
-                format!(
-                    "{} uses GPU {} but {} has {} GPU(s) (ids {range})",
-                    holder.name(),
-                    gpu.id,
-                    machine.name,
-                    inventory.gpus
-                ),
+                format!("{} uses GPU {}{why}", holder.name(), gpu.id),
             );
-            let inventory_at = inventory.gpus_at.clone().or_else(|| {
+            let inventory_at = inventory_at.or_else(|| {
                 machine
                     .inventory_path
                     .as_ref()
