@@ -531,9 +531,7 @@ pub fn import(
         labels: labels.clone(),
         devices,
         links,
-        numa_domains_at: None,
-        gpus_at: None,
-        links_at: None,
+        ..Inventory::default()
     })
 }
 

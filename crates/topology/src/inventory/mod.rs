@@ -41,8 +41,8 @@ impl Interconnect {
     }
 }
 
-/// What `machine.yaml` says about a machine.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What `machine.yaml` says about a machine (`Default`: no GPUs, nothing known).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Inventory {
     /// Number of GPUs; their ids are `0..gpus`. At most
     /// [`MAX_GPUS_PER_MACHINE`] when read from a file.
@@ -259,19 +259,7 @@ pub fn read_inventory(
     };
 
     let mut gpus: Option<u32> = None;
-    let mut inventory = Inventory {
-        gpus: 0,
-        gpu_model: None,
-        gpu_memory_gb: None,
-        interconnect: None,
-        numa_domains: Vec::new(),
-        labels: BTreeMap::new(),
-        devices: Vec::new(),
-        links: None,
-        numa_domains_at: None,
-        gpus_at: None,
-        links_at: None,
-    };
+    let mut inventory = Inventory::default();
     let mut gpus_seen = false;
     let mut numa_node: Option<&Node> = None;
     let mut devices_node: Option<&Node> = None;

@@ -384,16 +384,8 @@ fn build(
         let name = format!("m{m}");
         let inventory = Inventory {
             gpus: 4,
-            gpu_model: None,
-            gpu_memory_gb: None,
-            interconnect: None,
             numa_domains: vec![vec![0, 1], vec![2, 3]],
-            labels: BTreeMap::new(),
-            devices: Vec::new(),
-            links: None,
-            numa_domains_at: None,
-            gpus_at: None,
-            links_at: None,
+            ..Inventory::default()
         };
         machines.insert(
             name.clone(),
@@ -504,16 +496,7 @@ fn a_hand_built_inventory_is_bounded_in_the_graph() {
             name: "m1".into(),
             inventory: Some(Arc::new(Inventory {
                 gpus: u32::MAX,
-                gpu_model: None,
-                gpu_memory_gb: None,
-                interconnect: None,
-                numa_domains: Vec::new(),
-                labels: BTreeMap::new(),
-                devices: Vec::new(),
-                links: None,
-                numa_domains_at: None,
-                gpus_at: None,
-                links_at: None,
+                ..Inventory::default()
             })),
             inventory_path: None,
         },
