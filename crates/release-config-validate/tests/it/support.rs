@@ -97,10 +97,9 @@ impl WithBase for Args {
 /// The `--flags` of the README's usage block whose first line starts with
 /// `first_line`, sorted, each once.
 pub fn readme_usage_flags(first_line: &str) -> Vec<String> {
-    let readme = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap_or_else(|e| panic!("{e}"));
     let usage: String = readme
         .lines()
         .skip_while(|line| !line.starts_with(first_line))
