@@ -82,16 +82,68 @@ pub struct PlacementPlan {
 /// The ports from which a free one is chosen.
 const FIRST_PORT: u16 = 8000;
 
+/// What the planner needs of one machine: its inventory and what main
+/// leaves of it. The engine's [`Fleet`] gives it ([`find_placement`]); so
+/// can any view of one that keeps the inventories (the MCP server's).
+pub struct MachineCapacity<'m> {
+    pub name: &'m str,
+    pub inventory: Option<&'m Inventory>,
+    /// GPUs main leaves free (a GPU with a MIG slice in use is not).
+    pub free_gpus: Vec<u32>,
+    /// GPUs taken by `count:` claims (which ones is unknown).
+    pub unpinned: u32,
+    /// Asked only of the machines returned: `machine:port` of the
+    /// deployments on it, and the host ports in use (port directories and
+    /// published ports).
+    pub neighbours: Neighbours<'m>,
+}
+
+/// The deployments of a machine and the host ports they use, made on demand.
+pub type Neighbours<'m> = Box<dyn FnOnce() -> (Vec<String>, BTreeSet<u16>) + 'm>;
+
 /// The ranked placements of `query` in `fleet`.
 pub fn find_placement(fleet: &Fleet, query: &PlacementQuery) -> PlacementPlan {
+    let graph = fleet.graph();
+    // Only machines that pass the cheap filters are described in full.
+    let machines = fleet.machines.iter().map(|(name, machine)| {
+        let neighbours: Neighbours<'_> = Box::new(move || {
+            let mut used_ports = BTreeSet::new();
+            let mut deployments = Vec::new();
+            for id in graph.deployments_on(name) {
+                used_ports.insert(id.port);
+                deployments.push(id.to_string());
+                if let Some(deployment) = fleet.deployments.get(id) {
+                    for service in &deployment.services {
+                        used_ports.extend(service.ports.iter().map(|p| p.host));
+                    }
+                }
+            }
+            (deployments, used_ports)
+        });
+        MachineCapacity {
+            name,
+            inventory: machine.inventory.as_deref(),
+            free_gpus: graph.free_gpus(name).unwrap_or_default(),
+            unpinned: graph.unpinned_gpus(name),
+            neighbours,
+        }
+    });
+    find_placement_in(machines, query)
+}
+
+/// The ranked placements of `query` on `machines`.
+pub fn find_placement_in<'m>(
+    machines: impl IntoIterator<Item = MachineCapacity<'m>>,
+    query: &PlacementQuery,
+) -> PlacementPlan {
     let mut excluded: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let mut candidates: Vec<Candidate<'_>> = Vec::new();
+    let mut candidates: Vec<Candidate<'m>> = Vec::new();
     let utilization = query.memory_utilization.unwrap_or(0.9).clamp(0.01, 1.0);
     let bytes = query.dtype.as_deref().map_or(Some(2.0), bytes_per_param);
     let model_wanted = query.gpu_model.as_deref().map(str::to_ascii_lowercase);
-    let graph = fleet.graph();
-    for (name, machine) in &fleet.machines {
-        let Some(inventory) = machine.inventory.as_deref() else {
+    for capacity in machines {
+        let name = capacity.name;
+        let Some(inventory) = capacity.inventory else {
             *excluded.entry("no inventory").or_default() += 1;
             continue;
         };
@@ -119,16 +171,16 @@ pub fn find_placement(fleet: &Fleet, query: &PlacementQuery) -> PlacementPlan {
             *excluded.entry("less GPU memory").or_default() += 1;
             continue;
         }
-        if graph.unpinned_gpus(name) > 0 {
+        if capacity.unpinned > 0 {
             // `count:` claims: which GPUs they take is unknown (GPU003).
             *excluded.entry("unpinned GPU claims").or_default() += 1;
             continue;
         }
         let held = query.held_elsewhere.get(name);
-        let free: Vec<u32> = graph
-            .free_gpus(name)
-            .unwrap_or_default()
-            .into_iter()
+        let free: Vec<u32> = capacity
+            .free_gpus
+            .iter()
+            .copied()
             .filter(|g| held.is_none_or(|h| !h.contains(g)))
             .filter(|g| !is_partitioned(inventory, *g))
             .collect();
@@ -151,6 +203,7 @@ pub fn find_placement(fleet: &Fleet, query: &PlacementQuery) -> PlacementPlan {
         let headroom = memory.zip(weights).map(|(m, w)| m * utilization - w);
         candidates.push(Candidate {
             machine: name,
+            neighbours: capacity.neighbours,
             tp,
             gpus,
             worst_link,
@@ -177,7 +230,7 @@ pub fn find_placement(fleet: &Fleet, query: &PlacementQuery) -> PlacementPlan {
     candidates.truncate(query.limit.max(1));
     let mut placements: Vec<Placement> = candidates
         .into_iter()
-        .map(|c| describe(fleet, query, utilization, c))
+        .map(|c| describe(query, utilization, c))
         .collect();
     for i in 1..placements.len() {
         let because = placements
@@ -198,6 +251,7 @@ pub fn find_placement(fleet: &Fleet, query: &PlacementQuery) -> PlacementPlan {
 /// A machine that can take the model, before it is described.
 struct Candidate<'f> {
     machine: &'f str,
+    neighbours: Neighbours<'f>,
     tp: u32,
     gpus: Vec<u32>,
     worst_link: Option<Link>,
@@ -219,17 +273,8 @@ fn numa_span(inventory: &Inventory, gpus: &[u32]) -> usize {
 }
 
 /// The placement of a candidate, with its reasons.
-fn describe(
-    fleet: &Fleet,
-    query: &PlacementQuery,
-    utilization: f64,
-    c: Candidate<'_>,
-) -> Placement {
-    let graph = fleet.graph();
-    let neighbours: Vec<String> = graph
-        .deployments_on(c.machine)
-        .map(ToString::to_string)
-        .collect();
+fn describe(query: &PlacementQuery, utilization: f64, c: Candidate<'_>) -> Placement {
+    let (neighbours, used_ports) = (c.neighbours)();
     let mut reasons = Vec::new();
     reasons.push(match c.worst_link {
         Some(link) => format!("GPUs {} linked {}", list(&c.gpus), link.describe()),
@@ -272,7 +317,9 @@ fn describe(
         machine: c.machine.to_owned(),
         tp: c.tp,
         gpus: c.gpus,
-        port: free_port(fleet, c.machine),
+        port: (FIRST_PORT..=u16::MAX)
+            .find(|port| !used_ports.contains(port))
+            .unwrap_or(FIRST_PORT),
         worst_link: c.worst_link,
         numa_domains: c.numa_domains,
         memory_gb_per_gpu: c.memory,
@@ -360,23 +407,6 @@ fn best_set(inventory: &Inventory, free: &[u32], tp: u32) -> (Vec<u32>, Option<L
         }
     }
     (free.iter().take(size).copied().collect(), None)
-}
-
-/// The lowest port from [`FIRST_PORT`] no deployment of the machine uses
-/// (as its directory or as a published host port).
-fn free_port(fleet: &Fleet, machine: &str) -> u16 {
-    let mut used: BTreeSet<u16> = BTreeSet::new();
-    for id in fleet.graph().deployments_on(machine) {
-        used.insert(id.port);
-        if let Some(deployment) = fleet.deployments.get(id) {
-            for service in &deployment.services {
-                used.extend(service.ports.iter().map(|p| p.host));
-            }
-        }
-    }
-    (FIRST_PORT..=u16::MAX)
-        .find(|port| !used.contains(port))
-        .unwrap_or(FIRST_PORT)
 }
 
 /// Why `this` ranks below `better`: the first ranking key that differs.
