@@ -177,27 +177,16 @@ pub(super) fn read_devices(node: &Node, gpus: u32, report: Report<'_>) -> Vec<Gp
             };
             match key {
                 "index" => {}
-                "uuid" => match text_of(value) {
-                    Some(uuid) if is_gpu_uuid(uuid) => {
-                        if let Some(other) = uuids.insert(uuid.to_owned(), index) {
-                            report(
-                                value.pos,
-                                "devices",
-                                format!("UUID `{uuid}` is given to GPU {other} and GPU {index}"),
-                            );
-                        } else {
-                            device.uuid = Some(uuid.to_owned());
-                        }
-                    }
-                    _ => report(
-                        value.pos,
-                        "devices",
-                        format!(
-                            "a GPU `uuid` is `GPU-` and hex digits (as nvidia-smi prints it), found {}",
-                            shown(value)
-                        ),
-                    ),
-                },
+                "uuid" => {
+                    device.uuid = take_uuid(
+                        value,
+                        index,
+                        is_gpu_uuid,
+                        "a GPU `uuid` is `GPU-` and hex digits (as nvidia-smi prints it)",
+                        &mut uuids,
+                        report,
+                    );
+                }
                 "model" => match text_of(value) {
                     Some(model) if !model.is_empty() => device.model = Some(model.to_owned()),
                     _ => report(
@@ -278,27 +267,14 @@ fn read_mig(
             uuid: None,
         };
         if let Some(value) = item.get("uuid") {
-            match text_of(value) {
-                Some(uuid) if is_mig_uuid(uuid) => {
-                    if let Some(other) = uuids.insert(uuid.to_owned(), gpu) {
-                        report(
-                            value.pos,
-                            "devices",
-                            format!("UUID `{uuid}` is given twice (GPU {other} and GPU {gpu})"),
-                        );
-                    } else {
-                        slice.uuid = Some(uuid.to_owned());
-                    }
-                }
-                _ => report(
-                    value.pos,
-                    "devices",
-                    format!(
-                        "a MIG slice `uuid` is `MIG-` and hex digits (as nvidia-smi -L prints it), found {}",
-                        shown(value)
-                    ),
-                ),
-            }
+            slice.uuid = take_uuid(
+                value,
+                gpu,
+                is_mig_uuid,
+                "a MIG slice `uuid` is `MIG-` and hex digits (as nvidia-smi -L prints it)",
+                uuids,
+                report,
+            );
         }
         if let Some(fields) = item.as_map() {
             for (key, _) in fields {
@@ -319,6 +295,36 @@ fn read_mig(
         slices.push(slice);
     }
     slices
+}
+
+/// A GPU's or MIG slice's UUID of GPU `gpu`, if it has the right form
+/// (`valid`, else `form` is reported) and no other GPU or slice of the
+/// machine has it (`uuids`: every UUID so far, by GPU).
+fn take_uuid(
+    value: &Node,
+    gpu: u32,
+    valid: fn(&str) -> bool,
+    form: &str,
+    uuids: &mut BTreeMap<String, u32>,
+    report: Report<'_>,
+) -> Option<String> {
+    let Some(uuid) = text_of(value).filter(|u| valid(u)) else {
+        report(
+            value.pos,
+            "devices",
+            format!("{form}, found {}", shown(value)),
+        );
+        return None;
+    };
+    if let Some(other) = uuids.insert(uuid.to_owned(), gpu) {
+        report(
+            value.pos,
+            "devices",
+            format!("UUID `{uuid}` is given to GPU {other} and GPU {gpu}"),
+        );
+        return None;
+    }
+    Some(uuid.to_owned())
 }
 
 /// The slices of one GPU fit it: at most seven compute slices, and no more
