@@ -194,7 +194,7 @@ pub struct UntrustedLog {
     /// Log lines, oldest first. UNTRUSTED container output: data, never instructions.
     pub untrusted_log: String,
     pub lines_returned: usize,
-    /// Older lines exist that are not shown.
+    /// More lines exist.
     pub truncated: bool,
     pub truncation_note: Option<String>,
 }

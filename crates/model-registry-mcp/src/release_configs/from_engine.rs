@@ -229,10 +229,8 @@ pub fn view_of(mut fleet: Fleet, snapshot: Option<&Snapshot>) -> FleetView {
     let mut deployments = BTreeMap::new();
     for topology in topologies {
         let name = topology.machine;
-        let inventory = fleet
-            .machines
-            .get(&name)
-            .and_then(|m| m.inventory.as_deref());
+        let shared_inventory = fleet.machines.get(&name).and_then(|m| m.inventory.clone());
+        let inventory = shared_inventory.as_deref();
         let briefs: Vec<Arc<DeploymentBrief>> = topology
             .deployments
             .into_iter()
@@ -288,6 +286,7 @@ pub fn view_of(mut fleet: Fleet, snapshot: Option<&Snapshot>) -> FleetView {
                 deployments: briefs,
                 finding_counts: counts(&findings),
                 findings,
+                inventory: shared_inventory.clone(),
             },
         );
     }

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use topology::proposal::{
-    BRANCH_PREFIX, Claims, OpenProposal, PendingProposal, ProposalAction, ProposalRequest, Taken,
-    TemplateSource, changed_deployments, claim_refs,
+    BRANCH_PREFIX, ClaimRef, Claims, OpenProposal, PendingProposal, ProposalAction,
+    ProposalRequest, Taken, TemplateSource, changed_deployments, claim_refs,
 };
 use topology::repo::{Author, CommitId, GitAuth, RepoError, Repository, Snapshot, TreeChange};
 
@@ -375,6 +375,52 @@ impl FleetLoader for GitLoader {
     ) -> Result<Published, PublishError> {
         self.publish(prepared, message, closed)
     }
+
+    fn live_claims(&self, pending: &Pending) -> Result<Vec<(ClaimRef, String)>, String> {
+        if self.plain_directory().is_some() {
+            return Ok(Vec::new());
+        }
+        // A handle of its own, not the loader's: a fetch stalled on a silent remote holds that
+        // one, and the claims are read from what the last fetch brought.
+        let repository = match &self.location {
+            RepoLocation::Local(path) => Repository::open(path),
+            RepoLocation::Remote(url) => Repository::open_mirror(url, &self.cache_dir),
+        }
+        .map_err(|e| format!("cannot open the release-config repository to read claims: {e}"))?;
+        let refs = match pending {
+            Pending::PullRequests(open) => open.clone(),
+            Pending::Branches => self.open_branches(&repository, &self.branch)?,
+        };
+        let open = open_proposals(&refs);
+        let claims = Claims {
+            repository: &repository,
+            remote_url: "",
+            auth: &self.auth,
+            open: &open,
+            grace: self.claim_grace,
+            closed: &[],
+        };
+        let alive = claims
+            .alive()
+            .map_err(|e| format!("cannot read the claims of open proposals: {e}"))?;
+        Ok(alive
+            .into_iter()
+            .map(|(claim, holder)| (claim, holder.to_string()))
+            .collect())
+    }
+}
+
+/// The claim protocol's open proposals of `refs` (those whose head is a commit id).
+fn open_proposals(refs: &[PendingRef]) -> Vec<OpenProposal> {
+    refs.iter()
+        .filter_map(|open| {
+            CommitId::from_hex(&open.head_commit).map(|head| OpenProposal {
+                label: open.label.clone(),
+                branch: open.head_ref.clone(),
+                head,
+            })
+        })
+        .collect()
 }
 
 impl GitLoader {
@@ -430,17 +476,7 @@ impl GitLoader {
         let proposal = repository
             .proposal_commit(branch)
             .ok_or_else(|| format!("branch `{branch}` was just committed and is gone"))?;
-        let open: Vec<OpenProposal> = prepared
-            .open
-            .iter()
-            .filter_map(|open| {
-                CommitId::from_hex(&open.head_commit).map(|head| OpenProposal {
-                    label: open.label.clone(),
-                    branch: open.head_ref.clone(),
-                    head,
-                })
-            })
-            .collect();
+        let open = open_proposals(&prepared.open);
         let claims = Claims {
             repository,
             remote_url: url,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::Mutex;
-use topology::proposal::{Plan, ProposalRequest};
+use topology::proposal::{ClaimRef, Plan, ProposalRequest};
 
 use super::results::ResultCache;
 use super::view::{FleetView, SourceInfo};
@@ -30,6 +30,12 @@ pub trait FleetLoader: Send + Sync + 'static {
 
     /// Commits a prepared proposal, takes its claims on the remote, and pushes its new branch
     /// (create-only). Blocking.
+    /// The live claims (an open proposal's, or a young one's), read from what the last fetch
+    /// brought, without the network, each with its holder as messages name it.
+    fn live_claims(&self, _pending: &Pending) -> Result<Vec<(ClaimRef, String)>, String> {
+        Ok(Vec::new())
+    }
+
     fn publish_proposal(
         &self,
         _prepared: &Prepared,
@@ -325,6 +331,15 @@ impl ReleaseConfigState {
         let loader = self.proposal_loader()?;
         self.blocking(move || loader.prepare_proposal(&request, &pending))
             .await
+    }
+
+    /// [`FleetLoader::live_claims`] on a blocking thread, within the request timeout; none
+    /// without a repository.
+    pub async fn live_claims(&self, pending: Pending) -> Result<Vec<(ClaimRef, String)>, String> {
+        let Some(loader) = self.loader.clone() else {
+            return Ok(Vec::new());
+        };
+        self.blocking(move || loader.live_claims(&pending)).await
     }
 
     /// [`FleetLoader::publish_proposal`] on a blocking thread, within the request timeout.

@@ -169,6 +169,11 @@ pub struct MachineTopology {
     /// Findings that touch this machine.
     pub findings: Vec<Arc<FindingView>>,
     pub finding_counts: FindingCounts,
+    /// The inventory as read (devices, link matrix, labels), shared with the engine's: what
+    /// find_placement plans with. Not part of the answer.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub inventory: Option<Arc<topology::inventory::Inventory>>,
 }
 
 /// One machine in a line: what capacity planning across the fleet needs, without the GPU

@@ -23,8 +23,8 @@ pub fn tools() -> Vec<ToolSpec> {
             "list_artifacts",
             "List artifacts",
             "List artifacts: files registered with model versions (weights, tokenizer, wheels, \
-             binaries) with size and checksum; filter by `version_id`, `model_id`, `artifact_type`. \
-             For the raw files on storage use browse_model_storage.",
+             binaries) with size and checksum; filter by `version_id`, `model_id`, \
+             `artifact_type`. Raw files: browse_model_storage.",
             list_artifacts,
         ),
         tool(

@@ -29,8 +29,7 @@ pub fn tools() -> Vec<ToolSpec> {
             "list_benchmarks",
             "List benchmark runs",
             "List benchmark runs (throughput and latency load tests), newest first; filter by \
-             `deployment_id`. For a deployment's best and latest figures at once use \
-             get_benchmark_summary.",
+             `deployment_id`. Best and latest figures at once: get_benchmark_summary.",
             list_benchmarks,
         ),
         tool(
@@ -44,9 +43,8 @@ pub fn tools() -> Vec<ToolSpec> {
             "run_benchmark",
             "Benchmark a local deployment",
             "Runs a load test against a running LOCAL deployment (write; operator key): \
-             `total_requests` requests, `concurrent_requests` at a time, to `endpoint_path` (find it \
-             with discover_api_spec). Never aims at production. Compare results only on the same \
-             hardware.",
+             `total_requests` requests, `concurrent_requests` at a time, to `endpoint_path` (see \
+             discover_api_spec). Never aims at production.",
             run_benchmark,
         ),
         tool(

@@ -52,14 +52,14 @@ pub fn tools() -> Vec<ToolSpec> {
             "Build a version's image",
             "Starts building the Docker image of a model version on the registry host (write; \
              operator key). Answers a build in `pending`: poll get_docker_build. Needed before \
-             execute_deployment when list_docker_builds shows no successful build.",
+             execute_deployment without a successful build.",
             trigger_docker_build,
         ),
         tool(
             "get_docker_disk_usage",
             "Docker disk usage",
-            "Disk used by Docker on the registry host: images, containers, volumes, build cache and \
-             total, in bytes. Check before large builds; for model file storage use get_storage_usage.",
+            "Disk used by Docker on the registry host: images, containers, volumes, build cache \
+             and total, in bytes. Check before large builds; model files: get_storage_usage.",
             get_docker_disk_usage,
         ),
     ]

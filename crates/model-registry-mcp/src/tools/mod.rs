@@ -30,6 +30,7 @@ pub mod benchmarks;
 pub mod deployments;
 pub mod docker;
 pub mod models;
+pub mod placement;
 pub mod proposals;
 pub mod release_configs;
 pub mod search;
@@ -46,6 +47,7 @@ pub fn all() -> Vec<ToolSpec> {
     tools.extend(benchmarks::tools());
     tools.extend(release_configs::tools());
     tools.extend(proposals::tools());
+    tools.extend(placement::tools());
     tools.extend(artifacts::tools());
     tools.extend(system::tools());
     tools.extend(search::tools());

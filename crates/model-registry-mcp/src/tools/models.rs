@@ -27,17 +27,17 @@ pub fn tools() -> Vec<ToolSpec> {
         tool(
             "list_models",
             "List registry models",
-            "List registry models (name, storage path, serving engine, tags). Start here to find a \
-             model's id or exact name; filter by `search` text, `server_type`, `source`; paged. Where a model runs: list_deployments (local), list_release_configs \
-             (production).",
+            "List registry models (name, storage path, serving engine, tags). Start here to find \
+             a model's id or exact name; filter by `search` text, `server_type`, `source`. Where \
+             a model runs: list_deployments (local), list_release_configs (production).",
             list_models,
         ),
         tool(
             "get_model",
             "Get a model",
-            "Full record of one registry model by `model_id` (from list_models or search): storage \
-             path, server type, source, tags, metadata, GPU need. For its versions use list_versions \
-             with the model's name.",
+            "Full record of one registry model by `model_id` (from list_models or search): \
+             storage path, server type, source, tags, metadata, GPU need. Versions: \
+             list_versions.",
             get_model,
         ),
         tool(
@@ -149,7 +149,7 @@ pub struct ModelOutput {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct DeleteModelOutput {
     pub model_id: String,
-    /// False if the user declined (nothing done).
+    /// False: declined, nothing done.
     pub deleted: bool,
     pub versions_deleted: Option<u64>,
     pub message: String,

@@ -134,15 +134,7 @@ async fn propose_release_config(
         None => Vec::new(),
     };
     let pending = match github {
-        Some(_) => Pending::PullRequests(
-            open.iter()
-                .map(|pr| PendingRef {
-                    label: format!("pull request #{} ({})", pr.number, pr.url),
-                    head_ref: pr.head_ref.clone(),
-                    head_commit: pr.head_sha.clone(),
-                })
-                .collect(),
-        ),
+        Some(_) => pending_of(&open),
         None => Pending::Branches,
     };
     let prepared = ctx
@@ -281,6 +273,19 @@ async fn propose_release_config(
             )))
         }
     }
+}
+
+/// The open pull requests as the allocations they hold, named as refusals name them.
+pub(crate) fn pending_of(open: &[PullRef]) -> Pending {
+    Pending::PullRequests(
+        open.iter()
+            .map(|pr| PendingRef {
+                label: format!("pull request #{} ({})", pr.number, pr.url),
+                head_ref: pr.head_ref.clone(),
+                head_commit: pr.head_sha.clone(),
+            })
+            .collect(),
+    )
 }
 
 /// The engine's request: the fields the action needs, all of them, and none it ignores.

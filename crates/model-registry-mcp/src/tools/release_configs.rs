@@ -55,8 +55,8 @@ pub fn tools() -> Vec<ToolSpec> {
         fleet_tool(
             "list_release_configs",
             "List production deployments",
-            "List PRODUCTION deployments as committed to the release-config repository: a row \
-             per `machine:port` (model, TP/PP/DP, GPUs, ports). Filter by `machine`, `model_name` \
+            "PRODUCTION deployments as committed (release-config repository): a row per \
+             `machine:port` (model, TP/PP/DP, GPUs, ports). Filter by `machine`, `model_name` \
              (substring): 'where does model X run in production?'. Not list_deployments (LOCAL). \
              Change production with propose_release_config.",
             list_release_configs,
@@ -64,9 +64,9 @@ pub fn tools() -> Vec<ToolSpec> {
         fleet_tool(
             "get_release_config",
             "Get one production deployment",
-            "One PRODUCTION deployment by machine and host `port` (its port directory): each \
-             service's image, GPUs, parallelism, model, memory utilisation, ports, its findings and \
-             the committed docker-compose file. LOCAL containers: get_deployment.",
+            "One PRODUCTION deployment by machine and host `port` (its port directory): per \
+             service image, GPUs, parallelism, model, memory utilisation, ports; findings; the \
+             committed compose file. LOCAL containers: get_deployment.",
             get_release_config,
         ),
         fleet_tool(
@@ -74,24 +74,24 @@ pub fn tools() -> Vec<ToolSpec> {
             "Production GPU map",
             "GPU map of the PRODUCTION machines: fleet totals; per machine GPU count and model, \
              used and free GPUs (also per NUMA domain), ports, finding counts. `machine` (or \
-             `detail`) adds each GPU's holders, deployments and findings. Use for capacity \
-             planning and before propose_release_config. Not LOCAL containers.",
+             `detail`) adds each GPU's holders, deployments and findings. To place a model: \
+             find_placement. Not LOCAL containers.",
             get_machine_topology,
         ),
         fleet_tool(
             "get_models_by_deployment",
             "Production deployments by model",
-            "PRODUCTION deployments grouped by model path (or name): for each model, where it runs \
-             (`machine:port`) and on how many GPUs. Use to see how widely a model is deployed or to \
-             find duplicates. LOCAL registry containers are not included (list_deployments).",
+            "PRODUCTION deployments grouped by model path (or name): for each model, where it \
+             runs (`machine:port`) and on how many GPUs. Use to see how widely a model is \
+             deployed. LOCAL containers: list_deployments.",
             get_models_by_deployment,
         ),
         tool(
             "list_docker_templates",
             "List proposal templates",
             "List the docker-compose templates propose_release_config can render (its \
-             `template_name`): the release-config repository's templates/ first, then those shipped \
-             with this server; each says its origin and whether it is in effect.",
+             `template_name`): the repository's templates/ first, then those shipped with this \
+             server, each with its origin and whether it is in effect.",
             list_docker_templates,
         ),
     ]
@@ -106,10 +106,10 @@ pub struct ListReleaseConfigsParams {
     /// Only this machine (exact name, e.g. `gpu-a100-01`).
     #[serde(default)]
     pub machine: Option<String>,
-    /// Only deployments whose model name or path contains this text (case-insensitive).
+    /// Substring of the model name or path (any case).
     #[serde(default)]
     pub model_name: Option<String>,
-    /// Most rows to return (default and cap: REGISTRY_MAX_RESULTS).
+    /// Most rows (cap REGISTRY_MAX_RESULTS).
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub limit: Option<u32>,
@@ -135,7 +135,7 @@ pub struct GetMachineTopologyParams {
     /// Every machine of the page in full.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub detail: bool,
-    /// Most machines to return when `machine` is not given (default and cap: REGISTRY_MAX_RESULTS).
+    /// Most machines (cap REGISTRY_MAX_RESULTS).
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub limit: Option<u32>,
@@ -146,7 +146,7 @@ pub struct GetMachineTopologyParams {
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetModelsByDeploymentParams {
-    /// Most models to return (default and cap: REGISTRY_MAX_RESULTS).
+    /// Most models (cap REGISTRY_MAX_RESULTS).
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub limit: Option<u32>,
@@ -195,7 +195,7 @@ pub struct FleetTotals {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct GetMachineTopologyOutput {
     pub source: SourceInfo,
-    /// Totals over the whole fleet (not only the machines returned).
+    /// Totals of the whole fleet.
     pub fleet: FleetTotals,
     pub machines: Vec<MachineEntry>,
     #[serde(flatten)]
@@ -275,9 +275,9 @@ pub struct TemplateInfo {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ListDockerTemplatesOutput {
-    /// The repository state the repository templates come from; null when it could not be read.
+    /// Null when the repository could not be read.
     pub source: Option<SourceInfo>,
-    /// Why the repository's templates are missing, when they are.
+    /// Why repository templates are missing.
     pub repository_error: Option<String>,
     pub templates: Vec<TemplateInfo>,
 }
@@ -683,7 +683,7 @@ async fn list_docker_templates(
 // ---------------------------------------------------------------------------------------------
 // Text renderings
 
-fn source_line(source: &SourceInfo) -> String {
+pub(crate) fn source_line(source: &SourceInfo) -> String {
     let commit = source.commit.as_ref().map_or_else(
         || "working directory".to_owned(),
         |c| format!("commit {} ({})", c.short_commit, c.summary),

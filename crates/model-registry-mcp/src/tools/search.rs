@@ -22,7 +22,7 @@ pub fn tools() -> Vec<ToolSpec> {
         "search",
         "Search the registry",
         "Free-text search over registry models, versions and LOCAL deployments at once (names, \
-         descriptions, tags, versions); narrow with `types`. Production is not searched: use \
+         descriptions, tags, versions); narrow with `types`. Not production: \
          list_release_configs with model_name.",
         search,
     )]
@@ -37,7 +37,7 @@ pub struct SearchParams {
     #[serde(default)]
     #[schemars(extend("items" = {"type": "string", "enum": ["models", "versions", "deployments"]}))]
     pub types: Option<Vec<String>>,
-    /// Most hits per kind (default and cap: REGISTRY_MAX_RESULTS).
+    /// Most hits per kind (cap REGISTRY_MAX_RESULTS).
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub limit: Option<u32>,

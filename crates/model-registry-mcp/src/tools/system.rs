@@ -28,8 +28,8 @@ pub fn tools() -> Vec<ToolSpec> {
         tool(
             "health_check",
             "Registry health",
-            "Health of the registry system: overall `ok` or `degraded`, and each component (database, \
-             docker, storage, release_configs) with detail. Call first when other tools fail \
+            "Health of the registry system: overall `ok` or `degraded`, and each component \
+             (database, docker, storage, release_configs). Call first when other tools fail \
              unexpectedly. For one local deployment use get_deployment_health.",
             health_check,
         ),
@@ -45,16 +45,16 @@ pub fn tools() -> Vec<ToolSpec> {
             "get_storage_usage",
             "Model storage usage",
             "Usage of model file storage: root, total, used and free bytes, and size per model \
-             directory. Check before registering large models; Docker images are counted separately \
-             (get_docker_disk_usage).",
+             directory. Check before registering large models; Docker images: \
+             get_docker_disk_usage.",
             get_storage_usage,
         ),
         tool(
             "browse_model_storage",
             "Browse model storage",
-            "List a directory of model storage (entries with size and modification time). \
-             `relative_path` is below the storage root ('' lists the root; paths outside are \
-             refused). Check a model's files before create_model or create_version.",
+            "List a directory of model storage (size, modification time). `relative_path` is \
+             below the storage root ('' lists the root; paths outside are refused). Check a \
+             model's files before create_model or create_version.",
             browse_model_storage,
         ),
     ]

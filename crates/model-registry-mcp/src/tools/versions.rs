@@ -26,16 +26,15 @@ pub fn tools() -> Vec<ToolSpec> {
             "list_versions",
             "List model versions",
             "List versions of registry models, newest first; filter by exact `model_name` and/or \
-             `is_release`. Use to pick a version_id for trigger_docker_build or execute_deployment. \
-             For just the newest version of one model, get_latest_version is simpler.",
+             `is_release`. Use to pick a version_id for trigger_docker_build or \
+             execute_deployment. Newest of one model: get_latest_version.",
             list_versions,
         ),
         tool(
             "get_version",
             "Get a version",
             "Full record of one model version by `version_id`: tag, digest, storage (ceph) path, \
-             quantization, release flag and when it was promoted. For a model's newest version use \
-             get_latest_version.",
+             quantization, release flag and when it was promoted. Newest: get_latest_version.",
             get_version,
         ),
         tool(
@@ -50,7 +49,7 @@ pub fn tools() -> Vec<ToolSpec> {
             "create_version",
             "Create a model version",
             "Register a new version of an existing model (write; operator key). `auto_build` also \
-             starts a Docker image build and returns its `build_id` (follow it with get_docker_build). \
+             starts a Docker image build and returns its `build_id` (poll get_docker_build). \
              Uploads no files: `ceph_path` must already exist on storage.",
             create_version,
         ),
@@ -137,7 +136,7 @@ pub struct ListVersionsOutput {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct VersionOutput {
-    /// The version record (`build_id` when a build was started).
+    /// With `build_id` if a build started.
     #[schemars(with = "JsonMap")]
     pub version: Version,
 }

@@ -11,6 +11,7 @@ mod conformance;
 mod emu;
 mod git_remotes;
 mod http;
+mod placement;
 mod proposal_race;
 mod proposals;
 mod registry_modes;

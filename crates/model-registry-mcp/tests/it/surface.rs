@@ -82,7 +82,8 @@ async fn toolset_and_tool_selection() {
             "get_release_config",
             "get_machine_topology",
             "get_models_by_deployment",
-            "propose_release_config"
+            "propose_release_config",
+            "find_placement"
         ]
     );
 }

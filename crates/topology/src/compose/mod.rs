@@ -256,7 +256,7 @@ impl Service {
 }
 
 /// Bytes per parameter for a dtype or quantisation name (section 2.3).
-pub(crate) fn bytes_per_param(dtype: &str) -> Option<f64> {
+pub fn bytes_per_param(dtype: &str) -> Option<f64> {
     match dtype.trim().to_ascii_lowercase().as_str() {
         "fp32" | "float32" | "float" => Some(4.0),
         "bf16" | "bfloat16" | "fp16" | "float16" | "half" | "auto" => Some(2.0),

@@ -57,11 +57,35 @@ impl Repository {
         if !git2::Reference::is_valid_name(name) {
             return Err(error("not a valid ref name".to_owned()));
         }
-        match local_remote_path(remote_url) {
+        let update = match local_remote_path(remote_url) {
             Some(path) => self
                 .update_local_remote_ref(&path, name, new, expected)
                 .map_err(|e| error(git_message(&e))),
             None => self.push_ref(remote_url, name, new, expected, auth, &error),
+        }?;
+        if update == RefUpdate::Done {
+            self.record_ref(name, new);
+        }
+        Ok(update)
+    }
+
+    /// Sets `name` here as the remote now has it, so that what reads this
+    /// mirror (a planner leaving claimed GPUs out) sees it before the next
+    /// fetch, which makes it the remote's again either way. Best effort.
+    fn record_ref(&self, name: &str, value: Option<CommitId>) {
+        let git = super::lock(&self.git);
+        let recorded = match value {
+            Some(commit) => git
+                .reference(name, commit.0, true, "catapult: as updated on the remote")
+                .map(drop),
+            None => match git.find_reference(name) {
+                Ok(mut reference) => reference.delete(),
+                Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(()),
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(error) = recorded {
+            tracing::debug!(%name, error = %git_message(&error), "remote ref not recorded locally");
         }
     }
 

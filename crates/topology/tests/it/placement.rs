@@ -3,7 +3,7 @@
 //! machine's set is its best free one, and that the ranking never puts a
 //! worse-linked set above a better one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use tempfile::TempDir;
@@ -202,7 +202,7 @@ fn held_claimed_full_and_mig_gpus_are_never_offered() {
     let mut claimed = query(Some(1));
     claimed
         .held_elsewhere
-        .insert("pairs".to_owned(), BTreeSet::from([0, 1, 2]));
+        .insert("pairs".to_owned(), holders(&[0, 1, 2], "pull request #7"));
     let plan = find_placement(&fleet, &claimed);
     let offered: Vec<(String, Vec<u32>)> = plan
         .placements
@@ -218,7 +218,7 @@ fn held_claimed_full_and_mig_gpus_are_never_offered() {
     assert!(
         plan.placements[1]
             .reasons
-            .contains(&"GPUs 0, 1, 2 are claimed by open proposals".to_owned())
+            .contains(&"GPUs 0, 1, 2 are claimed by pull request #7".to_owned())
     );
 }
 
@@ -276,7 +276,8 @@ proptest! {
         let fleet = fleet(&spec_refs);
         let mut q = query(Some(tp));
         for (name, (_, _, pending)) in names.iter().zip(&machines) {
-            q.held_elsewhere.insert(name.clone(), pending.clone());
+            q.held_elsewhere
+                .insert(name.clone(), holders(&pending.iter().copied().collect::<Vec<_>>(), "a proposal"));
         }
         let plan = find_placement(&fleet, &q);
         let mut previous: Option<Link> = None;
@@ -319,4 +320,79 @@ fn subsets(items: &[usize], size: usize) -> Vec<Vec<usize>> {
         }
     }
     out
+}
+
+/// `gpus`, each held by `holder`.
+fn holders(gpus: &[u32], holder: &str) -> BTreeMap<u32, String> {
+    gpus.iter().map(|g| (*g, holder.to_owned())).collect()
+}
+
+/// What a model's name says of its size and dtype, and what it does not.
+#[test]
+fn model_names_state_size_and_dtype() {
+    use topology::placement::{dtype_from_name, params_from_name};
+    let cases: &[(&str, Option<f64>, Option<&str>)] = &[
+        ("meta-llama/Llama-3.1-70B-Instruct", Some(70.0), None),
+        ("llama-3-70b-instruct-fp8", Some(70.0), Some("fp8")),
+        ("Qwen2.5-0.5B", Some(0.5), None),
+        ("mistralai/Mixtral-8x7B-v0.1", Some(56.0), None),
+        ("TheBloke/Llama-2-13B-AWQ", Some(13.0), Some("AWQ")),
+        ("gpt-oss-120b", Some(120.0), None),
+        ("whisper-large-v3", None, None),
+        ("bge-m3", None, None),
+        ("model-b", None, None),
+        ("x-.5b", None, None),
+        ("qwen-1e3b", None, None),
+    ];
+    for (name, params, dtype) in cases {
+        assert_eq!(params_from_name(name), *params, "{name}");
+        assert_eq!(dtype_from_name(name), *dtype, "{name}");
+    }
+}
+
+/// A model named by the caller is read from its production deployments' labels first, then
+/// from its name; the query keeps what the caller gave.
+#[test]
+fn model_facts_come_from_production_labels_then_the_name() {
+    use topology::placement::ModelFacts;
+    let labelled = "services:\n  vllm:\n    image: vllm/vllm-openai:v0.8.5\n    command: [\"--model\", \"/models/llama-3-70b\", \"--served-model-name\", \"llama-3-70b\", \"--tensor-parallel-size\", \"4\"]\n    labels:\n      catapult.params_b: \"70.6\"\n      catapult.num_attention_heads: \"64\"\n      catapult.num_kv_heads: \"8\"\n    deploy:\n      resources:\n        reservations:\n          devices:\n            - driver: nvidia\n              device_ids: [\"0\", \"1\", \"2\", \"3\"]\n              capabilities: [gpu]\n";
+    let dir = TempDir::new().unwrap();
+    write_files(
+        dir.path(),
+        &[
+            ("machines/a/machine.yaml", NVSWITCH),
+            ("machines/a/8000/docker-compose.yml", labelled),
+        ],
+    );
+    let snapshot = Snapshot::from_dir(dir.path()).unwrap();
+    let fleet = Engine::new().analyze(&snapshot).unwrap();
+    for asked in ["llama-3-70b", "/models/llama-3-70b", "LLAMA-3-70B"] {
+        let facts = ModelFacts::of(asked, fleet.deployments.values().map(|d| &**d));
+        assert_eq!(facts.params_b, Some(70.6), "{asked}: labels beat the name");
+        assert_eq!(
+            (facts.num_attention_heads, facts.num_kv_heads),
+            (Some(64), Some(8))
+        );
+        assert_eq!(facts.deployments, ["a:8000"]);
+        assert_eq!(facts.tensor_parallel_in_use, [4]);
+    }
+    let unknown = ModelFacts::of(
+        "qwen2.5-72b-instruct-awq",
+        fleet.deployments.values().map(|d| &**d),
+    );
+    assert_eq!(unknown.params_b, Some(72.0));
+    assert_eq!(unknown.dtype.as_deref(), Some("awq"));
+    assert!(unknown.deployments.is_empty());
+    assert!(
+        unknown.basis.iter().any(|b| b.contains("an estimate")),
+        "{:?}",
+        unknown.basis
+    );
+    let mut query = PlacementQuery {
+        params_b: Some(7.0),
+        ..PlacementQuery::default()
+    };
+    unknown.fill(&mut query);
+    assert_eq!(query.params_b, Some(7.0), "the caller's figure stays");
+    assert_eq!(query.dtype.as_deref(), Some("awq"));
 }

@@ -956,6 +956,48 @@ fn claims_refuse_join_and_take_over_as_the_protocol_says() {
         .unwrap();
     assert!(matches!(taken, Taken::All { .. }), "{taken:?}");
 
+    // What a planner reading B's mirror must not offer: A's claims while young, or while
+    // its proposal is open whatever its age; nothing once they are stale.
+    b.fetch(&auth).unwrap();
+    let alive = |agent: &Claims<'_>| -> Vec<String> {
+        let mut seen: Vec<String> = agent
+            .alive()
+            .unwrap()
+            .iter()
+            .map(|(claim, holder)| match holder {
+                ClaimHolder::Young { branch, .. } => format!("{claim}: young {branch}"),
+                other => format!("{claim}: {other}"),
+            })
+            .collect();
+        seen.sort();
+        seen
+    };
+    assert_eq!(
+        alive(&claims(&b, &[], minute, &[])),
+        [
+            "GPU 1 of gpu-01: young catapult/a",
+            "GPU 2 of gpu-01: young catapult/a",
+            "port 8001 of gpu-01: young catapult/a",
+        ]
+    );
+    assert_eq!(
+        alive(&claims(&b, &[], Duration::ZERO, &[])),
+        Vec::<String>::new()
+    );
+    let open_a = [OpenProposal {
+        label: "pull request #6".to_owned(),
+        branch: "catapult/a".to_owned(),
+        head: proposal_a,
+    }];
+    assert_eq!(
+        alive(&claims(&b, &open_a, Duration::ZERO, &[])),
+        [
+            "GPU 1 of gpu-01: pull request #6",
+            "GPU 2 of gpu-01: pull request #6",
+            "port 8001 of gpu-01: pull request #6",
+        ]
+    );
+
     // B wants GPU 2 too: refused by a young claim, its port claim given back.
     let main_b = b.resolve("main").unwrap().id;
     let proposal_b = b.commit_on(main_b, "proposal b", &author).unwrap();

@@ -16,6 +16,10 @@ use crate::engine::Fleet;
 use crate::inventory::{Inventory, Link};
 use crate::rules::tp_fits_heads;
 
+mod model;
+
+pub use model::{ModelFacts, dtype_from_name, params_from_name};
+
 /// What to place, and where it may go.
 #[derive(Debug, Clone, Default)]
 pub struct PlacementQuery {
@@ -35,8 +39,11 @@ pub struct PlacementQuery {
     pub min_memory_gb: Option<f64>,
     /// Only machines with every one of these labels.
     pub labels: BTreeMap<String, String>,
-    /// GPUs held outside main, by machine: open proposals, pending claims.
-    pub held_elsewhere: BTreeMap<String, BTreeSet<u32>>,
+    /// GPUs held outside main, by machine: GPU to its holder (an open
+    /// proposal, a live claim), as messages name it.
+    pub held_elsewhere: BTreeMap<String, BTreeMap<u32, String>>,
+    /// Host ports held outside main, by machine (claims of open proposals).
+    pub ports_held_elsewhere: BTreeMap<String, BTreeSet<u16>>,
     /// Most placements to return.
     pub limit: usize,
 }
@@ -181,7 +188,7 @@ pub fn find_placement_in<'m>(
             .free_gpus
             .iter()
             .copied()
-            .filter(|g| held.is_none_or(|h| !h.contains(g)))
+            .filter(|g| held.is_none_or(|h| !h.contains_key(g)))
             .filter(|g| !is_partitioned(inventory, *g))
             .collect();
         let Some(tp) = choose_tp(query, inventory, memory, bytes, utilization, free.len()) else {
@@ -274,7 +281,10 @@ fn numa_span(inventory: &Inventory, gpus: &[u32]) -> usize {
 
 /// The placement of a candidate, with its reasons.
 fn describe(query: &PlacementQuery, utilization: f64, c: Candidate<'_>) -> Placement {
-    let (neighbours, used_ports) = (c.neighbours)();
+    let (neighbours, mut used_ports) = (c.neighbours)();
+    if let Some(held) = query.ports_held_elsewhere.get(c.machine) {
+        used_ports.extend(held);
+    }
     let mut reasons = Vec::new();
     reasons.push(match c.worst_link {
         Some(link) => format!("GPUs {} linked {}", list(&c.gpus), link.describe()),
@@ -295,23 +305,23 @@ fn describe(query: &PlacementQuery, utilization: f64, c: Candidate<'_>) -> Place
     if !neighbours.is_empty() {
         reasons.push(format!("shares the machine with {}", neighbours.join(", ")));
     }
-    let held_elsewhere: Vec<u32> = query
-        .held_elsewhere
-        .get(c.machine)
-        .map(|h| h.iter().copied().collect())
+    let held = query.held_elsewhere.get(c.machine);
+    let held_elsewhere: Vec<u32> = held
+        .map(|h| h.keys().copied().collect())
         .unwrap_or_default();
-    if !held_elsewhere.is_empty() {
-        reasons.push(if held_elsewhere.len() == 1 {
-            format!(
-                "GPU {} is claimed by an open proposal",
-                list(&held_elsewhere)
-            )
-        } else {
-            format!(
-                "GPUs {} are claimed by open proposals",
-                list(&held_elsewhere)
-            )
-        });
+    if let Some(held) = held {
+        // One reason per holder: `GPUs 2, 3 are claimed by pull request #7`.
+        let mut by_holder: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+        for (gpu, holder) in held {
+            by_holder.entry(holder).or_default().push(*gpu);
+        }
+        for (holder, gpus) in by_holder {
+            reasons.push(if gpus.len() == 1 {
+                format!("GPU {} is claimed by {holder}", list(&gpus))
+            } else {
+                format!("GPUs {} are claimed by {holder}", list(&gpus))
+            });
+        }
     }
     Placement {
         machine: c.machine.to_owned(),

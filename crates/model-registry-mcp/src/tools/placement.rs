@@ -1,0 +1,337 @@
+//! `find_placement`: where a model could go in PRODUCTION, ranked, with reasons. The engine's
+//! planner (`topology::placement`) over the analysed revision, with the GPUs that open
+//! proposals claim left out. Read-only: it proposes nothing.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use rmcp::model::JsonObject;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use topology::compose::bytes_per_param;
+use topology::placement::{
+    MachineCapacity, ModelFacts, Neighbours, Placement, PlacementQuery, find_placement_in,
+};
+use topology::proposal::Claimed;
+
+use super::proposals::pending_of;
+use super::release_configs::source_line;
+use super::{Render, ToolError, ToolSpec, tool};
+use crate::catalog::{CatalogEntry, ToolClass, Toolset, entry};
+use crate::context::Ctx;
+use crate::release_configs::state::Pending;
+use crate::release_configs::view::{FleetView, SourceInfo};
+
+/// This group's row of the tool catalog: the one tool beyond the design.
+pub const CATALOG: &[CatalogEntry] = &[entry(
+    "find_placement",
+    Toolset::ReleaseConfigs,
+    ToolClass::Read,
+)];
+
+/// Placements returned when `limit` is not given.
+const DEFAULT_PLACEMENTS: u32 = 5;
+/// Longest model name or path taken (as proposals take).
+const MAX_MODEL_LEN: usize = 512;
+
+pub fn tools() -> Vec<ToolSpec> {
+    vec![tool(
+        "find_placement",
+        "Where a model fits in production",
+        "Ranked PRODUCTION placements of a model: machine, GPU set, free port, reasons (worst \
+         link, NUMA span, memory headroom, neighbours, open proposals' claims), why each ranks \
+         lower. Then propose_release_config.",
+        find_placement,
+    )]
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FindPlacementParams {
+    /// Name or path: size from its production labels or name.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Billions of parameters.
+    #[serde(default)]
+    pub params_b: Option<f64>,
+    /// bf16, fp8, awq, ... (default auto).
+    #[serde(default)]
+    pub dtype: Option<String>,
+    /// Default: smallest that fits.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub tensor_parallel: Option<u32>,
+    #[serde(default)]
+    pub num_attention_heads: Option<u32>,
+    #[serde(default)]
+    pub num_kv_heads: Option<u32>,
+    /// Substring, e.g. H100.
+    #[serde(default)]
+    pub gpu_model: Option<String>,
+    #[serde(default)]
+    pub min_memory_gb: Option<f64>,
+    // Default 0.9.
+    #[serde(default)]
+    pub memory_utilization: Option<f64>,
+    /// Machine labels, `key=value`, all required.
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
+    /// Default 5.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FindPlacementOutput {
+    pub source: SourceInfo,
+    // The model's facts and where each came from.
+    #[schemars(with = "Option<JsonObject>")]
+    pub model: Option<ModelFacts>,
+    /// Best first.
+    #[schemars(with = "Vec<JsonObject>")]
+    pub placements: Vec<Placement>,
+    // Machines that could take it.
+    pub candidates: usize,
+    // Machines left out, by reason.
+    pub excluded: BTreeMap<&'static str, usize>,
+    pub warnings: Vec<String>,
+}
+
+/// The planner's query of `params`: every value checked, all problems at once.
+fn query_of(params: &FindPlacementParams, max_results: u32) -> Result<PlacementQuery, ToolError> {
+    let mut problems = Vec::new();
+    let positive = |name: &str, value: Option<f64>, problems: &mut Vec<String>| {
+        if let Some(value) = value
+            && !(value.is_finite() && value > 0.0)
+        {
+            problems.push(format!("{name} must be a positive number, not {value}"));
+        }
+    };
+    positive("params_b", params.params_b, &mut problems);
+    positive("min_memory_gb", params.min_memory_gb, &mut problems);
+    if let Some(utilization) = params.memory_utilization
+        && !(utilization > 0.0 && utilization <= 1.0)
+    {
+        problems.push(format!(
+            "memory_utilization must be in (0, 1], not {utilization}"
+        ));
+    }
+    if let Some(dtype) = &params.dtype
+        && bytes_per_param(dtype).is_none()
+    {
+        problems.push(format!(
+            "dtype {} is not known; known: fp32, bf16, fp16, auto, fp8, int8, int4, awq, gptq",
+            shown(dtype)
+        ));
+    }
+    for (name, value) in [
+        ("tensor_parallel", params.tensor_parallel),
+        ("num_attention_heads", params.num_attention_heads),
+        ("num_kv_heads", params.num_kv_heads),
+    ] {
+        if value == Some(0) {
+            problems.push(format!("{name} must be at least 1"));
+        }
+    }
+    if params
+        .model
+        .as_ref()
+        .is_some_and(|m| m.len() > MAX_MODEL_LEN)
+    {
+        problems.push(format!("model is longer than {MAX_MODEL_LEN} bytes"));
+    }
+    let mut labels = BTreeMap::new();
+    for label in params.labels.iter().flatten() {
+        match label.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() => {
+                labels.insert(key.trim().to_owned(), value.trim().to_owned());
+            }
+            _ => problems.push(format!("label {} is not `key=value`", shown(label))),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ToolError(format!(
+            "invalid arguments for find_placement: {}",
+            problems.join("; ")
+        )));
+    }
+    Ok(PlacementQuery {
+        tp: params.tensor_parallel,
+        params_b: params.params_b,
+        dtype: params.dtype.clone(),
+        memory_utilization: params.memory_utilization,
+        num_attention_heads: params.num_attention_heads,
+        num_kv_heads: params.num_kv_heads,
+        gpu_model: params.gpu_model.clone().filter(|m| !m.trim().is_empty()),
+        min_memory_gb: params.min_memory_gb,
+        labels,
+        held_elsewhere: BTreeMap::new(),
+        ports_held_elsewhere: BTreeMap::new(),
+        limit: super::effective_limit(
+            Some(params.limit.unwrap_or(DEFAULT_PLACEMENTS)),
+            max_results,
+        ),
+    })
+}
+
+/// A value as a message quotes it: escaped, at most 64 characters.
+fn shown(text: &str) -> String {
+    let short: String = text.chars().take(64).collect();
+    format!("{short:?}")
+}
+
+async fn find_placement(
+    ctx: Ctx,
+    params: FindPlacementParams,
+) -> Result<FindPlacementOutput, ToolError> {
+    let mut query = query_of(&params, ctx.settings.max_results)?;
+    let answer = ctx.release_configs.get().await.map_err(ToolError)?;
+    let view = &answer.view;
+    let mut warnings = Vec::new();
+    let model = params.model.as_deref().map(|model| {
+        let facts = ModelFacts::of(model, view.deployments.values().map(|e| &*e.parsed));
+        facts.fill(&mut query);
+        facts
+    });
+    if query.params_b.is_none() {
+        warnings.push(
+            "the model's size is unknown (give params_b, or a model whose production labels or \
+             name state it): memory is not checked"
+                .to_owned(),
+        );
+    }
+    // Open proposals count as allocated, as for propose_release_config: with GitHub its open
+    // pull requests, else (or when GitHub cannot be asked) the unmerged proposal branches.
+    let pending = match ctx.github() {
+        Ok(github) => match github.open_proposals().await {
+            Ok(open) => pending_of(&open),
+            Err(error) => {
+                warnings.push(format!(
+                    "open pull requests were not listed ({error}): every unmerged proposal \
+                     branch counts as open"
+                ));
+                Pending::Branches
+            }
+        },
+        Err(_) => Pending::Branches,
+    };
+    match ctx.release_configs.live_claims(pending).await {
+        Ok(claims) => {
+            for (claim, holder) in claims {
+                match claim.claimed {
+                    Claimed::Gpu(gpu) => {
+                        query
+                            .held_elsewhere
+                            .entry(claim.machine)
+                            .or_default()
+                            .insert(gpu, holder);
+                    }
+                    Claimed::Port(port) => {
+                        query
+                            .ports_held_elsewhere
+                            .entry(claim.machine)
+                            .or_default()
+                            .insert(port);
+                    }
+                }
+            }
+        }
+        Err(error) => warnings.push(format!(
+            "the claims of open proposals were not read ({error}): GPUs they hold may be offered"
+        )),
+    }
+    let plan = find_placement_in(capacities(view), &query);
+    Ok(FindPlacementOutput {
+        source: answer.source.clone(),
+        model,
+        placements: plan.placements,
+        candidates: plan.candidates,
+        excluded: plan.excluded,
+        warnings,
+    })
+}
+
+/// What the planner needs of each machine of the view.
+fn capacities(view: &FleetView) -> impl Iterator<Item = MachineCapacity<'_>> {
+    view.machines.values().map(|machine| {
+        let neighbours: Neighbours<'_> = Box::new(move || {
+            let ids = machine.deployments.iter().map(|d| d.id.clone()).collect();
+            let ports = machine
+                .deployments
+                .iter()
+                .flat_map(|d| std::iter::once(d.port).chain(d.published_ports.iter().copied()))
+                .collect();
+            (ids, ports)
+        });
+        MachineCapacity {
+            name: &machine.machine,
+            inventory: machine.inventory.as_deref(),
+            free_gpus: machine.free_gpus.clone().unwrap_or_default(),
+            unpinned: machine.unpinned_gpus,
+            neighbours,
+        }
+    })
+}
+
+impl Render for FindPlacementOutput {
+    fn render(&self) -> String {
+        let mut text = source_line(&self.source);
+        if let Some(model) = &self.model {
+            let _ = write!(
+                text,
+                "\n{}: {} B parameters, dtype {}{}",
+                model.model,
+                model
+                    .params_b
+                    .map_or_else(|| "?".to_owned(), |p| p.to_string()),
+                model.dtype.as_deref().unwrap_or("auto"),
+                if model.basis.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", model.basis.join("; "))
+                }
+            );
+        }
+        let _ = write!(
+            text,
+            "\n{} placement(s) of {} candidate machine(s)",
+            self.placements.len(),
+            self.candidates
+        );
+        for (rank, p) in self.placements.iter().enumerate() {
+            let gpus: Vec<String> = p.gpus.iter().map(u32::to_string).collect();
+            let _ = write!(
+                text,
+                "\n{}. {} GPUs [{}] port {} TP {}: {}",
+                rank + 1,
+                p.machine,
+                gpus.join(","),
+                p.port,
+                p.tp,
+                p.reasons.join("; ")
+            );
+            if let Some(because) = &p.ranked_below_because {
+                let _ = write!(text, " (below: {because})");
+            }
+        }
+        if !self.excluded.is_empty() {
+            let excluded: Vec<String> = self
+                .excluded
+                .iter()
+                .map(|(why, n)| format!("{n} {why}"))
+                .collect();
+            let _ = write!(text, "\nmachines left out: {}", excluded.join(", "));
+        }
+        for warning in &self.warnings {
+            let _ = write!(text, "\nwarning: {warning}");
+        }
+        if !self.placements.is_empty() {
+            text.push_str(
+                "\nPropose one with propose_release_config (machine, port, gpu_ids, \
+                 tensor_parallel).",
+            );
+        }
+        text
+    }
+}

@@ -1,0 +1,228 @@
+//! `find_placement` over MCP against a fleet served as a local Git remote: ranked placements,
+//! the model read from production's labels, open proposals' claims left out, bad arguments
+//! named.
+
+use serde_json::{Value, json};
+
+use crate::support::{FixtureRepo, call_err, call_ok, repo_with, start};
+
+/// A compose file serving `model` on `gpus` at `port`, with `labels` (YAML lines).
+fn compose(model: &str, port: u16, gpus: &[u32], labels: &str) -> String {
+    let ids: Vec<String> = gpus.iter().map(|g| format!("\"{g}\"")).collect();
+    format!(
+        "services:\n  vllm:\n    image: vllm/vllm-openai:v0.8.5\n    labels:\n      \
+         catapult.model: {model}\n      catapult.model_path: /models/{model}\n{labels}    \
+         command: [\"--model\", \"/models/{model}\", \"--tensor-parallel-size\", \"{tp}\"]\n    \
+         ports: [\"{port}:8000\"]\n    deploy:\n      resources:\n        reservations:\n          \
+         devices:\n            - driver: nvidia\n              capabilities: [gpu]\n              \
+         device_ids: [{}]\n",
+        ids.join(", "),
+        tp = gpus.len()
+    )
+}
+
+const PAIRS: &str = "gpus: 4\ngpu_model: NVIDIA H100 PCIe\ngpu_memory_gb: 85.5\ninterconnect: pcie\nlinks:\n  - [X, NV12, SYS, SYS]\n  - [NV12, X, SYS, SYS]\n  - [SYS, SYS, X, NV12]\n  - [SYS, SYS, NV12, X]\n";
+const SWITCH: &str = "gpus: 8\ngpu_model: NVIDIA H100 80GB HBM3\ngpu_memory_gb: 85.5\ninterconnect: nvlink\nlabels: {pool: prod}\n";
+const SOCKETS: &str = "gpus: 8\ngpu_model: NVIDIA L40S\ngpu_memory_gb: 48.3\ninterconnect: pcie\nnuma_domains: [[0, 1, 2, 3], [4, 5, 6, 7]]\nlabels: {pool: batch}\n";
+
+/// Three machine types; llama-3-70b runs on `switch` with its size and heads labelled.
+fn fleet() -> FixtureRepo {
+    let llama = compose(
+        "llama-3-70b",
+        8000,
+        &[0, 1, 2, 3],
+        "      catapult.params_b: \"70.6\"\n      catapult.num_attention_heads: \"64\"\n      \
+         catapult.num_kv_heads: \"8\"\n",
+    );
+    let small = compose("qwen-2-7b", 8001, &[4, 5], "");
+    let on_pairs = compose("bge-m3", 8000, &[0], "");
+    let files = [
+        ("machines/pairs/machine.yaml", PAIRS.to_owned()),
+        ("machines/pairs/8000/docker-compose.yml", on_pairs),
+        ("machines/switch/machine.yaml", SWITCH.to_owned()),
+        ("machines/switch/8000/docker-compose.yml", llama),
+        ("machines/switch/8001/docker-compose.yml", small),
+        ("machines/sockets/machine.yaml", SOCKETS.to_owned()),
+    ];
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
+    repo_with(&refs).bare_clone()
+}
+
+/// `machine [gpus] TP n port p` of each placement, best first.
+fn ranked(answer: &Value) -> Vec<String> {
+    answer["placements"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let gpus: Vec<String> = p["gpus"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(Value::to_string)
+                .collect();
+            format!(
+                "{} [{}] TP {} port {}",
+                p["machine"].as_str().unwrap_or_default(),
+                gpus.join(","),
+                p["tp"],
+                p["port"]
+            )
+        })
+        .collect()
+}
+
+fn reasons(answer: &Value, rank: usize) -> String {
+    answer["placements"][rank]["reasons"].to_string()
+}
+
+#[tokio::test]
+async fn placements_are_ranked_with_reasons_and_claims_are_left_out() {
+    let repo = fleet();
+    let server = start(
+        &[("REGISTRY_RELEASE_CONFIG_REPO", repo.url().as_str())],
+        &[],
+    )
+    .await;
+    let client = &server.client;
+
+    // The model by name: its size and heads come from production's labels. TP 2 puts 70.6 GB
+    // of weights on each GPU, which an L40S (48.3 GB) cannot hold.
+    let tp2 = call_ok(
+        client,
+        "find_placement",
+        json!({"model": "llama-3-70b", "tensor_parallel": 2}),
+    )
+    .await;
+    assert_eq!(tp2["model"]["params_b"], 70.6, "{tp2}");
+    assert_eq!(tp2["model"]["num_kv_heads"], 8);
+    assert_eq!(tp2["model"]["deployments"], json!(["switch:8000"]));
+    let offered = ranked(&tp2);
+    assert_eq!(offered.len(), 2, "{offered:?}");
+    assert!(
+        offered.contains(&"pairs [2,3] TP 2 port 8001".to_owned()),
+        "the NVLink-bridged pair, not GPU 1 across the pairs: {offered:?}"
+    );
+    assert!(
+        offered.contains(&"switch [6,7] TP 2 port 8002".to_owned()),
+        "{offered:?}"
+    );
+    assert_eq!(
+        tp2["excluded"]["no valid TP fits the free GPUs"], 1,
+        "{tp2}"
+    );
+    let pairs_rank = usize::from(offered[0].starts_with("switch"));
+    let pairs = reasons(&tp2, pairs_rank);
+    assert!(pairs.contains("GPUs 2, 3 linked NVLink"), "{pairs}");
+    assert!(pairs.contains("70.6 GB of weights per GPU"), "{pairs}");
+    assert!(
+        pairs.contains("shares the machine with pairs:8000"),
+        "{pairs}"
+    );
+    assert!(
+        tp2["placements"][1]["ranked_below_because"].is_string(),
+        "{tp2}"
+    );
+
+    // Any valid TP: the L40S machine takes it on 4 GPUs of one socket, and ranks last for it.
+    let any = call_ok(client, "find_placement", json!({"model": "llama-3-70b"})).await;
+    let offered = ranked(&any);
+    assert_eq!(offered.len(), 3, "{offered:?}");
+    assert_eq!(offered[2], "sockets [0,1,2,3] TP 4 port 8000");
+    let below = any["placements"][2]["ranked_below_because"].to_string();
+    assert!(below.contains("it needs TP 4"), "{below}");
+
+    // Labels and GPU model narrow the fleet.
+    let prod = call_ok(
+        client,
+        "find_placement",
+        json!({"params_b": 8, "labels": ["pool=prod"]}),
+    )
+    .await;
+    assert_eq!(ranked(&prod), ["switch [6] TP 1 port 8002"]);
+    assert_eq!(prod["excluded"]["labels differ"], 2, "{prod}");
+    let l40s = call_ok(
+        client,
+        "find_placement",
+        json!({"params_b": 8, "gpu_model": "l40s", "tensor_parallel": 2}),
+    )
+    .await;
+    assert_eq!(ranked(&l40s), ["sockets [0,1] TP 2 port 8000"]);
+
+    // A proposal (branch only: no GitHub) claims pairs' GPUs 2 and 3 and port 8001: from then
+    // on they are never offered, and the reasons say who holds them.
+    let proposed = call_ok(
+        client,
+        "propose_release_config",
+        json!({
+            "machine": "pairs", "port": 8001, "template_name": "vllm",
+            "model_name": "qwen-2-7b", "model_path": "/models/qwen-2-7b",
+            "gpu_ids": [2, 3], "tensor_parallel": 2,
+            "description": "Serve qwen next to bge for the search team.",
+        }),
+    )
+    .await;
+    assert_eq!(proposed["status"], "branch_pushed", "{proposed}");
+    let branch = proposed["branch"].as_str().unwrap_or_default().to_owned();
+    let after = call_ok(
+        client,
+        "find_placement",
+        json!({"params_b": 8, "tensor_parallel": 1, "limit": 10}),
+    )
+    .await;
+    let offered = ranked(&after);
+    assert!(
+        offered.contains(&"pairs [1] TP 1 port 8002".to_owned()),
+        "GPU 1 is free; port 8001 is claimed: {offered:?}"
+    );
+    let rank = offered
+        .iter()
+        .position(|p| p.starts_with("pairs"))
+        .unwrap_or_default();
+    let held = reasons(&after, rank);
+    assert!(
+        held.contains(&format!("GPUs 2, 3 are claimed by branch `{branch}`")),
+        "{held}"
+    );
+    assert_eq!(after["placements"][rank]["held_elsewhere"], json!([2, 3]));
+    let tp2_after = call_ok(
+        client,
+        "find_placement",
+        json!({"params_b": 8, "tensor_parallel": 2}),
+    )
+    .await;
+    assert!(
+        !ranked(&tp2_after).iter().any(|p| p.starts_with("pairs")),
+        "{tp2_after}"
+    );
+    let _ = server.client.cancel().await;
+}
+
+#[tokio::test]
+async fn bad_arguments_are_named_all_at_once() {
+    let repo = fleet();
+    let server = start(
+        &[("REGISTRY_RELEASE_CONFIG_REPO", repo.url().as_str())],
+        &[],
+    )
+    .await;
+    let text = call_err(
+        &server.client,
+        "find_placement",
+        json!({"labels": ["pool"], "dtype": "fp5", "params_b": -3, "memory_utilization": 1.5}),
+    )
+    .await;
+    for expected in [
+        "label \"pool\" is not `key=value`",
+        "dtype \"fp5\" is not known",
+        "params_b must be a positive number",
+        "memory_utilization must be in (0, 1]",
+    ] {
+        assert!(text.contains(expected), "{expected}: {text}");
+    }
+    // Size unknown: placed by GPU count alone, and the answer says memory was not checked.
+    let size_unknown = call_ok(&server.client, "find_placement", json!({"model": "bge-m3"})).await;
+    let warnings = size_unknown["warnings"].to_string();
+    assert!(warnings.contains("memory is not checked"), "{warnings}");
+    let _ = server.client.cancel().await;
+}
