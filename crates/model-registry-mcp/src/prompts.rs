@@ -37,8 +37,8 @@ const PROMPTS: [PromptDef; 5] = [
     PromptDef {
         name: "production_deployment_workflow",
         title: "Propose a production change",
-        description: "Plan a PRODUCTION deployment, replacement or removal from the GPU map, check capacity, choose \
-                      a template, dry-run the proposal, then open a pull request for human review. Never deploys \
+        description: "Plan a PRODUCTION deployment, replacement or removal: where it fits best (find_placement), \
+                      a template, a dry run of the proposal, then a pull request for human review. Never deploys \
                       directly.",
         arguments: &[
             ("model_name", "Model to deploy", true),
@@ -53,7 +53,8 @@ const PROMPTS: [PromptDef; 5] = [
     PromptDef {
         name: "capacity_planning_workflow",
         title: "Production capacity planning",
-        description: "Overview of free and used production GPUs, per machine and NUMA domain, and storage.",
+        description: "Where production GPU groups fit now (find_placement), free and used GPUs per machine, and \
+                      storage.",
         arguments: &[
             ("tensor_parallel", "Size of the GPU group you need", false),
             ("gpu_model", "GPU model wanted, e.g. H100", false),
@@ -169,21 +170,33 @@ pub fn get(name: &str, arguments: Option<&JsonObject>) -> Result<GetPromptResult
             );
             let machine =
                 arg("machine").map_or_else(|| "any machine".to_owned(), |m| format!("machine {m}"));
+            let tp_argument = arg("tensor_parallel")
+                .map_or_else(String::new, |tp| format!(", tensor_parallel={tp}"));
+            let on_machine = arg("machine").map_or_else(String::new, |m| {
+                format!(
+                    " Prefer {m} if it is among them; if it is not, say why (the placement's \
+                     ranked_below_because, or the answer's excluded counts)."
+                )
+            });
             format!(
                 "Propose a PRODUCTION deployment of \"{model}\" with {tp} on {machine}. Production changes only by \
                  pull request, reviewed and merged by a human.\n\
-                 1. get_machine_topology() — read free_gpus and free_gpus_by_numa; prefer a GPU set inside one NUMA \
-                 domain; check the machine has no error findings.\n\
-                 2. list_release_configs(model_name=\"{model}\") — is it already deployed? Choose the action: a new \
+                 1. list_release_configs(model_name=\"{model}\") — is it already deployed? Choose the action: a new \
                  deployment on a free port is action=\"add\" (the default); a new version, TP size or GPU set for a \
                  deployment that exists is action=\"replace\" on its machine and port (it may reuse that \
                  deployment's GPUs, no others); retiring one is action=\"remove\" (machine, port, description only; \
                  its GPUs are free only after the merge; say so if it is the model's last deployment).\n\
+                 2. find_placement(model=\"{model}\"{tp_argument}) — the ranked placements (machine, GPU set, free \
+                 port) with their reasons: worst link, NUMA span, memory headroom, neighbours, GPUs open proposals \
+                 claim. Take the first unless a reason rules it out.{on_machine} If its model size is unknown, give \
+                 params_b.\n\
                  3. list_models(search=\"{model}\") and get_latest_version — confirm the model and its storage path \
                  (browse_model_storage).\n\
                  4. list_docker_templates() — choose the template for the serving engine (vllm, sglang, tgi).\n\
-                 5. propose_release_config(action=..., ..., dry_run=true) — read the rendered file (or what a removal \
-                 deletes), the findings and the GPU map after; fix any error.\n\
+                 5. propose_release_config(action=..., machine=..., port=..., tensor_parallel=..., ..., dry_run=true) \
+                 — leave out gpu_ids to take the machine's best free set (gpus_chosen says which and why); read the \
+                 rendered file (or what a removal deletes), the findings and the GPU map after; fix any error. \
+                 get_machine_topology(machine=...) shows who holds each GPU if a refusal needs explaining.\n\
                  6. propose_release_config(...) without dry_run — opens the pull request; report its URL and that it \
                  awaits human review. Never deploy directly, never stop production services."
             )
@@ -193,14 +206,26 @@ pub fn get(name: &str, arguments: Option<&JsonObject>) -> Result<GetPromptResult
                 .map_or_else(|| "any size".to_owned(), |tp| format!("{tp} GPUs"));
             let gpu = arg("gpu_model")
                 .map_or_else(|| "any GPU model".to_owned(), |g| format!("GPU model {g}"));
+            let mut arguments = Vec::new();
+            if let Some(tp) = arg("tensor_parallel") {
+                arguments.push(format!("tensor_parallel={tp}"));
+            }
+            if let Some(gpu) = arg("gpu_model") {
+                arguments.push(format!("gpu_model=\"{gpu}\""));
+            }
+            arguments.push("limit=20".to_owned());
             format!(
                 "Plan production capacity for groups of {tp} on {gpu}.\n\
-                 1. get_machine_topology() — fleet totals, then per machine: gpu_count, gpu_model, free_gpus.\n\
-                 2. For each machine, count free GPU sets of the wanted size inside one NUMA domain \
-                 (free_gpus_by_numa); machines without inventory have unknown capacity.\n\
+                 1. find_placement({}) — where such a group fits now, best first, each with its reasons (worst \
+                 link, NUMA span, memory headroom, neighbours, open proposals' claims); `candidates` counts the \
+                 machines that can take one, `excluded` why the others cannot. Add params_b (or model) to check \
+                 memory too.\n\
+                 2. get_machine_topology() — fleet totals, used and free GPUs per machine; machines without \
+                 inventory have unknown capacity.\n\
                  3. get_models_by_deployment() — spot models deployed many times that could be consolidated.\n\
                  4. get_storage_usage() — room for new model files.\n\
-                 5. Summarise: where the next deployment fits, and what to free or buy otherwise."
+                 5. Summarise: where the next deployments fit and how many, and what to free or buy otherwise.",
+                arguments.join(", ")
             )
         }
         _ => {
@@ -298,19 +323,21 @@ mod tests {
             "production_deployment_workflow",
             serde_json::json!({"model_name": "llama", "tensor_parallel": 4}),
             &[
-                "get_machine_topology",
                 "list_release_configs",
+                "find_placement",
                 "list_models",
                 "get_latest_version",
                 "browse_model_storage",
                 "list_docker_templates",
                 "propose_release_config",
+                "get_machine_topology",
             ],
         );
         check(
             "capacity_planning_workflow",
             serde_json::json!({}),
             &[
+                "find_placement",
                 "get_machine_topology",
                 "get_models_by_deployment",
                 "get_storage_usage",

@@ -11,7 +11,6 @@
 //! made from these values at the edge.
 
 use std::collections::BTreeSet;
-use std::fmt;
 
 use rustc_hash::FxHashMap;
 
@@ -245,89 +244,6 @@ pub(crate) fn free_ports_after(claims: &[DeploymentClaims<'_>], port: u16, n: us
         .collect()
 }
 
-/// The free GPUs of one inventoried machine, grouped by NUMA domain (one
-/// group when the inventory lists none), as data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct FreeGpus {
-    /// Free GPU indices per domain, ascending.
-    pub domains: Vec<Vec<u32>>,
-    /// GPUs taken with `count:` on the machine: Docker picks which, so any of
-    /// the GPUs listed free may be one of them while this is not 0.
-    pub unpinned: u32,
-}
-
-/// A set of free GPUs for one deployment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct GpuSet {
-    pub gpus: Vec<u32>,
-    /// Not inside one NUMA domain.
-    pub spans_domains: bool,
-}
-
-impl fmt::Display for GpuSet {
-    /// `[0,1]`, or `[3,4] (spans NUMA domains)`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ids: Vec<String> = self.gpus.iter().map(u32::to_string).collect();
-        write!(f, "[{}]", ids.join(","))?;
-        if self.spans_domains {
-            f.write_str(" (spans NUMA domains)")?;
-        }
-        Ok(())
-    }
-}
-
-impl FreeGpus {
-    /// What main leaves free on `machine`; `None` without an inventory.
-    pub fn of(fleet: &Fleet, machine: &str) -> Option<FreeGpus> {
-        let graph = fleet.graph();
-        Some(FreeGpus {
-            domains: graph.free_by_numa(machine)?,
-            unpinned: graph.unpinned_gpus(machine),
-        })
-    }
-
-    /// Removes GPUs held elsewhere (by an open proposal) from the free ones.
-    pub fn remove(&mut self, held: &BTreeSet<u32>) {
-        for domain in &mut self.domains {
-            domain.retain(|gpu| !held.contains(gpu));
-        }
-    }
-
-    /// Every free GPU, ascending.
-    pub fn all(&self) -> Vec<u32> {
-        let mut all: Vec<u32> = self.domains.iter().flatten().copied().collect();
-        all.sort_unstable();
-        all
-    }
-
-    /// Up to `max` disjoint sets of `size` free GPUs, each inside one NUMA
-    /// domain (consecutive free GPUs of it); when no domain has room, the
-    /// first `size` free GPUs across domains.
-    pub fn sets_of(&self, size: usize, max: usize) -> Vec<GpuSet> {
-        let size = size.max(1);
-        let mut sets: Vec<GpuSet> = self
-            .domains
-            .iter()
-            .flat_map(|free| free.chunks_exact(size))
-            .take(max)
-            .map(|gpus| GpuSet {
-                gpus: gpus.to_vec(),
-                spans_domains: false,
-            })
-            .collect();
-        if sets.is_empty() && max > 0 {
-            let all = self.all();
-            if let Some(gpus) = all.get(..size) {
-                sets.push(GpuSet {
-                    gpus: gpus.to_vec(),
-                    spans_domains: self.domains.len() > 1,
-                });
-            }
-        }
-        sets
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,21 +272,5 @@ mod tests {
         assert!(!every.clashes(&udp));
         assert!(!every.clashes(&binding(8001, "tcp", None)));
         assert!(PortBinding::directory(8000).clashes(&local));
-    }
-
-    #[test]
-    fn free_sets_stay_inside_a_domain_and_fall_back_across_them() {
-        let free = FreeGpus {
-            domains: vec![vec![0, 1, 3], vec![5]],
-            unpinned: 0,
-        };
-        let shown: Vec<String> = free.sets_of(2, 3).iter().map(ToString::to_string).collect();
-        assert_eq!(shown, ["[0,1]"]);
-        let shown: Vec<String> = free.sets_of(4, 3).iter().map(ToString::to_string).collect();
-        assert_eq!(shown, ["[0,1,3,5] (spans NUMA domains)"]);
-        assert!(free.sets_of(5, 3).is_empty());
-        let mut free = free;
-        free.remove(&BTreeSet::from([1]));
-        assert_eq!(free.all(), [0, 3, 5]);
     }
 }

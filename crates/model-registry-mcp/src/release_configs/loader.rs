@@ -357,8 +357,13 @@ impl FleetLoader for GitLoader {
             .into_iter()
             .map(|(open, _)| open.clone())
             .collect();
+        // Without `gpu_ids`, the set the planner chose is the request's (its claims, its text).
+        let mut request = request.clone();
+        if let Some(chosen) = &plan.chosen {
+            request.gpu_ids.clone_from(&chosen.gpus);
+        }
         Ok(Prepared {
-            request: request.clone(),
+            request,
             plan,
             base_commit,
             base_short,

@@ -56,7 +56,7 @@ pub struct ProposeReleaseConfigParams {
     pub model_name: Option<String>,
     #[serde(default)]
     pub model_path: Option<String>,
-    /// Host GPU indices, one per TP rank.
+    /// One host GPU index per TP rank; left out: the best free set.
     #[serde(default)]
     pub gpu_ids: Option<Vec<u32>>,
     #[serde(default)]
@@ -87,6 +87,8 @@ pub struct ProposeReleaseConfigOutput {
     // Empty for a plain directory (no commit); not described, to keep tools/list small.
     pub base_commit: String,
     pub warnings: Vec<String>,
+    // With gpu_ids left out: the set taken and why. Not described (tools/list size).
+    pub gpus_chosen: Option<String>,
     // Branch-only mode (no GitHub): where to open the pull request, and what to do. Not
     // described, to keep tools/list small; the text says it all.
     pub compare_url: Option<String>,
@@ -299,27 +301,28 @@ fn request_of(params: ProposeReleaseConfigParams) -> Result<ProposalRequest, Too
             ))
         })?,
     };
+    // (field, given, needed by an add or replace): without `gpu_ids` the planner chooses.
     let given = [
-        ("template_name", params.template_name.is_some()),
-        ("model_name", params.model_name.is_some()),
-        ("model_path", params.model_path.is_some()),
-        ("gpu_ids", params.gpu_ids.is_some()),
-        ("tensor_parallel", params.tensor_parallel.is_some()),
+        ("template_name", params.template_name.is_some(), true),
+        ("model_name", params.model_name.is_some(), true),
+        ("model_path", params.model_path.is_some(), true),
+        ("gpu_ids", params.gpu_ids.is_some(), false),
+        ("tensor_parallel", params.tensor_parallel.is_some(), true),
     ];
     let (wrong, what): (Vec<&str>, &str) = match action {
         ProposalAction::Remove => (
             given
                 .iter()
-                .filter(|(_, is)| *is)
-                .map(|(name, _)| *name)
+                .filter(|(_, is, _)| *is)
+                .map(|(name, _, _)| *name)
                 .collect(),
             "takes only machine, port and description; leave out",
         ),
         ProposalAction::Add | ProposalAction::Replace => (
             given
                 .iter()
-                .filter(|(_, is)| !*is)
-                .map(|(name, _)| *name)
+                .filter(|(_, is, needed)| !*is && *needed)
+                .map(|(name, _, _)| *name)
                 .collect(),
             "needs",
         ),
@@ -392,6 +395,14 @@ fn output(
         },
         base_commit: prepared.base_commit.clone(),
         warnings,
+        gpus_chosen: plan.chosen.as_ref().map(|chosen| {
+            let gpus: Vec<String> = chosen.gpus.iter().map(u32::to_string).collect();
+            format!(
+                "GPUs {} (gpu_ids left out: the best free set): {}",
+                gpus.join(", "),
+                chosen.reasons.join("; ")
+            )
+        }),
         compare_url: None,
         next_step: None,
     }
@@ -495,6 +506,14 @@ fn body(prepared: &Prepared) -> String {
             request.template_name,
             plan.template_origin,
         );
+        if let Some(chosen) = &plan.chosen {
+            // Reviewers see why these GPUs: the planner chose them (`gpu_ids` was left out).
+            let _ = write!(
+                body,
+                " (GPUs chosen as the best free set: {})",
+                chosen.reasons.join("; ")
+            );
+        }
     };
     match (plan.action, &plan.previous) {
         (ProposalAction::Remove, Some(previous)) => {
@@ -663,6 +682,9 @@ impl Render for ProposeReleaseConfigOutput {
             self.base_commit.as_str()
         };
         let _ = writeln!(text, "branch {} (base {base})", self.branch);
+        if let Some(chosen) = &self.gpus_chosen {
+            let _ = writeln!(text, "{chosen}");
+        }
         for finding in &self.findings {
             let _ = writeln!(
                 text,

@@ -74,7 +74,7 @@ pub fn tools() -> Vec<ToolSpec> {
             "Production GPU map",
             "GPU map of the PRODUCTION machines: fleet totals; per machine GPU count and model, \
              used and free GPUs (also per NUMA domain), ports, finding counts. `machine` (or \
-             `detail`) adds each GPU's holders, deployments and findings. To place a model: \
+             `detail`) adds each GPU's holders, deployments and findings. Placing: \
              find_placement. Not LOCAL containers.",
             get_machine_topology,
         ),
@@ -90,8 +90,8 @@ pub fn tools() -> Vec<ToolSpec> {
             "list_docker_templates",
             "List proposal templates",
             "List the docker-compose templates propose_release_config can render (its \
-             `template_name`): the repository's templates/ first, then those shipped with this \
-             server, each with its origin and whether it is in effect.",
+             `template_name`): the repository's templates/ first, then the server's own, each \
+             with its origin and whether it is in effect.",
             list_docker_templates,
         ),
     ]

@@ -349,14 +349,12 @@ async fn each_action_is_refused_where_it_does_not_apply() {
             replace("gpu-a", 8001, "qwen-2.5-7b", &[0, 2]),
             vec![
                 "GPU 0 is held by gpu-a:8000/vllm",
-                "free GPU sets of 2 on gpu-a: [2,3]",
+                "the best free set for TP 2 on gpu-a: GPUs 2, 3 linked by NVLink",
             ],
         ),
         (
             bare_replace,
-            vec![
-                "action `replace` needs template_name, model_name, model_path, gpu_ids, tensor_parallel",
-            ],
+            vec!["action `replace` needs template_name, model_name, model_path, tensor_parallel"],
         ),
         (
             remove_with_template,

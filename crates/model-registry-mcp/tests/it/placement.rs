@@ -113,7 +113,7 @@ async fn placements_are_ranked_with_reasons_and_claims_are_left_out() {
     );
     let pairs_rank = usize::from(offered[0].starts_with("switch"));
     let pairs = reasons(&tp2, pairs_rank);
-    assert!(pairs.contains("GPUs 2, 3 linked NVLink"), "{pairs}");
+    assert!(pairs.contains("GPUs 2, 3 linked by NVLink"), "{pairs}");
     assert!(pairs.contains("70.6 GB of weights per GPU"), "{pairs}");
     assert!(
         pairs.contains("shares the machine with pairs:8000"),
@@ -149,20 +149,42 @@ async fn placements_are_ranked_with_reasons_and_claims_are_left_out() {
     .await;
     assert_eq!(ranked(&l40s), ["sockets [0,1] TP 2 port 8000"]);
 
-    // A proposal (branch only: no GitHub) claims pairs' GPUs 2 and 3 and port 8001: from then
+    // A proposal without gpu_ids takes the planner's best set: the dry run says which and why.
+    let proposal = json!({
+        "machine": "pairs", "port": 8001, "template_name": "sglang",
+        "model_name": "qwen-2-7b", "model_path": "/models/qwen-2-7b",
+        "tensor_parallel": 2,
+        "description": "Serve qwen next to bge for the search team.",
+    });
+    let mut dry = proposal.clone();
+    dry["dry_run"] = json!(true);
+    let dry = call_ok(client, "propose_release_config", dry).await;
+    let chosen = dry["gpus_chosen"].as_str().unwrap_or_default();
+    assert!(
+        chosen.starts_with("GPUs 2, 3 (gpu_ids left out: the best free set)")
+            && chosen.contains("linked by NVLink (NV12)"),
+        "{dry}"
+    );
+    assert!(
+        dry["gpu_map"]["after"]
+            .to_string()
+            .contains("GPU 3: pairs:8001"),
+        "{dry}"
+    );
+
+    // Made (branch only: no GitHub), it claims pairs' GPUs 2 and 3 and port 8001: from then
     // on they are never offered, and the reasons say who holds them.
-    let proposed = call_ok(
-        client,
-        "propose_release_config",
-        json!({
-            "machine": "pairs", "port": 8001, "template_name": "vllm",
-            "model_name": "qwen-2-7b", "model_path": "/models/qwen-2-7b",
-            "gpu_ids": [2, 3], "tensor_parallel": 2,
-            "description": "Serve qwen next to bge for the search team.",
-        }),
-    )
-    .await;
+    let proposed = call_ok(client, "propose_release_config", proposal).await;
     assert_eq!(proposed["status"], "branch_pushed", "{proposed}");
+    assert!(
+        repo.git(&[
+            "for-each-ref",
+            "--format=%(refname)",
+            "refs/catapult/claims/"
+        ])
+        .contains("refs/catapult/claims/pairs/gpu-3"),
+        "the chosen GPUs are claimed"
+    );
     let branch = proposed["branch"].as_str().unwrap_or_default().to_owned();
     let after = call_ok(
         client,

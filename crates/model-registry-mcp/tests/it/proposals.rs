@@ -191,7 +191,7 @@ async fn refusals_say_what_is_wrong_and_what_fits() {
             proposal(8002, &[1, 3]),
             vec![
                 "GPU 1 is held by gpu-a:8000/vllm, gpu-a:8001/sglang",
-                "free GPU sets of 2 on gpu-a: [4,5], [6,7]",
+                "the best free set for TP 2 on gpu-a: GPUs 4, 5 linked by NVLink",
             ],
         ),
         (

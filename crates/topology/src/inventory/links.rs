@@ -59,14 +59,15 @@ impl Link {
     }
 
     /// What it is, for messages and reasons.
-    pub fn describe(self) -> &'static str {
+    pub fn describe(self) -> String {
         match self {
-            Link::Sys => "across NUMA nodes (SYS)",
-            Link::Node => "within one NUMA node (NODE)",
-            Link::Phb => "through a PCIe host bridge (PHB)",
-            Link::Pxb => "through several PCIe switches (PXB)",
-            Link::Pix => "through one PCIe switch (PIX)",
-            Link::Nvlink(_) => "NVLink",
+            Link::Sys => "across NUMA nodes (SYS)".to_owned(),
+            Link::Node => "within one NUMA node (NODE)".to_owned(),
+            Link::Phb => "through a PCIe host bridge (PHB)".to_owned(),
+            Link::Pxb => "through several PCIe switches (PXB)".to_owned(),
+            Link::Pix => "through one PCIe switch (PIX)".to_owned(),
+            Link::Nvlink(0) => "by NVLink".to_owned(),
+            Link::Nvlink(_) => format!("by NVLink ({self})"),
         }
     }
 }

@@ -110,32 +110,58 @@ pub type Neighbours<'m> = Box<dyn FnOnce() -> (Vec<String>, BTreeSet<u16>) + 'm>
 
 /// The ranked placements of `query` in `fleet`.
 pub fn find_placement(fleet: &Fleet, query: &PlacementQuery) -> PlacementPlan {
+    find_placement_in(
+        fleet
+            .machines
+            .keys()
+            .filter_map(|name| capacity_of(fleet, name)),
+        query,
+    )
+}
+
+/// What main leaves of machine `name` of `fleet`; `None` for a machine it
+/// does not have.
+pub fn capacity_of<'f>(fleet: &'f Fleet, name: &'f str) -> Option<MachineCapacity<'f>> {
+    let machine = fleet.machines.get(name)?;
     let graph = fleet.graph();
-    // Only machines that pass the cheap filters are described in full.
-    let machines = fleet.machines.iter().map(|(name, machine)| {
-        let neighbours: Neighbours<'_> = Box::new(move || {
-            let mut used_ports = BTreeSet::new();
-            let mut deployments = Vec::new();
-            for id in graph.deployments_on(name) {
-                used_ports.insert(id.port);
-                deployments.push(id.to_string());
-                if let Some(deployment) = fleet.deployments.get(id) {
-                    for service in &deployment.services {
-                        used_ports.extend(service.ports.iter().map(|p| p.host));
-                    }
+    // Asked only of the machines returned.
+    let neighbours: Neighbours<'f> = Box::new(move || {
+        let mut used_ports = BTreeSet::new();
+        let mut deployments = Vec::new();
+        for id in graph.deployments_on(name) {
+            used_ports.insert(id.port);
+            deployments.push(id.to_string());
+            if let Some(deployment) = fleet.deployments.get(id) {
+                for service in &deployment.services {
+                    used_ports.extend(service.ports.iter().map(|p| p.host));
                 }
             }
-            (deployments, used_ports)
-        });
-        MachineCapacity {
-            name,
-            inventory: machine.inventory.as_deref(),
-            free_gpus: graph.free_gpus(name).unwrap_or_default(),
-            unpinned: graph.unpinned_gpus(name),
-            neighbours,
         }
+        (deployments, used_ports)
     });
-    find_placement_in(machines, query)
+    Some(MachineCapacity {
+        name,
+        inventory: machine.inventory.as_deref(),
+        free_gpus: graph.free_gpus(name).unwrap_or_default(),
+        unpinned: graph.unpinned_gpus(name),
+        neighbours,
+    })
+}
+
+impl Placement {
+    /// `gpu-07 GPUs 2, 3 port 8001 (linked NV12)`: how a refusal offers it.
+    pub fn brief(&self) -> String {
+        let link = match self.worst_link {
+            Some(link) => format!(" (linked {link})"),
+            None => String::new(),
+        };
+        format!(
+            "{} GPUs {} port {}{link}",
+            self.machine,
+            list(&self.gpus),
+            self.port
+        )
+    }
 }
 
 /// The ranked placements of `query` on `machines`.
@@ -385,16 +411,32 @@ fn best_set(inventory: &Inventory, free: &[u32], tp: u32) -> (Vec<u32>, Option<L
         return (free.iter().take(1).copied().collect(), None);
     }
     if let Some(links) = inventory.link_matrix() {
-        let candidates: Vec<usize> = free
-            .iter()
-            .filter_map(|g| usize::try_from(*g).ok())
-            .collect();
-        if let Some((link, group)) = links.best_group(size, &candidates) {
-            let gpus = group
-                .iter()
-                .filter_map(|g| u32::try_from(*g).ok())
-                .collect();
-            return (gpus, Some(link));
+        let as_indices = |gpus: &[u32]| -> Vec<usize> {
+            gpus.iter()
+                .filter_map(|g| usize::try_from(*g).ok())
+                .collect()
+        };
+        let as_ids = |group: Vec<usize>| -> Vec<u32> {
+            group
+                .into_iter()
+                .filter_map(|g| u32::try_from(g).ok())
+                .collect()
+        };
+        if let Some((link, group)) = links.best_group(size, &as_indices(free)) {
+            // Among sets linked as well, one inside a NUMA domain (the `nvlink` shorthand's
+            // matrix is flat: the domains are not in it).
+            let inside = inventory.numa_domains.iter().find_map(|domain| {
+                let members: Vec<u32> = free
+                    .iter()
+                    .copied()
+                    .filter(|g| domain.contains(g))
+                    .collect();
+                links
+                    .best_group(size, &as_indices(&members))
+                    .filter(|(within, _)| *within == link)
+            });
+            let group = inside.map_or(group, |(_, group)| group);
+            return (as_ids(group), Some(link));
         }
     }
     // No links: consecutive free GPUs of one NUMA domain, else the first ones.

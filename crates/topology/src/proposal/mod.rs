@@ -11,6 +11,7 @@ use crate::compose::DeploymentId;
 use crate::engine::{EngineError, Fleet, HolderRef};
 use crate::finding::Finding;
 use crate::layout::{check_machine_name, parse_port_name};
+use crate::placement::Placement;
 use crate::repo::{ContentId, TreeChange};
 
 mod claims;
@@ -79,7 +80,8 @@ pub struct ProposalRequest {
     pub template_name: String,
     pub model_name: String,
     pub model_path: String,
-    /// Host GPU indices.
+    /// Host GPU indices; empty for an addition or replacement: the best
+    /// free set of `tensor_parallel` GPUs on the machine (the planner's).
     pub gpu_ids: Vec<u32>,
     pub tensor_parallel: u32,
     pub description: String,
@@ -171,6 +173,9 @@ pub struct Plan {
     /// same branch.
     pub branch: String,
     pub template_origin: &'static str,
+    /// The GPU set the planner chose, with its reasons, when the request
+    /// named none (`gpu_ids` empty): the request's `gpu_ids` from then on.
+    pub chosen: Option<Placement>,
 }
 
 /// Checks the request on its own (section 6 step 1): names, GPU ids, TP.
@@ -216,9 +221,6 @@ fn check_rendering(request: &ProposalRequest, problems: &mut Vec<String>) {
                 value.len()
             ));
         }
-    }
-    if request.gpu_ids.is_empty() {
-        problems.push("gpu_ids is empty: a deployment needs at least one GPU".to_owned());
     }
     let mut seen = BTreeSet::new();
     let repeated: BTreeSet<u32> = request

@@ -3,18 +3,19 @@
 //! replacement may reuse what the deployment it replaces holds, and nothing
 //! else; a removal frees nothing until it is merged.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use super::{
     Plan, Previous, ProposalAction, ProposalError, ProposalRequest, TemplateSource, branch_name,
     gpu_map, join, render,
 };
-use crate::capacity::{DeploymentClaims, FreeGpus, PortBinding, free_ports_after, machine_claims};
+use crate::capacity::{DeploymentClaims, PortBinding, free_ports_after, machine_claims};
 use crate::compose::{Deployment, DeploymentId, GpuClaim};
 use crate::engine::{Engine, EngineError, ExtraDeployment, Fleet, pending_conflicts_of};
 use crate::finding::{Finding, Severity};
 use crate::layout::{closest, parse_port_name};
+use crate::placement::{Placement, PlacementQuery, capacity_of, find_placement_in};
 use crate::repo::{Snapshot, TreeChange};
 
 /// The largest compose or `.env` file read back for a diff.
@@ -128,6 +129,9 @@ pub fn plan(
     let previous = existing
         .map(|d| previous_of(snapshot, main, d))
         .transpose()?;
+    // The request with its GPUs chosen, when it names none.
+    let mut completed = request.clone();
+    let mut chosen = None;
     let (rendered, after, changes, branch) = match (request.action, &previous) {
         (ProposalAction::Remove, Some(previous)) => {
             let after = engine.analyze_changes(snapshot, &[], std::slice::from_ref(&id))?;
@@ -155,8 +159,21 @@ pub fn plan(
             } else {
                 main
             };
-            let proposed_gpus = open_proposal_gpus(main, machine, pending);
-            check_against(capacity, request, &proposed_gpus)?;
+            let held = open_proposal_holders(main, pending);
+            if request.gpu_ids.is_empty() {
+                let found =
+                    best_here(capacity, request, &held).map_err(|why| ProposalError::Refused {
+                        message: format!(
+                            "no GPU set for TP {} can be chosen: {why}{}",
+                            request.tensor_parallel,
+                            elsewhere(main, request, &held)
+                        ),
+                    })?;
+                completed.gpu_ids.clone_from(&found.gpus);
+                chosen = Some(found);
+            }
+            let request = &completed;
+            check_against(capacity, main, request, &held)?;
             let rendered = render(template, request)?;
             let mut extra = ExtraDeployment::new(id.clone(), rendered.clone());
             if let (Some(previous), Some(existing)) = (&previous, existing) {
@@ -277,6 +294,7 @@ pub fn plan(
         gpu_map_after: gpu_map(&after, machine),
         branch,
         template_origin: template.map_or("", |t| t.origin),
+        chosen,
         rendered,
         changes,
         previous,
@@ -362,37 +380,151 @@ fn previous_of(
     })
 }
 
-/// The GPUs of `machine` that open proposals hold (what they add or change
-/// there), which suggestions leave out.
-fn open_proposal_gpus(
-    main: &Fleet,
-    machine: &str,
-    pending: &[PendingProposal<'_>],
-) -> BTreeSet<u32> {
-    let mut held = BTreeSet::new();
+/// GPUs held by open proposals (what they add or change), by machine, each
+/// with the proposal's label: what suggestions leave out.
+fn open_proposal_holders(main: &Fleet, pending: &[PendingProposal<'_>]) -> Holders {
+    let mut held = Holders::new();
     for proposal in pending {
         let changed = proposal
             .changed
             .clone()
             .unwrap_or_else(|| differs_from_main(main, proposal.fleet));
-        for id in changed.iter().filter(|id| id.machine == machine) {
+        for id in &changed {
             if let Some(deployment) = proposal.fleet.deployments.get(id) {
                 let claims = DeploymentClaims::of(proposal.fleet, deployment);
-                held.extend(claims.gpus.iter().filter_map(|g| g.gpu.parse::<u32>().ok()));
+                let on_machine = held.entry(id.machine.clone()).or_default();
+                for gpu in claims.gpus.iter().filter_map(|g| g.gpu.parse::<u32>().ok()) {
+                    on_machine
+                        .entry(gpu)
+                        .or_insert_with(|| proposal.label.clone());
+                }
             }
         }
     }
     held
 }
 
+/// GPUs held outside main: machine, GPU, holder.
+type Holders = BTreeMap<String, BTreeMap<u32, String>>;
+
+/// The planner's question for `request`: its TP, leaving out what `held` holds.
+fn planner_query(request: &ProposalRequest, held: &Holders, limit: usize) -> PlacementQuery {
+    PlacementQuery {
+        tp: Some(request.tensor_parallel),
+        held_elsewhere: held.clone(),
+        limit,
+        ..PlacementQuery::default()
+    }
+}
+
+/// The planner's best free set for `request` on its machine in `capacity`,
+/// or why there is none.
+fn best_here(
+    capacity: &Fleet,
+    request: &ProposalRequest,
+    held: &Holders,
+) -> Result<Placement, String> {
+    let machine = request.machine.as_str();
+    let query = planner_query(request, held, 1);
+    let found = capacity_of(capacity, machine)
+        .map(|c| find_placement_in([c], &query).placements.into_iter().next());
+    if let Some(Some(placement)) = found {
+        return Ok(placement);
+    }
+    let graph = capacity.graph();
+    let unpinned = graph.unpinned_gpus(machine);
+    if unpinned > 0 {
+        // Docker picks those GPUs at start: any set named could be one of them.
+        return Err(format!(
+            "no free GPU set on {machine} can be named while {unpinned} GPU(s) there are \
+             claimed with `count:`"
+        ));
+    }
+    let free: Vec<u32> = graph.free_gpus(machine).unwrap_or_default();
+    let mut why = format!(
+        "{machine} has no {} free GPU(s) (free: {})",
+        request.tensor_parallel,
+        if free.is_empty() {
+            "none".to_owned()
+        } else {
+            join(&free)
+        }
+    );
+    if let Some(held) = held.get(machine).filter(|h| !h.is_empty()) {
+        let mut by_holder: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+        for (gpu, holder) in held {
+            by_holder.entry(holder).or_default().push(*gpu);
+        }
+        for (holder, gpus) in by_holder {
+            let _ = write!(why, "; GPU {} claimed by {holder}", join(&gpus));
+        }
+    }
+    Err(why)
+}
+
+/// What would fit `request` instead: the best free set on its machine (in
+/// `capacity`: for a replacement, main without what it replaces) and the
+/// best placements elsewhere (in `main`), leaving out what open proposals hold.
+fn alternatives(
+    capacity: &Fleet,
+    main: &Fleet,
+    request: &ProposalRequest,
+    held: &Holders,
+) -> String {
+    let here = match best_here(capacity, request, held) {
+        Ok(best) => {
+            // Its first reason is the set and its link: `GPUs 2, 3 linked by NVLink (NV12)`.
+            let set = best
+                .reasons
+                .first()
+                .cloned()
+                .unwrap_or_else(|| format!("GPUs {}", join(&best.gpus)));
+            let mut text = format!(
+                "the best free set for TP {} on {}: {set}",
+                request.tensor_parallel, request.machine
+            );
+            if !best.held_elsewhere.is_empty() {
+                let _ = write!(
+                    text,
+                    " (GPU {} held by open proposals left out)",
+                    join(&best.held_elsewhere)
+                );
+            }
+            text
+        }
+        Err(why) => why,
+    };
+    format!("{here}{}", elsewhere(main, request, held))
+}
+
+/// The planner's best placements of `request`'s TP on the other machines.
+fn elsewhere(main: &Fleet, request: &ProposalRequest, held: &Holders) -> String {
+    let tp = request.tensor_parallel;
+    let machine = request.machine.as_str();
+    let others = main
+        .machines
+        .keys()
+        .filter(|name| name.as_str() != machine)
+        .filter_map(|name| capacity_of(main, name));
+    let found = find_placement_in(others, &planner_query(request, held, 3)).placements;
+    if found.is_empty() {
+        format!("; no other machine has {tp} free GPU(s)")
+    } else {
+        let shown: Vec<String> = found.iter().map(Placement::brief).collect();
+        format!("; best elsewhere for TP {tp}: {}", shown.join("; "))
+    }
+}
+
 /// The port, GPU and TP checks against the production tree (for a
 /// replacement, main without the deployment it replaces), with what would fit
 /// instead (leaving out `proposed_gpus`, what open proposals hold there).
 fn check_against(
-    main: &Fleet,
+    capacity: &Fleet,
+    main_now: &Fleet,
     request: &ProposalRequest,
-    proposed_gpus: &BTreeSet<u32>,
+    held: &Holders,
 ) -> Result<(), ProposalError> {
+    let main = capacity;
     let machine = &request.machine;
     let refuse = |message: String| Err(ProposalError::Refused { message });
     let Some(info) = main.machines.get(machine) else {
@@ -425,7 +557,7 @@ fn check_against(
         return refuse(format!(
             "tensor_parallel {} does not fit {machine}, which has {gpus} GPU(s){}",
             request.tensor_parallel,
-            other_machines(main, machine, request.tensor_parallel)
+            elsewhere(main_now, request, held)
         ));
     }
     let missing: Vec<u32> = request
@@ -435,15 +567,15 @@ fn check_against(
         .filter(|g| *g >= gpus)
         .collect();
     let unpinned = main.graph().unpinned_gpus(machine);
-    let mut held = Vec::new();
+    let mut held_by = Vec::new();
     for gpu in &request.gpu_ids {
         let holders = main.graph().holders(machine, &gpu.to_string());
         if !holders.is_empty() {
             let names: Vec<String> = holders.iter().map(|h| h.display_name()).collect();
-            held.push(format!("GPU {gpu} is held by {}", names.join(", ")));
+            held_by.push(format!("GPU {gpu} is held by {}", names.join(", ")));
         }
     }
-    if missing.is_empty() && held.is_empty() && unpinned == 0 {
+    if missing.is_empty() && held_by.is_empty() && unpinned == 0 {
         return Ok(());
     }
     let mut message = String::new();
@@ -455,11 +587,11 @@ fn check_against(
             gpus.saturating_sub(1)
         );
     }
-    if !held.is_empty() {
+    if !held_by.is_empty() {
         if !message.is_empty() {
             message.push_str("; ");
         }
-        message.push_str(&held.join("; "));
+        message.push_str(&held_by.join("; "));
     }
     if unpinned > 0 {
         if !message.is_empty() {
@@ -473,9 +605,8 @@ fn check_against(
     }
     let _ = write!(
         message,
-        ". {}{}",
-        free_sets(main, machine, request.tensor_parallel, proposed_gpus),
-        other_machines(main, machine, request.tensor_parallel)
+        ". {}",
+        alternatives(capacity, main_now, request, held)
     );
     refuse(message)
 }
@@ -534,79 +665,6 @@ fn check_pending(
             conflicts.join("\n  ")
         ),
     })
-}
-
-/// Free GPU sets of `size` on the machine (without `proposed_gpus`), each
-/// inside one NUMA domain when the inventory has them.
-fn free_sets(fleet: &Fleet, machine: &str, size: u32, proposed_gpus: &BTreeSet<u32>) -> String {
-    let size = usize::try_from(size).unwrap_or(usize::MAX);
-    let Some(mut free) = FreeGpus::of(fleet, machine) else {
-        return String::new();
-    };
-    if free.unpinned > 0 {
-        // Docker picks those GPUs at start: any set shown could be one of them.
-        return format!(
-            "no free GPU set on {machine} can be named while {} GPU(s) there are claimed with \
-             `count:`",
-            free.unpinned
-        );
-    }
-    free.remove(proposed_gpus);
-    let sets: Vec<String> = free
-        .sets_of(size, 3)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    let pending = if proposed_gpus.is_empty() {
-        String::new()
-    } else {
-        format!(
-            " (GPU {} held by open proposals left out)",
-            join(proposed_gpus)
-        )
-    };
-    if sets.is_empty() {
-        format!("{machine} has no {size} free GPU(s){pending}")
-    } else {
-        format!(
-            "free GPU sets of {size} on {machine}: {}{pending}",
-            sets.join(", ")
-        )
-    }
-}
-
-/// Other machines with at least `size` free GPUs, same GPU model first.
-fn other_machines(fleet: &Fleet, machine: &str, size: u32) -> String {
-    let size_usize = usize::try_from(size).unwrap_or(usize::MAX);
-    let model = fleet
-        .machines
-        .get(machine)
-        .and_then(|m| m.inventory.as_deref())
-        .and_then(|i| i.gpu_model.clone());
-    let mut fits: Vec<(bool, String)> = fleet
-        .machines
-        .iter()
-        .filter(|(name, _)| name.as_str() != machine)
-        .filter(|(name, _)| fleet.graph().unpinned_gpus(name) == 0)
-        .filter_map(|(name, info)| {
-            let free = FreeGpus::of(fleet, name)?.all();
-            (free.len() >= size_usize).then(|| {
-                let same = info.inventory.as_deref().and_then(|i| i.gpu_model.clone()) == model;
-                let shown = free.get(..size_usize).unwrap_or(&free);
-                (!same, format!("{name} [{}]", join(shown)))
-            })
-        })
-        .collect();
-    fits.sort();
-    let shown: Vec<String> = fits.into_iter().take(5).map(|(_, s)| s).collect();
-    if shown.is_empty() {
-        format!("; no other machine has {size} free GPU(s)")
-    } else {
-        format!(
-            "; other machines with {size} free GPU(s): {}",
-            shown.join(", ")
-        )
-    }
 }
 
 /// Ports as a refusal lists them: `8001, 8002, 8003`.

@@ -96,6 +96,12 @@ fn known_best_answers() {
     // TP 4: no socket has four free (socket 1 has 5, 6, 7): the group crosses.
     assert_eq!(ranked(&sockets, &query(Some(4))), ["sockets [2,3,5,6] SYS"]);
 
+    // NVLink everywhere with two NUMA domains, GPUs 0-2 taken: 3-4 is linked as well as 4-5,
+    // but crosses the domains; the set stays inside one.
+    let numa = "gpus: 8\ngpu_memory_gb: 80\ninterconnect: nvlink\nnuma_domains: [[0, 1, 2, 3], [4, 5, 6, 7]]\n";
+    let nvlink_numa = fleet(&[("numa", numa, &[(8000, &[0, 1, 2])])]);
+    assert_eq!(ranked(&nvlink_numa, &query(Some(2))), ["numa [4,5] NV"]);
+
     // Across machines: NVLink first, then the NVLink pair, then PCIe in a socket.
     let mixed = fleet(&[
         ("a-sockets", SOCKETS, &[]),

@@ -173,8 +173,8 @@ fn refusals_name_the_holder_and_what_would_fit() {
         request("gpu-01", 8001, &[1, 2], 2),
         &[
             "GPU 1 is held by gpu-01:8000/vllm",
-            "free GPU sets of 2 on gpu-01: [2,3], [4,5], [6,7]",
-            "other machines with 2 free GPU(s): gpu-02 [0,1]",
+            "the best free set for TP 2 on gpu-01: GPUs 2, 3 linked within one NUMA node",
+            "best elsewhere for TP 2: gpu-02 GPUs 0, 1 port 8000",
         ],
     );
     check(
@@ -226,7 +226,6 @@ fn malformed_requests_list_every_problem() {
         &|r| r.tensor_parallel = 4,
         &["tensor_parallel 4 needs 4 GPU(s), gpu_ids names 2"],
     );
-    check(&|r| r.gpu_ids.clear(), &["gpu_ids is empty"]);
     check(&|r| r.model_name = " ".to_owned(), &["model_name is empty"]);
     check(
         &|r| r.model_path = "x".repeat(600),
@@ -331,6 +330,83 @@ fn a_rendered_file_that_does_not_validate_is_refused() {
     assert!(message.contains("claims no GPUs"), "{message}");
 }
 
+/// Without `gpu_ids` the planner picks the machine's best free set (the plan says which and
+/// why) and leaves out what open proposals hold; a replacement may take back what it
+/// replaces; when no set is free the refusal offers the best placements elsewhere.
+#[test]
+fn without_gpu_ids_the_best_free_set_is_taken() {
+    let (result, _) = attempt(&request("gpu-01", 8001, &[], 2), &[]);
+    let plan = result.unwrap_or_else(|e| panic!("{e}"));
+    let chosen = plan.chosen.clone().expect("a chosen set");
+    assert_eq!(
+        chosen.gpus,
+        [2, 3],
+        "the lowest free pair inside one NUMA domain"
+    );
+    assert!(
+        chosen.reasons[0].contains("within one NUMA node"),
+        "{:?}",
+        chosen.reasons
+    );
+    assert!(
+        plan.gpu_map_after
+            .contains(&"GPU 2: gpu-01:8001/vllm".to_owned()),
+        "{:?}",
+        plan.gpu_map_after
+    );
+    let (named, _) = attempt(&request("gpu-01", 8001, &[2, 3], 2), &[]);
+    assert_eq!(
+        named.map(|p| p.branch).ok(),
+        Some(plan.branch),
+        "the same proposal as naming that set"
+    );
+    let (four, _) = attempt(&request("gpu-01", 8001, &[], 4), &[]);
+    assert_eq!(
+        four.map(|p| p.chosen.map(|c| c.gpus)).ok().flatten(),
+        Some(vec![4, 5, 6, 7]),
+        "the domain with four free"
+    );
+
+    // A replacement of 8000 (on 0 and 1) may take them back.
+    let mut again = replace(8000, &[0, 1]);
+    again.gpu_ids.clear();
+    let (replaced, _) = attempt(&again, &[]);
+    assert_eq!(
+        replaced.map(|p| p.chosen.map(|c| c.gpus)).ok().flatten(),
+        Some(vec![0, 1])
+    );
+
+    // An open proposal on 2 and 3: the next pair.
+    let dir = fleet_dir();
+    let snapshot = Snapshot::from_dir(dir.path()).expect("snapshot");
+    let other = request("gpu-01", 8002, &[2, 3], 2);
+    let rendered = render(&vllm_template(), &other).unwrap_or_else(|e| panic!("{e}"));
+    let pending = Engine::new()
+        .analyze_with(&snapshot, &[ExtraDeployment::new(other.id(), rendered)])
+        .expect("analyze the open proposal");
+    let (around, _) = attempt(
+        &request("gpu-01", 8003, &[], 2),
+        &[("pull request #9", &pending)],
+    );
+    assert_eq!(
+        around.map(|p| p.chosen.map(|c| c.gpus)).ok().flatten(),
+        Some(vec![4, 5])
+    );
+
+    // Nothing free for TP 8: refused, saying what is free and what is elsewhere.
+    let message = refusal(&request("gpu-01", 8001, &[], 8));
+    assert!(
+        message.contains(
+            "no GPU set for TP 8 can be chosen: gpu-01 has no 8 free GPU(s) (free: 2,3,4,5,6,7)"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("no other machine has 8 free GPU(s)"),
+        "{message}"
+    );
+}
+
 #[test]
 fn open_proposals_count_as_allocated() {
     // An open proposal: port 8002 on GPUs 4 and 5.
@@ -356,14 +432,14 @@ fn open_proposals_count_as_allocated() {
     let message = held.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(
         message.contains(
-            "free GPU sets of 2 on gpu-01: [2,3], [6,7] (GPU 4,5 held by open proposals left out)"
+            "the best free set for TP 2 on gpu-01: GPUs 2, 3 linked within one NUMA node (NODE) (GPU 4,5 held by open proposals left out)"
         ),
         "{message}"
     );
     let (alone, _) = attempt(&request("gpu-01", 8003, &[0, 1], 2), &[]);
     let message = alone.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(
-        message.contains("free GPU sets of 2 on gpu-01: [2,3], [4,5], [6,7]"),
+        message.contains("the best free set for TP 2 on gpu-01: GPUs 2, 3 linked"),
         "{message}"
     );
 
@@ -497,7 +573,7 @@ fn each_action_is_refused_where_it_does_not_apply() {
             replace(8000, &[8, 9]),
             vec![
                 "GPU 8,9 not on gpu-01",
-                "free GPU sets of 2 on gpu-01: [0,1]",
+                "the best free set for TP 2 on gpu-01: GPUs 0, 1 linked",
             ],
         ),
     ];
@@ -516,7 +592,10 @@ fn each_action_is_refused_where_it_does_not_apply() {
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(message.contains("template_name is empty"), "{message}");
-    assert!(message.contains("gpu_ids is empty"), "{message}");
+    assert!(
+        message.contains("tensor_parallel must be at least 1"),
+        "GPUs can be chosen, the TP cannot: {message}"
+    );
 }
 
 #[test]

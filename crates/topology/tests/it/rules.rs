@@ -503,7 +503,7 @@ fn tp004_on_the_link_matrix() {
     let got = findings(Some(pairs), &[(8000, &dep(8000, "'1', '2'", &tp(2)))]);
     assert_eq!(
         got[0].message,
-        "m1:8000/llm: tensor parallel group of GPUs 1, 2 is linked across NUMA nodes (SYS) on m1, where a group of 2 can be linked NVLink: GPUs 0, 1 are free and linked NVLink"
+        "m1:8000/llm: tensor parallel group of GPUs 1, 2 is linked across NUMA nodes (SYS) on m1, where a group of 2 can be linked by NVLink (NV12): GPUs 0, 1 are free and linked by NVLink (NV12)"
     );
     // The better groups held by others: the warning says none is free.
     let got = findings(
