@@ -5,12 +5,14 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use registry_client::{Model, ModelFilter};
 use rmcp::model::JsonObject;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use topology::compose::bytes_per_param;
 use topology::placement::{
-    MachineCapacity, ModelFacts, Neighbours, Placement, PlacementQuery, find_placement_in,
+    MachineCapacity, ModelFacts, Neighbours, Placement, PlacementQuery, dtype_from_name,
+    find_placement_in,
 };
 use topology::proposal::Claimed;
 
@@ -189,11 +191,25 @@ async fn find_placement(
     let answer = ctx.release_configs.get().await.map_err(ToolError)?;
     let view = &answer.view;
     let mut warnings = Vec::new();
-    let model = params.model.as_deref().map(|model| {
-        let facts = ModelFacts::of(model, view.deployments.values().map(|e| &*e.parsed));
-        facts.fill(&mut query);
-        facts
-    });
+    // The model's facts: production's labels, then the registry's record, then its name.
+    let model = match params.model.as_deref() {
+        Some(model) => {
+            let mut facts =
+                ModelFacts::in_production(model, view.deployments.values().map(|e| &*e.parsed));
+            match registry_facts(&ctx, model, &mut warnings).await {
+                Ok(Some((record, basis))) => facts.supplement(&record, &basis),
+                Ok(None) => {}
+                Err(error) => warnings.push(format!(
+                    "the registry was not asked about {}: {error}",
+                    shown(model)
+                )),
+            }
+            facts.estimate_from_name();
+            facts.fill(&mut query);
+            Some(facts)
+        }
+        None => None,
+    };
     if query.params_b.is_none() {
         warnings.push(
             "the model's size is unknown (give params_b, or a model whose production labels or \
@@ -250,6 +266,103 @@ async fn find_placement(
         excluded: plan.excluded,
         warnings,
     })
+}
+
+/// What the registry's record of `model` (by name, or by storage path) says: its metadata's
+/// `params_b` (or `num_parameters`), `num_attention_heads`, `num_key_value_heads` and
+/// `dtype`, else its newest version's quantization. `None` without a registry or a record;
+/// a metadata value of the wrong kind is left out with a warning (it is data, not trusted).
+async fn registry_facts(
+    ctx: &Ctx,
+    model: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Option<(ModelFacts, String)>, String> {
+    let Ok(registry) = crate::registry::client(ctx) else {
+        return Ok(None);
+    };
+    let filter = ModelFilter {
+        search: Some(model.to_owned()),
+        limit: Some(50),
+        ..ModelFilter::default()
+    };
+    let page = registry
+        .list_models(&filter)
+        .await
+        .map_err(|e| crate::registry::failed(e).0)?;
+    let wanted = model.trim().trim_end_matches('/').to_ascii_lowercase();
+    let names_it = |record: &Model| {
+        let path = record
+            .storage_path
+            .trim_end_matches('/')
+            .to_ascii_lowercase();
+        record.name.to_ascii_lowercase() == wanted
+            || path == wanted
+            || path.rsplit('/').next() == Some(wanted.as_str())
+    };
+    let Some(record) = page.items.iter().find(|record| names_it(record)) else {
+        return Ok(None);
+    };
+    let metadata = &record.metadata;
+    let mut wrong = |key: &str| {
+        warnings.push(format!(
+            "the registry's metadata `{key}` of model {} is not a usable number or dtype; \
+             left out",
+            shown(&record.name)
+        ));
+    };
+    let number = |key: &str| {
+        metadata
+            .get(key)
+            .map(|v| v.as_f64().filter(|n| n.is_finite() && *n > 0.0))
+    };
+    let mut facts = ModelFacts {
+        model: model.to_owned(),
+        ..ModelFacts::default()
+    };
+    match (number("params_b"), number("num_parameters")) {
+        (Some(Some(billions)), _) => facts.params_b = Some(billions),
+        (None, Some(Some(count))) if count >= 1e6 => facts.params_b = Some(count / 1e9),
+        (Some(None), _) => wrong("params_b"),
+        (None, Some(_)) => wrong("num_parameters"),
+        (None, None) => {}
+    }
+    for (key, slot) in [
+        ("num_attention_heads", &mut facts.num_attention_heads),
+        ("num_key_value_heads", &mut facts.num_kv_heads),
+    ] {
+        match number(key) {
+            Some(Some(n)) if n.fract() == 0.0 && n <= f64::from(u32::MAX) => {
+                // Whole and in range: checked above.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let heads = n as u32;
+                *slot = Some(heads);
+            }
+            Some(_) => wrong(key),
+            None => {}
+        }
+    }
+    match metadata
+        .get("dtype")
+        .map(|v| v.as_str().filter(|d| bytes_per_param(d).is_some()))
+    {
+        Some(Some(dtype)) => facts.dtype = Some(dtype.to_owned()),
+        Some(None) => wrong("dtype"),
+        None => {}
+    }
+    let mut basis = format!("the registry's record of model {}", shown(&record.name));
+    if facts.dtype.is_none()
+        && let Ok(version) = registry.get_latest_version(&record.name).await
+        // `awq-int4`, `gptq-4bit`: the part that names a dtype.
+        && let Some(dtype) = version.quantization.as_deref().and_then(dtype_from_name)
+    {
+        facts.dtype = Some(dtype.to_owned());
+        let _ = write!(
+            basis,
+            " (dtype: the quantization of its version {})",
+            shown(&version.version)
+        );
+    }
+    Ok(Some((facts, basis)))
 }
 
 /// What the planner needs of each machine of the view.

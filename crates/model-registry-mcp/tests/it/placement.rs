@@ -4,7 +4,10 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{FixtureRepo, call_err, call_ok, repo_with, start};
+use registry_emulator::Role;
+
+use crate::emu::Registry;
+use crate::support::{FixtureRepo, as_refs, call_err, call_ok, repo_with, start};
 
 /// A compose file serving `model` on `gpus` at `port`, with `labels` (YAML lines).
 fn compose(model: &str, port: u16, gpus: &[u32], labels: &str) -> String {
@@ -246,5 +249,85 @@ async fn bad_arguments_are_named_all_at_once() {
     let size_unknown = call_ok(&server.client, "find_placement", json!({"model": "bge-m3"})).await;
     let warnings = size_unknown["warnings"].to_string();
     assert!(warnings.contains("memory is not checked"), "{warnings}");
+    let _ = server.client.cancel().await;
+}
+
+/// A model production does not run: its size and heads come from the registry's record
+/// (metadata the operator keeps there), its dtype from its newest version's quantization; TP
+/// must split its heads; metadata of the wrong kind is left out and said.
+#[tokio::test]
+async fn the_registry_record_says_what_production_does_not() {
+    let registry = Registry::start().await;
+    let repo = fleet();
+    let mut env = registry.env(Role::Admin);
+    env.push(("REGISTRY_RELEASE_CONFIG_REPO", repo.url()));
+    let server = start(&as_refs(&env), &[]).await;
+    let client = &server.client;
+    let qwen = registry.model_id("qwen2.5-7b-instruct");
+    let metadata = json!({"params_b": 7.6, "num_attention_heads": 28, "num_key_value_heads": 4});
+    call_ok(
+        client,
+        "update_model",
+        json!({"model_id": qwen, "metadata": metadata}),
+    )
+    .await;
+    let answer = call_ok(
+        client,
+        "find_placement",
+        json!({"model": "qwen2.5-7b-instruct"}),
+    )
+    .await;
+    let model = &answer["model"];
+    assert_eq!(
+        (
+            model["params_b"].clone(),
+            model["num_attention_heads"].clone(),
+            model["num_kv_heads"].clone(),
+            model["dtype"].clone()
+        ),
+        (json!(7.6), json!(28), json!(4), json!("bf16")),
+        "{answer}"
+    );
+    let basis = model["basis"].to_string();
+    assert!(
+        basis.contains("the registry's record of model \\\"qwen2.5-7b-instruct\\\"")
+            && basis.contains("quantization of its version"),
+        "{basis}"
+    );
+    assert_eq!(answer["placements"][0]["tp"], 1, "{answer}");
+
+    // TP 3 splits neither 28 heads nor 4 KV heads: nowhere.
+    let tp3 = call_ok(
+        client,
+        "find_placement",
+        json!({"model": "qwen2.5-7b-instruct", "tensor_parallel": 3}),
+    )
+    .await;
+    assert_eq!(tp3["placements"], json!([]), "{tp3}");
+    assert_eq!(
+        tp3["excluded"]["no valid TP fits the free GPUs"], 3,
+        "{tp3}"
+    );
+
+    // Metadata of the wrong kind is data: left out, said, and the name's estimate used.
+    call_ok(
+        client,
+        "update_model",
+        json!({"model_id": qwen, "metadata": {"params_b": "lots"}}),
+    )
+    .await;
+    let wrong = call_ok(
+        client,
+        "find_placement",
+        json!({"model": "qwen2.5-7b-instruct"}),
+    )
+    .await;
+    assert!(
+        wrong["warnings"]
+            .to_string()
+            .contains("metadata `params_b`"),
+        "{wrong}"
+    );
+    assert_eq!(wrong["model"]["params_b"], 7.0, "{wrong}");
     let _ = server.client.cancel().await;
 }

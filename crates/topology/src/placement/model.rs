@@ -31,10 +31,20 @@ pub struct ModelFacts {
 const NAMED_DEPLOYMENTS: usize = 5;
 
 impl ModelFacts {
-    /// What `deployments` (production's) and the name say of `model`: a
-    /// deployment is of it when its main service's model name or path, or
-    /// the path's last component, is `model` (ignoring case).
+    /// What `deployments` (production's) and the name say of `model`.
     pub fn of<'d>(
+        model: &str,
+        deployments: impl IntoIterator<Item = &'d Deployment>,
+    ) -> ModelFacts {
+        let mut facts = ModelFacts::in_production(model, deployments);
+        facts.estimate_from_name();
+        facts
+    }
+
+    /// What `deployments` (production's) say of `model`: a deployment is of
+    /// it when its main service's model name or path, or the path's last
+    /// component, is `model` (ignoring case).
+    pub fn in_production<'d>(
         model: &str,
         deployments: impl IntoIterator<Item = &'d Deployment>,
     ) -> ModelFacts {
@@ -83,23 +93,42 @@ impl ModelFacts {
                 .basis
                 .push(format!("labels of its production deployments ({shown})"));
         }
-        if facts.params_b.is_none()
-            && let Some(params) = params_from_name(&wanted)
+        facts
+    }
+
+    /// Takes from `other` what these facts do not say yet, and says where
+    /// it came from (`basis`) if it gave anything.
+    pub fn supplement(&mut self, other: &ModelFacts, basis: &str) {
+        let before = self.clone();
+        self.params_b = self.params_b.or(other.params_b);
+        if self.dtype.is_none() {
+            self.dtype.clone_from(&other.dtype);
+        }
+        self.num_attention_heads = self.num_attention_heads.or(other.num_attention_heads);
+        self.num_kv_heads = self.num_kv_heads.or(other.num_kv_heads);
+        if *self != before {
+            self.basis.push(basis.to_owned());
+        }
+    }
+
+    /// The size and dtype the name states, where nothing else said them;
+    /// marked as an estimate.
+    pub fn estimate_from_name(&mut self) {
+        let name = self.model.trim().trim_end_matches('/').to_ascii_lowercase();
+        if self.params_b.is_none()
+            && let Some(params) = params_from_name(&name)
         {
-            facts.params_b = Some(params);
-            facts.basis.push(format!(
+            self.params_b = Some(params);
+            self.basis.push(format!(
                 "{params} B parameters read from the name (an estimate: give params_b to be exact)"
             ));
         }
-        if facts.dtype.is_none()
-            && let Some(dtype) = dtype_from_name(&wanted)
+        if self.dtype.is_none()
+            && let Some(dtype) = dtype_from_name(&name)
         {
-            facts.dtype = Some(dtype.to_owned());
-            facts
-                .basis
-                .push(format!("dtype {dtype} read from the name"));
+            self.dtype = Some(dtype.to_owned());
+            self.basis.push(format!("dtype {dtype} read from the name"));
         }
-        facts
     }
 
     /// `query` with what it leaves out taken from these facts.
