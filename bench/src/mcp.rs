@@ -25,6 +25,8 @@ const TOPOLOGY_TOOL: &str = "get_machine_topology";
 const STARTUP_TARGET: Duration = Duration::from_millis(20);
 const TOPOLOGY_P50_TARGET: Duration = Duration::from_millis(2);
 const TOOLS_LIST_TARGET_BYTES: u64 = 40_000;
+/// Issue 17: the planner's p50 on the 20,000-machine fleet, here through the MCP call.
+const PLACEMENT_P50_TARGET: Duration = Duration::from_millis(20);
 
 /// The server's fleet-size targets: issue 3's for the 2,000-machine fleet, and
 /// above it those the fleet-scale issue sets for 20,000 machines.
@@ -341,6 +343,8 @@ fn rows(reports: &[BenchReport], targets: McpTargets) -> anyhow::Result<Group> {
     let first = durations(reports, |r| r.first_topology_call, "first call")?;
     let p50 = durations(reports, |r| r.topology_p50, "p50")?;
     let p99 = durations(reports, |r| r.topology_p99, "p99")?;
+    let placement_p50 = durations(reports, |r| r.placement_p50, "find_placement p50")?;
+    let placement_p99 = durations(reports, |r| r.placement_p99, "find_placement p99")?;
     let tools_list_bytes = reports
         .iter()
         .map(|r| r.tools_list_bytes as u64)
@@ -410,6 +414,12 @@ fn rows(reports: &[BenchReport], targets: McpTargets) -> anyhow::Result<Group> {
                 target_mb: targets.peak_rss_mb,
             }),
         },
+        time(
+            "find_placement p50 (70 B, TP 2, whole fleet)",
+            placement_p50,
+            Some(PLACEMENT_P50_TARGET),
+        ),
+        time("find_placement p99", placement_p99, None),
     ]);
     rows.extend(by_revision);
     rows.extend([
@@ -521,6 +531,8 @@ mod tests {
             first_topology_call: Some(Duration::from_millis(300)),
             topology_p50: Some(Duration::from_micros(p50_us)),
             topology_p99: Some(Duration::from_micros(p50_us * 3)),
+            placement_p50: Some(Duration::from_micros(p50_us * 4)),
+            placement_p99: Some(Duration::from_micros(p50_us * 5)),
             peak_rss_kib: Some(peak_kib),
             startup_by_revision: vec![("2026-07-28".to_owned(), Duration::from_millis(startup_ms))],
             confirm_p50: Some(Duration::from_micros(p50_us)),
@@ -549,6 +561,8 @@ mod tests {
                 "get_machine_topology p50, warm",
                 "get_machine_topology p99, warm",
                 "server peak RSS, whole session",
+                "find_placement p50 (70 B, TP 2, whole fleet)",
+                "find_placement p99",
                 "start-up to first answer, 2026-07-28",
                 "stop_deployment on 2026-07-28, both rounds, p50",
                 "stop_deployment on 2026-07-28, both rounds, p99",

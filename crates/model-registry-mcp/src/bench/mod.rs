@@ -29,6 +29,9 @@ use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
 use rmcp::transport::TokioChildProcess;
 use serde::Serialize;
 
+/// Timed `find_placement` calls: each is a pass over the whole fleet.
+const PLACEMENT_CALLS: usize = 50;
+
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
     /// The `model-registry-mcp` binary to start.
@@ -75,6 +78,9 @@ pub struct BenchReport {
     pub first_topology_call: Option<Duration>,
     pub topology_p50: Option<Duration>,
     pub topology_p99: Option<Duration>,
+    /// Timed `find_placement` calls (70 B parameters at TP 2 over the whole fleet).
+    pub placement_p50: Option<Duration>,
+    pub placement_p99: Option<Duration>,
     /// Peak resident memory of the server (Linux `VmHWM`), in KiB.
     pub peak_rss_kib: Option<u64>,
     /// Process spawn to the first answer (`initialize`, or `server/discover` then `tools/list`
@@ -109,6 +115,12 @@ impl fmt::Display for BenchReport {
             "get_machine_topology p50: {}, p99: {}",
             ms(self.topology_p50),
             ms(self.topology_p99)
+        )?;
+        writeln!(
+            f,
+            "find_placement p50: {}, p99: {}",
+            ms(self.placement_p50),
+            ms(self.placement_p99)
         )?;
         for (revision, took) in &self.startup_by_revision {
             writeln!(
@@ -160,6 +172,7 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
     let tools_list_bytes = serde_json::to_vec(&tools).map_or(0, |bytes| bytes.len());
 
     let (mut first, mut p50, mut p99) = (None, None, None);
+    let mut placement = (None, None);
     if options.repository.is_some() {
         let call = || client.call_tool(CallToolRequestParams::new("get_machine_topology"));
         let t = Instant::now();
@@ -173,6 +186,20 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         }
         p50 = quantile(&samples, 0.5);
         p99 = quantile(&samples, 0.99);
+        let mut samples = Vec::with_capacity(PLACEMENT_CALLS);
+        for _ in 0..PLACEMENT_CALLS {
+            let mut request = CallToolRequestParams::new("find_placement");
+            request.arguments = serde_json::json!({"params_b": 70, "tensor_parallel": 2})
+                .as_object()
+                .cloned();
+            let t = Instant::now();
+            client
+                .call_tool(request)
+                .await
+                .map_err(|e| BenchError::Mcp(e.to_string()))?;
+            samples.push(t.elapsed());
+        }
+        placement = (quantile(&samples, 0.5), quantile(&samples, 0.99));
     }
     let peak_rss_kib = pid.and_then(peak_rss_kib);
     let _ = client.cancel().await;
@@ -194,6 +221,8 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         first_topology_call: first,
         topology_p50: p50,
         topology_p99: p99,
+        placement_p50: placement.0,
+        placement_p99: placement.1,
         peak_rss_kib,
         startup_by_revision,
         confirm_p50,
