@@ -21,6 +21,7 @@ use super::release_configs::source_line;
 use super::{Render, ToolError, ToolSpec, tool};
 use crate::catalog::{CatalogEntry, ToolClass, Toolset, entry};
 use crate::context::Ctx;
+use crate::registry::{BULK_BUDGET_BYTES, LIMIT_NAME};
 use crate::release_configs::state::Pending;
 use crate::release_configs::view::{FleetView, SourceInfo};
 
@@ -258,10 +259,29 @@ async fn find_placement(
         )),
     }
     let plan = find_placement_in(capacities(view), &query);
+    let mut placements = plan.placements;
+    // Half the bulk budget: the text rendering repeats each placement's reasons.
+    let mut used = 0usize;
+    let fitting = placements
+        .iter()
+        .take_while(|p| {
+            used = used.saturating_add(serde_json::to_string(p).map_or(usize::MAX, |s| s.len()));
+            used <= BULK_BUDGET_BYTES / 2
+        })
+        .count()
+        .max(1);
+    if fitting < placements.len() {
+        warnings.push(format!(
+            "{} placement(s) left out to keep the answer under {LIMIT_NAME}: ask with a smaller \
+             limit, or narrow with labels or gpu_model",
+            placements.len() - fitting
+        ));
+        placements.truncate(fitting);
+    }
     Ok(FindPlacementOutput {
         source: answer.source.clone(),
         model,
-        placements: plan.placements,
+        placements,
         candidates: plan.candidates,
         excluded: plan.excluded,
         warnings,

@@ -331,3 +331,53 @@ async fn the_registry_record_says_what_production_does_not() {
     assert_eq!(wrong["model"]["params_b"], 7.0, "{wrong}");
     let _ = server.client.cancel().await;
 }
+
+/// A fleet where many machines fit: the answer keeps within its budget, says how many
+/// placements it left out and how to ask for fewer.
+#[tokio::test]
+async fn a_long_answer_is_cut_to_its_budget_and_says_so() {
+    let mut files: Vec<(String, String)> = Vec::new();
+    for m in 0..120 {
+        files.push((
+            format!("machines/node-{m:03}/machine.yaml"),
+            SWITCH.to_owned(),
+        ));
+        for (port, gpus) in [(8000u16, [0u32, 1]), (8001, [2, 3]), (8002, [4, 5])] {
+            files.push((
+                format!("machines/node-{m:03}/{port}/docker-compose.yml"),
+                compose(&format!("model-{port}"), port, &gpus, ""),
+            ));
+        }
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let repo = repo_with(&refs).bare_clone();
+    let server = start(
+        &[("REGISTRY_RELEASE_CONFIG_REPO", repo.url().as_str())],
+        &[],
+    )
+    .await;
+    let answer = call_ok(
+        &server.client,
+        "find_placement",
+        json!({"params_b": 8, "tensor_parallel": 2, "limit": 100}),
+    )
+    .await;
+    let shown = answer["placements"].as_array().map_or(0, Vec::len);
+    assert!((1..100).contains(&shown), "{shown} placements");
+    assert_eq!(answer["candidates"], 120);
+    let warnings = answer["warnings"].to_string();
+    assert!(
+        warnings.contains(&format!("{} placement(s) left out", 100 - shown))
+            && warnings.contains("smaller limit"),
+        "{warnings}"
+    );
+    assert!(
+        answer.to_string().len() < 40 * 1024,
+        "{} bytes",
+        answer.to_string().len()
+    );
+    let _ = server.client.cancel().await;
+}

@@ -86,6 +86,9 @@ pub struct PlacementPlan {
     pub excluded: BTreeMap<&'static str, usize>,
 }
 
+/// Deployments a placement's reason names (the rest are counted).
+const NAMED_NEIGHBOURS: usize = 8;
+
 /// The ports from which a free one is chosen.
 const FIRST_PORT: u16 = 8000;
 
@@ -329,7 +332,21 @@ fn describe(query: &PlacementQuery, utilization: f64, c: Candidate<'_>) -> Place
         ));
     }
     if !neighbours.is_empty() {
-        reasons.push(format!("shares the machine with {}", neighbours.join(", ")));
+        // The reason names a few; `neighbours` has them all.
+        let shown: Vec<&str> = neighbours
+            .iter()
+            .take(NAMED_NEIGHBOURS)
+            .map(String::as_str)
+            .collect();
+        let more = neighbours.len().saturating_sub(NAMED_NEIGHBOURS);
+        reasons.push(if more > 0 {
+            format!(
+                "shares the machine with {} and {more} more",
+                shown.join(", ")
+            )
+        } else {
+            format!("shares the machine with {}", shown.join(", "))
+        });
     }
     let held = query.held_elsewhere.get(c.machine);
     let held_elsewhere: Vec<u32> = held

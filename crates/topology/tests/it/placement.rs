@@ -102,6 +102,28 @@ fn known_best_answers() {
     let nvlink_numa = fleet(&[("numa", numa, &[(8000, &[0, 1, 2])])]);
     assert_eq!(ranked(&nvlink_numa, &query(Some(2))), ["numa [4,5] NV"]);
 
+    // A machine shared by ten deployments (two GPUs each, 16-GPU machine): the reason names
+    // eight, `neighbours` all ten.
+    let big = "gpus: 24\ngpu_memory_gb: 80\ninterconnect: nvlink\n";
+    let pairs: Vec<[u32; 2]> = (0..10).map(|i| [2 * i, 2 * i + 1]).collect();
+    let busy: Vec<(u16, &[u32])> = pairs
+        .iter()
+        .zip(8000u16..)
+        .map(|(gpus, port)| (port, &gpus[..]))
+        .collect();
+    let shared = find_placement(&fleet(&[("busy", big, &busy)]), &query(Some(2)));
+    let placement = &shared.placements[0];
+    assert_eq!(placement.neighbours.len(), 10);
+    assert_eq!(placement.port, 8010);
+    assert!(
+        placement
+            .reasons
+            .iter()
+            .any(|r| r.ends_with("busy:8007 and 2 more")),
+        "{:?}",
+        placement.reasons
+    );
+
     // Across machines: NVLink first, then the NVLink pair, then PCIe in a socket.
     let mixed = fleet(&[
         ("a-sockets", SOCKETS, &[]),
