@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use topology::proposal::{
-    BRANCH_PREFIX, ClaimRef, Claims, OpenProposal, PendingProposal, ProposalAction,
-    ProposalRequest, Taken, TemplateSource, changed_deployments, claim_refs,
+    BRANCH_PREFIX, ClaimRef, Claimed, Claims, HeldGpus, OpenProposal, PendingProposal,
+    ProposalAction, ProposalRequest, Taken, TemplateSource, changed_deployments, claim_refs,
 };
 use topology::repo::{Author, CommitId, GitAuth, RepoError, Repository, Snapshot, TreeChange};
 
@@ -284,7 +284,7 @@ impl FleetLoader for GitLoader {
                 (Some(repository), snapshot, base_commit, revision.short_id)
             }
         };
-        let pending: Vec<PendingRef> = match (pending, repository) {
+        let pending_refs: Vec<PendingRef> = match (pending, repository) {
             (Pending::PullRequests(open), _) => open.clone(),
             (Pending::Branches, Some(repository)) => {
                 self.open_branches(repository, &base_commit)?
@@ -304,7 +304,7 @@ impl FleetLoader for GitLoader {
         // Each open proposal's head, analysed as a whole tree (the engine's cache makes the
         // files it shares with main free).
         let mut pending_fleets = Vec::new();
-        for proposal in &pending {
+        for proposal in &pending_refs {
             let rev = format!("refs/heads/{}", proposal.head_ref);
             let read = repository
                 .ok_or_else(|| "the release-config source is not a Git repository".to_owned())
@@ -341,6 +341,10 @@ impl FleetLoader for GitLoader {
                 changed: Some(changed.clone()),
             })
             .collect();
+        let claimed = match repository {
+            Some(repository) => self.claimed_elsewhere(repository, &pending_refs, request)?,
+            None => HeldGpus::new(),
+        };
         let plan = topology::proposal::plan(
             engine,
             &snapshot,
@@ -348,6 +352,7 @@ impl FleetLoader for GitLoader {
             request,
             template.as_ref(),
             &pending,
+            &claimed,
         )
         .map_err(|e| e.to_string())?;
         let branch_exists = pending_fleets
@@ -586,6 +591,44 @@ impl GitLoader {
             });
         }
         Ok(open)
+    }
+
+    /// GPUs live claims hold, read from the mirror just fetched: what a proposal that leaves
+    /// `gpu_ids` out must not choose. The claims of the proposal that holds this request's
+    /// port are left out: it is this proposal made before (asking again chooses the same set)
+    /// or one `check_pending` and the claims themselves refuse.
+    fn claimed_elsewhere(
+        &self,
+        repository: &Repository,
+        open: &[PendingRef],
+        request: &ProposalRequest,
+    ) -> Result<HeldGpus, String> {
+        let open = open_proposals(open);
+        let claims = Claims {
+            repository,
+            remote_url: "",
+            auth: &self.auth,
+            open: &open,
+            grace: self.claim_grace,
+            closed: &[],
+        };
+        let alive = claims
+            .alive()
+            .map_err(|e| format!("cannot read the claims of open proposals: {e}"))?;
+        let ours = alive
+            .iter()
+            .find(|(claim, _)| {
+                claim.machine == request.machine && claim.claimed == Claimed::Port(request.port)
+            })
+            .map(|(_, holder)| holder.to_string());
+        let mut held = HeldGpus::new();
+        for (claim, holder) in alive {
+            let holder = holder.to_string();
+            if let (Claimed::Gpu(gpu), false) = (claim.claimed, ours.as_ref() == Some(&holder)) {
+                held.entry(claim.machine).or_default().insert(gpu, holder);
+            }
+        }
+        Ok(held)
     }
 
     /// The configured path when it is a plain directory, not a Git repository.

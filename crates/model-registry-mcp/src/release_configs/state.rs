@@ -28,14 +28,14 @@ pub trait FleetLoader: Send + Sync + 'static {
         Err("this release-config source cannot make proposals".to_owned())
     }
 
-    /// Commits a prepared proposal, takes its claims on the remote, and pushes its new branch
-    /// (create-only). Blocking.
     /// The live claims (an open proposal's, or a young one's), read from what the last fetch
     /// brought, without the network, each with its holder as messages name it.
     fn live_claims(&self, _pending: &Pending) -> Result<Vec<(ClaimRef, String)>, String> {
         Ok(Vec::new())
     }
 
+    /// Commits a prepared proposal, takes its claims on the remote, and pushes its new branch
+    /// (create-only). Blocking.
     fn publish_proposal(
         &self,
         _prepared: &Prepared,

@@ -34,6 +34,12 @@ pub const CATALOG: &[CatalogEntry] = &[entry(
 
 /// Placements returned when `limit` is not given.
 const DEFAULT_PLACEMENTS: u32 = 5;
+/// The smallest memory fraction the planner takes (below it nothing fits anyway).
+const MIN_UTILIZATION: f64 = 0.01;
+/// Deployments a placement lists in `neighbours` (the reasons count the rest).
+const LISTED_NEIGHBOURS: usize = 20;
+/// How long the registry may take to say what it knows of a model: the answer goes on without.
+const REGISTRY_LOOKUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 /// Longest model name or path taken (as proposals take).
 const MAX_MODEL_LEN: usize = 512;
 
@@ -114,10 +120,10 @@ fn query_of(params: &FindPlacementParams, max_results: u32) -> Result<PlacementQ
     positive("params_b", params.params_b, &mut problems);
     positive("min_memory_gb", params.min_memory_gb, &mut problems);
     if let Some(utilization) = params.memory_utilization
-        && !(utilization > 0.0 && utilization <= 1.0)
+        && !(MIN_UTILIZATION..=1.0).contains(&utilization)
     {
         problems.push(format!(
-            "memory_utilization must be in (0, 1], not {utilization}"
+            "memory_utilization must be in [{MIN_UTILIZATION}, 1], not {utilization}"
         ));
     }
     if let Some(dtype) = &params.dtype
@@ -197,13 +203,33 @@ async fn find_placement(
         Some(model) => {
             let mut facts =
                 ModelFacts::in_production(model, view.deployments.values().map(|e| &*e.parsed));
-            match registry_facts(&ctx, model, &mut warnings).await {
-                Ok(Some((record, basis))) => facts.supplement(&record, &basis),
-                Ok(None) => {}
-                Err(error) => warnings.push(format!(
-                    "the registry was not asked about {}: {error}",
-                    shown(model)
-                )),
+            let complete = [
+                query.params_b.or(facts.params_b).is_some(),
+                query.dtype.is_some() || facts.dtype.is_some(),
+                query
+                    .num_attention_heads
+                    .or(facts.num_attention_heads)
+                    .is_some(),
+                query.num_kv_heads.or(facts.num_kv_heads).is_some(),
+            ]
+            .iter()
+            .all(|known| *known);
+            if !complete {
+                let lookup = registry_facts(&ctx, model, &mut warnings);
+                match tokio::time::timeout(REGISTRY_LOOKUP_DEADLINE, lookup).await {
+                    Ok(Ok(Some((record, basis)))) => facts.supplement(&record, &basis),
+                    Ok(Ok(None)) => {}
+                    Ok(Err(error)) => warnings.push(format!(
+                        "the registry's record of {} could not be read: {error}",
+                        shown(model)
+                    )),
+                    Err(_) => warnings.push(format!(
+                        "the registry did not say what it knows of {} within {} s; planned \
+                         without it",
+                        shown(model),
+                        REGISTRY_LOOKUP_DEADLINE.as_secs()
+                    )),
+                }
             }
             facts.estimate_from_name();
             facts.fill(&mut query);
@@ -218,8 +244,11 @@ async fn find_placement(
                 .to_owned(),
         );
     }
-    // Open proposals count as allocated, as for propose_release_config: with GitHub its open
-    // pull requests, else (or when GitHub cannot be asked) the unmerged proposal branches.
+    // GPUs and ports of live claims are left out: every proposal this tool makes claims what it
+    // takes before its branch exists. A claim is live while its proposal is open (with GitHub its
+    // open pull request, else, or when GitHub cannot be asked, its unmerged branch) or young.
+    // (propose_release_config also reads the open proposals' files, which catches a pull
+    // request opened by hand without claims.)
     let pending = match ctx.github() {
         Ok(github) => match github.open_proposals().await {
             Ok(open) => pending_of(&open),
@@ -260,6 +289,9 @@ async fn find_placement(
     }
     let plan = find_placement_in(capacities(view), &query);
     let mut placements = plan.placements;
+    for placement in &mut placements {
+        placement.neighbours.truncate(LISTED_NEIGHBOURS);
+    }
     // Half the bulk budget: the text rendering repeats each placement's reasons.
     let mut used = 0usize;
     let fitting = placements
@@ -414,7 +446,7 @@ impl Render for FindPlacementOutput {
             let _ = write!(
                 text,
                 "\n{}: {} B parameters, dtype {}{}",
-                model.model,
+                shown(&model.model),
                 model
                     .params_b
                     .map_or_else(|| "?".to_owned(), |p| p.to_string()),

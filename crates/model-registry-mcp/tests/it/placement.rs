@@ -177,8 +177,16 @@ async fn placements_are_ranked_with_reasons_and_claims_are_left_out() {
 
     // Made (branch only: no GitHub), it claims pairs' GPUs 2 and 3 and port 8001: from then
     // on they are never offered, and the reasons say who holds them.
-    let proposed = call_ok(client, "propose_release_config", proposal).await;
+    let proposed = call_ok(client, "propose_release_config", proposal.clone()).await;
     assert_eq!(proposed["status"], "branch_pushed", "{proposed}");
+    // Asked again, it chooses the same set (its own claims and branch are not in its way):
+    // the same proposal, not a second one.
+    let again = call_ok(client, "propose_release_config", proposal).await;
+    assert_eq!(
+        (again["existing"].clone(), again["branch"].clone()),
+        (json!(true), proposed["branch"].clone()),
+        "{again}"
+    );
     assert!(
         repo.git(&[
             "for-each-ref",
@@ -241,7 +249,7 @@ async fn bad_arguments_are_named_all_at_once() {
         "label \"pool\" is not `key=value`",
         "dtype \"fp5\" is not known",
         "params_b must be a positive number",
-        "memory_utilization must be in (0, 1]",
+        "memory_utilization must be in [0.01, 1]",
     ] {
         assert!(text.contains(expected), "{expected}: {text}");
     }

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::compose::bytes_per_param;
 use crate::engine::Fleet;
-use crate::inventory::{Inventory, Link};
+use crate::inventory::{Inventory, Link, Machine};
 use crate::rules::tp_fits_heads;
 
 mod model;
@@ -116,8 +116,8 @@ pub fn find_placement(fleet: &Fleet, query: &PlacementQuery) -> PlacementPlan {
     find_placement_in(
         fleet
             .machines
-            .keys()
-            .filter_map(|name| capacity_of(fleet, name)),
+            .iter()
+            .map(|(name, machine)| capacity_in(fleet, name, machine)),
         query,
     )
 }
@@ -126,6 +126,12 @@ pub fn find_placement(fleet: &Fleet, query: &PlacementQuery) -> PlacementPlan {
 /// does not have.
 pub fn capacity_of<'f>(fleet: &'f Fleet, name: &'f str) -> Option<MachineCapacity<'f>> {
     let machine = fleet.machines.get(name)?;
+    Some(capacity_in(fleet, name, machine))
+}
+
+/// [`capacity_of`] for a machine already looked up (a pass over the fleet
+/// does not look each one up again).
+fn capacity_in<'f>(fleet: &'f Fleet, name: &'f str, machine: &'f Machine) -> MachineCapacity<'f> {
     let graph = fleet.graph();
     // Asked only of the machines returned.
     let neighbours: Neighbours<'f> = Box::new(move || {
@@ -142,13 +148,13 @@ pub fn capacity_of<'f>(fleet: &'f Fleet, name: &'f str) -> Option<MachineCapacit
         }
         (deployments, used_ports)
     });
-    Some(MachineCapacity {
+    MachineCapacity {
         name,
         inventory: machine.inventory.as_deref(),
         free_gpus: graph.free_gpus(name).unwrap_or_default(),
         unpinned: graph.unpinned_gpus(name),
         neighbours,
-    })
+    }
 }
 
 impl Placement {
@@ -440,6 +446,10 @@ fn best_set(inventory: &Inventory, free: &[u32], tp: u32) -> (Vec<u32>, Option<L
                 .collect()
         };
         if let Some((link, group)) = links.best_group(size, &as_indices(free)) {
+            let group = as_ids(group);
+            if numa_span(inventory, &group) <= 1 {
+                return (group, Some(link));
+            }
             // Among sets linked as well, one inside a NUMA domain (the `nvlink` shorthand's
             // matrix is flat: the domains are not in it).
             let inside = inventory.numa_domains.iter().find_map(|domain| {
@@ -452,8 +462,8 @@ fn best_set(inventory: &Inventory, free: &[u32], tp: u32) -> (Vec<u32>, Option<L
                     .best_group(size, &as_indices(&members))
                     .filter(|(within, _)| *within == link)
             });
-            let group = inside.map_or(group, |(_, group)| group);
-            return (as_ids(group), Some(link));
+            let group = inside.map_or(group, |(_, within)| as_ids(within));
+            return (group, Some(link));
         }
     }
     // No links: consecutive free GPUs of one NUMA domain, else the first ones.

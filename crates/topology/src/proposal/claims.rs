@@ -361,8 +361,9 @@ impl Claims<'_> {
 
     /// The claims the mirror knows of that are alive (an open proposal's, or
     /// one younger than the grace period), with who holds each: what a
-    /// planner must not offer. Reads the mirror only: a claim whose commit it
-    /// lacks counts as alive (unreadable), and nothing is fetched.
+    /// planner must not offer. Reads the mirror only, nothing is fetched: a
+    /// fetch brings a claim ref with its commit, so every claim listed can be
+    /// judged.
     pub fn alive(&self) -> Result<Vec<(ClaimRef, ClaimHolder)>, RepoError> {
         let mut alive = Vec::new();
         for target in self
@@ -372,17 +373,11 @@ impl Claims<'_> {
             let Some(claim) = ClaimRef::parse(&target.name) else {
                 continue;
             };
-            let holder = if self.repository.commit_record(target.commit).is_none() {
-                ClaimHolder::Unreadable {
-                    commit: target.commit.short(),
-                }
-            } else {
-                match self.judge(target.commit, "", target.commit)? {
-                    Judgement::Alive(holder) => holder,
-                    Judgement::Stale => continue,
-                    // Only a proposal being made (a branch given) is ours or the same.
-                    Judgement::Ours | Judgement::Same { .. } => ClaimHolder::Racing,
-                }
+            let holder = match self.judge(target.commit, "", target.commit)? {
+                Judgement::Alive(holder) => holder,
+                Judgement::Stale => continue,
+                // Only a proposal being made (a branch given) is ours or the same.
+                Judgement::Ours | Judgement::Same { .. } => ClaimHolder::Racing,
             };
             alive.push((claim, holder));
         }

@@ -18,8 +18,9 @@ mod claims;
 mod plan;
 mod render;
 
-pub use plan::{PendingProposal, changed_deployments, plan};
+pub use plan::{HeldGpus, PendingProposal, changed_deployments, plan};
 
+pub(crate) use claims::CLAIMS_NAMESPACE;
 pub use claims::{
     ClaimHolder, ClaimRef, Claimed, Claims, OpenProposal, Taken, claim_refs, proposal_of,
 };

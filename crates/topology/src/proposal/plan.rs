@@ -74,7 +74,8 @@ fn differs_from_main(main: &Fleet, head: &Fleet) -> BTreeSet<DeploymentId> {
 
 /// Checks `request` against `main`, the newest production tree analysed by
 /// `engine` from `snapshot`, and against the open proposals; renders it
-/// (`template`: required to add or replace).
+/// (`template`: required to add or replace). `claimed`: GPUs live claims hold
+/// (of proposals other than this one), which a chosen set leaves out.
 pub fn plan(
     engine: &mut Engine,
     snapshot: &Snapshot,
@@ -82,6 +83,7 @@ pub fn plan(
     request: &ProposalRequest,
     template: Option<&TemplateSource>,
     pending: &[PendingProposal<'_>],
+    claimed: &HeldGpus,
 ) -> Result<Plan, ProposalError> {
     super::check_request(request)?;
     let refuse = |message: String| Err(ProposalError::Refused { message });
@@ -159,8 +161,19 @@ pub fn plan(
             } else {
                 main
             };
-            let held = open_proposal_holders(main, pending);
+            // Held elsewhere: what open proposals' files claim (a proposal of this very
+            // deployment aside: `check_pending` judges it, and asking again must choose the
+            // same set) and live claims of proposals not yet open.
+            let mut held = open_proposal_holders(main, pending, &id);
+            for (machine, gpus) in claimed {
+                let on_machine = held.entry(machine.clone()).or_default();
+                for (gpu, holder) in gpus {
+                    on_machine.entry(*gpu).or_insert_with(|| holder.clone());
+                }
+            }
             if request.gpu_ids.is_empty() {
+                // The machine, port and TP first: their refusals say more than "no set".
+                check_against(capacity, main, request, &held)?;
                 let found =
                     best_here(capacity, request, &held).map_err(|why| ProposalError::Refused {
                         message: format!(
@@ -382,13 +395,20 @@ fn previous_of(
 
 /// GPUs held by open proposals (what they add or change), by machine, each
 /// with the proposal's label: what suggestions leave out.
-fn open_proposal_holders(main: &Fleet, pending: &[PendingProposal<'_>]) -> Holders {
-    let mut held = Holders::new();
+fn open_proposal_holders(
+    main: &Fleet,
+    pending: &[PendingProposal<'_>],
+    ours: &DeploymentId,
+) -> HeldGpus {
+    let mut held = HeldGpus::new();
     for proposal in pending {
         let changed = proposal
             .changed
             .clone()
             .unwrap_or_else(|| differs_from_main(main, proposal.fleet));
+        if changed.contains(ours) {
+            continue;
+        }
         for id in &changed {
             if let Some(deployment) = proposal.fleet.deployments.get(id) {
                 let claims = DeploymentClaims::of(proposal.fleet, deployment);
@@ -404,11 +424,11 @@ fn open_proposal_holders(main: &Fleet, pending: &[PendingProposal<'_>]) -> Holde
     held
 }
 
-/// GPUs held outside main: machine, GPU, holder.
-type Holders = BTreeMap<String, BTreeMap<u32, String>>;
+/// GPUs held outside main: machine, GPU, its holder as messages name it.
+pub type HeldGpus = BTreeMap<String, BTreeMap<u32, String>>;
 
 /// The planner's question for `request`: its TP, leaving out what `held` holds.
-fn planner_query(request: &ProposalRequest, held: &Holders, limit: usize) -> PlacementQuery {
+fn planner_query(request: &ProposalRequest, held: &HeldGpus, limit: usize) -> PlacementQuery {
     PlacementQuery {
         tp: Some(request.tensor_parallel),
         held_elsewhere: held.clone(),
@@ -422,7 +442,7 @@ fn planner_query(request: &ProposalRequest, held: &Holders, limit: usize) -> Pla
 fn best_here(
     capacity: &Fleet,
     request: &ProposalRequest,
-    held: &Holders,
+    held: &HeldGpus,
 ) -> Result<Placement, String> {
     let machine = request.machine.as_str();
     let query = planner_query(request, held, 1);
@@ -440,7 +460,22 @@ fn best_here(
              claimed with `count:`"
         ));
     }
-    let free: Vec<u32> = graph.free_gpus(machine).unwrap_or_default();
+    let inventory = capacity
+        .machines
+        .get(machine)
+        .and_then(|m| m.inventory.as_deref());
+    let split_into_mig = |gpu: &u32| {
+        inventory.is_some_and(|i| {
+            i.devices
+                .iter()
+                .any(|d| d.index == *gpu && !d.mig.is_empty())
+        })
+    };
+    let (split, free): (Vec<u32>, Vec<u32>) = graph
+        .free_gpus(machine)
+        .unwrap_or_default()
+        .into_iter()
+        .partition(split_into_mig);
     let mut why = format!(
         "{machine} has no {} free GPU(s) (free: {})",
         request.tensor_parallel,
@@ -450,6 +485,13 @@ fn best_here(
             join(&free)
         }
     );
+    if !split.is_empty() {
+        let _ = write!(
+            why,
+            "; GPU {} split into MIG slices (not given whole)",
+            join(&split)
+        );
+    }
     if let Some(held) = held.get(machine).filter(|h| !h.is_empty()) {
         let mut by_holder: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
         for (gpu, holder) in held {
@@ -469,7 +511,7 @@ fn alternatives(
     capacity: &Fleet,
     main: &Fleet,
     request: &ProposalRequest,
-    held: &Holders,
+    held: &HeldGpus,
 ) -> String {
     let here = match best_here(capacity, request, held) {
         Ok(best) => {
@@ -497,16 +539,39 @@ fn alternatives(
     format!("{here}{}", elsewhere(main, request, held))
 }
 
-/// The planner's best placements of `request`'s TP on the other machines.
-fn elsewhere(main: &Fleet, request: &ProposalRequest, held: &Holders) -> String {
+/// Placements elsewhere a refusal offers.
+const ELSEWHERE: usize = 3;
+
+/// The planner's best placements of `request`'s TP on the other machines,
+/// those with the machine's GPU model first.
+fn elsewhere(main: &Fleet, request: &ProposalRequest, held: &HeldGpus) -> String {
     let tp = request.tensor_parallel;
     let machine = request.machine.as_str();
-    let others = main
+    let others = || {
+        main.machines
+            .keys()
+            .filter(|name| name.as_str() != machine)
+            .filter_map(|name| capacity_of(main, name))
+    };
+    // The machine's own GPU model first, then any.
+    let mut query = planner_query(request, held, ELSEWHERE);
+    query.gpu_model = main
         .machines
-        .keys()
-        .filter(|name| name.as_str() != machine)
-        .filter_map(|name| capacity_of(main, name));
-    let found = find_placement_in(others, &planner_query(request, held, 3)).placements;
+        .get(machine)
+        .and_then(|m| m.inventory.as_deref())
+        .and_then(|i| i.gpu_model.clone());
+    let mut found = match query.gpu_model {
+        Some(_) => find_placement_in(others(), &query).placements,
+        None => Vec::new(),
+    };
+    if found.len() < ELSEWHERE {
+        query.gpu_model = None;
+        for placement in find_placement_in(others(), &query).placements {
+            if found.len() < ELSEWHERE && !found.iter().any(|f| f.machine == placement.machine) {
+                found.push(placement);
+            }
+        }
+    }
     if found.is_empty() {
         format!("; no other machine has {tp} free GPU(s)")
     } else {
@@ -522,7 +587,7 @@ fn check_against(
     capacity: &Fleet,
     main_now: &Fleet,
     request: &ProposalRequest,
-    held: &Holders,
+    held: &HeldGpus,
 ) -> Result<(), ProposalError> {
     let main = capacity;
     let machine = &request.machine;

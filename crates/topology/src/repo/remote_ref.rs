@@ -63,7 +63,8 @@ impl Repository {
                 .map_err(|e| error(git_message(&e))),
             None => self.push_ref(remote_url, name, new, expected, auth, &error),
         }?;
-        if update == RefUpdate::Done {
+        // Claims only: this tool's other refs have their own rules (`mirror.rs`).
+        if update == RefUpdate::Done && name.starts_with(crate::proposal::CLAIMS_NAMESPACE) {
             self.record_ref(name, new);
         }
         Ok(update)

@@ -5,8 +5,8 @@ use tempfile::TempDir;
 use topology::compose::{self, Deployment, DeploymentId};
 use topology::engine::{Engine, ExtraDeployment, Fleet};
 use topology::proposal::{
-    PendingProposal, Plan, ProposalAction, ProposalError, ProposalRequest, TemplateSource,
-    changed_deployments, check_request, plan, render,
+    HeldGpus, PendingProposal, Plan, ProposalAction, ProposalError, ProposalRequest,
+    TemplateSource, changed_deployments, check_request, plan, render,
 };
 use topology::repo::Snapshot;
 use topology::repo::TreeChange;
@@ -89,6 +89,15 @@ fn attempt(
     request: &ProposalRequest,
     pending: &[(&str, &Fleet)],
 ) -> (Result<Plan, ProposalError>, Fleet) {
+    attempt_claimed(request, pending, &HeldGpus::new())
+}
+
+/// [`attempt`] with live claims of other proposals on `claimed`.
+fn attempt_claimed(
+    request: &ProposalRequest,
+    pending: &[(&str, &Fleet)],
+    claimed: &HeldGpus,
+) -> (Result<Plan, ProposalError>, Fleet) {
     let dir = fleet_dir();
     let snapshot = Snapshot::from_dir(dir.path()).expect("snapshot");
     let mut engine = Engine::new();
@@ -109,6 +118,7 @@ fn attempt(
         request,
         Some(&vllm_template()),
         &pending,
+        claimed,
     );
     (result, main)
 }
@@ -315,6 +325,7 @@ fn a_rendered_file_that_does_not_validate_is_refused() {
             &request,
             Some(&template),
             &[],
+            &HeldGpus::new(),
         ) {
             Ok(plan) => panic!("accepted: {}", plan.rendered),
             Err(error) => error.to_string(),
@@ -392,6 +403,42 @@ fn without_gpu_ids_the_best_free_set_is_taken() {
         around.map(|p| p.chosen.map(|c| c.gpus)).ok().flatten(),
         Some(vec![4, 5])
     );
+
+    // Asking again while that proposal (of this very deployment) is open chooses the same set,
+    // so it is the same proposal, not a clash with itself.
+    let (same, _) = attempt(
+        &request("gpu-01", 8002, &[], 2),
+        &[("pull request #9", &pending)],
+    );
+    assert_eq!(
+        same.map(|p| p.chosen.map(|c| c.gpus)).ok().flatten(),
+        Some(vec![2, 3])
+    );
+
+    // Live claims of a proposal not yet open (no pull request) are left out too.
+    let claimed = HeldGpus::from([(
+        "gpu-01".to_owned(),
+        [
+            (2, "proposal `catapult/x`".to_owned()),
+            (3, "proposal `catapult/x`".to_owned()),
+        ]
+        .into_iter()
+        .collect(),
+    )]);
+    let (young, _) = attempt_claimed(&request("gpu-01", 8003, &[], 2), &[], &claimed);
+    assert_eq!(
+        young.map(|p| p.chosen.map(|c| c.gpus)).ok().flatten(),
+        Some(vec![4, 5])
+    );
+
+    // The machine, port and TP are checked before a set is chosen: their refusals say more.
+    let message = refusal(&request("gpu-01", 8001, &[], 16));
+    assert!(
+        message.contains("tensor_parallel 16 does not fit gpu-01, which has 8 GPU(s)"),
+        "{message}"
+    );
+    let message = refusal(&request("cpu-01", 8001, &[], 1));
+    assert!(message.contains("`cpu-01` has no inventory"), "{message}");
 
     // Nothing free for TP 8: refused, saying what is free and what is elsewhere.
     let message = refusal(&request("gpu-01", 8001, &[], 8));
@@ -660,6 +707,7 @@ fn a_replacement_that_breaks_what_main_has_working_is_refused() {
         &replace(8000, &[0, 1]),
         Some(&template),
         &[],
+        &HeldGpus::new(),
     ) {
         Ok(plan) => panic!("accepted: {}", plan.rendered),
         Err(error) => error.to_string(),
@@ -686,6 +734,7 @@ fn a_replacement_that_breaks_what_main_has_working_is_refused() {
         &replace(8000, &[0, 1]),
         Some(&same),
         &[],
+        &HeldGpus::new(),
     ) {
         Ok(plan) => panic!("accepted: {}", plan.rendered),
         Err(error) => error.to_string(),
