@@ -11,6 +11,7 @@ pub mod import;
 pub mod json;
 pub mod markdown;
 mod pipeline;
+pub mod place;
 pub mod report;
 pub mod sarif;
 mod source;
@@ -32,7 +33,8 @@ pub use report::{Counts, Report, ReportedFinding, RevisionInfo, Topology, mark_n
     args_conflicts_with_subcommands = true
 )]
 pub struct Args {
-    /// Instead of validating: write a machine's inventory (`inventory import`).
+    /// Instead of validating: write a machine's inventory (`inventory import`), or say where a
+    /// model could go (`place`).
     #[command(subcommand)]
     pub command: Option<Command>,
     /// The release-config repository (any directory; a Git work tree for --rev, --base, --pending).
@@ -75,6 +77,9 @@ pub enum Command {
     /// Machine inventories (`machines/<machine>/machine.yaml`).
     #[command(subcommand)]
     Inventory(InventoryCommand),
+    /// Where a model could go: ranked machines, GPU sets and free ports, with reasons (exit 0:
+    /// at least one, 1: none fits).
+    Place(place::PlaceArgs),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
@@ -195,6 +200,9 @@ fn run_inner(
     if let Some(Command::Inventory(InventoryCommand::Import(import))) = &args.command {
         import::run(import, stdout)?;
         return Ok(Exit::Clean);
+    }
+    if let Some(Command::Place(place)) = &args.command {
+        return place::run(place, stdout);
     }
     if let Some(code) = &args.explain {
         let text = explain(code, args.format)?;

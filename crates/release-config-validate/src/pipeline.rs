@@ -52,6 +52,8 @@ pub enum ValidateError {
     Baseline { path: PathBuf, problem: String },
     #[error("inventory import: {message}")]
     Import { message: String },
+    #[error("place: {message}")]
+    Place { message: String },
     #[error("cannot append to the step summary {}: {source}", path.display())]
     StepSummary {
         path: PathBuf,

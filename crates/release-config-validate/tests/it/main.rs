@@ -10,6 +10,7 @@ mod fixtures;
 mod git;
 mod import;
 mod markdown;
+mod place;
 mod renderers;
 mod sarif_shape;
 mod support;
