@@ -116,6 +116,10 @@ struct MachineIndex {
     deployments: Vec<(Arc<Deployment>, NodeIndex)>,
     /// Sum of `count: N` claims: GPUs held, but which is unknown.
     unpinned: u32,
+    /// Inventory GPUs nobody holds, ascending, computed once the holds are in
+    /// (a planner asks it of every machine; walking each GPU's edges per ask
+    /// was a third of a 20,000-machine query).
+    free: Vec<u32>,
 }
 
 impl MachineIndex {
@@ -132,6 +136,7 @@ impl MachineIndex {
             inventory: None,
             deployments: Vec::new(),
             unpinned: 0,
+            free: Vec::new(),
         }
     }
 
@@ -339,6 +344,20 @@ impl AllocationGraph {
                 }
             }
         }
+        let held = |node: NodeIndex| {
+            graph
+                .edges_directed(node, Direction::Incoming)
+                .any(|e| *e.weight() == GraphEdge::Holds)
+        };
+        for machine in index.values_mut() {
+            machine.free = machine
+                .inventory_gpus
+                .iter()
+                .enumerate()
+                .filter(|(_, node)| !held(**node))
+                .filter_map(|(gpu, _)| u32::try_from(gpu).ok())
+                .collect();
+        }
         AllocationGraph {
             graph,
             machines: index,
@@ -425,15 +444,7 @@ impl AllocationGraph {
     pub fn free_gpus(&self, machine: &str) -> Option<Vec<u32>> {
         let entry = self.machines.get(machine)?;
         entry.gpu_count?;
-        Some(
-            entry
-                .inventory_gpus
-                .iter()
-                .enumerate()
-                .filter(|(_, node)| !self.is_held(**node))
-                .filter_map(|(gpu, _)| u32::try_from(gpu).ok())
-                .collect(),
-        )
+        Some(entry.free.clone())
     }
 
     /// Free GPUs grouped by the inventory's NUMA domains (one group with every

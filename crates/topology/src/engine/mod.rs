@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 use crate::capacity::DeploymentClaims;
@@ -391,6 +391,9 @@ impl Engine {
             })
             .collect();
         if !removed.is_empty() {
+            // A set: a caller may remove thousands (a fleet without each machine's last
+            // deployment), and a scan per source is quadratic.
+            let removed: FxHashSet<&DeploymentId> = removed.iter().collect();
             sources.retain(|(id, _)| !removed.contains(id));
         }
         if !extra.is_empty() {
