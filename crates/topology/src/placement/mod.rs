@@ -164,8 +164,9 @@ impl Placement {
             Some(link) => format!(" (linked {link})"),
             None => String::new(),
         };
+        let gpus = if self.gpus.len() == 1 { "GPU" } else { "GPUs" };
         format!(
-            "{} GPUs {} port {}{link}",
+            "{} {gpus} {} port {}{link}",
             self.machine,
             list(&self.gpus),
             self.port
