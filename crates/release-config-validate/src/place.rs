@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use topology::compose::bytes_per_param;
 use topology::engine::Engine;
-use topology::placement::{ModelFacts, Placement, PlacementQuery, find_placement};
+use topology::placement::{ModelFacts, Placement, PlacementQuery, find_placement, parse_labels};
 use topology::repo::{Repository, Snapshot};
 
 use crate::{Exit, ValidateError};
@@ -146,14 +146,9 @@ fn query_of(args: &PlaceArgs) -> Result<PlacementQuery, ValidateError> {
     if args.limit == 0 {
         problems.push("--limit must be at least 1".to_owned());
     }
-    let mut labels = BTreeMap::new();
-    for label in &args.labels {
-        match label.split_once('=') {
-            Some((key, value)) if !key.trim().is_empty() => {
-                labels.insert(key.trim().to_owned(), value.trim().to_owned());
-            }
-            _ => problems.push(format!("--label `{label}` is not KEY=VALUE")),
-        }
+    let (labels, wrong) = parse_labels(args.labels.iter().map(String::as_str));
+    for label in wrong {
+        problems.push(format!("--label `{label}` is not KEY=VALUE"));
     }
     if !problems.is_empty() {
         return Err(ValidateError::Place {
@@ -183,49 +178,15 @@ fn human(
     if let Some(model) = model {
         let _ = writeln!(
             text,
-            "{}: {} B parameters, dtype {}{}",
-            crate::source::printable(&model.model),
-            model
-                .params_b
-                .map_or_else(|| "?".to_owned(), |p| p.to_string()),
-            model.dtype.as_deref().unwrap_or("auto"),
-            if model.basis.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", model.basis.join("; "))
-            }
+            "{}",
+            model.summary(&crate::source::printable(&model.model))
         );
     }
     if query.params_b.is_none() {
         text.push_str("the model's size is unknown (--params-b): memory is not checked\n");
     }
-    let _ = writeln!(
-        text,
-        "{} placement(s) of {} candidate machine(s)",
-        plan.placements.len(),
-        plan.candidates
-    );
-    for (rank, p) in plan.placements.iter().enumerate() {
-        let _ = write!(
-            text,
-            "{}. {} TP {}: {}",
-            rank + 1,
-            p.brief(),
-            p.tp,
-            p.reasons.join("; ")
-        );
-        if let Some(because) = &p.ranked_below_because {
-            let _ = write!(text, " (below: {because})");
-        }
-        text.push('\n');
-    }
-    if !plan.excluded.is_empty() {
-        let excluded: Vec<String> = plan
-            .excluded
-            .iter()
-            .map(|(why, n)| format!("{n} {why}"))
-            .collect();
-        let _ = writeln!(text, "machines left out: {}", excluded.join(", "));
+    for line in plan.lines() {
+        let _ = writeln!(text, "{line}");
     }
     text.push_str(
         "GPUs are free as main has them; open proposals' claims are not counted here \

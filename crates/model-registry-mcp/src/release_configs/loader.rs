@@ -401,22 +401,7 @@ impl FleetLoader for GitLoader {
             Pending::PullRequests(open) => open.clone(),
             Pending::Branches => self.open_branches(&repository, &self.branch)?,
         };
-        let open = open_proposals(&refs);
-        let claims = Claims {
-            repository: &repository,
-            remote_url: "",
-            auth: &self.auth,
-            open: &open,
-            grace: self.claim_grace,
-            closed: &[],
-        };
-        let alive = claims
-            .alive()
-            .map_err(|e| format!("cannot read the claims of open proposals: {e}"))?;
-        Ok(alive
-            .into_iter()
-            .map(|(claim, holder)| (claim, holder.to_string()))
-            .collect())
+        self.alive_claims(&repository, &refs)
     }
 }
 
@@ -603,6 +588,29 @@ impl GitLoader {
         open: &[PendingRef],
         request: &ProposalRequest,
     ) -> Result<HeldGpus, String> {
+        let alive = self.alive_claims(repository, open)?;
+        let ours = alive
+            .iter()
+            .find(|(claim, _)| {
+                claim.machine == request.machine && claim.claimed == Claimed::Port(request.port)
+            })
+            .map(|(_, holder)| holder.clone());
+        let mut held = HeldGpus::new();
+        for (claim, holder) in alive {
+            if let (Claimed::Gpu(gpu), false) = (claim.claimed, ours.as_ref() == Some(&holder)) {
+                held.entry(claim.machine).or_default().insert(gpu, holder);
+            }
+        }
+        Ok(held)
+    }
+
+    /// The live claims in `repository` (the mirror, not fetched), `open` being the open
+    /// proposals, each with its holder as messages name it.
+    fn alive_claims(
+        &self,
+        repository: &Repository,
+        open: &[PendingRef],
+    ) -> Result<Vec<(ClaimRef, String)>, String> {
         let open = open_proposals(open);
         let claims = Claims {
             repository,
@@ -615,20 +623,10 @@ impl GitLoader {
         let alive = claims
             .alive()
             .map_err(|e| format!("cannot read the claims of open proposals: {e}"))?;
-        let ours = alive
-            .iter()
-            .find(|(claim, _)| {
-                claim.machine == request.machine && claim.claimed == Claimed::Port(request.port)
-            })
-            .map(|(_, holder)| holder.to_string());
-        let mut held = HeldGpus::new();
-        for (claim, holder) in alive {
-            let holder = holder.to_string();
-            if let (Claimed::Gpu(gpu), false) = (claim.claimed, ours.as_ref() == Some(&holder)) {
-                held.entry(claim.machine).or_default().insert(gpu, holder);
-            }
-        }
-        Ok(held)
+        Ok(alive
+            .into_iter()
+            .map(|(claim, holder)| (claim, holder.to_string()))
+            .collect())
     }
 
     /// The configured path when it is a plain directory, not a Git repository.

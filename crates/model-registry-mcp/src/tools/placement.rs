@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use topology::compose::bytes_per_param;
 use topology::placement::{
     MachineCapacity, ModelFacts, Neighbours, Placement, PlacementQuery, dtype_from_name,
-    find_placement_in,
+    find_placement_in, parse_labels, plan_lines,
 };
 use topology::proposal::Claimed;
 
@@ -150,14 +150,9 @@ fn query_of(params: &FindPlacementParams, max_results: u32) -> Result<PlacementQ
     {
         problems.push(format!("model is longer than {MAX_MODEL_LEN} bytes"));
     }
-    let mut labels = BTreeMap::new();
-    for label in params.labels.iter().flatten() {
-        match label.split_once('=') {
-            Some((key, value)) if !key.trim().is_empty() => {
-                labels.insert(key.trim().to_owned(), value.trim().to_owned());
-            }
-            _ => problems.push(format!("label {} is not `key=value`", shown(label))),
-        }
+    let (labels, wrong) = parse_labels(params.labels.iter().flatten().map(String::as_str));
+    for label in wrong {
+        problems.push(format!("label {} is not `key=value`", shown(label)));
     }
     if !problems.is_empty() {
         return Err(ToolError(format!(
@@ -443,50 +438,10 @@ impl Render for FindPlacementOutput {
     fn render(&self) -> String {
         let mut text = source_line(&self.source);
         if let Some(model) = &self.model {
-            let _ = write!(
-                text,
-                "\n{}: {} B parameters, dtype {}{}",
-                shown(&model.model),
-                model
-                    .params_b
-                    .map_or_else(|| "?".to_owned(), |p| p.to_string()),
-                model.dtype.as_deref().unwrap_or("auto"),
-                if model.basis.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", model.basis.join("; "))
-                }
-            );
+            let _ = write!(text, "\n{}", model.summary(&shown(&model.model)));
         }
-        let _ = write!(
-            text,
-            "\n{} placement(s) of {} candidate machine(s)",
-            self.placements.len(),
-            self.candidates
-        );
-        for (rank, p) in self.placements.iter().enumerate() {
-            let gpus: Vec<String> = p.gpus.iter().map(u32::to_string).collect();
-            let _ = write!(
-                text,
-                "\n{}. {} GPUs [{}] port {} TP {}: {}",
-                rank + 1,
-                p.machine,
-                gpus.join(","),
-                p.port,
-                p.tp,
-                p.reasons.join("; ")
-            );
-            if let Some(because) = &p.ranked_below_because {
-                let _ = write!(text, " (below: {because})");
-            }
-        }
-        if !self.excluded.is_empty() {
-            let excluded: Vec<String> = self
-                .excluded
-                .iter()
-                .map(|(why, n)| format!("{n} {why}"))
-                .collect();
-            let _ = write!(text, "\nmachines left out: {}", excluded.join(", "));
+        for line in plan_lines(&self.placements, self.candidates, &self.excluded) {
+            let _ = write!(text, "\n{line}");
         }
         for warning in &self.warnings {
             let _ = write!(text, "\nwarning: {warning}");

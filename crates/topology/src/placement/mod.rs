@@ -8,6 +8,7 @@
 //! machine name. Each placement says why it ranks below the one before.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 
 use serde::Serialize;
 
@@ -155,6 +156,66 @@ fn capacity_in<'f>(fleet: &'f Fleet, name: &'f str, machine: &'f Machine) -> Mac
         unpinned: graph.unpinned_gpus(name),
         neighbours,
     }
+}
+
+impl PlacementPlan {
+    /// The plan as text lines (see [`plan_lines`]).
+    pub fn lines(&self) -> Vec<String> {
+        plan_lines(&self.placements, self.candidates, &self.excluded)
+    }
+}
+
+/// A plan as text lines: how many placements of how many candidates, one
+/// line per placement (rank, machine and set, TP, reasons, why it ranks
+/// below), then the machines left out by reason.
+pub fn plan_lines(
+    placements: &[Placement],
+    candidates: usize,
+    excluded: &BTreeMap<&'static str, usize>,
+) -> Vec<String> {
+    let mut lines = vec![format!(
+        "{} placement(s) of {candidates} candidate machine(s)",
+        placements.len()
+    )];
+    for (rank, p) in placements.iter().enumerate() {
+        let mut line = format!(
+            "{}. {} TP {}: {}",
+            rank + 1,
+            p.brief(),
+            p.tp,
+            p.reasons.join("; ")
+        );
+        if let Some(because) = &p.ranked_below_because {
+            let _ = write!(line, " (below: {because})");
+        }
+        lines.push(line);
+    }
+    if !excluded.is_empty() {
+        let left_out: Vec<String> = excluded
+            .iter()
+            .map(|(why, n)| format!("{n} {why}"))
+            .collect();
+        lines.push(format!("machines left out: {}", left_out.join(", ")));
+    }
+    lines
+}
+
+/// Machine labels given as `key=value`: the map, and the ones of another
+/// shape (for the caller's message).
+pub fn parse_labels<'l>(
+    labels: impl IntoIterator<Item = &'l str>,
+) -> (BTreeMap<String, String>, Vec<&'l str>) {
+    let mut parsed = BTreeMap::new();
+    let mut wrong = Vec::new();
+    for label in labels {
+        match label.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() => {
+                parsed.insert(key.trim().to_owned(), value.trim().to_owned());
+            }
+            _ => wrong.push(label),
+        }
+    }
+    (parsed, wrong)
 }
 
 impl Placement {

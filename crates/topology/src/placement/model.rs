@@ -131,6 +131,21 @@ impl ModelFacts {
         }
     }
 
+    /// `llama-3-70b: 70.6 B parameters, dtype auto (labels of ...)`, the
+    /// model shown as `shown` (the caller escapes what it was given).
+    pub fn summary(&self, shown: &str) -> String {
+        let mut line = format!(
+            "{shown}: {} B parameters, dtype {}",
+            self.params_b
+                .map_or_else(|| "?".to_owned(), |p| p.to_string()),
+            self.dtype.as_deref().unwrap_or("auto")
+        );
+        if !self.basis.is_empty() {
+            let _ = write!(line, " ({})", self.basis.join("; "));
+        }
+        line
+    }
+
     /// `query` with what it leaves out taken from these facts.
     pub fn fill(&self, query: &mut PlacementQuery) {
         query.params_b = query.params_b.or(self.params_b);
