@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use registry_emulator::Role;
 
 use crate::emu::Registry;
-use crate::support::{FixtureRepo, as_refs, call_err, call_ok, repo_with, start};
+use crate::support::{FixtureRepo, Server, as_refs, call_err, call_ok, repo_with, start};
 
 /// A compose file serving `model` on `gpus` at `port`, with `labels` (YAML lines).
 fn compose(model: &str, port: u16, gpus: &[u32], labels: &str) -> String {
@@ -51,6 +51,15 @@ fn fleet() -> FixtureRepo {
     repo_with(&refs).bare_clone()
 }
 
+/// The server over `repo` as its release-config remote (branch-only: no GitHub).
+async fn serve(repo: &FixtureRepo) -> Server {
+    start(
+        &[("REGISTRY_RELEASE_CONFIG_REPO", repo.url().as_str())],
+        &[],
+    )
+    .await
+}
+
 /// `machine [gpus] TP n port p` of each placement, best first.
 fn ranked(answer: &Value) -> Vec<String> {
     answer["placements"]
@@ -82,11 +91,7 @@ fn reasons(answer: &Value, rank: usize) -> String {
 #[tokio::test]
 async fn placements_are_ranked_with_reasons_and_claims_are_left_out() {
     let repo = fleet();
-    let server = start(
-        &[("REGISTRY_RELEASE_CONFIG_REPO", repo.url().as_str())],
-        &[],
-    )
-    .await;
+    let server = serve(&repo).await;
     let client = &server.client;
 
     // The model by name: its size and heads come from production's labels. TP 2 puts 70.6 GB
@@ -234,11 +239,7 @@ async fn placements_are_ranked_with_reasons_and_claims_are_left_out() {
 #[tokio::test]
 async fn bad_arguments_are_named_all_at_once() {
     let repo = fleet();
-    let server = start(
-        &[("REGISTRY_RELEASE_CONFIG_REPO", repo.url().as_str())],
-        &[],
-    )
-    .await;
+    let server = serve(&repo).await;
     let text = call_err(
         &server.client,
         "find_placement",
@@ -362,11 +363,7 @@ async fn a_long_answer_is_cut_to_its_budget_and_says_so() {
         .map(|(p, c)| (p.as_str(), c.as_str()))
         .collect();
     let repo = repo_with(&refs).bare_clone();
-    let server = start(
-        &[("REGISTRY_RELEASE_CONFIG_REPO", repo.url().as_str())],
-        &[],
-    )
-    .await;
+    let server = serve(&repo).await;
     let answer = call_ok(
         &server.client,
         "find_placement",
