@@ -166,11 +166,21 @@ pub(super) mod sys {
         /// (no link followed, never outside the root): names and kinds from
         /// one `getdents64` buffer, without a `stat` per child (`None` where
         /// the file system does not say the kind), and the directory's own
-        /// stat. Four system calls for a small directory.
-        pub(in crate::repo) fn list_dir(&self, relative: &str) -> io::Result<(Stat, Vec<Listed>)> {
+        /// stat if `with_stat` (a listing that keeps no stat cache needs none:
+        /// `O_DIRECTORY` already refuses anything else). Four system calls for
+        /// a small directory, or five with the stat.
+        pub(in crate::repo) fn list_dir(
+            &self,
+            relative: &str,
+            with_stat: bool,
+        ) -> io::Result<(Option<Stat>, Vec<Listed>)> {
             let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOCTTY;
             let fd = self.open_beneath(relative, flags)?;
-            let stat = Root::fstat(&fd)?;
+            let stat = if with_stat {
+                Some(Root::fstat(&fd)?)
+            } else {
+                None
+            };
             let mut buffer = vec![std::mem::MaybeUninit::<u8>::uninit(); 32 * 1024];
             let mut dir = rustix::fs::RawDir::new(&fd, &mut buffer);
             let mut children = Vec::new();
@@ -294,8 +304,16 @@ pub(super) mod sys {
             })
         }
 
-        pub(in crate::repo) fn list_dir(&self, relative: &str) -> io::Result<(Stat, Vec<Listed>)> {
-            let stat = self.lstat(relative)?;
+        pub(in crate::repo) fn list_dir(
+            &self,
+            relative: &str,
+            with_stat: bool,
+        ) -> io::Result<(Option<Stat>, Vec<Listed>)> {
+            let stat = if with_stat {
+                Some(self.lstat(relative)?)
+            } else {
+                None
+            };
             let mut children = Vec::new();
             for child in fs::read_dir(self.path.join(relative))? {
                 let child = child?;
@@ -317,6 +335,8 @@ pub(super) const HASH_IN_MEMORY_MAX: u64 = 1 << 20;
 
 /// `open` with `RESOLVE_NO_SYMLINKS` or `O_NOFOLLOW` met a link.
 const ELOOP: i32 = 40;
+/// `open` with `O_DIRECTORY` met something else.
+const ENOTDIR: i32 = 20;
 
 /// Files up to this size are kept in memory by the listing that hashed them,
 /// so the engine's read of them costs no system call.
@@ -530,6 +550,16 @@ impl DirReader {
 
     /// Lists the directory now. Files are hashed unless the stat cache knows them.
     pub fn snapshot(&self) -> Result<Snapshot, RepoError> {
+        self.list(false)
+    }
+
+    /// [`DirReader::snapshot`] for a reader used once: no stamps are taken for
+    /// a cache nothing will ask again (one system call per directory fewer).
+    pub fn snapshot_once(self) -> Result<Snapshot, RepoError> {
+        self.list(true)
+    }
+
+    fn list(&self, once: bool) -> Result<Snapshot, RepoError> {
         let now_ns = epoch_nanos(SystemTime::now());
         // Opened per listing, not kept: a root replaced meanwhile (a fresh
         // clone in the same place) is then seen.
@@ -549,6 +579,7 @@ impl DirReader {
             link_targets: Mutex::new(std::mem::take(link_targets)),
             kept: Mutex::default(),
             now_ns,
+            stamps: !once,
         };
         let mut entries = Vec::with_capacity(*last_len);
         let mut old_top = std::mem::take(top).into_iter().peekable();
@@ -609,6 +640,9 @@ pub(super) struct DirWalk<'a> {
     /// The small files hashed by this listing, by blob id (see [`KEEP_MAX`]).
     kept: Mutex<FxHashMap<ContentId, Box<[u8]>>>,
     now_ns: i64,
+    /// Whether directories' stamps are taken for the stat cache (not by a
+    /// listing made once: one `statx` per directory saved).
+    stamps: bool,
 }
 
 impl DirWalk<'_> {
@@ -682,7 +716,9 @@ impl DirWalk<'_> {
         if !unchanged {
             let (stat, children) = self.read_children(path, std::mem::take(&mut dir.children))?;
             dir.children = children;
-            dir.stamp = stat.stamp.is_settled(self.now_ns).then_some(stat.stamp);
+            dir.stamp = stat
+                .map(|stat| stat.stamp)
+                .filter(|stamp| stamp.is_settled(self.now_ns));
         }
         out.push(Entry {
             path: path.clone(),
@@ -783,9 +819,10 @@ impl DirWalk<'_> {
         &self,
         path: &str,
         old: Vec<CachedChild>,
-    ) -> Result<(Stat, Vec<CachedChild>), RepoError> {
+    ) -> Result<(Option<Stat>, Vec<CachedChild>), RepoError> {
         let io_error = |source: io::Error| {
-            if source.raw_os_error() == Some(ELOOP) {
+            // A link or (unstated without the stat) a file where the parent listed a directory.
+            if matches!(source.raw_os_error(), Some(ELOOP | ENOTDIR)) {
                 return changed_while_listing(path);
             }
             RepoError::Io {
@@ -793,8 +830,8 @@ impl DirWalk<'_> {
                 source,
             }
         };
-        let (stat, mut listed) = self.root.list_dir(path).map_err(io_error)?;
-        if stat.kind != StatKind::Dir {
+        let (stat, mut listed) = self.root.list_dir(path, self.stamps).map_err(io_error)?;
+        if stat.as_ref().is_some_and(|stat| stat.kind != StatKind::Dir) {
             return Err(changed_while_listing(path));
         }
         listed.sort_unstable_by(|a, b| listed_name(&a.0).cmp(listed_name(&b.0)));

@@ -467,7 +467,7 @@ impl Snapshot {
     /// A one-off snapshot of a directory, without a stat cache (use a
     /// [`DirReader`] to list the same directory repeatedly).
     pub fn from_dir(root: impl AsRef<Path>) -> Result<Snapshot, RepoError> {
-        DirReader::new(root)?.snapshot()
+        DirReader::new(root)?.snapshot_once()
     }
 
     /// The commit this snapshot was read from; `None` for a directory.
