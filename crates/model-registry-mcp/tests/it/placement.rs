@@ -386,3 +386,54 @@ async fn a_long_answer_is_cut_to_its_budget_and_says_so() {
     );
     let _ = server.client.cancel().await;
 }
+
+/// With GitHub, a proposal's claims are held while its pull request is open, named by it; once
+/// it is closed, they stay held only as a young claim (within the grace period), named so.
+#[tokio::test]
+async fn claims_are_named_by_their_open_pull_request() {
+    const TOKEN: &str = "ghp_fake_token_for_tests_0123456789";
+    let repo = fleet();
+    let (github, env) = crate::support::github_double(&repo, repo.url(), TOKEN).await;
+    let server = start(&as_refs(&env), &[]).await;
+    let client = &server.client;
+    let proposed = call_ok(
+        client,
+        "propose_release_config",
+        json!({
+            "machine": "pairs", "port": 8001, "template_name": "sglang",
+            "model_name": "qwen-2-7b", "model_path": "/models/qwen-2-7b",
+            "tensor_parallel": 2,
+            "description": "Serve qwen next to bge for the search team.",
+        }),
+    )
+    .await;
+    assert_eq!(proposed["status"], "pending_review", "{proposed}");
+    let number = proposed["pr_number"].as_u64().unwrap_or_default();
+    let ask = json!({"params_b": 8, "tensor_parallel": 1, "labels": [], "limit": 10});
+    let reasons_on_pairs = |answer: &Value| -> String {
+        answer["placements"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["machine"] == "pairs")
+            .map(|p| p["reasons"].to_string())
+            .unwrap_or_default()
+    };
+    let open = call_ok(client, "find_placement", ask.clone()).await;
+    let held = reasons_on_pairs(&open);
+    assert!(
+        held.contains(&format!("GPUs 2, 3 are claimed by pull request #{number}")),
+        "{held}"
+    );
+    assert!(!open.to_string().contains(TOKEN), "the token leaked");
+
+    github.close(number);
+    let closed = call_ok(client, "find_placement", ask).await;
+    let held = reasons_on_pairs(&closed);
+    assert!(
+        held.contains("are claimed by proposal `catapult/")
+            && held.contains("not yet a pull request"),
+        "{held}"
+    );
+    let _ = server.client.cancel().await;
+}
