@@ -38,8 +38,9 @@ const DEFAULT_PLACEMENTS: u32 = 5;
 const MIN_UTILIZATION: f64 = 0.01;
 /// Deployments a placement lists in `neighbours` (the reasons count the rest).
 const LISTED_NEIGHBOURS: usize = 20;
-/// How long the registry may take to say what it knows of a model: the answer goes on without.
-const REGISTRY_LOOKUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long the registry (what it knows of a model) or GitHub (the open pull requests) may
+/// take: a planning answer goes on without them, saying so.
+const LOOKUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 /// Longest model name or path taken (as proposals take).
 const MAX_MODEL_LEN: usize = 512;
 
@@ -211,7 +212,7 @@ async fn find_placement(
             .all(|known| *known);
             if !complete {
                 let lookup = registry_facts(&ctx, model, &mut warnings);
-                match tokio::time::timeout(REGISTRY_LOOKUP_DEADLINE, lookup).await {
+                match tokio::time::timeout(LOOKUP_DEADLINE, lookup).await {
                     Ok(Ok(Some((record, basis)))) => facts.supplement(&record, &basis),
                     Ok(Ok(None)) => {}
                     Ok(Err(error)) => warnings.push(format!(
@@ -222,7 +223,7 @@ async fn find_placement(
                         "the registry did not say what it knows of {} within {} s; planned \
                          without it",
                         shown(model),
-                        REGISTRY_LOOKUP_DEADLINE.as_secs()
+                        LOOKUP_DEADLINE.as_secs()
                     )),
                 }
             }
@@ -245,12 +246,20 @@ async fn find_placement(
     // (propose_release_config also reads the open proposals' files, which catches a pull
     // request opened by hand without claims.)
     let pending = match ctx.github() {
-        Ok(github) => match github.open_proposals().await {
-            Ok(open) => pending_of(&open),
-            Err(error) => {
+        Ok(github) => match tokio::time::timeout(LOOKUP_DEADLINE, github.open_proposals()).await {
+            Ok(Ok(open)) => pending_of(&open),
+            Ok(Err(error)) => {
                 warnings.push(format!(
                     "open pull requests were not listed ({error}): every unmerged proposal \
                      branch counts as open"
+                ));
+                Pending::Branches
+            }
+            Err(_) => {
+                warnings.push(format!(
+                    "GitHub did not list the open pull requests within {} s: every unmerged \
+                     proposal branch counts as open",
+                    LOOKUP_DEADLINE.as_secs()
                 ));
                 Pending::Branches
             }
