@@ -17,7 +17,7 @@ use topology::placement::{
 use topology::proposal::Claimed;
 
 use super::proposals::pending_of;
-use super::release_configs::source_line;
+use super::release_configs::{shown, source_line};
 use super::{Render, ToolError, ToolSpec, tool};
 use crate::catalog::{CatalogEntry, ToolClass, Toolset, entry};
 use crate::context::Ctx;
@@ -178,12 +178,6 @@ fn query_of(params: &FindPlacementParams, max_results: u32) -> Result<PlacementQ
             max_results,
         ),
     })
-}
-
-/// A value as a message quotes it: escaped, at most 64 characters.
-fn shown(text: &str) -> String {
-    let short: String = text.chars().take(64).collect();
-    format!("{short:?}")
 }
 
 async fn find_placement(

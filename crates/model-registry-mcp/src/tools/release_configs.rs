@@ -286,7 +286,7 @@ pub struct ListDockerTemplatesOutput {
 // Handlers
 
 /// A name as shown in a message: quoted, control characters escaped, at most 64 characters.
-fn shown(name: &str) -> String {
+pub(crate) fn shown(name: &str) -> String {
     let short: String = name.chars().take(64).collect();
     if short.len() < name.len() {
         format!("{short:?}…")

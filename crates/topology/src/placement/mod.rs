@@ -454,7 +454,7 @@ fn describe(query: &PlacementQuery, utilization: f64, c: Candidate<'_>) -> Place
 }
 
 /// A GPU split into MIG slices cannot be given whole.
-fn is_partitioned(inventory: &Inventory, gpu: u32) -> bool {
+pub(crate) fn is_partitioned(inventory: &Inventory, gpu: u32) -> bool {
     inventory
         .devices
         .iter()

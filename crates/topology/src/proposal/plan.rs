@@ -15,7 +15,7 @@ use crate::compose::{Deployment, DeploymentId, GpuClaim};
 use crate::engine::{Engine, EngineError, ExtraDeployment, Fleet, pending_conflicts_of};
 use crate::finding::{Finding, Severity};
 use crate::layout::{closest, parse_port_name};
-use crate::placement::{Placement, PlacementQuery, capacity_of, find_placement_in};
+use crate::placement::{Placement, PlacementQuery, capacity_of, find_placement_in, is_partitioned};
 use crate::repo::{Snapshot, TreeChange};
 
 /// The largest compose or `.env` file read back for a diff.
@@ -464,13 +464,7 @@ fn best_here(
         .machines
         .get(machine)
         .and_then(|m| m.inventory.as_deref());
-    let split_into_mig = |gpu: &u32| {
-        inventory.is_some_and(|i| {
-            i.devices
-                .iter()
-                .any(|d| d.index == *gpu && !d.mig.is_empty())
-        })
-    };
+    let split_into_mig = |gpu: &u32| inventory.is_some_and(|i| is_partitioned(i, *gpu));
     let (split, free): (Vec<u32>, Vec<u32>) = graph
         .free_gpus(machine)
         .unwrap_or_default()
