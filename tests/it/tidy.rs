@@ -317,3 +317,37 @@ fn the_rule_units_are_formatted() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// `unsafe` is allowed in the two places ARCHITECTURE.md audits and nowhere else: a new
+/// `allow(unsafe_code)` must be argued there first.
+#[test]
+fn unsafe_code_is_allowed_only_where_architecture_md_says() {
+    let mut files = Vec::new();
+    workspace_files(&workspace(), "", &mut files);
+    let mut allowing: Vec<String> = files
+        .into_iter()
+        .filter(|f| f.ends_with(".rs") && !f.starts_with("tests/"))
+        .filter(|f| {
+            std::fs::read_to_string(workspace().join(f))
+                .unwrap_or_default()
+                .contains("allow(unsafe_code)")
+        })
+        .collect();
+    allowing.sort();
+    // auth.rs: `set_network_timeouts`; repo/mod.rs: the `uring` module.
+    assert_eq!(
+        allowing,
+        [
+            "crates/topology/src/repo/auth.rs",
+            "crates/topology/src/repo/mod.rs"
+        ]
+    );
+    let architecture = std::fs::read_to_string(workspace().join("ARCHITECTURE.md"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for audited in [
+        "topology::repo::set_network_timeouts",
+        "topology::repo::uring",
+    ] {
+        assert!(architecture.contains(audited), "{audited}");
+    }
+}

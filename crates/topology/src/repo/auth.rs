@@ -132,7 +132,7 @@ pub(super) fn token_belongs_to(asking: &str, remote_url: &str) -> bool {
 /// process (HTTP(S) and `git://`): a remote that accepts and stays silent fails
 /// after `stall` instead of hanging. Process-wide: call once at start-up,
 /// before any fetch or push.
-#[allow(unsafe_code)] // The workspace's one exception (see ARCHITECTURE.md).
+#[allow(unsafe_code)] // One of the workspace's two audited exceptions (see ARCHITECTURE.md).
 pub fn set_network_timeouts(connect: Duration, stall: Duration) {
     let millis = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX).max(1);
     // SAFETY: libgit2's global options are plain integers it reads when a

@@ -122,6 +122,18 @@ pub(super) mod sys {
     }
 
     impl Root {
+        /// Small files read in io_uring batches, each the whole file or
+        /// `None` where it must be read the plain way; `None` for all where
+        /// io_uring cannot be had (see `repo::uring`).
+        pub(in crate::repo) fn read_small_files(
+            &self,
+            paths: &[&str],
+            limit: usize,
+        ) -> Option<Vec<Option<Vec<u8>>>> {
+            let mut reader = crate::repo::uring::Reader::new(limit)?;
+            reader.read_all(self.fd.as_fd(), paths).ok()
+        }
+
         pub(in crate::repo) fn open(path: &Path) -> io::Result<Root> {
             let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
             let fd = rustix::fs::openat(CWD, path, flags, Mode::empty())?;
@@ -294,6 +306,15 @@ pub(super) mod sys {
 
         pub(in crate::repo) fn open_file(&self, relative: &str) -> io::Result<fs::File> {
             fs::File::open(self.path.join(relative))
+        }
+
+        /// No batched reads here: every file is read the plain way.
+        pub(in crate::repo) fn read_small_files(
+            &self,
+            _paths: &[&str],
+            _limit: usize,
+        ) -> Option<Vec<Option<Vec<u8>>>> {
+            None
         }
 
         pub(in crate::repo) fn fstat(file: &fs::File) -> io::Result<Stat> {
@@ -610,6 +631,9 @@ impl DirReader {
             top.push(child);
             result?;
         }
+        if once {
+            walk.hash_deferred(&mut entries)?;
+        }
         *link_targets = walk
             .link_targets
             .into_inner()
@@ -877,6 +901,16 @@ impl DirWalk<'_> {
         cached: &mut Option<(Stamp, ContentId)>,
         stat: Option<Stat>,
     ) -> Result<Entry, RepoError> {
+        // A listing made once reads its files afterwards, in batches
+        // (`DirWalk::hash_deferred`).
+        if !self.stamps {
+            return Ok(Entry {
+                path: path.to_owned(),
+                kind: EntryKind::File,
+                size: None,
+                id: None,
+            });
+        }
         // A file hashed before: one stat says whether it changed.
         if let Some((stamp, id)) = *cached {
             let stat = match stat {
@@ -905,6 +939,101 @@ impl DirWalk<'_> {
         };
         self.keep(hashed);
         Ok(entry)
+    }
+
+    /// Hashes the files a listing made once left for later (no id yet): the
+    /// small ones in io_uring batches, on the walk's threads, and any the
+    /// batch could not read completely the plain way, which also names any
+    /// error.
+    fn hash_deferred(&self, entries: &mut [Entry]) -> Result<(), RepoError> {
+        let mut pending: Vec<&mut Entry> = entries
+            .iter_mut()
+            .filter(|e| matches!(e.kind, EntryKind::File) && e.id.is_none())
+            .collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_WALK_THREADS);
+        if threads < 2 || pending.len() < PARALLEL_MIN_CHILDREN * 4 {
+            return self.hash_files(&mut pending);
+        }
+        let run_len = pending.len().div_ceil(threads);
+        let runs: Vec<Mutex<Option<&mut [&mut Entry]>>> = pending
+            .chunks_mut(run_len)
+            .map(|run| Mutex::new(Some(run)))
+            .collect();
+        let hash_run = |run: &Mutex<Option<&mut [&mut Entry]>>| {
+            let taken = run.lock().unwrap_or_else(PoisonError::into_inner).take();
+            taken.map_or(Ok(()), |run| self.hash_files(run))
+        };
+        let hash_run = &hash_run;
+        let results: Vec<Result<(), RepoError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = runs
+                .iter()
+                .skip(1)
+                .map(|run| {
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, move || hash_run(run))
+                        .ok()
+                })
+                .collect();
+            let mut results = Vec::with_capacity(runs.len());
+            results.extend(runs.first().map(hash_run));
+            for (run, handle) in runs.iter().skip(1).zip(handles) {
+                results.push(match handle {
+                    Some(handle) => handle.join().unwrap_or_else(|_| {
+                        Err(RepoError::Io {
+                            path: String::new(),
+                            source: io::Error::other("a reading thread panicked"),
+                        })
+                    }),
+                    // No thread to be had: read the run here.
+                    None => hash_run(run),
+                });
+            }
+            results
+        });
+        results.into_iter().collect()
+    }
+
+    /// [`DirWalk::hash_deferred`] of one run, on one thread (its own ring).
+    fn hash_files(&self, files: &mut [&mut Entry]) -> Result<(), RepoError> {
+        let limit = usize::try_from(KEEP_MAX).unwrap_or(usize::MAX);
+        let paths: Vec<&str> = files.iter().map(|e| e.path.as_str()).collect();
+        let batched = self.root.read_small_files(&paths, limit);
+        drop(paths);
+        let mut kept = Vec::with_capacity(files.len());
+        for (index, entry) in files.iter_mut().enumerate() {
+            let read = batched
+                .as_ref()
+                .and_then(|reads| reads.get(index))
+                .and_then(Option::as_ref);
+            let (id, len) = match read {
+                Some(bytes) => {
+                    let id = ContentId::of_bytes(bytes)?;
+                    (id, bytes.len() as u64)
+                }
+                None => {
+                    let hashed = hash_file(self.root, self.canonical_root, &entry.path)?;
+                    let found = (hashed.id, hashed.stat.stamp.len);
+                    self.keep(hashed);
+                    found
+                }
+            };
+            entry.id = Some(id);
+            entry.size = Some(len);
+            if read.is_some() {
+                kept.push((index, id));
+            }
+        }
+        // Moved, not copied: the batch's bytes become the snapshot's.
+        let mut batched = batched.unwrap_or_default();
+        let mut store = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        for (index, id) in kept {
+            if let Some(bytes) = batched.get_mut(index).and_then(Option::take) {
+                store.entry(id).or_insert_with(|| bytes.into_boxed_slice());
+            }
+        }
+        Ok(())
     }
 
     /// Keeps a small file's bytes for the snapshot's reads, by blob id.

@@ -37,6 +37,9 @@ mod dir;
 mod mirror;
 mod remote_ref;
 mod snapshot;
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)] // The workspace's second audited exception (see ARCHITECTURE.md).
+mod uring;
 
 #[allow(clippy::wildcard_imports)]
 use auth::*;

@@ -1493,3 +1493,67 @@ fn a_trickling_remote_fails_the_fetch_at_its_deadline() {
     assert!(error.contains(&format!("cannot fetch {url}")), "{error}");
     assert!(error.contains("2 s deadline"), "{error}");
 }
+
+/// A listing made once (`Snapshot::from_dir`, every CLI run) reads its files
+/// in io_uring batches where the kernel allows; a kept listing
+/// (`DirReader::snapshot`) reads them one by one. Both give the same entries,
+/// sizes, ids and bytes: across several batches and threads, at the batch's
+/// size limit and just past it, empty, and larger than a file read in memory.
+#[test]
+fn a_listing_made_once_reads_what_a_kept_listing_reads() {
+    let dir = TempDir::new().unwrap();
+    let limit = 64 << 10;
+    let sized = |len: usize| -> String {
+        (0..len)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect()
+    };
+    let mut files: Vec<(String, String)> = (0..400)
+        .map(|i| {
+            (
+                format!("machines/m{:03}/{}/docker-compose.yml", i / 3, 8000 + i % 3),
+                format!(
+                    "services:\n  llm{i}:\n    image: vllm\n{}\n",
+                    "#".repeat(i * 7)
+                ),
+            )
+        })
+        .collect();
+    for (name, len) in [
+        ("empty", 0),
+        ("at-limit", limit),
+        ("past-limit", limit + 1),
+        ("large", (1 << 20) + 3),
+    ] {
+        files.push((format!("machines/sizes/{name}/machine.yaml"), sized(len)));
+    }
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    write_files(dir.path(), &borrowed);
+
+    let once = Snapshot::from_dir(dir.path()).unwrap();
+    let kept = DirReader::new(dir.path()).unwrap().snapshot().unwrap();
+    let shape = |s: &Snapshot| -> Vec<(String, &'static str, Option<u64>, Option<ContentId>)> {
+        s.entries()
+            .iter()
+            .map(|e| (e.path.clone(), e.kind.describe(), e.size, e.id))
+            .collect()
+    };
+    assert_eq!(shape(&once), shape(&kept));
+    for (path, content) in &files {
+        let entry = once.entry(path).unwrap();
+        assert_eq!(entry.size, Some(content.len() as u64), "{path}");
+        assert_eq!(
+            entry.id,
+            Some(ContentId::of_bytes(content.as_bytes()).unwrap()),
+            "{path}"
+        );
+        assert_eq!(
+            once.read(path, 4 << 20).unwrap(),
+            content.as_bytes(),
+            "{path}"
+        );
+    }
+}
