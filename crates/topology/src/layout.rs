@@ -201,6 +201,10 @@ impl Scope<'_> {
     };
 }
 
+/// What a caller already knows of a machine directory, whole (see
+/// [`Layout::read_reusing`]).
+pub(crate) type Known<'a, T> = &'a (dyn Fn(&Entry) -> Option<T> + Sync);
+
 struct Reader<'s> {
     snapshot: &'s Snapshot,
     findings: Vec<Finding>,
@@ -216,6 +220,17 @@ impl Layout {
 
     /// [`Layout::read`], on the calling thread only unless `parallel`.
     pub fn read_with(snapshot: &Snapshot, parallel: bool) -> Layout {
+        Layout::read_reusing::<()>(snapshot, parallel, &|_| None).0
+    }
+
+    /// [`Layout::read_with`], without reading the valid machine directories
+    /// `known` knows: what it answered for them comes back instead, in name
+    /// order, and neither they nor their findings are in the layout.
+    pub(crate) fn read_reusing<T>(
+        snapshot: &Snapshot,
+        parallel: bool,
+        known: Known<'_, T>,
+    ) -> (Layout, Vec<T>) {
         let mut reader = Reader {
             snapshot,
             findings: Vec::new(),
@@ -225,7 +240,7 @@ impl Layout {
 
         let config = reader.config();
         let templates = reader.templates();
-        let machines = reader.machines(config.is_some());
+        let (machines, reused) = reader.machines(config.is_some(), known);
 
         let mut findings = reader.findings;
         findings.sort_by(|a, b| {
@@ -233,12 +248,13 @@ impl Layout {
                 .cmp(&b.location)
                 .then_with(|| a.message.cmp(&b.message))
         });
-        Layout {
+        let layout = Layout {
             machines,
             config,
             templates,
             findings,
-        }
+        };
+        (layout, reused)
     }
 
     /// Every deployment, machine by machine, port by port.
@@ -282,7 +298,7 @@ fn what(entry: &Entry) -> String {
     }
 }
 
-impl Reader<'_> {
+impl<'s> Reader<'s> {
     fn finding(&mut self, scope: Scope<'_>, entry_path: &str, message: String) {
         let deployments = match (scope.machine, scope.port) {
             (Some(machine), Some(port)) => vec![format!("{machine}:{port}")],
@@ -301,6 +317,9 @@ impl Reader<'_> {
     /// Links leaving the repository, wherever they are.
     fn report_escaping_links(&mut self) {
         let snapshot = self.snapshot;
+        if !snapshot.has_links() {
+            return;
+        }
         for entry in snapshot.entries().iter().filter(|entry| escapes(entry)) {
             let EntryKind::Symlink { target, .. } = &entry.kind else {
                 continue;
@@ -377,7 +396,7 @@ impl Reader<'_> {
         templates
     }
 
-    fn machines(&mut self, has_config: bool) -> Vec<MachineDir> {
+    fn machines<T>(&mut self, has_config: bool, known: Known<'_, T>) -> (Vec<MachineDir>, Vec<T>) {
         let snapshot = self.snapshot;
         let Some(dir) = snapshot.entry(MACHINES_DIR) else {
             if !has_config {
@@ -386,7 +405,7 @@ impl Reader<'_> {
                 );
                 self.finding(Scope::REPO, MACHINES_DIR, message);
             }
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
         if !dir.is_dir() {
             if !escapes(dir) {
@@ -396,16 +415,20 @@ impl Reader<'_> {
                 );
                 self.finding(Scope::REPO, &dir.path, message);
             }
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
         let mut machine_dirs: Vec<&Entry> = Vec::new();
+        let mut reused: Vec<T> = Vec::new();
         for entry in snapshot.children(MACHINES_DIR) {
             if escapes(entry) || (entry.name() == PLACEHOLDER_FILE && entry.is_file()) {
                 continue;
             }
             let name = entry.name();
             match (entry.is_dir(), check_machine_name(name)) {
-                (true, Ok(())) => machine_dirs.push(entry),
+                (true, Ok(())) => match known(entry) {
+                    Some(answer) => reused.push(answer),
+                    None => machine_dirs.push(entry),
+                },
                 (true, Err(reason)) => {
                     let message =
                         format!("`{}`: {reason}; its deployments are not read", entry.path);
@@ -423,7 +446,9 @@ impl Reader<'_> {
         }
         let mut machines = self.machine_dirs(&machine_dirs);
         machines.sort_by(|a, b| a.name.cmp(&b.name));
-        machines
+        // `reused` is in name order already: children come in path order,
+        // which for one component is byte order.
+        (machines, reused)
     }
 
     /// Reads machine directories, a large fleet's in two halves on two

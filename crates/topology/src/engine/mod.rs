@@ -7,6 +7,7 @@
 //! whose files changed are checked again.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -164,6 +165,31 @@ impl MachineKey {
 /// A machine's rule inputs and the findings they gave.
 type MachineRules = (MachineKey, Arc<Vec<Finding>>);
 
+/// One machine analysed whole, kept by the Git tree id of its directory: a
+/// revision in which that directory is unchanged (same id, no link inside,
+/// see [`Snapshot::subtree_id`]) gives it again without its layout, files or
+/// rules being looked at, so a one-file change costs one machine.
+struct MachineUnit {
+    machine: Machine,
+    /// Its layout findings (those inside the directory).
+    layout_findings: Vec<Finding>,
+    inventory: Option<Arc<ParsedInventory>>,
+    /// In port order.
+    deployments: Vec<(DeploymentId, Arc<ParsedDeployment>)>,
+    rules: Arc<Vec<Finding>>,
+}
+
+/// A kept [`MachineUnit`]; `last_used` is set while the layout, perhaps on
+/// two threads, asks the cache.
+struct KeptUnit {
+    tree: ContentId,
+    last_used: AtomicU64,
+    unit: Arc<MachineUnit>,
+}
+
+/// Machine -> recent units.
+type UnitCache = FxHashMap<String, Vec<KeptUnit>>;
+
 struct Cached<T> {
     value: T,
     last_used: u64,
@@ -188,6 +214,7 @@ pub struct Engine {
     inventories: VersionCache<ContentId, Arc<ParsedInventory>>,
     /// machine -> recent (inputs, findings).
     machine_rules: FxHashMap<String, Vec<Cached<MachineRules>>>,
+    units: UnitCache,
     stats: EngineStats,
 }
 
@@ -306,6 +333,7 @@ impl Engine {
             deployments: FxHashMap::default(),
             inventories: FxHashMap::default(),
             machine_rules: FxHashMap::default(),
+            units: FxHashMap::default(),
             stats: EngineStats::default(),
         }
     }
@@ -359,7 +387,26 @@ impl Engine {
         let mut stats = AnalyzeStats::default();
         let started = Instant::now();
         let mut phase = Instant::now();
-        let layout = Layout::read_with(snapshot, self.threads > 1);
+        // Machines a proposal changes are always read.
+        let touched: FxHashSet<&str> = extra
+            .iter()
+            .map(|item| item.id.machine.as_str())
+            .chain(removed.iter().map(|id| id.machine.as_str()))
+            .collect();
+        let units = &self.units;
+        let known = |dir: &Entry| -> Option<Arc<MachineUnit>> {
+            if units.is_empty() || (!touched.is_empty() && touched.contains(dir.name())) {
+                return None;
+            }
+            let tree = snapshot.subtree_id(dir)?;
+            let kept = units
+                .get(dir.name())?
+                .iter()
+                .find(|kept| kept.tree == tree)?;
+            kept.last_used.store(generation, AtomicOrdering::Relaxed);
+            Some(Arc::clone(&kept.unit))
+        };
+        let (layout, reused) = Layout::read_reusing(snapshot, self.threads > 1, &known);
         stats.timings.layout_us = micros(phase);
         phase = Instant::now();
         let mut findings: Vec<Finding> = layout.findings.clone();
@@ -422,7 +469,11 @@ impl Engine {
             parsed.push(hit);
         }
         stats.compose_parsed = misses.len();
-        stats.compose_reused = sources.len() - misses.len();
+        stats.compose_reused = sources.len() - misses.len()
+            + reused
+                .iter()
+                .map(|unit| unit.deployments.len())
+                .sum::<usize>();
         let fresh = self.parse_all(snapshot, &misses)?;
         for ((index, _, source), result) in misses.iter().zip(fresh) {
             let result = Arc::new(result);
@@ -510,6 +561,13 @@ impl Engine {
             }
             machine_list.push((dir.name.clone(), machine));
         }
+        for unit in &reused {
+            if let Some(inventory) = &unit.inventory {
+                stats.inventories_reused += 1;
+                findings.extend(inventory.1.iter().cloned());
+            }
+            machine_list.push((unit.machine.name.clone(), unit.machine.clone()));
+        }
         let mut machines: BTreeMap<String, Machine> = machine_list.into_iter().collect();
         // `parsed` is sorted by id: each machine is looked up once.
         let mut previous: Option<&str> = None;
@@ -541,23 +599,54 @@ impl Engine {
                 .push(result);
         }
 
+        let reused_deployments = reused.iter().flat_map(|unit| unit.deployments.iter());
         let deployments: BTreeMap<DeploymentId, Arc<Deployment>> = parsed
             .iter()
-            .map(|(id, result)| ((*id).clone(), Arc::clone(&result.deployment)))
+            .map(|(id, result)| (*id, result))
+            .chain(reused_deployments.clone().map(|(id, result)| (id, result)))
+            .map(|(id, result)| (id.clone(), Arc::clone(&result.deployment)))
             .collect();
-        self.check_machines(
-            &machines,
+        let reused_names: FxHashSet<&str> = reused
+            .iter()
+            .map(|unit| unit.machine.name.as_str())
+            .collect();
+        let checked = self.check_machines(
+            machines
+                .values()
+                .filter(|machine| !reused_names.contains(machine.name.as_str())),
             &by_machine,
             &inventories,
             generation,
             &mut stats,
             &mut findings,
         );
+        for unit in &reused {
+            stats.machines_reused += 1;
+            findings.extend(unit.layout_findings.iter().cloned());
+            for (_, deployment) in &unit.deployments {
+                findings.extend(deployment.findings.iter().cloned());
+            }
+            findings.extend(unit.rules.iter().cloned());
+        }
+        if snapshot.has_subtrees() {
+            self.keep_units(
+                snapshot,
+                &layout,
+                &parsed,
+                &machines,
+                &inventories,
+                checked,
+                &touched,
+                generation,
+            );
+        }
         stats.timings.rules_us = micros(phase);
         phase = Instant::now();
         let suppressions: Vec<crate::suppress::Suppression> = parsed
             .iter()
-            .flat_map(|(_, result)| result.suppressions.iter().cloned())
+            .map(|(_, result)| result)
+            .chain(reused_deployments.map(|(_, result)| result))
+            .flat_map(|result| result.suppressions.iter().cloned())
             .collect();
         if !suppressions.is_empty() {
             crate::suppress::apply(&mut findings, &suppressions);
@@ -584,18 +673,98 @@ impl Engine {
         ))
     }
 
+    /// Keeps a [`MachineUnit`] of each machine read afresh whose directory
+    /// has a tree id and that no proposal touched.
+    #[allow(clippy::too_many_arguments)]
+    fn keep_units(
+        &mut self,
+        snapshot: &Snapshot,
+        layout: &Layout,
+        parsed: &[(&DeploymentId, Arc<ParsedDeployment>)],
+        machines: &BTreeMap<String, Machine>,
+        inventories: &FxHashMap<&str, Arc<ParsedInventory>>,
+        checked: Vec<(&Machine, Arc<Vec<Finding>>)>,
+        touched: &FxHashSet<&str>,
+        generation: u64,
+    ) {
+        let mut layout_findings: FxHashMap<&str, Vec<Finding>> = FxHashMap::default();
+        for finding in &layout.findings {
+            if let Some(machine) = &finding.machine {
+                layout_findings
+                    .entry(machine.as_str())
+                    .or_default()
+                    .push(finding.clone());
+            }
+        }
+        // `parsed` is sorted by id: each machine's deployments are one run.
+        let mut runs: FxHashMap<&str, &[(&DeploymentId, Arc<ParsedDeployment>)]> =
+            FxHashMap::default();
+        for run in parsed.chunk_by(|a, b| a.0.machine == b.0.machine) {
+            if let Some((id, _)) = run.first() {
+                runs.insert(id.machine.as_str(), run);
+            }
+        }
+        let mut path = String::with_capacity(64);
+        for (machine, rules) in checked {
+            let name = machine.name.as_str();
+            if touched.contains(name) || !machines.contains_key(name) {
+                continue;
+            }
+            path.clear();
+            path.push_str(crate::repo::MACHINES_DIR);
+            path.push('/');
+            path.push_str(name);
+            let Some(tree) = snapshot
+                .entry(&path)
+                .and_then(|dir| snapshot.subtree_id(dir))
+            else {
+                continue;
+            };
+            let deployments = runs.get(name).map_or_else(Vec::new, |run| {
+                run.iter()
+                    .map(|(id, parsed)| ((*id).clone(), Arc::clone(parsed)))
+                    .collect()
+            });
+            let unit = MachineUnit {
+                machine: machine.clone(),
+                layout_findings: layout_findings.remove(name).unwrap_or_default(),
+                inventory: inventories.get(name).cloned(),
+                deployments,
+                rules,
+            };
+            let variants = self.units.entry(machine.name.clone()).or_default();
+            variants.retain(|kept| kept.tree != tree);
+            if variants.len() >= MACHINE_VARIANTS
+                && let Some(oldest) = variants
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, kept)| kept.last_used.load(AtomicOrdering::Relaxed))
+                    .map(|(i, _)| i)
+            {
+                variants.swap_remove(oldest);
+            }
+            variants.push(KeptUnit {
+                tree,
+                last_used: AtomicU64::new(generation),
+                unit: Arc::new(unit),
+            });
+        }
+    }
+
     /// Machine-level rules, cached per machine: a machine whose inventory and
     /// deployments are the same parses as last time keeps its findings.
-    fn check_machines(
+    /// Returns each machine's findings.
+    fn check_machines<'m>(
         &mut self,
-        machines: &BTreeMap<String, Machine>,
+        machines: impl Iterator<Item = &'m Machine>,
         by_machine: &FxHashMap<&str, Vec<&Arc<ParsedDeployment>>>,
         inventories: &FxHashMap<&str, Arc<ParsedInventory>>,
         generation: u64,
         stats: &mut AnalyzeStats,
         findings: &mut Vec<Finding>,
-    ) {
-        for machine in machines.values() {
+    ) -> Vec<(&'m Machine, Arc<Vec<Finding>>)> {
+        let mut checked = Vec::new();
+        for machine in machines {
             let on_machine = by_machine
                 .get(machine.name.as_str())
                 .map_or(&[][..], Vec::as_slice);
@@ -644,7 +813,9 @@ impl Engine {
                 }
             };
             findings.extend(result.iter().cloned());
+            checked.push((machine, result));
         }
+        checked
     }
 
     /// Drops cache entries no analysis used for a while.
@@ -660,6 +831,10 @@ impl Engine {
         });
         self.machine_rules.retain(|_, variants| {
             variants.retain(|v| keep(v.last_used));
+            !variants.is_empty()
+        });
+        self.units.retain(|_, variants| {
+            variants.retain(|kept| keep(kept.last_used.load(AtomicOrdering::Relaxed)));
             !variants.is_empty()
         });
     }

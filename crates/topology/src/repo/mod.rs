@@ -23,8 +23,8 @@ use std::fmt;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use git2::{ObjectType, Oid};
@@ -523,7 +523,7 @@ impl Repository {
         let listed = list_git_tree(&git, &root, cache.then_some(&mut *listings));
         listings.evict();
         drop(listings);
-        let entries = listed.map_err(|e| git_error("listing the tree", e))?;
+        let (entries, subtrees) = listed.map_err(|e| git_error("listing the tree", e))?;
         drop(root);
         drop(commit);
         drop(git);
@@ -534,7 +534,8 @@ impl Repository {
             },
             entries,
             Some(revision),
-        ))
+        )
+        .with_subtrees(subtrees))
     }
 }
 
@@ -868,9 +869,11 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let before = children(&snapshot);
-        for slot in snapshot.by_hash.values_mut() {
+        let mut by_hash = snapshot.index();
+        for slot in by_hash.values_mut() {
             *slot = HASH_COLLISION;
         }
+        snapshot.by_hash = OnceLock::from(by_hash);
         for path in &paths {
             assert_eq!(snapshot.entry(path).map(|e| &e.path), Some(path));
         }

@@ -196,7 +196,18 @@ pub(super) const KEEP_TREE_LISTINGS: u64 = 8;
 #[derive(Default)]
 pub(super) struct TreeListings {
     pub(super) generation: u64,
-    pub(super) by_tree: FxHashMap<Oid, (u64, Arc<[Entry]>)>,
+    /// By the id's bytes: `Oid`'s own equality is a call into libgit2.
+    pub(super) by_tree: FxHashMap<[u8; 20], (u64, Arc<[Entry]>)>,
+}
+
+/// The bytes of an id (libgit2 as git2 builds it reads SHA-1 repositories
+/// only: 20 bytes).
+fn oid_bytes(id: Oid) -> [u8; 20] {
+    let mut bytes = [0u8; 20];
+    for (to, from) in bytes.iter_mut().zip(id.as_bytes()) {
+        *to = *from;
+    }
+    bytes
 }
 
 impl TreeListings {
@@ -205,7 +216,8 @@ impl TreeListings {
         git: &git2::Repository,
         tree_id: Oid,
     ) -> Result<Arc<[Entry]>, git2::Error> {
-        if let Some((last_used, listing)) = self.by_tree.get_mut(&tree_id) {
+        let key = oid_bytes(tree_id);
+        if let Some((last_used, listing)) = self.by_tree.get_mut(&key) {
             *last_used = self.generation;
             return Ok(Arc::clone(listing));
         }
@@ -214,7 +226,7 @@ impl TreeListings {
         walk_tree(&tree, "", &mut listing)?;
         let listing: Arc<[Entry]> = listing.into();
         self.by_tree
-            .insert(tree_id, (self.generation, Arc::clone(&listing)));
+            .insert(key, (self.generation, Arc::clone(&listing)));
         Ok(listing)
     }
 
@@ -240,12 +252,18 @@ pub(super) fn walk_tree(
 
 /// The snapshot entries of `root`; machine directories come from `listings`
 /// when given (and are added to it), else are walked.
+/// A Git listing: the entries, and the tree ids of the machine directories
+/// that hold no link, by entry index (see [`Snapshot::subtree_id`]).
+pub(super) type GitListing = (Vec<Entry>, FxHashMap<usize, ContentId>);
+
 pub(super) fn list_git_tree(
     git: &git2::Repository,
     root: &git2::Tree<'_>,
     mut listings: Option<&mut TreeListings>,
-) -> Result<Vec<Entry>, git2::Error> {
+) -> Result<GitListing, git2::Error> {
     let mut entries = Vec::new();
+    // (entry index, tree id) of link-free machine directories.
+    let mut subtrees: Vec<(usize, ContentId)> = Vec::new();
     for name in TOP_LEVEL {
         let Some(top) = root.get_name(name) else {
             continue;
@@ -290,12 +308,21 @@ pub(super) fn list_git_tree(
             .sum();
         // What follows `machines/`: the config file and a few templates.
         entries.reserve_exact(listed + 256);
+        subtrees.reserve_exact(machines.len());
         for (machine, listing) in machines {
             let machine_path = format!("{name}/{}", String::from_utf8_lossy(machine.name_bytes()));
             entries.push(git_entry(machine_path.clone(), &machine));
             let Some(listing) = listing else {
                 continue;
             };
+            // A link may name a file elsewhere in the tree, so only a
+            // link-free directory is all its tree id says.
+            if !listing
+                .iter()
+                .any(|e| matches!(e.kind, EntryKind::Symlink { .. }))
+            {
+                subtrees.push((entries.len() - 1, ContentId(machine.id())));
+            }
             entries.extend(listing.iter().map(|entry| Entry {
                 // Not `format!`: this runs once per file of the fleet.
                 path: [machine_path.as_str(), "/", entry.path.as_str()].concat(),
@@ -332,8 +359,26 @@ pub(super) fn list_git_tree(
         *resolves_to = resolved;
         entry.id = id;
     }
+    // Git's order puts `a-b` before the tree `a` (as `a/`); ours does not.
+    // Usually the listing is already in order, and its indices stand.
+    if entries.is_sorted_by(|a, b| path_order(&a.path, &b.path).is_le()) {
+        return Ok((entries, subtrees.into_iter().collect()));
+    }
+    let paths: Vec<(String, ContentId)> = subtrees
+        .iter()
+        .filter_map(|(index, id)| Some((entries.get(*index)?.path.clone(), *id)))
+        .collect();
     entries.sort_by(|a, b| path_order(&a.path, &b.path));
-    Ok(entries)
+    let subtrees = paths
+        .into_iter()
+        .filter_map(|(path, id)| {
+            let index = entries
+                .binary_search_by(|entry| path_order(&entry.path, &path))
+                .ok()?;
+            Some((index, id))
+        })
+        .collect();
+    Ok((entries, subtrees))
 }
 
 pub(super) fn git_entry(path: String, entry: &git2::TreeEntry<'_>) -> Entry {
@@ -411,16 +456,28 @@ pub struct Snapshot {
     /// Path hash -> index into `entries`, or [`HASH_COLLISION`] when two
     /// paths share the hash (then `entries` is searched). Hashes rather than
     /// paths: no copy of every path per listing.
-    pub(super) by_hash: FxHashMap<u64, usize>,
+    /// Built on the [`LOOKUPS_BEFORE_INDEX`]th lookup: a re-validation that
+    /// reuses every unchanged machine looks up a handful of paths, and
+    /// indexing 130,000 entries would be a tenth of its time.
+    pub(super) by_hash: OnceLock<FxHashMap<u64, usize>>,
+    /// Lookups made by binary search so far (see `by_hash`).
+    searches: AtomicUsize,
+    /// Symbolic links among the entries.
+    links: usize,
     revision: Option<Revision>,
     /// Small files a directory listing already read (it hashed them), by
     /// blob id: reads take their bytes from here instead of the disk. By id,
     /// so what is read is what was hashed.
     kept: Mutex<FxHashMap<ContentId, Box<[u8]>>>,
+    /// Entry index -> tree id of a link-free machine directory (Git snapshots).
+    subtrees: FxHashMap<usize, ContentId>,
 }
 
 /// A `by_hash` slot shared by several paths.
 pub(super) const HASH_COLLISION: usize = usize::MAX;
+
+/// Lookups answered by binary search before `by_hash` is built.
+const LOOKUPS_BEFORE_INDEX: usize = 64;
 
 pub(super) fn path_hash(path: &str) -> u64 {
     use std::hash::BuildHasher as _;
@@ -442,21 +499,72 @@ impl Snapshot {
         entries: Vec<Entry>,
         revision: Option<Revision>,
     ) -> Snapshot {
+        let links = entries
+            .iter()
+            .filter(|entry| matches!(entry.kind, EntryKind::Symlink { .. }))
+            .count();
+        Snapshot {
+            source,
+            entries,
+            by_hash: OnceLock::new(),
+            searches: AtomicUsize::new(0),
+            links,
+            revision,
+            kept: Mutex::default(),
+            subtrees: FxHashMap::default(),
+        }
+    }
+
+    pub(super) fn with_subtrees(mut self, subtrees: FxHashMap<usize, ContentId>) -> Snapshot {
+        self.subtrees = subtrees;
+        self
+    }
+
+    /// Whether any directory has a [`Snapshot::subtree_id`].
+    pub fn has_subtrees(&self) -> bool {
+        !self.subtrees.is_empty()
+    }
+
+    /// The Git tree id of the machine directory `dir`, when the snapshot is
+    /// a commit's and nothing below the directory is a link: then equal ids
+    /// mean every entry below is the same, path, kind and content. `None`
+    /// otherwise (directory snapshots, directories holding links).
+    pub fn subtree_id(&self, dir: &Entry) -> Option<ContentId> {
+        if self.subtrees.is_empty() {
+            return None;
+        }
+        self.subtrees.get(&self.position(dir)?).copied()
+    }
+
+    /// The index of `entry` when it is one of this snapshot's entries (by
+    /// address: a lookup by path costs a hash and two cache misses, and the
+    /// engine asks this of every machine), else by path.
+    fn position(&self, entry: &Entry) -> Option<usize> {
+        let base = self.entries.as_ptr() as usize;
+        let offset = (entry as *const Entry as usize).wrapping_sub(base);
+        let index = offset / size_of::<Entry>();
+        match self.entries.get(index) {
+            Some(found) if std::ptr::eq(found, entry) => Some(index),
+            _ => self.index_of(&entry.path),
+        }
+    }
+
+    /// Path hash -> entry index (see `by_hash`).
+    pub(super) fn index(&self) -> FxHashMap<u64, usize> {
         let mut by_hash: FxHashMap<u64, usize> = FxHashMap::default();
-        by_hash.reserve(entries.len());
-        for (index, entry) in entries.iter().enumerate() {
+        by_hash.reserve(self.entries.len());
+        for (index, entry) in self.entries.iter().enumerate() {
             by_hash
                 .entry(path_hash(&entry.path))
                 .and_modify(|slot| *slot = HASH_COLLISION)
                 .or_insert(index);
         }
-        Snapshot {
-            source,
-            entries,
-            by_hash,
-            revision,
-            kept: Mutex::default(),
-        }
+        by_hash
+    }
+
+    /// Whether any entry is a symbolic link.
+    pub fn has_links(&self) -> bool {
+        self.links > 0
     }
 
     pub(super) fn with_kept(mut self, kept: FxHashMap<ContentId, Box<[u8]>>) -> Snapshot {
@@ -500,7 +608,17 @@ impl Snapshot {
     }
 
     pub(super) fn index_of(&self, path: &str) -> Option<usize> {
-        match *self.by_hash.get(&path_hash(path))? {
+        let by_hash = match self.by_hash.get() {
+            Some(by_hash) => by_hash,
+            None if self.searches.fetch_add(1, Ordering::Relaxed) < LOOKUPS_BEFORE_INDEX => {
+                return self
+                    .entries
+                    .binary_search_by(|entry| path_order(&entry.path, path))
+                    .ok();
+            }
+            None => self.by_hash.get_or_init(|| self.index()),
+        };
+        match *by_hash.get(&path_hash(path))? {
             HASH_COLLISION => self
                 .entries
                 .binary_search_by(|entry| path_order(&entry.path, path))

@@ -821,3 +821,149 @@ fn gpus_claimed_by_uuid_are_held_by_index() {
         .collect();
     assert_eq!(holders, ["m1:8001/llm"]);
 }
+
+/// Panics at the first line where two long texts differ, showing a few lines
+/// around it (the whole of a 300-machine fleet is too long to read).
+fn assert_same_text(got: &str, expected: &str, what: &str) {
+    let (got, expected): (Vec<&str>, Vec<&str>) =
+        (got.lines().collect(), expected.lines().collect());
+    if let Some(line) = (0..got.len().max(expected.len())).find(|&i| got.get(i) != expected.get(i))
+    {
+        let around =
+            |lines: &[&str]| lines[line.saturating_sub(8)..(line + 4).min(lines.len())].join("\n");
+        panic!(
+            "{what}: line {line} differs\n--- got:\n{}\n--- expected:\n{}",
+            around(&got),
+            around(&expected)
+        );
+    }
+}
+
+/// Everything a fleet says, for comparing two analyses of one revision.
+fn whole(fleet: &Fleet) -> String {
+    format!(
+        "{:#?}\n{:#?}\n{:#?}\n{:#?}",
+        fleet.findings,
+        fleet.machines,
+        fleet.deployments,
+        fleet.topology()
+    )
+}
+
+/// A warm engine reuses each machine whose directory's Git tree is unchanged
+/// (its layout, files and rules not looked at again). The oracle is a cold
+/// engine on a repository without listing cache (so without tree ids): after
+/// every kind of change, and for a proposal touching a reused machine, both
+/// say exactly the same, finding by finding, in the same order.
+#[test]
+fn reused_machines_give_what_a_cold_analysis_gives() {
+    use crate::support::Change;
+    let fixture = FixtureRepo::init();
+    let mut files = large_fleet_files();
+    files.push(("machines/node-007/notes.txt".into(), "stray\n".into()));
+    files.push((
+        "machines/node-008/80x/docker-compose.yml".into(),
+        "services: {}\n".into(),
+    ));
+    files.push(("machines/node-009/8001/.env".into(), "GPU=1\n".into()));
+    files.push((
+        "release-config.toml".into(),
+        "[rules]\nINV001 = \"warning\"\n".into(),
+    ));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let first = fixture.commit_files("main", &refs, "fleet").to_string();
+    let conflict = vllm(8001, "'0'", 1, "/models/qwen");
+    let small = "gpus: 1\ngpu_memory_gb: 80\n";
+    let steps: Vec<(&str, Vec<(&str, Change<'_>)>)> = vec![
+        (
+            "one compose file",
+            vec![(
+                "machines/node-100/8001/docker-compose.yml",
+                Change::File(&conflict),
+            )],
+        ),
+        (
+            "an inventory",
+            vec![("machines/node-101/machine.yaml", Change::File(small))],
+        ),
+        (
+            "a link into another machine",
+            vec![(
+                "machines/node-102/8002/docker-compose.yml",
+                Change::Link("../../node-103/8001/docker-compose.yml"),
+            )],
+        ),
+        (
+            "the linked file, in the other machine",
+            vec![(
+                "machines/node-103/8001/docker-compose.yml",
+                Change::File(&conflict),
+            )],
+        ),
+        (
+            "a removed deployment and a new machine",
+            vec![
+                ("machines/node-104/8000/docker-compose.yml", Change::Delete),
+                (
+                    "machines/node-999/8000/docker-compose.yml",
+                    Change::File(&conflict),
+                ),
+            ],
+        ),
+        (
+            "the rules' overrides",
+            vec![(
+                "release-config.toml",
+                Change::File("[rules]\nGPU001 = \"warning\"\n"),
+            )],
+        ),
+    ];
+    let mut revisions = vec![("the first revision".to_owned(), first.clone())];
+    for (what, changes) in &steps {
+        let id = fixture.commit("main", changes, what);
+        revisions.push(((*what).to_owned(), id.to_string()));
+    }
+    revisions.push(("the first revision again".to_owned(), first));
+
+    let warm_repo = Repository::open(fixture.path()).expect("open");
+    let cold_repo = Repository::open(fixture.path()).expect("open");
+    cold_repo.set_listing_cache(false);
+    let mut warm = Engine::new();
+    for (index, (what, rev)) in revisions.iter().enumerate() {
+        let snapshot = warm_repo.snapshot(rev).expect("snapshot");
+        let fleet = warm.analyze(&snapshot).expect("analyze");
+        let stats = warm.stats().last;
+        let cold = Engine::new()
+            .analyze(&cold_repo.snapshot(rev).expect("snapshot"))
+            .expect("analyze");
+        assert_same_text(&whole(&fleet), &whole(&cold), &format!("after {what}"));
+        if index > 0 && what != "the rules' overrides" {
+            assert!(stats.machines_reused >= 295, "{what}: {stats:?}");
+            assert!(stats.compose_parsed <= 2, "{what}: {stats:?}");
+        }
+
+        // A proposal on a machine the warm engine reuses.
+        let extra = ExtraDeployment::new(DeploymentId::new("node-200", 8005), conflict.clone());
+        let removed = [DeploymentId::new("node-201", 8000)];
+        let proposed = warm
+            .analyze_changes(&snapshot, std::slice::from_ref(&extra), &removed)
+            .expect("analyze");
+        let cold = Engine::new()
+            .analyze_changes(
+                &cold_repo.snapshot(rev).expect("snapshot"),
+                std::slice::from_ref(&extra),
+                &removed,
+            )
+            .expect("analyze");
+        assert_same_text(
+            &whole(&proposed),
+            &whole(&cold),
+            &format!("a proposal after {what}"),
+        );
+        assert!(proposed.deployments.contains_key(&extra.id));
+        assert!(!proposed.deployments.contains_key(&removed[0]));
+    }
+}

@@ -1557,3 +1557,44 @@ fn a_listing_made_once_reads_what_a_kept_listing_reads() {
         );
     }
 }
+
+/// A snapshot answers its first lookups by binary search and builds its path
+/// index later: every path is found either way, and nothing else is.
+#[test]
+fn lookups_before_and_after_the_path_index_agree() {
+    let fixture = FixtureRepo::init();
+    let files: Vec<(String, String)> = (0..150)
+        .map(|i| {
+            (
+                format!("machines/m{i:03}/8000/docker-compose.yml"),
+                format!("# {i}\n"),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    fixture.commit_files("main", &refs, "fleet");
+    let snapshot = Repository::open(fixture.path())
+        .unwrap()
+        .snapshot("main")
+        .unwrap();
+    for round in 0..2 {
+        for (path, _) in &files {
+            let entry = snapshot
+                .entry(path)
+                .unwrap_or_else(|| panic!("round {round}: {path}"));
+            assert_eq!(&entry.path, path);
+            assert!(snapshot.entry(&format!("{path}.missing")).is_none());
+        }
+        assert_eq!(snapshot.children("machines").count(), 150);
+        assert_eq!(
+            snapshot
+                .children("machines/m042")
+                .map(|e| e.path.as_str())
+                .collect::<Vec<_>>(),
+            ["machines/m042/8000"]
+        );
+    }
+}
