@@ -229,9 +229,14 @@ pub fn run_one(args: &OneArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("reading {}", path.display()))?;
             let reader = DirReader::new(&args.repo)?;
             let mut engine = Engine::new();
-            engine
-                .analyze(&reader.snapshot()?)
-                .map_err(|e| anyhow!("{e}"))?;
+            // Twice: the reader's second listing starts watching every
+            // directory (a stat and a watch each); the measured ones are
+            // what a long-lived reader makes from then on.
+            for _ in 0..2 {
+                engine
+                    .analyze(&reader.snapshot()?)
+                    .map_err(|e| anyhow!("{e}"))?;
+            }
             for iteration in 0..runs {
                 std::fs::write(&path, changed(&original, iteration))?;
                 let start = Instant::now();

@@ -2,6 +2,10 @@
 //! Git would compute, through a stat cache so that re-listing is cheap, and
 //! without following a link that leaves the repository.
 
+use std::sync::atomic::AtomicBool;
+
+use rustc_hash::FxHashSet;
+
 #[allow(clippy::wildcard_imports)]
 use super::*;
 
@@ -11,7 +15,9 @@ use super::*;
 // keeps its cached children (adding, removing or renaming an entry changes the
 // directory's mtime and ctime), and a file whose stamp is unchanged keeps its
 // blob id. Nothing is re-read or re-hashed unless it changed. Large trees are
-// walked on a few threads, machine directories split between them.
+// walked on a few threads, machine directories split between them. From the
+// second listing on, every directory is also watched (`repo::watch`): after
+// that, a listing takes a stat only of what an inotify event names.
 
 /// Nanoseconds since the Unix epoch; 0 before it, saturating far after it.
 pub(super) fn epoch_nanos(time: SystemTime) -> i64 {
@@ -467,6 +473,45 @@ pub(super) struct CachedDir {
     stamp: Option<Stamp>,
     /// Sorted by name.
     children: Vec<CachedChild>,
+    /// `children` was read at least once.
+    listed: bool,
+    /// Watched (see `repo::watch`) since before the current listing's look at it.
+    watched: bool,
+    /// For a machine directory: the id of its listing (see [`subtree_id`]).
+    subtree: Option<ContentId>,
+}
+
+/// `machines/<name>`.
+fn is_machine_dir(path: &str) -> bool {
+    path.strip_prefix(MACHINES_DIR)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+}
+
+/// An id of everything below a directory (`listed`: its entry, then its
+/// descendants): the blob id of a text naming each descendant's relative
+/// path, kind, size and content id, so that equal ids mean equal entries, as
+/// for a Git tree id. `None` when a link is among them (its target may lie
+/// outside the directory).
+fn subtree_id(dir: &str, listed: &[Entry]) -> Option<ContentId> {
+    let mut text = Vec::with_capacity(listed.len() * 64);
+    for entry in listed.iter().skip(1) {
+        let kind = match &entry.kind {
+            EntryKind::File => "file",
+            EntryKind::Dir => "dir",
+            EntryKind::Symlink { .. } => return None,
+            EntryKind::Other { what } => what.as_str(),
+        };
+        let relative = entry.path.get(dir.len()..).unwrap_or_default();
+        let id = entry.id.map(|id| id.to_string()).unwrap_or_default();
+        let size = entry.size.map(|size| size.to_string()).unwrap_or_default();
+        for part in [relative, kind, size.as_str(), id.as_str()] {
+            text.extend_from_slice(part.as_bytes());
+            text.push(0);
+        }
+        text.push(b'\n');
+    }
+    ContentId::of_bytes(&text).ok()
 }
 
 pub(super) struct CachedChild {
@@ -517,6 +562,22 @@ pub(super) struct DirCache {
     link_targets: FxHashMap<String, (Stamp, ContentId)>,
     /// Entries of the last listing, to size the next one.
     last_len: usize,
+    /// Listings made; the second one starts watching (a reader listed twice
+    /// is listed again).
+    listings: u64,
+    watcher: Option<watch::Watcher>,
+    /// Watching failed (no inotify, the watch limit): stats only.
+    unwatchable: bool,
+}
+
+/// Forgets every directory's watch (the watcher is gone).
+fn unwatch(children: &mut [CachedChild]) {
+    for child in children {
+        if let CachedNode::Dir(dir) = &mut child.node {
+            dir.watched = false;
+            unwatch(&mut dir.children);
+        }
+    }
 }
 
 /// Directories with at least this many children are walked on several threads.
@@ -593,7 +654,30 @@ impl DirReader {
             top,
             link_targets,
             last_len,
+            listings,
+            watcher,
+            unwatchable,
         } = &mut *cache;
+        // What changed since the last listing, when the watches can say.
+        let mut changed = None;
+        if !once {
+            *listings += 1;
+            if watcher.is_none() && !*unwatchable && *listings >= 2 {
+                *watcher = watch::Watcher::new(&self.canonical_root);
+                *unwatchable = watcher.is_none();
+            }
+            if let Some(active) = watcher.as_mut() {
+                match active.drain() {
+                    watch::Changes::Paths(paths) => changed = Some(paths),
+                    watch::Changes::Unknown => {}
+                    watch::Changes::Broken => {
+                        // Watched again from the next listing on.
+                        *watcher = None;
+                        unwatch(top);
+                    }
+                }
+            }
+        }
         let walk = DirWalk {
             root: &root,
             canonical_root: &self.canonical_root,
@@ -601,10 +685,15 @@ impl DirReader {
             kept: Mutex::default(),
             now_ns,
             stamps: !once,
+            watcher: watcher.as_ref(),
+            changed: changed.as_ref(),
+            added: Mutex::default(),
+            watch_failed: AtomicBool::new(false),
         };
         let mut entries = Vec::with_capacity(*last_len);
         let mut old_top = std::mem::take(top).into_iter().peekable();
         let mut path = String::with_capacity(128);
+        let mut walked: Result<(), RepoError> = Ok(());
         for name in TOP_LEVEL {
             let cached = old_top.next_if(|c| c.name == name);
             let stat = match root.lstat(name) {
@@ -627,24 +716,54 @@ impl DirReader {
             };
             path.clear();
             path.push_str(name);
-            let result = walk.visit(&mut path, &mut child.node, Some(stat), &mut entries);
+            let result = walk.visit(&mut path, &mut child.node, Some(stat), false, &mut entries);
             top.push(child);
-            result?;
+            if let Err(error) = result {
+                walked = Err(error);
+                break;
+            }
         }
-        if once {
-            walk.hash_deferred(&mut entries)?;
+        if walked.is_ok() && once {
+            walked = walk.hash_deferred(&mut entries);
         }
+        let added = walk
+            .added
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        let watch_failed = walk.watch_failed.into_inner();
         *link_targets = walk
             .link_targets
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner);
-        *last_len = entries.len();
-        drop(cache);
-        debug_assert!(entries.is_sorted_by(|a, b| path_order(&a.path, &b.path).is_le()));
         let kept = walk
             .kept
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner);
+        // A watch whose directory the cache lost track of (a failed walk, the
+        // watch limit) would make a later listing trust a stale directory.
+        if watch_failed || walked.is_err() {
+            *unwatchable |= watch_failed;
+            *watcher = None;
+            unwatch(top);
+        } else if let Some(active) = watcher.as_mut() {
+            active.record(added);
+        }
+        walked?;
+        *last_len = entries.len();
+        drop(cache);
+        debug_assert!(entries.is_sorted_by(|a, b| path_order(&a.path, &b.path).is_le()));
+        // Directories have no content id: a machine directory's subtree id
+        // rode on its entry through the walk (see `DirWalk::dir`).
+        let mut subtrees = FxHashMap::default();
+        if !once {
+            for (index, entry) in entries.iter_mut().enumerate() {
+                if matches!(entry.kind, EntryKind::Dir)
+                    && let Some(id) = entry.id.take()
+                {
+                    subtrees.insert(index, id);
+                }
+            }
+        }
         Ok(Snapshot::new(
             SnapshotSource::Dir {
                 root: self.canonical_root.clone(),
@@ -652,9 +771,14 @@ impl DirReader {
             entries,
             None,
         )
-        .with_kept(kept))
+        .with_kept(kept)
+        .with_subtrees(subtrees))
     }
 }
+
+/// Whether anything at or below a path changed since the last listing (a
+/// directory read again, a file hashed again, any link).
+type Changed = bool;
 
 /// One listing in progress. `Sync`: threads share it.
 pub(super) struct DirWalk<'a> {
@@ -667,30 +791,43 @@ pub(super) struct DirWalk<'a> {
     /// Whether directories' stamps are taken for the stat cache (not by a
     /// listing made once: one `statx` per directory saved).
     stamps: bool,
+    /// Watches directories as they are listed (see `repo::watch`).
+    watcher: Option<&'a watch::Watcher>,
+    /// What changed since the last listing, when the watches say exactly:
+    /// then a watched directory or file not named here takes no `stat`.
+    changed: Option<&'a FxHashSet<String>>,
+    /// Watches added by this listing: (descriptor, directory).
+    added: Mutex<Vec<(i32, String)>>,
+    watch_failed: AtomicBool,
 }
 
 impl DirWalk<'_> {
     /// Lists `path` (root-relative) into `out`, a directory's children in name
     /// order so that entries come out sorted component-wise without a sort.
     /// `stat` is passed when the caller already has it.
+    /// `in_trusted` when the parent directory was watched since before this
+    /// listing and `changed` does not name it: then only `changed` says
+    /// whether a child file changed.
     fn visit(
         &self,
         path: &mut String,
         node: &mut CachedNode,
         stat: Option<Stat>,
+        in_trusted: bool,
         out: &mut Vec<Entry>,
-    ) -> Result<(), RepoError> {
+    ) -> Result<Changed, RepoError> {
         match node {
             CachedNode::Dir(dir) => self.dir(path, dir, stat, out),
             CachedNode::File(cached) => {
-                let entry = self.file(path, cached, stat)?;
+                let (entry, changed) = self.file(path, cached, stat, in_trusted)?;
                 out.push(entry);
-                Ok(())
+                Ok(changed)
             }
             CachedNode::Symlink => {
                 let entry = self.link(path)?;
                 out.push(entry);
-                Ok(())
+                // Its target may be anywhere: never "unchanged".
+                Ok(true)
             }
             CachedNode::Other(what) => {
                 out.push(Entry {
@@ -701,7 +838,7 @@ impl DirWalk<'_> {
                     size: None,
                     id: None,
                 });
-                Ok(())
+                Ok(false)
             }
         }
     }
@@ -724,53 +861,97 @@ impl DirWalk<'_> {
         dir: &mut CachedDir,
         stat: Option<Stat>,
         out: &mut Vec<Entry>,
-    ) -> Result<(), RepoError> {
+    ) -> Result<Changed, RepoError> {
+        // Watched first, then compared or read: a change from here on is an
+        // event for the next listing.
+        let was_watched = dir.watched;
+        let named = self.changed.is_some_and(|c| c.contains(path.as_str()));
+        if let Some(watcher) = self.watcher
+            && (!was_watched || named)
+        {
+            match watcher.add(path) {
+                Ok(wd) => {
+                    dir.watched = true;
+                    self.added
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push((wd, path.clone()));
+                }
+                Err(_) => {
+                    dir.watched = false;
+                    self.watch_failed.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        // Watched since before this listing and named by no event: the
+        // children are as listed, and a child file changed only if an event
+        // names it. (A named directory may be a new one under the old name.)
+        let trusted = was_watched && self.changed.is_some() && !named;
         // A directory listed before: one stat says whether its children
         // changed. One never listed is read at once (its stat comes with it).
-        let unchanged = match dir.stamp {
-            Some(stamp) => {
-                let stat = match stat {
-                    Some(stat) => stat,
-                    None => self.lstat(path, StatKind::Dir)?,
-                };
-                stat.stamp == stamp
-            }
-            None => false,
-        };
+        let unchanged = (trusted && dir.listed)
+            || match dir.stamp {
+                Some(stamp) => {
+                    let stat = match stat {
+                        Some(stat) => stat,
+                        None => self.lstat(path, StatKind::Dir)?,
+                    };
+                    stat.stamp == stamp
+                }
+                None => false,
+            };
         if !unchanged {
             let (stat, children) = self.read_children(path, std::mem::take(&mut dir.children))?;
             dir.children = children;
+            dir.listed = true;
             dir.stamp = stat
                 .map(|stat| stat.stamp)
                 .filter(|stamp| stamp.is_settled(self.now_ns));
         }
+        let at = out.len();
         out.push(Entry {
             path: path.clone(),
             kind: EntryKind::Dir,
             size: None,
             id: None,
         });
-        if dir.children.len() >= PARALLEL_MIN_CHILDREN {
-            return self.children_in_parallel(path, &mut dir.children, out);
+        let below = if dir.children.len() >= PARALLEL_MIN_CHILDREN {
+            self.children_in_parallel(path, &mut dir.children, trusted, out)?
+        } else {
+            self.children(path, &mut dir.children, trusted, out)?
+        };
+        let changed = !unchanged || below;
+        // A machine directory of a kept listing carries its subtree id on
+        // its entry until the walk ends (`DirReader::list` moves it to the
+        // snapshot): the engine then reuses the machine's analysis.
+        if self.stamps && is_machine_dir(path) {
+            if changed || dir.subtree.is_none() {
+                dir.subtree = out.get(at..).and_then(|listed| subtree_id(path, listed));
+            }
+            if let Some(entry) = out.get_mut(at) {
+                entry.id = dir.subtree;
+            }
         }
-        self.children(path, &mut dir.children, out)
+        Ok(changed)
     }
 
     fn children(
         &self,
         path: &mut String,
         children: &mut [CachedChild],
+        trusted: bool,
         out: &mut Vec<Entry>,
-    ) -> Result<(), RepoError> {
+    ) -> Result<Changed, RepoError> {
         let len = path.len();
+        let mut changed = false;
         for child in children {
             path.push('/');
             path.push_str(&child.name);
-            let result = self.visit(path, &mut child.node, None, out);
+            let result = self.visit(path, &mut child.node, None, trusted, out);
             path.truncate(len);
-            result?;
+            changed |= result?;
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// [`DirWalk::children`] split into consecutive runs, one per thread; the
@@ -779,13 +960,14 @@ impl DirWalk<'_> {
         &self,
         path: &mut String,
         children: &mut [CachedChild],
+        trusted: bool,
         out: &mut Vec<Entry>,
-    ) -> Result<(), RepoError> {
+    ) -> Result<Changed, RepoError> {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(MAX_WALK_THREADS);
         if threads < 2 {
-            return self.children(path, children, out);
+            return self.children(path, children, trusted, out);
         }
         let run_len = children.len().div_ceil(threads);
         let runs: Vec<Mutex<Option<&mut [CachedChild]>>> = children
@@ -796,13 +978,14 @@ impl DirWalk<'_> {
         let walk_run = |run: &Mutex<Option<&mut [CachedChild]>>| {
             let mut entries = Vec::new();
             let taken = run.lock().unwrap_or_else(PoisonError::into_inner).take();
+            let mut changed = false;
             if let Some(run) = taken {
-                self.children(&mut base.to_owned(), run, &mut entries)?;
+                changed = self.children(&mut base.to_owned(), run, trusted, &mut entries)?;
             }
-            Ok(entries)
+            Ok((entries, changed))
         };
         let walk_run = &walk_run;
-        let results: Vec<Result<Vec<Entry>, RepoError>> = std::thread::scope(|scope| {
+        let results: Vec<Result<(Vec<Entry>, Changed), RepoError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = runs
                 .iter()
                 .skip(1)
@@ -829,10 +1012,13 @@ impl DirWalk<'_> {
             }
             results
         });
+        let mut changed = false;
         for result in results {
-            out.extend(result?);
+            let (entries, run_changed) = result?;
+            out.extend(entries);
+            changed |= run_changed;
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// Reads a directory whose stamp changed (or was never known), keeping
@@ -900,16 +1086,31 @@ impl DirWalk<'_> {
         path: &str,
         cached: &mut Option<(Stamp, ContentId)>,
         stat: Option<Stat>,
-    ) -> Result<Entry, RepoError> {
+        in_trusted: bool,
+    ) -> Result<(Entry, Changed), RepoError> {
         // A listing made once reads its files afterwards, in batches
         // (`DirWalk::hash_deferred`).
         if !self.stamps {
-            return Ok(Entry {
+            let entry = Entry {
                 path: path.to_owned(),
                 kind: EntryKind::File,
                 size: None,
                 id: None,
-            });
+            };
+            return Ok((entry, true));
+        }
+        // A file hashed before, in a trusted directory, named by no event.
+        if let Some((stamp, id)) = *cached
+            && in_trusted
+            && self.changed.is_some_and(|c| !c.contains(path))
+        {
+            let entry = Entry {
+                path: path.to_owned(),
+                kind: EntryKind::File,
+                size: Some(stamp.len),
+                id: Some(id),
+            };
+            return Ok((entry, false));
         }
         // A file hashed before: one stat says whether it changed.
         if let Some((stamp, id)) = *cached {
@@ -918,12 +1119,13 @@ impl DirWalk<'_> {
                 None => self.lstat(path, StatKind::File)?,
             };
             if stat.stamp == stamp {
-                return Ok(Entry {
+                let entry = Entry {
                     path: path.to_owned(),
                     kind: EntryKind::File,
                     size: Some(stamp.len),
                     id: Some(id),
-                });
+                };
+                return Ok((entry, false));
             }
         }
         let hashed = hash_file(self.root, self.canonical_root, path)?;
@@ -938,7 +1140,7 @@ impl DirWalk<'_> {
             id: Some(hashed.id),
         };
         self.keep(hashed);
-        Ok(entry)
+        Ok((entry, true))
     }
 
     /// Hashes the files a listing made once left for later (no id yet): the

@@ -40,6 +40,7 @@ mod snapshot;
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)] // The workspace's second audited exception (see ARCHITECTURE.md).
 mod uring;
+mod watch;
 
 #[allow(clippy::wildcard_imports)]
 use auth::*;

@@ -525,10 +525,11 @@ impl Snapshot {
         !self.subtrees.is_empty()
     }
 
-    /// The Git tree id of the machine directory `dir`, when the snapshot is
-    /// a commit's and nothing below the directory is a link: then equal ids
-    /// mean every entry below is the same, path, kind and content. `None`
-    /// otherwise (directory snapshots, directories holding links).
+    /// The id of everything below the machine directory `dir`, when nothing
+    /// there is a link: equal ids mean every entry below is the same (path,
+    /// kind and content). For a commit, the directory's Git tree id; for a
+    /// work tree listed by a kept [`DirReader`], the id of its listing.
+    /// `None` otherwise (one-off listings, directories holding links).
     pub fn subtree_id(&self, dir: &Entry) -> Option<ContentId> {
         if self.subtrees.is_empty() {
             return None;

@@ -967,3 +967,178 @@ fn reused_machines_give_what_a_cold_analysis_gives() {
         assert!(!proposed.deployments.contains_key(&removed[0]));
     }
 }
+
+/// A kept `DirReader` watches the tree from its second listing on and then
+/// takes a stat only of what an inotify event names; a warm engine reuses
+/// every machine whose listing id is unchanged. The oracle is a fresh
+/// listing and a cold engine: after each kind of change (files rewritten in
+/// place with their old mtime, appended, created, renamed, touched,
+/// directories created, removed, renamed, replaced by a file), both say the
+/// same. The tree is settled first, so unchanged files are trusted.
+#[test]
+fn a_watched_directory_gives_what_a_fresh_listing_gives() {
+    let dir = TempDir::new().expect("temp dir");
+    let root = dir.path();
+    let mut files = Vec::new();
+    for m in 0..10 {
+        let machine = format!("machines/m{m}");
+        files.push((
+            format!("{machine}/machine.yaml"),
+            "gpus: 4\ngpu_memory_gb: 80\n".to_owned(),
+        ));
+        files.push((
+            format!("{machine}/8000/docker-compose.yml"),
+            vllm(8000, "'0', '1'", 2, "/models/llama"),
+        ));
+        files.push((
+            format!("{machine}/8001/docker-compose.yml"),
+            vllm(8001, "'2'", 1, "/models/qwen"),
+        ));
+    }
+    write(root, &files);
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let set_old = move |path: &std::path::Path| {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(old))
+            .expect("set mtime");
+    };
+    for (path, _) in &files {
+        set_old(&root.join(path));
+    }
+    // Past the racy window: every file's stamp may now be trusted.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+
+    let reader = DirReader::new(root).expect("reader");
+    let mut warm = Engine::new();
+    let same_size = vllm(8000, "'0', '3'", 2, "/models/llama");
+    type Step<'a> = Box<dyn Fn(&std::path::Path) + 'a>;
+    let steps: Vec<(&str, Step<'_>)> = vec![
+        ("nothing (first listing)", Box::new(|_| {})),
+        (
+            "nothing (second listing, which starts watching)",
+            Box::new(|_| {}),
+        ),
+        ("nothing", Box::new(|_| {})),
+        (
+            "a file rewritten in place, same size and mtime",
+            Box::new(move |root| {
+                let path = root.join("machines/m0/8000/docker-compose.yml");
+                std::fs::write(&path, &same_size).expect("write");
+                set_old(&path);
+            }),
+        ),
+        (
+            "a file appended to",
+            Box::new(|root| {
+                use std::io::Write;
+                let mut file = std::fs::File::options()
+                    .append(true)
+                    .open(root.join("machines/m1/8001/docker-compose.yml"))
+                    .expect("open");
+                writeln!(file, "    environment: [A=1]").expect("append");
+            }),
+        ),
+        (
+            "a new .env",
+            Box::new(|root| {
+                std::fs::write(root.join("machines/m2/8001/.env"), "GPU=1\n").expect("write");
+            }),
+        ),
+        (
+            "a deployment directory removed",
+            Box::new(|root| {
+                std::fs::remove_dir_all(root.join("machines/m3/8001")).expect("remove");
+            }),
+        ),
+        (
+            "a new machine",
+            Box::new(|root| {
+                std::fs::create_dir_all(root.join("machines/m10/8000")).expect("mkdir");
+                std::fs::write(
+                    root.join("machines/m10/8000/docker-compose.yml"),
+                    vllm(8000, "'0'", 1, "/models/qwen"),
+                )
+                .expect("write");
+            }),
+        ),
+        (
+            "a compose file renamed",
+            Box::new(|root| {
+                std::fs::rename(
+                    root.join("machines/m4/8000/docker-compose.yml"),
+                    root.join("machines/m4/8000/compose.yaml"),
+                )
+                .expect("rename");
+            }),
+        ),
+        (
+            "a deployment directory renamed",
+            Box::new(|root| {
+                std::fs::rename(root.join("machines/m5/8001"), root.join("machines/m5/8002"))
+                    .expect("rename");
+            }),
+        ),
+        (
+            "an inventory changed after the rename",
+            Box::new(|root| {
+                std::fs::write(root.join("machines/m6/machine.yaml"), "gpus: 2\n").expect("write");
+            }),
+        ),
+        (
+            "another inventory changed",
+            Box::new(|root| {
+                std::fs::write(root.join("machines/m9/machine.yaml"), "gpus: 1\n").expect("write");
+            }),
+        ),
+        (
+            "a deployment directory replaced by a file",
+            Box::new(|root| {
+                std::fs::remove_dir_all(root.join("machines/m7/8000")).expect("remove");
+                std::fs::write(root.join("machines/m7/8000"), "not a directory\n").expect("write");
+            }),
+        ),
+        (
+            "a file touched",
+            Box::new(|root| {
+                std::fs::File::options()
+                    .write(true)
+                    .open(root.join("machines/m8/8000/docker-compose.yml"))
+                    .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+                    .expect("touch");
+            }),
+        ),
+        (
+            "a machine removed",
+            Box::new(|root| {
+                std::fs::remove_dir_all(root.join("machines/m8")).expect("remove");
+            }),
+        ),
+    ];
+    let shape = |s: &Snapshot| -> Vec<String> {
+        s.entries()
+            .iter()
+            .map(|e| format!("{} {} {:?} {:?}", e.path, e.kind.describe(), e.size, e.id))
+            .collect()
+    };
+    for (what, change) in &steps {
+        change(root);
+        let snapshot = reader.snapshot().expect("snapshot");
+        let fresh = Snapshot::from_dir(root).expect("fresh listing");
+        assert_same_text(
+            &shape(&snapshot).join("\n"),
+            &shape(&fresh).join("\n"),
+            &format!("after {what}"),
+        );
+        let fleet = warm.analyze(&snapshot).expect("analyze");
+        let cold = Engine::new().analyze(&fresh).expect("analyze");
+        assert_same_text(&whole(&fleet), &whole(&cold), &format!("after {what}"));
+    }
+    // The last listings reused the machines nothing changed.
+    assert!(
+        warm.stats().last.machines_reused >= 7,
+        "{:?}",
+        warm.stats().last
+    );
+}
