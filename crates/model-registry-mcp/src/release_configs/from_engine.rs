@@ -13,7 +13,7 @@ use super::state::rfc3339_secs;
 use super::view::{
     DeploymentBrief, DeploymentEntry, FindingCounts, FindingView, FleetView, GpuHolders,
     MachineTopology, ModelDeployments, NumaFree, PortView, ReleaseConfigDetail, RevisionView,
-    ServiceView,
+    ServiceView, Shared,
 };
 
 /// The compose file text returned by get_release_config is cut here.
@@ -187,10 +187,12 @@ fn counts(findings: &[Arc<FindingView>]) -> FindingCounts {
     counts
 }
 
-/// The view of `fleet`, consumed: the allocation graph is freed as soon as the machine
-/// topologies are read from it, before the view is built (the first load's memory peak).
-/// Compose files are kept when `snapshot` is given, else only their blob ids.
-pub fn view_of(mut fleet: Fleet, snapshot: Option<&Snapshot>) -> FleetView {
+/// The view of `fleet`, consumed. Built machine by machine, each from a graph of that machine
+/// alone, so that neither the fleet's allocation graph nor every machine's topology is ever
+/// held whole, and with one shared copy of each repeated string ([`Interner`]): the first
+/// load's memory peak. Compose files are kept when `snapshot` is given, else only their blob
+/// ids.
+pub fn view_of(fleet: Fleet, snapshot: Option<&Snapshot>) -> FleetView {
     let summary = fleet.summary();
     let revision = fleet.revision.as_ref().map(|r| RevisionView {
         commit: r.id.to_string(),
@@ -198,9 +200,6 @@ pub fn view_of(mut fleet: Fleet, snapshot: Option<&Snapshot>) -> FleetView {
         summary: r.summary.clone(),
         committed_at: rfc3339_secs(r.time),
     });
-    let topologies = fleet.topology();
-    fleet.free_graph();
-
     // Each finding once, shared by its machine's and its deployments' lists.
     let finding_views: Vec<Arc<FindingView>> = fleet
         .findings
@@ -227,14 +226,16 @@ pub fn view_of(mut fleet: Fleet, snapshot: Option<&Snapshot>) -> FleetView {
 
     let mut machines = BTreeMap::new();
     let mut deployments = BTreeMap::new();
-    for topology in topologies {
+    let mut shared = Interner::default();
+    for topology in fleet.each_machine_topology() {
         let name = topology.machine;
+        let machine_name = shared.of(&name);
         let shared_inventory = fleet.machines.get(&name).and_then(|m| m.inventory.clone());
         let inventory = shared_inventory.as_deref();
         let briefs: Vec<Arc<DeploymentBrief>> = topology
             .deployments
             .into_iter()
-            .map(|s| Arc::new(brief(&fleet, &name, s)))
+            .map(|s| Arc::new(brief(&fleet, &machine_name, s, &mut shared)))
             .collect();
         let free_gpus_by_numa = match (inventory, topology.free_by_numa) {
             (Some(inventory), Some(free)) if !inventory.numa_domains.is_empty() => Some(
@@ -271,7 +272,7 @@ pub fn view_of(mut fleet: Fleet, snapshot: Option<&Snapshot>) -> FleetView {
                 gpu_model: topology.gpu_model,
                 gpu_memory_gb: topology.gpu_memory_gb,
                 interconnect: topology.interconnect.map(|i| i.as_str().to_owned()),
-                gpus_used: topology.gpus_used,
+                gpus_used: topology.gpus_used.iter().map(|g| shared.of(g)).collect(),
                 free_gpus: topology.free_gpus,
                 free_gpus_by_numa,
                 unpinned_gpus: topology.unpinned_gpus,
@@ -279,8 +280,12 @@ pub fn view_of(mut fleet: Fleet, snapshot: Option<&Snapshot>) -> FleetView {
                     .gpu_holders
                     .into_iter()
                     .map(|held| GpuHolders {
-                        gpu: held.gpu,
-                        holders: held.holders.iter().map(ToString::to_string).collect(),
+                        gpu: shared.of(&held.gpu),
+                        holders: held
+                            .holders
+                            .iter()
+                            .map(|h| shared.of(&h.to_string()))
+                            .collect(),
                     })
                     .collect(),
                 deployments: briefs,
@@ -297,9 +302,10 @@ pub fn view_of(mut fleet: Fleet, snapshot: Option<&Snapshot>) -> FleetView {
         let d: &DeploymentBrief = &entry.brief;
         let key = d
             .model_path
-            .clone()
-            .or_else(|| d.model_name.clone())
-            .unwrap_or_else(|| "(unknown)".to_owned());
+            .as_deref()
+            .or(d.model_name.as_deref())
+            .unwrap_or("(unknown)")
+            .to_owned();
         groups
             .entry(key)
             .or_default()
@@ -310,7 +316,7 @@ pub fn view_of(mut fleet: Fleet, snapshot: Option<&Snapshot>) -> FleetView {
         .map(|(model, deployments)| {
             let mut model_names: Vec<String> = deployments
                 .iter()
-                .filter_map(|d| d.model_name.clone())
+                .filter_map(|d| d.model_name.as_deref().map(str::to_owned))
                 .collect();
             model_names.sort();
             model_names.dedup();
@@ -345,28 +351,49 @@ pub fn view_of(mut fleet: Fleet, snapshot: Option<&Snapshot>) -> FleetView {
     }
 }
 
-fn brief(fleet: &Fleet, machine: &str, summary: DeploymentSummary) -> DeploymentBrief {
-    let id = topology::compose::DeploymentId::new(machine, summary.port);
+/// One shared copy of each string the view repeats (see [`Shared`]); lives for one build.
+#[derive(Default)]
+struct Interner(rustc_hash::FxHashSet<Shared>);
+
+impl Interner {
+    fn of(&mut self, text: &str) -> Shared {
+        if let Some(known) = self.0.get(text) {
+            return Arc::clone(known);
+        }
+        let new: Shared = Arc::from(text);
+        self.0.insert(Arc::clone(&new));
+        new
+    }
+}
+
+fn brief(
+    fleet: &Fleet,
+    machine: &Shared,
+    summary: DeploymentSummary,
+    shared: &mut Interner,
+) -> DeploymentBrief {
+    let id = topology::compose::DeploymentId::new(&**machine, summary.port);
     let image = fleet
         .deployments
         .get(&id)
         .and_then(|d| d.main_service())
-        .and_then(|s| s.image.clone());
+        .and_then(|s| s.image.as_deref())
+        .map(|image| shared.of(image));
     DeploymentBrief {
         id: summary.id,
-        machine: machine.to_owned(),
+        machine: Arc::clone(machine),
         port: summary.port,
-        model_name: summary.model_name,
-        model_path: summary.model_path,
+        model_name: summary.model_name.map(|m| shared.of(&m)),
+        model_path: summary.model_path.map(|m| shared.of(&m)),
         tensor_parallel: summary.tp,
         pipeline_parallel: summary.pp,
         data_parallel: summary.dp,
-        gpus: summary.gpus,
-        gpu_claim: summary.gpu_claim,
+        gpus: summary.gpus.iter().map(|g| shared.of(g)).collect(),
+        gpu_claim: shared.of(&summary.gpu_claim),
         published_ports: summary.ports,
-        services: summary.services,
+        services: summary.services.iter().map(|s| shared.of(s)).collect(),
         image,
-        server: summary.server.map(|s| s.as_str().to_owned()),
+        server: summary.server.map(|s| shared.of(s.as_str())),
     }
 }
 

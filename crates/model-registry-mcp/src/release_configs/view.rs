@@ -102,13 +102,17 @@ pub struct FindingView {
     pub suppressed: Option<String>,
 }
 
+/// A string the view holds many times (GPU ids, holders, model names, images): one shared
+/// copy each (see `from_engine::Interner`), which at 20,000 machines is tens of megabytes.
+pub type Shared = Arc<str>;
+
 /// A GPU of a machine and who holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct GpuHolders {
     /// Canonical GPU id (`3`, or a UUID / MIG id as written).
-    pub gpu: String,
+    pub gpu: Shared,
     /// Holders as `machine:port/service`. More than one is a conflict unless shared on purpose.
-    pub holders: Vec<String>,
+    pub holders: Vec<Shared>,
 }
 
 /// Free GPUs of one NUMA domain.
@@ -125,24 +129,24 @@ pub struct NumaFree {
 pub struct DeploymentBrief {
     /// `machine:port`.
     pub id: String,
-    pub machine: String,
+    pub machine: Shared,
     /// Host port (the port directory).
     pub port: u16,
-    pub model_name: Option<String>,
-    pub model_path: Option<String>,
+    pub model_name: Option<Shared>,
+    pub model_path: Option<Shared>,
     pub tensor_parallel: u32,
     pub pipeline_parallel: u32,
     pub data_parallel: u32,
     /// Host GPUs held, canonical ids (empty for `count: N` claims, whose GPUs Docker picks).
-    pub gpus: Vec<String>,
+    pub gpus: Vec<Shared>,
     /// How the GPUs are claimed: `GPUs 0,1`, `count: 2`, `all GPUs`, `no GPUs`.
-    pub gpu_claim: String,
+    pub gpu_claim: Shared,
     /// Host ports published.
     pub published_ports: Vec<u16>,
-    pub services: Vec<String>,
-    pub image: Option<String>,
+    pub services: Vec<Shared>,
+    pub image: Option<Shared>,
     /// vllm, sglang, tgi or trtllm, when recognised.
-    pub server: Option<String>,
+    pub server: Option<Shared>,
 }
 
 /// A machine's GPU map, deployments and findings.
@@ -157,7 +161,7 @@ pub struct MachineTopology {
     /// nvlink or pcie.
     pub interconnect: Option<String>,
     /// GPUs held by some deployment.
-    pub gpus_used: Vec<String>,
+    pub gpus_used: Vec<Shared>,
     /// GPUs nobody holds; null without inventory.
     pub free_gpus: Option<Vec<u32>>,
     /// Free GPUs per NUMA domain; null without NUMA information.
@@ -186,7 +190,7 @@ pub struct MachineSummary {
     pub gpu_model: Option<String>,
     pub gpu_memory_gb: Option<f64>,
     pub interconnect: Option<String>,
-    pub gpus_used: Vec<String>,
+    pub gpus_used: Vec<Shared>,
     /// Null without inventory.
     pub free_gpus: Option<Vec<u32>>,
     /// Free GPUs of each NUMA domain, in domain order; null without NUMA information.

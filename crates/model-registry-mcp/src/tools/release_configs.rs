@@ -336,7 +336,7 @@ fn list_release_configs(
         .deployments
         .values()
         .map(|entry| &*entry.brief)
-        .filter(|d| params.machine.as_deref().is_none_or(|m| d.machine == m))
+        .filter(|d| params.machine.as_deref().is_none_or(|m| &*d.machine == m))
         .filter(|d| {
             needle.as_deref().is_none_or(|needle| {
                 [&d.model_name, &d.model_path]
@@ -829,19 +829,19 @@ mod tests {
     fn brief(model: &str, machine: usize, port: u16) -> DeploymentBrief {
         DeploymentBrief {
             id: format!("m{machine}:{port}"),
-            machine: format!("m{machine}"),
+            machine: format!("m{machine}").into(),
             port,
-            model_name: Some(model.to_owned()),
-            model_path: Some(format!("/models/{model}")),
+            model_name: Some(model.into()),
+            model_path: Some(format!("/models/{model}").into()),
             tensor_parallel: 2,
             pipeline_parallel: 1,
             data_parallel: 1,
-            gpus: vec!["0".to_owned(), "1".to_owned()],
-            gpu_claim: "GPUs 0,1".to_owned(),
+            gpus: vec!["0".into(), "1".into()],
+            gpu_claim: "GPUs 0,1".into(),
             published_ports: vec![port],
-            services: vec!["vllm".to_owned()],
-            image: Some("vllm/vllm-openai:v0.8.5".to_owned()),
-            server: Some("vllm".to_owned()),
+            services: vec!["vllm".into()],
+            image: Some("vllm/vllm-openai:v0.8.5".into()),
+            server: Some("vllm".into()),
         }
     }
 

@@ -123,12 +123,6 @@ impl Fleet {
             .get_or_init(|| AllocationGraph::build(&self.machines, &self.deployments))
     }
 
-    /// Frees the graph (it is rebuilt if asked for again): for a caller
-    /// that has read what it needs from it and keeps the fleet.
-    pub fn free_graph(&mut self) {
-        self.graph = OnceLock::new();
-    }
-
     pub fn summary(&self) -> Summary {
         Summary::of(&self.findings)
     }
@@ -147,11 +141,31 @@ impl Fleet {
     }
 
     pub fn machine_topology(&self, machine: &str) -> Option<MachineTopology> {
+        self.topology_in(machine, self.graph())
+    }
+
+    /// Every machine's topology in name order, one at a time, each read from
+    /// an allocation graph of that machine alone (the same answer as
+    /// [`Fleet::topology`]): a caller that turns each into something else
+    /// never holds the fleet's graph nor every topology at once (the MCP
+    /// server's first load, where they were a third of the memory peak).
+    pub fn each_machine_topology(&self) -> impl Iterator<Item = MachineTopology> + '_ {
+        self.machines.values().filter_map(move |machine| {
+            let one = BTreeMap::from([(machine.name.clone(), machine.clone())]);
+            let on_machine = self.deployments.range(
+                DeploymentId::new(machine.name.as_str(), 0)
+                    ..=DeploymentId::new(machine.name.as_str(), u16::MAX),
+            );
+            let graph = AllocationGraph::build_from(&one, on_machine);
+            self.topology_in(&machine.name, &graph)
+        })
+    }
+
+    fn topology_in(&self, machine: &str, graph: &AllocationGraph) -> Option<MachineTopology> {
         let info = self.machines.get(machine)?;
         let inventory = info.inventory.as_deref();
-        let gpu_holders = self.graph().gpu_holders(machine);
-        let deployments = self
-            .graph()
+        let gpu_holders = graph.gpu_holders(machine);
+        let deployments = graph
             .deployments_on(machine)
             .filter_map(|id| self.deployments.get(id))
             .map(|d| self.summarise(d, inventory))
@@ -162,10 +176,10 @@ impl Fleet {
             gpu_model: inventory.and_then(|i| i.gpu_model.clone()),
             gpu_memory_gb: inventory.and_then(|i| i.gpu_memory_gb),
             interconnect: inventory.and_then(|i| i.interconnect),
-            gpus_used: self.graph().gpus_used(machine),
-            free_gpus: self.graph().free_gpus(machine),
-            free_by_numa: self.graph().free_by_numa(machine),
-            unpinned_gpus: self.graph().unpinned_gpus(machine),
+            gpus_used: graph.gpus_used(machine),
+            free_gpus: graph.free_gpus(machine),
+            free_by_numa: graph.free_by_numa(machine),
+            unpinned_gpus: graph.unpinned_gpus(machine),
             gpu_holders,
             deployments,
             findings: Summary::of(self.findings_for_machine(machine)),

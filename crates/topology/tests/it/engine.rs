@@ -482,6 +482,11 @@ fn an_absurd_gpu_count_leaves_the_machine_without_inventory() {
         fleet.findings[0].message
     );
     let topology = fleet.machine_topology("m1").expect("m1");
+    let alone = fleet
+        .each_machine_topology()
+        .find(|t| t.machine == "m1")
+        .expect("m1");
+    assert_eq!(alone, topology, "from the machine's own graph");
     assert_eq!(topology.gpu_count, None);
     assert_eq!(topology.free_gpus, None);
     assert!(topology.deployments[0].gpus.is_empty());
@@ -551,6 +556,9 @@ fn one_thread_gives_the_same_fleet_as_several() {
     }
     assert_eq!(serial.deployments.len(), 600);
     assert_eq!(serial.topology(), parallel.topology());
+    // Machine by machine, each from its own graph: the same.
+    let one_by_one: Vec<_> = serial.each_machine_topology().collect();
+    assert_eq!(one_by_one, serial.topology());
 }
 
 /// One published binding: (port, udp, address: 0 every, 1 127.0.0.1, 2 10.0.0.1).
@@ -763,6 +771,11 @@ fn gpu_holders_are_in_gpu_order() {
     let snapshot = Snapshot::from_dir(dir.path()).expect("snapshot");
     let fleet = Engine::new().analyze(&snapshot).expect("analyze");
     let topology = fleet.machine_topology("big").expect("big");
+    let alone = fleet
+        .each_machine_topology()
+        .find(|t| t.machine == "big")
+        .expect("big");
+    assert_eq!(alone, topology, "from the machine's own graph");
     let order: Vec<(&str, String)> = topology
         .gpu_holders
         .iter()
@@ -806,6 +819,11 @@ fn gpus_claimed_by_uuid_are_held_by_index() {
         .expect("analyze");
     assert_eq!(lines(&fleet), Vec::<String>::new());
     let topology = fleet.machine_topology("m1").expect("m1");
+    let alone = fleet
+        .each_machine_topology()
+        .find(|t| t.machine == "m1")
+        .expect("m1");
+    assert_eq!(alone, topology, "from the machine's own graph");
     assert_eq!(topology.free_gpus, Some(vec![0, 1]));
     assert_eq!(topology.deployments[0].gpus, ["2"]);
     let holders: Vec<String> = topology
