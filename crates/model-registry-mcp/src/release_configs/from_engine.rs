@@ -111,7 +111,7 @@ pub fn detail(view: &FleetView, entry: &DeploymentEntry) -> ReleaseConfigDetail 
 /// The compose file of `entry` as `(text, truncated)`: as kept, or read from the Git directory
 /// the view names. `(None, false)` when it cannot be read (e.g. the mirror lost the object).
 fn compose_text(view: &FleetView, entry: &DeploymentEntry) -> (Option<String>, bool) {
-    let blob = entry.parsed.content.as_ref().map(|(compose, _env)| compose);
+    let blob = entry.parsed.content.map(|(compose, _env)| compose);
     let (Some(git_dir), Some(blob)) = (&view.blob_source, blob) else {
         return match &entry.compose_text {
             Some((text, truncated)) => (Some(text.clone()), *truncated),
@@ -121,11 +121,9 @@ fn compose_text(view: &FleetView, entry: &DeploymentEntry) -> (Option<String>, b
     let path = &entry.parsed.compose_path;
     // Through the engine's Git seam: only `topology::repo` touches git2.
     let read = || -> Result<Vec<u8>, String> {
-        let id = topology::repo::ContentId::from_hex(blob)
-            .ok_or_else(|| format!("`{blob}` is not a blob id"))?;
         let repository = topology::repo::Repository::open(git_dir).map_err(|e| e.to_string())?;
         repository
-            .read_blob(&id, path, MAX_COMPOSE_READ)
+            .read_blob(&blob, path, MAX_COMPOSE_READ)
             .map_err(|e| e.to_string())
     };
     match read() {

@@ -56,7 +56,7 @@ pub struct Deployment {
     /// Content identity of the compose file and `.env` (Git blob ids), set by
     /// the engine; used to tell a proposal's own deployments from the head's.
     #[serde(skip)]
-    pub content: Option<(String, Option<String>)>,
+    pub content: Option<(crate::repo::ContentId, Option<crate::repo::ContentId>)>,
 }
 
 impl Deployment {

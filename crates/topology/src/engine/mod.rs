@@ -406,7 +406,7 @@ impl Engine {
             kept.last_used.store(generation, AtomicOrdering::Relaxed);
             Some(Arc::clone(&kept.unit))
         };
-        let (layout, reused) = Layout::read_reusing(snapshot, self.threads > 1, &known);
+        let (mut layout, reused) = Layout::read_reusing(snapshot, self.threads > 1, &known);
         stats.timings.layout_us = micros(phase);
         phase = Instant::now();
         let mut findings: Vec<Finding> = layout.findings.clone();
@@ -490,11 +490,16 @@ impl Engine {
                 *slot = Some(result);
             }
         }
-        let parsed: Vec<(&DeploymentId, Arc<ParsedDeployment>)> = sources
-            .iter()
+        let parsed: Vec<(DeploymentId, Arc<ParsedDeployment>)> = sources
+            .into_iter()
             .zip(parsed)
             .filter_map(|((id, _), result)| result.map(|r| (id, r)))
             .collect();
+        // The deployment directories are parsed: their entries are not needed
+        // through the rest of the analysis, which is its memory peak.
+        for machine in &mut layout.machines {
+            machine.deployments = Vec::new();
+        }
         stats.timings.parse_us = micros(phase);
         phase = Instant::now();
 
@@ -602,7 +607,7 @@ impl Engine {
         let reused_deployments = reused.iter().flat_map(|unit| unit.deployments.iter());
         let deployments: BTreeMap<DeploymentId, Arc<Deployment>> = parsed
             .iter()
-            .map(|(id, result)| (*id, result))
+            .map(|(id, result)| (id, result))
             .chain(reused_deployments.clone().map(|(id, result)| (id, result)))
             .map(|(id, result)| (id.clone(), Arc::clone(&result.deployment)))
             .collect();
@@ -680,7 +685,7 @@ impl Engine {
         &mut self,
         snapshot: &Snapshot,
         layout: &Layout,
-        parsed: &[(&DeploymentId, Arc<ParsedDeployment>)],
+        parsed: &[(DeploymentId, Arc<ParsedDeployment>)],
         machines: &BTreeMap<String, Machine>,
         inventories: &FxHashMap<&str, Arc<ParsedInventory>>,
         checked: Vec<(&Machine, Arc<Vec<Finding>>)>,
@@ -697,7 +702,7 @@ impl Engine {
             }
         }
         // `parsed` is sorted by id: each machine's deployments are one run.
-        let mut runs: FxHashMap<&str, &[(&DeploymentId, Arc<ParsedDeployment>)]> =
+        let mut runs: FxHashMap<&str, &[(DeploymentId, Arc<ParsedDeployment>)]> =
             FxHashMap::default();
         for run in parsed.chunk_by(|a, b| a.0.machine == b.0.machine) {
             if let Some((id, _)) = run.first() {
@@ -722,7 +727,7 @@ impl Engine {
             };
             let deployments = runs.get(name).map_or_else(Vec::new, |run| {
                 run.iter()
-                    .map(|(id, parsed)| ((*id).clone(), Arc::clone(parsed)))
+                    .map(|(id, parsed)| (id.clone(), Arc::clone(parsed)))
                     .collect()
             });
             let unit = MachineUnit {
@@ -996,9 +1001,7 @@ impl Engine {
             }
         };
         let mut deployment = deployment;
-        deployment.content = source
-            .key()
-            .map(|(compose, env)| (compose.to_string(), env.map(|e| e.to_string())));
+        deployment.content = source.key();
         ParsedDeployment {
             deployment: Arc::new(deployment),
             findings,

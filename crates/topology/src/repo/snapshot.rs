@@ -359,6 +359,10 @@ pub(super) fn list_git_tree(
         *resolves_to = resolved;
         entry.id = id;
     }
+    // Grown by doubling where the listing cache did not size it: the analysis
+    // that follows would hold up to twice the entries' size for nothing
+    // (17 MB at 20,000 machines).
+    entries.shrink_to_fit();
     // Git's order puts `a-b` before the tree `a` (as `a/`); ours does not.
     // Usually the listing is already in order, and its indices stand.
     if entries.is_sorted_by(|a, b| path_order(&a.path, &b.path).is_le()) {
