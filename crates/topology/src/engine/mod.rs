@@ -175,7 +175,8 @@ struct MachineUnit {
     layout_findings: Vec<Finding>,
     inventory: Option<Arc<ParsedInventory>>,
     /// In port order.
-    deployments: Vec<(DeploymentId, Arc<ParsedDeployment>)>,
+    /// In port order; each knows its id (`deployment.id`).
+    deployments: Vec<Arc<ParsedDeployment>>,
     rules: Arc<Vec<Finding>>,
 }
 
@@ -608,7 +609,11 @@ impl Engine {
         let deployments: BTreeMap<DeploymentId, Arc<Deployment>> = parsed
             .iter()
             .map(|(id, result)| (id, result))
-            .chain(reused_deployments.clone().map(|(id, result)| (id, result)))
+            .chain(
+                reused_deployments
+                    .clone()
+                    .map(|result| (&result.deployment.id, result)),
+            )
             .map(|(id, result)| (id.clone(), Arc::clone(&result.deployment)))
             .collect();
         let reused_names: FxHashSet<&str> = reused
@@ -622,13 +627,15 @@ impl Engine {
             &by_machine,
             &inventories,
             generation,
+            // Machines with a subtree id are kept whole (`keep_units`).
+            !snapshot.has_subtrees(),
             &mut stats,
             &mut findings,
         );
         for unit in &reused {
             stats.machines_reused += 1;
             findings.extend(unit.layout_findings.iter().cloned());
-            for (_, deployment) in &unit.deployments {
+            for deployment in &unit.deployments {
                 findings.extend(deployment.findings.iter().cloned());
             }
             findings.extend(unit.rules.iter().cloned());
@@ -650,7 +657,7 @@ impl Engine {
         let suppressions: Vec<crate::suppress::Suppression> = parsed
             .iter()
             .map(|(_, result)| result)
-            .chain(reused_deployments.map(|(_, result)| result))
+            .chain(reused_deployments)
             .flat_map(|result| result.suppressions.iter().cloned())
             .collect();
         if !suppressions.is_empty() {
@@ -726,9 +733,7 @@ impl Engine {
                 continue;
             };
             let deployments = runs.get(name).map_or_else(Vec::new, |run| {
-                run.iter()
-                    .map(|(id, parsed)| (id.clone(), Arc::clone(parsed)))
-                    .collect()
+                run.iter().map(|(_, parsed)| Arc::clone(parsed)).collect()
             });
             let unit = MachineUnit {
                 machine: machine.clone(),
@@ -756,15 +761,17 @@ impl Engine {
         }
     }
 
-    /// Machine-level rules, cached per machine: a machine whose inventory and
-    /// deployments are the same parses as last time keeps its findings.
-    /// Returns each machine's findings.
+    /// Machine-level rules, cached per machine (when `keep`): a machine whose
+    /// inventory and deployments are the same parses as last time keeps its
+    /// findings. Returns each machine's findings.
+    #[allow(clippy::too_many_arguments)] // The analysis' state, passed apart to borrow apart.
     fn check_machines<'m>(
         &mut self,
         machines: impl Iterator<Item = &'m Machine>,
         by_machine: &FxHashMap<&str, Vec<&Arc<ParsedDeployment>>>,
         inventories: &FxHashMap<&str, Arc<ParsedInventory>>,
         generation: u64,
+        keep: bool,
         stats: &mut AnalyzeStats,
         findings: &mut Vec<Finding>,
     ) -> Vec<(&'m Machine, Arc<Vec<Finding>>)> {
@@ -794,6 +801,11 @@ impl Engine {
                     let deployments: Vec<&Deployment> =
                         on_machine.iter().map(|p| &*p.deployment).collect();
                     let result = Arc::new(rules::check_machine(machine, &deployments));
+                    if !keep {
+                        findings.extend(result.iter().cloned());
+                        checked.push((machine, result));
+                        continue;
+                    }
                     let key = MachineKey {
                         inventory: inventory.cloned(),
                         deployments: on_machine.iter().map(|p| Arc::clone(p)).collect(),
