@@ -568,7 +568,14 @@ pub(super) struct DirCache {
     watcher: Option<watch::Watcher>,
     /// Watching failed (no inotify, the watch limit): stats only.
     unwatchable: bool,
+    /// When a listing last compared every stamp (see [`RECHECK_EVERY`]).
+    last_full_check: Option<Instant>,
 }
+
+/// A watched reader still compares every stamp this often: a change no event
+/// reports (a write through a hard link from outside the tree, a write into
+/// a mapped file) is seen within it.
+pub(super) const RECHECK_EVERY: Duration = Duration::from_secs(60);
 
 /// Forgets every directory's watch (the watcher is gone).
 fn unwatch(children: &mut [CachedChild]) {
@@ -657,6 +664,7 @@ impl DirReader {
             listings,
             watcher,
             unwatchable,
+            last_full_check,
         } = &mut *cache;
         // What changed since the last listing, when the watches can say.
         let mut changed = None;
@@ -666,8 +674,10 @@ impl DirReader {
                 *watcher = watch::Watcher::new(&self.canonical_root);
                 *unwatchable = watcher.is_none();
             }
+            let recheck = last_full_check.is_none_or(|at| at.elapsed() >= RECHECK_EVERY);
             if let Some(active) = watcher.as_mut() {
                 match active.drain() {
+                    watch::Changes::Paths(_) if recheck => {}
                     watch::Changes::Paths(paths) => changed = Some(paths),
                     watch::Changes::Unknown => {}
                     watch::Changes::Broken => {
@@ -747,6 +757,9 @@ impl DirReader {
             unwatch(top);
         } else if let Some(active) = watcher.as_mut() {
             active.record(added);
+        }
+        if walked.is_ok() && !once && changed.is_none() {
+            *last_full_check = Some(Instant::now());
         }
         walked?;
         *last_len = entries.len();

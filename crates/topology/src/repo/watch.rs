@@ -8,7 +8,9 @@
 //! the events cannot say exactly makes the next listing take every stat
 //! again, as without watches: a full queue (`IN_Q_OVERFLOW`) for one
 //! listing; a directory moved (the watches' paths are stale) or the watch
-//! limit reached, for good (the watches are dropped).
+//! limit reached, for good (the watches are dropped). Every
+//! `dir::RECHECK_EVERY` a listing compares every stamp anyway, for the changes
+//! no event reports (a write through a hard link from outside the tree).
 
 pub(super) use imp::{Changes, Watcher};
 
