@@ -789,6 +789,56 @@ impl DirReader {
     }
 }
 
+/// Threads a listing uses: the machine's cores, at most [`MAX_WALK_THREADS`].
+fn walk_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_WALK_THREADS)
+}
+
+/// `work` over `items` split into consecutive runs, one per thread (the
+/// calling thread takes the first; a run whose thread cannot be had is done
+/// here too), the results in run order; a thread that panicked gives
+/// `panicked()`.
+fn in_runs<T: Send, R: Send>(
+    items: &mut [T],
+    threads: usize,
+    work: impl Fn(&mut [T]) -> Result<R, RepoError> + Sync,
+    panicked: impl Fn() -> RepoError,
+) -> Vec<Result<R, RepoError>> {
+    let run_len = items.len().div_ceil(threads.max(1)).max(1);
+    let runs: Vec<Mutex<Option<&mut [T]>>> = items
+        .chunks_mut(run_len)
+        .map(|run| Mutex::new(Some(run)))
+        .collect();
+    let take_and_work = |run: &Mutex<Option<&mut [T]>>| -> Option<Result<R, RepoError>> {
+        let taken = run.lock().unwrap_or_else(PoisonError::into_inner).take();
+        taken.map(&work)
+    };
+    let take_and_work = &take_and_work;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = runs
+            .iter()
+            .skip(1)
+            .map(|run| {
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, move || take_and_work(run))
+                    .ok()
+            })
+            .collect();
+        let mut results = Vec::with_capacity(runs.len());
+        results.extend(runs.first().and_then(take_and_work));
+        for (run, handle) in runs.iter().skip(1).zip(handles) {
+            let result = match handle {
+                Some(handle) => handle.join().unwrap_or_else(|_| Some(Err(panicked()))),
+                None => take_and_work(run),
+            };
+            results.extend(result);
+        }
+        results
+    })
+}
+
 /// Whether anything at or below a path changed since the last listing (a
 /// directory read again, a file hashed again, any link).
 type Changed = bool;
@@ -976,55 +1026,24 @@ impl DirWalk<'_> {
         trusted: bool,
         out: &mut Vec<Entry>,
     ) -> Result<Changed, RepoError> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_WALK_THREADS);
+        let threads = walk_threads();
         if threads < 2 {
             return self.children(path, children, trusted, out);
         }
-        let run_len = children.len().div_ceil(threads);
-        let runs: Vec<Mutex<Option<&mut [CachedChild]>>> = children
-            .chunks_mut(run_len)
-            .map(|run| Mutex::new(Some(run)))
-            .collect();
         let base: &str = path;
-        let walk_run = |run: &Mutex<Option<&mut [CachedChild]>>| {
-            let mut entries = Vec::new();
-            let taken = run.lock().unwrap_or_else(PoisonError::into_inner).take();
-            let mut changed = false;
-            if let Some(run) = taken {
-                changed = self.children(&mut base.to_owned(), run, trusted, &mut entries)?;
-            }
-            Ok((entries, changed))
-        };
-        let walk_run = &walk_run;
-        let results: Vec<Result<(Vec<Entry>, Changed), RepoError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = runs
-                .iter()
-                .skip(1)
-                .map(|run| {
-                    std::thread::Builder::new()
-                        .spawn_scoped(scope, move || walk_run(run))
-                        .ok()
-                })
-                .collect();
-            // The current thread takes the first run itself.
-            let mut results = Vec::with_capacity(runs.len());
-            results.extend(runs.first().map(walk_run));
-            for (run, handle) in runs.iter().skip(1).zip(handles) {
-                results.push(match handle {
-                    Some(handle) => handle.join().unwrap_or_else(|_| {
-                        Err(RepoError::Io {
-                            path: base.to_owned(),
-                            source: io::Error::other("a listing thread panicked"),
-                        })
-                    }),
-                    // No thread to be had: walk the run here.
-                    None => walk_run(run),
-                });
-            }
-            results
-        });
+        let results = in_runs(
+            children,
+            threads,
+            |run| {
+                let mut entries = Vec::new();
+                let changed = self.children(&mut base.to_owned(), run, trusted, &mut entries)?;
+                Ok((entries, changed))
+            },
+            || RepoError::Io {
+                path: base.to_owned(),
+                source: io::Error::other("a listing thread panicked"),
+            },
+        );
         let mut changed = false;
         for result in results {
             let (entries, run_changed) = result?;
@@ -1112,26 +1131,19 @@ impl DirWalk<'_> {
             };
             return Ok((entry, true));
         }
-        // A file hashed before, in a trusted directory, named by no event.
-        if let Some((stamp, id)) = *cached
-            && in_trusted
-            && self.changed.is_some_and(|c| !c.contains(path))
-        {
-            let entry = Entry {
-                path: path.to_owned(),
-                kind: EntryKind::File,
-                size: Some(stamp.len),
-                id: Some(id),
-            };
-            return Ok((entry, false));
-        }
-        // A file hashed before: one stat says whether it changed.
         if let Some((stamp, id)) = *cached {
-            let stat = match stat {
-                Some(stat) => stat,
-                None => self.lstat(path, StatKind::File)?,
+            // A file hashed before: in a trusted directory and named by no
+            // event, it is unchanged; else one stat says whether it changed.
+            let unchanged = if in_trusted && self.changed.is_some_and(|c| !c.contains(path)) {
+                true
+            } else {
+                let stat = match stat {
+                    Some(stat) => stat,
+                    None => self.lstat(path, StatKind::File)?,
+                };
+                stat.stamp == stamp
             };
-            if stat.stamp == stamp {
+            if unchanged {
                 let entry = Entry {
                     path: path.to_owned(),
                     kind: EntryKind::File,
@@ -1165,48 +1177,19 @@ impl DirWalk<'_> {
             .iter_mut()
             .filter(|e| matches!(e.kind, EntryKind::File) && e.id.is_none())
             .collect();
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_WALK_THREADS);
+        let threads = walk_threads();
         if threads < 2 || pending.len() < PARALLEL_MIN_CHILDREN * 4 {
             return self.hash_files(&mut pending);
         }
-        let run_len = pending.len().div_ceil(threads);
-        let runs: Vec<Mutex<Option<&mut [&mut Entry]>>> = pending
-            .chunks_mut(run_len)
-            .map(|run| Mutex::new(Some(run)))
-            .collect();
-        let hash_run = |run: &Mutex<Option<&mut [&mut Entry]>>| {
-            let taken = run.lock().unwrap_or_else(PoisonError::into_inner).take();
-            taken.map_or(Ok(()), |run| self.hash_files(run))
-        };
-        let hash_run = &hash_run;
-        let results: Vec<Result<(), RepoError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = runs
-                .iter()
-                .skip(1)
-                .map(|run| {
-                    std::thread::Builder::new()
-                        .spawn_scoped(scope, move || hash_run(run))
-                        .ok()
-                })
-                .collect();
-            let mut results = Vec::with_capacity(runs.len());
-            results.extend(runs.first().map(hash_run));
-            for (run, handle) in runs.iter().skip(1).zip(handles) {
-                results.push(match handle {
-                    Some(handle) => handle.join().unwrap_or_else(|_| {
-                        Err(RepoError::Io {
-                            path: String::new(),
-                            source: io::Error::other("a reading thread panicked"),
-                        })
-                    }),
-                    // No thread to be had: read the run here.
-                    None => hash_run(run),
-                });
-            }
-            results
-        });
+        let results = in_runs(
+            &mut pending,
+            threads,
+            |run| self.hash_files(run),
+            || RepoError::Io {
+                path: String::new(),
+                source: io::Error::other("a reading thread panicked"),
+            },
+        );
         results.into_iter().collect()
     }
 
