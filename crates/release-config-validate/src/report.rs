@@ -98,12 +98,7 @@ impl Serialize for Topology {
             Topology::Fleet {
                 fleet,
                 machine: None,
-            } => serializer.collect_seq(
-                fleet
-                    .machines
-                    .keys()
-                    .filter_map(|machine| fleet.machine_topology(machine)),
-            ),
+            } => serializer.collect_seq(fleet.each_machine_topology()),
             Topology::Value(value) => value.serialize(serializer),
         }
     }

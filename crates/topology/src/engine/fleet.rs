@@ -140,25 +140,36 @@ impl Fleet {
             .filter(move |f| f.machine.as_deref() == Some(machine.as_str()))
     }
 
+    /// One machine's topology: from the fleet's allocation graph when it is
+    /// built, else from a graph of that machine alone (the same answer,
+    /// without building the fleet's for one machine).
     pub fn machine_topology(&self, machine: &str) -> Option<MachineTopology> {
-        self.topology_in(machine, self.graph())
+        match self.graph.get() {
+            Some(graph) => self.topology_in(machine, graph),
+            None => self.topology_alone(machine),
+        }
     }
 
     /// Every machine's topology in name order, one at a time, each read from
     /// an allocation graph of that machine alone (the same answer as
     /// [`Fleet::topology`]): a caller that turns each into something else
     /// never holds the fleet's graph nor every topology at once (the MCP
-    /// server's first load, where they were a third of the memory peak).
+    /// server's first load and the JSON report, where they were a third of
+    /// the memory peak).
     pub fn each_machine_topology(&self) -> impl Iterator<Item = MachineTopology> + '_ {
-        self.machines.values().filter_map(move |machine| {
-            let one = BTreeMap::from([(machine.name.clone(), machine.clone())]);
-            let on_machine = self.deployments.range(
-                DeploymentId::new(machine.name.as_str(), 0)
-                    ..=DeploymentId::new(machine.name.as_str(), u16::MAX),
-            );
-            let graph = AllocationGraph::build_from(&one, on_machine);
-            self.topology_in(&machine.name, &graph)
-        })
+        self.machines
+            .keys()
+            .filter_map(move |machine| self.topology_alone(machine))
+    }
+
+    fn topology_alone(&self, name: &str) -> Option<MachineTopology> {
+        let machine = self.machines.get(name)?;
+        let one = BTreeMap::from([(machine.name.clone(), machine.clone())]);
+        let on_machine = self
+            .deployments
+            .range(DeploymentId::new(name, 0)..=DeploymentId::new(name, u16::MAX));
+        let graph = AllocationGraph::build_from(&one, on_machine);
+        self.topology_in(name, &graph)
     }
 
     fn topology_in(&self, machine: &str, graph: &AllocationGraph) -> Option<MachineTopology> {

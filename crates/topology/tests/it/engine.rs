@@ -481,6 +481,7 @@ fn an_absurd_gpu_count_leaves_the_machine_without_inventory() {
         "{}",
         fleet.findings[0].message
     );
+    fleet.graph();
     let topology = fleet.machine_topology("m1").expect("m1");
     let alone = fleet
         .each_machine_topology()
@@ -556,7 +557,8 @@ fn one_thread_gives_the_same_fleet_as_several() {
     }
     assert_eq!(serial.deployments.len(), 600);
     assert_eq!(serial.topology(), parallel.topology());
-    // Machine by machine, each from its own graph: the same.
+    // Machine by machine, each from its own graph: the same as from the fleet's.
+    serial.graph();
     let one_by_one: Vec<_> = serial.each_machine_topology().collect();
     assert_eq!(one_by_one, serial.topology());
 }
@@ -770,6 +772,7 @@ fn gpu_holders_are_in_gpu_order() {
     write(dir.path(), &files);
     let snapshot = Snapshot::from_dir(dir.path()).expect("snapshot");
     let fleet = Engine::new().analyze(&snapshot).expect("analyze");
+    fleet.graph();
     let topology = fleet.machine_topology("big").expect("big");
     let alone = fleet
         .each_machine_topology()
@@ -818,6 +821,7 @@ fn gpus_claimed_by_uuid_are_held_by_index() {
         .analyze(&Snapshot::from_dir(dir.path()).expect("snapshot"))
         .expect("analyze");
     assert_eq!(lines(&fleet), Vec::<String>::new());
+    fleet.graph();
     let topology = fleet.machine_topology("m1").expect("m1");
     let alone = fleet
         .each_machine_topology()
