@@ -298,7 +298,7 @@ fn what(entry: &Entry) -> String {
     }
 }
 
-impl<'s> Reader<'s> {
+impl Reader<'_> {
     fn finding(&mut self, scope: Scope<'_>, entry_path: &str, message: String) {
         let deployments = match (scope.machine, scope.port) {
             (Some(machine), Some(port)) => vec![format!("{machine}:{port}")],

@@ -165,16 +165,16 @@ impl MachineKey {
 /// A machine's rule inputs and the findings they gave.
 type MachineRules = (MachineKey, Arc<Vec<Finding>>);
 
-/// One machine analysed whole, kept by the Git tree id of its directory: a
-/// revision in which that directory is unchanged (same id, no link inside,
-/// see [`Snapshot::subtree_id`]) gives it again without its layout, files or
-/// rules being looked at, so a one-file change costs one machine.
+/// One machine analysed whole, kept by its directory's subtree id (the Git
+/// tree id, or a kept directory listing's id; see [`Snapshot::subtree_id`]):
+/// a snapshot in which that id is unchanged gives it again without its
+/// layout, files or rules being looked at, so a one-file change costs one
+/// machine.
 struct MachineUnit {
     machine: Machine,
     /// Its layout findings (those inside the directory).
     layout_findings: Vec<Finding>,
     inventory: Option<Arc<ParsedInventory>>,
-    /// In port order.
     /// In port order; each knows its id (`deployment.id`).
     deployments: Vec<Arc<ParsedDeployment>>,
     rules: Arc<Vec<Finding>>,
@@ -283,6 +283,19 @@ fn lookup<K: PartialEq, T: Clone>(
     Some(hit.value.clone())
 }
 
+/// Forgets the least recently used of `variants` when it holds `max`.
+fn make_room<T>(variants: &mut Vec<T>, max: usize, last_used: impl Fn(&T) -> u64) {
+    if variants.len() >= max
+        && let Some(oldest) = variants
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, v)| last_used(v))
+            .map(|(i, _)| i)
+    {
+        variants.swap_remove(oldest);
+    }
+}
+
 fn store<K: PartialEq, T>(
     cache: &mut VersionCache<K, T>,
     path: &str,
@@ -299,15 +312,7 @@ fn store<K: PartialEq, T>(
             .or_insert_with(|| Vec::with_capacity(1)),
     };
     versions.retain(|(k, _)| *k != key);
-    if versions.len() >= VERSIONS_PER_PATH
-        && let Some(oldest) = versions
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, (_, v))| v.last_used)
-            .map(|(i, _)| i)
-    {
-        versions.swap_remove(oldest);
-    }
+    make_room(versions, VERSIONS_PER_PATH, |(_, v)| v.last_used);
     versions.push((
         key,
         Cached {
@@ -608,6 +613,7 @@ impl Engine {
         let reused_deployments = reused.iter().flat_map(|unit| unit.deployments.iter());
         let deployments: BTreeMap<DeploymentId, Arc<Deployment>> = parsed
             .iter()
+            // `&(id, parse)` as `(&id, &parse)`, the reused ones' shape.
             .map(|(id, result)| (id, result))
             .chain(
                 reused_deployments
@@ -626,7 +632,6 @@ impl Engine {
                 .filter(|machine| !reused_names.contains(machine.name.as_str())),
             &by_machine,
             &inventories,
-            generation,
             // Machines with a subtree id are kept whole (`keep_units`).
             !snapshot.has_subtrees(),
             &mut stats,
@@ -641,16 +646,7 @@ impl Engine {
             findings.extend(unit.rules.iter().cloned());
         }
         if snapshot.has_subtrees() {
-            self.keep_units(
-                snapshot,
-                &layout,
-                &parsed,
-                &machines,
-                &inventories,
-                checked,
-                &touched,
-                generation,
-            );
+            self.keep_units(snapshot, &layout, &parsed, &inventories, checked, &touched);
         }
         stats.timings.rules_us = micros(phase);
         phase = Instant::now();
@@ -686,19 +682,17 @@ impl Engine {
     }
 
     /// Keeps a [`MachineUnit`] of each machine read afresh whose directory
-    /// has a tree id and that no proposal touched.
-    #[allow(clippy::too_many_arguments)]
+    /// has a subtree id and that no proposal touched.
     fn keep_units(
         &mut self,
         snapshot: &Snapshot,
         layout: &Layout,
         parsed: &[(DeploymentId, Arc<ParsedDeployment>)],
-        machines: &BTreeMap<String, Machine>,
         inventories: &FxHashMap<&str, Arc<ParsedInventory>>,
         checked: Vec<(&Machine, Arc<Vec<Finding>>)>,
         touched: &FxHashSet<&str>,
-        generation: u64,
     ) {
+        let generation = self.generation;
         let mut layout_findings: FxHashMap<&str, Vec<Finding>> = FxHashMap::default();
         for finding in &layout.findings {
             if let Some(machine) = &finding.machine {
@@ -719,7 +713,7 @@ impl Engine {
         let mut path = String::with_capacity(64);
         for (machine, rules) in checked {
             let name = machine.name.as_str();
-            if touched.contains(name) || !machines.contains_key(name) {
+            if touched.contains(name) {
                 continue;
             }
             path.clear();
@@ -744,15 +738,9 @@ impl Engine {
             };
             let variants = self.units.entry(machine.name.clone()).or_default();
             variants.retain(|kept| kept.tree != tree);
-            if variants.len() >= MACHINE_VARIANTS
-                && let Some(oldest) = variants
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, kept)| kept.last_used.load(AtomicOrdering::Relaxed))
-                    .map(|(i, _)| i)
-            {
-                variants.swap_remove(oldest);
-            }
+            make_room(variants, MACHINE_VARIANTS, |kept| {
+                kept.last_used.load(AtomicOrdering::Relaxed)
+            });
             variants.push(KeptUnit {
                 tree,
                 last_used: AtomicU64::new(generation),
@@ -764,17 +752,16 @@ impl Engine {
     /// Machine-level rules, cached per machine (when `keep`): a machine whose
     /// inventory and deployments are the same parses as last time keeps its
     /// findings. Returns each machine's findings.
-    #[allow(clippy::too_many_arguments)] // The analysis' state, passed apart to borrow apart.
     fn check_machines<'m>(
         &mut self,
         machines: impl Iterator<Item = &'m Machine>,
         by_machine: &FxHashMap<&str, Vec<&Arc<ParsedDeployment>>>,
         inventories: &FxHashMap<&str, Arc<ParsedInventory>>,
-        generation: u64,
         keep: bool,
         stats: &mut AnalyzeStats,
         findings: &mut Vec<Finding>,
     ) -> Vec<(&'m Machine, Arc<Vec<Finding>>)> {
+        let generation = self.generation;
         let mut checked = Vec::new();
         for machine in machines {
             let on_machine = by_machine
@@ -801,31 +788,18 @@ impl Engine {
                     let deployments: Vec<&Deployment> =
                         on_machine.iter().map(|p| &*p.deployment).collect();
                     let result = Arc::new(rules::check_machine(machine, &deployments));
-                    if !keep {
-                        findings.extend(result.iter().cloned());
-                        checked.push((machine, result));
-                        continue;
+                    if keep {
+                        let key = MachineKey {
+                            inventory: inventory.cloned(),
+                            deployments: on_machine.iter().map(|p| Arc::clone(p)).collect(),
+                        };
+                        let variants = self.machine_rules.entry(machine.name.clone()).or_default();
+                        make_room(variants, MACHINE_VARIANTS, |v| v.last_used);
+                        variants.push(Cached {
+                            value: (key, result.clone()),
+                            last_used: generation,
+                        });
                     }
-                    let key = MachineKey {
-                        inventory: inventory.cloned(),
-                        deployments: on_machine.iter().map(|p| Arc::clone(p)).collect(),
-                    };
-                    let variants = self.machine_rules.entry(machine.name.clone()).or_default();
-                    if variants.len() >= MACHINE_VARIANTS {
-                        // Forget the least recently used variant.
-                        if let Some(oldest) = variants
-                            .iter()
-                            .enumerate()
-                            .min_by_key(|(_, v)| v.last_used)
-                            .map(|(i, _)| i)
-                        {
-                            variants.swap_remove(oldest);
-                        }
-                    }
-                    variants.push(Cached {
-                        value: (key, result.clone()),
-                        last_used: generation,
-                    });
                     result
                 }
             };

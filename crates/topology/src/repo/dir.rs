@@ -503,13 +503,25 @@ fn subtree_id(dir: &str, listed: &[Entry]) -> Option<ContentId> {
             EntryKind::Other { what } => what.as_str(),
         };
         let relative = entry.path.get(dir.len()..).unwrap_or_default();
-        let id = entry.id.map(|id| id.to_string()).unwrap_or_default();
-        let size = entry.size.map(|size| size.to_string()).unwrap_or_default();
-        for part in [relative, kind, size.as_str(), id.as_str()] {
-            text.extend_from_slice(part.as_bytes());
-            text.push(0);
+        text.extend_from_slice(relative.as_bytes());
+        text.push(0);
+        text.extend_from_slice(kind.as_bytes());
+        text.push(0);
+        // Fixed widths after a tag byte: no two listings give one text.
+        match entry.size {
+            Some(size) => {
+                text.push(1);
+                text.extend_from_slice(&size.to_le_bytes());
+            }
+            None => text.push(0),
         }
-        text.push(b'\n');
+        match entry.id {
+            Some(id) => {
+                text.push(1);
+                text.extend_from_slice(id.0.as_bytes());
+            }
+            None => text.push(0),
+        }
     }
     ContentId::of_bytes(&text).ok()
 }

@@ -473,7 +473,8 @@ pub struct Snapshot {
     /// blob id: reads take their bytes from here instead of the disk. By id,
     /// so what is read is what was hashed.
     kept: Mutex<FxHashMap<ContentId, Box<[u8]>>>,
-    /// Entry index -> tree id of a link-free machine directory (Git snapshots).
+    /// Entry index -> subtree id of a link-free machine directory (see
+    /// [`Snapshot::subtree_id`]).
     subtrees: FxHashMap<usize, ContentId>,
 }
 
