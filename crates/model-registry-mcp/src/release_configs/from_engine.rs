@@ -13,7 +13,7 @@ use super::state::rfc3339_secs;
 use super::view::{
     DeploymentBrief, DeploymentEntry, FindingCounts, FindingView, FleetView, GpuHolders,
     MachineTopology, ModelDeployments, NumaFree, PortView, ReleaseConfigDetail, RevisionView,
-    ServiceView, Shared,
+    ServiceView, SharedText,
 };
 
 /// The compose file text returned by get_release_config is cut here.
@@ -349,16 +349,16 @@ pub fn view_of(fleet: Fleet, snapshot: Option<&Snapshot>) -> FleetView {
     }
 }
 
-/// One shared copy of each string the view repeats (see [`Shared`]); lives for one build.
+/// One shared copy of each string the view repeats (see [`SharedText`]); lives for one build.
 #[derive(Default)]
-struct Interner(rustc_hash::FxHashSet<Shared>);
+struct Interner(rustc_hash::FxHashSet<SharedText>);
 
 impl Interner {
-    fn of(&mut self, text: &str) -> Shared {
+    fn of(&mut self, text: &str) -> SharedText {
         if let Some(known) = self.0.get(text) {
             return Arc::clone(known);
         }
-        let new: Shared = Arc::from(text);
+        let new: SharedText = Arc::from(text);
         self.0.insert(Arc::clone(&new));
         new
     }
@@ -366,7 +366,7 @@ impl Interner {
 
 fn brief(
     fleet: &Fleet,
-    machine: &Shared,
+    machine: &SharedText,
     summary: DeploymentSummary,
     shared: &mut Interner,
 ) -> DeploymentBrief {

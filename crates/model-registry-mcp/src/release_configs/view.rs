@@ -104,15 +104,15 @@ pub struct FindingView {
 
 /// A string the view holds many times (GPU ids, holders, model names, images): one shared
 /// copy each (see `from_engine::Interner`), which at 20,000 machines is tens of megabytes.
-pub type Shared = Arc<str>;
+pub type SharedText = Arc<str>;
 
 /// A GPU of a machine and who holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct GpuHolders {
     /// Canonical GPU id (`3`, or a UUID / MIG id as written).
-    pub gpu: Shared,
+    pub gpu: SharedText,
     /// Holders as `machine:port/service`. More than one is a conflict unless shared on purpose.
-    pub holders: Vec<Shared>,
+    pub holders: Vec<SharedText>,
 }
 
 /// Free GPUs of one NUMA domain.
@@ -129,24 +129,24 @@ pub struct NumaFree {
 pub struct DeploymentBrief {
     /// `machine:port`.
     pub id: String,
-    pub machine: Shared,
+    pub machine: SharedText,
     /// Host port (the port directory).
     pub port: u16,
-    pub model_name: Option<Shared>,
-    pub model_path: Option<Shared>,
+    pub model_name: Option<SharedText>,
+    pub model_path: Option<SharedText>,
     pub tensor_parallel: u32,
     pub pipeline_parallel: u32,
     pub data_parallel: u32,
     /// Host GPUs held, canonical ids (empty for `count: N` claims, whose GPUs Docker picks).
-    pub gpus: Vec<Shared>,
+    pub gpus: Vec<SharedText>,
     /// How the GPUs are claimed: `GPUs 0,1`, `count: 2`, `all GPUs`, `no GPUs`.
-    pub gpu_claim: Shared,
+    pub gpu_claim: SharedText,
     /// Host ports published.
     pub published_ports: Vec<u16>,
-    pub services: Vec<Shared>,
-    pub image: Option<Shared>,
+    pub services: Vec<SharedText>,
+    pub image: Option<SharedText>,
     /// vllm, sglang, tgi or trtllm, when recognised.
-    pub server: Option<Shared>,
+    pub server: Option<SharedText>,
 }
 
 /// A machine's GPU map, deployments and findings.
@@ -161,7 +161,7 @@ pub struct MachineTopology {
     /// nvlink or pcie.
     pub interconnect: Option<String>,
     /// GPUs held by some deployment.
-    pub gpus_used: Vec<Shared>,
+    pub gpus_used: Vec<SharedText>,
     /// GPUs nobody holds; null without inventory.
     pub free_gpus: Option<Vec<u32>>,
     /// Free GPUs per NUMA domain; null without NUMA information.
@@ -190,7 +190,7 @@ pub struct MachineSummary {
     pub gpu_model: Option<String>,
     pub gpu_memory_gb: Option<f64>,
     pub interconnect: Option<String>,
-    pub gpus_used: Vec<Shared>,
+    pub gpus_used: Vec<SharedText>,
     /// Null without inventory.
     pub free_gpus: Option<Vec<u32>>,
     /// Free GPUs of each NUMA domain, in domain order; null without NUMA information.
