@@ -253,9 +253,9 @@ impl Surface {
         let matching: Vec<String> = answer
             .view
             .machines
-            .keys()
+            .names()
             .filter(|name| name.to_lowercase().starts_with(&prefix))
-            .cloned()
+            .map(str::to_owned)
             .collect();
         completion(matching)
     }

@@ -41,7 +41,7 @@ pub enum GraphNode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GpuId {
     Index(u32),
-    Named(String),
+    Named(crate::compose::GpuText),
 }
 
 impl std::fmt::Display for GpuId {
@@ -331,7 +331,7 @@ impl AllocationGraph {
                                     });
                                     graph.add_edge(machine.node, node, GraphEdge::HasGpu);
                                     let (a, b, _) = gpu_sort_key(gpu);
-                                    machine.other_gpus.insert((a, b, gpu.clone()), node);
+                                    machine.other_gpus.insert((a, b, gpu.to_string()), node);
                                     node
                                 }
                             };

@@ -303,7 +303,7 @@ pub fn unknown_machine(view: &FleetView, machine: &str) -> String {
             shown(machine)
         );
     }
-    let near = closest(machine, view.machines.keys().map(String::as_str), 3);
+    let near = closest(machine, view.machines.names(), 3);
     format!(
         "unknown machine {}; closest machine names: {} ({} machines in total)",
         shown(machine),
@@ -332,11 +332,13 @@ fn list_release_configs(
         .as_deref()
         .map(str::to_lowercase)
         .filter(|n| !n.is_empty());
-    let matching: Vec<&DeploymentBrief> = view
-        .deployments
-        .values()
+    let entries = match &params.machine {
+        Some(machine) => view.deployments.of_machine(machine),
+        None => view.deployments.all(),
+    };
+    let matching: Vec<&DeploymentBrief> = entries
+        .iter()
         .map(|entry| &*entry.brief)
-        .filter(|d| params.machine.as_deref().is_none_or(|m| &*d.machine == m))
         .filter(|d| {
             needle.as_deref().is_none_or(|needle| {
                 [&d.model_name, &d.model_path]
@@ -370,8 +372,7 @@ fn get_release_config(
 ) -> Result<GetReleaseConfigOutput, ToolError> {
     let view = &answer.view;
     let machine = machine_of(view, &params.machine)?;
-    let key = (params.machine.clone(), params.port);
-    let Some(entry) = view.deployments.get(&key) else {
+    let Some(entry) = view.deployments.get(&params.machine, params.port) else {
         let ports: Vec<String> = machine
             .deployments
             .iter()

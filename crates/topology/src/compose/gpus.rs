@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashSet;
 
-use super::{GpuClaim, GpuRef, Kv, Reader, Request, Service, canonical_gpu_id};
+use super::{GpuClaim, GpuRef, GpuText, Kv, Reader, Request, Service, canonical_gpu_id};
 
 /// The CDI name prefix of NVIDIA GPUs (`nvidia.com/gpu=0`).
 const CDI_GPU: &str = "nvidia.com/gpu=";
@@ -266,7 +268,7 @@ impl Reader<'_> {
                 .filter(|p| !p.is_empty())
                 .collect();
             if parts.len() > 1 {
-                let ids: Vec<String> = parts.iter().map(|p| canonical_gpu_id(p)).collect();
+                let ids: Vec<GpuText> = parts.iter().map(|p| canonical_gpu_id(p)).collect();
                 let listed = parts
                     .iter()
                     .map(|p| format!("'{p}'"))
@@ -274,7 +276,7 @@ impl Reader<'_> {
                     .join(", ");
                 self.push(
                     Rule::Gpu005,
-                    ids.clone(),
+                    ids.iter().map(|id| id.to_string()).collect(),
                     item.pos,
                     format!(
                         "device_ids entry '{text}' packs {} GPU ids into one string; Docker reads it as a single device id. Write one id per entry: [{listed}]",
@@ -448,9 +450,9 @@ impl Reader<'_> {
             }
             GpuClaim::Pinned(refs) => {
                 let refs = refs.clone();
-                let pinned: Vec<&str> = refs.iter().map(|r| r.id.as_str()).collect();
+                let pinned: Vec<&str> = refs.iter().map(|r| &*r.id).collect();
                 let pinned_set: FxHashSet<&str> = pinned.iter().copied().collect();
-                let mut order: Vec<String> = Vec::new();
+                let mut order: Vec<GpuText> = Vec::new();
                 let mut problems: Vec<String> = Vec::new();
                 for token in &tokens {
                     if token.bytes().all(|b| b.is_ascii_digit()) {
@@ -463,12 +465,12 @@ impl Reader<'_> {
                             )),
                         }
                     } else if pinned_set.contains(token) {
-                        order.push((*token).to_owned());
+                        order.push(GpuText::from(*token));
                     } else {
                         problems.push(format!("`{token}` is not one of the pinned GPUs"));
                     }
                 }
-                let used: FxHashSet<&str> = order.iter().map(String::as_str).collect();
+                let used: FxHashSet<&str> = order.iter().map(|id| &**id).collect();
                 let dropped: Vec<&str> = pinned
                     .iter()
                     .copied()
@@ -551,14 +553,14 @@ pub(super) fn combine_requests(requests: Vec<(Request, Pos)>) -> Option<(GpuClai
 #[derive(Default)]
 pub(super) struct UniqueRefs {
     refs: Vec<GpuRef>,
-    seen: FxHashSet<String>,
+    seen: FxHashSet<GpuText>,
 }
 
 impl UniqueRefs {
     /// Adds `id` unless already there; `pos` is only built for a new id.
-    pub(super) fn push(&mut self, id: String, pos: impl FnOnce() -> Location) {
+    pub(super) fn push(&mut self, id: GpuText, pos: impl FnOnce() -> Location) {
         if !self.seen.contains(&id) {
-            self.seen.insert(id.clone());
+            self.seen.insert(Arc::clone(&id));
             self.refs.push(GpuRef { id, pos: pos() });
         }
     }

@@ -116,7 +116,7 @@ impl fmt::Display for ServerKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GpuRef {
     /// Canonical id: decimal ids normalised (`"03"` is `"3"`), others verbatim.
-    pub id: String,
+    pub id: GpuText,
     pub pos: Location,
 }
 
@@ -166,7 +166,7 @@ impl GpuClaim {
         match self {
             GpuClaim::None => "no GPUs".to_owned(),
             GpuClaim::Pinned(ids) => {
-                let ids: Vec<&str> = ids.iter().map(|g| g.id.as_str()).collect();
+                let ids: Vec<&str> = ids.iter().map(|g| &*g.id).collect();
                 format!("GPUs {}", ids.join(","))
             }
             GpuClaim::Count(n) => format!("count: {n}"),
@@ -211,7 +211,7 @@ pub struct Service {
     pub gpus_at: Option<Location>,
     /// The host GPU ids the service holds, canonical, in the order the
     /// container numbers them (empty unless the claim is `Pinned`).
-    pub host_gpus: Vec<String>,
+    pub host_gpus: Vec<GpuText>,
     pub tensor_parallel: u32,
     pub tensor_parallel_at: Option<Location>,
     pub pipeline_parallel: u32,
@@ -267,19 +267,39 @@ pub fn bytes_per_param(dtype: &str) -> Option<f64> {
 }
 
 /// Canonical GPU id: decimal ids without leading zeros, anything else verbatim.
-pub(crate) fn canonical_gpu_id(raw: &str) -> String {
+pub(crate) fn canonical_gpu_id(raw: &str) -> GpuText {
     let raw = raw.trim();
     if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
         let digits = raw.trim_start_matches('0');
-        if digits.is_empty() {
-            "0".to_owned()
-        } else {
-            digits.to_owned()
+        let digits = if digits.is_empty() { "0" } else { digits };
+        match digits.parse::<usize>() {
+            Ok(index) if index < SHARED_GPU_INDEXES => {
+                let shared = SHARED_GPU_IDS.get_or_init(|| {
+                    (0..SHARED_GPU_INDEXES)
+                        .map(|i| GpuText::from(i.to_string()))
+                        .collect()
+                });
+                match shared.get(index) {
+                    Some(id) => Arc::clone(id),
+                    None => GpuText::from(digits),
+                }
+            }
+            _ => GpuText::from(digits),
         }
     } else {
-        raw.to_owned()
+        GpuText::from(raw)
     }
 }
+
+/// A canonical GPU id (`"3"`, or a UUID / MIG id as written), shared: a fleet names the same
+/// few indexes hundreds of thousands of times.
+pub type GpuText = Arc<str>;
+
+/// Indexes `0..SHARED_GPU_INDEXES` are one allocation each for the whole process (a service's
+/// claim and its host GPUs were two small strings per GPU: 320,000 allocations at 20,000
+/// machines).
+const SHARED_GPU_INDEXES: usize = 256;
+static SHARED_GPU_IDS: std::sync::OnceLock<Vec<GpuText>> = std::sync::OnceLock::new();
 
 /// Reads a deployment from its compose text and optional `.env` (path, text).
 /// Never fails: what cannot be read becomes findings.
@@ -890,11 +910,14 @@ mod tests {
 
     #[test]
     fn canonical_ids() {
-        assert_eq!(canonical_gpu_id("03"), "3");
-        assert_eq!(canonical_gpu_id("0"), "0");
-        assert_eq!(canonical_gpu_id("000"), "0");
-        assert_eq!(canonical_gpu_id(" 12 "), "12");
-        assert_eq!(canonical_gpu_id("GPU-8a1b"), "GPU-8a1b");
-        assert_eq!(canonical_gpu_id("MIG-GPU-1/2/0"), "MIG-GPU-1/2/0");
+        assert_eq!(&*canonical_gpu_id("03"), "3");
+        assert_eq!(&*canonical_gpu_id("0"), "0");
+        assert_eq!(&*canonical_gpu_id("000"), "0");
+        assert_eq!(&*canonical_gpu_id(" 12 "), "12");
+        assert_eq!(&*canonical_gpu_id("GPU-8a1b"), "GPU-8a1b");
+        assert_eq!(&*canonical_gpu_id("MIG-GPU-1/2/0"), "MIG-GPU-1/2/0");
+        assert_eq!(&*canonical_gpu_id("300"), "300");
+        // Small indexes share one allocation process-wide.
+        assert!(Arc::ptr_eq(&canonical_gpu_id("07"), &canonical_gpu_id("7")));
     }
 }

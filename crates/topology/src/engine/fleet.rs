@@ -210,7 +210,7 @@ impl Fleet {
                 GpuClaim::None => continue,
                 GpuClaim::Pinned(_) => gpus.extend(service.host_gpus.iter().map(|id| {
                     // A GPU's UUID shown as its index, the id everything else uses.
-                    inventory.map_or_else(|| id.clone(), |i| i.canonical_gpu(id).into_owned())
+                    inventory.map_or_else(|| id.to_string(), |i| i.canonical_gpu(id).into_owned())
                 })),
                 GpuClaim::All => {
                     if let Some(inventory) = inventory {

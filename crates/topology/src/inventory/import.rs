@@ -528,7 +528,7 @@ pub fn import(
         gpu_memory_gb,
         interconnect,
         numa_domains,
-        labels: labels.clone(),
+        labels: labels.iter().collect(),
         devices,
         links,
         ..Inventory::default()
@@ -584,7 +584,7 @@ pub fn to_machine_yaml(inventory: &Inventory, provenance: &str) -> String {
     }
     if !inventory.labels.is_empty() {
         out.push_str("labels:\n");
-        for (key, value) in &inventory.labels {
+        for (key, value) in inventory.labels.iter() {
             let _ = writeln!(out, "  {}: {}", q(key), q(value));
         }
     }

@@ -254,7 +254,7 @@ pub fn find_placement_in<'m>(
         if !query
             .labels
             .iter()
-            .all(|(k, v)| inventory.labels.get(k) == Some(v))
+            .all(|(k, v)| inventory.labels.get(k) == Some(v.as_str()))
         {
             *excluded.entry("labels differ").or_default() += 1;
             continue;

@@ -349,7 +349,7 @@ fn previous_of(
     let mut gpus: Vec<String> = Vec::new();
     for service in &deployment.services {
         match &service.gpus {
-            GpuClaim::Pinned(refs) => gpus.extend(refs.iter().map(|r| r.id.clone())),
+            GpuClaim::Pinned(refs) => gpus.extend(refs.iter().map(|r| r.id.to_string())),
             GpuClaim::Count(n) => gpus.push(format!("any {n}")),
             GpuClaim::All => gpus.push("all".to_owned()),
             GpuClaim::None => {}

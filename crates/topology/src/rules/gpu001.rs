@@ -82,8 +82,8 @@ fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
         let mut users: Vec<(usize, &GpuRef)> =
             whole_users.iter().chain(slice_users).copied().collect();
         users.sort_by_key(|(holder, _)| *holder);
-        let slice_ids: Vec<&str> = slice_users.iter().map(|(_, r)| r.id.as_str()).collect();
-        let is_slice = |r: &GpuRef| slice_ids.contains(&r.id.as_str());
+        let slice_ids: Vec<&str> = slice_users.iter().map(|(_, r)| &*r.id).collect();
+        let is_slice = |r: &GpuRef| slice_ids.contains(&&*r.id);
         owners(
             cx,
             &users,
@@ -99,7 +99,7 @@ fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
         let Some((primary, _)) = refs.first() else {
             continue;
         };
-        let ids: Vec<&str> = refs.iter().map(|(r, _)| r.id.as_str()).collect();
+        let ids: Vec<&str> = refs.iter().map(|(r, _)| &*r.id).collect();
         let message = format!(
             "{} {} on {} {} held by both {} and {}",
             plural(ids.len(), "GPU", "GPUs"),

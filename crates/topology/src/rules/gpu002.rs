@@ -58,7 +58,7 @@ fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
                 Rule::Gpu002,
                 Some(&machine.name),
                 [holder.id()],
-                [gpu.id.clone()],
+                [gpu.id.to_string()],
                 gpu.pos.clone(),
                 format!("{} uses GPU {}{why}", holder.name(), gpu.id),
             );

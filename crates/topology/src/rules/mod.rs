@@ -329,11 +329,7 @@ fn listed(names: impl Iterator<Item = String>, total: usize) -> String {
 fn short_claim(claim: &GpuClaim) -> String {
     match claim {
         GpuClaim::Pinned(refs) if refs.len() > LISTED_GPU_IDS => {
-            let ids: Vec<&str> = refs
-                .iter()
-                .take(LISTED_GPU_IDS)
-                .map(|r| r.id.as_str())
-                .collect();
+            let ids: Vec<&str> = refs.iter().take(LISTED_GPU_IDS).map(|r| &*r.id).collect();
             format!(
                 "GPUs {} and {} more",
                 ids.join(","),

@@ -38,7 +38,7 @@ fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
             Rule::Tp005,
             Some(&cx.machine.name),
             [holder.id()],
-            [holder.subject(), slice.id.clone()],
+            [holder.subject(), slice.id.to_string()],
             slice.pos.clone(),
             format!(
                 "{} runs {} GPU(s) over MIG slice {} of GPU {parent} on {}: MIG slices have no peer-to-peer path, so the all-reduce cannot run across them",

@@ -748,7 +748,7 @@ fn vars_type_is_a_plain_map() {
         &Limits::default(),
     );
     assert!(findings.is_empty());
-    assert_eq!(services[0].host_gpus, ["2"]);
+    assert_eq!(services[0].host_gpus, [std::sync::Arc::<str>::from("2")]);
 }
 
 // --- Long GPU lists --------------------------------------------------------------

@@ -274,7 +274,7 @@ fn values_are_rendered_as_data_never_as_yaml() {
         service.model_path.as_deref(),
         Some(hostile.model_path.as_str())
     );
-    assert_eq!(service.host_gpus, ["2", "3"]);
+    assert_eq!(gpu_texts(&service.host_gpus), ["2", "3"]);
     assert!(!rendered.contains("\nprivileged"), "{rendered}");
 }
 
@@ -893,7 +893,7 @@ services:
                 Some(format!("/models/{hazard}").as_str()),
                 "{rendered}"
             );
-            assert_eq!(llm.host_gpus, ["1", "2"], "{rendered}");
+            assert_eq!(gpu_texts(&llm.host_gpus), ["1", "2"], "{rendered}");
             assert_eq!(llm.tensor_parallel, 2, "{rendered}");
         }
     }
@@ -1019,8 +1019,9 @@ services:
                 let service = &deployment.services[0];
                 prop_assert_eq!(service.model_name.as_deref(), Some(request.model_name.as_str()));
                 prop_assert_eq!(service.model_path.as_deref(), Some(request.model_path.as_str()));
-                let pinned = vec![first.to_string(), (first + 4).to_string()];
-                prop_assert_eq!(&service.host_gpus, &pinned);
+                let pinned = [first.to_string(), (first + 4).to_string()];
+                let pinned: Vec<&str> = pinned.iter().map(String::as_str).collect();
+                prop_assert_eq!(gpu_texts(&service.host_gpus), pinned);
                 prop_assert_eq!(service.tensor_parallel, 2);
             }
         }
@@ -1255,4 +1256,9 @@ fn claim_refs_read_back_as_the_claims_they_name() {
     }
     let gpu = ClaimRef::parse("refs/catapult/claims/gpu-01/gpu-5").unwrap();
     assert_eq!(gpu.to_string(), "GPU 5 of gpu-01");
+}
+
+/// The pinned GPU ids of a service as plain strings, for comparison.
+fn gpu_texts(ids: &[std::sync::Arc<str>]) -> Vec<&str> {
+    ids.iter().map(|id| &**id).collect()
 }
