@@ -125,13 +125,13 @@ impl<'a> DeploymentClaims<'a> {
                 at,
             };
             match &service.gpus {
-                GpuClaim::Pinned(refs) => claims
-                    .gpus
-                    .extend(refs.iter().map(|r| hold(canonical(&r.id), r.pos.clone()))),
+                GpuClaim::Pinned(refs) => claims.gpus.extend(
+                    refs.iter()
+                        .map(|r| hold(canonical(&r.id), service.at(r.pos))),
+                ),
                 GpuClaim::All => {
                     let at = service
-                        .gpus_at
-                        .clone()
+                        .located(service.gpus_at)
                         .unwrap_or_else(|| service.location.clone());
                     if let Some(ids) = inventory_gpus.clone() {
                         claims

@@ -20,7 +20,7 @@ mod goyaml;
 mod saphyr;
 
 /// 1-based line and column of a node's first character.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize)]
 pub struct Pos {
     pub line: u32,
     pub column: u32,

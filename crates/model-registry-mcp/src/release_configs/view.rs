@@ -205,7 +205,7 @@ pub struct GpuHolders {
     /// Canonical GPU id (`3`, or a UUID / MIG id as written).
     pub gpu: SharedText,
     /// Holders as `machine:port/service`. More than one is a conflict unless shared on purpose.
-    pub holders: Vec<SharedText>,
+    pub holders: Box<[SharedText]>,
 }
 
 /// Free GPUs of one NUMA domain.
@@ -219,6 +219,7 @@ pub struct NumaFree {
 
 /// One deployment in a line: what serves where, on which GPUs.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+/// (Lists as boxed slices: a brief is never grown, and 50,000 of them are kept.)
 pub struct DeploymentBrief {
     /// `machine:port`.
     pub id: String,
@@ -231,12 +232,12 @@ pub struct DeploymentBrief {
     pub pipeline_parallel: u32,
     pub data_parallel: u32,
     /// Host GPUs held, canonical ids (empty for `count: N` claims, whose GPUs Docker picks).
-    pub gpus: Vec<SharedText>,
+    pub gpus: Box<[SharedText]>,
     /// How the GPUs are claimed: `GPUs 0,1`, `count: 2`, `all GPUs`, `no GPUs`.
     pub gpu_claim: SharedText,
     /// Host ports published.
-    pub published_ports: Vec<u16>,
-    pub services: Vec<SharedText>,
+    pub published_ports: Box<[u16]>,
+    pub services: Box<[SharedText]>,
     pub image: Option<SharedText>,
     /// vllm, sglang, tgi or trtllm, when recognised.
     pub server: Option<SharedText>,
@@ -249,10 +250,10 @@ pub struct MachineTopology {
     /// False when the machine has no `machine.yaml`: GPU count and free GPUs are then unknown.
     pub has_inventory: bool,
     pub gpu_count: Option<u32>,
-    pub gpu_model: Option<String>,
+    pub gpu_model: Option<SharedText>,
     pub gpu_memory_gb: Option<f64>,
     /// nvlink or pcie.
-    pub interconnect: Option<String>,
+    pub interconnect: Option<&'static str>,
     /// GPUs held by some deployment.
     pub gpus_used: Vec<SharedText>,
     /// GPUs nobody holds; null without inventory.
@@ -280,9 +281,9 @@ pub struct MachineSummary {
     pub machine: String,
     pub has_inventory: bool,
     pub gpu_count: Option<u32>,
-    pub gpu_model: Option<String>,
+    pub gpu_model: Option<SharedText>,
     pub gpu_memory_gb: Option<f64>,
-    pub interconnect: Option<String>,
+    pub interconnect: Option<&'static str>,
     pub gpus_used: Vec<SharedText>,
     /// Null without inventory.
     pub free_gpus: Option<Vec<u32>>,
@@ -302,7 +303,7 @@ impl MachineSummary {
             gpu_count: topology.gpu_count,
             gpu_model: topology.gpu_model.clone(),
             gpu_memory_gb: topology.gpu_memory_gb,
-            interconnect: topology.interconnect.clone(),
+            interconnect: topology.interconnect,
             gpus_used: topology.gpus_used.clone(),
             free_gpus: topology.free_gpus.clone(),
             free_gpus_by_numa: topology

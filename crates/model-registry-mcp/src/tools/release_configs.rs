@@ -837,10 +837,10 @@ mod tests {
             tensor_parallel: 2,
             pipeline_parallel: 1,
             data_parallel: 1,
-            gpus: vec!["0".into(), "1".into()],
+            gpus: Box::new(["0".into(), "1".into()]),
             gpu_claim: "GPUs 0,1".into(),
-            published_ports: vec![port],
-            services: vec!["vllm".into()],
+            published_ports: Box::new([port]),
+            services: Box::new(["vllm".into()]),
             image: Some("vllm/vllm-openai:v0.8.5".into()),
             server: Some("vllm".into()),
         }

@@ -11,7 +11,7 @@ use super::{GpuClaim, GpuRef, GpuText, Kv, Reader, Request, Service, canonical_g
 
 /// The CDI name prefix of NVIDIA GPUs (`nvidia.com/gpu=0`).
 const CDI_GPU: &str = "nvidia.com/gpu=";
-use crate::finding::{Location, Rule};
+use crate::finding::Rule;
 use crate::yaml::{Node, Pos, Value};
 
 impl Reader<'_> {
@@ -33,7 +33,7 @@ impl Reader<'_> {
             claim = self.nvidia_runtime(name, node, env);
         }
         let Some((claim, pos)) = claim else { return };
-        service.gpus_at = Some(self.loc(pos));
+        service.gpus_at = Some(pos);
         service.gpus = claim;
         self.cuda_visible_devices(name, env, service);
         if let GpuClaim::Pinned(refs) = &service.gpus
@@ -285,7 +285,7 @@ impl Reader<'_> {
                 );
             }
             for part in parts {
-                refs.push(canonical_gpu_id(part), || self.loc(item.pos));
+                refs.push(canonical_gpu_id(part), item.pos);
             }
         }
         if let Some((item, text, count)) = repeated {
@@ -329,7 +329,7 @@ impl Reader<'_> {
             if id.trim().eq_ignore_ascii_case("all") {
                 return Some((GpuClaim::All, item.pos));
             }
-            refs.push(canonical_gpu_id(id), || self.loc(item.pos));
+            refs.push(canonical_gpu_id(id), item.pos);
         }
         first.map(|pos| (GpuClaim::Pinned(refs.into_vec()), pos))
     }
@@ -362,7 +362,7 @@ impl Reader<'_> {
                     ids => {
                         let mut refs = UniqueRefs::default();
                         for part in ids.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                            refs.push(canonical_gpu_id(part), || self.loc(*pos));
+                            refs.push(canonical_gpu_id(part), *pos);
                         }
                         Some((GpuClaim::Pinned(refs.into_vec()), *pos))
                     }
@@ -406,7 +406,7 @@ impl Reader<'_> {
             GpuClaim::All => {
                 let mut unique = UniqueRefs::default();
                 for token in &tokens {
-                    unique.push(canonical_gpu_id(token), || self.loc(pos));
+                    unique.push(canonical_gpu_id(token), pos);
                 }
                 let refs = unique.into_vec();
                 let decimal = tokens.iter().any(|t| t.bytes().all(|b| b.is_ascii_digit()));
@@ -426,7 +426,7 @@ impl Reader<'_> {
                     );
                 }
                 service.gpus = GpuClaim::Pinned(refs);
-                service.gpus_at = Some(self.loc(pos));
+                service.gpus_at = Some(pos);
             }
             GpuClaim::Count(n) => {
                 let n = *n;
@@ -493,7 +493,7 @@ impl Reader<'_> {
                         problems.truncate(LISTED_PROBLEMS);
                         problems.push(format!("and {more} more"));
                     }
-                    let gpus_at = service.gpus_at.clone();
+                    let gpus_at = service.located(service.gpus_at);
                     let finding = self.push(
                         Rule::Gpu004,
                         vec![subject],
@@ -531,7 +531,7 @@ pub(super) fn combine_requests(requests: Vec<(Request, Pos)>) -> Option<(GpuClai
         match request {
             Request::Pinned(ids) => {
                 for r in ids {
-                    refs.push(r.id, || r.pos);
+                    refs.push(r.id, r.pos);
                 }
             }
             Request::Count(n) => count = Some(count.unwrap_or(0).saturating_add(n)),
@@ -557,15 +557,18 @@ pub(super) struct UniqueRefs {
 }
 
 impl UniqueRefs {
-    /// Adds `id` unless already there; `pos` is only built for a new id.
-    pub(super) fn push(&mut self, id: GpuText, pos: impl FnOnce() -> Location) {
+    /// Adds `id` unless already there.
+    pub(super) fn push(&mut self, id: GpuText, pos: Pos) {
         if !self.seen.contains(&id) {
             self.seen.insert(Arc::clone(&id));
-            self.refs.push(GpuRef { id, pos: pos() });
+            self.refs.push(GpuRef { id, pos });
         }
     }
 
-    pub(super) fn into_vec(self) -> Vec<GpuRef> {
+    /// At its length: the doubling's first four slots would hold twice what
+    /// a usual two-GPU claim needs, in every parse the engine keeps.
+    pub(super) fn into_vec(mut self) -> Vec<GpuRef> {
+        self.refs.shrink_to_fit();
         self.refs
     }
 }

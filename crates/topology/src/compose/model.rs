@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::{Kv, Reader, ServerKind, Service, Token};
-use crate::finding::{Location, Rule};
+use crate::finding::Rule;
 
 impl Reader<'_> {
     pub(super) fn parallelism(
@@ -71,7 +71,7 @@ impl Reader<'_> {
             match text.trim().parse::<u32>() {
                 Ok(n) if n >= 1 => {
                     *slot = n;
-                    *slot_at = Some(Location::new(&self.path, pos.line, pos.column));
+                    *slot_at = Some(pos);
                 }
                 _ => {
                     let message = format!(
@@ -140,7 +140,7 @@ impl Reader<'_> {
             match text.parse::<f64>() {
                 Ok(v) if v.is_finite() && v > 0.0 => {
                     service.params_b = Some(v);
-                    service.params_b_at = Some(self.loc(pos));
+                    service.params_b_at = Some(pos);
                 }
                 _ => {
                     let message = format!(
@@ -167,7 +167,7 @@ impl Reader<'_> {
             };
             match text.parse::<u32>() {
                 Ok(v) if v > 0 => {
-                    let at = Some(self.loc(pos));
+                    let at = Some(pos);
                     if key == "catapult.num_kv_heads" {
                         service.num_kv_heads = Some(v);
                         service.num_kv_heads_at = at;
@@ -196,7 +196,7 @@ impl Reader<'_> {
             match token.text.trim().parse::<f64>() {
                 Ok(v) if v > 0.0 && v <= 1.0 => {
                     service.memory_utilization = v;
-                    service.memory_utilization_at = Some(self.loc(token.pos));
+                    service.memory_utilization_at = Some(token.pos);
                 }
                 _ => {
                     let message = format!(

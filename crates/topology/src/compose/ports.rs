@@ -2,6 +2,7 @@
 //! port under `network_mode: host`.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use rustc_hash::FxHashSet;
 
@@ -46,7 +47,7 @@ impl Reader<'_> {
                         host: port,
                         container: None,
                         host_ip: None,
-                        protocol: "tcp".into(),
+                        protocol: protocol("tcp"),
                         pos: self.loc(pos),
                     }),
                     _ => {
@@ -139,7 +140,18 @@ impl Reader<'_> {
 }
 
 /// (host ip, host port, container port, protocol)
-type Binding = (Option<String>, u16, Option<u16>, String);
+type Binding = (Option<String>, u16, Option<u16>, Arc<str>);
+
+/// `name` (lowercase) as a protocol: `tcp`, `udp` and `sctp` shared
+/// process-wide, others (which Compose refuses) their own copy.
+fn protocol(name: &str) -> Arc<str> {
+    static KNOWN: OnceLock<[Arc<str>; 3]> = OnceLock::new();
+    let known = KNOWN.get_or_init(|| ["tcp", "udp", "sctp"].map(Arc::from));
+    match known.iter().find(|known| ***known == *name) {
+        Some(shared) => Arc::clone(shared),
+        None => Arc::from(name),
+    }
+}
 
 /// Long ranges would make a binding per port; a larger one is a mistake.
 const MAX_PORT_RANGE: u32 = 4096;
@@ -202,6 +214,7 @@ pub(super) fn bindings(
             host.0, host.1, container.0, container.1
         ));
     }
+    let protocol = self::protocol(protocol);
     let mut out = Vec::new();
     for offset in 0..host_len {
         let Ok(offset) = u16::try_from(offset) else {
@@ -216,7 +229,7 @@ pub(super) fn bindings(
             host_ip.clone(),
             host.0 + offset,
             Some(container_port),
-            protocol.to_owned(),
+            Arc::clone(&protocol),
         ));
     }
     Ok(out)

@@ -114,12 +114,12 @@ fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
             Some(&cx.machine.name),
             [owner.id(), holder.id()],
             ids.iter().map(|s| (*s).to_owned()),
-            primary.pos.clone(),
+            holder.service.at(primary.pos),
             message,
         );
         for (_, theirs) in &refs {
             finding.related.push(Related {
-                location: theirs.pos.clone(),
+                location: owner.service.at(theirs.pos),
                 message: format!("GPU {} is held by {} here", theirs.id, owner.name()),
             });
         }

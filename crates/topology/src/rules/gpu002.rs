@@ -59,7 +59,7 @@ fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
                 Some(&machine.name),
                 [holder.id()],
                 [gpu.id.to_string()],
-                gpu.pos.clone(),
+                holder.service.at(gpu.pos),
                 format!("{} uses GPU {}{why}", holder.name(), gpu.id),
             );
             let inventory_at = inventory_at.or_else(|| {

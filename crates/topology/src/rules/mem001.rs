@@ -40,8 +40,7 @@ fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
             [holder.id()],
             [holder.subject()],
             service
-                .params_b_at
-                .clone()
+                .located(service.params_b_at)
                 .unwrap_or_else(|| service.location.clone()),
             format!(
                 "{}: {params_b}B parameters in {dtype} over TP {} x PP {} need {per_gpu:.1} GB of weights per GPU, more than {memory_gb} GB x {} = {budget:.1} GB on {}",
@@ -52,9 +51,9 @@ fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
                 cx.machine.name
             ),
         );
-        if let Some(at) = &service.tensor_parallel_at {
+        if let Some(at) = service.located(service.tensor_parallel_at) {
             finding.related.push(Related {
-                location: at.clone(),
+                location: at,
                 message: "tensor parallel size set here".into(),
             });
         }

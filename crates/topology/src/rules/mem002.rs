@@ -69,8 +69,7 @@ fn one_set(cx: &MachineContext<'_>, sharers: &[usize], gpus: &[&str], findings: 
     );
     let at = |h: &Holder<'_>| {
         h.service
-            .memory_utilization_at
-            .clone()
+            .located(h.service.memory_utilization_at)
             .unwrap_or_else(|| h.claim_at())
     };
     let mut finding = Finding::new(

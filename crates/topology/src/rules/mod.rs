@@ -144,8 +144,7 @@ impl Holder<'_> {
     /// Where the service's GPU claim is written (else the service key).
     fn claim_at(&self) -> Location {
         self.service
-            .gpus_at
-            .clone()
+            .located(self.service.gpus_at)
             .unwrap_or_else(|| self.service.location.clone())
     }
 
@@ -156,11 +155,12 @@ impl Holder<'_> {
     /// Where the parallelism is set: TP, else PP, else DP.
     fn parallel_at(&self) -> Option<Location> {
         let service = self.service;
-        service
-            .tensor_parallel_at
-            .clone()
-            .or_else(|| service.pipeline_parallel_at.clone())
-            .or_else(|| service.data_parallel_at.clone())
+        service.located(
+            service
+                .tensor_parallel_at
+                .or(service.pipeline_parallel_at)
+                .or(service.data_parallel_at),
+        )
     }
 
     /// `TP 4 x PP 2 x DP 1 = 8`, exact: three `u32` factors fit in `u128`.

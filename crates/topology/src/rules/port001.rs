@@ -52,7 +52,7 @@ fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
             // (owner, owner's binding, own binding) of the earliest clash.
             let mut clash: Option<(usize, &PublishedPort, &PublishedPort)> = None;
             for &(_, port) in own {
-                let Some(seen) = earliest.get(port.protocol.as_str()) else {
+                let Some(seen) = earliest.get(&*port.protocol) else {
                     continue;
                 };
                 let first = if port.binds_every_address() {
@@ -80,7 +80,7 @@ fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
                     .push((port, theirs));
             }
             for &(_, port) in own {
-                let seen = earliest.entry(port.protocol.as_str()).or_default();
+                let seen = earliest.entry(&*port.protocol).or_default();
                 seen.any.get_or_insert((index, port));
                 if port.binds_every_address() {
                     seen.every_address.get_or_insert((index, port));

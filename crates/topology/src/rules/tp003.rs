@@ -32,7 +32,7 @@ fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
                     "{} KV heads can neither be split evenly over nor replicated to tensor parallel size {tp}",
                     kv_heads.unwrap_or_default()
                 ),
-                service.num_kv_heads_at.clone(),
+                service.located(service.num_kv_heads_at),
             )
         } else {
             (
@@ -40,7 +40,7 @@ fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
                     "{} attention heads cannot be split evenly over tensor parallel size {tp}",
                     heads.unwrap_or_default()
                 ),
-                service.num_attention_heads_at.clone(),
+                service.located(service.num_attention_heads_at),
             )
         };
         // Sizes that work, up to what the machine (or the model) can take.
@@ -74,9 +74,9 @@ fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
                 }
             ),
         );
-        if let Some(at) = &service.tensor_parallel_at {
+        if let Some(at) = service.located(service.tensor_parallel_at) {
             finding.related.push(Related {
-                location: at.clone(),
+                location: at,
                 message: "tensor parallel size set here".into(),
             });
         }

@@ -133,8 +133,7 @@ fn finding(
         std::iter::once(holder.subject()).chain(gpus.iter().cloned()),
         holder
             .service
-            .tensor_parallel_at
-            .clone()
+            .located(holder.service.tensor_parallel_at)
             .unwrap_or_else(|| holder.claim_at()),
         message,
     );

@@ -39,7 +39,7 @@ fn check(cx: &MachineContext<'_>, findings: &mut Vec<Finding>) {
             Some(&cx.machine.name),
             [holder.id()],
             [holder.subject(), slice.id.to_string()],
-            slice.pos.clone(),
+            holder.service.at(slice.pos),
             format!(
                 "{} runs {} GPU(s) over MIG slice {} of GPU {parent} on {}: MIG slices have no peer-to-peer path, so the all-reduce cannot run across them",
                 holder.name(),

@@ -64,7 +64,7 @@ fn summary(service: &Service) -> String {
                     .map(|ip| format!("{ip}/"))
                     .unwrap_or_default();
                 let container = p.container.map(|c| format!("->{c}")).unwrap_or_default();
-                let proto = if p.protocol == "tcp" {
+                let proto = if &*p.protocol == "tcp" {
                     String::new()
                 } else {
                     format!("/{}", p.protocol)
@@ -570,9 +570,9 @@ fn flag_values_are_located_in_command_strings() {
         None,
     );
     let s = &services[0];
-    let tp = s.tensor_parallel_at.as_ref().map(ToString::to_string);
+    let tp = s.located(s.tensor_parallel_at).map(|at| at.to_string());
     assert_eq!(tp.as_deref(), Some("compose.yml:5:30"));
-    let mem = s.memory_utilization_at.as_ref().map(ToString::to_string);
+    let mem = s.located(s.memory_utilization_at).map(|at| at.to_string());
     assert_eq!(mem.as_deref(), Some("compose.yml:6:32"));
     assert_eq!(s.memory_utilization, 0.5);
 }
