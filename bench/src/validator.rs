@@ -197,6 +197,8 @@ pub fn run_one(args: &OneArgs) -> anyhow::Result<()> {
                 stdout_is_tty: false,
                 step_summary: None,
                 no_color: true,
+                // Runs repeat in this process: each frees what it made.
+                exits_after_run: false,
             };
             for _ in 0..runs {
                 let mut report = CountingSink::default();

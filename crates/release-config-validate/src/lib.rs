@@ -141,6 +141,9 @@ pub struct Environment {
     pub step_summary: Option<PathBuf>,
     /// `$NO_COLOR` is set (honoured by `--color auto`).
     pub no_color: bool,
+    /// The process exits after this run: the analysis is left to the kernel
+    /// to take back, not freed ([`pipeline::Validated::leak`]).
+    pub exits_after_run: bool,
 }
 
 impl Environment {
@@ -152,6 +155,7 @@ impl Environment {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            exits_after_run: true,
         }
     }
 }
@@ -220,7 +224,10 @@ fn run_inner(
             json::write(report, &mut out)
                 .and_then(|()| out.flush())
                 .map_err(|source| ValidateError::Output { source })?;
-            return Ok(exit_of(report));
+            drop(out);
+            let exit = exit_of(report);
+            finish(validated, env);
+            return Ok(exit);
         }
         Format::Human => {
             let color = match args.color {
@@ -245,7 +252,16 @@ fn run_inner(
     stdout
         .flush()
         .map_err(|source| ValidateError::Output { source })?;
-    Ok(exit_of(report))
+    let exit = exit_of(report);
+    finish(validated, env);
+    Ok(exit)
+}
+
+/// Done with `validated`: freed, or left to the kernel by a process that exits next.
+fn finish(validated: Validated, env: &Environment) {
+    if env.exits_after_run {
+        validated.leak();
+    }
 }
 
 fn exit_of(report: &Report) -> Exit {
