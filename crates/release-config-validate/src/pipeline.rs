@@ -74,8 +74,6 @@ pub struct Validated {
 }
 
 impl Validated {
-    /// The text of a repository file: of the validated head (`at` is `None`)
-    /// or of the pending ref `at`.
     /// Forgets everything without freeing it: for a process that exits
     /// next, whose memory the kernel takes back at once. Freeing the
     /// analysis one allocation at a time was 4 % of a validation, on one
@@ -84,6 +82,8 @@ impl Validated {
         std::mem::forget(self);
     }
 
+    /// The text of a repository file: of the validated head (`at` is `None`)
+    /// or of the pending ref `at`.
     pub fn source(&self, at: Option<&str>, path: &str) -> Option<String> {
         let snapshot = match at {
             None => &self.snapshot,

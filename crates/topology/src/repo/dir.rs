@@ -381,11 +381,7 @@ pub(super) struct Hashed {
 
 /// Hashes a regular file of the listing: one open, one `stat` of the open
 /// file, the reads of its size (as Git reads a file it hashes), one close.
-pub(super) fn hash_file(
-    root: &sys::Root,
-    canonical_root: &Path,
-    relative: &str,
-) -> Result<Hashed, RepoError> {
+pub(super) fn hash_file(root: &sys::Root, relative: &str) -> Result<Hashed, RepoError> {
     let io_error = |source| RepoError::Io {
         path: relative.to_owned(),
         source,
@@ -404,12 +400,7 @@ pub(super) fn hash_file(
     }
     let len = stat.stamp.len;
     if len > HASH_IN_MEMORY_MAX {
-        let id =
-            hash_large_file(&file, &canonical_root.join(relative)).map_err(|e| RepoError::Git {
-                repo: canonical_root.to_owned(),
-                action: format!("hashing `{relative}`"),
-                message: git_message(&e),
-            })?;
+        let id = hash_large_file(&file, len, relative)?;
         return Ok(Hashed {
             id,
             stat,
@@ -432,7 +423,7 @@ pub(super) fn hash_file(
     // what is hashed, and the stamp is not cached.
     let complete = filled == size;
     data.truncate(filled);
-    let id = ContentId::of_bytes(&data)?;
+    let id = ContentId::of_file(relative, &data)?;
     let data = (len <= KEEP_MAX).then(|| data.into_boxed_slice());
     Ok(Hashed {
         id,
@@ -445,17 +436,39 @@ pub(super) fn hash_file(
 /// Streams a large file through libgit2's hasher. On Linux the file already
 /// opened (safely, see `sys::Root::open_file`) is hashed through its
 /// `/proc/self/fd` link, so a file swapped in meanwhile cannot be the one read.
-pub(super) fn hash_large_file(file: &fs::File, path: &Path) -> Result<ContentId, git2::Error> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let by_fd = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
-        if by_fd.exists() {
-            return Oid::hash_file(ObjectType::Blob, by_fd).map(ContentId);
+/// Hashes a file too large to hold, in parts of 64 KiB, as Git does: the
+/// length of its `stat` in the header, and an error when the bytes read are
+/// not that many (it changed meanwhile).
+pub(super) fn hash_large_file(
+    mut file: &fs::File,
+    len: u64,
+    relative: &str,
+) -> Result<ContentId, RepoError> {
+    let io_error = |source| RepoError::Io {
+        path: relative.to_owned(),
+        source,
+    };
+    let mut hasher = BlobHasher::new(len);
+    let mut buffer = vec![0; 64 << 10];
+    let mut read = 0u64;
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => {
+                read += n as u64;
+                if read > len {
+                    return Err(changed_while_listing(relative));
+                }
+                hasher.update(&buffer[..n]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_error(e)),
         }
     }
-    let _ = file;
-    Oid::hash_file(ObjectType::Blob, path).map(ContentId)
+    if read != len {
+        return Err(changed_while_listing(relative));
+    }
+    hasher.finish(relative)
 }
 
 pub(super) fn changed_while_listing(relative: &str) -> RepoError {
@@ -518,7 +531,7 @@ fn subtree_id(dir: &str, listed: &[Entry]) -> Option<ContentId> {
         match entry.id {
             Some(id) => {
                 text.push(1);
-                text.extend_from_slice(id.0.as_bytes());
+                text.extend_from_slice(id.as_bytes());
             }
             None => text.push(0),
         }
@@ -1165,7 +1178,7 @@ impl DirWalk<'_> {
                 return Ok((entry, false));
             }
         }
-        let hashed = hash_file(self.root, self.canonical_root, path)?;
+        let hashed = hash_file(self.root, path)?;
         // Racy files are hashed again next time; the stamp must also match
         // the bytes hashed.
         *cached = (hashed.complete && hashed.stat.stamp.is_settled(self.now_ns))
@@ -1219,11 +1232,11 @@ impl DirWalk<'_> {
                 .and_then(Option::as_ref);
             let (id, len) = match read {
                 Some(bytes) => {
-                    let id = ContentId::of_bytes(bytes)?;
+                    let id = ContentId::of_file(&entry.path, bytes)?;
                     (id, bytes.len() as u64)
                 }
                 None => {
-                    let hashed = hash_file(self.root, self.canonical_root, &entry.path)?;
+                    let hashed = hash_file(self.root, &entry.path)?;
                     let found = (hashed.id, hashed.stat.stamp.len);
                     self.keep(hashed);
                     found
@@ -1316,7 +1329,7 @@ impl DirWalk<'_> {
         if let Some(id) = known {
             return Ok(id);
         }
-        let hashed = hash_file(self.root, self.canonical_root, inside)?;
+        let hashed = hash_file(self.root, inside)?;
         if stamp.is_settled(self.now_ns) && hashed.complete && hashed.stat.stamp == stamp {
             self.link_targets
                 .lock()

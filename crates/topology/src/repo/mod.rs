@@ -163,6 +163,10 @@ pub enum RepoError {
     TooLarge { path: String, size: u64, limit: u64 },
     #[error("cannot read `{path}`: {source}")]
     Io { path: String, source: io::Error },
+    #[error(
+        "`{path}` carries a SHA-1 collision attack (the pattern of SHAttered); it is refused, as Git refuses it"
+    )]
+    Collision { path: String },
     #[error("cannot read `{path}` (object {id}) from {repo}: {message}")]
     Object {
         path: String,
@@ -207,39 +211,106 @@ fn git_message(error: &git2::Error) -> String {
 
 /// Identity of a file's content: its Git blob id (SHA-1 of `blob <len>\0<data>`).
 /// The same bytes have the same id whether read from a directory or from Git.
+/// The raw digest, not a `git2::Oid`: computing, comparing and hashing ids
+/// never calls into libgit2 (whose first call starts OpenSSL).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ContentId(Oid);
+pub struct ContentId([u8; 20]);
 
 impl ContentId {
     /// The Git blob id of `data`.
     pub fn of_bytes(data: &[u8]) -> Result<ContentId, RepoError> {
-        Oid::hash_object(ObjectType::Blob, data)
-            .map(ContentId)
-            .map_err(|e| RepoError::Git {
-                repo: PathBuf::new(),
-                action: "hashing a blob".to_owned(),
-                message: git_message(&e),
-            })
+        ContentId::of_file("(content)", data)
+    }
+
+    /// The Git blob id of `data`, the file `path` (named by the error of
+    /// [`BlobHasher::finish`]).
+    pub fn of_file(path: &str, data: &[u8]) -> Result<ContentId, RepoError> {
+        let mut hasher = BlobHasher::new(data.len() as u64);
+        hasher.update(data);
+        hasher.finish(path)
     }
 
     /// Parses a 40-digit hexadecimal id.
     pub fn from_hex(hex: &str) -> Option<ContentId> {
-        if hex.len() != 40 {
+        let digits = hex.as_bytes();
+        if digits.len() != 40 {
             return None;
         }
-        Oid::from_str(hex).ok().map(ContentId)
+        let mut bytes = [0; 20];
+        for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
+            let high = char::from(pair[0]).to_digit(16)?;
+            let low = char::from(pair[1]).to_digit(16)?;
+            *byte = u8::try_from(high << 4 | low).ok()?;
+        }
+        Some(ContentId(bytes))
+    }
+
+    /// The id of a Git object id.
+    fn of_oid(oid: Oid) -> ContentId {
+        let mut bytes = [0; 20];
+        bytes.copy_from_slice(&oid.as_bytes()[..20]);
+        ContentId(bytes)
+    }
+
+    /// The id as libgit2's type, to look the object up.
+    fn oid(self) -> Result<Oid, git2::Error> {
+        Oid::from_bytes(&self.0)
+    }
+
+    /// The 20 bytes of the digest.
+    pub fn as_bytes(&self) -> &[u8; 20] {
+        &self.0
+    }
+}
+
+/// A Git blob id computed piece by piece, for a file read in parts: the
+/// length goes first into the hash, as in Git's object header.
+pub(crate) struct BlobHasher(sha1_checked::Sha1);
+
+impl BlobHasher {
+    pub(crate) fn new(len: u64) -> BlobHasher {
+        use sha1_checked::Digest as _;
+        // As Git and gitoxide: detection only, no "safe hash" substituted.
+        let mut hasher = sha1_checked::Builder::default().safe_hash(false).build();
+        hasher.update(b"blob ");
+        hasher.update(len.to_string().as_bytes());
+        hasher.update([0]);
+        BlobHasher(hasher)
+    }
+
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        use sha1_checked::Digest as _;
+        self.0.update(data);
+    }
+
+    /// The id; refused, as Git refuses it, when the bytes of the file `path`
+    /// carry a SHA-1 collision attack (two contents with one id would let a
+    /// reviewed file stand for another).
+    pub(crate) fn finish(self, path: &str) -> Result<ContentId, RepoError> {
+        let result = self.0.try_finalize();
+        if result.has_collision() {
+            return Err(RepoError::Collision {
+                path: path.to_owned(),
+            });
+        }
+        let mut id = [0; 20];
+        id.copy_from_slice(result.hash().as_slice());
+        Ok(ContentId(id))
     }
 }
 
 impl fmt::Display for ContentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
     }
 }
 
 impl fmt::Debug for ContentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ContentId({})", self.0)
+        write!(f, "ContentId({self})")
     }
 }
 
@@ -437,7 +508,9 @@ impl Repository {
             message: git_message(&e),
         };
         let odb = git.odb().map_err(git_error)?;
-        let (size, _) = odb.read_header(id.0).map_err(git_error)?;
+        let (size, _) = odb
+            .read_header(id.oid().map_err(git_error)?)
+            .map_err(git_error)?;
         let size = u64::try_from(size).unwrap_or(u64::MAX);
         if size > max_bytes {
             return Err(RepoError::TooLarge {
@@ -446,7 +519,9 @@ impl Repository {
                 limit: max_bytes,
             });
         }
-        let blob = git.find_blob(id.0).map_err(git_error)?;
+        let blob = git
+            .find_blob(id.oid().map_err(git_error)?)
+            .map_err(git_error)?;
         Ok(blob.content().to_vec())
     }
 

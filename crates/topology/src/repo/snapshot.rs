@@ -321,7 +321,7 @@ pub(super) fn list_git_tree(
                 .iter()
                 .any(|e| matches!(e.kind, EntryKind::Symlink { .. }))
             {
-                subtrees.push((entries.len() - 1, ContentId(machine.id())));
+                subtrees.push((entries.len() - 1, ContentId::of_oid(machine.id())));
             }
             entries.extend(listing.iter().map(|entry| Entry {
                 // Not `format!`: this runs once per file of the fleet.
@@ -345,14 +345,14 @@ pub(super) fn list_git_tree(
         let Some(link_blob) = entry.id.take() else {
             continue;
         };
-        let blob = git.find_blob(link_blob.0)?;
+        let blob = git.find_blob(link_blob.oid()?)?;
         *target = String::from_utf8_lossy(blob.content()).into_owned();
         let resolved = resolve_link(&entry.path, target, |path| git_path_kind(git, root, path));
         let id = match &resolved {
             LinkTarget::File(path) => root
                 .get_path(Path::new(path))
                 .ok()
-                .map(|found| ContentId(found.id())),
+                .map(|found| ContentId::of_oid(found.id())),
             _ => None,
         };
         *escapes = resolved == LinkTarget::Outside;
@@ -387,7 +387,7 @@ pub(super) fn list_git_tree(
 
 pub(super) fn git_entry(path: String, entry: &git2::TreeEntry<'_>) -> Entry {
     let mode = entry.filemode();
-    let id = Some(ContentId(entry.id()));
+    let id = Some(ContentId::of_oid(entry.id()));
     let (kind, id) = match mode & 0o170000 {
         0o040000 => (EntryKind::Dir, None),
         // The link text is read after the walk; `id` carries the link blob until then.
@@ -684,7 +684,7 @@ impl Snapshot {
                 let git = lock(git);
                 let (size, _) = git
                     .odb()
-                    .and_then(|odb| odb.read_header(id.0))
+                    .and_then(|odb| odb.read_header(id.oid()?))
                     .map_err(|e| RepoError::Object {
                         path: entry.path.clone(),
                         id: id.to_string(),
@@ -734,11 +734,12 @@ impl Snapshot {
                 };
                 let git = lock(git);
                 let odb = git.odb().map_err(object_error)?;
-                let (size, _) = odb.read_header(id.0).map_err(object_error)?;
+                let oid = id.oid().map_err(object_error)?;
+                let (size, _) = odb.read_header(oid).map_err(object_error)?;
                 if size as u64 > max_bytes {
                     return Err(too_large(size as u64));
                 }
-                let object = odb.read(id.0).map_err(object_error)?;
+                let object = odb.read(oid).map_err(object_error)?;
                 Ok(object.data().to_vec())
             }
             SnapshotSource::Dir { root } => {

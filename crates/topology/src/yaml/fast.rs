@@ -7,9 +7,10 @@
 //! tags on nodes. This reader handles exactly that part, feeding the same
 //! tree builder with the same positions saphyr's events carry, and gives up
 //! (the caller then uses saphyr) on anything else: block and multi-line
-//! scalars, complex keys, nested flow collections, tabs, carriage returns,
-//! directives, several documents, unusual indentation, and every error,
-//! including the builder's, so messages are always saphyr's.
+//! scalars, complex keys, flow collections nested other than sequences in
+//! sequences, tabs, carriage returns, directives, several documents, unusual
+//! indentation, and every error, including the builder's, so messages are
+//! always saphyr's.
 
 use super::builder::TreeBuilder;
 use super::{Limits, Node, Pos, YamlError};
@@ -704,14 +705,24 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    /// `[a, "b", *c]` on one line, scalars and aliases only.
+    /// `[a, "b", *c]` on one line: scalars, aliases and sequences of them
+    /// (`[[0, 1], [2, 3]]`, as inventories write NUMA domains).
     fn flow_seq(&mut self, anchor: usize, pos: Pos) -> Read<()> {
+        self.nesting += 1;
+        if self.nesting > MAX_NESTING {
+            return Err(Unsupported);
+        }
         self.builder.open_seq(anchor, pos)?;
         self.at += 1;
         self.skip_spaces();
         if self.peek() != b']' {
             loop {
-                self.flow_scalar(false)?;
+                if self.peek() == b'[' {
+                    let inner = self.pos_at(self.at);
+                    self.flow_seq(0, inner)?;
+                } else {
+                    self.flow_scalar(false)?;
+                }
                 self.skip_spaces();
                 match self.peek() {
                     b',' => {
@@ -728,6 +739,7 @@ impl<'a> Reader<'a> {
         }
         self.at += 1;
         self.builder.close()?;
+        self.nesting -= 1;
         Ok(())
     }
 

@@ -1237,6 +1237,57 @@ fn directory_reader_sees_added_removed_and_replaced_entries() {
     );
 }
 
+/// The ids a directory listing computes (in memory, in io_uring batches, and
+/// in parts for files above the in-memory limit) are the ones the real
+/// `git hash-object` gives the same bytes: the oracle is Git, not our hash.
+#[test]
+fn listed_ids_are_what_git_hash_object_gives() {
+    let fixture = FixtureRepo::init();
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for len in [
+        0,
+        1,
+        55,
+        56,
+        63,
+        64,
+        65,
+        4095,
+        64 << 10,
+        (64 << 10) + 1,
+        1 << 20,
+        (1 << 20) + 3,
+    ] {
+        let bytes = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        files.push((format!("machines/m/{len}/docker-compose.yml"), bytes));
+    }
+    files.push((
+        "machines/m/machine.yaml".to_owned(),
+        b"gpus: 8\n\0\xff\r\n".to_vec(),
+    ));
+    for (path, bytes) in &files {
+        let full = fixture.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, bytes).unwrap();
+    }
+    let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    let mut args = vec!["hash-object", "--no-filters", "--"];
+    args.extend(&paths);
+    let from_git: Vec<String> = fixture.git(&args).lines().map(str::to_owned).collect();
+    let once = Snapshot::from_dir(fixture.path()).unwrap();
+    let kept = DirReader::new(fixture.path()).unwrap().snapshot().unwrap();
+    for snapshot in [&once, &kept] {
+        let listed: Vec<String> = paths
+            .iter()
+            .map(|path| snapshot.entry(path).unwrap().id.unwrap().to_string())
+            .collect();
+        assert_eq!(listed, from_git);
+    }
+    for ((_, bytes), git_id) in files.iter().zip(&from_git) {
+        assert_eq!(&ContentId::of_bytes(bytes).unwrap().to_string(), git_id);
+    }
+}
+
 /// Files above the in-memory limit are hashed in chunks, to the same id.
 #[test]
 fn a_large_file_gets_its_git_blob_id() {

@@ -589,6 +589,7 @@ fn fast_path_reads_compose_subset_like_saphyr() {
         "é: ü\nclé: \"ça\" # ok\n",
         "a: [1, \"2\", '3', x y]\nb: {c: d, \"e\": 'f', g: 1}\nc: []\nd: {}",
         "a: [ ]\nb: {  }\nc: [a,b]",
+        "numa_domains: [[0, 1, 2, 3], [4, 5, 6, 7]]\nb: [[], [ ], [[x]], [a, [b, \"c\"]]]",
         "a: &x 1\nb: *x\nc: [*x, *x]\nd: {k: *x}",
         "a: &m\n  x: 1\n  y: 2\nb:\n  <<: *m\n  y: 3",
         "a: &m {x: 1}\nb: &n {y: 2}\nc:\n  <<: [*m, *n]\n  z: 3\nd: {<<: *m, w: 0}",
@@ -651,14 +652,15 @@ fn fast_path_leaves_the_rest_to_saphyr() {
         ("*x : 1", "alias key"),
         ("a:b: 1\nc: d:", "value with trailing colon"),
         // Flow collections beyond one line of scalars.
-        ("a: [1, [2]]", "nested flow"),
+        ("a: [1, {b: 2}]", "mapping in a flow sequence"),
         ("a: [1,\n  2]", "multi-line flow"),
         ("a: [1, 2,]", "trailing comma"),
         ("a: [a: 1]", "pair in flow sequence"),
         ("a: {b}", "flow key without value"),
         ("a: {\"b\":1}", "adjacent json value"),
         ("a: [&x 1]", "anchor in flow"),
-        ("a: [x, [y]]", "nested flow"),
+        ("a: {b: [y]}", "sequence in a flow mapping"),
+        ("a: [[1, 2,], [3]]", "trailing comma in a nested sequence"),
         ("a: [80 -, x]", "dash before a flow indicator"),
         // Sequences and entries.
         ("- - a", "compact nested sequence"),
@@ -985,13 +987,23 @@ impl DocGen<'_> {
     }
 
     fn flow_seq(&mut self) {
+        self.flow_seq_within(2);
+    }
+
+    /// A flow sequence, its items sequences too down to `depth` more levels
+    /// (inventories write NUMA domains as `[[0, 1], [2, 3]]`).
+    fn flow_seq_within(&mut self, depth: usize) {
         let items = self.pick(4);
         self.out.push('[');
         for i in 0..items {
             if i > 0 {
                 self.push_one_of(&[", ", ",", " , "]);
             }
-            self.flow_scalar(true);
+            if depth > 0 && self.chance(25) {
+                self.flow_seq_within(depth - 1);
+            } else {
+                self.flow_scalar(true);
+            }
         }
         self.out.push(']');
     }
