@@ -14,6 +14,7 @@ pub mod graph;
 pub mod interpolate;
 pub mod inventory;
 pub mod layout;
+mod parallel;
 pub mod placement;
 pub mod proposal;
 pub mod repo;

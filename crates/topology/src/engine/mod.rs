@@ -23,6 +23,7 @@ pub use crate::graph::{AllocationGraph, GpuHolders, HolderRef};
 use crate::inventory;
 pub use crate::inventory::{Interconnect, Inventory, Machine};
 use crate::layout::{DeploymentDir, Layout};
+use crate::parallel;
 use crate::repo::{ContentId, Entry, RepoError, Revision, Snapshot};
 use crate::rules;
 use crate::yaml::Limits;
@@ -199,6 +200,10 @@ struct Cached<T> {
 /// Generations an unused cache entry survives (head + proposals are analysed
 /// in turns, and share most files).
 const KEEP_GENERATIONS: u64 = 16;
+
+/// Runs per thread of a parallel parse: a run of slow files (large, or
+/// read by saphyr) then does not hold the phase's end on one core.
+const PARSE_RUNS_PER_THREAD: usize = 8;
 
 /// Rule results kept per machine (one per revision analysed in turns).
 const MACHINE_VARIANTS: usize = 4;
@@ -867,19 +872,13 @@ impl Engine {
         if misses.len() < 32 || self.threads == 1 {
             return Ok(parse_part(misses).into_iter().collect());
         }
-        let chunk = misses.len().div_ceil(self.threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = misses
-                .chunks(chunk)
-                .map(|part| scope.spawn(move || parse_part(part)))
-                .collect();
-            let mut out = FxHashMap::default();
-            out.reserve(misses.len());
-            for handle in handles {
-                out.extend(handle.join().map_err(|_| EngineError::Worker)?);
-            }
-            Ok(out)
-        })
+        let runs = self.threads * PARSE_RUNS_PER_THREAD;
+        let mut out = FxHashMap::default();
+        out.reserve(misses.len());
+        for part in parallel::in_shared_runs(misses, self.threads, runs, parse_part) {
+            out.extend(part.ok_or(EngineError::Worker)?);
+        }
+        Ok(out)
     }
 
     /// Parses the deployments the cache does not know, on up to
@@ -896,24 +895,17 @@ impl Engine {
                 .map(|(_, id, source)| self.parse_one(snapshot, id, source))
                 .collect());
         }
-        let chunk = misses.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = misses
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|(_, id, source)| self.parse_one(snapshot, id, source))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            let mut out = Vec::with_capacity(misses.len());
-            for handle in handles {
-                out.extend(handle.join().map_err(|_| EngineError::Worker)?);
-            }
-            Ok(out)
-        })
+        let parts =
+            parallel::in_shared_runs(misses, threads, threads * PARSE_RUNS_PER_THREAD, |part| {
+                part.iter()
+                    .map(|(_, id, source)| self.parse_one(snapshot, id, source))
+                    .collect::<Vec<_>>()
+            });
+        let mut out = Vec::with_capacity(misses.len());
+        for part in parts {
+            out.extend(part.ok_or(EngineError::Worker)?);
+        }
+        Ok(out)
     }
 
     fn parse_one(

@@ -8,6 +8,7 @@ use rustc_hash::FxHashSet;
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use crate::parallel;
 
 //
 // A warm listing costs one `stat` per directory and per file, relative to the
@@ -616,6 +617,9 @@ fn unwatch(children: &mut [CachedChild]) {
 pub(super) const PARALLEL_MIN_CHILDREN: usize = 64;
 /// More threads do not help: the walk is bound by `stat` system calls.
 pub(super) const MAX_WALK_THREADS: usize = 4;
+/// Runs per thread of a parallel directory walk: small enough that a run
+/// slowed by the disk leaves the others to the idle threads.
+const WALK_RUNS_PER_THREAD: usize = 8;
 
 /// Reads [`Snapshot`]s of one directory (any work tree, Git or not), keeping a
 /// stat cache: the last listing of each directory and the blob id of each file,
@@ -821,49 +825,6 @@ fn walk_threads() -> usize {
         .min(MAX_WALK_THREADS)
 }
 
-/// `work` over `items` split into consecutive runs, one per thread (the
-/// calling thread takes the first; a run whose thread cannot be had is done
-/// here too), the results in run order; a thread that panicked gives
-/// `panicked()`.
-fn in_runs<T: Send, R: Send>(
-    items: &mut [T],
-    threads: usize,
-    work: impl Fn(&mut [T]) -> Result<R, RepoError> + Sync,
-    panicked: impl Fn() -> RepoError,
-) -> Vec<Result<R, RepoError>> {
-    let run_len = items.len().div_ceil(threads.max(1)).max(1);
-    let runs: Vec<Mutex<Option<&mut [T]>>> = items
-        .chunks_mut(run_len)
-        .map(|run| Mutex::new(Some(run)))
-        .collect();
-    let take_and_work = |run: &Mutex<Option<&mut [T]>>| -> Option<Result<R, RepoError>> {
-        let taken = run.lock().unwrap_or_else(PoisonError::into_inner).take();
-        taken.map(&work)
-    };
-    let take_and_work = &take_and_work;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = runs
-            .iter()
-            .skip(1)
-            .map(|run| {
-                std::thread::Builder::new()
-                    .spawn_scoped(scope, move || take_and_work(run))
-                    .ok()
-            })
-            .collect();
-        let mut results = Vec::with_capacity(runs.len());
-        results.extend(runs.first().and_then(take_and_work));
-        for (run, handle) in runs.iter().skip(1).zip(handles) {
-            let result = match handle {
-                Some(handle) => handle.join().unwrap_or_else(|_| Some(Err(panicked()))),
-                None => take_and_work(run),
-            };
-            results.extend(result);
-        }
-        results
-    })
-}
-
 /// Whether anything at or below a path changed since the last listing (a
 /// directory read again, a file hashed again, any link).
 type Changed = bool;
@@ -1056,22 +1017,19 @@ impl DirWalk<'_> {
             return self.children(path, children, trusted, out);
         }
         let base: &str = path;
-        let results = in_runs(
-            children,
-            threads,
-            |run| {
-                let mut entries = Vec::new();
-                let changed = self.children(&mut base.to_owned(), run, trusted, &mut entries)?;
-                Ok((entries, changed))
-            },
-            || RepoError::Io {
-                path: base.to_owned(),
-                source: io::Error::other("a listing thread panicked"),
-            },
-        );
+        let results = parallel::in_runs(children, threads, threads * WALK_RUNS_PER_THREAD, |run| {
+            let mut entries = Vec::new();
+            let changed = self.children(&mut base.to_owned(), run, trusted, &mut entries)?;
+            Ok((entries, changed))
+        });
         let mut changed = false;
         for result in results {
-            let (entries, run_changed) = result?;
+            let (entries, run_changed) = result.unwrap_or_else(|| {
+                Err(RepoError::Io {
+                    path: base.to_owned(),
+                    source: io::Error::other("a listing thread panicked"),
+                })
+            })?;
             out.extend(entries);
             changed |= run_changed;
         }
@@ -1206,16 +1164,16 @@ impl DirWalk<'_> {
         if threads < 2 || pending.len() < PARALLEL_MIN_CHILDREN * 4 {
             return self.hash_files(&mut pending);
         }
-        let results = in_runs(
-            &mut pending,
-            threads,
-            |run| self.hash_files(run),
-            || RepoError::Io {
-                path: String::new(),
-                source: io::Error::other("a reading thread panicked"),
-            },
-        );
-        results.into_iter().collect()
+        // One run per thread: each run sets up its own ring.
+        let results = parallel::in_runs(&mut pending, threads, threads, |run| self.hash_files(run));
+        results.into_iter().try_for_each(|result| {
+            result.unwrap_or_else(|| {
+                Err(RepoError::Io {
+                    path: String::new(),
+                    source: io::Error::other("a reading thread panicked"),
+                })
+            })
+        })
     }
 
     /// [`DirWalk::hash_deferred`] of one run, on one thread (its own ring).
