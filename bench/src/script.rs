@@ -23,20 +23,31 @@ pub fn measure(context: &Context) -> anyhow::Result<Group> {
     let mut notes = Vec::new();
     let exe = std::env::current_exe().context("locating the bench binary")?;
     let dir = &context.repo;
-    let ours = time_process(context.runs, || {
+    let validator = || {
         let mut command = Command::new(&exe);
         command.arg("validate").arg(dir);
         command
-    })?;
+    };
     let script_dir = tempfile::tempdir().context("creating a directory for the script")?;
     let script = script_dir.path().join("validate.py");
     std::fs::write(&script, SCRIPT).context("writing validate.py")?;
-    if python_with_yaml() {
-        let python = time_process(context.runs.min(3), || {
+    let python_rounds = if python_with_yaml() {
+        context.runs.min(3)
+    } else {
+        0
+    };
+    // Alternated round by round, so that a change in the machine's load
+    // reaches both sides of the ratio alike.
+    let [ours, python] = time_processes([
+        (context.runs, &validator as &dyn Fn() -> Command),
+        (python_rounds, &|| {
             let mut command = Command::new("python3");
             command.arg(&script).arg(dir);
             command
-        })?;
+        }),
+    ])?;
+    if let Some(python) = python {
+        let ours = ours.unwrap_or_default();
         let ratio = python.as_secs_f64() / ours.as_secs_f64().max(1e-9);
         rows.push(Row {
             group: "compare",
@@ -96,30 +107,40 @@ fn python_with_yaml() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// The median wall time of `runs` runs of a process (after one warm-up run);
-/// exit status 1 (findings) is a normal answer.
-fn time_process(runs: usize, command: impl Fn() -> Command) -> anyhow::Result<Duration> {
-    let mut times = Vec::with_capacity(runs);
-    for run in 0..=runs.max(1) {
-        let start = Instant::now();
-        let output = command()
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .context("running a compared process")?;
-        let elapsed = start.elapsed();
-        if !matches!(output.status.code(), Some(0 | 1)) {
-            bail!(
-                "a compared process failed ({}): {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        if run > 0 {
-            times.push(elapsed);
+/// The median wall times of processes run in alternation: round by round,
+/// each command whose `runs` are not yet done runs once (after one warm-up
+/// round of each); `None` for a command of no runs. Exit status 1
+/// (findings) is a normal answer.
+fn time_processes<const N: usize>(
+    commands: [(usize, &dyn Fn() -> Command); N],
+) -> anyhow::Result<[Option<Duration>; N]> {
+    let mut times: [Vec<Duration>; N] = std::array::from_fn(|_| Vec::new());
+    let rounds = commands.iter().map(|(runs, _)| *runs).max().unwrap_or(0);
+    for round in 0..=rounds {
+        for ((runs, command), times) in commands.iter().zip(&mut times) {
+            if *runs == 0 || round > *runs {
+                continue;
+            }
+            let start = Instant::now();
+            let output = command()
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .output()
+                .context("running a compared process")?;
+            let elapsed = start.elapsed();
+            if !matches!(output.status.code(), Some(0 | 1)) {
+                bail!(
+                    "a compared process failed ({}): {}",
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr).trim()
+                );
+            }
+            if round > 0 {
+                times.push(elapsed);
+            }
         }
     }
-    Ok(median(&mut times))
+    Ok(times.map(|mut times| (!times.is_empty()).then(|| median(&mut times))))
 }
 
 /// The total of `strace -f -c` over one `validate DIR`.
@@ -147,4 +168,43 @@ fn syscalls(exe: &Path, dir: &Path) -> anyhow::Result<u64> {
             fields.get(3).and_then(|calls| calls.parse().ok())
         })
         .with_context(|| format!("no total in strace's summary: {text}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn appending(file: &Path, mark: &str) -> impl Fn() -> Command {
+        let line = format!("echo {mark} >> '{}'", file.display());
+        move || {
+            let mut command = Command::new("sh");
+            command.args(["-c", &line]);
+            command
+        }
+    }
+
+    #[test]
+    fn compared_processes_run_in_alternation_after_a_warm_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("order");
+        let ours = appending(&log, "a");
+        let theirs = appending(&log, "b");
+        let none = appending(&log, "c");
+        let [a, b, c] = time_processes([(3, &ours), (1, &theirs), (0, &none)]).unwrap();
+        assert!(a.is_some() && b.is_some() && c.is_none());
+        let order = std::fs::read_to_string(&log).unwrap().replace('\n', "");
+        // Round 0 warms both up; round 1 runs both; rounds 2 and 3 the first only.
+        assert_eq!(order, "ababaa");
+    }
+
+    #[test]
+    fn a_compared_process_that_fails_is_an_error_with_its_message() {
+        let failing = || {
+            let mut command = Command::new("sh");
+            command.args(["-c", "echo no fleet here >&2; exit 2"]);
+            command
+        };
+        let error = time_processes([(1, &failing as &dyn Fn() -> Command)]).unwrap_err();
+        assert!(error.to_string().contains("no fleet here"), "{error}");
+    }
 }
