@@ -434,12 +434,10 @@ pub(super) fn hash_file(root: &sys::Root, relative: &str) -> Result<Hashed, Repo
     })
 }
 
-/// Streams a large file through libgit2's hasher. On Linux the file already
-/// opened (safely, see `sys::Root::open_file`) is hashed through its
-/// `/proc/self/fd` link, so a file swapped in meanwhile cannot be the one read.
 /// Hashes a file too large to hold, in parts of 64 KiB, as Git does: the
 /// length of its `stat` in the header, and an error when the bytes read are
-/// not that many (it changed meanwhile).
+/// not that many (it changed meanwhile). The file is the one already opened
+/// (safely, see `sys::Root::open_file`): one swapped in meanwhile is not read.
 pub(super) fn hash_large_file(
     mut file: &fs::File,
     len: u64,
@@ -470,6 +468,14 @@ pub(super) fn hash_large_file(
         return Err(changed_while_listing(relative));
     }
     hasher.finish(relative)
+}
+
+/// A run of the walk whose thread panicked (see `parallel::in_runs`).
+fn thread_panicked(path: &str, doing: &str) -> RepoError {
+    RepoError::Io {
+        path: path.to_owned(),
+        source: io::Error::other(format!("a {doing} thread panicked")),
+    }
 }
 
 pub(super) fn changed_while_listing(relative: &str) -> RepoError {
@@ -1003,8 +1009,8 @@ impl DirWalk<'_> {
         Ok(changed)
     }
 
-    /// [`DirWalk::children`] split into consecutive runs, one per thread; the
-    /// runs' entries are concatenated in order.
+    /// [`DirWalk::children`] split into consecutive runs, several per thread
+    /// ([`WALK_RUNS_PER_THREAD`]); the runs' entries are concatenated in order.
     fn children_in_parallel(
         &self,
         path: &mut String,
@@ -1024,12 +1030,8 @@ impl DirWalk<'_> {
         });
         let mut changed = false;
         for result in results {
-            let (entries, run_changed) = result.unwrap_or_else(|| {
-                Err(RepoError::Io {
-                    path: base.to_owned(),
-                    source: io::Error::other("a listing thread panicked"),
-                })
-            })?;
+            let (entries, run_changed) =
+                result.unwrap_or_else(|| Err(thread_panicked(base, "listing")))?;
             out.extend(entries);
             changed |= run_changed;
         }
@@ -1166,14 +1168,9 @@ impl DirWalk<'_> {
         }
         // One run per thread: each run sets up its own ring.
         let results = parallel::in_runs(&mut pending, threads, threads, |run| self.hash_files(run));
-        results.into_iter().try_for_each(|result| {
-            result.unwrap_or_else(|| {
-                Err(RepoError::Io {
-                    path: String::new(),
-                    source: io::Error::other("a reading thread panicked"),
-                })
-            })
-        })
+        results
+            .into_iter()
+            .try_for_each(|result| result.unwrap_or_else(|| Err(thread_panicked("", "reading"))))
     }
 
     /// [`DirWalk::hash_deferred`] of one run, on one thread (its own ring).
