@@ -60,6 +60,41 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// This deployment as read from the same content at other paths: what
+    /// [`read_deployment`] gives there, when it gave no findings here. The
+    /// reader's output names its id and paths only in findings, in
+    /// [`Deployment`]'s own fields and in the [`Location`]s of a service
+    /// (its key and its ports); a new `Location` field of [`Service`] must be
+    /// renamed here too (the `relabeled_deployments_are_fresh_reads` test
+    /// compares the two on the reference corpus).
+    pub fn relabeled(
+        &self,
+        id: DeploymentId,
+        compose_path: &str,
+        env_path: Option<&str>,
+    ) -> Deployment {
+        let path: Arc<str> = Arc::from(compose_path);
+        let services = self
+            .services
+            .iter()
+            .map(|service| {
+                let mut service = service.clone();
+                service.location.path = Arc::clone(&path);
+                for port in &mut service.ports {
+                    port.pos.path = Arc::clone(&path);
+                }
+                service
+            })
+            .collect();
+        Deployment {
+            id,
+            compose_path: compose_path.to_owned(),
+            env_path: env_path.map(str::to_owned),
+            services,
+            content: self.content,
+        }
+    }
+
     /// `machine:port/service`, the way findings and topology name a holder.
     pub fn holder_name(&self, service: &Service) -> String {
         format!("{}/{}", self.id, service.name)

@@ -15,21 +15,21 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 use crate::capacity::DeploymentClaims;
-use crate::compose;
 pub use crate::compose::{Deployment, DeploymentId, GpuClaim, ServerKind};
 pub use crate::config::Config;
 use crate::finding::{Finding, Location, Related, Rule, Summary};
 pub use crate::graph::{AllocationGraph, GpuHolders, HolderRef};
-use crate::inventory;
 pub use crate::inventory::{Interconnect, Inventory, Machine};
-use crate::layout::{DeploymentDir, Layout};
-use crate::parallel;
+use crate::layout::Layout;
 use crate::repo::{ContentId, Entry, RepoError, Revision, Snapshot};
 use crate::rules;
 use crate::yaml::Limits;
 
 mod fleet;
+mod parse;
 mod pending;
+
+use parse::Source;
 
 pub use fleet::{DeploymentSummary, Fleet, MachineTopology};
 pub use pending::{pending_conflicts, pending_conflicts_of};
@@ -49,9 +49,14 @@ pub enum EngineError {
 pub struct AnalyzeStats {
     /// Compose files (with their `.env`) parsed in this call.
     pub compose_parsed: usize,
+    /// Of `compose_parsed`, those that took the parse of an identical
+    /// deployment read in the same call, relabeled.
+    pub compose_shared: usize,
     /// Compose files whose parse came from the cache.
     pub compose_reused: usize,
     pub inventories_parsed: usize,
+    /// Of `inventories_parsed`, those relabeled from an identical one.
+    pub inventories_shared: usize,
     pub inventories_reused: usize,
     /// Machines whose machine-level rules ran.
     pub machines_checked: usize,
@@ -201,10 +206,6 @@ struct Cached<T> {
 /// in turns, and share most files).
 const KEEP_GENERATIONS: u64 = 16;
 
-/// Runs per thread of a parallel parse: a run of slow files (large, or
-/// read by saphyr) then does not hold the phase's end on one core.
-const PARSE_RUNS_PER_THREAD: usize = 8;
-
 /// Rule results kept per machine (one per revision analysed in turns).
 const MACHINE_VARIANTS: usize = 4;
 
@@ -237,36 +238,6 @@ impl std::fmt::Debug for Engine {
             .field("cached_inventories", &self.inventories.len())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
-    }
-}
-
-/// What one deployment is read from.
-enum Source<'a> {
-    Dir(&'a DeploymentDir),
-    Extra(&'a ExtraDeployment, ContentId, Option<ContentId>),
-}
-
-impl Source<'_> {
-    /// `None` when some content cannot be identified: then it is parsed
-    /// every time rather than wrongly cached.
-    fn key(&self) -> Option<ContentKey> {
-        match self {
-            Source::Dir(dir) => Some((
-                dir.compose.id?,
-                match &dir.env {
-                    Some(env) => Some(env.id?),
-                    None => None,
-                },
-            )),
-            Source::Extra(_, compose, env) => Some((*compose, *env)),
-        }
-    }
-
-    fn compose_path(&self) -> std::borrow::Cow<'_, str> {
-        match self {
-            Source::Dir(dir) => std::borrow::Cow::Borrowed(dir.compose.path.as_str()),
-            Source::Extra(extra, _, _) => std::borrow::Cow::Owned(extra.compose_path()),
-        }
     }
 }
 
@@ -485,7 +456,8 @@ impl Engine {
                 .iter()
                 .map(|unit| unit.deployments.len())
                 .sum::<usize>();
-        let fresh = self.parse_all(snapshot, &misses)?;
+        let (fresh, shared) = self.parse_all(snapshot, &misses)?;
+        stats.compose_shared = shared;
         for ((index, _, source), result) in misses.iter().zip(fresh) {
             let result = Arc::new(result);
             if let Some(key) = source.key() {
@@ -529,7 +501,7 @@ impl Engine {
             })
             .collect();
         let mut fresh_inventories: FxHashMap<&str, Arc<ParsedInventory>> =
-            self.parse_inventories(snapshot, &inventory_misses)?;
+            self.parse_inventories(snapshot, &inventory_misses, &mut stats.inventories_shared)?;
         let mut machine_list: Vec<(String, Machine)> = Vec::with_capacity(layout.machines.len());
         let mut inventories: FxHashMap<&str, Arc<ParsedInventory>> = FxHashMap::default();
         inventories.reserve(layout.machines.len());
@@ -833,224 +805,5 @@ impl Engine {
             variants.retain(|kept| keep(kept.last_used.load(AtomicOrdering::Relaxed)));
             !variants.is_empty()
         });
-    }
-
-    /// One `machine.yaml` read and parsed (a read failure is its finding).
-    fn parse_inventory(
-        &self,
-        snapshot: &Snapshot,
-        machine: &str,
-        entry: &Entry,
-    ) -> ParsedInventory {
-        match self.read_text(snapshot, entry) {
-            Ok(text) => {
-                let (inventory, findings) =
-                    inventory::read_inventory(machine, &entry.path, &text, &self.limits);
-                (inventory.map(Arc::new), findings)
-            }
-            Err(finding) => (None, vec![*finding]),
-        }
-    }
-
-    /// Parses the inventories the cache does not know, on up to
-    /// [`Engine::set_threads`] threads, by machine name.
-    fn parse_inventories<'a>(
-        &self,
-        snapshot: &Snapshot,
-        misses: &[(&'a str, &Entry)],
-    ) -> Result<FxHashMap<&'a str, Arc<ParsedInventory>>, EngineError> {
-        let parse_part = |part: &[(&'a str, &Entry)]| -> Vec<(&'a str, Arc<ParsedInventory>)> {
-            part.iter()
-                .map(|(machine, entry)| {
-                    (
-                        *machine,
-                        Arc::new(self.parse_inventory(snapshot, machine, entry)),
-                    )
-                })
-                .collect()
-        };
-        if misses.len() < 32 || self.threads == 1 {
-            return Ok(parse_part(misses).into_iter().collect());
-        }
-        let runs = self.threads * PARSE_RUNS_PER_THREAD;
-        let mut out = FxHashMap::default();
-        out.reserve(misses.len());
-        for part in parallel::in_shared_runs(misses, self.threads, runs, parse_part) {
-            out.extend(part.ok_or(EngineError::Worker)?);
-        }
-        Ok(out)
-    }
-
-    /// Parses the deployments the cache does not know, on up to
-    /// [`Engine::set_threads`] threads.
-    fn parse_all(
-        &self,
-        snapshot: &Snapshot,
-        misses: &[(usize, &DeploymentId, &Source<'_>)],
-    ) -> Result<Vec<ParsedDeployment>, EngineError> {
-        let threads = self.threads;
-        if misses.len() < 32 || threads == 1 {
-            return Ok(misses
-                .iter()
-                .map(|(_, id, source)| self.parse_one(snapshot, id, source))
-                .collect());
-        }
-        let parts =
-            parallel::in_shared_runs(misses, threads, threads * PARSE_RUNS_PER_THREAD, |part| {
-                part.iter()
-                    .map(|(_, id, source)| self.parse_one(snapshot, id, source))
-                    .collect::<Vec<_>>()
-            });
-        let mut out = Vec::with_capacity(misses.len());
-        for part in parts {
-            out.extend(part.ok_or(EngineError::Worker)?);
-        }
-        Ok(out)
-    }
-
-    fn parse_one(
-        &self,
-        snapshot: &Snapshot,
-        id: &DeploymentId,
-        source: &Source<'_>,
-    ) -> ParsedDeployment {
-        let mut suppressions = Vec::new();
-        let (deployment, findings) = match source {
-            Source::Dir(dir) => {
-                let compose = self.read_text(snapshot, &dir.compose);
-                let env = dir
-                    .env
-                    .as_ref()
-                    .map(|entry| (entry, self.read_text(snapshot, entry)));
-                let mut findings = Vec::new();
-                let env_text = match env {
-                    Some((entry, Ok(text))) => Some((entry.path.as_str(), text)),
-                    Some((_, Err(finding))) => {
-                        findings.push(*finding);
-                        None
-                    }
-                    None => None,
-                };
-                match compose {
-                    Ok(text) => {
-                        suppressions = crate::suppress::scan(
-                            &Arc::from(dir.compose.path.as_str()),
-                            Some(&id.machine),
-                            &text,
-                        );
-                        let (deployment, more) = compose::read_deployment(
-                            id.clone(),
-                            &dir.compose.path,
-                            &text,
-                            env_text.as_ref().map(|(p, t)| (*p, t.as_str())),
-                            &self.limits,
-                        );
-                        findings.extend(more);
-                        (deployment, findings)
-                    }
-                    Err(finding) => {
-                        findings.push(*finding);
-                        let deployment = Deployment {
-                            id: id.clone(),
-                            compose_path: dir.compose.path.clone(),
-                            env_path: dir.env.as_ref().map(|e| e.path.clone()),
-                            services: Vec::new(),
-                            content: None,
-                        };
-                        (deployment, findings)
-                    }
-                }
-            }
-            Source::Extra(extra, _, _) => {
-                let compose_path = extra.compose_path();
-                let env_path = extra.env_path();
-                suppressions = crate::suppress::scan(
-                    &Arc::from(compose_path.as_str()),
-                    Some(&id.machine),
-                    &extra.compose,
-                );
-                compose::read_deployment(
-                    id.clone(),
-                    &compose_path,
-                    &extra.compose,
-                    extra.env.as_deref().map(|env| (env_path.as_str(), env)),
-                    &self.limits,
-                )
-            }
-        };
-        let mut deployment = deployment;
-        deployment.content = source.key();
-        ParsedDeployment {
-            deployment: Arc::new(deployment),
-            findings,
-            suppressions,
-        }
-    }
-
-    /// Reads a file as UTF-8 under the size limit; RC001 otherwise.
-    fn read_text(&self, snapshot: &Snapshot, entry: &Entry) -> Result<String, Box<Finding>> {
-        let machine = machine_of(&entry.path);
-        let rc001 = |message: String, location: Location| {
-            Box::new(Finding::new(
-                Rule::Rc001,
-                machine,
-                Vec::new(),
-                Vec::new(),
-                location,
-                message,
-            ))
-        };
-        let max = u64::try_from(self.limits.max_bytes).unwrap_or(u64::MAX);
-        let bytes = match snapshot.read_entry(entry, max) {
-            Ok(bytes) => bytes,
-            Err(RepoError::TooLarge { size, limit, .. }) => {
-                return Err(rc001(
-                    format!(
-                        "{} is {size} bytes, more than the limit of {limit} bytes; it is not read",
-                        entry.path
-                    ),
-                    Location::file(&entry.path),
-                ));
-            }
-            Err(e) => {
-                return Err(rc001(
-                    format!("cannot read {}: {e}", entry.path),
-                    Location::file(&entry.path),
-                ));
-            }
-        };
-        match String::from_utf8(bytes) {
-            Ok(text) => Ok(text),
-            Err(e) => {
-                let offset = e.utf8_error().valid_up_to();
-                let valid = e.as_bytes().get(..offset).unwrap_or_default();
-                let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
-                let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
-                let column = String::from_utf8_lossy(valid.get(line_start..).unwrap_or_default())
-                    .chars()
-                    .count()
-                    + 1;
-                Err(rc001(
-                    format!(
-                        "{} is not valid UTF-8: invalid byte at offset {offset}",
-                        entry.path
-                    ),
-                    Location::new(
-                        &entry.path,
-                        u32::try_from(line).unwrap_or(u32::MAX),
-                        u32::try_from(column).unwrap_or(u32::MAX),
-                    ),
-                ))
-            }
-        }
-    }
-}
-
-/// `machines/<machine>/...` -> the machine.
-fn machine_of(path: &str) -> Option<&str> {
-    let mut parts = path.split('/');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some("machines"), Some(machine), Some(_)) => Some(machine),
-        _ => None,
     }
 }

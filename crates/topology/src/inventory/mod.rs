@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -135,6 +136,27 @@ impl Serialize for Labels {
 }
 
 impl Inventory {
+    /// This inventory as read from the same content at `path`: what
+    /// [`read_inventory`] gives there, when it gave no findings here (the
+    /// reader names its path only in findings and in the `*_at` locations; a
+    /// new `Location` field must be renamed here too, which the
+    /// `relabeled_inventories_are_fresh_reads` test checks).
+    pub fn relabeled(&self, path: &str) -> Inventory {
+        let path: Arc<str> = Arc::from(path);
+        let mut inventory = self.clone();
+        for at in [
+            &mut inventory.numa_domains_at,
+            &mut inventory.gpus_at,
+            &mut inventory.links_at,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            at.path = Arc::clone(&path);
+        }
+        inventory
+    }
+
     /// The GPU ids `0..gpus`, never more than [`MAX_GPUS_PER_MACHINE`] of them
     /// (an inventory built by hand is not checked like one read from a file;
     /// everything that keeps per-GPU state iterates this range).
@@ -258,7 +280,7 @@ pub struct Machine {
     pub name: String,
     /// `None` when there is no `machine.yaml`, or it could not be read
     /// (then `inventory_path` is set and RC001/RC002 say why).
-    pub inventory: Option<std::sync::Arc<Inventory>>,
+    pub inventory: Option<Arc<Inventory>>,
     pub inventory_path: Option<String>,
 }
 

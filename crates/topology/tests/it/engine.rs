@@ -563,6 +563,85 @@ fn one_thread_gives_the_same_fleet_as_several() {
     assert_eq!(one_by_one, serial.topology());
 }
 
+/// Identical files are parsed once per analysis and the parse is relabeled
+/// for the other machines. The oracle: the same fleet with every file made
+/// unique by a trailing comment (nothing to share), which must read the same,
+/// finding by finding and deployment by deployment. Shared content with
+/// parse findings (an unset variable) or a suppression is read at each path.
+#[test]
+fn identical_files_read_as_each_would_be_alone() {
+    let mut files = large_fleet_files();
+    for m in 0..40 {
+        let machine = format!("machines/node-{m:03}");
+        files.push((
+            format!("{machine}/8002/docker-compose.yml"),
+            vllm(8002, "'${GPU}'", 1, "/models/${MODEL}"),
+        ));
+        files.push((format!("{machine}/8002/.env"), "GPU=3\n".to_owned()));
+        files.push((
+            format!("{machine}/8003/docker-compose.yml"),
+            vllm(8003, "'0'", 1, "/models/qwen").replace(
+                "          devices:",
+                "          # release-config: ignore GPU001 -- a test of suppressions\n          devices:",
+            ),
+        ));
+    }
+    let unique: Vec<(String, String)> = files
+        .iter()
+        .enumerate()
+        .map(|(i, (path, text))| (path.clone(), format!("{text}# file {i}\n")))
+        .collect();
+    let analyze = |files: &[(String, String)]| {
+        let dir = TempDir::new().expect("temp dir");
+        write(dir.path(), files);
+        let mut engine = Engine::new();
+        let fleet = engine
+            .analyze(&Snapshot::from_dir(dir.path()).expect("snapshot"))
+            .expect("analyze");
+        (fleet, engine.stats().last)
+    };
+    let (shared, shared_stats) = analyze(&files);
+    let (alone, alone_stats) = analyze(&unique);
+
+    assert_same_text(
+        &format!("{:#?}", shared.findings),
+        &format!("{:#?}", alone.findings),
+        "findings",
+    );
+    assert_same_text(
+        &format!("{:#?}", shared.machines),
+        &format!("{:#?}", alone.machines),
+        "machines",
+    );
+    // JSON: the deployments' content ids (not serialized) differ by design.
+    let json = |fleet: &Fleet| {
+        serde_json::to_string_pretty(&fleet.deployments.values().collect::<Vec<_>>())
+            .expect("deployments as JSON")
+    };
+    assert_same_text(&json(&shared), &json(&alone), "deployments");
+    assert_eq!(shared.topology(), alone.topology());
+    let codes: std::collections::BTreeSet<String> =
+        shared.findings.iter().map(|f| f.rule.to_string()).collect();
+    for code in ["GPU001", "RC005"] {
+        assert!(codes.contains(code), "{code} missing from {codes:?}");
+    }
+    assert!(
+        shared.findings.iter().any(|f| f.suppressed.is_some()),
+        "the suppression took effect"
+    );
+    // All but the first of each content were shared; none of the unique files.
+    assert_eq!(
+        (shared_stats.compose_parsed, shared_stats.compose_shared),
+        (680, 680 - 5 - 40 - 40),
+        "{shared_stats:?}"
+    );
+    assert_eq!(shared_stats.inventories_shared, 299, "{shared_stats:?}");
+    assert_eq!(
+        (alone_stats.compose_shared, alone_stats.inventories_shared),
+        (0, 0)
+    );
+}
+
 /// One published binding: (port, udp, address: 0 every, 1 127.0.0.1, 2 10.0.0.1).
 type Binding = (u16, bool, u8);
 

@@ -185,3 +185,48 @@ fn links_rank_from_sys_to_nvlink() {
         assert_eq!(Link::parse(wrong), None, "{wrong}");
     }
 }
+
+/// The engine parses identical inventories once and gives the other machines
+/// the parse relabeled (`Inventory::relabeled`): for every inventory of the
+/// fixtures read without findings, that is exactly a fresh read at the other
+/// path.
+#[test]
+fn relabeled_inventories_are_fresh_reads() {
+    let root = test_support::workspace_root().join("fixtures");
+    let mut sources = vec![PAIRS.to_owned()];
+    let mut dirs = vec![root];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("fixture directory") {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.file_name().is_some_and(|n| n == "machine.yaml") {
+                sources.push(std::fs::read_to_string(&path).expect("machine.yaml"));
+            }
+        }
+    }
+    let limits = Limits::default();
+    let mut compared = 0;
+    for src in &sources {
+        let (Some(first), findings) =
+            read_inventory("gpu-01", "machines/gpu-01/machine.yaml", src, &limits)
+        else {
+            continue;
+        };
+        if !findings.is_empty() {
+            continue;
+        }
+        let (fresh, _) = read_inventory("node-17", "machines/node-17/machine.yaml", src, &limits);
+        assert_eq!(
+            Some(first.relabeled("machines/node-17/machine.yaml")),
+            fresh,
+            "{src}"
+        );
+        compared += 1;
+    }
+    assert!(
+        compared >= 20,
+        "only {compared} of {} inventories compared",
+        sources.len()
+    );
+}
