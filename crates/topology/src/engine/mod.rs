@@ -21,6 +21,7 @@ use crate::finding::{Finding, Location, Related, Rule, Summary};
 pub use crate::graph::{AllocationGraph, GpuHolders, HolderRef};
 pub use crate::inventory::{Interconnect, Inventory, Machine};
 use crate::layout::Layout;
+use crate::parallel;
 use crate::repo::{ContentId, Entry, RepoError, Revision, Snapshot};
 use crate::rules;
 use crate::yaml::Limits;
@@ -38,7 +39,7 @@ pub use pending::{pending_conflicts, pending_conflicts_of};
 /// repository's content is a finding instead.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("a worker thread parsing compose files panicked")]
+    #[error("a worker thread of the analysis (parsing files or checking machines) panicked")]
     Worker,
     #[error(transparent)]
     Repo(#[from] RepoError),
@@ -205,6 +206,10 @@ struct Cached<T> {
 /// Generations an unused cache entry survives (head + proposals are analysed
 /// in turns, and share most files).
 const KEEP_GENERATIONS: u64 = 16;
+
+/// Runs per thread of a parallel phase: a run of slow files (large, or read
+/// by saphyr) or machines then does not hold the phase's end on one core.
+const RUNS_PER_THREAD: usize = 8;
 
 /// Rule results kept per machine (one per revision analysed in turns).
 const MACHINE_VARIANTS: usize = 4;
@@ -613,7 +618,7 @@ impl Engine {
             !snapshot.has_subtrees(),
             &mut stats,
             &mut findings,
-        );
+        )?;
         for unit in &reused {
             stats.machines_reused += 1;
             findings.extend(unit.layout_findings.iter().cloned());
@@ -728,7 +733,8 @@ impl Engine {
 
     /// Machine-level rules, cached per machine (when `keep`): a machine whose
     /// inventory and deployments are the same parses as last time keeps its
-    /// findings. Returns each machine's findings.
+    /// findings; the others are checked on up to [`Engine::set_threads`]
+    /// threads. Returns each machine's findings, in `machines` order.
     fn check_machines<'m>(
         &mut self,
         machines: impl Iterator<Item = &'m Machine>,
@@ -737,24 +743,40 @@ impl Engine {
         keep: bool,
         stats: &mut AnalyzeStats,
         findings: &mut Vec<Finding>,
-    ) -> Vec<(&'m Machine, Arc<Vec<Finding>>)> {
+    ) -> Result<Vec<(&'m Machine, Arc<Vec<Finding>>)>, EngineError> {
         let generation = self.generation;
-        let mut checked = Vec::new();
-        for machine in machines {
-            let on_machine = by_machine
-                .get(machine.name.as_str())
-                .map_or(&[][..], Vec::as_slice);
-            let inventory = inventories.get(machine.name.as_str());
-            let hit = self
-                .machine_rules
-                .get_mut(machine.name.as_str())
-                .and_then(|variants| {
-                    let hit = variants
-                        .iter_mut()
-                        .find(|v| v.value.0.same(inventory, on_machine))?;
-                    hit.last_used = generation;
-                    Some(hit.value.1.clone())
-                });
+        let looked_up: Vec<_> = machines
+            .map(|machine| {
+                let on_machine = by_machine
+                    .get(machine.name.as_str())
+                    .map_or(&[][..], Vec::as_slice);
+                let inventory = inventories.get(machine.name.as_str());
+                let hit = self
+                    .machine_rules
+                    .get_mut(machine.name.as_str())
+                    .and_then(|variants| {
+                        let hit = variants
+                            .iter_mut()
+                            .find(|v| v.value.0.same(inventory, on_machine))?;
+                        hit.last_used = generation;
+                        Some(hit.value.1.clone())
+                    });
+                (machine, on_machine, inventory, hit)
+            })
+            .collect();
+        let misses: Vec<_> = looked_up
+            .iter()
+            .filter(|(_, _, _, hit)| hit.is_none())
+            .collect();
+        let mut checked_now = self
+            .in_parallel(&misses, |(machine, on_machine, _, _)| {
+                let deployments: Vec<&Deployment> =
+                    on_machine.iter().map(|p| &*p.deployment).collect();
+                Arc::new(rules::check_machine(machine, &deployments))
+            })?
+            .into_iter();
+        let mut checked = Vec::with_capacity(looked_up.len());
+        for (machine, on_machine, inventory, hit) in looked_up {
             let result = match hit {
                 Some(result) => {
                     stats.machines_reused += 1;
@@ -762,9 +784,7 @@ impl Engine {
                 }
                 None => {
                     stats.machines_checked += 1;
-                    let deployments: Vec<&Deployment> =
-                        on_machine.iter().map(|p| &*p.deployment).collect();
-                    let result = Arc::new(rules::check_machine(machine, &deployments));
+                    let result = checked_now.next().ok_or(EngineError::Worker)?;
                     if keep {
                         let key = MachineKey {
                             inventory: inventory.cloned(),
@@ -783,7 +803,27 @@ impl Engine {
             findings.extend(result.iter().cloned());
             checked.push((machine, result));
         }
-        checked
+        Ok(checked)
+    }
+
+    /// `work` on each item, on up to [`Engine::set_threads`] threads, in order.
+    fn in_parallel<T: Sync, R: Send>(
+        &self,
+        items: &[T],
+        work: impl Fn(&T) -> R + Sync,
+    ) -> Result<Vec<R>, EngineError> {
+        let threads = self.threads;
+        if items.len() < 32 || threads == 1 {
+            return Ok(items.iter().map(work).collect());
+        }
+        let parts = parallel::in_shared_runs(items, threads, threads * RUNS_PER_THREAD, |part| {
+            part.iter().map(&work).collect::<Vec<_>>()
+        });
+        let mut out = Vec::with_capacity(items.len());
+        for part in parts {
+            out.extend(part.ok_or(EngineError::Worker)?);
+        }
+        Ok(out)
     }
 
     /// Drops cache entries no analysis used for a while.

@@ -11,12 +11,7 @@ use crate::compose::{self, Deployment, DeploymentId};
 use crate::finding::{Finding, Location, Rule};
 use crate::inventory;
 use crate::layout::DeploymentDir;
-use crate::parallel;
 use crate::repo::{ContentId, Entry, RepoError, Snapshot};
-
-/// Runs per thread of a parallel parse: a run of slow files (large, or
-/// read by saphyr) then does not hold the phase's end on one core.
-const PARSE_RUNS_PER_THREAD: usize = 8;
 
 /// What one deployment is read from.
 pub(super) enum Source<'a> {
@@ -202,27 +197,6 @@ impl Engine {
             out.extend(next);
         }
         Ok((out, shared))
-    }
-
-    /// `parse` of each item, on up to [`Engine::set_threads`] threads, in order.
-    pub(super) fn in_parallel<T: Sync, R: Send>(
-        &self,
-        items: &[T],
-        parse: impl Fn(&T) -> R + Sync,
-    ) -> Result<Vec<R>, EngineError> {
-        let threads = self.threads;
-        if items.len() < 32 || threads == 1 {
-            return Ok(items.iter().map(parse).collect());
-        }
-        let parts =
-            parallel::in_shared_runs(items, threads, threads * PARSE_RUNS_PER_THREAD, |part| {
-                part.iter().map(&parse).collect::<Vec<_>>()
-            });
-        let mut out = Vec::with_capacity(items.len());
-        for part in parts {
-            out.extend(part.ok_or(EngineError::Worker)?);
-        }
-        Ok(out)
     }
 
     pub(super) fn parse_one(

@@ -14,5 +14,5 @@ pub(super) const CHECK: Check = Check::Elsewhere(&[
     "compose/mod.rs",
     "inventory/mod.rs",
     "config.rs",
-    "engine/mod.rs",
+    "engine/parse.rs",
 ]);
