@@ -172,6 +172,9 @@ impl MachineKey {
 /// A machine's rule inputs and the findings they gave.
 type MachineRules = (MachineKey, Arc<Vec<Finding>>);
 
+/// A machine and the findings of its machine-level rules.
+type CheckedMachine<'m> = (&'m Machine, Arc<Vec<Finding>>);
+
 /// One machine analysed whole, kept by its directory's subtree id (the Git
 /// tree id, or a kept directory listing's id; see [`Snapshot::subtree_id`]):
 /// a snapshot in which that id is unchanged gives it again without its
@@ -671,7 +674,7 @@ impl Engine {
         layout: &Layout,
         parsed: &[(DeploymentId, Arc<ParsedDeployment>)],
         inventories: &FxHashMap<&str, Arc<ParsedInventory>>,
-        checked: Vec<(&Machine, Arc<Vec<Finding>>)>,
+        checked: Vec<CheckedMachine<'_>>,
         touched: &FxHashSet<&str>,
     ) {
         let generation = self.generation;
@@ -743,7 +746,7 @@ impl Engine {
         keep: bool,
         stats: &mut AnalyzeStats,
         findings: &mut Vec<Finding>,
-    ) -> Result<Vec<(&'m Machine, Arc<Vec<Finding>>)>, EngineError> {
+    ) -> Result<Vec<CheckedMachine<'m>>, EngineError> {
         let generation = self.generation;
         let looked_up: Vec<_> = machines
             .map(|machine| {
