@@ -25,8 +25,16 @@ impl GitDaemon {
             .map_err(|e| format!("no free port on 127.0.0.1: {e}"))?
             .port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let child = Command::new("git")
-            .arg("daemon")
+        // `git daemon` runs `git-daemon` as its child: killing `git` on drop
+        // left the server running after every test. The server itself is
+        // started, so that the kill reaches it.
+        let exec_path = Command::new("git")
+            .arg("--exec-path")
+            .output()
+            .map_err(|e| format!("cannot run git (is it installed?): {e}"))?;
+        let exec_path = String::from_utf8_lossy(&exec_path.stdout).trim().to_owned();
+        let server = Path::new(&exec_path).join("git-daemon");
+        let child = Command::new(&server)
             .arg("--reuseaddr")
             .arg("--export-all")
             .arg("--enable=receive-pack")
@@ -41,7 +49,7 @@ impl GitDaemon {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("cannot start `git daemon` (is git installed?): {e}"))?;
+            .map_err(|e| format!("cannot start {}: {e}", server.display()))?;
         let mut daemon = GitDaemon { child, addr };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
@@ -67,5 +75,30 @@ impl Drop for GitDaemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Dropping the daemon stops the server, not only a wrapper around it:
+    /// its port refuses connections afterwards (a leaked server outlived
+    /// every test run before).
+    #[test]
+    fn a_dropped_daemon_stops_listening() {
+        let base = tempfile::tempdir().unwrap();
+        let daemon = GitDaemon::serve(base.path()).unwrap();
+        let addr = daemon.addr;
+        assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok());
+        drop(daemon);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "{addr} still answers after the daemon was dropped"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
