@@ -86,41 +86,28 @@ impl Engine {
         misses: &[(&'a str, &Entry)],
         shared: &mut usize,
     ) -> Result<FxHashMap<&'a str, Arc<ParsedInventory>>, EngineError> {
-        let mut first_with: FxHashMap<ContentId, usize> = FxHashMap::default();
-        let mut firsts = Vec::new();
-        let mut repeats = Vec::new();
-        for miss in misses {
-            match miss
-                .1
-                .id
-                .map(|id| *first_with.entry(id).or_insert(firsts.len()))
-            {
-                Some(first) if first < firsts.len() => repeats.push((miss, first)),
-                _ => firsts.push(miss),
-            }
-        }
+        let (firsts, repeats) = firsts_and_repeats(misses, |(_, entry)| entry.id);
         let parsed_firsts = self.in_parallel(&firsts, |(machine, entry)| {
             Arc::new(self.parse_inventory(snapshot, machine, entry))
         })?;
-        let parsed_repeats =
-            self.in_parallel(
-                &repeats,
-                |((machine, entry), first)| match &*parsed_firsts[*first] {
-                    (inventory, findings) if findings.is_empty() => (
-                        true,
-                        Arc::new((
-                            inventory
-                                .as_ref()
-                                .map(|inventory| Arc::new(inventory.relabeled(&entry.path))),
-                            Vec::new(),
-                        )),
-                    ),
-                    _ => (
-                        false,
-                        Arc::new(self.parse_inventory(snapshot, machine, entry)),
-                    ),
-                },
-            )?;
+        let parsed_repeats = self.in_parallel(&repeats, |&(index, first)| {
+            let (machine, entry) = misses[index];
+            match &*parsed_firsts[first] {
+                (inventory, findings) if findings.is_empty() => (
+                    true,
+                    Arc::new((
+                        inventory
+                            .as_ref()
+                            .map(|inventory| Arc::new(inventory.relabeled(&entry.path))),
+                        Vec::new(),
+                    )),
+                ),
+                _ => (
+                    false,
+                    Arc::new(self.parse_inventory(snapshot, machine, entry)),
+                ),
+            }
+        })?;
         *shared = parsed_repeats.iter().filter(|(shared, _)| *shared).count();
         let mut out = FxHashMap::default();
         out.reserve(misses.len());
@@ -133,7 +120,7 @@ impl Engine {
         out.extend(
             repeats
                 .iter()
-                .map(|((machine, _), _)| *machine)
+                .map(|(index, _)| misses[*index].0)
                 .zip(parsed_repeats.into_iter().map(|(_, parsed)| parsed)),
         );
         Ok(out)
@@ -151,17 +138,7 @@ impl Engine {
         snapshot: &Snapshot,
         misses: &[(usize, &DeploymentId, &Source<'_>)],
     ) -> Result<(Vec<ParsedDeployment>, usize), EngineError> {
-        let mut first_with: FxHashMap<ContentKey, usize> = FxHashMap::default();
-        let mut firsts = Vec::new();
-        // (index of the miss, index in `firsts` of the one with its content)
-        let mut repeats = Vec::new();
-        for (index, miss) in misses.iter().enumerate() {
-            let key = miss.2.key();
-            match key.map(|key| *first_with.entry(key).or_insert(firsts.len())) {
-                Some(first) if first < firsts.len() => repeats.push((index, first)),
-                _ => firsts.push(miss),
-            }
-        }
+        let (firsts, repeats) = firsts_and_repeats(misses, |(_, _, source)| source.key());
         let parsed_firsts = self.in_parallel(&firsts, |(_, id, source)| {
             self.parse_one(snapshot, id, source)
         })?;
@@ -339,6 +316,25 @@ impl Engine {
             }
         }
     }
+}
+
+/// `items` split by content: the first item of each key (and every item
+/// without one), in order, and the repeats as (index in `items`, index in
+/// the firsts of the first item with that key), in order.
+fn firsts_and_repeats<T, K: std::hash::Hash + Eq>(
+    items: &[T],
+    key: impl Fn(&T) -> Option<K>,
+) -> (Vec<&T>, Vec<(usize, usize)>) {
+    let mut first_with: FxHashMap<K, usize> = FxHashMap::default();
+    let mut firsts = Vec::new();
+    let mut repeats = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        match key(item).map(|key| *first_with.entry(key).or_insert(firsts.len())) {
+            Some(first) if first < firsts.len() => repeats.push((index, first)),
+            _ => firsts.push(item),
+        }
+    }
+    (firsts, repeats)
 }
 
 /// `machines/<machine>/...` -> the machine.
