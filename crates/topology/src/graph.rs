@@ -298,10 +298,7 @@ impl AllocationGraph {
                 .iter()
                 .find_map(|s| s.model_path.as_ref())
             {
-                by_model_path
-                    .entry(path.as_str())
-                    .or_default()
-                    .push(id.clone());
+                by_model_path.entry(&**path).or_default().push(id.clone());
             }
             for (service_index, service) in deployment.services.iter().enumerate() {
                 let service_node = graph.add_node(GraphNode::Service {
@@ -398,7 +395,7 @@ impl AllocationGraph {
                 Some(GraphNode::Service { deployment, index }) => {
                     deployment.services.get(*index).map(|service| HolderRef {
                         deployment: deployment.id.clone(),
-                        service: service.name.clone(),
+                        service: service.name.to_string(),
                     })
                 }
                 _ => None,

@@ -71,17 +71,17 @@ pub fn detail(view: &FleetView, entry: &DeploymentEntry) -> ReleaseConfigDetail 
         .services
         .iter()
         .map(|s| ServiceView {
-            name: s.name.clone(),
-            image: s.image.clone(),
+            name: s.name.to_string(),
+            image: s.image.as_deref().map(str::to_owned),
             gpu_request: s.gpus.describe(),
             host_gpus: s.host_gpus.iter().map(|id| id.to_string()).collect(),
             tensor_parallel: s.tensor_parallel,
             pipeline_parallel: s.pipeline_parallel,
             data_parallel: s.data_parallel,
-            model_name: s.model_name.clone(),
-            model_path: s.model_path.clone(),
+            model_name: s.model_name.as_deref().map(str::to_owned),
+            model_path: s.model_path.as_deref().map(str::to_owned),
             params_b: s.params_b,
-            dtype: s.dtype.clone(),
+            dtype: s.dtype.as_deref().map(str::to_owned),
             memory_utilization: s.memory_utilization,
             gpu_sharing: s.gpu_sharing,
             ports: s

@@ -238,8 +238,8 @@ impl PublishedPort {
 /// One compose service, as far as GPU allocation is concerned.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Service {
-    pub name: String,
-    pub image: Option<String>,
+    pub name: Arc<str>,
+    pub image: Option<Arc<str>>,
     /// The service's key in `services:`. Every other position of the service
     /// (the `*_at` fields, a [`Pos`] each) is in this file: see
     /// [`Service::located`].
@@ -257,12 +257,12 @@ pub struct Service {
     pub pipeline_parallel_at: Option<Pos>,
     pub data_parallel: u32,
     pub data_parallel_at: Option<Pos>,
-    pub model_name: Option<String>,
-    pub model_path: Option<String>,
+    pub model_name: Option<Arc<str>>,
+    pub model_path: Option<Arc<str>>,
     /// Billions of parameters (label `catapult.params_b`).
     pub params_b: Option<f64>,
     pub params_b_at: Option<Pos>,
-    pub dtype: Option<String>,
+    pub dtype: Option<Arc<str>>,
     pub num_attention_heads: Option<u32>,
     pub num_attention_heads_at: Option<Pos>,
     /// Key/value heads (label `catapult.num_kv_heads`; grouped-query attention).
@@ -912,8 +912,8 @@ impl<'a> Reader<'a> {
         let server = model::detect_server(&argv, image.as_deref());
 
         let mut service = Service {
-            name: name.to_owned(),
-            image,
+            name: Arc::from(name),
+            image: image.map(Arc::from),
             location: self.loc(key.pos),
             gpus: GpuClaim::None,
             gpus_at: None,

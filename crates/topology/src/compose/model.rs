@@ -1,6 +1,7 @@
 //! Parallelism (contract section 2.2) and model identity and size (2.3).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::{Kv, Reader, ServerKind, Service, Token};
 use crate::finding::Rule;
@@ -133,8 +134,12 @@ impl Reader<'_> {
             .map(|(v, _)| v)
             .or(served)
             .or_else(|| loaded.clone())
-            .or(env_model);
-        service.model_path = label("catapult.model_path").map(|(v, _)| v).or(loaded);
+            .or(env_model)
+            .map(Arc::from);
+        service.model_path = label("catapult.model_path")
+            .map(|(v, _)| v)
+            .or(loaded)
+            .map(Arc::from);
 
         if let Some((text, pos)) = label("catapult.params_b") {
             match text.parse::<f64>() {
@@ -160,7 +165,8 @@ impl Reader<'_> {
         service.dtype = label("catapult.dtype")
             .map(|(v, _)| v)
             .or_else(|| flag_value(argv, &["--quantization", "-q"]).map(|t| t.text.clone()))
-            .or_else(|| flag_value(argv, &["--dtype"]).map(|t| t.text.clone()));
+            .or_else(|| flag_value(argv, &["--dtype"]).map(|t| t.text.clone()))
+            .map(Arc::from);
         for key in ["catapult.num_attention_heads", "catapult.num_kv_heads"] {
             let Some((text, pos)) = label(key) else {
                 continue;

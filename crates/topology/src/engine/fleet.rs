@@ -233,10 +233,14 @@ impl Fleet {
         DeploymentSummary {
             id: deployment.id.to_string(),
             port: deployment.id.port,
-            services: deployment.services.iter().map(|s| s.name.clone()).collect(),
+            services: deployment
+                .services
+                .iter()
+                .map(|s| s.name.to_string())
+                .collect(),
             server: main.and_then(|s| s.server),
-            model_name: main.and_then(|s| s.model_name.clone()),
-            model_path: main.and_then(|s| s.model_path.clone()),
+            model_name: main.and_then(|s| s.model_name.as_deref().map(str::to_owned)),
+            model_path: main.and_then(|s| s.model_path.as_deref().map(str::to_owned)),
             tp: main.map_or(1, |s| s.tensor_parallel),
             pp: main.map_or(1, |s| s.pipeline_parallel),
             dp: main.map_or(1, |s| s.data_parallel),

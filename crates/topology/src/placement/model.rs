@@ -73,7 +73,10 @@ impl ModelFacts {
                 facts.deployments.push(deployment.id.to_string());
             }
             facts.params_b = facts.params_b.or(service.params_b);
-            facts.dtype = facts.dtype.take().or_else(|| service.dtype.clone());
+            facts.dtype = facts
+                .dtype
+                .take()
+                .or_else(|| service.dtype.as_deref().map(str::to_owned));
             facts.num_attention_heads = facts.num_attention_heads.or(service.num_attention_heads);
             facts.num_kv_heads = facts.num_kv_heads.or(service.num_kv_heads);
             if !facts

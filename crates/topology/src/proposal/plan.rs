@@ -344,8 +344,13 @@ fn previous_of(
     deployment: &Deployment,
 ) -> Result<Previous, ProposalError> {
     let service = deployment.main_service();
-    let model_path = service.and_then(|s| s.model_path.clone());
-    let model = service.and_then(|s| s.model_name.clone().or_else(|| s.model_path.clone()));
+    let model_path = service.and_then(|s| s.model_path.as_deref().map(str::to_owned));
+    let model = service.and_then(|s| {
+        s.model_name
+            .as_deref()
+            .or(s.model_path.as_deref())
+            .map(str::to_owned)
+    });
     let mut gpus: Vec<String> = Vec::new();
     for service in &deployment.services {
         match &service.gpus {
@@ -369,7 +374,7 @@ fn previous_of(
             return false;
         };
         match (&model_path, &theirs.model_path) {
-            (Some(a), Some(b)) => a == b,
+            (Some(a), Some(b)) => **a == **b,
             _ => model_name.is_some() && model_name == theirs.model_name,
         }
     };

@@ -1028,10 +1028,16 @@ impl DirWalk<'_> {
             let changed = self.children(&mut base.to_owned(), run, trusted, &mut entries)?;
             Ok((entries, changed))
         });
+        let runs = results
+            .into_iter()
+            .map(|result| result.unwrap_or_else(|| Err(thread_panicked(base, "listing"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        // One growth to the total: extending run by run doubled a vector of
+        // the whole fleet's entries several times, on one thread, each time
+        // in fresh pages (4-5 % of a 2,000-machine validation's CPU).
+        out.reserve(runs.iter().map(|(entries, _)| entries.len()).sum());
         let mut changed = false;
-        for result in results {
-            let (entries, run_changed) =
-                result.unwrap_or_else(|| Err(thread_panicked(base, "listing")))?;
+        for (entries, run_changed) in runs {
             out.extend(entries);
             changed |= run_changed;
         }

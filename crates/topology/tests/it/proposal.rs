@@ -259,11 +259,7 @@ fn values_are_rendered_as_data_never_as_yaml() {
     let rendered = render(&vllm_template(), &hostile).unwrap_or_else(|e| panic!("{e}"));
     let (deployment, findings) = read_rendered(&rendered);
     assert!(findings.is_empty(), "{findings:?}\n{rendered}");
-    let names: Vec<&str> = deployment
-        .services
-        .iter()
-        .map(|s| s.name.as_str())
-        .collect();
+    let names: Vec<&str> = deployment.services.iter().map(|s| &*s.name).collect();
     assert_eq!(names, ["vllm"], "{rendered}");
     let service = &deployment.services[0];
     assert_eq!(
