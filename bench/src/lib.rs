@@ -262,6 +262,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
     };
     let load_before = load_average();
+    let drops_before = page_cache_drops();
     eprintln!(
         "generating a fleet of {machines} machines in {} ...",
         root.display()
@@ -313,6 +314,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         add(mcp::measure(&context)?);
     }
     notes.push(load_note(load_before, load_average()));
+    if let Some(note) = drops_note(drops_before, page_cache_drops()) {
+        notes.push(note);
+    }
 
     println!("{}", table(&context, &rows, &notes));
     Ok(())
@@ -522,6 +526,32 @@ fn load_note(before: Option<f64>, after: Option<f64>) -> String {
     )
 }
 
+/// How often the page cache was dropped since boot (`drop_pagecache` of
+/// `/proc/vmstat`, Linux 5.x+), if readable.
+fn page_cache_drops() -> Option<u64> {
+    drops_in(&std::fs::read_to_string("/proc/vmstat").ok()?)
+}
+
+fn drops_in(vmstat: &str) -> Option<u64> {
+    vmstat
+        .lines()
+        .find_map(|line| line.strip_prefix("drop_pagecache "))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Something outside the bench (a sandbox's memory manager, `echo 1 >
+/// /proc/sys/vm/drop_caches`) dropped the page cache: the next runs read
+/// directories and files from the disk, and are slower for it.
+fn drops_note(before: Option<u64>, after: Option<u64>) -> Option<String> {
+    let dropped = after?.checked_sub(before?).filter(|&n| n > 0)?;
+    Some(format!(
+        "page cache: dropped {dropped} time(s) while the bench ran (not by the bench); the runs \
+         after a drop read from the disk, so their figures are slower"
+    ))
+}
+
 /// Bytes in KB of 1,000 bytes (the unit of the `tools/list` target).
 fn kilobytes(bytes: u64) -> String {
     format!("{:.1} KB", bytes as f64 / 1000.0)
@@ -543,6 +573,17 @@ fn millis(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_cache_drop_during_the_bench_is_noted_and_none_is_not() {
+        let vmstat = "pgfault 364220956\ndrop_pagecache 13\ndrop_slab 2\n";
+        assert_eq!(drops_in(vmstat), Some(13));
+        assert_eq!(drops_in("pgfault 1\n"), None);
+        let note = drops_note(Some(13), Some(16)).unwrap();
+        assert!(note.contains("dropped 3 time(s)"), "{note}");
+        assert_eq!(drops_note(Some(13), Some(13)), None);
+        assert_eq!(drops_note(None, Some(13)), None);
+    }
 
     fn time(name: &str, median_us: u64, target_us: Option<u64>, peak_kb: Option<u64>) -> Row {
         Row {
