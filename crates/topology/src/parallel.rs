@@ -16,8 +16,21 @@ pub(crate) fn in_runs<T: Send, R: Send>(
     runs: usize,
     work: impl Fn(&mut [T]) -> R + Sync,
 ) -> Vec<Option<R>> {
+    in_runs_with(items, threads, runs, || (), |(), run| work(run))
+}
+
+/// [`in_runs`] where each thread keeps something of its own across the runs
+/// it takes (an io_uring, buffers): made by `init` before the thread's first
+/// run, so a thread that takes no run makes none.
+pub(crate) fn in_runs_with<T: Send, S, R: Send>(
+    items: &mut [T],
+    threads: usize,
+    runs: usize,
+    init: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, &mut [T]) -> R + Sync,
+) -> Vec<Option<R>> {
     let run_len = items.len().div_ceil(runs.max(1)).max(1);
-    taken_in_turn(items.chunks_mut(run_len).collect(), threads, work)
+    taken_in_turn(items.chunks_mut(run_len).collect(), threads, init, work)
 }
 
 /// [`in_runs`] over items the work only reads.
@@ -28,18 +41,25 @@ pub(crate) fn in_shared_runs<T: Sync, R: Send>(
     work: impl Fn(&[T]) -> R + Sync,
 ) -> Vec<Option<R>> {
     let run_len = items.len().div_ceil(runs.max(1)).max(1);
-    taken_in_turn(items.chunks(run_len).collect(), threads, work)
+    taken_in_turn(
+        items.chunks(run_len).collect(),
+        threads,
+        || (),
+        |(), run| work(run),
+    )
 }
 
-fn taken_in_turn<C: Send, R: Send>(
+fn taken_in_turn<C: Send, S, R: Send>(
     runs: Vec<C>,
     threads: usize,
-    work: impl Fn(C) -> R + Sync,
+    init: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, C) -> R + Sync,
 ) -> Vec<Option<R>> {
     let slots: Vec<Mutex<Option<C>>> = runs.into_iter().map(|r| Mutex::new(Some(r))).collect();
     let results: Vec<Mutex<Option<R>>> = slots.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let worker = || {
+        let mut state = None;
         loop {
             let index = next.fetch_add(1, Ordering::Relaxed);
             let (Some(slot), Some(result)) = (slots.get(index), results.get(index)) else {
@@ -47,7 +67,7 @@ fn taken_in_turn<C: Send, R: Send>(
             };
             let run = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
             if let Some(run) = run {
-                let done = work(run);
+                let done = work(state.get_or_insert_with(&init), run);
                 *result.lock().unwrap_or_else(PoisonError::into_inner) = Some(done);
             }
         }
@@ -92,6 +112,35 @@ mod tests {
             }
         }
         assert!(in_runs(&mut [0u8; 0], 2, 8, |run| run.len()).is_empty());
+    }
+
+    #[test]
+    fn a_thread_makes_its_state_once_however_many_runs_it_takes() {
+        let made = AtomicUsize::new(0);
+        let mut items: Vec<u32> = (0..400).collect();
+        let out = in_runs_with(
+            &mut items,
+            2,
+            40,
+            || {
+                made.fetch_add(1, Ordering::Relaxed);
+                0usize
+            },
+            |runs_here, run| {
+                *runs_here += 1;
+                (*runs_here, run.len())
+            },
+        );
+        let made = made.into_inner();
+        assert!((1..=2).contains(&made), "{made} states for 2 threads");
+        assert_eq!(out.len(), 40);
+        let out: Vec<(usize, usize)> = out.into_iter().map(Option::unwrap).collect();
+        assert_eq!(out.iter().map(|(_, len)| len).sum::<usize>(), 400);
+        // Each state counted the runs of its thread: 40 in all.
+        assert!(out.iter().any(|(runs_here, _)| *runs_here > 1));
+        assert!(
+            in_runs_with(&mut [0u8; 0], 2, 8, || unreachable!(), |(), run| run.len()).is_empty()
+        );
     }
 
     #[test]

@@ -128,19 +128,36 @@ pub(super) mod sys {
         path: PathBuf,
     }
 
-    impl Root {
-        /// Small files read in io_uring batches, each the whole file or
-        /// `None` where it must be read the plain way; `None` for all where
-        /// io_uring cannot be had (see `repo::uring`).
-        pub(in crate::repo) fn read_small_files(
-            &self,
+    /// One thread's reader of small files in io_uring batches, its ring set
+    /// up at the first read and kept for the thread's later runs.
+    #[derive(Default)]
+    pub(in crate::repo) struct SmallFiles {
+        /// `Some(None)`: io_uring cannot be had, or the ring failed.
+        ring: Option<Option<crate::repo::uring::Reader>>,
+    }
+
+    impl SmallFiles {
+        /// Each file whole, or `None` where it must be read the plain way;
+        /// `None` for all where io_uring cannot be had (see `repo::uring`).
+        pub(in crate::repo) fn read(
+            &mut self,
+            root: &Root,
             paths: &[&str],
             limit: usize,
         ) -> Option<Vec<Option<Vec<u8>>>> {
-            let mut reader = crate::repo::uring::Reader::new(limit)?;
-            reader.read_all(self.fd.as_fd(), paths).ok()
+            let ring = self
+                .ring
+                .get_or_insert_with(|| crate::repo::uring::Reader::new(limit));
+            let read = ring.as_mut()?.read_all(root.fd.as_fd(), paths);
+            if read.is_err() {
+                // Spent (see `Reader::read_all`): the plain way from here on.
+                *ring = None;
+            }
+            read.ok()
         }
+    }
 
+    impl Root {
         pub(in crate::repo) fn open(path: &Path) -> io::Result<Root> {
             let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
             let fd = rustix::fs::openat(CWD, path, flags, Mode::empty())?;
@@ -296,6 +313,21 @@ pub(super) mod sys {
         path: PathBuf,
     }
 
+    /// No batched reads here: every file is read the plain way.
+    #[derive(Default)]
+    pub(in crate::repo) struct SmallFiles;
+
+    impl SmallFiles {
+        pub(in crate::repo) fn read(
+            &mut self,
+            _root: &Root,
+            _paths: &[&str],
+            _limit: usize,
+        ) -> Option<Vec<Option<Vec<u8>>>> {
+            None
+        }
+    }
+
     impl Root {
         pub(in crate::repo) fn open(path: &Path) -> io::Result<Root> {
             Ok(Root {
@@ -313,15 +345,6 @@ pub(super) mod sys {
 
         pub(in crate::repo) fn open_file(&self, relative: &str) -> io::Result<fs::File> {
             fs::File::open(self.path.join(relative))
-        }
-
-        /// No batched reads here: every file is read the plain way.
-        pub(in crate::repo) fn read_small_files(
-            &self,
-            _paths: &[&str],
-            _limit: usize,
-        ) -> Option<Vec<Option<Vec<u8>>>> {
-            None
         }
 
         pub(in crate::repo) fn fstat(file: &fs::File) -> io::Result<Stat> {
@@ -1170,20 +1193,32 @@ impl DirWalk<'_> {
             .collect();
         let threads = walk_threads();
         if threads < 2 || pending.len() < PARALLEL_MIN_CHILDREN * 4 {
-            return self.hash_files(&mut pending);
+            return self.hash_files(&mut sys::SmallFiles::default(), &mut pending);
         }
-        // One run per thread: each run sets up its own ring.
-        let results = parallel::in_runs(&mut pending, threads, threads, |run| self.hash_files(run));
+        // Several runs per thread, each thread's ring set up once: with one
+        // run per thread, one thread read and hashed alone for a third of
+        // the phase after the other had finished.
+        let results = parallel::in_runs_with(
+            &mut pending,
+            threads,
+            threads * WALK_RUNS_PER_THREAD,
+            sys::SmallFiles::default,
+            |ring, run| self.hash_files(ring, run),
+        );
         results
             .into_iter()
             .try_for_each(|result| result.unwrap_or_else(|| Err(thread_panicked("", "reading"))))
     }
 
     /// [`DirWalk::hash_deferred`] of one run, on one thread (its own ring).
-    fn hash_files(&self, files: &mut [&mut Entry]) -> Result<(), RepoError> {
+    fn hash_files(
+        &self,
+        small_files: &mut sys::SmallFiles,
+        files: &mut [&mut Entry],
+    ) -> Result<(), RepoError> {
         let limit = usize::try_from(KEEP_MAX).unwrap_or(usize::MAX);
         let paths: Vec<&str> = files.iter().map(|e| e.path.as_str()).collect();
-        let batched = self.root.read_small_files(&paths, limit);
+        let batched = small_files.read(self.root, &paths, limit);
         drop(paths);
         let mut kept = Vec::with_capacity(files.len());
         for (index, entry) in files.iter_mut().enumerate() {
