@@ -191,6 +191,9 @@ pub fn validate(args: &Args) -> Result<Validated, ValidateError> {
         None => None,
     };
     let mut engine = Engine::new();
+    // One analysis: nothing to keep for a next one. A base or pending refs
+    // are analysed next, and share most files with the head.
+    engine.set_caching(args.base.is_some() || !args.pending.is_empty());
     let mut head = analyze(&mut engine, &snapshot)?;
     if let Some(machine) = &args.machine
         && !head.machines.contains_key(machine)

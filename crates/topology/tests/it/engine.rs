@@ -166,6 +166,30 @@ fn git_revision_gives_the_same_answer_as_the_directory() {
 }
 
 #[test]
+fn an_engine_without_caching_keeps_nothing_and_gives_what_a_cold_one_gives() {
+    let dir = TempDir::new().expect("temp dir");
+    write(dir.path(), &repo_files());
+    let reader = DirReader::new(dir.path()).expect("reader");
+    let cold = Engine::new()
+        .analyze(&reader.snapshot().expect("snapshot"))
+        .expect("analyze");
+    let mut engine = Engine::new();
+    engine.set_caching(false);
+    for _ in 0..2 {
+        let fleet = engine
+            .analyze(&reader.snapshot().expect("snapshot"))
+            .expect("analyze");
+        assert_eq!(lines(&fleet), lines(&cold));
+        assert_eq!(fleet.deployments, cold.deployments);
+        let stats = engine.stats().last;
+        // The second analysis too parses and checks everything afresh.
+        assert_eq!((stats.compose_parsed, stats.compose_reused), (3, 0));
+        assert_eq!((stats.inventories_parsed, stats.inventories_reused), (1, 0));
+        assert_eq!((stats.machines_checked, stats.machines_reused), (2, 0));
+    }
+}
+
+#[test]
 fn second_analysis_reparses_only_the_changed_file() {
     let dir = TempDir::new().expect("temp dir");
     write(dir.path(), &repo_files());
