@@ -419,6 +419,21 @@ pub struct ObjectCounts {
     pub pack_kb: u64,
 }
 
+/// Writes the fleet's dirty pages out (`sync -f`, one `syncfs` of its file
+/// system). Just generated, its 10,000-100,000 files are written back by the
+/// kernel over the next half minute, in the middle of the measurements.
+pub fn settle(root: &Path) -> anyhow::Result<()> {
+    let status = Command::new("sync")
+        .arg("-f")
+        .arg(root)
+        .status()
+        .context("running sync")?;
+    if !status.success() {
+        bail!("sync -f {} exited with {status}", root.display());
+    }
+    Ok(())
+}
+
 pub fn object_counts(root: &Path) -> anyhow::Result<ObjectCounts> {
     let text = git(root, &["count-objects", "-v"])?;
     Ok(parse_object_counts(&text))
@@ -492,6 +507,8 @@ mod tests {
         use topology::Rule;
         let dir = tempfile::tempdir().unwrap();
         generate(dir.path(), FleetSize { machines: 200 }).unwrap();
+        // As the bench does before measuring.
+        settle(dir.path()).unwrap();
         let snapshot = topology::repo::Snapshot::from_dir(dir.path()).unwrap();
         let fleet = topology::engine::Engine::new().analyze(&snapshot).unwrap();
         let reading: Vec<String> = fleet

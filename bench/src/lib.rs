@@ -277,6 +277,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         fleet::pack(&root)?;
         fleet::object_counts(&root)?
     };
+    let settled = fleet::settle(&root);
     eprintln!(
         "{} machines, {} deployments, {} files; measuring ...",
         stats.machines, stats.deployments, stats.files
@@ -301,6 +302,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             loose.loose, objects.in_pack, objects.packs, objects.pack_kb
         )
     }];
+    notes.push(match settled {
+        Ok(()) => "disk: the fleet was written out (`sync -f`) before measuring, so that no \
+                   write-back of its files falls into a measurement"
+            .to_owned(),
+        Err(error) => format!("disk: the fleet was not synced before measuring ({error:#})"),
+    });
     let mut rows = Vec::new();
     let mut add = |group: Group| {
         rows.extend(group.rows);

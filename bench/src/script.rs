@@ -31,8 +31,10 @@ pub fn measure(context: &Context) -> anyhow::Result<Group> {
     let script_dir = tempfile::tempdir().context("creating a directory for the script")?;
     let script = script_dir.path().join("validate.py");
     std::fs::write(&script, SCRIPT).context("writing validate.py")?;
+    // Five at most: each takes seconds, and a median of three moved by a
+    // tenth between runs of the bench.
     let python_rounds = if python_with_yaml() {
-        context.runs.min(3)
+        context.runs.min(5)
     } else {
         0
     };
