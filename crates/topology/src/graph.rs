@@ -444,6 +444,19 @@ impl AllocationGraph {
         Some(entry.free.clone())
     }
 
+    /// [`AllocationGraph::free_gpus`] borrowed, and
+    /// [`AllocationGraph::unpinned_gpus`], in one lookup: the placement
+    /// planner asks both of every machine of the fleet in each query.
+    pub fn free_and_unpinned(&self, machine: &str) -> (Option<&[u32]>, u32) {
+        match self.machines.get(machine) {
+            Some(entry) => (
+                entry.gpu_count.map(|_| entry.free.as_slice()),
+                entry.unpinned,
+            ),
+            None => (None, 0),
+        }
+    }
+
     /// Free GPUs grouped by the inventory's NUMA domains (one group with every
     /// free GPU when the inventory lists no domains).
     pub fn free_by_numa(&self, machine: &str) -> Option<Vec<Vec<u32>>> {

@@ -2,6 +2,7 @@
 //! planner (`topology::placement`) over the analysed revision, with the GPUs that open
 //! proposals claim left out. Read-only: it proposes nothing.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -430,7 +431,7 @@ fn capacities(view: &FleetView) -> impl Iterator<Item = MachineCapacity<'_>> {
         MachineCapacity {
             name: &machine.machine,
             inventory: machine.inventory.as_deref(),
-            free_gpus: machine.free_gpus.clone().unwrap_or_default(),
+            free_gpus: Cow::Borrowed(machine.free_gpus.as_deref().unwrap_or_default()),
             unpinned: machine.unpinned_gpus,
             neighbours,
         }

@@ -7,6 +7,7 @@
 //! group, fewer NUMA domains spanned, more memory headroom per GPU, then the
 //! machine name. Each placement says why it ranks below the one before.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
@@ -99,8 +100,9 @@ const FIRST_PORT: u16 = 8000;
 pub struct MachineCapacity<'m> {
     pub name: &'m str,
     pub inventory: Option<&'m Inventory>,
-    /// GPUs main leaves free (a GPU with a MIG slice in use is not).
-    pub free_gpus: Vec<u32>,
+    /// GPUs main leaves free (a GPU with a MIG slice in use is not);
+    /// borrowed where the fleet has them (no copy per machine and query).
+    pub free_gpus: Cow<'m, [u32]>,
     /// GPUs taken by `count:` claims (which ones is unknown).
     pub unpinned: u32,
     /// Asked only of the machines returned: `machine:port` of the
@@ -149,11 +151,12 @@ fn capacity_in<'f>(fleet: &'f Fleet, name: &'f str, machine: &'f Machine) -> Mac
         }
         (deployments, used_ports)
     });
+    let (free_gpus, unpinned) = graph.free_and_unpinned(name);
     MachineCapacity {
         name,
         inventory: machine.inventory.as_deref(),
-        free_gpus: graph.free_gpus(name).unwrap_or_default(),
-        unpinned: graph.unpinned_gpus(name),
+        free_gpus: Cow::Borrowed(free_gpus.unwrap_or_default()),
+        unpinned,
         neighbours,
     }
 }
