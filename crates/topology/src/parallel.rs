@@ -136,7 +136,7 @@ mod tests {
         assert_eq!(out.len(), 40);
         let out: Vec<(usize, usize)> = out.into_iter().map(Option::unwrap).collect();
         assert_eq!(out.iter().map(|(_, len)| len).sum::<usize>(), 400);
-        // Each state counted the runs of its thread: 40 in all.
+        // A state counts the runs its thread took: some took more than one.
         assert!(out.iter().any(|(runs_here, _)| *runs_here > 1));
         assert!(
             in_runs_with(&mut [0u8; 0], 2, 8, || unreachable!(), |(), run| run.len()).is_empty()
