@@ -116,11 +116,17 @@ pub type Neighbours<'m> = Box<dyn FnOnce() -> (Vec<String>, BTreeSet<u16>) + 'm>
 
 /// The ranked placements of `query` in `fleet`.
 pub fn find_placement(fleet: &Fleet, query: &PlacementQuery) -> PlacementPlan {
+    // The graph's capacities and the fleet's machines are both in name
+    // order: walked side by side, not looked up machine by machine.
+    let mut capacities = fleet.graph().capacities().peekable();
     find_placement_in(
-        fleet
-            .machines
-            .iter()
-            .map(|(name, machine)| capacity_in(fleet, name, machine)),
+        fleet.machines.iter().map(|(name, machine)| {
+            while capacities.next_if(|(at, ..)| *at < name.as_str()).is_some() {}
+            let (free, unpinned) = capacities
+                .next_if(|(at, ..)| *at == name.as_str())
+                .map_or((None, 0), |(_, free, unpinned)| (free, unpinned));
+            capacity_with(fleet, name, machine, free, unpinned)
+        }),
         query,
     )
 }
@@ -135,6 +141,18 @@ pub fn capacity_of<'f>(fleet: &'f Fleet, name: &'f str) -> Option<MachineCapacit
 /// [`capacity_of`] for a machine already looked up (a pass over the fleet
 /// does not look each one up again).
 fn capacity_in<'f>(fleet: &'f Fleet, name: &'f str, machine: &'f Machine) -> MachineCapacity<'f> {
+    let (free, unpinned) = fleet.graph().free_and_unpinned(name);
+    capacity_with(fleet, name, machine, free, unpinned)
+}
+
+/// [`capacity_in`] with the machine's free GPUs and `count:` claims known.
+fn capacity_with<'f>(
+    fleet: &'f Fleet,
+    name: &'f str,
+    machine: &'f Machine,
+    free: Option<&'f [u32]>,
+    unpinned: u32,
+) -> MachineCapacity<'f> {
     let graph = fleet.graph();
     // Asked only of the machines returned.
     let neighbours: Neighbours<'f> = Box::new(move || {
@@ -151,11 +169,10 @@ fn capacity_in<'f>(fleet: &'f Fleet, name: &'f str, machine: &'f Machine) -> Mac
         }
         (deployments, used_ports)
     });
-    let (free_gpus, unpinned) = graph.free_and_unpinned(name);
     MachineCapacity {
         name,
         inventory: machine.inventory.as_deref(),
-        free_gpus: Cow::Borrowed(free_gpus.unwrap_or_default()),
+        free_gpus: Cow::Borrowed(free.unwrap_or_default()),
         unpinned,
         neighbours,
     }

@@ -477,6 +477,17 @@ proptest! {
             let by_numa: Vec<u32> = graph.free_by_numa(name).expect("inventory").concat();
             prop_assert_eq!(by_numa, free);
         }
+        // The planner's pass over every machine, in the fleet's order, says
+        // what asking each machine says.
+        let passed: Vec<(String, Option<Vec<u32>>, u32)> = graph
+            .capacities()
+            .map(|(name, free, unpinned)| (name.to_owned(), free.map(<[u32]>::to_vec), unpinned))
+            .collect();
+        let asked: Vec<(String, Option<Vec<u32>>, u32)> = machines
+            .keys()
+            .map(|name| (name.clone(), graph.free_gpus(name), graph.unpinned_gpus(name)))
+            .collect();
+        prop_assert_eq!(passed, asked);
     }
 }
 
