@@ -491,10 +491,10 @@ impl AllocationGraph {
     /// Free GPUs grouped by the inventory's NUMA domains (one group with every
     /// free GPU when the inventory lists no domains).
     pub fn free_by_numa(&self, machine: &str) -> Option<Vec<Vec<u32>>> {
-        let free = self.free_gpus(machine)?;
         let entry = self.machines.get(machine)?;
+        let free = self.capacities.get(entry.capacity)?.free.as_deref()?;
         if entry.numa_domains.is_empty() {
-            return Some(vec![free]);
+            return Some(vec![free.to_vec()]);
         }
         Some(
             entry

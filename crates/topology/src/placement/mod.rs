@@ -135,17 +135,12 @@ pub fn find_placement(fleet: &Fleet, query: &PlacementQuery) -> PlacementPlan {
 /// does not have.
 pub fn capacity_of<'f>(fleet: &'f Fleet, name: &'f str) -> Option<MachineCapacity<'f>> {
     let machine = fleet.machines.get(name)?;
-    Some(capacity_in(fleet, name, machine))
-}
-
-/// [`capacity_of`] for a machine already looked up (a pass over the fleet
-/// does not look each one up again).
-fn capacity_in<'f>(fleet: &'f Fleet, name: &'f str, machine: &'f Machine) -> MachineCapacity<'f> {
     let (free, unpinned) = fleet.graph().free_and_unpinned(name);
-    capacity_with(fleet, name, machine, free, unpinned)
+    Some(capacity_with(fleet, name, machine, free, unpinned))
 }
 
-/// [`capacity_in`] with the machine's free GPUs and `count:` claims known.
+/// [`capacity_of`] with the machine and its free GPUs and `count:` claims
+/// already in hand (a pass over the fleet looks none of them up).
 fn capacity_with<'f>(
     fleet: &'f Fleet,
     name: &'f str,
